@@ -1,0 +1,116 @@
+/**
+ * Problem details (RFC 9457) and the one place where error codes become HTTP
+ * statuses.
+ *
+ * @module
+ */
+
+import type { NetErrorCode } from "../socket/mod.ts";
+
+/** Codes the HTTP layer adds to the errno-style ones of {@linkcode NetErrorCode}. */
+export type HttpErrorCode =
+  | NetErrorCode
+  | "EUNAUTHORIZED"
+  | "ENOTFOUND"
+  | "ETOOLARGE"
+  | "EUPGRADE"
+  | "ENOTSUP"
+  | "EINTERNAL";
+
+/** HTTP status for each error code (DESIGN.md "HTTP API contract"). */
+export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
+  EINVAL: 400,
+  EUNAUTHORIZED: 401,
+  EACCES: 403,
+  ENOENT: 404,
+  ENOTFOUND: 404,
+  EADDRINUSE: 409,
+  EISCONN: 409,
+  ENOTCONN: 409,
+  EPIPE: 409,
+  ESHUTDOWN: 409,
+  ETOOLARGE: 413,
+  EUPGRADE: 426,
+  ENFILE: 429,
+  EMFILE: 429,
+  ENOBUFS: 429,
+  EINTERNAL: 500,
+  ENOTSUP: 501,
+  ECONNREFUSED: 502,
+  ECONNRESET: 502,
+  EHOSTUNREACH: 502,
+  ETIMEDOUT: 504,
+};
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  409: "Conflict",
+  413: "Content Too Large",
+  426: "Upgrade Required",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  504: "Gateway Timeout",
+};
+
+/** The JSON body of an error response (RFC 9457 §3). */
+export interface Problem {
+  type: "about:blank";
+  title: string;
+  status: number;
+  code: HttpErrorCode;
+  detail: string;
+  issues?: unknown[];
+}
+
+/**
+ * An error the HTTP layer turns into a problem+json response.
+ *
+ * @example
+ * ```ts
+ * throw new HttpProblem("ENOTFOUND", "no session with id \"s_x\"");
+ * ```
+ */
+export class HttpProblem extends Error {
+  readonly code: HttpErrorCode;
+  readonly issues: unknown[] | undefined;
+  readonly headers: Record<string, string>;
+
+  /** Creates a problem; `detail` says what failed and quotes the value. */
+  constructor(
+    code: HttpErrorCode,
+    detail: string,
+    extra: { issues?: unknown[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.name = "HttpProblem";
+    this.code = code;
+    this.issues = extra.issues;
+    this.headers = extra.headers ?? {};
+  }
+}
+
+/** Builds an `application/problem+json` response for `code`. */
+export function problemResponse(
+  code: HttpErrorCode,
+  detail: string,
+  extra: { issues?: unknown[]; headers?: Record<string, string> } = {},
+): Response {
+  const status = STATUS_BY_CODE[code];
+  const body: Problem = {
+    type: "about:blank",
+    title: TITLES[status] ?? "Error",
+    status,
+    code,
+    detail,
+  };
+  if (extra.issues) body.issues = extra.issues;
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/problem+json", ...extra.headers },
+  });
+}

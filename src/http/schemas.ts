@@ -1,0 +1,72 @@
+/**
+ * zod schemas for every body, query and path parameter of the HTTP API. The
+ * same schemas validate requests and (later) generate the OpenAPI document.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import {
+  ipv4InSubnet,
+  ipv4Netmask,
+  ipv4SubnetBroadcast,
+  isMulticastMac,
+  parseIpv4Address,
+  parseMacAddress,
+} from "../wire/mod.ts";
+
+/** A session id as the registry makes them: `s_` and 22 base64url characters. */
+export const SessionIdSchema = z.string().regex(/^s_[A-Za-z0-9_-]{22}$/, {
+  message: 'a session id is "s_" followed by 22 base64url characters',
+});
+
+/** Path parameters of session routes. */
+export const SessionParamsSchema = z.strictObject({ sid: SessionIdSchema });
+
+const MAC_PATTERN = /^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/;
+const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** A unicast Ethernet address written as six hex pairs. */
+export const MacSchema = z.string()
+  .regex(MAC_PATTERN, {
+    message: "a MAC address is six hex pairs separated by ':' (e.g. 02:00:00:00:00:02)",
+  })
+  .refine((s) => !MAC_PATTERN.test(s) || !isMulticastMac(parseMacAddress(s)), {
+    message: "the MAC address must be unicast (the low bit of the first byte clear)",
+  });
+
+/** The stack's IPv4 address and on-link prefix. */
+export const Ipv4ConfigSchema = z.strictObject({
+  address: z.ipv4(),
+  prefixLength: z.int().min(1).max(30),
+}).superRefine((v, ctx) => {
+  // Refinements run even when a field failed; judge only well-formed values.
+  if (!IPV4_PATTERN.test(v.address) || !(v.prefixLength >= 1 && v.prefixLength <= 30)) return;
+  const addr = parseIpv4Address(v.address);
+  const network = (addr & ipv4Netmask(v.prefixLength)) >>> 0;
+  if (addr === network || addr === ipv4SubnetBroadcast(addr, v.prefixLength)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["address"],
+      message: `${v.address} is the network or broadcast address of /${v.prefixLength}`,
+    });
+  }
+  if (!ipv4InSubnet(addr, network, v.prefixLength)) {
+    ctx.addIssue({ code: "custom", path: ["address"], message: "address outside its prefix" });
+  }
+});
+
+/** Body of `POST /v1/sessions`. Every field is optional; unknown fields are refused. */
+export const CreateSessionBodySchema = z.strictObject({
+  ipv4: Ipv4ConfigSchema.optional(),
+  mac: MacSchema.optional(),
+  mtu: z.int().min(576).max(65535).optional(),
+});
+
+/** The parsed body of `POST /v1/sessions`. */
+export type CreateSessionBody = z.infer<typeof CreateSessionBodySchema>;
+
+/** Query of the tunnel upgrade: the token may come here for clients that cannot set headers. */
+export const TunnelQuerySchema = z.object({
+  token: z.string().min(1).max(256).optional(),
+});

@@ -1,0 +1,10 @@
+/**
+ * Sessions: a stack, its core lock, its clock-driven timer, its tunnel; and
+ * the registry that holds them.
+ *
+ * @module
+ */
+export * from "./clock.ts";
+export * from "./core_lock.ts";
+export * from "./session.ts";
+export * from "./registry.ts";

@@ -1,0 +1,174 @@
+/**
+ * The session registry: creates sessions with fresh ids and tokens, finds
+ * them, enforces the session quota, and expires idle ones.
+ *
+ * @module
+ */
+
+import { NetError } from "../socket/mod.ts";
+import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import { Session, type SessionLimits } from "./session.ts";
+
+/** Limits of a registry. */
+export interface RegistryLimits {
+  /** Most sessions alive at once; creating one more fails with ENFILE. */
+  maxSessions: number;
+  /** A session with no tunnel and no activity for this long is deleted (ms). */
+  idleTimeoutMs: number;
+  /** Interval of the idle sweep (ms). */
+  sweepIntervalMs: number;
+}
+
+/** Defaults for {@linkcode RegistryLimits}. */
+export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
+  maxSessions: 1000,
+  idleTimeoutMs: 30 * 60_000,
+  sweepIntervalMs: 60_000,
+};
+
+/** Parameters of a new session; every field has a default. */
+export interface CreateSessionParams {
+  ipv4?: { address: Ipv4Address; prefixLength: number };
+  mac?: MacAddress;
+  mtu?: number;
+}
+
+/** Defaults like QEMU's user networking: the stack at 10.0.2.2/24. */
+export const DEFAULT_SESSION_IPV4 = { address: 0x0a000202, prefixLength: 24 } as const;
+/** Default IP MTU of a session. */
+export const DEFAULT_SESSION_MTU = 1500;
+
+/**
+ * All sessions of one server process.
+ *
+ * @example
+ * ```ts
+ * const registry = new SessionRegistry({ clock: new SystemClock() });
+ * const session = registry.create({});
+ * registry.get(session.id) === session; // true
+ * ```
+ */
+export class SessionRegistry {
+  readonly limits: RegistryLimits;
+  #sessions = new Map<string, Session>();
+  #clock: Clock;
+  #random: (buf: Uint8Array) => void;
+  #sessionLimits: Partial<SessionLimits> | undefined;
+  #sweepTimer: TimerHandle | undefined;
+  /** Sessions created since start. */
+  created = 0;
+  /** Sessions deleted by idle expiry. */
+  expired = 0;
+
+  /** Creates an empty registry; call {@linkcode SessionRegistry.startSweeping} to expire idle sessions. */
+  constructor(options: {
+    clock: Clock;
+    random?: (buf: Uint8Array) => void;
+    limits?: Partial<RegistryLimits>;
+    sessionLimits?: Partial<SessionLimits>;
+  }) {
+    this.#clock = options.clock;
+    this.#random = options.random ?? ((buf) => crypto.getRandomValues(buf));
+    this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
+    this.#sessionLimits = options.sessionLimits;
+  }
+
+  /** Number of live sessions. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Creates a session; throws NetError ENFILE when the quota is full. */
+  create(params: CreateSessionParams = {}): Session {
+    if (this.#sessions.size >= this.limits.maxSessions) {
+      throw new NetError(
+        "ENFILE",
+        `session quota is full: this server holds its maximum of ${this.limits.maxSessions} sessions`,
+      );
+    }
+    const ipv4 = params.ipv4 ?? DEFAULT_SESSION_IPV4;
+    let id: string;
+    do id = "s_" + this.#randomText(16); while (this.#sessions.has(id));
+    const session = new Session({
+      id,
+      token: this.#randomText(32),
+      clock: this.#clock,
+      stack: {
+        mac: params.mac ?? randomLocalMac(this.#random),
+        ipv4: { address: ipv4.address, prefixLength: ipv4.prefixLength },
+        mtu: params.mtu ?? DEFAULT_SESSION_MTU,
+      },
+      limits: this.#sessionLimits,
+    });
+    this.#sessions.set(id, session);
+    this.created++;
+    return session;
+  }
+
+  /** The session with `id`, or undefined. */
+  get(id: string): Session | undefined {
+    return this.#sessions.get(id);
+  }
+
+  /** All live sessions. */
+  list(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  /** Closes and removes a session; returns false when it did not exist. */
+  delete(id: string): boolean {
+    const s = this.#sessions.get(id);
+    if (!s) return false;
+    this.#sessions.delete(id);
+    s.close();
+    return true;
+  }
+
+  /** Deletes sessions idle longer than the limit that have no tunnel attached. */
+  sweep(): number {
+    const now = this.#clock.now();
+    let n = 0;
+    for (const s of this.#sessions.values()) {
+      if (!s.tunnelAttached && now - s.lastActivity >= this.limits.idleTimeoutMs) {
+        this.delete(s.id);
+        n++;
+      }
+    }
+    this.expired += n;
+    return n;
+  }
+
+  /** Runs {@linkcode SessionRegistry.sweep} periodically until {@linkcode SessionRegistry.close}. */
+  startSweeping(): void {
+    if (this.#sweepTimer !== undefined) return;
+    const tick = () => {
+      this.sweep();
+      this.#sweepTimer = this.#clock.setTimer(
+        this.#clock.now() + this.limits.sweepIntervalMs,
+        tick,
+      );
+    };
+    this.#sweepTimer = this.#clock.setTimer(this.#clock.now() + this.limits.sweepIntervalMs, tick);
+  }
+
+  /** Deletes every session and stops the sweep. */
+  close(): void {
+    if (this.#sweepTimer !== undefined) this.#clock.clearTimer(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    for (const id of [...this.#sessions.keys()]) this.delete(id);
+  }
+
+  #randomText(bytes: number): string {
+    const b = new Uint8Array(bytes);
+    this.#random(b);
+    return base64Url(b);
+  }
+}
+
+/** Unpadded base64url (RFC 4648 §5) of `bytes`. */
+export function base64Url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}

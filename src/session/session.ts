@@ -1,0 +1,325 @@
+/**
+ * A session: one isolated stack, the core lock that serializes every entry
+ * into it, the timer that drives it, and the tunnel attached to it.
+ *
+ * @module
+ */
+
+import { ChannelLink, Stack, type StackConfig } from "../stack/mod.ts";
+import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import { CoreLock, type CoreLockStats } from "./core_lock.ts";
+
+/** The far side of a tunnel as the session sees it. Implementations must not throw. */
+export interface TunnelEndpoint {
+  /** A short description for logs and the session view (e.g. `websocket frame`). */
+  readonly description: string;
+  /** Sends frames emitted by the stack; called outside the core lock. */
+  send(frames: Uint8Array[]): void;
+  /** Closes the tunnel because the session replaced or ended it. */
+  close(code: number, reason: string): void;
+}
+
+/** Limits of one session. */
+export interface SessionLimits {
+  /** Received frames waiting for the core lock; more are dropped and counted. */
+  inputQueueFrames: number;
+  /** Emitted frames waiting for the tunnel; more are dropped and counted. */
+  outputQueueFrames: number;
+}
+
+/** Defaults for {@linkcode SessionLimits}. */
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  inputQueueFrames: 4096,
+  outputQueueFrames: 4096,
+};
+
+/** Everything needed to make a session. */
+export interface SessionInit {
+  id: string;
+  token: string;
+  stack: Omit<StackConfig, "arp"> & Partial<Pick<StackConfig, "arp">>;
+  clock: Clock;
+  limits?: Partial<SessionLimits>;
+}
+
+/** Tunnel statistics kept by the session. */
+export interface TunnelStats {
+  /** Times a tunnel was attached, reconnects included. */
+  attaches: number;
+  /** Frames dropped because no tunnel was attached when the stack emitted them. */
+  framesWithoutTunnel: number;
+  /** Received frames dropped because the input queue was full. */
+  inputQueueDrops: number;
+  /** Tunnel messages refused before reaching the stack (oversized, runt, not binary). */
+  rejectedMessages: number;
+  /** Frames the tunnel dropped because the far side was not reading fast enough. */
+  backpressureDrops: number;
+}
+
+/** Close code sent to a tunnel that a newer tunnel for the same session replaced. */
+export const CLOSE_REPLACED = 4000;
+/** Close code sent to a tunnel whose session was deleted or expired. */
+export const CLOSE_SESSION_ENDED = 4001;
+
+/**
+ * One session. Every entry into its stack goes through the core lock:
+ * frames from the tunnel ({@linkcode Session.input}), timer ticks, and API
+ * calls ({@linkcode Session.withCore}). Work that leaves the core (frames to
+ * the tunnel, events to sockets) happens after the lock is released.
+ *
+ * @example
+ * ```ts
+ * const session = new Session({ id, token, clock: new SystemClock(), stack: { mac, ipv4, mtu: 1500 } });
+ * session.attachTunnel(endpoint);
+ * session.input([frame]);
+ * ```
+ */
+export class Session {
+  readonly id: string;
+  readonly token: string;
+  readonly createdAt: number;
+  readonly stack: Stack;
+  readonly lock: CoreLock;
+  readonly limits: SessionLimits;
+  readonly tunnelStats: TunnelStats = {
+    attaches: 0,
+    framesWithoutTunnel: 0,
+    inputQueueDrops: 0,
+    rejectedMessages: 0,
+    backpressureDrops: 0,
+  };
+  /** Clock time of the last frame or API call, for idle expiry. */
+  lastActivity: number;
+  #clock: Clock;
+  #link: ChannelLink;
+  #input: Uint8Array[] = [];
+  #tunnel: TunnelEndpoint | undefined;
+  #tunnelSince: number | undefined;
+  #timer: TimerHandle | undefined;
+  #timerAt: number | undefined;
+  #closed = false;
+
+  /** Creates a session; throws RangeError for an invalid stack configuration. */
+  constructor(init: SessionInit) {
+    this.id = init.id;
+    this.token = init.token;
+    this.#clock = init.clock;
+    this.limits = { ...DEFAULT_SESSION_LIMITS, ...init.limits };
+    this.#link = new ChannelLink(this.limits.outputQueueFrames);
+    this.stack = new Stack(init.stack, { link: this.#link });
+    this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
+    this.createdAt = this.#clock.now();
+    this.lastActivity = this.createdAt;
+  }
+
+  /** Whether {@linkcode Session.close} ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether a tunnel is attached now. */
+  get tunnelAttached(): boolean {
+    return this.#tunnel !== undefined;
+  }
+
+  /** The clock time of the pending timer, if one is armed (for tests and metrics). */
+  get timerDeadline(): number | undefined {
+    return this.#timerAt;
+  }
+
+  /**
+   * Hands received frames to the stack. When the lock is free they are
+   * processed now, in one acquisition; otherwise they wait in the bounded input
+   * queue for the current holder to pick up when it releases the lock.
+   */
+  input(frames: Uint8Array[]): void {
+    if (this.#closed) return;
+    for (const f of frames) {
+      if (this.#input.length >= this.limits.inputQueueFrames) {
+        this.tunnelStats.inputQueueDrops++;
+        continue;
+      }
+      this.#input.push(f);
+    }
+    if (!this.lock.held) this.lock.run(() => this.#drainInput());
+  }
+
+  /**
+   * Runs `fn` inside the core lock with the stack and the current time. `fn`
+   * must be synchronous; what it makes the stack emit is sent after release.
+   * Throws when called from inside the core (see {@linkcode CoreLock}).
+   */
+  withCore<T>(fn: (stack: Stack, now: number) => T): T {
+    return this.lock.run(() => {
+      const now = this.#clock.now();
+      this.lastActivity = now;
+      return fn(this.stack, now);
+    });
+  }
+
+  /**
+   * Attaches a tunnel. A second tunnel replaces the first, which is closed
+   * with {@linkcode CLOSE_REPLACED}: a client that reconnects after a network
+   * fault must win over its own half-dead earlier connection. A gratuitous ARP
+   * announces the stack on the new link.
+   */
+  attachTunnel(endpoint: TunnelEndpoint): void {
+    if (this.#closed) {
+      endpoint.close(CLOSE_SESSION_ENDED, "session ended");
+      return;
+    }
+    const previous = this.#tunnel;
+    this.#tunnel = endpoint;
+    this.#tunnelSince = this.#clock.now();
+    this.tunnelStats.attaches++;
+    if (previous) previous.close(CLOSE_REPLACED, "replaced by a newer tunnel for this session");
+    this.withCore((stack) => stack.announce());
+  }
+
+  /** Detaches `endpoint` if it is still the attached tunnel; the session lives on. */
+  detachTunnel(endpoint: TunnelEndpoint): void {
+    if (this.#tunnel === endpoint) {
+      this.#tunnel = undefined;
+      this.#tunnelSince = undefined;
+    }
+  }
+
+  /**
+   * Closes the attached tunnel, if any, and keeps the session: the client may
+   * reconnect. `code` is the WebSocket close code the client sees.
+   */
+  closeTunnel(code: number, reason: string): void {
+    const t = this.#tunnel;
+    if (!t) return;
+    this.detachTunnel(t);
+    t.close(code, reason);
+  }
+
+  /** Ends the session: closes its tunnel, stops its timer, drops queued work. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#clearTimer();
+    this.#input = [];
+    this.#link.drain();
+    const t = this.#tunnel;
+    this.#tunnel = undefined;
+    t?.close(CLOSE_SESSION_ENDED, "session ended");
+  }
+
+  /** A JSON-friendly view for GET /v1/sessions/:sid. */
+  describe(): SessionView {
+    const c = this.stack.counters.snapshot();
+    const drops = { ...c.drops, input_queue_full: this.tunnelStats.inputQueueDrops };
+    const txDrops = { ...c.txDrops, no_tunnel: this.tunnelStats.framesWithoutTunnel };
+    const now = this.#clock.now();
+    return {
+      id: this.id,
+      mac: formatMacAddress(this.stack.config.mac),
+      ipv4: {
+        address: formatIpv4Address(this.stack.config.ipv4.address),
+        prefixLength: this.stack.config.ipv4.prefixLength,
+      },
+      mtu: this.stack.config.mtu,
+      ageMs: Math.round(now - this.createdAt),
+      idleMs: Math.round(now - this.lastActivity),
+      tunnel: {
+        attached: this.#tunnel !== undefined,
+        kind: this.#tunnel?.description ?? null,
+        attachedForMs: this.#tunnelSince === undefined ? null : Math.round(now - this.#tunnelSince),
+        attaches: this.tunnelStats.attaches,
+        rejectedMessages: this.tunnelStats.rejectedMessages,
+        backpressureDrops: this.tunnelStats.backpressureDrops,
+      },
+      counters: { ...c, rxFrames: c.rxFrames + this.tunnelStats.inputQueueDrops, drops, txDrops },
+      arp: this.stack.arp.entries().map((e) => ({
+        address: formatIpv4Address(e.ip),
+        mac: e.mac ? formatMacAddress(e.mac) : null,
+        state: e.mac ? "reachable" : "incomplete",
+        queued: e.queued,
+      })),
+      coreLock: { ...this.lock.stats },
+    };
+  }
+
+  #drainInput(): void {
+    const now = this.#clock.now();
+    this.lastActivity = now;
+    const stack = this.stack;
+    // Frames that arrive while we work are appended and processed in this same pass.
+    try {
+      for (let i = 0; i < this.#input.length; i++) stack.input(this.#input[i], now);
+    } finally {
+      this.#input.length = 0;
+    }
+  }
+
+  /** Runs after every release of the core lock, outside the critical section. */
+  #afterRelease(): void {
+    if (this.#closed) return;
+    if (this.#input.length > 0) {
+      // run() re-enters #afterRelease on its own release, which then flushes.
+      this.lock.run(() => this.#drainInput());
+      return;
+    }
+    this.#flushOutput();
+    this.#armTimer();
+  }
+
+  #flushOutput(): void {
+    if (this.#link.length === 0) return;
+    const frames = this.#link.drain();
+    if (this.#tunnel) this.#tunnel.send(frames);
+    else this.tunnelStats.framesWithoutTunnel += frames.length;
+  }
+
+  #armTimer(): void {
+    const next = this.stack.nextDeadline();
+    if (next === this.#timerAt) return;
+    this.#clearTimer();
+    if (next === undefined) return;
+    this.#timerAt = next;
+    this.#timer = this.#clock.setTimer(next, () => {
+      this.#timer = undefined;
+      this.#timerAt = undefined;
+      if (this.#closed) return;
+      this.lock.run(() => this.stack.poll(this.#clock.now()));
+    });
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = undefined;
+  }
+}
+
+/** The JSON shape of a session in the HTTP API. */
+export interface SessionView {
+  id: string;
+  mac: string;
+  ipv4: { address: string; prefixLength: number };
+  mtu: number;
+  ageMs: number;
+  idleMs: number;
+  tunnel: {
+    attached: boolean;
+    kind: string | null;
+    attachedForMs: number | null;
+    attaches: number;
+    rejectedMessages: number;
+    backpressureDrops: number;
+  };
+  counters: {
+    rxFrames: number;
+    rxBytes: number;
+    rxHandled: number;
+    txFrames: number;
+    txBytes: number;
+    drops: Record<string, number>;
+    txDrops: Record<string, number>;
+  };
+  arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
+  coreLock: CoreLockStats;
+}

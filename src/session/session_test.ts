@@ -1,0 +1,211 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ArpOperation,
+  ArpRepr,
+  ETHERNET_HEADER_LEN,
+  EthernetRepr,
+  EtherType,
+  IpProtocol,
+  parseIpv4Address,
+  parseMacAddress,
+  seededRandom,
+} from "../wire/mod.ts";
+import { ManualClock } from "./clock.ts";
+import { CLOSE_REPLACED, CLOSE_SESSION_ENDED, Session, type TunnelEndpoint } from "./session.ts";
+import { SessionRegistry } from "./registry.ts";
+import { NetError } from "../socket/mod.ts";
+
+const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
+const STACK_IP = parseIpv4Address("10.0.2.2");
+const PEER_IP = parseIpv4Address("10.0.2.15");
+
+function arpRequest(): Uint8Array {
+  const f = new Uint8Array(42);
+  EthernetRepr.emit({
+    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
+    src: PEER_MAC,
+    etherType: EtherType.ARP,
+  }, f);
+  ArpRepr.emit({
+    operation: ArpOperation.REQUEST,
+    senderMac: PEER_MAC,
+    senderIp: PEER_IP,
+    targetMac: new Uint8Array(6),
+    targetIp: STACK_IP,
+  }, f.subarray(ETHERNET_HEADER_LEN));
+  return f;
+}
+
+class RecordingTunnel implements TunnelEndpoint {
+  readonly description = "test";
+  sent: Uint8Array[] = [];
+  closed: Array<[number, string]> = [];
+  lockHeldDuringSend: boolean[] = [];
+  constructor(readonly session?: Session) {}
+  send(frames: Uint8Array[]): void {
+    if (this.session) this.lockHeldDuringSend.push(this.session.lock.held);
+    this.sent.push(...frames);
+  }
+  close(code: number, reason: string): void {
+    this.closed.push([code, reason]);
+  }
+}
+
+function makeSession(clock = new ManualClock(0)) {
+  return new Session({
+    id: "s_test",
+    token: "t",
+    clock,
+    stack: {
+      mac: parseMacAddress("02:00:00:00:00:02"),
+      ipv4: { address: STACK_IP, prefixLength: 24 },
+      mtu: 1500,
+    },
+  });
+}
+
+describe("Session", () => {
+  it("processes input under the lock and sends output to the tunnel after releasing it", () => {
+    const session = makeSession();
+    const tunnel = new RecordingTunnel(session);
+    session.attachTunnel(tunnel);
+    assert.equal(tunnel.sent.length, 1, "gratuitous ARP on attach");
+    session.input([arpRequest()]);
+    assert.equal(tunnel.sent.length, 2, "ARP reply");
+    assert.deepEqual(tunnel.lockHeldDuringSend, [false, false]);
+    assert.equal(session.stack.counters.rxHandled, 1);
+  });
+
+  it("processes a batch of frames in one acquisition", () => {
+    const session = makeSession();
+    const before = session.lock.stats.acquisitions;
+    session.input([arpRequest(), arpRequest(), arpRequest()]);
+    assert.equal(session.lock.stats.acquisitions - before, 1);
+    assert.equal(session.stack.counters.rxHandled, 3);
+  });
+
+  it("a newer tunnel replaces the older one, which is closed with 4000", () => {
+    const session = makeSession();
+    const a = new RecordingTunnel();
+    const b = new RecordingTunnel();
+    session.attachTunnel(a);
+    session.attachTunnel(b);
+    assert.equal(a.closed[0][0], CLOSE_REPLACED);
+    session.input([arpRequest()]);
+    assert.equal(b.sent.length, 2);
+    assert.equal(a.sent.length, 1);
+    assert.equal(session.tunnelStats.attaches, 2);
+  });
+
+  it("outlives its tunnel: frames emitted meanwhile are counted, a reattach resumes", () => {
+    const session = makeSession();
+    const a = new RecordingTunnel();
+    session.attachTunnel(a);
+    session.detachTunnel(a);
+    session.input([arpRequest()]);
+    assert.equal(session.tunnelStats.framesWithoutTunnel, 1);
+    assert.equal(session.describe().counters.txDrops.no_tunnel, 1);
+    const b = new RecordingTunnel();
+    session.attachTunnel(b);
+    session.input([arpRequest()]);
+    assert.equal(b.sent.length, 2);
+  });
+
+  it("arms one timer at the stack's next deadline and fires it through the lock", () => {
+    const clock = new ManualClock(0);
+    const session = makeSession(clock);
+    const tunnel = new RecordingTunnel();
+    session.attachTunnel(tunnel);
+    tunnel.sent = [];
+    session.withCore((stack, now) =>
+      stack.sendIpv4(PEER_IP, IpProtocol.UDP, new Uint8Array(8), now)
+    );
+    assert.equal(tunnel.sent.length, 1, "ARP request");
+    assert.equal(session.timerDeadline, 1000);
+    assert.equal(clock.pendingTimers, 1);
+    clock.advance(1000);
+    assert.equal(tunnel.sent.length, 2, "ARP retry from the timer");
+    clock.advance(2000);
+    assert.equal(tunnel.sent.length, 3);
+    assert.equal(session.timerDeadline, undefined);
+    assert.equal(clock.pendingTimers, 0);
+    assert.equal(session.stack.counters.txDrops.arp_unresolved, 1);
+  });
+
+  it("close() closes the tunnel with 4001, stops the timer and ignores later input", () => {
+    const clock = new ManualClock(0);
+    const session = makeSession(clock);
+    const tunnel = new RecordingTunnel();
+    session.attachTunnel(tunnel);
+    session.withCore((stack, now) =>
+      stack.sendIpv4(PEER_IP, IpProtocol.UDP, new Uint8Array(8), now)
+    );
+    session.close();
+    assert.equal(tunnel.closed[0][0], CLOSE_SESSION_ENDED);
+    assert.equal(clock.pendingTimers, 0);
+    session.input([arpRequest()]);
+    assert.equal(session.stack.counters.rxFrames, 0);
+  });
+
+  it("bounds the input queue", () => {
+    const session = new Session({
+      id: "s_q",
+      token: "t",
+      clock: new ManualClock(0),
+      stack: {
+        mac: parseMacAddress("02:00:00:00:00:02"),
+        ipv4: { address: STACK_IP, prefixLength: 24 },
+        mtu: 1500,
+      },
+      limits: { inputQueueFrames: 2 },
+    });
+    session.input([arpRequest(), arpRequest(), arpRequest(), arpRequest()]);
+    assert.equal(session.stack.counters.rxFrames, 2);
+    assert.equal(session.tunnelStats.inputQueueDrops, 2);
+    assert.equal(session.describe().counters.drops.input_queue_full, 2);
+    assert.equal(session.describe().counters.rxFrames, 4);
+  });
+});
+
+describe("SessionRegistry", () => {
+  it("creates sessions with QEMU-like defaults, unique ids and long random tokens", () => {
+    const rnd = seededRandom(1);
+    const reg = new SessionRegistry({ clock: new ManualClock(0), random: (b) => rnd.fill(b) });
+    const a = reg.create();
+    const b = reg.create();
+    assert.notEqual(a.id, b.id);
+    assert.match(a.id, /^s_[A-Za-z0-9_-]{22}$/);
+    assert.match(a.token, /^[A-Za-z0-9_-]{43}$/);
+    const v = a.describe();
+    assert.deepEqual(v.ipv4, { address: "10.0.2.2", prefixLength: 24 });
+    assert.equal(v.mtu, 1500);
+    assert.equal(parseInt(v.mac.slice(0, 2), 16) & 0x03, 0x02, "locally administered unicast");
+  });
+
+  it("refuses a session beyond the quota with ENFILE", () => {
+    const reg = new SessionRegistry({ clock: new ManualClock(0), limits: { maxSessions: 2 } });
+    reg.create();
+    reg.create();
+    assert.throws(() => reg.create(), (e) => e instanceof NetError && e.code === "ENFILE");
+  });
+
+  it("expires idle sessions without a tunnel, keeps those with one, and cleans up on close", () => {
+    const clock = new ManualClock(0);
+    const reg = new SessionRegistry({
+      clock,
+      limits: { idleTimeoutMs: 1000, sweepIntervalMs: 500 },
+    });
+    const idle = reg.create();
+    const busy = reg.create();
+    busy.attachTunnel(new RecordingTunnel());
+    reg.startSweeping();
+    clock.advance(1500);
+    assert.equal(reg.get(idle.id), undefined);
+    assert.equal(idle.closed, true);
+    assert.equal(reg.get(busy.id), busy);
+    reg.close();
+    assert.equal(reg.size, 0);
+    assert.equal(clock.pendingTimers, 0, "no timer left behind");
+  });
+});

@@ -1,0 +1,6 @@
+/**
+ * Endpoints over the core, and the errors they raise.
+ *
+ * @module
+ */
+export * from "./net_error.ts";

@@ -1,0 +1,9 @@
+/**
+ * The synchronous core of one session: link, ARP, IPv4, ICMP.
+ *
+ * @module
+ */
+export * from "./stack.ts";
+export * from "./arp_cache.ts";
+export * from "./channel_link.ts";
+export * from "./counters.ts";

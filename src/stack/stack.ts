@@ -1,0 +1,355 @@
+/**
+ * The synchronous core of one session: link input and output, ARP, IPv4 input
+ * validation and ICMP echo. It never reads the time (every entry takes `now`)
+ * and never awaits; the session serializes calls into it with the core lock.
+ *
+ * @module
+ */
+
+import {
+  ARP_PACKET_LEN,
+  ArpOperation,
+  ArpPacket,
+  ArpRepr,
+  BROADCAST_MAC,
+  ETHERNET_HEADER_LEN,
+  EthernetFrame,
+  EthernetRepr,
+  EtherType,
+  Icmpv4Packet,
+  Icmpv4Repr,
+  IpProtocol,
+  IPV4_BROADCAST,
+  IPV4_HEADER_LEN,
+  type Ipv4Address,
+  ipv4InSubnet,
+  Ipv4Packet,
+  Ipv4Repr,
+  ipv4SubnetBroadcast,
+  isBroadcastMac,
+  isIpv4Multicast,
+  isMulticastMac,
+  type MacAddress,
+  macEquals,
+  WIRE_DROP_REASONS,
+} from "../wire/mod.ts";
+import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
+import type { Link } from "./channel_link.ts";
+import { StackCounters } from "./counters.ts";
+
+/** The addressing of one stack. */
+export interface StackConfig {
+  /** The stack's own MAC address. */
+  mac: MacAddress;
+  /** The stack's IPv4 address and the on-link prefix. */
+  ipv4: { address: Ipv4Address; prefixLength: number };
+  /** The IP MTU of the link (bytes of IP packet; the Ethernet frame adds 14). */
+  mtu: number;
+  /** ARP cache limits and timings. */
+  arp?: Partial<ArpCacheOptions>;
+}
+
+/** What a stack needs from its environment. */
+export interface StackDeps {
+  /** Where emitted frames go. */
+  link: Link;
+}
+
+/** Reasons the stack itself (not the wire parsers) drops received frames. */
+export const STACK_DROP_REASONS: readonly string[] = [
+  "ethernet_oversized",
+  "ethernet_not_for_us",
+  "ethernet_bad_source",
+  "ethernet_unsupported_ethertype",
+  "arp_bad_sender",
+  "arp_not_for_us",
+  "arp_address_conflict",
+  "ipv4_not_for_us",
+  "ipv4_bad_source",
+  "ipv4_fragment",
+  "ipv4_unsupported_protocol",
+  "icmp_broadcast_echo_ignored",
+  "icmp_unhandled_type",
+  "tcp_no_endpoint",
+  "udp_no_endpoint",
+];
+
+/** The smallest IP MTU IPv4 allows (RFC 791 §3.2). */
+export const MIN_MTU = 68;
+/** The largest IP MTU we accept (the IPv4 total-length field's limit). */
+export const MAX_MTU = 65535;
+
+/**
+ * One session's network stack.
+ *
+ * @example
+ * ```ts
+ * const link = new ChannelLink();
+ * const stack = new Stack({ mac, ipv4: { address: parseIpv4Address("10.0.2.2"), prefixLength: 24 }, mtu: 1500 }, { link });
+ * stack.input(frameFromTunnel, now);
+ * for (const frame of link.drain()) tunnel.send(frame);
+ * ```
+ */
+export class Stack {
+  readonly config: StackConfig;
+  readonly counters: StackCounters;
+  readonly arp: ArpCache;
+  #link: Link;
+  #ident = 0;
+  #broadcast: Ipv4Address;
+
+  /** Creates a stack; throws RangeError for an MTU or prefix out of range. */
+  constructor(config: StackConfig, deps: StackDeps) {
+    if (!Number.isInteger(config.mtu) || config.mtu < MIN_MTU || config.mtu > MAX_MTU) {
+      throw new RangeError(
+        `Stack: mtu must be an integer in ${MIN_MTU}..${MAX_MTU}, got ${config.mtu}`,
+      );
+    }
+    const p = config.ipv4.prefixLength;
+    if (!Number.isInteger(p) || p < 1 || p > 30) {
+      throw new RangeError(`Stack: prefixLength must be an integer in 1..30, got ${p}`);
+    }
+    if (config.mac.length !== 6 || isMulticastMac(config.mac)) {
+      throw new RangeError("Stack: mac must be a 6-byte unicast address");
+    }
+    this.config = { ...config, mac: config.mac.slice(), ipv4: { ...config.ipv4 } };
+    this.counters = new StackCounters([...WIRE_DROP_REASONS, ...STACK_DROP_REASONS]);
+    this.arp = new ArpCache(config.arp);
+    this.#link = deps.link;
+    this.#broadcast = ipv4SubnetBroadcast(config.ipv4.address, p);
+  }
+
+  /** The largest Ethernet frame this stack accepts or emits. */
+  get maxFrameLen(): number {
+    return this.config.mtu + ETHERNET_HEADER_LEN;
+  }
+
+  /**
+   * Processes one received Ethernet frame. Never throws for any bytes: a frame
+   * the stack cannot use is counted under `counters.drops[reason]`.
+   */
+  input(frame: Uint8Array, now: number): void {
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    const reason = this.#inputEthernet(frame, now);
+    if (reason === undefined) this.counters.rxHandled++;
+    else this.counters.drop(reason);
+  }
+
+  /** Runs timers due at `now`: ARP retries and expiry. */
+  poll(now: number): void {
+    const r = this.arp.poll(now);
+    this.counters.txDrop("arp_unresolved", r.unresolvedDrops);
+    for (const ip of r.request) this.#sendArpRequest(ip);
+  }
+
+  /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
+  nextDeadline(): number | undefined {
+    return this.arp.nextDeadline();
+  }
+
+  /**
+   * Sends a gratuitous ARP request announcing our address, so that neighbours
+   * that cached an older MAC for it update (RFC 5227 §3). Called when a tunnel
+   * attaches.
+   */
+  announce(): void {
+    const ip = this.config.ipv4.address;
+    this.#emitArp(BROADCAST_MAC, {
+      operation: ArpOperation.REQUEST,
+      senderMac: this.config.mac,
+      senderIp: ip,
+      targetMac: new Uint8Array(6),
+      targetIp: ip,
+    });
+  }
+
+  /**
+   * Sends an IPv4 packet whose payload `payload` is already built. Resolves the
+   * next hop with ARP, queueing the packet while a request is outstanding.
+   * Returns false when the packet was dropped (counted in `txDrops`).
+   */
+  sendIpv4(
+    dst: Ipv4Address,
+    protocol: number,
+    payload: Uint8Array,
+    now: number,
+    options: { ttl?: number; dontFragment?: boolean } = {},
+  ): boolean {
+    const ipLen = IPV4_HEADER_LEN + payload.length;
+    if (ipLen > this.config.mtu) {
+      this.counters.txDrop("ipv4_exceeds_mtu");
+      return false;
+    }
+    const frame = new Uint8Array(ETHERNET_HEADER_LEN + ipLen);
+    const repr: Ipv4Repr = {
+      src: this.config.ipv4.address,
+      dst,
+      protocol,
+      payloadLen: payload.length,
+      ttl: options.ttl ?? 64,
+      ident: this.#nextIdent(),
+      dontFragment: options.dontFragment ?? false,
+    };
+    Ipv4Repr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
+    frame.set(payload, ETHERNET_HEADER_LEN + IPV4_HEADER_LEN);
+    const finish = (mac: MacAddress): Uint8Array => {
+      EthernetRepr.emit({ dst: mac, src: this.config.mac, etherType: EtherType.IPV4 }, frame);
+      return frame;
+    };
+    if (dst === IPV4_BROADCAST || dst === this.#broadcast) {
+      this.#transmit(finish(BROADCAST_MAC));
+      return true;
+    }
+    const { address, prefixLength } = this.config.ipv4;
+    if (!ipv4InSubnet(dst, address, prefixLength) || isIpv4Multicast(dst)) {
+      this.counters.txDrop("ipv4_no_route");
+      return false;
+    }
+    const mac = this.arp.lookup(dst, now);
+    if (mac) {
+      this.#transmit(finish(mac));
+      return true;
+    }
+    switch (this.arp.enqueue(dst, finish, now)) {
+      case "request":
+        this.#sendArpRequest(dst);
+        return true;
+      case "queued":
+        return true;
+      case "full":
+        this.counters.txDrop("arp_queue_full");
+        return false;
+    }
+  }
+
+  #nextIdent(): number {
+    this.#ident = (this.#ident + 1) & 0xffff;
+    return this.#ident;
+  }
+
+  #transmit(frame: Uint8Array): void {
+    if (this.#link.transmit(frame)) {
+      this.counters.txFrames++;
+      this.counters.txBytes += frame.length;
+    } else {
+      this.counters.txDrop("link_queue_full");
+    }
+  }
+
+  /** Returns a drop reason, or undefined when the frame was handled. */
+  #inputEthernet(bytes: Uint8Array, now: number): string | undefined {
+    if (bytes.length > this.maxFrameLen) return "ethernet_oversized";
+    const parsed = EthernetFrame.parse(bytes);
+    if (!parsed.ok) return parsed.reason;
+    const frame = parsed.value;
+    const dst = frame.dst;
+    if (!macEquals(dst, this.config.mac) && !isBroadcastMac(dst)) return "ethernet_not_for_us";
+    if (isMulticastMac(frame.src)) return "ethernet_bad_source";
+    switch (frame.etherType) {
+      case EtherType.ARP:
+        return this.#inputArp(frame.payload, now);
+      case EtherType.IPV4:
+        return this.#inputIpv4(frame.payload, now);
+      default:
+        return "ethernet_unsupported_ethertype";
+    }
+  }
+
+  /** RFC 826 "Packet Reception", with the merge rule. */
+  #inputArp(bytes: Uint8Array, now: number): string | undefined {
+    const pkt = ArpPacket.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = ArpRepr.parse(pkt.value);
+    if (!parsed.ok) return parsed.reason;
+    const arp = parsed.value;
+    if (isMulticastMac(arp.senderMac)) return "arp_bad_sender";
+    const ours = this.config.ipv4.address;
+    if (arp.senderIp === ours) return "arp_address_conflict";
+    const forUs = arp.targetIp === ours;
+    if (arp.senderIp !== 0) {
+      // Merge: refresh an existing entry always; create one only when addressed to us.
+      for (const f of this.arp.update(arp.senderIp, arp.senderMac, now, !forUs)) this.#transmit(f);
+    }
+    if (!forUs) return "arp_not_for_us";
+    if (arp.operation === ArpOperation.REQUEST) {
+      this.#emitArp(arp.senderMac, {
+        operation: ArpOperation.REPLY,
+        senderMac: this.config.mac,
+        senderIp: ours,
+        targetMac: arp.senderMac,
+        targetIp: arp.senderIp,
+      });
+    }
+    return undefined;
+  }
+
+  #sendArpRequest(ip: Ipv4Address): void {
+    this.#emitArp(BROADCAST_MAC, {
+      operation: ArpOperation.REQUEST,
+      senderMac: this.config.mac,
+      senderIp: this.config.ipv4.address,
+      targetMac: new Uint8Array(6),
+      targetIp: ip,
+    });
+  }
+
+  #emitArp(dstMac: MacAddress, repr: ArpRepr): void {
+    // Pad to the Ethernet minimum (60 bytes without FCS) as real NICs do.
+    const frame = new Uint8Array(Math.max(60, ETHERNET_HEADER_LEN + ARP_PACKET_LEN));
+    EthernetRepr.emit({ dst: dstMac, src: this.config.mac, etherType: EtherType.ARP }, frame);
+    ArpRepr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
+    this.#transmit(frame);
+  }
+
+  /** RFC 1122 §3.2.1: IPv4 input validation and demux. */
+  #inputIpv4(bytes: Uint8Array, now: number): string | undefined {
+    const pkt = Ipv4Packet.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = Ipv4Repr.parse(pkt.value);
+    if (!parsed.ok) return parsed.reason;
+    const ip = parsed.value;
+    const ours = this.config.ipv4.address;
+    const broadcast = ip.dst === IPV4_BROADCAST || ip.dst === this.#broadcast;
+    if (ip.dst !== ours && !broadcast) return "ipv4_not_for_us";
+    if (
+      ip.src === IPV4_BROADCAST || ip.src === this.#broadcast || isIpv4Multicast(ip.src) ||
+      ip.src === ours
+    ) {
+      return "ipv4_bad_source";
+    }
+    if (pkt.value.isFragment) return "ipv4_fragment";
+    const payload = pkt.value.payload;
+    switch (ip.protocol) {
+      case IpProtocol.ICMP:
+        return this.#inputIcmp(ip, payload, broadcast, now);
+      case IpProtocol.TCP:
+        return "tcp_no_endpoint";
+      case IpProtocol.UDP:
+        return "udp_no_endpoint";
+      default:
+        return "ipv4_unsupported_protocol";
+    }
+  }
+
+  /** RFC 792 echo; RFC 1122 §3.2.2.6 (echo to broadcast may be ignored). */
+  #inputIcmp(ip: Ipv4Repr, bytes: Uint8Array, broadcast: boolean, now: number): string | undefined {
+    const pkt = Icmpv4Packet.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = Icmpv4Repr.parse(pkt.value);
+    if (!parsed.ok) return parsed.reason;
+    const icmp = parsed.value;
+    if (icmp.type !== "echo_request") return "icmp_unhandled_type";
+    if (broadcast) return "icmp_broadcast_echo_ignored";
+    const reply: Icmpv4Repr = {
+      type: "echo_reply",
+      ident: icmp.ident,
+      seqNo: icmp.seqNo,
+      data: icmp.data,
+    };
+    const out = new Uint8Array(Icmpv4Repr.bufferLen(reply));
+    Icmpv4Repr.emit(reply, out);
+    this.sendIpv4(ip.src, IpProtocol.ICMP, out, now);
+    return undefined;
+  }
+}

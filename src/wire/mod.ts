@@ -1,0 +1,37 @@
+/**
+ * Pure wire-format codecs for netisle: addresses, the Internet checksum,
+ * Ethernet II, ARP, IPv4, ICMPv4, UDP and TCP. No state, no I/O.
+ *
+ * Each protocol has a `<Proto>Packet`, a checked zero-copy view over bytes
+ * whose `parse` returns a {@link ParseResult}, and a `<Proto>Repr`, a plain
+ * object with `parse`, `emit` and `bufferLen`. Hostile bytes never throw;
+ * misuse of an emitter does.
+ *
+ * @example
+ * ```ts
+ * import { EthernetFrame, EtherType, Ipv4Packet, Ipv4Repr } from "./mod.ts";
+ *
+ * function input(frame: Uint8Array, drops: Map<string, number>): void {
+ *   const eth = EthernetFrame.parse(frame);
+ *   if (!eth.ok) return void drops.set(eth.reason, (drops.get(eth.reason) ?? 0) + 1);
+ *   if (eth.value.etherType !== EtherType.IPV4) return;
+ *   const ip = Ipv4Packet.parse(eth.value.payload);
+ *   if (!ip.ok) return void drops.set(ip.reason, (drops.get(ip.reason) ?? 0) + 1);
+ *   const repr = Ipv4Repr.parse(ip.value);
+ *   if (!repr.ok) return void drops.set(repr.reason, (drops.get(repr.reason) ?? 0) + 1);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export * from "./parse_result.ts";
+export * from "./address.ts";
+export * from "./checksum.ts";
+export * from "./ethernet.ts";
+export * from "./arp.ts";
+export * from "./ipv4.ts";
+export * from "./icmpv4.ts";
+export * from "./udp.ts";
+export * from "./tcp.ts";
+export * from "./random.ts";

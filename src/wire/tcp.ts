@@ -1,0 +1,593 @@
+/**
+ * TCP segments (RFC 9293 §3.1) with the options a modern stack negotiates:
+ * MSS (RFC 9293 §3.2), window scale and timestamps (RFC 7323 §2, §3),
+ * SACK-permitted and SACK (RFC 2018), and wrap-safe sequence arithmetic
+ * (RFC 9293 §3.4).
+ *
+ * @module
+ */
+
+import type { Ipv4Address } from "./address.ts";
+import { readU16, readU32, writeU16, writeU32 } from "./_bytes.ts";
+import { checkBuffer, checkUint, copyInto } from "./_validate.ts";
+import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
+import { IpProtocol } from "./ipv4.ts";
+import { fail, ok, type ParseResult } from "./parse_result.ts";
+
+/**
+ * Length of a TCP header without options (data offset 5).
+ *
+ * @example
+ * ```ts
+ * const mss = mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN; // 1460 for an MTU of 1500
+ * ```
+ */
+export const TCP_HEADER_LEN = 20;
+
+/**
+ * Largest option space: a data offset of 15 words minus the fixed header
+ * (RFC 9293 §3.1).
+ *
+ * @example
+ * ```ts
+ * const room = TCP_MAX_OPTIONS_LEN - (TcpRepr.headerLen(repr) - TCP_HEADER_LEN);
+ * ```
+ */
+export const TCP_MAX_OPTIONS_LEN = 40;
+
+/**
+ * The largest window scale shift (RFC 7323 §2.3).
+ *
+ * @example
+ * ```ts
+ * const shift = Math.min(wanted, TCP_MAX_WINDOW_SCALE);
+ * ```
+ */
+export const TCP_MAX_WINDOW_SCALE = 14;
+
+/**
+ * The control bits of byte 13 of the header (RFC 9293 §3.1; ECE and CWR from
+ * RFC 3168 §6.1).
+ *
+ * @example
+ * ```ts
+ * const synAck = TcpFlags.SYN | TcpFlags.ACK;
+ * if (pkt.flags & TcpFlags.RST) reset();
+ * ```
+ */
+export const TcpFlags = {
+  FIN: 0x01,
+  SYN: 0x02,
+  RST: 0x04,
+  PSH: 0x08,
+  ACK: 0x10,
+  URG: 0x20,
+  ECE: 0x40,
+  CWR: 0x80,
+} as const;
+
+/**
+ * TCP option kinds (IANA "TCP Option Kind Numbers").
+ *
+ * @example
+ * ```ts
+ * if (options[0] === TcpOptionKind.MSS) readMss();
+ * ```
+ */
+export const TcpOptionKind = {
+  END: 0,
+  NOP: 1,
+  MSS: 2,
+  WINDOW_SCALE: 3,
+  SACK_PERMITTED: 4,
+  SACK: 5,
+  TIMESTAMP: 8,
+} as const;
+
+/**
+ * A checked view over a TCP segment. After {@link TcpPacket.parse} succeeds
+ * no accessor can fail. Neither the checksum nor the options are checked by
+ * `parse`; {@link TcpRepr.parse} checks both.
+ *
+ * @example
+ * ```ts
+ * const result = TcpPacket.parse(ip.payload);
+ * if (result.ok) console.log(result.value.dstPort);
+ * ```
+ */
+export class TcpPacket {
+  /** The whole segment: header, options and payload. */
+  readonly bytes: Uint8Array;
+  /** Header length including options, in bytes (data offset * 4), 20..60. */
+  readonly dataOffset: number;
+
+  private constructor(bytes: Uint8Array, dataOffset: number) {
+    this.bytes = bytes;
+    this.dataOffset = dataOffset;
+  }
+
+  /**
+   * Checks the header layout. `bytes` must be exactly the segment (the IPv4
+   * payload): its length is the segment length.
+   *
+   * Reasons: `tcp_truncated` (under 20 bytes), `tcp_bad_data_offset` (below
+   * 5 words or beyond the buffer).
+   */
+  static parse(bytes: Uint8Array): ParseResult<TcpPacket> {
+    if (bytes.length < TCP_HEADER_LEN) return fail("tcp_truncated");
+    const dataOffset = (bytes[12] >>> 4) * 4;
+    if (dataOffset < TCP_HEADER_LEN || dataOffset > bytes.length) {
+      return fail("tcp_bad_data_offset");
+    }
+    return ok(new TcpPacket(bytes, dataOffset));
+  }
+
+  /** Source port. */
+  get srcPort(): number {
+    return readU16(this.bytes, 0);
+  }
+
+  /** Destination port. */
+  get dstPort(): number {
+    return readU16(this.bytes, 2);
+  }
+
+  /** Sequence number (u32). */
+  get seqNumber(): number {
+    return readU32(this.bytes, 4);
+  }
+
+  /** Acknowledgment number (u32; meaningful when ACK is set). */
+  get ackNumber(): number {
+    return readU32(this.bytes, 8);
+  }
+
+  /** Control bits, a combination of {@link TcpFlags}. */
+  get flags(): number {
+    return this.bytes[13];
+  }
+
+  /** Window field as received (not yet scaled). */
+  get windowLen(): number {
+    return readU16(this.bytes, 14);
+  }
+
+  /** Checksum field as received. */
+  get checksum(): number {
+    return readU16(this.bytes, 16);
+  }
+
+  /** Urgent pointer field (meaningful when URG is set). */
+  get urgentPointer(): number {
+    return readU16(this.bytes, 18);
+  }
+
+  /** The raw option bytes, possibly empty (a view). */
+  get options(): Uint8Array {
+    return this.bytes.subarray(TCP_HEADER_LEN, this.dataOffset);
+  }
+
+  /** The payload (a view). */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(this.dataOffset);
+  }
+
+  /** Sequence space the segment occupies: payload length plus one for SYN and one for FIN (RFC 9293 §3.4). */
+  get segmentLen(): number {
+    const flags = this.bytes[13];
+    return this.bytes.length - this.dataOffset + (flags & TcpFlags.SYN ? 1 : 0) +
+      (flags & TcpFlags.FIN ? 1 : 0);
+  }
+
+  /** Whether the checksum over the pseudo-header and the segment is valid (RFC 9293 §3.1). */
+  verifyChecksum(src: Ipv4Address, dst: Ipv4Address): boolean {
+    const sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, this.bytes.length);
+    return checksumFinish(checksumAdd(sum, this.bytes)) === 0;
+  }
+}
+
+/**
+ * One SACK block: the sequence numbers of the first byte and of the byte
+ * after the last byte of a received block (RFC 2018 §3).
+ *
+ * @example
+ * ```ts
+ * const block: TcpSackBlock = { left: 1000, right: 2448 };
+ * ```
+ */
+export interface TcpSackBlock {
+  /** First sequence number of the block (u32). */
+  left: number;
+  /** Sequence number just past the block (u32). */
+  right: number;
+}
+
+/**
+ * The options of a TCP header, as decoded by {@link parseTcpOptions}. A field
+ * is present only when its option was (sackPermitted only as `true`).
+ *
+ * @example
+ * ```ts
+ * const options: TcpOptions = { mss: 1460, windowScale: 7, sackPermitted: true };
+ * ```
+ */
+export interface TcpOptions {
+  /** Maximum segment size (RFC 9293 §3.7.1). */
+  mss?: number;
+  /** Window scale shift count, 0..14 (RFC 7323 §2). */
+  windowScale?: number;
+  /** The SACK-permitted option (RFC 2018 §2). */
+  sackPermitted?: boolean;
+  /** SACK blocks, in the order sent (RFC 2018 §3). */
+  sackBlocks?: TcpSackBlock[];
+  /** Timestamps: TSval and TSecr (RFC 7323 §3). */
+  timestamp?: { value: number; echo: number };
+}
+
+/**
+ * Decodes the option list into `into`; answers a drop reason or null.
+ * Options whose length is wrong for their kind are ignored, as Linux does.
+ */
+function readOptions(opts: Uint8Array, into: TcpOptions): string | null {
+  const end = opts.length;
+  let i = 0;
+  while (i < end) {
+    const kind = opts[i];
+    if (kind === TcpOptionKind.END) break;
+    if (kind === TcpOptionKind.NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return "tcp_bad_option";
+    const len = opts[i + 1];
+    if (len < 2 || i + len > end) return "tcp_bad_option";
+    switch (kind) {
+      case TcpOptionKind.MSS:
+        if (len === 4) into.mss = readU16(opts, i + 2);
+        break;
+      case TcpOptionKind.WINDOW_SCALE:
+        // RFC 7323 §2.3: a shift above 14 is used as 14.
+        if (len === 3) into.windowScale = Math.min(opts[i + 2], TCP_MAX_WINDOW_SCALE);
+        break;
+      case TcpOptionKind.SACK_PERMITTED:
+        if (len === 2) into.sackPermitted = true;
+        break;
+      case TcpOptionKind.SACK:
+        if (len >= 10 && (len - 2) % 8 === 0) {
+          const blocks: TcpSackBlock[] = [];
+          for (let p = i + 2; p < i + len; p += 8) {
+            blocks.push({ left: readU32(opts, p), right: readU32(opts, p + 4) });
+          }
+          into.sackBlocks = blocks;
+        }
+        break;
+      case TcpOptionKind.TIMESTAMP:
+        if (len === 10) {
+          into.timestamp = { value: readU32(opts, i + 2), echo: readU32(opts, i + 6) };
+        }
+        break;
+    }
+    i += len;
+  }
+  return null;
+}
+
+/**
+ * Decodes a TCP option list (RFC 9293 §3.2). End-of-list stops decoding; NOPs
+ * are skipped; unknown kinds are skipped by their length; a known kind with a
+ * wrong length is ignored (tolerant like Linux). A window scale above 14 is
+ * read as 14 (RFC 7323 §2.3).
+ *
+ * Reason: `tcp_bad_option` when an option's length is below 2 or runs past
+ * the end of the list.
+ *
+ * @example
+ * ```ts
+ * const result = parseTcpOptions(new Uint8Array([2, 4, 0x05, 0xb4])); // { mss: 1460 }
+ * ```
+ */
+export function parseTcpOptions(options: Uint8Array): ParseResult<TcpOptions> {
+  const out: TcpOptions = {};
+  const reason = readOptions(options, out);
+  return reason === null ? ok(out) : fail(reason);
+}
+
+/**
+ * A TCP segment as a plain object. After {@link TcpRepr.parse}, `payload` is
+ * a view into the segment (copy it to keep it past the buffer's reuse), and
+ * `urgentPointer` and each option field are present only when the segment
+ * carried them (`urgentPointer` when non-zero).
+ *
+ * @example
+ * ```ts
+ * const syn: TcpRepr = {
+ *   srcPort: 40000, dstPort: 80, seqNumber: iss, ackNumber: 0,
+ *   flags: TcpFlags.SYN, windowLen: 64240, mss: 1460, windowScale: 7,
+ *   sackPermitted: true, timestamp: { value: now, echo: 0 }, payload: new Uint8Array(0),
+ * };
+ * ```
+ */
+export interface TcpRepr {
+  /** Source port. */
+  srcPort: number;
+  /** Destination port. */
+  dstPort: number;
+  /** Sequence number (u32). */
+  seqNumber: number;
+  /** Acknowledgment number (u32). */
+  ackNumber: number;
+  /** Control bits, a combination of {@link TcpFlags}. */
+  flags: number;
+  /** Window field as sent on the wire (already scaled down). */
+  windowLen: number;
+  /** Urgent pointer; 0 when omitted. */
+  urgentPointer?: number;
+  /** MSS option (RFC 9293 §3.7.1). */
+  mss?: number;
+  /** Window scale option, 0..14 (RFC 7323 §2). */
+  windowScale?: number;
+  /** SACK-permitted option (RFC 2018 §2). */
+  sackPermitted?: boolean;
+  /** SACK option blocks, at most 4, and 3 with timestamps (RFC 2018 §3). */
+  sackBlocks?: TcpSackBlock[];
+  /** Timestamps option (RFC 7323 §3). */
+  timestamp?: { value: number; echo: number };
+  /** The payload. */
+  payload: Uint8Array;
+}
+
+/** Bytes of options emitted for `repr` (always a multiple of 4). */
+function optionsLen(repr: TcpRepr): number {
+  let len = 0;
+  if (repr.mss !== undefined) len += 4;
+  if (repr.timestamp !== undefined) len += 12; // SACKOK+TS or NOP,NOP,TS
+  else if (repr.sackPermitted) len += 4; // NOP,NOP,SACKOK
+  if (repr.windowScale !== undefined) len += 4; // NOP,WS
+  const blocks = repr.sackBlocks;
+  if (blocks !== undefined && blocks.length > 0) len += 4 + 8 * blocks.length; // NOP,NOP,SACK
+  return len;
+}
+
+/**
+ * Converts between {@link TcpPacket} and {@link TcpRepr}.
+ *
+ * @example
+ * ```ts
+ * const buf = new Uint8Array(TcpRepr.bufferLen(syn));
+ * TcpRepr.emit(syn, buf, localIp, remoteIp);
+ * ```
+ */
+export const TcpRepr = {
+  /**
+   * Verifies the checksum and decodes the header and options (see
+   * {@link parseTcpOptions}).
+   *
+   * Reasons: `tcp_bad_checksum`, `tcp_bad_option`.
+   */
+  parse(pkt: TcpPacket, src: Ipv4Address, dst: Ipv4Address): ParseResult<TcpRepr> {
+    if (!pkt.verifyChecksum(src, dst)) return fail("tcp_bad_checksum");
+    const bytes = pkt.bytes;
+    const repr: TcpRepr = {
+      srcPort: readU16(bytes, 0),
+      dstPort: readU16(bytes, 2),
+      seqNumber: readU32(bytes, 4),
+      ackNumber: readU32(bytes, 8),
+      flags: bytes[13],
+      windowLen: readU16(bytes, 14),
+      payload: bytes.subarray(pkt.dataOffset),
+    };
+    const urgentPointer = readU16(bytes, 18);
+    if (urgentPointer !== 0) repr.urgentPointer = urgentPointer;
+    if (pkt.dataOffset > TCP_HEADER_LEN) {
+      const reason = readOptions(bytes.subarray(TCP_HEADER_LEN, pkt.dataOffset), repr);
+      if (reason !== null) return fail(reason);
+    }
+    return ok(repr);
+  },
+
+  /**
+   * Writes the header, the options, the payload (copy skipped when it
+   * already sits after the header in `buf`) and the checksum to
+   * `buf[0..bufferLen(repr)]`.
+   *
+   * Options are laid out like Linux's `tcp_options_write`, each group padded
+   * to 4 bytes: MSS; SACK-permitted and timestamps as SACKOK,TS or
+   * NOP,NOP,TS (or NOP,NOP,SACKOK without timestamps); NOP,WS; NOP,NOP,SACK.
+   *
+   * @throws {RangeError} when the options exceed 40 bytes (at most 4 SACK
+   *   blocks, 3 with timestamps), `buf` is too small or a field is out of
+   *   range (window scale above 14 included).
+   */
+  emit(repr: TcpRepr, buf: Uint8Array, src: Ipv4Address, dst: Ipv4Address): void {
+    const where = "TcpRepr.emit";
+    const headerLen = TcpRepr.headerLen(repr);
+    const len = headerLen + repr.payload.length;
+    checkBuffer(where, buf, len);
+    checkUint(where, "srcPort", repr.srcPort, 0xffff);
+    checkUint(where, "dstPort", repr.dstPort, 0xffff);
+    checkUint(where, "seqNumber", repr.seqNumber, 0xffffffff);
+    checkUint(where, "ackNumber", repr.ackNumber, 0xffffffff);
+    checkUint(where, "flags", repr.flags, 0xff);
+    checkUint(where, "windowLen", repr.windowLen, 0xffff);
+    const urgentPointer = repr.urgentPointer ?? 0;
+    checkUint(where, "urgentPointer", urgentPointer, 0xffff);
+    checkUint(where, "src", src, 0xffffffff);
+    checkUint(where, "dst", dst, 0xffffffff);
+    if (repr.mss !== undefined) checkUint(where, "mss", repr.mss, 0xffff);
+    if (repr.windowScale !== undefined) {
+      checkUint(where, "windowScale", repr.windowScale, TCP_MAX_WINDOW_SCALE);
+    }
+    const ts = repr.timestamp;
+    if (ts !== undefined) {
+      checkUint(where, "timestamp.value", ts.value, 0xffffffff);
+      checkUint(where, "timestamp.echo", ts.echo, 0xffffffff);
+    }
+    const blocks = repr.sackBlocks;
+    if (blocks !== undefined) {
+      for (let b = 0; b < blocks.length; b++) {
+        checkUint(where, `sackBlocks[${b}].left`, blocks[b].left, 0xffffffff);
+        checkUint(where, `sackBlocks[${b}].right`, blocks[b].right, 0xffffffff);
+      }
+    }
+
+    // Payload first: it may be a view that overlaps the header's bytes.
+    copyInto(buf, headerLen, repr.payload);
+    writeU16(buf, 0, repr.srcPort);
+    writeU16(buf, 2, repr.dstPort);
+    writeU32(buf, 4, repr.seqNumber);
+    writeU32(buf, 8, repr.ackNumber);
+    buf[12] = (headerLen / 4) << 4;
+    buf[13] = repr.flags;
+    writeU16(buf, 14, repr.windowLen);
+    buf[16] = 0;
+    buf[17] = 0;
+    writeU16(buf, 18, urgentPointer);
+
+    let i = TCP_HEADER_LEN;
+    if (repr.mss !== undefined) {
+      buf[i] = TcpOptionKind.MSS;
+      buf[i + 1] = 4;
+      writeU16(buf, i + 2, repr.mss);
+      i += 4;
+    }
+    if (ts !== undefined) {
+      if (repr.sackPermitted) {
+        buf[i] = TcpOptionKind.SACK_PERMITTED;
+        buf[i + 1] = 2;
+      } else {
+        buf[i] = TcpOptionKind.NOP;
+        buf[i + 1] = TcpOptionKind.NOP;
+      }
+      buf[i + 2] = TcpOptionKind.TIMESTAMP;
+      buf[i + 3] = 10;
+      writeU32(buf, i + 4, ts.value);
+      writeU32(buf, i + 8, ts.echo);
+      i += 12;
+    } else if (repr.sackPermitted) {
+      buf[i] = TcpOptionKind.NOP;
+      buf[i + 1] = TcpOptionKind.NOP;
+      buf[i + 2] = TcpOptionKind.SACK_PERMITTED;
+      buf[i + 3] = 2;
+      i += 4;
+    }
+    if (repr.windowScale !== undefined) {
+      buf[i] = TcpOptionKind.NOP;
+      buf[i + 1] = TcpOptionKind.WINDOW_SCALE;
+      buf[i + 2] = 3;
+      buf[i + 3] = repr.windowScale;
+      i += 4;
+    }
+    if (blocks !== undefined && blocks.length > 0) {
+      buf[i] = TcpOptionKind.NOP;
+      buf[i + 1] = TcpOptionKind.NOP;
+      buf[i + 2] = TcpOptionKind.SACK;
+      buf[i + 3] = 2 + 8 * blocks.length;
+      i += 4;
+      for (let b = 0; b < blocks.length; b++) {
+        writeU32(buf, i, blocks[b].left);
+        writeU32(buf, i + 4, blocks[b].right);
+        i += 8;
+      }
+    }
+
+    const sum = checksumAdd(ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len), buf, 0, len);
+    writeU16(buf, 16, checksumFinish(sum));
+  },
+
+  /** The segment length: header, options and payload. */
+  bufferLen(repr: TcpRepr): number {
+    return TcpRepr.headerLen(repr) + repr.payload.length;
+  },
+
+  /**
+   * The header length including the options {@link TcpRepr.emit} writes.
+   *
+   * @throws {RangeError} when the options exceed 40 bytes.
+   */
+  headerLen(repr: TcpRepr): number {
+    const blocks = repr.sackBlocks;
+    if (blocks !== undefined && blocks.length > 4) {
+      throw new RangeError(`TcpRepr: at most 4 SACK blocks fit, got ${blocks.length}`);
+    }
+    const len = optionsLen(repr);
+    if (len > TCP_MAX_OPTIONS_LEN) {
+      throw new RangeError(
+        `TcpRepr: options need ${len} bytes, more than the ${TCP_MAX_OPTIONS_LEN} that fit` +
+          ` (${blocks?.length ?? 0} SACK blocks${repr.timestamp ? " with timestamps" : ""})`,
+      );
+    }
+    return TCP_HEADER_LEN + len;
+  },
+};
+
+/**
+ * Whether sequence number `a` comes before `b`, modulo 2^32 (RFC 9293 §3.4).
+ *
+ * @example
+ * ```ts
+ * tcpSeqLt(0xfffffff0, 0x10); // true: 0x10 is 32 bytes later, across the wrap
+ * ```
+ */
+export function tcpSeqLt(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+
+/**
+ * Whether `a` is before or equal to `b`, modulo 2^32 (RFC 9293 §3.4).
+ *
+ * @example
+ * ```ts
+ * tcpSeqLe(5, 5); // true
+ * ```
+ */
+export function tcpSeqLe(a: number, b: number): boolean {
+  return ((a - b) | 0) <= 0;
+}
+
+/**
+ * Whether `a` comes after `b`, modulo 2^32 (RFC 9293 §3.4).
+ *
+ * @example
+ * ```ts
+ * tcpSeqGt(0x10, 0xfffffff0); // true
+ * ```
+ */
+export function tcpSeqGt(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}
+
+/**
+ * Whether `a` is after or equal to `b`, modulo 2^32 (RFC 9293 §3.4).
+ *
+ * @example
+ * ```ts
+ * tcpSeqGe(0, 0xffffffff); // true
+ * ```
+ */
+export function tcpSeqGe(a: number, b: number): boolean {
+  return ((a - b) | 0) >= 0;
+}
+
+/**
+ * `a + n` modulo 2^32, as an unsigned number.
+ *
+ * @example
+ * ```ts
+ * tcpSeqAdd(0xffffffff, 2); // 1
+ * ```
+ */
+export function tcpSeqAdd(a: number, n: number): number {
+  return (a + n) >>> 0;
+}
+
+/**
+ * The signed distance `a - b` modulo 2^32, in -2^31..2^31-1.
+ *
+ * @example
+ * ```ts
+ * tcpSeqDiff(1, 0xffffffff); // 2
+ * ```
+ */
+export function tcpSeqDiff(a: number, b: number): number {
+  return (a - b) | 0;
+}

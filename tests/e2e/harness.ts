@@ -1,0 +1,151 @@
+/**
+ * Helpers for end-to-end tests: root checks that skip loudly (or fail under
+ * CI), network namespaces that are always deleted, and child processes whose
+ * output a test can wait on.
+ *
+ * @module
+ */
+
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import process from "node:process";
+
+/** The repository root. */
+export const ROOT: string = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+/** The Deno binary the npm package installed. */
+export const DENO: string = `${ROOT}/node_modules/deno/deno`;
+/** The Bun binary the npm package installed. */
+export const BUN: string = `${ROOT}/node_modules/.bin/bun`;
+
+/**
+ * Why end-to-end tests cannot run here, or undefined when they can. Under
+ * `CI=true` a reason is fatal: the tests must run in CI.
+ */
+export function e2eSkipReason(): string | undefined {
+  let reason: string | undefined;
+  if (process.getuid?.() !== 0) reason = "needs root (network namespaces and TAP devices)";
+  else if (!existsSync("/dev/net/tun")) reason = "needs /dev/net/tun";
+  else if (!commandExists("ip")) reason = "needs iproute2 (`ip`)";
+  if (reason && process.env.CI === "true") {
+    throw new Error(`end-to-end tests must run in CI but cannot: ${reason}`);
+  }
+  if (reason) console.warn(`\n*** SKIPPING end-to-end tests: ${reason} ***\n`);
+  return reason;
+}
+
+/** Whether `name` is an executable on PATH. */
+export function commandExists(name: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command to completion and returns its stdout; throws with stderr on failure. */
+export function sh(cmd: string, args: string[], options: { timeoutMs?: number } = {}): string {
+  try {
+    return execFileSync(cmd, args, {
+      encoding: "utf8",
+      timeout: options.timeoutMs ?? 30_000,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw new Error(
+      `command failed: ${cmd} ${args.join(" ")}\n${e.stdout ?? ""}${e.stderr ?? ""}${e.message}`,
+    );
+  }
+}
+
+/** A network namespace made for one test, deleted by {@linkcode Netns.delete}. */
+export class Netns {
+  readonly name: string;
+
+  /** Creates `nisle-<prefix>-<random>` with loopback up. */
+  constructor(prefix: string) {
+    this.name = `nisle-${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+    sh("ip", ["netns", "add", this.name]);
+    this.exec("ip", ["link", "set", "lo", "up"]);
+  }
+
+  /** Runs a command inside the namespace and returns its stdout. */
+  exec(cmd: string, args: string[], options: { timeoutMs?: number } = {}): string {
+    return sh("ip", ["netns", "exec", this.name, cmd, ...args], options);
+  }
+
+  /** Starts a long-running command inside the namespace. */
+  spawn(cmd: string, args: string[], env: Record<string, string> = {}): Proc {
+    return new Proc("ip", ["netns", "exec", this.name, cmd, ...args], env);
+  }
+
+  /** Deletes the namespace (idempotent; processes in it should be stopped first). */
+  delete(): void {
+    try {
+      execFileSync("ip", ["netns", "del", this.name], { stdio: "ignore" });
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** A child process whose stdout and stderr lines a test can wait for. */
+export class Proc {
+  readonly child: ChildProcess;
+  output = "";
+  #waiters: Array<() => void> = [];
+  #exited = false;
+
+  /** Spawns `cmd` with `args`; output is collected and echoed on failure only. */
+  constructor(cmd: string, args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const onData = (chunk: Uint8Array) => {
+      this.output += new TextDecoder().decode(chunk);
+      for (const w of this.#waiters.splice(0)) w();
+    };
+    this.child.stdout!.on("data", onData);
+    this.child.stderr!.on("data", onData);
+    this.child.on("exit", () => {
+      this.#exited = true;
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves with the first match of `pattern` in the output; rejects on exit or timeout. */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.output.match(pattern);
+      if (m) return m;
+      if (this.#exited) {
+        throw new Error(`process exited before printing ${pattern}:\n${this.output}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`timed out waiting for ${pattern}; output so far:\n${this.output}`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 500));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  async stop(graceMs = 3000): Promise<void> {
+    if (this.#exited) return;
+    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
+    this.child.kill("SIGTERM");
+    const t = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    await gone;
+    clearTimeout(t);
+  }
+}

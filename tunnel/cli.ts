@@ -1,0 +1,217 @@
+/**
+ * `netisle-tunnel`: attaches a local frame port (a Linux TAP device) to a
+ * netisle session over a WebSocket.
+ *
+ *   deno task tunnel -- --server http://127.0.0.1:8787 --create --tap tap0
+ *   deno task tunnel -- --server http://127.0.0.1:8787 --session ID --token TOKEN --tap tap0
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import process from "node:process";
+import { TunnelClient } from "./client.ts";
+import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
+import type { FramePort } from "./ports/frame_port.ts";
+
+const HELP = `netisle-tunnel: tunnel a local network device into a netisle session
+
+Usage:
+  netisle-tunnel --server URL (--create | --session ID --token TOKEN) --tap NAME [options]
+
+Options:
+  --server URL          netisle server base URL (default http://127.0.0.1:8787)
+  --create              create a new session and print its id and token
+  --admin-token TOKEN   admin token for --create, when the server requires one
+                        (default: $NETISLE_ADMIN_TOKEN)
+  --session ID          attach to an existing session
+  --token TOKEN         the session's token (default: $NETISLE_TOKEN)
+  --tap NAME            Linux TAP device to attach (created when missing; needs root)
+  --mtu N               MTU of the TAP device (default: the session's MTU)
+  --no-reconnect        exit when the WebSocket drops instead of reconnecting
+  -h, --help            show this help
+
+Exit status: 0 on a clean stop (SIGINT/SIGTERM), 1 when the tunnel ends,
+2 for a usage or setup error (bad flags, not root, no /dev/net/tun, no such
+session, wrong token, server unreachable).`;
+
+/** A setup error with a message for the user; exits with status 2. */
+class CliError extends Error {}
+
+interface SessionInfo {
+  id: string;
+  token: string;
+  mac: string;
+  ipv4: { address: string; prefixLength: number };
+  mtu: number;
+}
+
+async function request(server: string, path: string, init: RequestInit): Promise<Response> {
+  let url: URL;
+  try {
+    url = new URL(path, server);
+  } catch {
+    throw new CliError(`--server is not a valid URL: "${server}"`);
+  }
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new CliError(`server unreachable at ${url.origin}: ${(err as Error).message}`);
+  }
+}
+
+async function problemDetail(res: Response): Promise<string> {
+  try {
+    const body = await res.json();
+    return typeof body?.detail === "string" ? body.detail : `HTTP ${res.status}`;
+  } catch {
+    return `HTTP ${res.status}`;
+  }
+}
+
+async function createSession(server: string, adminToken: string | undefined): Promise<SessionInfo> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (adminToken) headers.authorization = `Bearer ${adminToken}`;
+  const res = await request(server, "/v1/sessions", { method: "POST", headers, body: "{}" });
+  if (res.status === 401) {
+    throw new CliError(
+      `the server needs an admin token to create sessions: ${await problemDetail(res)}`,
+    );
+  }
+  if (res.status !== 201) {
+    throw new CliError(`cannot create a session: ${await problemDetail(res)}`);
+  }
+  return await res.json();
+}
+
+async function fetchSession(server: string, id: string, token: string): Promise<SessionInfo> {
+  const res = await request(server, `/v1/sessions/${encodeURIComponent(id)}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  if (res.status === 404 || res.status === 400) {
+    throw new CliError(`no such session "${id}" on ${server}`);
+  }
+  if (res.status === 401) throw new CliError(`wrong token for session "${id}"`);
+  if (res.status !== 200) {
+    throw new CliError(`cannot read session "${id}": ${await problemDetail(res)}`);
+  }
+  return { ...(await res.json()), token };
+}
+
+/** Runs the CLI with `argv` (without the runtime and script); resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  // `deno task tunnel -- --flag` passes the separator through.
+  if (argv[0] === "--") argv = argv.slice(1);
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        server: { type: "string", default: "http://127.0.0.1:8787" },
+        create: { type: "boolean", default: false },
+        "admin-token": { type: "string" },
+        session: { type: "string" },
+        token: { type: "string" },
+        tap: { type: "string" },
+        mtu: { type: "string" },
+        "no-reconnect": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    console.error(`netisle-tunnel: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  try {
+    return await run(values);
+  } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`netisle-tunnel: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function run(values: {
+  server: string;
+  create: boolean;
+  "admin-token"?: string;
+  session?: string;
+  token?: string;
+  tap?: string;
+  mtu?: string;
+  "no-reconnect": boolean;
+}): Promise<number> {
+  if (!values.tap) throw new CliError("--tap NAME is required (the only port so far)");
+  if (values.create && values.session) {
+    throw new CliError("use either --create or --session, not both");
+  }
+  const token = values.token ?? process.env.NETISLE_TOKEN;
+  if (!values.create && (!values.session || !token)) {
+    throw new CliError("--session ID and --token TOKEN are required unless --create is given");
+  }
+  let mtu: number | undefined;
+  if (values.mtu !== undefined) {
+    mtu = Number(values.mtu);
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+      throw new CliError(`--mtu must be an integer in 68..65535, got "${values.mtu}"`);
+    }
+  }
+  const pre = checkTapPrerequisites();
+  if (!pre.ok) throw new CliError(pre.reason);
+
+  const session = values.create
+    ? await createSession(values.server, values["admin-token"] ?? process.env.NETISLE_ADMIN_TOKEN)
+    : await fetchSession(values.server, values.session!, token!);
+  if (values.create) {
+    console.log(`session ${session.id} token ${session.token}`);
+  }
+  console.log(
+    `session ${session.id}: stack at ${session.ipv4.address}/${session.ipv4.prefixLength}, ` +
+      `mac ${session.mac}, mtu ${session.mtu}`,
+  );
+
+  let port: FramePort;
+  try {
+    port = await openTap({ name: values.tap, mtu: mtu ?? session.mtu });
+  } catch (err) {
+    throw new CliError(`cannot open TAP device "${values.tap}": ${(err as Error).message}`);
+  }
+  const client = new TunnelClient({
+    server: values.server,
+    sessionId: session.id,
+    token: session.token,
+    port,
+    reconnect: values["no-reconnect"] ? false : { minDelayMs: 250, maxDelayMs: 10_000 },
+    onState: (state, reason) => {
+      console.log(`tunnel ${state}${reason ? `: ${reason}` : ""} (${port.name} <-> ${session.id})`);
+    },
+  });
+  let signalled = false;
+  const stop = () => {
+    signalled = true;
+    void client.close("stopped by signal");
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  client.start();
+  const reason = await client.closed;
+  await port.close();
+  const s = client.stats;
+  console.log(
+    `tunnel ended: ${reason}; frames up ${s.framesUp} (${s.bytesUp} B), ` +
+      `down ${s.framesDown} (${s.bytesDown} B), dropped ${s.framesDropped}`,
+  );
+  return signalled ? 0 : 1;
+}
+
+if (import.meta.main) {
+  process.exit(await main(process.argv.slice(2)));
+}

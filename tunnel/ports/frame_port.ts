@@ -1,0 +1,40 @@
+/**
+ * A frame port is the local end of a tunnel: a place Ethernet frames come
+ * from and go to (a Linux TAP device, a QEMU stream or dgram socket).
+ *
+ * The tunnel client reads frames from a port and sends them to the server,
+ * and writes frames from the server into the port.
+ *
+ * @module
+ */
+
+/** Receives every batch of frames a port reads; the frames are owned by the receiver. */
+export type FrameSink = (frames: Uint8Array[]) => void;
+
+/** The local end of a tunnel: a device or socket that carries Ethernet frames. */
+export interface FramePort {
+  /** A human-readable name, e.g. `tap:tap0`. */
+  readonly name: string;
+  /** The largest frame the port carries, Ethernet header included, FCS excluded. */
+  readonly maxFrameLen: number;
+  /**
+   * Starts reading; `sink` is called with every batch of frames read. Frames
+   * read together (one poll wakeup) arrive in one batch.
+   */
+  start(sink: FrameSink): void;
+  /** Writes one frame to the port. Never throws for a frame the device refuses; counts it. */
+  send(frame: Uint8Array): void;
+  /** Stops reading and releases the device. Idempotent. */
+  close(): Promise<void>;
+  /** Counters: frames and bytes each way, and frames the device refused. */
+  readonly stats: FramePortStats;
+}
+
+/** Counters every frame port keeps. */
+export interface FramePortStats {
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+  txBytes: number;
+  txErrors: number;
+}
