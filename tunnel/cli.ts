@@ -13,6 +13,7 @@ import process from "node:process";
 import { TunnelClient } from "./client.ts";
 import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
 import type { FramePort } from "./ports/frame_port.ts";
+import { FaultPort, parseFaultSpec } from "./ports/fault_port.ts";
 
 const HELP = `netisle-tunnel: tunnel a local network device into a netisle session
 
@@ -29,6 +30,8 @@ Options:
   --tap NAME            Linux TAP device to attach (created when missing; needs root)
   --mtu N               MTU of the TAP device (default: the session's MTU)
   --no-reconnect        exit when the WebSocket drops instead of reconnecting
+  --faults SPEC         inject faults between the device and the tunnel, both ways,
+                        for testing: drop=N%,dup=N%,reorder=N%,reorder-delay=Nms,delay=Nms
   -h, --help            show this help
 
 Exit status: 0 on a clean stop (SIGINT/SIGTERM), 1 when the tunnel ends,
@@ -115,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
         tap: { type: "string" },
         mtu: { type: "string" },
         "no-reconnect": { type: "boolean", default: false },
+        faults: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -148,6 +152,7 @@ async function run(values: {
   tap?: string;
   mtu?: string;
   "no-reconnect": boolean;
+  faults?: string;
 }): Promise<number> {
   if (!values.tap) throw new CliError("--tap NAME is required (the only port so far)");
   if (values.create && values.session) {
@@ -163,6 +168,12 @@ async function run(values: {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
       throw new CliError(`--mtu must be an integer in 68..65535, got "${values.mtu}"`);
     }
+  }
+  let faults;
+  try {
+    faults = values.faults === undefined ? undefined : parseFaultSpec(values.faults);
+  } catch (err) {
+    throw new CliError(`--faults: ${(err as Error).message}`);
   }
   const pre = checkTapPrerequisites();
   if (!pre.ok) throw new CliError(pre.reason);
@@ -184,6 +195,7 @@ async function run(values: {
   } catch (err) {
     throw new CliError(`cannot open TAP device "${values.tap}": ${(err as Error).message}`);
   }
+  if (faults) port = new FaultPort(port, faults);
   const client = new TunnelClient({
     server: values.server,
     sessionId: session.id,

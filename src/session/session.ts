@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ChannelLink, Stack, type StackConfig } from "../stack/mod.ts";
+import { ChannelLink, type EventOwner, Stack, type StackConfig } from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { CoreLock, type CoreLockStats } from "./core_lock.ts";
@@ -94,6 +94,8 @@ export class Session {
   #clock: Clock;
   #link: ChannelLink;
   #input: Uint8Array[] = [];
+  /** Arrival time of each queued frame (RTT is measured from arrival, not processing). */
+  #inputAt: number[] = [];
   #tunnel: TunnelEndpoint | undefined;
   #tunnelSince: number | undefined;
   #timer: TimerHandle | undefined;
@@ -135,12 +137,14 @@ export class Session {
    */
   input(frames: Uint8Array[]): void {
     if (this.#closed) return;
+    const now = this.#clock.now();
     for (const f of frames) {
       if (this.#input.length >= this.limits.inputQueueFrames) {
         this.tunnelStats.inputQueueDrops++;
         continue;
       }
       this.#input.push(f);
+      this.#inputAt.push(now);
     }
     if (!this.lock.held) this.lock.run(() => this.#drainInput());
   }
@@ -202,6 +206,7 @@ export class Session {
     this.#closed = true;
     this.#clearTimer();
     this.#input = [];
+    this.#inputAt = [];
     this.#link.drain();
     const t = this.#tunnel;
     this.#tunnel = undefined;
@@ -244,14 +249,16 @@ export class Session {
   }
 
   #drainInput(): void {
-    const now = this.#clock.now();
-    this.lastActivity = now;
+    this.lastActivity = this.#clock.now();
     const stack = this.stack;
+    const frames = this.#input;
+    const at = this.#inputAt;
     // Frames that arrive while we work are appended and processed in this same pass.
     try {
-      for (let i = 0; i < this.#input.length; i++) stack.input(this.#input[i], now);
+      for (let i = 0; i < frames.length; i++) stack.input(frames[i], at[i]);
     } finally {
-      this.#input.length = 0;
+      frames.length = 0;
+      at.length = 0;
     }
   }
 
@@ -264,7 +271,19 @@ export class Session {
       return;
     }
     this.#flushOutput();
+    this.#deliverEvents();
     this.#armTimer();
+  }
+
+  /** Hands the events the core recorded to their owners (socket endpoints), outside the lock. */
+  #deliverEvents(): void {
+    const dirty = this.stack.tcp.takeDirty();
+    for (const target of dirty) {
+      const bits = target.events;
+      target.events = 0;
+      const owner = target.owner as EventOwner | undefined;
+      if (bits !== 0 && owner) owner.onEvents(bits);
+    }
   }
 
   #flushOutput(): void {

@@ -4,3 +4,4 @@
  * @module
  */
 export * from "./net_error.ts";
+export * from "./tcp_socket.ts";

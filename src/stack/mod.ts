@@ -7,3 +7,4 @@ export * from "./stack.ts";
 export * from "./arp_cache.ts";
 export * from "./channel_link.ts";
 export * from "./counters.ts";
+export * from "./tcp/mod.ts";

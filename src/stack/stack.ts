@@ -34,6 +34,8 @@ import {
   WIRE_DROP_REASONS,
 } from "../wire/mod.ts";
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
+import type { TcpConfig } from "./tcp/tcp_config.ts";
+import { TCP_DROP_REASONS, TcpLayer, type TcpLayerLimits } from "./tcp/tcp_layer.ts";
 import type { Link } from "./channel_link.ts";
 import { StackCounters } from "./counters.ts";
 
@@ -47,12 +49,26 @@ export interface StackConfig {
   mtu: number;
   /** ARP cache limits and timings. */
   arp?: Partial<ArpCacheOptions>;
+  /** Defaults for this stack's TCP connections. */
+  tcp?: Partial<TcpConfig>;
+  /** Limits of this stack's TCP layer. */
+  tcpLimits?: Partial<TcpLayerLimits>;
 }
 
 /** What a stack needs from its environment. */
 export interface StackDeps {
   /** Where emitted frames go. */
   link: Link;
+  /** Random bytes for ISN and SYN-cookie keys; `crypto.getRandomValues` by default. */
+  random?: (buf: Uint8Array) => void;
+}
+
+/** Options of {@linkcode Stack.sendIpv4}. */
+export interface Ipv4SendOptions {
+  /** Time to live; 64 by default. */
+  ttl?: number;
+  /** Sets the DF bit (TCP does, for path MTU discovery). */
+  dontFragment?: boolean;
 }
 
 /** Reasons the stack itself (not the wire parsers) drops received frames. */
@@ -70,7 +86,6 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "ipv4_unsupported_protocol",
   "icmp_broadcast_echo_ignored",
   "icmp_unhandled_type",
-  "tcp_no_endpoint",
   "udp_no_endpoint",
 ];
 
@@ -94,6 +109,7 @@ export class Stack {
   readonly config: StackConfig;
   readonly counters: StackCounters;
   readonly arp: ArpCache;
+  readonly tcp: TcpLayer;
   #link: Link;
   #ident = 0;
   #broadcast: Ipv4Address;
@@ -113,10 +129,23 @@ export class Stack {
       throw new RangeError("Stack: mac must be a 6-byte unicast address");
     }
     this.config = { ...config, mac: config.mac.slice(), ipv4: { ...config.ipv4 } };
-    this.counters = new StackCounters([...WIRE_DROP_REASONS, ...STACK_DROP_REASONS]);
+    this.counters = new StackCounters([
+      ...WIRE_DROP_REASONS,
+      ...STACK_DROP_REASONS,
+      ...TCP_DROP_REASONS,
+    ]);
     this.arp = new ArpCache(config.arp);
     this.#link = deps.link;
     this.#broadcast = ipv4SubnetBroadcast(config.ipv4.address, p);
+    this.tcp = new TcpLayer({
+      localAddr: config.ipv4.address,
+      mtu: config.mtu,
+      random: deps.random ?? ((buf) => crypto.getRandomValues(buf)),
+      config: config.tcp,
+      limits: config.tcpLimits,
+      sendIpv4With: (dst, len, fill, now) =>
+        this.sendIpv4With(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+    });
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -136,16 +165,21 @@ export class Stack {
     else this.counters.drop(reason);
   }
 
-  /** Runs timers due at `now`: ARP retries and expiry. */
+  /** Runs timers due at `now`: ARP retries and expiry, TCP timers. */
   poll(now: number): void {
     const r = this.arp.poll(now);
     this.counters.txDrop("arp_unresolved", r.unresolvedDrops);
     for (const ip of r.request) this.#sendArpRequest(ip);
+    this.tcp.poll(now);
   }
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    return this.arp.nextDeadline();
+    const a = this.arp.nextDeadline();
+    const t = this.tcp.nextDeadline();
+    if (a === undefined) return t;
+    if (t === undefined) return a;
+    return Math.min(a, t);
   }
 
   /**
@@ -174,37 +208,62 @@ export class Stack {
     protocol: number,
     payload: Uint8Array,
     now: number,
-    options: { ttl?: number; dontFragment?: boolean } = {},
+    options: Ipv4SendOptions = {},
   ): boolean {
-    const ipLen = IPV4_HEADER_LEN + payload.length;
+    return this.sendIpv4With(
+      dst,
+      protocol,
+      payload.length,
+      (buf) => buf.set(payload),
+      now,
+      options,
+    );
+  }
+
+  /**
+   * Sends an IPv4 packet of `payloadLen` bytes that `fill` writes in place into
+   * the frame (so a transport header and its payload are copied once). `fill`
+   * runs synchronously before this returns, whether or not the next hop is
+   * resolved. Returns false when the packet was dropped (counted in `txDrops`).
+   */
+  sendIpv4With(
+    dst: Ipv4Address,
+    protocol: number,
+    payloadLen: number,
+    fill: (payload: Uint8Array) => void,
+    now: number,
+    options: Ipv4SendOptions = {},
+  ): boolean {
+    const ipLen = IPV4_HEADER_LEN + payloadLen;
     if (ipLen > this.config.mtu) {
       this.counters.txDrop("ipv4_exceeds_mtu");
       return false;
     }
+    const { address, prefixLength } = this.config.ipv4;
+    const broadcast = dst === IPV4_BROADCAST || dst === this.#broadcast;
+    if (!broadcast && (!ipv4InSubnet(dst, address, prefixLength) || isIpv4Multicast(dst))) {
+      this.counters.txDrop("ipv4_no_route");
+      return false;
+    }
     const frame = new Uint8Array(ETHERNET_HEADER_LEN + ipLen);
     const repr: Ipv4Repr = {
-      src: this.config.ipv4.address,
+      src: address,
       dst,
       protocol,
-      payloadLen: payload.length,
+      payloadLen,
       ttl: options.ttl ?? 64,
       ident: this.#nextIdent(),
       dontFragment: options.dontFragment ?? false,
     };
     Ipv4Repr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
-    frame.set(payload, ETHERNET_HEADER_LEN + IPV4_HEADER_LEN);
+    fill(frame.subarray(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN));
     const finish = (mac: MacAddress): Uint8Array => {
       EthernetRepr.emit({ dst: mac, src: this.config.mac, etherType: EtherType.IPV4 }, frame);
       return frame;
     };
-    if (dst === IPV4_BROADCAST || dst === this.#broadcast) {
+    if (broadcast) {
       this.#transmit(finish(BROADCAST_MAC));
       return true;
-    }
-    const { address, prefixLength } = this.config.ipv4;
-    if (!ipv4InSubnet(dst, address, prefixLength) || isIpv4Multicast(dst)) {
-      this.counters.txDrop("ipv4_no_route");
-      return false;
     }
     const mac = this.arp.lookup(dst, now);
     if (mac) {
@@ -324,7 +383,7 @@ export class Stack {
       case IpProtocol.ICMP:
         return this.#inputIcmp(ip, payload, broadcast, now);
       case IpProtocol.TCP:
-        return "tcp_no_endpoint";
+        return this.tcp.input(ip.src, ip.dst, payload, now);
       case IpProtocol.UDP:
         return "udp_no_endpoint";
       default:

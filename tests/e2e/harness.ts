@@ -44,12 +44,18 @@ export function commandExists(name: string): boolean {
 }
 
 /** Runs a command to completion and returns its stdout; throws with stderr on failure. */
-export function sh(cmd: string, args: string[], options: { timeoutMs?: number } = {}): string {
+export function sh(
+  cmd: string,
+  args: string[],
+  options: { timeoutMs?: number; input?: string } = {},
+): string {
   try {
     return execFileSync(cmd, args, {
       encoding: "utf8",
       timeout: options.timeoutMs ?? 30_000,
-      stdio: ["ignore", "pipe", "pipe"],
+      input: options.input,
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      maxBuffer: 64 * 1024 * 1024,
     });
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
@@ -71,7 +77,7 @@ export class Netns {
   }
 
   /** Runs a command inside the namespace and returns its stdout. */
-  exec(cmd: string, args: string[], options: { timeoutMs?: number } = {}): string {
+  exec(cmd: string, args: string[], options: { timeoutMs?: number; input?: string } = {}): string {
     return sh("ip", ["netns", "exec", this.name, cmd, ...args], options);
   }
 
@@ -102,7 +108,7 @@ export class Proc {
     this.child = spawn(cmd, args, {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     const onData = (chunk: Uint8Array) => {
       this.output += new TextDecoder().decode(chunk);
@@ -116,11 +122,19 @@ export class Proc {
     });
   }
 
-  /** Resolves with the first match of `pattern` in the output; rejects on exit or timeout. */
-  async waitFor(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+  /** The current length of the output, to wait only for what comes after it. */
+  mark(): number {
+    return this.output.length;
+  }
+
+  /**
+   * Resolves with the first match of `pattern` in the output after offset
+   * `from` (see {@linkcode Proc.mark}); rejects on exit or timeout.
+   */
+  async waitFor(pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.output.match(pattern);
+      const m = this.output.slice(from).match(pattern);
       if (m) return m;
       if (this.#exited) {
         throw new Error(`process exited before printing ${pattern}:\n${this.output}`);
@@ -137,6 +151,11 @@ export class Proc {
         });
       });
     }
+  }
+
+  /** Writes a line to the process's standard input. */
+  send(line: string): void {
+    this.child.stdin!.write(line.endsWith("\n") ? line : line + "\n");
   }
 
   /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */

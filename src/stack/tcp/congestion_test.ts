@@ -1,0 +1,435 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type CongestionControl,
+  createCongestionControl,
+  Cubic,
+  CUBIC_ALPHA,
+  CUBIC_BETA,
+  CUBIC_C,
+  initialWindow,
+  NewReno,
+} from "./congestion.ts";
+
+const MSS = 1000;
+
+/**
+ * Acknowledges one window's worth of data, `segsPerAck` segments per ACK,
+ * spread evenly over one RTT with a sender that keeps the window full.
+ * Returns the time after the round.
+ */
+function ackRound(cc: CongestionControl, now: number, rttMs: number, segsPerAck = 1): number {
+  const acks = Math.floor(cc.cwnd / MSS / segsPerAck);
+  for (let i = 0; i < acks; i++) {
+    cc.onAck(segsPerAck * MSS, now + (i * rttMs) / acks, rttMs, cc.cwnd);
+  }
+  return now + rttMs;
+}
+
+/** A continuous ACK clock: one ACK per segment, cwnd segments per RTT, until `end`. */
+function ackClock(cc: CongestionControl, now: number, end: number, rttMs: number): number {
+  while (now < end) {
+    cc.onAck(MSS, now, rttMs, cc.cwnd);
+    now += rttMs / (cc.cwnd / MSS);
+  }
+  return now;
+}
+
+/** Slow-starts until cwnd reaches `segments`. */
+function growTo(cc: CongestionControl, segments: number): void {
+  while (cc.cwnd < segments * MSS) cc.onAck(MSS, 0, 10, cc.cwnd);
+  assert.equal(cc.cwnd, segments * MSS);
+}
+
+/** Loss at a full window of `segments`, then a full ACK with the reduced window in flight. */
+function lossAt(cc: CongestionControl, segments: number, now: number): void {
+  growTo(cc, segments);
+  cc.onCongestionEvent(now, segments * MSS);
+  cc.onRecoveryExit(now, cc.ssthresh);
+}
+
+function wCubic(cc: Cubic, tSeconds: number): number {
+  return CUBIC_C * (tSeconds - cc.k) ** 3 + cc.wMax;
+}
+
+describe("initial window (RFC 6928 §2)", () => {
+  it("is min(10*SMSS, max(2*SMSS, 14600))", () => {
+    assert.equal(initialWindow(1460), 14600);
+    assert.equal(initialWindow(536), 5360);
+    assert.equal(initialWindow(1000), 10000);
+    assert.equal(initialWindow(9000), 18000);
+    assert.equal(initialWindow(1460, 4), 5840);
+    for (const name of ["newreno", "cubic"] as const) {
+      const cc = createCongestionControl(name, { mss: 1460 });
+      assert.equal(cc.name, name);
+      assert.equal(cc.cwnd, 14600);
+      assert.equal(cc.ssthresh, Infinity);
+      assert.equal(cc.mss, 1460);
+      assert.equal(cc.inRecovery, false);
+    }
+    assert.equal(new NewReno({ mss: MSS, initialWindowSegments: 2 }).cwnd, 2000);
+  });
+});
+
+for (const name of ["newreno", "cubic"] as const) {
+  describe(`${name}: slow start (RFC 5681 §3.1, RFC 3465)`, () => {
+    it("doubles cwnd per RTT with one ACK per segment", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      let now = 0;
+      for (const want of [20, 40, 80, 160]) {
+        now = ackRound(cc, now, 50);
+        assert.equal(cc.cwnd, want * MSS);
+      }
+    });
+
+    it("doubles cwnd per RTT with delayed ACKs too (L = 2*SMSS)", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      let now = 0;
+      for (const want of [20, 40, 80]) {
+        now = ackRound(cc, now, 50, 2);
+        assert.equal(cc.cwnd, want * MSS);
+      }
+    });
+
+    it("counts bytes: a stretch ACK adds at most 2*SMSS, a small one adds its bytes (RFC 3465 §2.2)", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      cc.onAck(5 * MSS, 0, 50, cc.cwnd);
+      assert.equal(cc.cwnd, 12 * MSS);
+      cc.onAck(100, 1, 50, cc.cwnd);
+      assert.equal(cc.cwnd, 12 * MSS + 100);
+    });
+
+    it("stops at ssthresh", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      lossAt(cc, 20, 0); // ssthresh 10 (newreno) or 14 (cubic) segments, cwnd = ssthresh
+      cc.onRetransmissionTimeout(1, 0); // repeated-loss path aside: cwnd 1 MSS, ssthresh kept
+      const ssthresh = cc.ssthresh;
+      for (let i = 0; i < 100 && cc.cwnd < ssthresh; i++) cc.onAck(3 * MSS, 2, 50, cc.cwnd);
+      assert.equal(cc.cwnd, ssthresh);
+    });
+
+    it("adds only 1 SMSS per ACK in slow start after an RTO (RFC 3465 §2.3)", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      cc.onRetransmissionTimeout(0, 40 * MSS);
+      assert.equal(cc.cwnd, MSS);
+      cc.onAck(4 * MSS, 1, 50, cc.cwnd);
+      assert.equal(cc.cwnd, 2 * MSS);
+    });
+
+    it("does not grow while application-limited (RFC 9438 §5.8, RFC 7661)", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      cc.onAck(MSS, 0, 50, 4 * MSS); // 4 of 10 segments in flight
+      assert.equal(cc.cwnd, 10 * MSS);
+      cc.onAck(MSS, 1, 50, 5 * MSS); // half the window counts as using it
+      assert.equal(cc.cwnd, 11 * MSS);
+      cc.onAck(MSS, 2, 50, Infinity);
+      assert.equal(cc.cwnd, 12 * MSS);
+      cc.onAck(0, 3, 50, Infinity);
+      cc.onAck(NaN, 3, 50, Infinity);
+      assert.equal(cc.cwnd, 12 * MSS);
+    });
+  });
+
+  describe(`${name}: recovery bookkeeping (RFC 5681 §3.2, RFC 6582 §3.2)`, () => {
+    const beta = name === "newreno" ? 0.5 : CUBIC_BETA;
+    // NewReno halves with integer division; CUBIC rounds FlightSize * 0.7 to whole bytes.
+    const reduce = (flight: number) =>
+      name === "newreno" ? Math.floor(flight / 2) : Math.round(flight * beta);
+
+    it("inflates per duplicate ACK, deflates on partial ACKs, and exits without a burst", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      growTo(cc, 40);
+      cc.onCongestionEvent(0, 40 * MSS);
+      const ssthresh = 40 * MSS * beta;
+      assert.equal(cc.ssthresh, ssthresh);
+      assert.equal(cc.cwnd, ssthresh);
+      assert.equal(cc.inRecovery, true);
+      for (let i = 0; i < 3; i++) cc.onDupAck(); // RFC 5681 step 3: ssthresh + 3*SMSS
+      assert.equal(cc.cwnd, ssthresh + 3 * MSS);
+      cc.onDupAck(); // step 4
+      assert.equal(cc.cwnd, ssthresh + 4 * MSS);
+      cc.onAck(5 * MSS, 1, 50, Infinity); // ignored during recovery
+      assert.equal(cc.cwnd, ssthresh + 4 * MSS);
+      cc.onPartialAck(3 * MSS); // deflate by 3 SMSS, add back 1
+      assert.equal(cc.cwnd, ssthresh + 2 * MSS);
+      cc.onPartialAck(500); // less than SMSS: nothing added back
+      assert.equal(cc.cwnd, ssthresh + 2 * MSS - 500);
+      cc.onCongestionEvent(2, 30 * MSS); // one reduction per recovery
+      assert.equal(cc.ssthresh, ssthresh);
+      cc.onRecoveryExit(3, 5 * MSS); // min(ssthresh, max(FlightSize, SMSS) + SMSS)
+      assert.equal(cc.inRecovery, false);
+      assert.equal(cc.cwnd, 6 * MSS);
+      const again = createCongestionControl(name, { mss: MSS });
+      growTo(again, 40);
+      again.onCongestionEvent(0, 40 * MSS);
+      again.onRecoveryExit(1, 40 * MSS);
+      assert.equal(again.cwnd, ssthresh);
+      again.onDupAck();
+      again.onPartialAck(MSS);
+      again.onRecoveryExit(2, 0);
+      assert.equal(again.cwnd, ssthresh); // outside recovery these do nothing
+    });
+
+    it(`sets ssthresh = max(FlightSize * ${beta}, 2*SMSS) on loss`, () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      cc.onCongestionEvent(0, 2 * MSS);
+      assert.equal(cc.ssthresh, 2 * MSS);
+      assert.equal(cc.cwnd, 2 * MSS);
+      const cc2 = createCongestionControl(name, { mss: MSS });
+      cc2.onCongestionEvent(0, 100 * MSS + 1); // flight, not cwnd, decides
+      assert.equal(cc2.ssthresh, reduce(100 * MSS + 1));
+    });
+
+    it(`on RTO sets cwnd = 1 SMSS and ssthresh = max(FlightSize * ${beta}, 2*SMSS) (RFC 5681 §3.1)`, () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      growTo(cc, 40);
+      cc.onCongestionEvent(0, 40 * MSS);
+      cc.onRetransmissionTimeout(1000, 36 * MSS);
+      assert.equal(cc.inRecovery, false);
+      assert.equal(cc.cwnd, MSS);
+      assert.equal(cc.ssthresh, reduce(36 * MSS));
+      // The same segment times out again: ssthresh is held (RFC 5681 §3.1).
+      cc.onRetransmissionTimeout(3000, MSS);
+      assert.equal(cc.ssthresh, reduce(36 * MSS));
+      assert.equal(cc.cwnd, MSS);
+      // After new data is acknowledged, a later timeout recomputes it.
+      cc.onAck(MSS, 3100, 100, cc.cwnd);
+      cc.onRetransmissionTimeout(5000, 2 * MSS);
+      assert.equal(cc.ssthresh, 2 * MSS);
+    });
+
+    it("restarts from min(cwnd, IW) after idle (RFC 5681 §4.1)", () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      growTo(cc, 40);
+      cc.onIdleRestart(10_000);
+      assert.equal(cc.cwnd, 10 * MSS);
+      const small = createCongestionControl(name, { mss: MSS });
+      small.onRetransmissionTimeout(0, 10 * MSS);
+      small.onIdleRestart(10_000);
+      assert.equal(small.cwnd, MSS);
+    });
+
+    it("keeps cwnd and ssthresh in segments when the SMSS changes", () => {
+      const cc = createCongestionControl(name, { mss: 1460 });
+      cc.onCongestionEvent(0, 40 * 1460);
+      cc.onRecoveryExit(1, 40 * 1460);
+      const segs = cc.cwnd / 1460;
+      const ssSegs = cc.ssthresh / 1460;
+      cc.setMss(1200);
+      assert.equal(cc.mss, 1200);
+      assert.ok(Math.abs(cc.cwnd / 1200 - segs) < 0.01);
+      assert.ok(Math.abs(cc.ssthresh / 1200 - ssSegs) < 0.01);
+      assert.throws(() => cc.setMss(0), RangeError);
+      assert.throws(() => cc.setMss(1.5), RangeError);
+    });
+  });
+}
+
+describe("NewReno congestion avoidance (RFC 5681 §3.1, RFC 3465 §2.1)", () => {
+  it("grows about 1 SMSS per RTT, whatever the ACK pattern", () => {
+    for (const segsPerAck of [1, 2, 3]) {
+      const cc = new NewReno({ mss: MSS });
+      lossAt(cc, 40, 0);
+      assert.equal(cc.cwnd, 20 * MSS);
+      let now = 100;
+      for (let round = 1; round <= 10; round++) {
+        now = ackRound(cc, now, 50, segsPerAck);
+        // A round of ceil-less ACK counts may leave part of a window uncounted.
+        assert.ok(Math.abs(cc.cwnd - (20 + round) * MSS) <= MSS, `${segsPerAck}/ack ${cc.cwnd}`);
+      }
+    }
+  });
+
+  it("adds exactly one SMSS once a full cwnd of bytes is acknowledged", () => {
+    const cc = new NewReno({ mss: MSS });
+    lossAt(cc, 40, 0);
+    for (let i = 0; i < 39; i++) cc.onAck(500, 1, 50, cc.cwnd);
+    assert.equal(cc.cwnd, 20 * MSS); // 19500 of 20000 bytes counted
+    cc.onAck(500, 2, 50, cc.cwnd);
+    assert.equal(cc.cwnd, 21 * MSS);
+  });
+
+  it("does not grow in congestion avoidance unless the window is full", () => {
+    const cc = new NewReno({ mss: MSS });
+    lossAt(cc, 40, 0);
+    for (let i = 0; i < 100; i++) cc.onAck(MSS, 1, 50, 18 * MSS);
+    assert.equal(cc.cwnd, 20 * MSS);
+  });
+
+  it("halves on loss (RFC 5681 eq. 4)", () => {
+    const cc = new NewReno({ mss: MSS });
+    growTo(cc, 64);
+    cc.onCongestionEvent(0, 64 * MSS);
+    assert.equal(cc.ssthresh, 32 * MSS);
+    assert.equal(cc.cwnd, 32 * MSS);
+  });
+});
+
+describe("Cubic (RFC 9438)", () => {
+  it("multiplies by β = 0.7 on loss and remembers W_max (§4.6)", () => {
+    const cc = new Cubic({ mss: MSS });
+    growTo(cc, 100);
+    cc.onCongestionEvent(0, 100 * MSS);
+    assert.equal(cc.ssthresh, 70 * MSS);
+    assert.equal(cc.cwnd, 70 * MSS);
+    assert.equal(cc.wMax, 100);
+    assert.equal(cc.epochStart, undefined);
+  });
+
+  it("follows W_cubic(t) = C(t-K)³ + W_max through the concave and convex regions (§4.2)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 1000, 0);
+    assert.equal(cc.cwnd, 700 * MSS);
+    const t0 = 10_000;
+    let now = ackClock(cc, t0, t0 + 1, 100); // the first ACK starts the epoch
+    assert.equal(cc.epochStart, t0);
+    const k = Math.cbrt((1000 - 700) / CUBIC_C); // K = ∛(W_max (1 - β) / C) ≈ 9.086 s
+    assert.ok(Math.abs(cc.k - k) < 1e-9);
+    assert.ok(Math.abs(wCubic(cc, 0) - 700) < 1e-9);
+    for (const t of [0.5, 1, 2, 4, 6, 8, k, 10, 11, 12]) {
+      now = ackClock(cc, now, t0 + t * 1000, 100);
+      const segs = cc.cwnd / MSS;
+      const want = wCubic(cc, (now - t0) / 1000);
+      assert.ok(Math.abs(segs - want) / want < 0.005, `t=${t}: cwnd ${segs} vs W_cubic ${want}`);
+    }
+    // Concave below W_max, a plateau at K, convex above.
+    assert.ok(cc.cwnd > 1000 * MSS && cc.cwnd < 1020 * MSS);
+  });
+
+  it("reduces W_max further with fast convergence when cwnd did not reach it (§4.7)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 100, 0);
+    assert.equal(cc.wMax, 100);
+    cc.onCongestionEvent(1000, 70 * MSS); // loss again at cwnd 70 < W_max 100
+    assert.ok(Math.abs(cc.wMax - (70 * (1 + CUBIC_BETA)) / 2) < 1e-9); // 59.5
+    assert.equal(cc.cwnd, 49 * MSS);
+
+    const plain = new Cubic({ mss: MSS, fastConvergence: false });
+    lossAt(plain, 100, 0);
+    plain.onCongestionEvent(1000, 70 * MSS);
+    assert.equal(plain.wMax, 70);
+
+    const grown = new Cubic({ mss: MSS });
+    lossAt(grown, 100, 0);
+    ackClock(grown, 100, 10_000, 100); // past W_max (K ≈ 4.2 s)
+    const cwnd = grown.cwnd / MSS;
+    assert.ok(cwnd > 100);
+    grown.onCongestionEvent(10_000, grown.cwnd);
+    assert.ok(Math.abs(grown.wMax - cwnd) < 1e-3);
+  });
+
+  it("stays in the Reno-friendly region at small RTT and short times (§4.3)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 20, 0); // cwnd 14, W_max 20, K ≈ 2.47 s
+    const t0 = 1000;
+    // 10 RTTs of 1 ms: W_est gains α_cubic ≈ 0.529 segments per RTT.
+    ackClock(cc, t0, t0 + 10, 1);
+    const segs = cc.cwnd / MSS;
+    assert.ok(Math.abs(segs - cc.wEst) < 0.001, "cwnd follows W_est");
+    assert.ok(Math.abs(segs - (14 + 10 * CUBIC_ALPHA)) < 0.3, `cwnd ${segs}`);
+    assert.ok(segs > wCubic(cc, 0.01) + 4);
+    // Once W_est passes cwnd_prior (20), α becomes 1: about one segment per RTT.
+    let now = ackClock(cc, t0 + 10, t0 + 20, 1);
+    const before = cc.wEst;
+    assert.ok(before > 20);
+    now = ackClock(cc, now, now + 10, 1);
+    assert.ok(Math.abs(cc.wEst - before - 10) < 0.6, `W_est grew ${cc.wEst - before}`);
+  });
+
+  it("clamps the target to 1.5 × cwnd: at most half a segment per segment acknowledged (§4.2)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 1000, 0);
+    cc.onAck(MSS, 10_000, 100, cc.cwnd); // starts the epoch
+    const before = cc.cwnd;
+    // 30 s later W_cubic(t + RTT) is thousands of segments above cwnd.
+    assert.ok(wCubic(cc, 30) > 1.5 * (before / MSS));
+    cc.onAck(MSS, 40_000, 100, cc.cwnd);
+    assert.equal(cc.cwnd, Math.floor(before + MSS / 2));
+    const bigger = cc.cwnd;
+    cc.onAck(4 * MSS, 40_001, 100, cc.cwnd); // 4 segments: +2
+    assert.equal(cc.cwnd, Math.floor(bigger + 2 * MSS));
+  });
+
+  it("never shrinks cwnd on an ACK (target lower bound, §4.2)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 100, 0);
+    let prev = cc.cwnd;
+    let now = 1000;
+    for (let i = 0; i < 5000; i++) {
+      cc.onAck(MSS, now, 40, cc.cwnd);
+      assert.ok(cc.cwnd >= prev);
+      prev = cc.cwnd;
+      now += 7;
+    }
+  });
+
+  it("after a timeout starts the next epoch with K = 0 and W_max = cwnd_epoch (§4.8)", () => {
+    const cc = new Cubic({ mss: MSS });
+    growTo(cc, 100);
+    cc.onRetransmissionTimeout(0, 100 * MSS);
+    assert.equal(cc.cwnd, MSS);
+    assert.equal(cc.ssthresh, 70 * MSS);
+    let now = 1000;
+    while (cc.cwnd < cc.ssthresh) cc.onAck(MSS, now++, 100, cc.cwnd);
+    assert.equal(cc.cwnd, 70 * MSS);
+    assert.equal(cc.epochStart, undefined);
+    cc.onAck(MSS, now, 100, cc.cwnd);
+    assert.equal(cc.epochStart, now);
+    assert.equal(cc.k, 0);
+    assert.ok(Math.abs(cc.wMax - 70) < 1e-9);
+    assert.ok(Math.abs(cc.wEst - 70) < 0.1);
+  });
+
+  it("excludes idle time from t by shifting the epoch (§5.8)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 100, 0);
+    let now = ackClock(cc, 1000, 3000, 100);
+    const epoch = cc.epochStart!;
+    const lastAck = now - 100 / (cc.cwnd / MSS);
+    now += 60_000;
+    cc.onIdleRestart(now);
+    assert.equal(cc.cwnd, 10 * MSS);
+    assert.ok(Math.abs(cc.epochStart! - (epoch + (now - lastAck))) < 1e-6);
+  });
+
+  it("excludes application-limited periods from t and does not grow then (§5.8)", () => {
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 100, 0);
+    cc.onAck(MSS, 1000, 100, cc.cwnd); // epoch starts at 1000
+    const cwnd = cc.cwnd;
+    cc.onAck(MSS, 6000, 100, 10 * MSS); // app-limited for 5 s
+    assert.equal(cc.cwnd, cwnd);
+    assert.equal(cc.epochStart, 6000);
+    cc.onAck(MSS, 6100, 100, cc.cwnd);
+    assert.ok(cc.cwnd > cwnd);
+  });
+
+  it("computes K from W_max and cwnd_epoch and α_cubic ≈ 0.529 (§4.1, §4.3)", () => {
+    assert.ok(Math.abs(CUBIC_ALPHA - 0.9 / 1.7) < 1e-12);
+    const cc = new Cubic({ mss: MSS });
+    lossAt(cc, 200, 0);
+    cc.onAck(MSS, 500, 100, cc.cwnd);
+    assert.ok(Math.abs(cc.k - Math.cbrt((200 - 140) / 0.4)) < 1e-9);
+  });
+
+  it("keeps W_max in segments when the SMSS changes", () => {
+    const cc = new Cubic({ mss: 1460 });
+    cc.onCongestionEvent(0, 30 * 1460);
+    const wMax = cc.wMax;
+    cc.setMss(1000);
+    assert.equal(cc.wMax, wMax);
+    assert.equal(cc.cwnd, 21 * 1000); // 30 * 1460 * 0.7 = 21 segments
+  });
+});
+
+describe("createCongestionControl", () => {
+  it("builds both algorithms and rejects unknown names and bad options", () => {
+    assert.ok(createCongestionControl("newreno", { mss: MSS }) instanceof NewReno);
+    assert.ok(createCongestionControl("cubic", { mss: MSS }) instanceof Cubic);
+    // @ts-expect-error: not an algorithm
+    assert.throws(() => createCongestionControl("bbr", { mss: MSS }), TypeError);
+    assert.throws(() => new Cubic({ mss: 0 }), RangeError);
+    assert.throws(() => new NewReno({ mss: NaN }), RangeError);
+    assert.throws(() => new NewReno({ mss: MSS, initialWindowSegments: 0 }), RangeError);
+  });
+});

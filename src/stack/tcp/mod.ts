@@ -1,0 +1,14 @@
+/**
+ * TCP: connections, the layer with its pcb lists, and their building blocks.
+ *
+ * @module
+ */
+export * from "./tcp_config.ts";
+export * from "./tcp_connection.ts";
+export * from "./tcp_layer.ts";
+export * from "./sack_scoreboard.ts";
+export * from "./send_buffer.ts";
+export * from "./reassembler.ts";
+export * from "./rtt_estimator.ts";
+export * from "./congestion.ts";
+export * from "./isn.ts";

@@ -1,0 +1,638 @@
+/**
+ * The TCP layer of one stack: control blocks on lists as in lwIP (bound,
+ * listen, active, time-wait), demultiplexing in the order active, time-wait,
+ * listen (RFC 9293 §3.10.7), RSTs for segments to nowhere, listeners with a
+ * bounded SYN backlog that falls back to SYN cookies (RFC 4987 §3.6), and the
+ * global challenge-ACK rate limit of RFC 5961 §7.
+ *
+ * @module
+ */
+
+import { NetError } from "../../socket/net_error.ts";
+import { type Ipv4Address, TcpFlags, TcpPacket, TcpRepr, tcpSeqGt } from "../../wire/mod.ts";
+import { IsnGenerator, SYN_COOKIE_MSS_TABLE, SynCookieCodec } from "./isn.ts";
+import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
+import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
+
+/** What the TCP layer needs from the stack below it. */
+export interface TcpLayerDeps {
+  /** The stack's IPv4 address. */
+  localAddr: Ipv4Address;
+  /** The link's IP MTU. */
+  mtu: number;
+  /** Sends an IPv4 packet whose payload `fill` writes in place. */
+  sendIpv4With(
+    dst: Ipv4Address,
+    payloadLen: number,
+    fill: (buf: Uint8Array) => void,
+    now: number,
+  ): boolean;
+  /** Fills `buf` with random bytes (keys for ISNs and SYN cookies). */
+  random: (buf: Uint8Array) => void;
+  /** Defaults for every connection of this stack. */
+  config?: Partial<TcpConfig>;
+  /** Limits of the layer. */
+  limits?: Partial<TcpLayerLimits>;
+}
+
+/** Limits of one TCP layer. */
+export interface TcpLayerLimits {
+  /** Connections (active and time-wait) before new ones are refused. */
+  maxConnections: number;
+  /** Challenge ACKs per second for the whole stack (RFC 5961 §7). */
+  challengeAcksPerSecond: number;
+  /** Largest listen backlog accepted. */
+  maxBacklog: number;
+}
+
+/** Defaults for {@linkcode TcpLayerLimits}. */
+export const DEFAULT_TCP_LAYER_LIMITS: TcpLayerLimits = {
+  maxConnections: 4096,
+  challengeAcksPerSecond: 100,
+  maxBacklog: 1024,
+};
+
+/** Reasons the TCP layer drops segments (pre-registered as counters). */
+export const TCP_DROP_REASONS: readonly string[] = [
+  "tcp_port_closed",
+  "tcp_broadcast",
+  "tcp_rst_to_listener",
+  "tcp_bad_cookie",
+  "tcp_listen_bad_segment",
+  "tcp_accept_queue_full",
+  "tcp_connection_limit",
+  "tcp_closed",
+  "tcp_paws_rejected",
+  "tcp_out_of_window",
+  "tcp_rst_out_of_window",
+  "tcp_rst_challenged",
+  "tcp_rst_in_time_wait",
+  "tcp_syn_challenged",
+  "tcp_no_ack",
+  "tcp_bad_ack",
+  "tcp_no_syn",
+  "tcp_ack_unsent",
+  "tcp_ack_too_old",
+];
+
+/** Event bit of a listener: a connection waits to be accepted. */
+export const LISTENER_ACCEPTABLE = 16;
+
+/**
+ * A listening endpoint (an lwIP listen pcb): the SYN queue of half-open
+ * connections and the accept queue of established ones, each bounded by the
+ * backlog.
+ */
+export class TcpListener {
+  readonly port: number;
+  readonly backlog: number;
+  readonly config: TcpConfig;
+  /** Half-open connections (SYN_RECEIVED). */
+  readonly synQueue = new Set<TcpConnection>();
+  /** Established connections not yet accepted. */
+  readonly acceptQueue: TcpConnection[] = [];
+  /** Pending event bits ({@linkcode LISTENER_ACCEPTABLE}, or 8 = closed). */
+  events = 0;
+  /** Opaque owner (the socket layer's endpoint). */
+  owner: unknown;
+  closed = false;
+  /** SYN cookies sent and accepted for this listener. */
+  cookiesSent = 0;
+  cookiesAccepted = 0;
+
+  /** Created by {@linkcode TcpLayer.listen}. */
+  constructor(port: number, backlog: number, config: TcpConfig) {
+    this.port = port;
+    this.backlog = backlog;
+    this.config = config;
+  }
+
+  /** Takes the oldest established connection, or undefined. */
+  accept(): TcpConnection | undefined {
+    const c = this.acceptQueue.shift();
+    if (c) c.listener = undefined;
+    return c;
+  }
+}
+
+const EPHEMERAL_LOW = 49152;
+const EPHEMERAL_HIGH = 65535;
+
+/**
+ * All TCP state of one stack.
+ *
+ * @example
+ * ```ts
+ * const tcp = new TcpLayer({ localAddr, mtu: 1500, sendIpv4With, random });
+ * const listener = tcp.listen(8080, 128);
+ * ```
+ */
+export class TcpLayer implements TcpHost {
+  readonly localAddr: Ipv4Address;
+  readonly mtu: number;
+  readonly config: TcpConfig;
+  readonly limits: TcpLayerLimits;
+  /** Listen pcbs by port. */
+  readonly listeners = new Map<number, TcpListener>();
+  /** Active pcbs by 4-tuple key. */
+  readonly active = new Map<string, TcpConnection>();
+  /** Time-wait pcbs by 4-tuple key. */
+  readonly timeWait = new Map<string, TcpConnection>();
+  /** Bound pcbs: ports reserved by bind() before listen or connect, with a count. */
+  readonly bound = new Map<number, number>();
+  /** Objects with events for their owners, in the order they were raised. */
+  dirty: Array<TcpConnection | TcpListener> = [];
+  /** Counters of the layer. */
+  readonly stats = {
+    rstsSent: 0,
+    challengeAcksLimited: 0,
+    synCookiesSent: 0,
+    synCookiesAccepted: 0,
+  };
+  #deps: TcpLayerDeps;
+  #isn: IsnGenerator;
+  #cookies: SynCookieCodec;
+  #portUse = new Map<number, number>();
+  #nextEphemeral: number;
+  #lastHit: TcpConnection | undefined;
+  #challengeWindowStart = 0;
+  #challengeCount = 0;
+
+  /** Creates an empty layer. */
+  constructor(deps: TcpLayerDeps) {
+    this.#deps = deps;
+    this.localAddr = deps.localAddr;
+    this.mtu = deps.mtu;
+    this.config = resolveTcpConfig(deps.config);
+    this.limits = { ...DEFAULT_TCP_LAYER_LIMITS, ...deps.limits };
+    this.#isn = new IsnGenerator(deps.random);
+    this.#cookies = new SynCookieCodec(deps.random);
+    const r = new Uint8Array(2);
+    deps.random(r);
+    this.#nextEphemeral = EPHEMERAL_LOW +
+      (((r[0] << 8) | r[1]) % (EPHEMERAL_HIGH - EPHEMERAL_LOW + 1));
+  }
+
+  /** Number of connections on the active and time-wait lists. */
+  get connectionCount(): number {
+    return this.active.size + this.timeWait.size;
+  }
+
+  // ------------------------------------------------------------ ports
+
+  /**
+   * Reserves a local port for a socket (an lwIP bound pcb). `port` 0 picks an
+   * ephemeral one. Throws NetError EADDRINUSE when a listener or another bound
+   * socket holds it.
+   */
+  bindPort(port: number): number {
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new RangeError(`bindPort: port must be an integer in 0..65535, got ${port}`);
+    }
+    const p = port === 0 ? this.#ephemeral() : port;
+    if (port !== 0 && (this.listeners.has(p) || this.bound.has(p))) {
+      throw new NetError("EADDRINUSE", `TCP port ${p} is already in use`);
+    }
+    this.bound.set(p, (this.bound.get(p) ?? 0) + 1);
+    this.#usePort(p, 1);
+    return p;
+  }
+
+  /** Releases a reservation made by {@linkcode TcpLayer.bindPort}. */
+  unbindPort(port: number): void {
+    const n = this.bound.get(port);
+    if (n === undefined) return;
+    if (n <= 1) this.bound.delete(port);
+    else this.bound.set(port, n - 1);
+    this.#usePort(port, -1);
+  }
+
+  #usePort(port: number, delta: number): void {
+    const n = (this.#portUse.get(port) ?? 0) + delta;
+    if (n <= 0) this.#portUse.delete(port);
+    else this.#portUse.set(port, n);
+  }
+
+  #ephemeral(): number {
+    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
+    for (let i = 0; i < span; i++) {
+      const p = this.#nextEphemeral;
+      this.#nextEphemeral = p === EPHEMERAL_HIGH ? EPHEMERAL_LOW : p + 1;
+      if (!this.#portUse.has(p)) return p;
+    }
+    throw new NetError("EADDRINUSE", "no ephemeral TCP port is free (49152..65535 all in use)");
+  }
+
+  // ------------------------------------------------------------ opening
+
+  /**
+   * Starts listening on `port` (RFC 9293 §3.10.1 passive OPEN). A port bound
+   * with {@linkcode TcpLayer.bindPort} becomes the listener's; the reservation
+   * passes to the listener.
+   */
+  listen(
+    port: number,
+    backlog: number,
+    config?: Partial<TcpConfig>,
+    fromBound = false,
+  ): TcpListener {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(`listen: port must be an integer in 1..65535, got ${port}`);
+    }
+    if (this.listeners.has(port)) {
+      throw new NetError("EADDRINUSE", `TCP port ${port} already has a listener`);
+    }
+    if (!fromBound && this.bound.has(port)) {
+      throw new NetError("EADDRINUSE", `TCP port ${port} is bound`);
+    }
+    const b = Math.max(1, Math.min(Math.floor(backlog), this.limits.maxBacklog));
+    const l = new TcpListener(port, b, resolveTcpConfig({ ...this.config, ...config }));
+    if (fromBound) this.unbindPort(port);
+    this.listeners.set(port, l);
+    this.#usePort(port, 1);
+    return l;
+  }
+
+  /** Stops a listener and resets the connections still waiting in its queues. */
+  closeListener(l: TcpListener, now: number): void {
+    if (l.closed) return;
+    l.closed = true;
+    if (this.listeners.get(l.port) === l) this.listeners.delete(l.port);
+    this.#usePort(l.port, -1);
+    for (const c of [...l.synQueue, ...l.acceptQueue]) c.abort(now);
+    l.synQueue.clear();
+    l.acceptQueue.length = 0;
+  }
+
+  /**
+   * Active open (RFC 9293 §3.10.1): creates a connection in SYN_SENT and sends
+   * the SYN. `localPort` 0 picks an ephemeral port; a port reserved with
+   * {@linkcode TcpLayer.bindPort} passes its reservation to the connection.
+   */
+  connect(
+    remoteAddr: Ipv4Address,
+    remotePort: number,
+    now: number,
+    options: { localPort?: number; fromBound?: boolean; config?: Partial<TcpConfig> } = {},
+  ): TcpConnection {
+    if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) {
+      throw new RangeError(`connect: port must be an integer in 1..65535, got ${remotePort}`);
+    }
+    if (this.connectionCount >= this.limits.maxConnections) {
+      throw new NetError(
+        "EMFILE",
+        `this stack holds its maximum of ${this.limits.maxConnections} TCP connections`,
+      );
+    }
+    let localPort = options.localPort ?? 0;
+    if (localPort === 0) localPort = this.#ephemeral();
+    const key = tupleKey(remoteAddr, remotePort, localPort);
+    if (this.active.has(key) || this.timeWait.has(key)) {
+      throw new NetError(
+        "EADDRINUSE",
+        `a connection from port ${localPort} to that peer already exists`,
+      );
+    }
+    const conn = this.#newConnection(key, localPort, remoteAddr, remotePort, now, "SYN_SENT", {
+      ...this.config,
+      ...options.config,
+    });
+    if (options.fromBound) this.unbindPort(localPort);
+    this.active.set(key, conn);
+    this.#usePort(localPort, 1);
+    conn.connect(now);
+    return conn;
+  }
+
+  #newConnection(
+    key: string,
+    localPort: number,
+    remoteAddr: number,
+    remotePort: number,
+    now: number,
+    state: "SYN_SENT" | "SYN_RECEIVED",
+    config: Partial<TcpConfig>,
+    iss?: number,
+  ): TcpConnection {
+    const off = new Uint8Array(4);
+    this.#deps.random(off);
+    return new TcpConnection({
+      host: this,
+      key,
+      localPort,
+      remoteAddr,
+      remotePort,
+      config: resolveTcpConfig(config),
+      iss: iss ?? this.#isn.next(this.localAddr, localPort, remoteAddr, remotePort, now),
+      mtu: this.mtu,
+      tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
+      state,
+    });
+  }
+
+  // ------------------------------------------------------------ input
+
+  /**
+   * Processes a TCP segment for `dst` from `src` (the IP layer validated the
+   * addresses). Returns a drop reason, or undefined when the segment was used.
+   */
+  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
+    const pkt = TcpPacket.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = TcpRepr.parse(pkt.value, src, dst);
+    if (!parsed.ok) return parsed.reason;
+    const seg = parsed.value;
+    if (dst !== this.localAddr) return "tcp_broadcast";
+
+    let conn = this.#lastHit;
+    if (
+      conn === undefined || conn.remotePort !== seg.srcPort || conn.localPort !== seg.dstPort ||
+      conn.remoteAddr !== src || conn.state === "CLOSED"
+    ) {
+      const key = tupleKey(src, seg.srcPort, seg.dstPort);
+      conn = this.active.get(key);
+      if (conn === undefined) {
+        const tw = this.timeWait.get(key);
+        if (tw !== undefined) {
+          const listener = this.listeners.get(seg.dstPort);
+          if (
+            (seg.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN &&
+            listener && tw.acceptsNewSyn(seg)
+          ) {
+            // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may take over TIME_WAIT.
+            const floor = (tw.sndNxt + 128_000) >>> 0;
+            tw.abort(now);
+            return this.#inputListen(listener, src, seg, now, floor);
+          }
+          return tw.input(seg, now);
+        }
+        const listener = this.listeners.get(seg.dstPort);
+        if (listener) return this.#inputListen(listener, src, seg, now);
+        this.#rstForNowhere(src, seg, now);
+        return "tcp_port_closed";
+      }
+      this.#lastHit = conn;
+    }
+    conn.noteActivity(now);
+    return conn.input(seg, now);
+  }
+
+  /** RFC 9293 §3.10.7.2 (LISTEN), with SYN cookies when the SYN queue is full (RFC 4987 §3.6). */
+  #inputListen(
+    l: TcpListener,
+    src: Ipv4Address,
+    seg: TcpRepr,
+    now: number,
+    issFloor?: number,
+  ): string | undefined {
+    const f = seg.flags;
+    if (f & TcpFlags.RST) return "tcp_rst_to_listener";
+    if (f & TcpFlags.ACK) {
+      if (!(f & TcpFlags.SYN) && !(f & TcpFlags.FIN) || (f & TcpFlags.FIN && !(f & TcpFlags.SYN))) {
+        // Possibly the third segment of a handshake answered with a SYN cookie.
+        const cookie = (seg.ackNumber - 1) >>> 0;
+        const peerIsn = (seg.seqNumber - 1) >>> 0;
+        const decoded = this.#cookies.decode(
+          this.localAddr,
+          l.port,
+          src,
+          seg.srcPort,
+          peerIsn,
+          cookie,
+          now,
+        );
+        if (
+          decoded && l.acceptQueue.length < l.backlog &&
+          this.connectionCount < this.limits.maxConnections
+        ) {
+          const key = tupleKey(src, seg.srcPort, l.port);
+          const conn = this.#newConnection(
+            key,
+            l.port,
+            src,
+            seg.srcPort,
+            now,
+            "SYN_RECEIVED",
+            l.config,
+            cookie,
+          );
+          conn.listener = l;
+          this.active.set(key, conn);
+          this.#usePort(l.port, 1);
+          l.cookiesAccepted++;
+          this.stats.synCookiesAccepted++;
+          conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
+          return undefined;
+        }
+        this.#sendRst(src, seg.srcPort, l.port, seg.ackNumber, 0, false, now);
+        return decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
+      }
+      this.#sendRst(src, seg.srcPort, l.port, seg.ackNumber, 0, false, now);
+      return "tcp_listen_bad_segment";
+    }
+    if (!(f & TcpFlags.SYN)) return "tcp_listen_bad_segment";
+    if (l.acceptQueue.length >= l.backlog) return "tcp_accept_queue_full";
+    if (l.synQueue.size >= l.backlog || this.connectionCount >= this.limits.maxConnections) {
+      return this.#sendCookie(l, src, seg, now);
+    }
+    const key = tupleKey(src, seg.srcPort, l.port);
+    let iss: number | undefined;
+    if (issFloor !== undefined) {
+      const fresh = this.#isn.next(this.localAddr, l.port, src, seg.srcPort, now);
+      iss = tcpSeqGt(fresh, issFloor) ? fresh : issFloor;
+    }
+    const conn = this.#newConnection(
+      key,
+      l.port,
+      src,
+      seg.srcPort,
+      now,
+      "SYN_RECEIVED",
+      l.config,
+      iss,
+    );
+    conn.listener = l;
+    l.synQueue.add(conn);
+    this.active.set(key, conn);
+    this.#usePort(l.port, 1);
+    conn.acceptSyn(seg, now);
+    return undefined;
+  }
+
+  #sendCookie(l: TcpListener, src: Ipv4Address, seg: TcpRepr, now: number): string | undefined {
+    const peerMss = seg.mss ?? 536;
+    let mssIndex = 0;
+    for (let i = 0; i < SYN_COOKIE_MSS_TABLE.length; i++) {
+      if (SYN_COOKIE_MSS_TABLE[i] <= peerMss && SYN_COOKIE_MSS_TABLE[i] <= this.mtu - 40) {
+        mssIndex = i;
+      }
+    }
+    const iss = this.#cookies.encode(
+      this.localAddr,
+      l.port,
+      src,
+      seg.srcPort,
+      seg.seqNumber,
+      mssIndex,
+      now,
+    );
+    const repr: TcpRepr = {
+      srcPort: l.port,
+      dstPort: seg.srcPort,
+      seqNumber: iss,
+      ackNumber: (seg.seqNumber + 1) >>> 0,
+      flags: TcpFlags.SYN | TcpFlags.ACK,
+      windowLen: Math.min(65535, l.config.recvBufferBytes),
+      // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.
+      mss: Math.min(this.mtu - 40, 65535),
+      payload: new Uint8Array(0),
+    };
+    this.#emitRepr(src, repr, now);
+    l.cookiesSent++;
+    this.stats.synCookiesSent++;
+    return undefined;
+  }
+
+  /** RFC 9293 §3.10.7.1: the answer to a segment for a connection that does not exist. */
+  #rstForNowhere(src: Ipv4Address, seg: TcpRepr, now: number): void {
+    if (seg.flags & TcpFlags.RST) return; // never answer a RST with a RST
+    if (seg.flags & TcpFlags.ACK) {
+      this.#sendRst(src, seg.srcPort, seg.dstPort, seg.ackNumber, 0, false, now);
+    } else {
+      const len = seg.payload.length + ((seg.flags & TcpFlags.SYN) ? 1 : 0) +
+        ((seg.flags & TcpFlags.FIN) ? 1 : 0);
+      this.#sendRst(src, seg.srcPort, seg.dstPort, 0, (seg.seqNumber + len) >>> 0, true, now);
+    }
+  }
+
+  #sendRst(
+    dst: Ipv4Address,
+    dstPort: number,
+    srcPort: number,
+    seq: number,
+    ack: number,
+    withAck: boolean,
+    now: number,
+  ): void {
+    this.stats.rstsSent++;
+    this.#emitRepr(dst, {
+      srcPort,
+      dstPort,
+      seqNumber: seq,
+      ackNumber: withAck ? ack : 0,
+      flags: TcpFlags.RST | (withAck ? TcpFlags.ACK : 0),
+      windowLen: 0,
+      payload: new Uint8Array(0),
+    }, now);
+  }
+
+  #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number): void {
+    const src = this.localAddr;
+    this.#deps.sendIpv4With(
+      dst,
+      TcpRepr.bufferLen(repr),
+      (buf) => TcpRepr.emit(repr, buf, src, dst),
+      now,
+    );
+  }
+
+  // ------------------------------------------------------------ TcpHost
+
+  /** Emits a segment of `conn`. */
+  emit(conn: TcpConnection, repr: TcpRepr, now: number): void {
+    this.#emitRepr(conn.remoteAddr, repr, now);
+  }
+
+  /** Queues `conn` for event delivery. */
+  markDirty(conn: TcpConnection | TcpListener): void {
+    this.dirty.push(conn);
+  }
+
+  /** Moves `conn` from the active list to the time-wait list. */
+  enteredTimeWait(conn: TcpConnection): void {
+    if (this.active.get(conn.key) === conn) this.active.delete(conn.key);
+    this.timeWait.set(conn.key, conn);
+    if (this.#lastHit === conn) this.#lastHit = undefined;
+  }
+
+  /** Removes `conn` from every list. */
+  closed(conn: TcpConnection): void {
+    let removed = false;
+    if (this.active.get(conn.key) === conn) {
+      this.active.delete(conn.key);
+      removed = true;
+    } else if (this.timeWait.get(conn.key) === conn) {
+      this.timeWait.delete(conn.key);
+      removed = true;
+    }
+    if (removed) this.#usePort(conn.localPort, -1);
+    if (this.#lastHit === conn) this.#lastHit = undefined;
+    const l = conn.listener as TcpListener | undefined;
+    if (l) {
+      l.synQueue.delete(conn);
+      const i = l.acceptQueue.indexOf(conn);
+      if (i >= 0) l.acceptQueue.splice(i, 1);
+    }
+  }
+
+  /** A passive connection completed its handshake: it moves to the accept queue. */
+  established(conn: TcpConnection): void {
+    const l = conn.listener as TcpListener | undefined;
+    if (!l) return;
+    l.synQueue.delete(conn);
+    if (l.closed) return;
+    l.acceptQueue.push(conn);
+    if (l.events === 0) this.dirty.push(l);
+    l.events |= LISTENER_ACCEPTABLE;
+  }
+
+  /** RFC 5961 §7: at most `challengeAcksPerSecond` challenge ACKs per second. */
+  allowChallengeAck(now: number): boolean {
+    if (now - this.#challengeWindowStart >= 1000) {
+      this.#challengeWindowStart = now;
+      this.#challengeCount = 0;
+    }
+    if (this.#challengeCount >= this.limits.challengeAcksPerSecond) {
+      this.stats.challengeAcksLimited++;
+      return false;
+    }
+    this.#challengeCount++;
+    return true;
+  }
+
+  // ------------------------------------------------------------ timers
+
+  /** The earliest timer deadline of all connections, or undefined. */
+  nextDeadline(): number | undefined {
+    let d: number | undefined;
+    for (const c of this.active.values()) {
+      const t = c.nextDeadline();
+      if (t !== undefined && (d === undefined || t < d)) d = t;
+    }
+    for (const c of this.timeWait.values()) {
+      const t = c.nextDeadline();
+      if (t !== undefined && (d === undefined || t < d)) d = t;
+    }
+    return d;
+  }
+
+  /** Fires every connection timer due at `now`. */
+  poll(now: number): void {
+    for (const c of [...this.active.values(), ...this.timeWait.values()]) {
+      const t = c.nextDeadline();
+      if (t !== undefined && t <= now) c.poll(now);
+    }
+  }
+
+  /** Removes and returns the objects with pending events. */
+  takeDirty(): Array<TcpConnection | TcpListener> {
+    const d = this.dirty;
+    this.dirty = [];
+    return d;
+  }
+}
+
+/** The demux key of a connection (the local address is the stack's only one). */
+export function tupleKey(remoteAddr: Ipv4Address, remotePort: number, localPort: number): string {
+  return `${remoteAddr}:${remotePort}:${localPort}`;
+}

@@ -1,0 +1,476 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { decodeTcpFrame, HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
+import {
+  ETHERNET_HEADER_LEN,
+  EthernetRepr,
+  EtherType,
+  Icmpv4DestUnreachableCode,
+  Icmpv4Repr,
+  IpProtocol,
+  Ipv4Repr,
+  seededRandom,
+} from "../../wire/mod.ts";
+import { HARNESS_STACK_IP, HARNESS_STACK_MAC } from "./tcp_harness.ts";
+import {
+  ACK,
+  ACTIVE_LOCAL_PORT,
+  ACTIVE_REMOTE_PORT,
+  activeOpen,
+  bytes,
+  drainOne,
+  FIN,
+  FULL_SYN_OPTIONS,
+  LOCAL_PORT,
+  passiveOpen,
+  PSH,
+  seg,
+  SYN,
+  u32,
+} from "./_tcp_conformance_util.ts";
+
+function drops(h: TcpHarness, reason: string): number {
+  return (h.stack.counters.drops as unknown as Record<string, number>)[reason] ?? 0;
+}
+
+describe("window scaling (RFC 7323 §2)", () => {
+  it("offers the smallest shift whose window covers the receive buffer (§2.3)", () => {
+    for (
+      const [buffer, shift] of [[4096, 0], [65535, 0], [65536, 1], [131070, 1], [131071, 2], [
+        1 << 20,
+        5,
+      ], [
+        1 << 30,
+        14,
+      ]]
+    ) {
+      const h = new TcpHarness({ tcp: { recvBufferBytes: buffer } });
+      h.stack.tcp.listen(LOCAL_PORT, 8);
+      h.inject({ seqNumber: 1, flags: SYN, mss: 1460, windowScale: 0 });
+      const synAck = drainOne(h);
+      assert.equal(synAck.windowScale, shift, `buffer ${buffer}`);
+      assert.equal(
+        synAck.windowLen,
+        Math.min(65535, buffer),
+        "the SYN-ACK window is unscaled (§2.2)",
+      );
+    }
+  });
+
+  it("scales the window field of every non-SYN segment by our shift", () => {
+    const h = new TcpHarness({ tcp: { recvBufferBytes: 1 << 20 } });
+    const { conn, iss, tsOffset } = passiveOpen(h);
+    conn.send(bytes(10), h.now);
+    assert.deepEqual(h.drain(), [
+      seg({
+        seqNumber: iss + 1,
+        ackNumber: 1001,
+        flags: ACK | PSH,
+        windowLen: (1 << 20) >> 5,
+        timestamp: { value: u32(h.now + tsOffset), echo: 101 },
+        payload: bytes(10),
+      }),
+    ]);
+    assert.equal(conn.info().recvWindow, 1 << 20);
+  });
+
+  it("applies the peer's shift to its window fields, up to 14 (§2.3)", () => {
+    const h = new TcpHarness();
+    const { conn, iss } = passiveOpen(h, {
+      synOptions: { ...FULL_SYN_OPTIONS, windowScale: 14 },
+      ackWindow: 3,
+    });
+    assert.equal(conn.info().sendWindowScale, 14);
+    assert.equal(conn.info().sendWindow, 3 << 14);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK,
+      windowLen: 1,
+      timestamp: { value: 102, echo: 0 },
+    });
+    assert.equal(conn.info().sendWindow, 1 << 14);
+  });
+
+  it("does not scale when only we offer it, and advertises at most 65535", () => {
+    const h = new TcpHarness();
+    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
+    conn.send(bytes(1), h.now);
+    assert.deepEqual(h.drain(), [
+      seg({
+        seqNumber: iss + 1,
+        ackNumber: 1001,
+        flags: ACK | PSH,
+        windowLen: 65535,
+        payload: bytes(1),
+      }),
+    ]);
+    assert.equal(conn.info().recvWindowScale, 0);
+  });
+
+  it("never moves the right edge of the window to the left (§2.4, RFC 9293 §3.8.6.2.2)", () => {
+    const h = new TcpHarness({ tcp: { recvBufferBytes: 8192, delayedAckMs: 1 } });
+    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460, windowScale: 0 } });
+    const rnd = seededRandom(42);
+    const r = new Uint8Array(2);
+    let seq = 1001;
+    let right = 1001 + 8192;
+    for (let i = 0; i < 300; i++) {
+      rnd.fill(r);
+      const len = 1 + (r[0] % 200);
+      if (seq + len > right) {
+        // The peer never sends beyond the window it was offered.
+        conn.read(r[1] * 30, h.now);
+      } else {
+        h.inject({
+          seqNumber: u32(seq),
+          ackNumber: u32(iss + 1),
+          flags: ACK | PSH,
+          payload: bytes(len),
+        });
+        seq += len;
+      }
+      if (r[1] % 3 === 0) conn.read(r[1] * 20, h.now);
+      h.advance(2);
+      for (const s of h.drain()) {
+        const edge = s.ackNumber + (s.windowLen << conn.info().recvWindowScale);
+        assert.ok(edge >= right, `right edge ${edge} moved left of ${right} at step ${i}`);
+        right = edge;
+      }
+    }
+    assert.ok(right > 1001 + 8192 * 4, `the window kept moving right (${right})`);
+    assert.ok(seq > 1001 + 8192 * 2, `the peer sent ${seq - 1001} bytes`);
+  });
+
+  it("keeps the offered window while data fills the buffer: it closes from the left", () => {
+    const h = new TcpHarness({ tcp: { recvBufferBytes: 4096 } });
+    const { iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
+    const wins: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      h.inject({
+        seqNumber: 1001 + i * 1024,
+        ackNumber: u32(iss + 1),
+        flags: ACK,
+        payload: bytes(1024),
+      });
+      h.advance(40);
+      for (const s of h.drain()) wins.push(s.ackNumber + s.windowLen);
+    }
+    assert.ok(wins.length > 0);
+    for (const w of wins) assert.equal(w, 1001 + 4096);
+  });
+});
+
+describe("timestamps (RFC 7323 §3, §4)", () => {
+  it("ticks TSval once per millisecond (§5.4)", () => {
+    const h = new TcpHarness();
+    const { conn, handshake } = passiveOpen(h);
+    const t0 = h.now;
+    h.advance(1234);
+    conn.send(bytes(1), h.now);
+    const s = drainOne(h);
+    assert.equal(u32(s.timestamp!.value - handshake.timestamp!.value), h.now - t0);
+  });
+
+  it("echoes the TSval of the latest in-order segment in TSecr (§4.3)", () => {
+    const h = new TcpHarness();
+    const { conn, iss, tsOffset } = passiveOpen(h);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(10),
+      timestamp: { value: 500, echo: 0 },
+    });
+    h.advance(40);
+    const ack = drainOne(h);
+    assert.deepEqual(ack.timestamp, { value: u32(h.now + tsOffset), echo: 500 });
+    conn.read(10, h.now);
+  });
+
+  it("echoes the earliest unacknowledged segment's TSval when one ACK covers two (§4.3 rule 2)", () => {
+    const h = new TcpHarness();
+    const { iss } = passiveOpen(h);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK,
+      payload: bytes(100),
+      timestamp: { value: 500, echo: 0 },
+    });
+    h.inject({
+      seqNumber: 1101,
+      ackNumber: u32(iss + 1),
+      flags: ACK,
+      payload: bytes(100),
+      timestamp: { value: 510, echo: 0 },
+    });
+    const ack = drainOne(h);
+    assert.equal(ack.ackNumber, 1201);
+    assert.equal(ack.timestamp!.echo, 500);
+  });
+
+  it("does not take TS.Recent from an out-of-order segment (§4.3)", () => {
+    const h = new TcpHarness();
+    const { iss } = passiveOpen(h);
+    h.inject({
+      seqNumber: 1101,
+      ackNumber: u32(iss + 1),
+      flags: ACK,
+      payload: bytes(100),
+      timestamp: { value: 600, echo: 0 },
+    });
+    const dup = drainOne(h);
+    assert.equal(dup.ackNumber, 1001);
+    assert.equal(dup.timestamp!.echo, 101, "still the TSval of the handshake's ACK");
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK,
+      payload: bytes(100),
+      timestamp: { value: 601, echo: 0 },
+    });
+    const ack = drainOne(h);
+    assert.equal(ack.ackNumber, 1201);
+    assert.equal(ack.timestamp!.echo, 601);
+  });
+
+  it("sends no timestamps when they were not negotiated, even if the peer adds them later (§3.2)", () => {
+    const h = new TcpHarness();
+    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(5),
+      timestamp: { value: 9, echo: 9 },
+    });
+    conn.send(bytes(3), h.now);
+    for (const s of h.drain()) assert.equal(s.timestamp, undefined);
+    assert.equal(conn.readableBytes, 5);
+  });
+
+  it("includes timestamps on every segment once negotiated: data, ACKs, FIN", () => {
+    const h = new TcpHarness();
+    const { conn, iss } = passiveOpen(h);
+    conn.send(bytes(5), h.now);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(5),
+      timestamp: { value: 102, echo: 0 },
+    });
+    h.advance(40);
+    conn.shutdownWrite(h.now);
+    const out = h.drain();
+    assert.equal(out.length, 3);
+    for (const s of out) assert.ok(s.timestamp, `segment with flags ${s.flags} has a timestamp`);
+  });
+});
+
+describe("PAWS (RFC 7323 §5)", () => {
+  function withTsRecent(value: number) {
+    const h = new TcpHarness();
+    const o = passiveOpen(h, {
+      synOptions: { ...FULL_SYN_OPTIONS, timestamp: { value, echo: 0 } },
+      ackTsVal: value,
+    });
+    return { h, ...o };
+  }
+
+  it("drops a segment with an older TSval and answers with an ACK (§5.3 R1)", () => {
+    const { h, conn, iss, tsOffset } = withTsRecent(1000);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(10),
+      timestamp: { value: 999, echo: 0 },
+    });
+    assert.deepEqual(h.drain(), [
+      seg({
+        seqNumber: iss + 1,
+        ackNumber: 1001,
+        flags: ACK,
+        windowLen: (512 * 1024) >> 4,
+        timestamp: { value: u32(h.now + tsOffset), echo: 1000 },
+      }),
+    ]);
+    assert.equal(conn.readableBytes, 0);
+    assert.equal(drops(h, "tcp_paws_rejected"), 1);
+  });
+
+  it("accepts a segment whose TSval equals TS.Recent", () => {
+    const { h, conn, iss } = withTsRecent(1000);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(10),
+      timestamp: { value: 1000, echo: 0 },
+    });
+    assert.equal(conn.readableBytes, 10);
+  });
+
+  it("compares TSvals modulo 2^32: a TSval that wrapped is newer (§5.2)", () => {
+    const { h, conn, iss } = withTsRecent(0xfffffff0);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(10),
+      timestamp: { value: 0x10, echo: 0 },
+    });
+    assert.equal(conn.readableBytes, 10);
+    h.inject({
+      seqNumber: 1011,
+      ackNumber: u32(iss + 1),
+      flags: ACK | PSH,
+      payload: bytes(10),
+      timestamp: { value: 0xfffffff5, echo: 0 },
+    });
+    assert.equal(conn.readableBytes, 10, "older than the wrapped TS.Recent");
+    assert.equal(drops(h, "tcp_paws_rejected"), 1);
+  });
+
+  it("does not let a PAWS-rejected segment acknowledge data or close the connection", () => {
+    const { h, conn, iss } = withTsRecent(1000);
+    conn.send(bytes(10), h.now);
+    h.drain();
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(iss + 11),
+      flags: ACK | FIN,
+      timestamp: { value: 5, echo: 0 },
+    });
+    assert.equal(conn.state, "ESTABLISHED");
+    assert.equal(conn.info().bytesInFlight, 10);
+  });
+});
+
+describe("MSS and MTU (RFC 9293 §3.7.1, RFC 6691)", () => {
+  it("announces MTU − 40 as our MSS: 536 on a 576-byte link", () => {
+    const h = new TcpHarness({ mtu: 576 });
+    h.stack.tcp.listen(LOCAL_PORT, 8);
+    h.inject({ seqNumber: 1, flags: SYN, mss: 1460 });
+    assert.equal(drainOne(h).mss, 536);
+    h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
+      localPort: ACTIVE_LOCAL_PORT,
+    });
+    assert.equal(drainOne(h).mss, 536);
+  });
+
+  it("sends at most the peer's MSS minus the 12 bytes of timestamps per segment (RFC 6691 §2)", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 536 } });
+    conn.send(bytes(5000), h.now);
+    const out = h.drain();
+    assert.ok(out.length >= 5);
+    for (const s of out) assert.ok(s.payload.length <= 524, `payload ${s.payload.length}`);
+    assert.equal(out[0].payload.length, 524);
+    assert.equal(conn.info().sendMss, 524);
+  });
+
+  it("sends whole peer-MSS segments when timestamps are off", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h, { synOptions: { mss: 1000 } });
+    conn.send(bytes(3000), h.now);
+    const out = h.drain();
+    assert.deepEqual(out.map((s) => s.payload.length), [1000, 1000, 1000]);
+  });
+
+  it("never exceeds the link MTU even when the peer's MSS is larger", () => {
+    const h = new TcpHarness({ mtu: 576 });
+    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 9000 } });
+    conn.send(bytes(20_000), h.now);
+    const frames = h.link.drain();
+    assert.ok(frames.length >= 10);
+    for (const f of frames) {
+      assert.ok(f.length - 14 <= 576, `IP packet of ${f.length - 14} bytes`);
+      assert.ok(decodeTcpFrame(f).payload.length <= 536 - 12);
+    }
+    assert.equal(decodeTcpFrame(frames[0]).payload.length, 524);
+  });
+
+  it("caps a jumbo peer MSS at our MTU on Ethernet: 1448-byte segments with timestamps", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 9000 } });
+    conn.send(bytes(3000), h.now);
+    const frames = h.link.drain();
+    for (const f of frames) assert.ok(f.length <= 1514);
+    assert.equal(decodeTcpFrame(frames[0]).payload.length, 1448);
+  });
+
+  it("uses the SYN-ACK's MSS on an active open", () => {
+    const h = new TcpHarness();
+    const { conn } = activeOpen(h, { synAckOptions: { mss: 700 } });
+    conn.send(bytes(1400), h.now);
+    assert.deepEqual(h.drain().map((s) => s.payload.length), [700, 700]);
+  });
+
+  it("caps a cookie's MSS at the link MTU", () => {
+    const h = new TcpHarness({ mtu: 576 });
+    const l = h.stack.tcp.listen(LOCAL_PORT, 1);
+    h.inject({ srcPort: 30000, seqNumber: 1, flags: SYN, mss: 1460 });
+    h.inject({ seqNumber: 7000, flags: SYN, mss: 1460 });
+    const out = h.drain();
+    const cookie = out[1];
+    assert.equal(cookie.mss, 536);
+    h.inject({ seqNumber: 7001, ackNumber: u32(cookie.seqNumber + 1), flags: ACK });
+    assert.equal(l.accept()!.info().sendMss, 536);
+  });
+});
+
+/** An ICMP fragmentation-needed from the peer quoting `quoted` (IP header + 8 bytes of TCP). */
+function fragNeeded(quoted: Uint8Array, nextHopMtu: number): Uint8Array {
+  const icmp: Icmpv4Repr = {
+    type: "dest_unreachable",
+    code: Icmpv4DestUnreachableCode.FRAG_NEEDED,
+    nextHopMtu,
+    data: quoted,
+  };
+  const icmpLen = Icmpv4Repr.bufferLen(icmp);
+  const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + icmpLen);
+  EthernetRepr.emit({
+    dst: HARNESS_STACK_MAC,
+    src: new Uint8Array([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+    etherType: EtherType.IPV4,
+  }, f);
+  Ipv4Repr.emit(
+    {
+      src: HARNESS_PEER_IP,
+      dst: HARNESS_STACK_IP,
+      protocol: IpProtocol.ICMP,
+      payloadLen: icmpLen,
+      ttl: 64,
+    },
+    f.subarray(ETHERNET_HEADER_LEN),
+  );
+  Icmpv4Repr.emit(icmp, f.subarray(ETHERNET_HEADER_LEN + 20));
+  return f;
+}
+
+describe("ICMP fragmentation-needed (RFC 5927 §4.1)", () => {
+  it("ignores a fragmentation-needed whose quoted sequence number is not in flight", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h);
+    conn.send(bytes(1448), h.now);
+    const [frame] = h.link.drain();
+    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
+    // Forge the quoted SEG.SEQ far outside [SND.UNA, SND.NXT).
+    quoted[24] ^= 0x80;
+    h.stack.input(fragNeeded(quoted, 576), h.now);
+    assert.deepEqual(h.link.drain(), [], "no answer to the ICMP message");
+    assert.equal(conn.state, "ESTABLISHED");
+    assert.equal(conn.info().sendMss, 1448);
+    conn.send(bytes(2 * 1448), h.now);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(conn.debugSeq().sndNxt),
+      flags: ACK,
+      timestamp: { value: 102, echo: 0 },
+    });
+    for (const s of h.drain()) assert.ok(s.payload.length === 0 || s.payload.length === 1448);
+  });
+});
