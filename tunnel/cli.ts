@@ -10,7 +10,8 @@
 
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { TunnelClient } from "./client.ts";
+import WsWebSocket from "ws";
+import { TunnelClient, type WebSocketConstructor } from "./client.ts";
 import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
 import type { FramePort } from "./ports/frame_port.ts";
 import { FaultPort, parseFaultSpec } from "./ports/fault_port.ts";
@@ -201,6 +202,9 @@ async function run(values: {
     sessionId: session.id,
     token: session.token,
     port,
+    // The `ws` package sets TCP_NODELAY; Deno's built-in client stalls ~40 ms per full-size
+    // frame on Nagle (DESIGN.md, environment facts), which would add that to every RTT.
+    WebSocket: WsWebSocket as unknown as WebSocketConstructor,
     reconnect: values["no-reconnect"] ? false : { minDelayMs: 250, maxDelayMs: 10_000 },
     onState: (state, reason) => {
       console.log(`tunnel ${state}${reason ? `: ${reason}` : ""} (${port.name} <-> ${session.id})`);

@@ -16,6 +16,7 @@ import {
   EthernetFrame,
   EthernetRepr,
   EtherType,
+  Icmpv4DestUnreachableCode,
   Icmpv4Packet,
   Icmpv4Repr,
   IpProtocol,
@@ -86,6 +87,7 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "ipv4_unsupported_protocol",
   "icmp_broadcast_echo_ignored",
   "icmp_unhandled_type",
+  "icmp_bad_quote",
   "udp_no_endpoint",
 ];
 
@@ -391,6 +393,35 @@ export class Stack {
     }
   }
 
+  /**
+   * ICMP destination unreachable (RFC 792, RFC 1122 §3.2.2.1): the quoted
+   * datagram must be one we sent. Fragmentation-needed goes to TCP, which
+   * checks the quoted sequence number before acting (RFC 5927 §4.1, RFC 1191).
+   */
+  #inputIcmpError(
+    code: number,
+    nextHopMtu: number | undefined,
+    quote: Uint8Array,
+    now: number,
+  ): string | undefined {
+    const q = Ipv4Packet.parseTruncated(quote);
+    if (!q.ok || q.value.src !== this.config.ipv4.address) return "icmp_bad_quote";
+    const inner = q.value.payload;
+    if (q.value.protocol !== IpProtocol.TCP || inner.length < 8) return "icmp_unhandled_type";
+    if (code !== Icmpv4DestUnreachableCode.FRAG_NEEDED) return "icmp_unhandled_type";
+    const localPort = (inner[0] << 8) | inner[1];
+    const remotePort = (inner[2] << 8) | inner[3];
+    const seq = ((inner[4] << 24) | (inner[5] << 16) | (inner[6] << 8) | inner[7]) >>> 0;
+    return this.tcp.fragmentationNeeded(
+      q.value.dst,
+      remotePort,
+      localPort,
+      seq,
+      nextHopMtu ?? 0,
+      now,
+    );
+  }
+
   /** RFC 792 echo; RFC 1122 §3.2.2.6 (echo to broadcast may be ignored). */
   #inputIcmp(ip: Ipv4Repr, bytes: Uint8Array, broadcast: boolean, now: number): string | undefined {
     const pkt = Icmpv4Packet.parse(bytes);
@@ -398,6 +429,9 @@ export class Stack {
     const parsed = Icmpv4Repr.parse(pkt.value);
     if (!parsed.ok) return parsed.reason;
     const icmp = parsed.value;
+    if (icmp.type === "dest_unreachable") {
+      return this.#inputIcmpError(icmp.code, icmp.nextHopMtu, icmp.data, now);
+    }
     if (icmp.type !== "echo_request") return "icmp_unhandled_type";
     if (broadcast) return "icmp_broadcast_echo_ignored";
     const reply: Icmpv4Repr = {

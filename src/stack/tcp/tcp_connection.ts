@@ -114,10 +114,17 @@ export interface TcpInfo {
   bytesAcked: number;
   bytesReceived: number;
   challengeAcks: number;
+  /** D-SACKs received (RFC 2883). */
+  dsacks: number;
+  /** Retransmissions a D-SACK showed to be unnecessary. */
+  spuriousRetransmits: number;
+  /** The duplicate-ACK threshold now in force (raised by reordering). */
+  reordering: number;
 }
 
 const SYN_OVERHEAD_MSS = 536; // RFC 9293 §3.7.1: default send MSS when the peer sends none.
 const DUP_ACK_THRESHOLD = 3; // RFC 5681 §3.2
+const MAX_REORDERING = 64; // segments; Linux caps tcp_reordering at 300
 const MAX_PERSIST_MS = 60_000;
 
 /**
@@ -199,6 +206,14 @@ export class TcpConnection {
   /** Tail loss probe deadline (RFC 8985 §7) and whether a probe is outstanding. */
   #tlpAt: number | undefined;
   #tlpOutstanding = false;
+  /**
+   * Duplicate-ACK threshold in segments: 3 (RFC 5681), raised when a D-SACK
+   * shows that a retransmission was spurious, i.e. the network reorders
+   * (RFC 2883 §4.2, RFC 4653's idea, as Linux's tcp_reordering).
+   */
+  #reordering = DUP_ACK_THRESHOLD;
+  /** The most recent retransmitted ranges, to tell our spurious retransmissions from network duplicates. */
+  #recentRxt: Array<{ seq: number; end: number }> = [];
   #lastSendAt = 0;
   // Timers (absolute deadlines, undefined = stopped).
   #rtoAt: number | undefined;
@@ -222,6 +237,8 @@ export class TcpConnection {
     bytesAcked: 0,
     bytesReceived: 0,
     challengeAcks: 0,
+    dsacks: 0,
+    spuriousRetransmits: 0,
   };
 
   /**
@@ -697,6 +714,11 @@ export class TcpConnection {
     }
 
     if (this.#sackEnabled && seg.sackBlocks && seg.sackBlocks.length > 0) {
+      const b = seg.sackBlocks;
+      // RFC 2883 §4: a D-SACK's first block lies below the cumulative ACK or inside the second.
+      const dsack = tcpSeqLe(b[0].right, ack) ||
+        (b.length > 1 && tcpSeqGe(b[0].left, b[1].left) && tcpSeqLe(b[0].right, b[1].right));
+      if (dsack) this.#onDsack(b[0].left, b[0].right);
       this.#scoreboard.update(seg.sackBlocks, ack, this.#sndMax);
     }
 
@@ -828,14 +850,26 @@ export class TcpConnection {
     if (dataAcked > 0) this.#signal(TcpEvent.WRITABLE);
   }
 
+  /** A D-SACK for `[left, right)`: if it covers one of our retransmissions, the network reorders. */
+  #onDsack(left: number, right: number): void {
+    this.#stats.dsacks++;
+    for (const r of this.#recentRxt) {
+      if (tcpSeqLt(left, r.end) && tcpSeqLt(r.seq, right)) {
+        this.#stats.spuriousRetransmits++;
+        this.#reordering = Math.min(this.#reordering * 2, MAX_REORDERING);
+        return;
+      }
+    }
+  }
+
   #dupAck(now: number): void {
     this.#dupAcks++;
     if (this.#inRecovery) return; // the output loop's pipe estimate accounts for it
     // RFC 6582 §3.2 step 2: no new fast retransmit for data sent before the last RTO.
     if (tcpSeqLt(this.#sndUna, this.#recoveryPoint)) return;
     const sackTrigger = this.#sackEnabled &&
-      this.#scoreboard.sackedBytes >= DUP_ACK_THRESHOLD * this.#sendMss;
-    if (this.#dupAcks >= DUP_ACK_THRESHOLD || sackTrigger) {
+      this.#scoreboard.sackedBytes >= this.#reordering * this.#sendMss;
+    if (this.#dupAcks >= this.#reordering || sackTrigger) {
       // Fast retransmit (RFC 5681 §3.2 steps 2-3; RFC 6675 §5 step 4).
       this.#inRecovery = true;
       this.#tlpAt = undefined;
@@ -1128,6 +1162,8 @@ export class TcpConnection {
     this.#emitSegment(flags, seq, payload, now);
     if (retransmission) {
       this.#stats.retransmits++;
+      if (this.#recentRxt.length >= 64) this.#recentRxt.shift();
+      this.#recentRxt.push({ seq, end: (seq + len) >>> 0 });
       // Karn (RFC 6298 §3): the ACK of a retransmitted timed segment is ambiguous.
       if (this.#rttSeq !== undefined && tcpSeqLt(seq, this.#rttSeq)) this.#rttSeq = undefined;
     } else if (this.#rttSeq === undefined && !this.#tsEnabled) {
@@ -1419,6 +1455,28 @@ export class TcpConnection {
     this.#keepaliveAt = now + this.config.keepaliveIntervalMs;
   }
 
+  /**
+   * Path MTU discovery (RFC 1191 §6.3, RFC 5927 §4.1): an ICMP
+   * fragmentation-needed quoting sequence number `seq` lowers the send MSS,
+   * but only if `seq` is in flight (a blind attacker cannot guess it) and the
+   * MTU is plausible (at least 576, so that no one can shrink segments to
+   * nothing). What is in flight is sent again in the smaller size; this is not
+   * a congestion signal. Returns whether the message was acted on.
+   */
+  pathMtuReduced(seq: number, mtu: number, now: number): boolean {
+    if (!this.#synchronized() || this.state === "TIME_WAIT") return false;
+    if (tcpSeqLt(seq, this.#sndUna) || !tcpSeqLt(seq, this.#sndMax)) return false;
+    if (!Number.isInteger(mtu) || mtu < 576) return false;
+    const mss = mtu - 40 - (this.#tsEnabled ? 12 : 0);
+    if (mss >= this.#sendMss) return false;
+    this.#setSendMss(mss);
+    this.#rttSeq = undefined;
+    this.#sndNxt = this.#sndUna;
+    this.#highRxt = this.#sndUna;
+    this.#output(now);
+    return true;
+  }
+
   /** Called by the layer for every segment that reached this connection (keepalive reset). */
   noteActivity(now: number): void {
     this.#keepaliveSent = 0;
@@ -1502,6 +1560,7 @@ export class TcpConnection {
       sendQueued: this.#sendBuf.length,
       recvQueued: this.#recvQueued,
       outOfOrderBytes: this.#reasm.bufferedBytes,
+      reordering: this.#reordering,
       ...this.#stats,
     };
   }

@@ -73,6 +73,7 @@ export const TCP_DROP_REASONS: readonly string[] = [
   "tcp_no_syn",
   "tcp_ack_unsent",
   "tcp_ack_too_old",
+  "icmp_frag_needed_ignored",
 ];
 
 /** Event bit of a listener: a connection waits to be accepted. */
@@ -262,6 +263,20 @@ export class TcpLayer implements TcpHost {
     for (const c of [...l.synQueue, ...l.acceptQueue]) c.abort(now);
     l.synQueue.clear();
     l.acceptQueue.length = 0;
+  }
+
+  /**
+   * Aborts everything the layer holds: every listener (resetting its queued
+   * connections), every connection (RST when synchronized, RFC 9293 §3.10.5),
+   * time-wait ones included, and every bound port. Used when a session ends;
+   * afterwards the bound, listen, active and time-wait lists are all empty.
+   */
+  abortAll(now: number): void {
+    for (const l of [...this.listeners.values()]) this.closeListener(l, now);
+    for (const c of [...this.active.values(), ...this.timeWait.values()]) c.abort(now);
+    for (const port of [...this.bound.keys()]) {
+      while (this.bound.has(port)) this.unbindPort(port);
+    }
   }
 
   /**
@@ -534,6 +549,24 @@ export class TcpLayer implements TcpHost {
       (buf) => TcpRepr.emit(repr, buf, src, dst),
       now,
     );
+  }
+
+  /**
+   * ICMP fragmentation-needed for a segment we sent to `remoteAddr:remotePort`
+   * from `localPort` with sequence number `seq` (RFC 1191, RFC 5927 §4.1).
+   * Returns a drop reason when the message was not acted on.
+   */
+  fragmentationNeeded(
+    remoteAddr: Ipv4Address,
+    remotePort: number,
+    localPort: number,
+    seq: number,
+    mtu: number,
+    now: number,
+  ): string | undefined {
+    const conn = this.active.get(tupleKey(remoteAddr, remotePort, localPort));
+    if (!conn) return "icmp_frag_needed_ignored";
+    return conn.pathMtuReduced(seq, mtu, now) ? undefined : "icmp_frag_needed_ignored";
   }
 
   // ------------------------------------------------------------ TcpHost

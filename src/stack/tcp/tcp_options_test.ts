@@ -473,4 +473,46 @@ describe("ICMP fragmentation-needed (RFC 5927 §4.1)", () => {
     });
     for (const s of h.drain()) assert.ok(s.payload.length === 0 || s.payload.length === 1448);
   });
+
+  it("lowers the send MSS and resends what is in flight in the smaller size (RFC 1191 §6.3)", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h);
+    conn.send(bytes(2 * 1448), h.now);
+    const frames = h.link.drain();
+    assert.equal(frames.length, 2);
+    const quoted = frames[0].slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
+    h.stack.input(fragNeeded(quoted, 1280), h.now);
+    // 1280 - 20 (IP) - 20 (TCP) - 12 (timestamps) = 1228 bytes of payload per segment.
+    assert.equal(conn.info().sendMss, 1228);
+    const resent = h.drain();
+    assert.ok(resent.length >= 1, "the data in flight is resent at once");
+    for (const s of resent) {
+      assert.ok(s.payload.length <= 1228, `segment of ${s.payload.length} bytes`);
+    }
+    assert.equal(resent[0].seqNumber, conn.debugSeq().sndUna);
+    assert.equal(h.stack.counters.drops.icmp_frag_needed_ignored, 0);
+  });
+
+  it("ignores an implausibly small MTU (below 576) so that segments cannot be shrunk to nothing", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h);
+    conn.send(bytes(1448), h.now);
+    const [frame] = h.link.drain();
+    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
+    h.stack.input(fragNeeded(quoted, 200), h.now);
+    assert.equal(conn.info().sendMss, 1448);
+    assert.equal(h.stack.counters.drops.icmp_frag_needed_ignored, 1);
+  });
+
+  it("ignores a fragmentation-needed quoting a datagram the stack did not send", () => {
+    const h = new TcpHarness();
+    const { conn } = passiveOpen(h);
+    conn.send(bytes(1448), h.now);
+    const [frame] = h.link.drain();
+    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
+    quoted[12] ^= 1; // the quoted source address is no longer ours
+    h.stack.input(fragNeeded(quoted, 1280), h.now);
+    assert.equal(conn.info().sendMss, 1448);
+    assert.equal(h.stack.counters.drops.icmp_bad_quote, 1);
+  });
 });
