@@ -45,7 +45,7 @@ function ensureTools() {
 
 function staticChecks() {
   const steps = [
-    ["deno check", ["check", "mod.ts", "src", "tunnel", "examples", "tests", "scripts"]],
+    ["deno check", ["check", "mod.ts", "src", "tunnel", "examples", "tests", "scripts", "bench"]],
     ["deno fmt", ["fmt", "--check"]],
     ["deno lint", ["lint"]],
   ];
