@@ -3,6 +3,7 @@
  *
  *   deno task start            # 127.0.0.1:8787
  *   PORT=9000 HOSTNAME=0.0.0.0 NETISLE_ADMIN_TOKEN=secret deno task start
+ *   NETISLE_METRICS_TOKEN=scrape NETISLE_LOG=0 deno task start   # /metrics needs a token; no request log
  *
  * @module
  */
@@ -17,6 +18,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const hostname = Deno.env.get("HOSTNAME") ?? "127.0.0.1";
 const adminToken = Deno.env.get("NETISLE_ADMIN_TOKEN") || undefined;
+const metricsToken = Deno.env.get("NETISLE_METRICS_TOKEN") || undefined;
+const requestLog = Deno.env.get("NETISLE_LOG") === "0" ? false : undefined; // undefined: console.log
 
 const registry = new SessionRegistry({ clock: new SystemClock() });
 registry.startSweeping();
@@ -26,6 +29,8 @@ const server = serveDeno({
   hostname,
   port,
   adminToken,
+  metricsToken,
+  requestLog,
   onListen: (url) => {
     console.log(
       `netisle listening on ${url} (in memory${adminToken ? ", admin token required" : ""})`,

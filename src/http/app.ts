@@ -2,21 +2,24 @@
  * The Hono app: the HTTP API of netisle. Runtime-neutral: the adapters in
  * `serve_*.ts` give it a way to upgrade a request to a WebSocket.
  *
+ * The composition point: the route tables (`session_routes.ts`,
+ * `socket_routes.ts`) are registered here and the same tables build
+ * `/openapi.json`; errors become problem+json in the one `onError` below.
+ *
  * @module
  */
 
 import { Hono } from "hono";
-import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import type { z } from "zod";
-import { type Session, type SessionRegistry } from "../session/mod.ts";
+import type { SessionRegistry } from "../session/mod.ts";
 import { NetError } from "../socket/mod.ts";
-import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
-import { attachWebSocketTunnel, type TunnelSocket } from "../../tunnel/server.ts";
-import { tunnelUrl } from "../../tunnel/protocol.ts";
-import { bearerToken, constantTimeEqual } from "./auth.ts";
+import type { TunnelSocket } from "../../tunnel/server.ts";
 import { HttpProblem, problemResponse } from "./problem.ts";
-import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
+import { HttpMetrics, type MetricsCollector } from "./metrics.ts";
+import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";
+import { type AnyRoute, type AppEnv, registerRoutes } from "./route_table.ts";
+import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
+import { socketRoutes } from "./socket_routes.ts";
+import type { SocketStreamOptions } from "./socket_stream.ts";
 
 /**
  * Upgrades a request to a WebSocket, as each runtime does it
@@ -34,9 +37,42 @@ export interface AppOptions {
   adminToken?: string;
   /** Largest JSON body accepted, in bytes. */
   maxJsonBodyBytes?: number;
+  /** When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
+  /** Extra families for `GET /metrics` (components add their own gauges and counters). */
+  metricsCollectors?: readonly MetricsCollector[];
+  /** One entry per request; default {@linkcode consoleRequestLogger}; `false` disables. */
+  requestLog?: RequestLogger | false;
+  /** Tuning of socket WebSocket streams (`GET .../sockets/:id/stream`). */
+  stream?: SocketStreamOptions;
 }
 
-type Env = { Variables: { session: Session } };
+/**
+ * The route table of the app: every route with its schemas, used both to
+ * register the routes and to build `/openapi.json`.
+ *
+ * @example
+ * ```ts
+ * const routes = apiRoutes({ registry });
+ * routes.map((r) => `${r.method} ${r.path}`);
+ * ```
+ */
+export function apiRoutes(
+  options: AppOptions,
+  httpMetrics: HttpMetrics = new HttpMetrics(),
+): AnyRoute[] {
+  const routes: AnyRoute[] = [
+    ...sessionRoutes({ registry: options.registry, upgradeWebSocket: options.upgradeWebSocket }),
+    ...socketRoutes({ upgradeWebSocket: options.upgradeWebSocket, stream: options.stream }),
+    ...serviceRoutes({
+      registry: options.registry,
+      httpMetrics,
+      metricsCollectors: options.metricsCollectors,
+      allRoutes: () => routes,
+    }),
+  ];
+  return routes;
+}
 
 /**
  * Creates the HTTP API.
@@ -47,10 +83,14 @@ type Env = { Variables: { session: Session } };
  * const res = await app.request("/v1/sessions", { method: "POST" });
  * ```
  */
-export function createApp(options: AppOptions): Hono<Env> {
+export function createApp(options: AppOptions): Hono<AppEnv> {
   const { registry } = options;
   const maxJson = options.maxJsonBodyBytes ?? 16 * 1024;
-  const app = new Hono<Env>();
+  const app = new Hono<AppEnv>();
+  const httpMetrics = new HttpMetrics();
+  app.use(
+    requestObserver({ log: options.requestLog ?? consoleRequestLogger, metrics: httpMetrics }),
+  );
 
   app.onError((err) => {
     if (err instanceof HttpProblem) {
@@ -62,117 +102,11 @@ export function createApp(options: AppOptions): Hono<Env> {
   });
   app.notFound((c) => problemResponse("ENOTFOUND", `no route for ${c.req.method} ${c.req.path}`));
 
-  app.get("/healthz", (c) => c.json({ status: "ok", sessions: registry.size }));
-
-  const jsonLimit = bodyLimit({
-    maxSize: maxJson,
-    onError: () =>
-      problemResponse("ETOOLARGE", `request body exceeds the limit of ${maxJson} bytes`),
+  registerRoutes(app, apiRoutes(options, httpMetrics), {
+    registry,
+    adminToken: options.adminToken,
+    metricsToken: options.metricsToken,
+    maxJsonBodyBytes: maxJson,
   });
-
-  app.post("/v1/sessions", jsonLimit, async (c) => {
-    if (options.adminToken !== undefined) {
-      const given = bearerToken(c.req.header("authorization"));
-      if (given === undefined || !constantTimeEqual(given, options.adminToken)) {
-        throw unauthorized("creating a session needs the admin token (Authorization: Bearer ...)");
-      }
-    }
-    const body = validate(CreateSessionBodySchema, await readJson(c), "request body");
-    const session = registry.create({
-      ipv4: body.ipv4 && {
-        address: parseIpv4Address(body.ipv4.address),
-        prefixLength: body.ipv4.prefixLength,
-      },
-      mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
-      mtu: body.mtu,
-    });
-    const view = session.describe();
-    return c.json(
-      {
-        id: session.id,
-        token: session.token,
-        mac: view.mac,
-        ipv4: view.ipv4,
-        mtu: view.mtu,
-        tunnel: {
-          url: tunnelUrl(new URL(c.req.url).origin, session.id),
-          framing: "frame-per-message",
-        },
-      },
-      201,
-      { location: `/v1/sessions/${session.id}` },
-    );
-  });
-
-  const sessionAuth =
-    (allowQueryToken: boolean) => async (c: Context<Env>, next: () => Promise<void>) => {
-      const { sid } = validate(SessionParamsSchema, { sid: c.req.param("sid") }, "path");
-      const session = registry.get(sid);
-      if (!session) throw new HttpProblem("ENOTFOUND", `no session with id "${sid}"`);
-      let given = bearerToken(c.req.header("authorization"));
-      if (given === undefined && allowQueryToken) {
-        given = validate(TunnelQuerySchema, c.req.query(), "query").token;
-      }
-      if (given === undefined) {
-        throw unauthorized(`session "${sid}" needs its token (Authorization: Bearer <token>)`);
-      }
-      if (!constantTimeEqual(given, session.token)) {
-        throw unauthorized(`wrong token for session "${sid}"`);
-      }
-      c.set("session", session);
-      await next();
-    };
-
-  app.get("/v1/sessions/:sid/tunnel", sessionAuth(true), (c) => {
-    const session = c.get("session");
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      throw new HttpProblem("EUPGRADE", "the tunnel is a WebSocket: send Upgrade: websocket", {
-        headers: { upgrade: "websocket" },
-      });
-    }
-    if (!options.upgradeWebSocket) {
-      throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
-    }
-    const { socket, response } = options.upgradeWebSocket(c.req.raw);
-    attachWebSocketTunnel(session, socket);
-    return response;
-  });
-
-  app.get("/v1/sessions/:sid", sessionAuth(false), (c) => c.json(c.get("session").describe()));
-
-  app.delete("/v1/sessions/:sid", sessionAuth(false), (c) => {
-    registry.delete(c.get("session").id);
-    return c.body(null, 204);
-  });
-
   return app;
-}
-
-function unauthorized(detail: string): HttpProblem {
-  return new HttpProblem("EUNAUTHORIZED", detail, {
-    headers: { "www-authenticate": 'Bearer realm="netisle"' },
-  });
-}
-
-/** Parses `input` with `schema`, or throws a 400 problem listing zod's issues. */
-function validate<T extends z.ZodType>(schema: T, input: unknown, where: string): z.infer<T> {
-  const r = schema.safeParse(input);
-  if (r.success) return r.data;
-  const first = r.error.issues[0];
-  const field = first && first.path.length > 0 ? first.path.join(".") : "(root)";
-  throw new HttpProblem("EINVAL", `invalid ${where}: ${field}: ${first?.message ?? "invalid"}`, {
-    issues: r.error.issues,
-  });
-}
-
-/** Reads a JSON body (its size is capped by the route's body limit); an empty body is `{}`. */
-async function readJson(c: Context): Promise<unknown> {
-  const text = (await c.req.text()).trim();
-  if (text === "") return {};
-  // The body is read as JSON whatever its declared type: `curl -d '{...}'` says form-urlencoded.
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new HttpProblem("EINVAL", `request body is not valid JSON: ${(err as Error).message}`);
-  }
 }

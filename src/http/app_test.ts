@@ -8,7 +8,7 @@ function setup(options: { adminToken?: string; maxSessions?: number } = {}) {
     clock: new ManualClock(0),
     limits: { maxSessions: options.maxSessions ?? 10 },
   });
-  const app = createApp({ registry, adminToken: options.adminToken });
+  const app = createApp({ registry, adminToken: options.adminToken, requestLog: false });
   return { registry, app };
 }
 

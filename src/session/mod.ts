@@ -8,3 +8,5 @@ export * from "./clock.ts";
 export * from "./core_lock.ts";
 export * from "./session.ts";
 export * from "./registry.ts";
+export * from "./frame_capture.ts";
+export * from "./session_totals.ts";

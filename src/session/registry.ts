@@ -9,6 +9,7 @@ import { NetError } from "../socket/mod.ts";
 import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { Session, type SessionLimits } from "./session.ts";
+import { addSessionTotals, emptySessionTotals, type SessionTotals } from "./session_totals.ts";
 
 /** Limits of a registry. */
 export interface RegistryLimits {
@@ -60,6 +61,8 @@ export class SessionRegistry {
   created = 0;
   /** Sessions deleted by idle expiry. */
   expired = 0;
+  /** Counters of deleted sessions, summed, so /metrics counters never go down. */
+  readonly retired: SessionTotals = emptySessionTotals();
 
   /** Creates an empty registry; call {@linkcode SessionRegistry.startSweeping} to expire idle sessions. */
   constructor(options: {
@@ -122,6 +125,7 @@ export class SessionRegistry {
     if (!s) return false;
     this.#sessions.delete(id);
     s.close();
+    addSessionTotals(this.retired, s);
     return true;
   }
 

@@ -9,6 +9,8 @@ import { ChannelLink, type EventOwner, Stack, type StackConfig } from "../stack/
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { CoreLock, type CoreLockStats } from "./core_lock.ts";
+import { FrameCapture } from "./frame_capture.ts";
+import { DEFAULT_SOCKET_TABLE_LIMITS, SocketTable } from "../socket/socket_table.ts";
 
 /** The far side of a tunnel as the session sees it. Implementations must not throw. */
 export interface TunnelEndpoint {
@@ -26,12 +28,18 @@ export interface SessionLimits {
   inputQueueFrames: number;
   /** Emitted frames waiting for the tunnel; more are dropped and counted. */
   outputQueueFrames: number;
+  /** Sockets of the API open at once (EMFILE beyond). */
+  maxSockets: number;
+  /** Bytes buffered for the API's sockets, summed (ENOBUFS beyond). */
+  maxBufferedBytes: number;
 }
 
 /** Defaults for {@linkcode SessionLimits}. */
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   inputQueueFrames: 4096,
   outputQueueFrames: 4096,
+  maxSockets: DEFAULT_SOCKET_TABLE_LIMITS.maxSockets,
+  maxBufferedBytes: DEFAULT_SOCKET_TABLE_LIMITS.maxBufferedBytes,
 };
 
 /** Everything needed to make a session. */
@@ -82,6 +90,10 @@ export class Session {
   readonly stack: Stack;
   readonly lock: CoreLock;
   readonly limits: SessionLimits;
+  /** The capture tap: frames both ways, offered outside the core lock (GET .../pcap). */
+  readonly capture: FrameCapture = new FrameCapture();
+  /** The sockets the API opened in this session (closed with it). */
+  readonly sockets: SocketTable;
   readonly tunnelStats: TunnelStats = {
     attaches: 0,
     framesWithoutTunnel: 0,
@@ -111,6 +123,12 @@ export class Session {
     this.#link = new ChannelLink(this.limits.outputQueueFrames);
     this.stack = new Stack(init.stack, { link: this.#link });
     this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
+    this.sockets = new SocketTable(this, {
+      limits: {
+        maxSockets: this.limits.maxSockets,
+        maxBufferedBytes: this.limits.maxBufferedBytes,
+      },
+    });
     this.createdAt = this.#clock.now();
     this.lastActivity = this.createdAt;
   }
@@ -137,6 +155,7 @@ export class Session {
    */
   input(frames: Uint8Array[]): void {
     if (this.#closed) return;
+    this.capture.offer(frames, "rx");
     const now = this.#clock.now();
     for (const f of frames) {
       if (this.#input.length >= this.limits.inputQueueFrames) {
@@ -200,14 +219,23 @@ export class Session {
     t.close(code, reason);
   }
 
-  /** Ends the session: closes its tunnel, stops its timer, drops queued work. */
+  /**
+   * Ends the session: closes every socket (connections with a RST, which
+   * still reaches the tunnel) and whatever else the core holds, then closes
+   * its tunnel, stops its timer and drops queued work.
+   */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
+    try {
+      this.sockets.closeAll();
+    } finally {
+      this.#closed = true;
+    }
     this.#clearTimer();
     this.#input = [];
     this.#inputAt = [];
     this.#link.drain();
+    this.capture.close();
     const t = this.#tunnel;
     this.#tunnel = undefined;
     t?.close(CLOSE_SESSION_ENDED, "session ended");
@@ -277,7 +305,7 @@ export class Session {
 
   /** Hands the events the core recorded to their owners (socket endpoints), outside the lock. */
   #deliverEvents(): void {
-    const dirty = this.stack.tcp.takeDirty();
+    const dirty = this.stack.takeDirty();
     for (const target of dirty) {
       const bits = target.events;
       target.events = 0;
@@ -289,6 +317,7 @@ export class Session {
   #flushOutput(): void {
     if (this.#link.length === 0) return;
     const frames = this.#link.drain();
+    this.capture.offer(frames, "tx");
     if (this.#tunnel) this.#tunnel.send(frames);
     else this.tunnelStats.framesWithoutTunnel += frames.length;
   }

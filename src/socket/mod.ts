@@ -5,3 +5,5 @@
  */
 export * from "./net_error.ts";
 export * from "./tcp_socket.ts";
+export * from "./udp_socket.ts";
+export * from "./socket_table.ts";

@@ -21,7 +21,12 @@ export type NetErrorCode =
   | "EHOSTUNREACH"
   | "ETIMEDOUT"
   | "EPIPE"
-  | "ESHUTDOWN";
+  | "ESHUTDOWN"
+  | "EALREADY"
+  | "EOPNOTSUPP"
+  | "EBUSY"
+  | "EMSGSIZE"
+  | "ECANCELED";
 
 /**
  * A failure of a network operation, named by an errno-style `code`.

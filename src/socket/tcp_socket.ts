@@ -18,43 +18,12 @@ import {
 } from "../stack/tcp/mod.ts";
 import { type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
 import { NetError } from "./net_error.ts";
+import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
 
 /** How endpoints enter the core: a session (or anything that serializes calls). */
 export interface CoreAccess {
   /** Runs `fn` under the core lock with the stack and the current time. */
   withCore<T>(fn: (stack: Stack, now: number) => T): T;
-}
-
-/** Wakes everyone waiting for an event of an endpoint. */
-class Waiters {
-  #list: Array<() => void> = [];
-  wait(signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const done = () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = this.#list.indexOf(done);
-        if (i >= 0) this.#list.splice(i, 1);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#list.push(done);
-    });
-  }
-  wakeAll(): void {
-    const l = this.#list;
-    this.#list = [];
-    for (const w of l) w();
-  }
-  get size(): number {
-    return this.#list.length;
-  }
 }
 
 function closedError(conn: TcpConnection): NetError {
@@ -70,24 +39,6 @@ function closedError(conn: TcpConnection): NetError {
   }
 }
 
-/** A signal that aborts after `timeoutMs`, combined with `signal`. */
-function timeoutSignal(
-  signal: AbortSignal | undefined,
-  timeoutMs: number | undefined,
-): AbortSignal | undefined {
-  const parts: AbortSignal[] = [];
-  if (signal) parts.push(signal);
-  if (timeoutMs !== undefined) {
-    parts.push(AbortSignal.timeout(timeoutMs));
-  }
-  if (parts.length === 0) return undefined;
-  return parts.length === 1 ? parts[0] : AbortSignal.any(parts);
-}
-
-function isTimeout(err: unknown): boolean {
-  return err instanceof DOMException && err.name === "TimeoutError";
-}
-
 /** Options of {@linkcode TcpSocket.connect}. */
 export interface TcpConnectOptions {
   /** The peer's IPv4 address, dotted quad or u32. */
@@ -95,6 +46,8 @@ export interface TcpConnectOptions {
   port: number;
   /** Local port; 0 or absent picks an ephemeral one. */
   localPort?: number;
+  /** Whether `localPort` was reserved by a bind() first (the reservation passes to the connection). */
+  fromBound?: boolean;
   /** Per-connection TCP options. */
   config?: Partial<TcpConfig>;
   /** Gives up (ETIMEDOUT, the connection is aborted) after this long. */
@@ -160,30 +113,56 @@ export class TcpSocket {
 
   /** Opens a connection (RFC 9293 active OPEN) and resolves once it is established. */
   static async connect(core: CoreAccess, options: TcpConnectOptions): Promise<TcpSocket> {
+    const sock = TcpSocket.open(core, options);
+    await sock.established({ signal: options.signal, timeoutMs: options.timeoutMs });
+    return sock;
+  }
+
+  /**
+   * Starts an active OPEN and returns at once, with the SYN sent and the
+   * connection in SYN_SENT; {@linkcode TcpSocket.established} waits for the
+   * handshake. Throws NetError EADDRINUSE or EMFILE, RangeError for a bad port.
+   *
+   * @example
+   * ```ts
+   * const sock = TcpSocket.open(session, { address: "10.0.2.15", port: 22 });
+   * await sock.established({ timeoutMs: 5000 });
+   * ```
+   */
+  static open(core: CoreAccess, options: Omit<TcpConnectOptions, "signal">): TcpSocket {
     const addr = typeof options.address === "string"
       ? parseIpv4Address(options.address)
       : options.address;
     const conn = core.withCore((stack, now) =>
       stack.tcp.connect(addr, options.port, now, {
         localPort: options.localPort,
+        fromBound: options.fromBound,
         config: options.config,
       })
     );
-    const sock = new TcpSocket(core, conn);
+    return new TcpSocket(core, conn);
+  }
+
+  /**
+   * Waits until the handshake of an opening connection completes. On timeout
+   * (NetError ETIMEDOUT) or abort (the signal's reason) the connection is
+   * aborted; a refused or reset handshake throws its NetError.
+   */
+  async established(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    const conn = this.conn;
     const signal = timeoutSignal(options.signal, options.timeoutMs);
     try {
       while (conn.state === "SYN_SENT" || conn.state === "SYN_RECEIVED") {
-        await sock.#stateWaiters.wait(signal);
+        await this.#stateWaiters.wait(signal);
       }
     } catch (err) {
-      sock.abort();
+      this.abort();
       if (isTimeout(err)) {
-        throw new NetError("ETIMEDOUT", `connect to port ${options.port} timed out`);
+        throw new NetError("ETIMEDOUT", `connect to port ${conn.remotePort} timed out`);
       }
       throw err;
     }
     if (conn.state === "CLOSED") throw closedError(conn);
-    return sock;
   }
 
   /** Called by the session, outside the core lock, with the events raised since last time. */
@@ -228,20 +207,46 @@ export class TcpSocket {
   async write(data: Uint8Array, signal?: AbortSignal): Promise<void> {
     let off = 0;
     while (off < data.length) {
-      const n = this.#core.withCore((_s, now) => {
-        const c = this.conn;
-        if (!c.canWrite) {
-          if (c.state === "CLOSED" && c.error) throw closedError(c);
-          throw new NetError(
-            "EPIPE",
-            "cannot write: the connection was shut down for writing or closed",
-          );
-        }
-        return c.send(off === 0 ? data : data.subarray(off), now);
-      });
-      off += n;
+      off += this.trySend(off === 0 ? data : data.subarray(off));
       if (off < data.length) await this.#writeWaiters.wait(signal);
     }
+  }
+
+  /**
+   * Queues as much of `data` as the send buffer takes now and returns that
+   * count (0 when it is full). Throws NetError EPIPE after a write shutdown,
+   * or the connection's error when it failed.
+   */
+  trySend(data: Uint8Array): number {
+    return this.#core.withCore((_s, now) => {
+      const c = this.conn;
+      if (!c.canWrite) {
+        if (c.state === "CLOSED" && c.error) throw closedError(c);
+        throw new NetError(
+          "EPIPE",
+          "cannot write: the connection was shut down for writing or closed",
+        );
+      }
+      return c.send(data, now);
+    });
+  }
+
+  /**
+   * Resolves at the next event that may have freed send-buffer space (or
+   * closed the connection); rejects with the signal's reason on abort.
+   */
+  waitWritable(signal?: AbortSignal): Promise<void> {
+    return this.#writeWaiters.wait(signal);
+  }
+
+  /**
+   * Resolves at the next event that may have made data (or the end of the
+   * stream) readable, without reading it; rejects with the signal's reason on
+   * abort. With {@linkcode TcpSocket.read} it lets a caller decide when to
+   * take the bytes (a bridge that waits for its own consumer to drain).
+   */
+  waitReadable(signal?: AbortSignal): Promise<void> {
+    return this.#readWaiters.wait(signal);
   }
 
   /** Shuts down one or both directions (`write` sends FIN). */

@@ -1,5 +1,5 @@
 /**
- * The synchronous core of one session: link, ARP, IPv4, ICMP.
+ * The synchronous core of one session: link, ARP, IPv4, ICMP, UDP, TCP.
  *
  * @module
  */
@@ -8,3 +8,4 @@ export * from "./arp_cache.ts";
 export * from "./channel_link.ts";
 export * from "./counters.ts";
 export * from "./tcp/mod.ts";
+export * from "./udp/mod.ts";

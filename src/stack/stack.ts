@@ -37,6 +37,14 @@ import {
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
 import type { TcpConfig } from "./tcp/tcp_config.ts";
 import { TCP_DROP_REASONS, TcpLayer, type TcpLayerLimits } from "./tcp/tcp_layer.ts";
+import {
+  UDP_DROP_REASONS,
+  type UdpEndpoint,
+  UdpLayer,
+  type UdpLayerLimits,
+} from "./udp/udp_layer.ts";
+import type { TcpConnection } from "./tcp/tcp_connection.ts";
+import type { TcpListener } from "./tcp/tcp_layer.ts";
 import type { Link } from "./channel_link.ts";
 import { StackCounters } from "./counters.ts";
 
@@ -54,6 +62,14 @@ export interface StackConfig {
   tcp?: Partial<TcpConfig>;
   /** Limits of this stack's TCP layer. */
   tcpLimits?: Partial<TcpLayerLimits>;
+  /** Limits of this stack's UDP layer. */
+  udpLimits?: Partial<UdpLayerLimits>;
+  /**
+   * ICMP error messages (port and protocol unreachable) this stack sends per
+   * second, also the burst size: one token bucket for the whole stack
+   * (RFC 1812 §4.3.2.8, RFC 1122 §3.2.2). 100 by default; 0 sends none.
+   */
+  icmpErrorsPerSecond?: number;
 }
 
 /** What a stack needs from its environment. */
@@ -88,7 +104,6 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "icmp_broadcast_echo_ignored",
   "icmp_unhandled_type",
   "icmp_bad_quote",
-  "udp_no_endpoint",
 ];
 
 /** The smallest IP MTU IPv4 allows (RFC 791 §3.2). */
@@ -112,6 +127,13 @@ export class Stack {
   readonly counters: StackCounters;
   readonly arp: ArpCache;
   readonly tcp: TcpLayer;
+  /** The UDP layer (RFC 768): bound endpoints by port. */
+  readonly udp: UdpLayer;
+  /** ICMP error messages this stack sent, and those the rate limit suppressed. */
+  readonly icmpErrorStats = { sent: 0, rateLimited: 0 };
+  #icmpErrorRate: number;
+  #icmpTokens: number;
+  #icmpTokensAt: number | undefined;
   #link: Link;
   #ident = 0;
   #broadcast: Ipv4Address;
@@ -135,7 +157,14 @@ export class Stack {
       ...WIRE_DROP_REASONS,
       ...STACK_DROP_REASONS,
       ...TCP_DROP_REASONS,
+      ...UDP_DROP_REASONS,
     ]);
+    const rate = config.icmpErrorsPerSecond ?? 100;
+    if (!Number.isInteger(rate) || rate < 0) {
+      throw new RangeError(`Stack: icmpErrorsPerSecond must be an integer >= 0, got ${rate}`);
+    }
+    this.#icmpErrorRate = rate;
+    this.#icmpTokens = rate;
     this.arp = new ArpCache(config.arp);
     this.#link = deps.link;
     this.#broadcast = ipv4SubnetBroadcast(config.ipv4.address, p);
@@ -147,6 +176,15 @@ export class Stack {
       limits: config.tcpLimits,
       sendIpv4With: (dst, len, fill, now) =>
         this.sendIpv4With(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+    });
+    this.udp = new UdpLayer({
+      localAddr: config.ipv4.address,
+      mtu: config.mtu,
+      random: deps.random ?? ((buf) => crypto.getRandomValues(buf)),
+      limits: config.udpLimits,
+      hasRoute: (dst) => this.hasRoute(dst),
+      // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
+      sendIpv4With: (dst, len, fill, now) => this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now),
     });
   }
 
@@ -173,6 +211,30 @@ export class Stack {
     this.counters.txDrop("arp_unresolved", r.unresolvedDrops);
     for (const ip of r.request) this.#sendArpRequest(ip);
     this.tcp.poll(now);
+  }
+
+  /**
+   * Removes and returns every TCP and UDP object with pending events (each has
+   * `events` and `owner`), for the session to deliver after releasing the
+   * core lock.
+   */
+  takeDirty(): Array<TcpConnection | TcpListener | UdpEndpoint> {
+    const tcp: Array<TcpConnection | TcpListener | UdpEndpoint> = this.tcp.takeDirty();
+    const udp = this.udp.takeDirty();
+    if (udp.length === 0) return tcp;
+    if (tcp.length === 0) return udp;
+    for (const u of udp) tcp.push(u);
+    return tcp;
+  }
+
+  /**
+   * Whether {@linkcode Stack.sendIpv4} can route to `dst`: an on-link unicast
+   * address, the subnet broadcast or 255.255.255.255 (there is no gateway).
+   */
+  hasRoute(dst: Ipv4Address): boolean {
+    if (dst === IPV4_BROADCAST || dst === this.#broadcast) return true;
+    const { address, prefixLength } = this.config.ipv4;
+    return ipv4InSubnet(dst, address, prefixLength) && !isIpv4Multicast(dst);
   }
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
@@ -241,15 +303,14 @@ export class Stack {
       this.counters.txDrop("ipv4_exceeds_mtu");
       return false;
     }
-    const { address, prefixLength } = this.config.ipv4;
     const broadcast = dst === IPV4_BROADCAST || dst === this.#broadcast;
-    if (!broadcast && (!ipv4InSubnet(dst, address, prefixLength) || isIpv4Multicast(dst))) {
+    if (!this.hasRoute(dst)) {
       this.counters.txDrop("ipv4_no_route");
       return false;
     }
     const frame = new Uint8Array(ETHERNET_HEADER_LEN + ipLen);
     const repr: Ipv4Repr = {
-      src: address,
+      src: this.config.ipv4.address,
       dst,
       protocol,
       payloadLen,
@@ -311,7 +372,7 @@ export class Stack {
       case EtherType.ARP:
         return this.#inputArp(frame.payload, now);
       case EtherType.IPV4:
-        return this.#inputIpv4(frame.payload, now);
+        return this.#inputIpv4(frame.payload, now, isBroadcastMac(dst));
       default:
         return "ethernet_unsupported_ethertype";
     }
@@ -364,7 +425,7 @@ export class Stack {
   }
 
   /** RFC 1122 §3.2.1: IPv4 input validation and demux. */
-  #inputIpv4(bytes: Uint8Array, now: number): string | undefined {
+  #inputIpv4(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
     const pkt = Ipv4Packet.parse(bytes);
     if (!pkt.ok) return pkt.reason;
     const parsed = Ipv4Repr.parse(pkt.value);
@@ -386,11 +447,72 @@ export class Stack {
         return this.#inputIcmp(ip, payload, broadcast, now);
       case IpProtocol.TCP:
         return this.tcp.input(ip.src, ip.dst, payload, now);
-      case IpProtocol.UDP:
-        return "udp_no_endpoint";
+      case IpProtocol.UDP: {
+        const r = this.udp.input(ip.src, ip.dst, payload, now);
+        // RFC 1122 §4.1.3.1: port unreachable; §3.2.2: never about a broadcast.
+        if (
+          (r === "udp_port_closed" || r === "udp_peer_mismatch") && !broadcast && !linkBroadcast
+        ) {
+          this.#sendIcmpError(pkt.value.bytes, ip.src, Icmpv4DestUnreachableCode.PORT, now);
+        }
+        return r;
+      }
       default:
+        // RFC 1122 §3.2.2.1: protocol unreachable for a transport we do not implement.
+        if (!broadcast && !linkBroadcast) {
+          this.#sendIcmpError(pkt.value.bytes, ip.src, Icmpv4DestUnreachableCode.PROTOCOL, now);
+        }
         return "ipv4_unsupported_protocol";
     }
+  }
+
+  /**
+   * Sends an ICMP destination unreachable with `code` about `original` (the
+   * received IP datagram, cut at its total length) to `src` (RFC 792). The
+   * quote is the original IP header and as much of its data as keeps the
+   * error within 576 bytes and the MTU (RFC 1812 §4.3.2.3; Linux does the
+   * same), at least the 8 bytes RFC 1122 §3.2.2 asks for when the MTU allows.
+   * Never to a source that does not name one host (RFC 1122 §3.2.2: zero,
+   * loopback, class E, broadcast, multicast); the caller leaves out datagrams
+   * to a broadcast address. At most `icmpErrorsPerSecond`, from a token
+   * bucket shared by every kind of error (RFC 1812 §4.3.2.8).
+   */
+  #sendIcmpError(original: Uint8Array, src: Ipv4Address, code: number, now: number): void {
+    if (src === 0 || src >>> 24 === 127 || src >>> 28 >= 0xe) return;
+    if (!this.#takeIcmpToken(now)) {
+      this.icmpErrorStats.rateLimited++;
+      this.counters.txDrop("icmp_error_rate_limited");
+      return;
+    }
+    const maxQuote = Math.min(576, this.config.mtu) - IPV4_HEADER_LEN - 8;
+    const data = original.length > maxQuote ? original.subarray(0, maxQuote) : original;
+    const repr: Icmpv4Repr = { type: "dest_unreachable", code, data };
+    if (
+      this.sendIpv4With(
+        src,
+        IpProtocol.ICMP,
+        Icmpv4Repr.bufferLen(repr),
+        (buf) => Icmpv4Repr.emit(repr, buf),
+        now,
+      )
+    ) {
+      this.icmpErrorStats.sent++;
+    }
+  }
+
+  /** The ICMP error token bucket: `icmpErrorsPerSecond` tokens, refilled continuously. */
+  #takeIcmpToken(now: number): boolean {
+    const rate = this.#icmpErrorRate;
+    const last = this.#icmpTokensAt;
+    if (last === undefined || now > last) {
+      if (last !== undefined) {
+        this.#icmpTokens = Math.min(rate, this.#icmpTokens + (now - last) * rate / 1000);
+      }
+      this.#icmpTokensAt = now;
+    }
+    if (this.#icmpTokens < 1) return false;
+    this.#icmpTokens -= 1;
+    return true;
   }
 
   /**

@@ -236,7 +236,6 @@ describe("Stack: IPv4 and ICMP echo (RFC 791, RFC 792, RFC 1122 §3.2)", () => {
     stack.input(ipFrame(PEER_IP, parseIpv4Address("10.0.2.3"), IpProtocol.ICMP, echo), 0);
     stack.input(ipFrame(parseIpv4Address("224.0.0.1"), STACK_IP, IpProtocol.ICMP, echo), 0);
     stack.input(ipFrame(STACK_IP, STACK_IP, IpProtocol.ICMP, echo), 0);
-    stack.input(ipFrame(PEER_IP, STACK_IP, 99, echo), 0);
     const frag = ipFrame(PEER_IP, STACK_IP, IpProtocol.ICMP, echo);
     frag[14 + 6] = 0x20; // more fragments
     frag[14 + 10] = frag[14 + 11] = 0;
@@ -245,6 +244,9 @@ describe("Stack: IPv4 and ICMP echo (RFC 791, RFC 792, RFC 1122 §3.2)", () => {
     frag[14 + 11] = sum & 0xff;
     stack.input(frag, 0);
     assert.equal(link.length, 0);
+    // An unknown protocol is answered with protocol unreachable (here first an ARP request).
+    stack.input(ipFrame(PEER_IP, STACK_IP, 99, echo), 0);
+    assert.equal(link.length, 1);
     const d = stack.counters.drops;
     assert.equal(d.ipv4_not_for_us, 1);
     assert.equal(d.ipv4_bad_source, 2);

@@ -1,6 +1,7 @@
 /**
  * Pure wire-format codecs for netisle: addresses, the Internet checksum,
- * Ethernet II, ARP, IPv4, ICMPv4, UDP and TCP. No state, no I/O.
+ * Ethernet II, ARP, IPv4, ICMPv4, UDP and TCP, and the pcap file format.
+ * No state, no I/O.
  *
  * Each protocol has a `<Proto>Packet`, a checked zero-copy view over bytes
  * whose `parse` returns a {@link ParseResult}, and a `<Proto>Repr`, a plain
@@ -34,4 +35,5 @@ export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
 export * from "./udp.ts";
 export * from "./tcp.ts";
+export * from "./pcap_writer.ts";
 export * from "./random.ts";

@@ -1,0 +1,214 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ManualClock, SessionRegistry } from "../session/mod.ts";
+import {
+  ArpOperation,
+  ArpRepr,
+  ETHERNET_HEADER_LEN,
+  EthernetRepr,
+  EtherType,
+  parseIpv4Address,
+  parseMacAddress,
+} from "../wire/mod.ts";
+import { type AppOptions, createApp } from "./app.ts";
+import { MetricsWriter, PROMETHEUS_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
+
+function arpRequest(): Uint8Array {
+  const f = new Uint8Array(42);
+  const mac = parseMacAddress("52:54:00:12:34:56");
+  EthernetRepr.emit({
+    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
+    src: mac,
+    etherType: EtherType.ARP,
+  }, f);
+  ArpRepr.emit({
+    operation: ArpOperation.REQUEST,
+    senderMac: mac,
+    senderIp: parseIpv4Address("10.0.2.15"),
+    targetMac: new Uint8Array(6),
+    targetIp: parseIpv4Address("10.0.2.2"),
+  }, f.subarray(ETHERNET_HEADER_LEN));
+  return f;
+}
+
+function setup(options: Partial<AppOptions> = {}) {
+  const clock = new ManualClock(0);
+  const registry = new SessionRegistry({ clock, limits: { idleTimeoutMs: 1000 } });
+  const app = createApp({ registry, requestLog: false, ...options });
+  return { clock, registry, app };
+}
+
+/**
+ * Parses a text-format document strictly enough to catch format mistakes:
+ * every sample belongs to a family announced by `# HELP` and `# TYPE` lines
+ * before it, families appear once, and values are numbers.
+ */
+function parseExposition(text: string): Map<string, number> {
+  assert.ok(text.endsWith("\n"), "the document ends with a newline");
+  const samples = new Map<string, number>();
+  const help = new Set<string>();
+  const types = new Map<string, string>();
+  let current = "";
+  for (const line of text.slice(0, -1).split("\n")) {
+    let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$/.exec(line);
+    if (m) {
+      assert.ok(!help.has(m[1]), `family ${m[1]} announced twice`);
+      help.add(m[1]);
+      current = m[1];
+      continue;
+    }
+    m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge)$/.exec(line);
+    if (m) {
+      assert.equal(m[1], current, `TYPE follows its HELP: ${line}`);
+      types.set(m[1], m[2]);
+      continue;
+    }
+    m =
+      /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (\S+)$/
+        .exec(line);
+    assert.ok(m, `not a valid sample line: ${JSON.stringify(line)}`);
+    assert.equal(m[1], current, `sample ${m[1]} sits in its own family`);
+    assert.ok(types.has(m[1]), `sample ${m[1]} has a # TYPE`);
+    const value = Number(m[3]);
+    assert.ok(!Number.isNaN(value), `numeric value in ${line}`);
+    if (types.get(m[1]) === "counter") assert.match(m[1], /_total$/, "counters end in _total");
+    samples.set(m[1] + (m[2] ?? ""), value);
+  }
+  return samples;
+}
+
+async function metrics(app: ReturnType<typeof setup>["app"], headers: Record<string, string> = {}) {
+  const res = await app.request("/metrics", { headers });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), PROMETHEUS_CONTENT_TYPE);
+  const text = await res.text();
+  return { text, samples: parseExposition(text) };
+}
+
+describe("GET /metrics", () => {
+  it("answers valid Prometheus text with the session, frame and lock totals", async () => {
+    const { app, registry } = setup();
+    const created = await (await app.request("/v1/sessions", { method: "POST" })).json();
+    await app.request("/v1/sessions", { method: "POST" });
+    const session = registry.get(created.id)!;
+    session.input([arpRequest()]); // answered; no tunnel, so the reply is dropped as no_tunnel
+    session.input([new Uint8Array(10)]); // dropped by the stack
+    session.withCore((stack) => stack.tcp.listen(8080, 16));
+
+    const { text, samples } = await metrics(app);
+    assert.equal(samples.get("netisle_sessions"), 2);
+    assert.equal(samples.get("netisle_sessions_created_total"), 2);
+    assert.equal(samples.get("netisle_sessions_expired_total"), 0);
+    assert.equal(samples.get("netisle_tunnels_attached"), 0);
+    assert.equal(samples.get('netisle_frames_total{direction="rx"}'), 2);
+    assert.equal(samples.get('netisle_frames_total{direction="tx"}'), 1);
+    assert.equal(samples.get('netisle_frame_bytes_total{direction="rx"}'), 52);
+    assert.equal(samples.get('netisle_frame_bytes_total{direction="tx"}'), 60);
+    assert.equal(samples.get('netisle_frame_drops_total{direction="tx",reason="no_tunnel"}'), 1);
+    assert.equal(
+      samples.get('netisle_frame_drops_total{direction="rx",reason="input_queue_full"}'),
+      0,
+    );
+    const rxDrops = [...samples].filter(([k]) =>
+      k.startsWith('netisle_frame_drops_total{direction="rx"')
+    ).reduce((n, [, v]) => n + v, 0);
+    assert.equal(rxDrops, 1, "the runt frame, under its reason");
+    assert.equal(samples.get('netisle_tcp_pcbs{list="listen"}'), 1);
+    assert.equal(samples.get('netisle_tcp_pcbs{list="active"}'), 0);
+    assert.equal(samples.get('netisle_tcp_pcbs{list="time-wait"}'), 0);
+    assert.equal(samples.get('netisle_tcp_pcbs{list="bound"}'), 0);
+    assert.ok(samples.get("netisle_core_lock_acquisitions_total")! >= 3, "two inputs and a listen");
+    assert.ok(samples.has("netisle_core_lock_held_seconds_total"));
+    assert.ok(samples.has("netisle_core_lock_max_held_seconds"));
+    assert.equal(samples.get("netisle_pcap_captures"), 0);
+    assert.ok(!text.includes(created.token), "no token in the metrics");
+    assert.ok(!text.includes(created.id), "no per-session series");
+  });
+
+  it("counts HTTP requests by method, route pattern and status", async () => {
+    const { app } = setup();
+    const { id, token } = await (await app.request("/v1/sessions", { method: "POST" })).json();
+    await app.request(`/v1/sessions/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    await app.request(`/v1/sessions/${id}`, { headers: { authorization: "Bearer nope" } });
+    await app.request(`/v1/sessions/${id}/tunnel?token=${token}`);
+    await app.request("/no/such/route/abc");
+    await app.request("/healthz", { method: "BREW" });
+    const { text, samples } = await metrics(app);
+    const n = (method: string, route: string, status: number) =>
+      samples.get(
+        `netisle_http_requests_total{method="${method}",route="${route}",status="${status}"}`,
+      );
+    assert.equal(n("POST", "/v1/sessions", 201), 1);
+    assert.equal(n("GET", "/v1/sessions/:sid", 200), 1);
+    assert.equal(n("GET", "/v1/sessions/:sid", 401), 1);
+    assert.equal(n("GET", "/v1/sessions/:sid/tunnel", 426), 1);
+    assert.equal(n("GET", "(unmatched)", 404), 1);
+    assert.equal(n("OTHER", "(unmatched)", 404), 1);
+    assert.ok(!text.includes(token) && !text.includes(id) && !text.includes("abc"));
+  });
+
+  it("keeps counters after sessions are deleted or expire", async () => {
+    const { app, registry, clock } = setup();
+    const a = registry.create();
+    registry.create();
+    a.input([arpRequest()]);
+    registry.delete(a.id);
+    clock.advance(2000);
+    registry.sweep();
+    const { samples } = await metrics(app);
+    assert.equal(samples.get("netisle_sessions"), 0);
+    assert.equal(samples.get("netisle_sessions_created_total"), 2);
+    assert.equal(samples.get("netisle_sessions_expired_total"), 1);
+    assert.equal(samples.get('netisle_frames_total{direction="rx"}'), 1);
+    assert.equal(samples.get('netisle_frames_total{direction="tx"}'), 1);
+  });
+
+  it("honours a metrics token when one is configured", async () => {
+    const { app } = setup({ metricsToken: "scrape-me" });
+    const none = await app.request("/metrics");
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).code, "EUNAUTHORIZED");
+    assert.equal(
+      (await app.request("/metrics", { headers: { authorization: "Bearer wrong" } })).status,
+      401,
+    );
+    await metrics(app, { authorization: "Bearer scrape-me" });
+  });
+
+  it("includes extra collectors and process memory where available", async () => {
+    const { app } = setup({
+      metricsCollectors: [(w) => w.family("netisle_test_things", "gauge", "Things.").sample(7)],
+    });
+    const { samples } = await metrics(app);
+    assert.equal(samples.get("netisle_test_things"), 7);
+    const proc = (globalThis as { process?: { memoryUsage?: unknown } }).process;
+    if (typeof proc?.memoryUsage === "function") {
+      assert.ok(samples.get('netisle_process_memory_bytes{kind="rss"}')! > 0);
+    }
+  });
+});
+
+describe("renderMetrics and MetricsWriter", () => {
+  it("uses an injected memory source, or omits memory", () => {
+    const registry = new SessionRegistry({ clock: new ManualClock(0) });
+    const text = renderMetrics({ registry, memoryUsage: () => ({ rss: 5, heapUsed: 3 }) });
+    const s = parseExposition(text);
+    assert.equal(s.get('netisle_process_memory_bytes{kind="rss"}'), 5);
+    assert.equal(s.get('netisle_process_memory_bytes{kind="heap_used"}'), 3);
+    const none = renderMetrics({ registry, memoryUsage: () => undefined });
+    assert.ok(!none.includes("netisle_process_memory_bytes"));
+    assert.ok(!none.includes("netisle_http_requests_total"), "no HTTP family without a source");
+  });
+
+  it("escapes label values and help text, and refuses bad or repeated names", () => {
+    const w = new MetricsWriter();
+    w.family("x_total", "counter", "a \\ b\nc").sample(1, { v: 'q"\\\n' }).sample(Infinity);
+    assert.equal(
+      w.toString(),
+      '# HELP x_total a \\\\ b\\nc\n# TYPE x_total counter\nx_total{v="q\\"\\\\\\n"} 1\nx_total +Inf\n',
+    );
+    assert.throws(() => w.family("x_total", "counter", "again"), TypeError);
+    assert.throws(() => w.family("bad-name", "gauge", "h"), TypeError);
+    assert.throws(() => w.family("ok", "gauge", "h").sample(1, { "bad-label": "v" }), TypeError);
+  });
+});

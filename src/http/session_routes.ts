@@ -1,0 +1,307 @@
+/**
+ * The session routes (`/v1/sessions...`: create, read, delete, the tunnel
+ * WebSocket, the pcap stream) and the service routes (`/healthz`,
+ * `/metrics`, `/openapi.json`, `/docs`) as route tables.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { SessionRegistry } from "../session/mod.ts";
+import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
+import { attachWebSocketTunnel } from "../../tunnel/server.ts";
+import { tunnelUrl } from "../../tunnel/protocol.ts";
+import type { WebSocketUpgrader } from "./app.ts";
+import {
+  type HttpMetrics,
+  type MetricsCollector,
+  PROMETHEUS_CONTENT_TYPE,
+  renderMetrics,
+} from "./metrics.ts";
+import { buildOpenApi, docsPage, type OpenApiDocument } from "./openapi.ts";
+import { PcapQuerySchema, pcapResponse } from "./pcap_stream.ts";
+import { HttpProblem } from "./problem.ts";
+import { type AnyRoute, defineRoute } from "./route_table.ts";
+import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
+
+/** Body of `201` from `POST /v1/sessions`. */
+export const CreatedSessionSchema = z.object({
+  id: z.string(),
+  token: z.string().describe("Bearer token of every route of this session."),
+  mac: z.string(),
+  ipv4: z.object({ address: z.string(), prefixLength: z.int() }),
+  mtu: z.int(),
+  tunnel: z.object({ url: z.string(), framing: z.string() }),
+});
+
+/** Body of `GET /v1/sessions/:sid` (the main fields; counters are open-ended maps). */
+export const SessionViewSchema = z.looseObject({
+  id: z.string(),
+  mac: z.string(),
+  ipv4: z.object({ address: z.string(), prefixLength: z.int() }),
+  mtu: z.int(),
+  ageMs: z.number(),
+  idleMs: z.number(),
+  tunnel: z.object({
+    attached: z.boolean(),
+    kind: z.string().nullable(),
+    attachedForMs: z.number().nullable(),
+    attaches: z.int(),
+    rejectedMessages: z.int(),
+    backpressureDrops: z.int(),
+  }),
+  counters: z.looseObject({
+    rxFrames: z.int(),
+    rxBytes: z.int(),
+    txFrames: z.int(),
+    txBytes: z.int(),
+    drops: z.record(z.string(), z.int()),
+    txDrops: z.record(z.string(), z.int()),
+  }),
+  arp: z.array(z.object({
+    address: z.string(),
+    mac: z.string().nullable(),
+    state: z.string(),
+    queued: z.int(),
+  })),
+  coreLock: z.object({
+    acquisitions: z.int(),
+    heldMs: z.number(),
+    maxHeldMs: z.number(),
+    reentries: z.int(),
+  }),
+});
+
+/** What {@linkcode sessionRoutes} needs. */
+export interface SessionRouteOptions {
+  /** The sessions. */
+  registry: SessionRegistry;
+  /** The runtime's WebSocket upgrade; without it the tunnel route answers 501. */
+  upgradeWebSocket?: WebSocketUpgrader;
+}
+
+const TAGS = ["sessions"];
+
+/**
+ * The session routes.
+ *
+ * @example
+ * ```ts
+ * registerRoutes(app, sessionRoutes({ registry, upgradeWebSocket }), ctx);
+ * ```
+ */
+export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
+  const { registry } = options;
+  return [
+    defineRoute({
+      operationId: "createSession",
+      method: "POST",
+      path: "/v1/sessions",
+      summary: "Create a session",
+      description: "Every field is optional; unknown fields are refused. Needs the admin token " +
+        "when the server has one.",
+      tags: TAGS,
+      auth: "admin",
+      body: CreateSessionBodySchema,
+      responses: {
+        201: {
+          description: "The session, its token and its tunnel URL.",
+          json: CreatedSessionSchema,
+          headers: { Location: "The session's URL." },
+        },
+      },
+      errors: ["ENFILE"],
+      handler: (c, { body }) => {
+        const session = registry.create({
+          ipv4: body.ipv4 && {
+            address: parseIpv4Address(body.ipv4.address),
+            prefixLength: body.ipv4.prefixLength,
+          },
+          mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
+          mtu: body.mtu,
+        });
+        const view = session.describe();
+        return c.json(
+          {
+            id: session.id,
+            token: session.token,
+            mac: view.mac,
+            ipv4: view.ipv4,
+            mtu: view.mtu,
+            tunnel: {
+              url: tunnelUrl(new URL(c.req.url).origin, session.id),
+              framing: "frame-per-message",
+            },
+          },
+          201,
+          { location: `/v1/sessions/${session.id}` },
+        );
+      },
+    }),
+    defineRoute({
+      operationId: "getSession",
+      method: "GET",
+      path: "/v1/sessions/:sid",
+      summary: "A session: addressing, tunnel state, counters, ARP cache, core lock",
+      tags: TAGS,
+      auth: "session",
+      params: SessionParamsSchema,
+      responses: { 200: { description: "The session.", json: SessionViewSchema } },
+      errors: [],
+      handler: (c) => c.json(c.get("session").describe()),
+    }),
+    defineRoute({
+      operationId: "deleteSession",
+      method: "DELETE",
+      path: "/v1/sessions/:sid",
+      summary: "Delete a session",
+      description: "Closes every socket (connections with a RST), the tunnel and the timers.",
+      tags: TAGS,
+      auth: "session",
+      params: SessionParamsSchema,
+      responses: { 204: { description: "Deleted." } },
+      errors: [],
+      handler: (c) => {
+        registry.delete(c.get("session").id);
+        return c.body(null, 204);
+      },
+    }),
+    defineRoute({
+      operationId: "tunnel",
+      method: "GET",
+      path: "/v1/sessions/:sid/tunnel",
+      summary: "Attach the tunnel: Ethernet frames over a WebSocket",
+      description: "One Ethernet frame per binary message, both ways (v86 wsproxy framing). " +
+        "A second tunnel replaces the first (close code 4000); deleting the session closes " +
+        "it with 4001. The token may come as `?token=`.",
+      tags: TAGS,
+      auth: "session-or-query",
+      websocket: true,
+      params: SessionParamsSchema,
+      query: TunnelQuerySchema,
+      responses: { 101: { description: "Switching to the WebSocket protocol." } },
+      errors: ["EUPGRADE", "ENOTSUP"],
+      handler: (c) => {
+        const session = c.get("session");
+        if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+          throw new HttpProblem("EUPGRADE", "the tunnel is a WebSocket: send Upgrade: websocket", {
+            headers: { upgrade: "websocket" },
+          });
+        }
+        if (!options.upgradeWebSocket) {
+          throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
+        }
+        const { socket, response } = options.upgradeWebSocket(c.req.raw);
+        attachWebSocketTunnel(session, socket);
+        return response;
+      },
+    }),
+    defineRoute({
+      operationId: "pcap",
+      method: "GET",
+      path: "/v1/sessions/:sid/pcap",
+      summary: "Stream a pcap of the session's frames",
+      description: "A live capture, both ways, as a classic pcap file (`tshark -r -`, " +
+        "Wireshark). Ends when the client goes away, after `maxFrames` or `seconds`, or with " +
+        "the session.",
+      tags: TAGS,
+      auth: "session",
+      params: SessionParamsSchema,
+      query: PcapQuerySchema,
+      responses: {
+        200: { description: "The capture.", contentType: "application/vnd.tcpdump.pcap" },
+      },
+      errors: [],
+      handler: (c, { query }) =>
+        pcapResponse(c.get("session"), { ...query, signal: c.req.raw.signal }),
+    }),
+  ];
+}
+
+/** What {@linkcode serviceRoutes} needs. */
+export interface ServiceRouteOptions {
+  /** The sessions (for /healthz and /metrics). */
+  registry: SessionRegistry;
+  /** HTTP request counters for /metrics. */
+  httpMetrics?: HttpMetrics;
+  /** Extra /metrics families. */
+  metricsCollectors?: readonly MetricsCollector[];
+  /** The whole route table, for /openapi.json (called once, lazily). */
+  allRoutes: () => AnyRoute[];
+}
+
+/**
+ * The service routes: liveness, metrics, the OpenAPI document and its page.
+ *
+ * @example
+ * ```ts
+ * const routes = [...sessionRoutes(o), ...serviceRoutes({ registry, allRoutes: () => routes })];
+ * ```
+ */
+export function serviceRoutes(options: ServiceRouteOptions): AnyRoute[] {
+  let doc: OpenApiDocument | undefined;
+  return [
+    defineRoute({
+      operationId: "healthz",
+      method: "GET",
+      path: "/healthz",
+      summary: "Liveness",
+      tags: ["service"],
+      auth: "none",
+      responses: {
+        200: {
+          description: "Up.",
+          json: z.object({ status: z.literal("ok"), sessions: z.int() }),
+        },
+      },
+      errors: [],
+      handler: (c) => c.json({ status: "ok", sessions: options.registry.size }),
+    }),
+    defineRoute({
+      operationId: "metrics",
+      method: "GET",
+      path: "/metrics",
+      summary: "Prometheus metrics",
+      description: "Sessions, sockets, frames and bytes each way, drops by reason, core-lock " +
+        "time, HTTP requests. Needs the metrics token when the server has one.",
+      tags: ["service"],
+      auth: "metrics",
+      responses: { 200: { description: "Prometheus text format.", contentType: "text/plain" } },
+      errors: [],
+      handler: (c) => {
+        const text = renderMetrics({
+          registry: options.registry,
+          http: options.httpMetrics,
+          collectors: options.metricsCollectors,
+        });
+        return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+      },
+    }),
+    defineRoute({
+      operationId: "openapi",
+      method: "GET",
+      path: "/openapi.json",
+      summary: "This API's OpenAPI 3.1 document",
+      description: "Generated from the zod schemas that validate the requests.",
+      tags: ["service"],
+      auth: "none",
+      responses: { 200: { description: "The document.", contentType: "application/json" } },
+      errors: [],
+      handler: (c) => {
+        doc ??= buildOpenApi(options.allRoutes());
+        return c.json(doc);
+      },
+    }),
+    defineRoute({
+      operationId: "docs",
+      method: "GET",
+      path: "/docs",
+      summary: "The OpenAPI document, rendered",
+      tags: ["service"],
+      auth: "none",
+      responses: { 200: { description: "An HTML page.", contentType: "text/html" } },
+      errors: [],
+      handler: (c) => c.html(docsPage()),
+    }),
+  ];
+}

@@ -1,0 +1,190 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  ArpOperation,
+  ArpRepr,
+  ETHERNET_HEADER_LEN,
+  EthernetRepr,
+  EtherType,
+  parseIpv4Address,
+  parseMacAddress,
+} from "../wire/mod.ts";
+import { ManualClock } from "./clock.ts";
+import { FrameCapture } from "./frame_capture.ts";
+import { Session, type TunnelEndpoint } from "./session.ts";
+
+const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
+const STACK_IP = parseIpv4Address("10.0.2.2");
+
+function arpRequest(): Uint8Array {
+  const f = new Uint8Array(42);
+  EthernetRepr.emit({
+    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
+    src: PEER_MAC,
+    etherType: EtherType.ARP,
+  }, f);
+  ArpRepr.emit({
+    operation: ArpOperation.REQUEST,
+    senderMac: PEER_MAC,
+    senderIp: parseIpv4Address("10.0.2.15"),
+    targetMac: new Uint8Array(6),
+    targetIp: STACK_IP,
+  }, f.subarray(ETHERNET_HEADER_LEN));
+  return f;
+}
+
+function makeSession() {
+  return new Session({
+    id: "s_capture",
+    token: "t",
+    clock: new ManualClock(0),
+    stack: {
+      mac: parseMacAddress("02:00:00:00:00:02"),
+      ipv4: { address: STACK_IP, prefixLength: 24 },
+      mtu: 1500,
+    },
+  });
+}
+
+const nullTunnel: TunnelEndpoint = { description: "test", send() {}, close() {} };
+
+describe("FrameCapture", () => {
+  it("does nothing without subscribers", () => {
+    let clockReads = 0;
+    const capture = new FrameCapture(() => ++clockReads);
+    capture.offer([new Uint8Array(60)], "rx");
+    assert.equal(capture.captured, 0);
+    assert.equal(clockReads, 0, "no timestamp is taken when nobody listens");
+  });
+
+  it("queues private copies with the wall-clock time and direction", () => {
+    const capture = new FrameCapture(() => 1234.5);
+    const sub = capture.subscribe();
+    const a = new Uint8Array([1, 2, 3]);
+    const b = new Uint8Array([4, 5]);
+    capture.offer([a, b], "tx");
+    a[0] = 99; // the stack reuses its buffers
+    const got = sub.take();
+    assert.equal(got.length, 2);
+    assert.deepEqual([...got[0].data], [1, 2, 3]);
+    assert.deepEqual([...got[1].data], [4, 5]);
+    assert.equal(got[0].timeMs, 1234.5);
+    assert.equal(got[1].direction, "tx");
+    assert.equal(sub.queuedFrames, 0);
+    assert.equal(sub.queuedBytes, 0);
+    assert.equal(capture.captured, 2);
+  });
+
+  it("take(max) returns at most max frames, oldest first", () => {
+    const capture = new FrameCapture(() => 0);
+    const sub = capture.subscribe();
+    for (let i = 0; i < 5; i++) capture.offer([new Uint8Array([i])], "rx");
+    assert.deepEqual(sub.take(2).map((f) => f.data[0]), [0, 1]);
+    assert.deepEqual(sub.take().map((f) => f.data[0]), [2, 3, 4]);
+    assert.deepEqual(sub.take(), []);
+  });
+
+  it("drops and counts frames beyond a subscriber's byte bound, per subscriber", () => {
+    const capture = new FrameCapture(() => 0);
+    const slow = capture.subscribe({ maxQueuedBytes: 150 });
+    const fast = capture.subscribe();
+    for (let i = 0; i < 3; i++) capture.offer([new Uint8Array(60)], "rx");
+    assert.equal(slow.queuedFrames, 2);
+    assert.equal(slow.queuedBytes, 120);
+    assert.equal(slow.dropped, 1);
+    assert.equal(fast.queuedFrames, 3);
+    assert.equal(fast.dropped, 0);
+    assert.equal(capture.dropped, 1);
+    slow.take();
+    capture.offer([new Uint8Array(60)], "rx");
+    assert.equal(slow.queuedFrames, 1, "room again once the reader caught up");
+  });
+
+  it("wait() resolves when a frame arrives and when the subscription closes", async () => {
+    const capture = new FrameCapture(() => 0);
+    const sub = capture.subscribe();
+    let woke = false;
+    const p = sub.wait().then(() => woke = true);
+    await Promise.resolve();
+    assert.equal(woke, false);
+    capture.offer([new Uint8Array(1)], "rx");
+    await p;
+    assert.equal(woke, true);
+    sub.take();
+    const q = sub.wait();
+    sub.close();
+    await q;
+    assert.equal(sub.closed, true);
+    assert.equal(capture.size, 0, "a closed subscription leaves the hub");
+  });
+
+  it("keeps queued frames takeable after close, and stops adding", () => {
+    const capture = new FrameCapture(() => 0);
+    const sub = capture.subscribe();
+    capture.offer([new Uint8Array(1)], "rx");
+    sub.close();
+    capture.offer([new Uint8Array(1)], "rx");
+    assert.equal(sub.take().length, 1);
+  });
+
+  it("refuses more than maxSubscribers captures with EMFILE, and frees a slot on close", () => {
+    const capture = new FrameCapture(() => 0, 2);
+    const a = capture.subscribe();
+    capture.subscribe();
+    assert.throws(() => capture.subscribe(), (e: Error & { code?: string }) => e.code === "EMFILE");
+    a.close();
+    assert.equal(capture.subscribe().closed, false);
+    assert.equal(new FrameCapture().maxSubscribers, 4);
+  });
+
+  it("close() ends every subscription; later ones start closed", () => {
+    const capture = new FrameCapture(() => 0);
+    const a = capture.subscribe();
+    const b = capture.subscribe();
+    capture.close();
+    assert.ok(a.closed && b.closed);
+    assert.equal(capture.size, 0);
+    assert.equal(capture.subscribe().closed, true);
+    assert.throws(() => new FrameCapture().subscribe({ maxQueuedBytes: 0 }), RangeError);
+  });
+});
+
+describe("Session capture tap", () => {
+  it("sees frames both ways, outside the core lock", () => {
+    const session = makeSession();
+    const heldDuringOffer: boolean[] = [];
+    const offer = session.capture.offer.bind(session.capture);
+    session.capture.offer = (frames, direction) => {
+      heldDuringOffer.push(session.lock.held);
+      offer(frames, direction);
+    };
+    const sub = session.capture.subscribe();
+    session.attachTunnel(nullTunnel); // gratuitous ARP
+    const req = arpRequest();
+    session.input([req]);
+    const got = sub.take();
+    assert.deepEqual(got.map((f) => f.direction), ["tx", "rx", "tx"]);
+    assert.deepEqual(got[1].data, req);
+    assert.notEqual(got[1].data.buffer, req.buffer, "a copy, not the caller's buffer");
+    assert.equal(got[2].data.length, 60, "the ARP reply, padded to the Ethernet minimum");
+    assert.equal(got[2].data[ETHERNET_HEADER_LEN + 7], ArpOperation.REPLY);
+    assert.ok(heldDuringOffer.length >= 3);
+    assert.ok(heldDuringOffer.every((h) => !h), "never offered inside the core lock");
+  });
+
+  it("captures what the stack sends even with no tunnel attached", () => {
+    const session = makeSession();
+    const sub = session.capture.subscribe();
+    session.input([arpRequest()]);
+    assert.deepEqual(sub.take().map((f) => f.direction), ["rx", "tx"]);
+    assert.equal(session.tunnelStats.framesWithoutTunnel, 1);
+  });
+
+  it("closing the session ends its captures", () => {
+    const session = makeSession();
+    const sub = session.capture.subscribe();
+    session.close();
+    assert.equal(sub.closed, true);
+    assert.equal(session.capture.subscribe().closed, true);
+  });
+});

@@ -1,0 +1,427 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
+import { TcpFlags } from "../wire/mod.ts";
+import { Session } from "../session/session.ts";
+import { ManualClock } from "../session/clock.ts";
+import {
+  HARNESS_PEER_IP,
+  HARNESS_PEER_MAC,
+  HARNESS_STACK_IP,
+  HARNESS_STACK_MAC,
+} from "../stack/tcp/tcp_harness.ts";
+import {
+  drainAll,
+  makeSession,
+  RecordingTunnel,
+  SessionPeer,
+  settle,
+} from "./_session_peer_test_util.ts";
+import { NetError } from "./net_error.ts";
+import { type SocketEntry, SocketTable, type TcpSocketEntry } from "./socket_table.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+const isNetError = (code: string) => (e: unknown) => e instanceof NetError && e.code === code;
+
+function tcp(e: SocketEntry): TcpSocketEntry {
+  assert.equal(e.protocol, "tcp");
+  return e as TcpSocketEntry;
+}
+
+/** A session with a limited table. */
+function limitedSession(limits: { maxSockets?: number; maxBufferedBytes?: number }) {
+  const clock = new ManualClock(1000);
+  const session = new Session({
+    id: "s_t",
+    token: "t",
+    clock,
+    stack: {
+      mac: HARNESS_STACK_MAC,
+      ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
+      mtu: 1500,
+      arp: { reachableMs: 1e12 },
+    },
+    limits,
+  });
+  const tunnel = new RecordingTunnel(session);
+  session.attachTunnel(tunnel);
+  session.withCore((stack, now) => stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, now));
+  tunnel.frames = [];
+  return { clock, session, tunnel };
+}
+
+/** A listener on port 80 with one accepted connection from a scripted peer. */
+async function acceptedPair() {
+  const env = makeSession();
+  const table = env.session.sockets;
+  const listener = table.create("tcp");
+  table.bind(listener, { port: 80 });
+  table.listen(listener, {});
+  const peer = new SessionPeer(env.session, env.tunnel, 80);
+  const pending = table.accept(listener, { timeoutMs: 5000 });
+  peer.connect();
+  const conn = await pending;
+  assert.ok(conn);
+  return { ...env, table, listener: tcp(listener), conn, peer };
+}
+
+describe("SocketTable: life cycle and address objects", () => {
+  it("makes k_ ids and walks TCP created → bound → listening with a port reservation", () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    const e = tcp(table.create("tcp"));
+    assert.match(e.id, /^k_[A-Za-z0-9_-]{16}$/);
+    assert.equal(e.state, "created");
+    assert.equal(e.pcbList, "none");
+    assert.deepEqual(table.bind(e, { port: 8080 }), { address: "10.0.2.2", port: 8080 });
+    assert.equal(e.state, "bound");
+    assert.equal(e.pcbList, "bound");
+    assert.equal(session.stack.tcp.bound.get(8080), 1);
+    assert.equal(e.local?.reserved, true);
+    assert.deepEqual(table.listen(e, { backlog: 4 }), {
+      local: { address: "10.0.2.2", port: 8080 },
+      backlog: 4,
+    });
+    assert.equal(e.state, "listening");
+    assert.equal(e.pcbList, "listen");
+    // The reservation passed to the listener: the bound list is empty again.
+    assert.equal(session.stack.tcp.bound.size, 0);
+    assert.equal(e.local?.reserved, false);
+    assert.ok(session.stack.tcp.listeners.has(8080));
+  });
+
+  it("an accepted connection is a new entry sharing the listener's address object", async () => {
+    const { listener, conn, table } = await acceptedPair();
+    assert.notEqual(conn.id, listener.id);
+    assert.equal(conn.local, listener.local, "one address object for both");
+    assert.equal(listener.local?.users, 2);
+    assert.equal(conn.acceptedFrom, listener.id);
+    assert.equal(conn.state, "connected");
+    assert.equal(conn.pcbList, "active");
+    assert.deepEqual(conn.remote, { address: "10.0.2.15", port: 40000 });
+    const rows = table.list();
+    assert.deepEqual(rows.map((r) => r.state), ["listening", "connected"]);
+    assert.equal(rows[1].tcpState, "ESTABLISHED");
+    // Deleting the listener leaves the accepted connection alone.
+    table.delete(listener.id);
+    assert.equal(conn.state, "connected");
+    assert.equal(conn.local?.users, 1);
+  });
+
+  it("bind refuses a second bind (EALREADY), a taken port (EADDRINUSE) and a foreign address (EINVAL)", () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    const a = table.create("tcp");
+    table.bind(a, { port: 9000 });
+    assert.throws(() => table.bind(a, { port: 9001 }), isNetError("EALREADY"));
+    assert.throws(() => table.bind(table.create("tcp"), { port: 9000 }), isNetError("EADDRINUSE"));
+    assert.throws(
+      () => table.bind(table.create("tcp"), { address: "10.0.2.3", port: 1 }),
+      isNetError("EINVAL"),
+    );
+    assert.deepEqual(table.bind(table.create("tcp"), { address: "0.0.0.0" }).address, "10.0.2.2");
+  });
+
+  it("deleting a bound socket releases its port reservation", () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    const a = table.create("tcp");
+    table.bind(a, { port: 9000 });
+    assert.equal(table.delete(a.id), true);
+    assert.equal(session.stack.tcp.bound.size, 0);
+    assert.equal(table.delete(a.id), false);
+    table.bind(table.create("tcp"), { port: 9000 });
+  });
+
+  it("connect from a bound port passes the reservation to the connection", async () => {
+    const { session, tunnel } = makeSession();
+    const table = session.sockets;
+    const e = tcp(table.create("tcp"));
+    table.bind(e, { port: 5555 });
+    const peer = new SessionPeer(session, tunnel, 5555, { port: 7 });
+    const pending = table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5000 });
+    assert.equal(e.state, "connecting");
+    const [syn] = peer.drain();
+    assert.equal(syn.flags, TcpFlags.SYN);
+    assert.equal(session.stack.tcp.bound.size, 0);
+    peer.acceptSyn(syn);
+    assert.deepEqual(await pending, {
+      local: { address: "10.0.2.2", port: 5555 },
+      remote: { address: "10.0.2.15", port: 7 },
+    });
+    assert.equal(e.state, "connected");
+    assert.equal(e.socket?.waiterCount, 0);
+  });
+
+  it("a refused connect leaves the socket closed with ECONNREFUSED", async () => {
+    const { session, tunnel } = makeSession();
+    const table = session.sockets;
+    const e = tcp(table.create("tcp"));
+    const pending = table.connect(e, { address: "10.0.2.15", port: 7 });
+    const [syn] = drainAll(tunnel);
+    const peer = new SessionPeer(session, tunnel, syn.srcPort, { port: 7 });
+    peer.inject({
+      flags: TcpFlags.RST | TcpFlags.ACK,
+      seqNumber: 0,
+      ackNumber: (syn.seqNumber + 1) >>> 0,
+    });
+    await assert.rejects(pending, isNetError("ECONNREFUSED"));
+    assert.equal(e.state, "closed");
+    assert.equal(table.view(e).error, "ECONNREFUSED");
+    assert.equal(session.stack.tcp.active.size, 0);
+    await assert.rejects(
+      table.connect(e, { address: "10.0.2.15", port: 7 }),
+      isNetError("EISCONN"),
+    );
+  });
+
+  it("connect refuses an address off the link or the session's own (EHOSTUNREACH)", async () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    await assert.rejects(
+      table.connect(table.create("tcp"), { address: "192.168.1.1", port: 80 }),
+      isNetError("EHOSTUNREACH"),
+    );
+    await assert.rejects(
+      table.connect(table.create("tcp"), { address: "10.0.2.2", port: 80 }),
+      isNetError("EHOSTUNREACH"),
+    );
+    assert.equal(session.stack.tcp.active.size, 0);
+  });
+
+  it("a connect timeout aborts the attempt (ETIMEDOUT) and leaves no pcb or waiter", async () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    const e = tcp(table.create("tcp"));
+    await assert.rejects(
+      table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 }),
+      isNetError("ETIMEDOUT"),
+    );
+    assert.equal(e.state, "closed");
+    assert.equal(e.socket?.waiterCount, 0);
+    assert.equal(session.stack.tcp.active.size, 0);
+  });
+});
+
+describe("SocketTable: data and long-polls", () => {
+  it("receive returns data, then eof; send queues bytes that reach the peer", async () => {
+    const { table, conn, peer } = await acceptedPair();
+    peer.send(enc("hello"));
+    assert.deepEqual(await table.receive(conn, { maxBytes: 100 }), {
+      data: enc("hello"),
+      eof: false,
+    });
+    assert.equal(await table.send(conn, enc("world")), 5);
+    const segs = peer.drain().filter((s) => s.payload.length > 0);
+    assert.equal(dec(segs[0].payload), "world");
+    peer.inject({ flags: TcpFlags.ACK | TcpFlags.FIN });
+    const r = await table.receive(conn, { maxBytes: 100 });
+    assert.equal(r?.eof, true);
+    assert.equal(r?.data.length, 0);
+  });
+
+  it("receive and accept time out with undefined and leave no waiter behind", async () => {
+    const { table, conn, listener } = await acceptedPair();
+    assert.equal(await table.receive(conn, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    assert.equal(conn.socket?.waiterCount, 0);
+    assert.equal(await table.accept(listener, { timeoutMs: 5 }), undefined);
+    assert.equal(listener.server?.waiterCount, 0);
+  });
+
+  it("a caller that goes away ends its long-poll with ECANCELED and no waiter left", async () => {
+    const { table, conn, listener } = await acceptedPair();
+    const ac = new AbortController();
+    const r = table.receive(conn, { maxBytes: 10, signal: ac.signal });
+    const a = table.accept(listener, { signal: ac.signal });
+    await settle();
+    assert.equal(conn.socket?.waiterCount, 1);
+    assert.equal(listener.server?.waiterCount, 1);
+    ac.abort();
+    await assert.rejects(r, isNetError("ECANCELED"));
+    await assert.rejects(a, isNetError("ECANCELED"));
+    assert.equal(conn.socket?.waiterCount, 0);
+    assert.equal(listener.server?.waiterCount, 0);
+  });
+
+  it("deleting a socket ends its waiting long-polls with ENOTCONN", async () => {
+    const { table, conn, listener } = await acceptedPair();
+    const r = table.receive(conn, { maxBytes: 10 });
+    const a = table.accept(listener, {});
+    await settle();
+    table.delete(conn.id);
+    table.delete(listener.id);
+    await assert.rejects(r, isNetError("ENOTCONN"));
+    await assert.rejects(a, isNetError("ENOTCONN"));
+    assert.equal(conn.socket?.waiterCount, 0);
+    assert.equal(listener.server?.waiterCount, 0);
+  });
+
+  it("a reset connection fails receive with ECONNRESET", async () => {
+    const { table, conn, peer } = await acceptedPair();
+    const r = table.receive(conn, { maxBytes: 10 });
+    await settle();
+    peer.inject({ flags: TcpFlags.RST });
+    await assert.rejects(r, isNetError("ECONNRESET"));
+    assert.equal(conn.state, "closed");
+    assert.equal(table.view(conn).error, "ECONNRESET");
+  });
+
+  it("send waits for window space and reports a partial count at the timeout", async () => {
+    const env = makeSession({ sendBufferBytes: 1024 });
+    const table = env.session.sockets;
+    const listener = table.create("tcp");
+    table.bind(listener, { port: 80 });
+    table.listen(listener);
+    const peer = new SessionPeer(env.session, env.tunnel, 80);
+    const pending = table.accept(listener, {});
+    peer.connect();
+    const conn = (await pending)!;
+    const n = await table.send(conn, new Uint8Array(5000), { timeoutMs: 10 });
+    assert.equal(n, 1024);
+    assert.equal(conn.pendingBytes, 0);
+    assert.equal(conn.socket?.waiterCount, 0);
+    await assert.rejects(
+      table.send(conn, new Uint8Array(10), { timeoutMs: 5 }),
+      isNetError("ETIMEDOUT"),
+    );
+  });
+
+  it("shutdown('write') sends FIN; shutdown('read') makes receive answer eof", async () => {
+    const { table, conn, peer } = await acceptedPair();
+    table.shutdown(conn, "write");
+    assert.ok(peer.drain().some((s) => s.flags & TcpFlags.FIN));
+    assert.equal(conn.tcpState, "FIN_WAIT_1");
+    table.shutdown(conn, "read");
+    assert.equal((await table.receive(conn, { maxBytes: 10 }))?.eof, true);
+  });
+
+  it("delete sends FIN gracefully or RST with abort", async () => {
+    const a = await acceptedPair();
+    a.table.delete(a.conn.id);
+    assert.ok(a.peer.drain().some((s) => s.flags & TcpFlags.FIN));
+    const b = await acceptedPair();
+    b.table.delete(b.conn.id, { abort: true });
+    assert.ok(b.peer.drain().some((s) => s.flags & TcpFlags.RST));
+    assert.equal(b.session.stack.tcp.active.size, 0);
+  });
+});
+
+describe("SocketTable: UDP", () => {
+  it("bind, receive with the sender, send to an address, connect and send to the peer", async () => {
+    const { session, tunnel } = makeSession();
+    const table = session.sockets;
+    const e = table.create("udp");
+    assert.equal(e.state, "created");
+    assert.deepEqual(table.bind(e, { port: 5353 }), { address: "10.0.2.2", port: 5353 });
+    assert.equal(e.state, "bound");
+    assert.equal(e.pcbList, "udp");
+    session.input([udpFrame({ srcPort: 4000, dstPort: 5353, payload: enc("question") })]);
+    assert.equal(table.view(e).recvQueued, 8);
+    const r = await table.receive(e, { maxBytes: 4 });
+    assert.deepEqual(r, {
+      data: enc("ques"),
+      eof: false,
+      from: { address: "10.0.2.15", port: 4000 },
+      truncated: true,
+    });
+    await table.send(e, enc("a1"), { to: { address: "10.0.2.15", port: 4000 } });
+    assert.equal(dec(decodeUdp(tunnel.frames.shift()!).udp.payload), "a1");
+    await assert.rejects(table.send(e, enc("x")), isNetError("ENOTCONN"));
+    await table.connect(e, { address: "10.0.2.15", port: 4001 });
+    assert.equal(e.state, "connected");
+    await table.send(e, enc("a2"));
+    assert.equal(decodeUdp(tunnel.frames.shift()!).udp.dstPort, 4001);
+    await assert.rejects(
+      table.send(e, new Uint8Array(1473), { to: { address: "10.0.2.15", port: 1 } }),
+      isNetError("EMSGSIZE"),
+    );
+    assert.throws(() => table.listen(e), isNetError("EOPNOTSUPP"));
+  });
+
+  it("an unbound UDP socket gets an ephemeral port on its first send", async () => {
+    const { session, tunnel } = makeSession();
+    const table = session.sockets;
+    const e = table.create("udp");
+    await table.send(e, enc("hi"), { to: { address: "10.0.2.15", port: 9 } });
+    assert.ok(e.local!.port >= 49152);
+    assert.equal(decodeUdp(tunnel.frames.shift()!).udp.srcPort, e.local!.port);
+  });
+
+  it("a UDP receive times out with undefined and no waiter", async () => {
+    const { session } = makeSession();
+    const table = session.sockets;
+    const e = table.create("udp");
+    table.bind(e, { port: 7 });
+    assert.equal(await table.receive(e, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    assert.equal(e.protocol === "udp" && e.socket?.waiterCount, 0);
+  });
+});
+
+describe("SocketTable: quotas", () => {
+  it("maxSockets: one more socket fails with EMFILE, accept included", async () => {
+    const { session } = limitedSession({ maxSockets: 2 });
+    const table = session.sockets;
+    table.create("udp");
+    const l = table.create("tcp");
+    assert.throws(() => table.create("tcp"), isNetError("EMFILE"));
+    table.bind(l, { port: 80 });
+    table.listen(l);
+    await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"));
+  });
+
+  it("maxBufferedBytes: a send that would pass the quota fails with ENOBUFS", async () => {
+    const { session, tunnel } = limitedSession({ maxBufferedBytes: 1000 });
+    const table = session.sockets;
+    const l = table.create("tcp");
+    table.bind(l, { port: 80 });
+    table.listen(l);
+    const peer = new SessionPeer(session, tunnel, 80);
+    const pending = table.accept(l, {});
+    peer.connect();
+    const conn = (await pending)!;
+    peer.send(new Uint8Array(600)); // 600 bytes wait in the receive queue
+    assert.equal(table.bufferedBytes(), 600);
+    await assert.rejects(table.send(conn, new Uint8Array(500)), isNetError("ENOBUFS"));
+    assert.equal(await table.send(conn, new Uint8Array(400)), 400);
+  });
+
+  it("rejects limits that are not positive integers", () => {
+    const { session } = makeSession();
+    assert.throws(() => new SocketTable(session, { limits: { maxSockets: 0 } }), RangeError);
+  });
+});
+
+describe("SocketTable.closeAll (Session.close)", () => {
+  it("leaves nothing: sockets, pcbs on every list, UDP endpoints, waiters, timers", async () => {
+    const { session, table, conn, listener, peer, clock, tunnel } = await acceptedPair();
+    // An orphan: a second connection closed gracefully, still in FIN_WAIT_1.
+    const peer2 = new SessionPeer(session, tunnel, 80, { port: 40001 });
+    const p2 = table.accept(listener, {});
+    peer2.connect();
+    const orphan = (await p2)!;
+    table.delete(orphan.id);
+    assert.equal(orphan.tcpState, "FIN_WAIT_1");
+    table.bind(table.create("tcp"), { port: 7000 });
+    table.bind(table.create("udp"), { port: 53 });
+    const waiting = table.receive(conn, { maxBytes: 10 });
+    await settle();
+    assert.ok(session.timerDeadline !== undefined);
+    peer.drain();
+    session.close();
+    await assert.rejects(waiting, isNetError("ENOTCONN"));
+    assert.equal(table.size, 0);
+    const tcpLayer = session.stack.tcp;
+    assert.deepEqual(
+      [tcpLayer.bound.size, tcpLayer.listeners.size, tcpLayer.active.size, tcpLayer.timeWait.size],
+      [0, 0, 0, 0],
+    );
+    assert.equal(session.stack.udp.endpoints.size, 0);
+    assert.equal(conn.socket?.waiterCount, 0);
+    assert.equal(session.timerDeadline, undefined);
+    assert.equal(clock.pendingTimers, 0);
+    // The connected peers were told with a RST before the tunnel closed.
+    assert.ok(peer.drain().some((s) => s.flags & TcpFlags.RST));
+    assert.throws(() => table.create("tcp"), isNetError("ENOTCONN"));
+  });
+});
