@@ -10,6 +10,7 @@ import process from "node:process";
 import { serveDeno } from "../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../src/session/mod.ts";
 import { DENO, ROOT } from "./e2e/harness.ts";
+import { joinOptionValues } from "../tunnel/cli.ts";
 
 function cli(args: string[], prefix: string[] = []): { status: number | null; out: string } {
   const cmd = prefix.length > 0 ? prefix[0] : DENO;
@@ -44,6 +45,18 @@ describe("netisle-tunnel CLI errors", () => {
     ) {
       assert.ok(r.out.includes(flag), flag);
     }
+  });
+
+  it("takes option values that start with '-' (base64url tokens may)", () => {
+    assert.deepEqual(joinOptionValues(["--token", "-abc", "--tap", "tap0", "--create"]), [
+      "--token=-abc",
+      "--tap=tap0",
+      "--create",
+    ]);
+    const r = cli(["--session", "s_x", "--token", "-starts-with-dash"]);
+    assert.equal(r.status, 2);
+    assert.doesNotMatch(r.out, /ambiguous/);
+    assert.match(r.out, /--tap NAME is required/);
   });
 
   it("an unknown flag is a usage error", () => {

@@ -102,10 +102,39 @@ async function fetchSession(server: string, id: string, token: string): Promise<
   return { ...(await res.json()), token };
 }
 
+const VALUE_OPTIONS = new Set([
+  "--server",
+  "--admin-token",
+  "--session",
+  "--token",
+  "--tap",
+  "--mtu",
+  "--faults",
+]);
+
+/**
+ * Rewrites `--token VALUE` as `--token=VALUE` for options that take a value,
+ * so that a value starting with "-" (a base64url token may) is not mistaken
+ * for an option.
+ */
+export function joinOptionValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (VALUE_OPTIONS.has(argv[i]) && i + 1 < argv.length) {
+      out.push(`${argv[i]}=${argv[i + 1]}`);
+      i++;
+    } else {
+      out.push(argv[i]);
+    }
+  }
+  return out;
+}
+
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit status. */
 export async function main(argv: string[]): Promise<number> {
   // `deno task tunnel -- --flag` passes the separator through.
   if (argv[0] === "--") argv = argv.slice(1);
+  argv = joinOptionValues(argv);
   let values;
   try {
     ({ values } = parseArgs({

@@ -192,7 +192,11 @@ export function renderMetrics(sources: MetricsSources): string {
   let maxHeldMs = 0;
   let captures = 0;
   const pcbs = { active: 0, "time-wait": 0, listen: 0, bound: 0 };
+  const sockets = { tcp: 0, udp: 0 };
+  let udpEndpoints = 0;
   for (const s of sessions) {
+    for (const e of s.sockets.entries()) sockets[e.protocol]++;
+    udpEndpoints += s.stack.udp.endpoints.size;
     addSessionTotals(totals, s);
     if (s.tunnelAttached) tunnels++;
     if (s.lock.stats.maxHeldMs > maxHeldMs) maxHeldMs = s.lock.stats.maxHeldMs;
@@ -252,6 +256,16 @@ export function renderMetrics(sources: MetricsSources): string {
   for (const list of ["active", "time-wait", "listen", "bound"] as const) {
     tcp.sample(pcbs[list], { list });
   }
+
+  const socketFamily = w.family(
+    "netisle_sockets",
+    "gauge",
+    "Sockets of the HTTP API summed over sessions, by protocol.",
+  );
+  socketFamily.sample(sockets.tcp, { protocol: "tcp" });
+  socketFamily.sample(sockets.udp, { protocol: "udp" });
+  w.family("netisle_udp_endpoints", "gauge", "Bound UDP endpoints summed over sessions.")
+    .sample(udpEndpoints);
 
   w.family("netisle_core_lock_acquisitions_total", "counter", "Core-lock critical sections run.")
     .sample(totals.coreLockAcquisitions);

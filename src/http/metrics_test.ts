@@ -125,6 +125,19 @@ describe("GET /metrics", () => {
     assert.ok(!text.includes(created.id), "no per-session series");
   });
 
+  it("reports the API's sockets by protocol and the bound UDP endpoints", async () => {
+    const { registry, app } = setup();
+    const session = registry.create();
+    session.sockets.create("tcp");
+    session.sockets.create("tcp");
+    session.sockets.create("udp");
+    session.withCore((stack) => stack.udp.bind(5353));
+    const text = await (await app.request("/metrics")).text();
+    assert.match(text, /^netisle_sockets\{protocol="tcp"\} 2$/m);
+    assert.match(text, /^netisle_sockets\{protocol="udp"\} 1$/m);
+    assert.match(text, /^netisle_udp_endpoints 1$/m);
+  });
+
   it("counts HTTP requests by method, route pattern and status", async () => {
     const { app } = setup();
     const { id, token } = await (await app.request("/v1/sessions", { method: "POST" })).json();
