@@ -85,7 +85,47 @@ function templates(stackMac: Uint8Array): Uint8Array[] {
   const udpRepr: UdpRepr = { srcPort: 5353, dstPort: 53, payload: new Uint8Array(30) };
   const udp = new Uint8Array(UdpRepr.bufferLen(udpRepr));
   UdpRepr.emit(udpRepr, udp, PEER_IP, STACK_IP);
+  // The first fragment of a UDP datagram, and a DNS query for the stack's own name.
+  const frag = new Uint8Array(20 + 64);
+  Ipv4Repr.emit({
+    src: PEER_IP,
+    dst: STACK_IP,
+    protocol: IpProtocol.UDP,
+    payloadLen: 64,
+    ttl: 64,
+    ident: 7,
+    moreFragments: true,
+  }, frag);
+  frag.set(udp.subarray(0, 38), 20);
+  const dnsQuery = Uint8Array.of(
+    0xbe,
+    0xef,
+    1,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0, // header: RD, one question
+    7,
+    ..."netisle".split("").map((c) => c.charCodeAt(0)),
+    8,
+    ..."internal".split("").map((c) => c.charCodeAt(0)),
+    0,
+    0,
+    1,
+    0,
+    1, // A, IN
+  );
+  const dnsRepr: UdpRepr = { srcPort: 5353, dstPort: 53, payload: dnsQuery };
+  const dns = new Uint8Array(UdpRepr.bufferLen(dnsRepr));
+  UdpRepr.emit(dnsRepr, dns, PEER_IP, STACK_IP);
   return [
+    eth(EtherType.IPV4, frag),
+    ip(IpProtocol.UDP, dns),
     eth(EtherType.ARP, arp, parseMacAddress("ff:ff:ff:ff:ff:ff")),
     ip(IpProtocol.ICMP, echo),
     ip(IpProtocol.TCP, syn),

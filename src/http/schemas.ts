@@ -61,6 +61,10 @@ export const CreateSessionBodySchema = z.strictObject({
   ipv4: Ipv4ConfigSchema.optional(),
   mac: MacSchema.optional(),
   mtu: z.int().min(576).max(65535).optional(),
+  dhcp: z.boolean().optional().describe(
+    "Run a DHCP server in the session (guests from .15, the stack as router and DNS server). " +
+      "Default true, like QEMU's user networking.",
+  ),
 });
 
 /** The parsed body of `POST /v1/sessions`. */

@@ -70,6 +70,16 @@ export const SessionViewSchema = z.looseObject({
     maxHeldMs: z.number(),
     reentries: z.int(),
   }),
+  dhcp: z.looseObject({
+    leases: z.array(z.object({
+      address: z.string(),
+      mac: z.string(),
+      state: z.string(),
+      expiresInMs: z.number(),
+      hostname: z.string().nullable(),
+    })),
+    stats: z.looseObject({ drops: z.record(z.string(), z.int()) }),
+  }).nullable().describe("The DHCP server's leases and counters; null when it is off."),
 });
 
 /** What {@linkcode sessionRoutes} needs. */
@@ -119,6 +129,7 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
           },
           mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
           mtu: body.mtu,
+          dhcp: body.dhcp,
         });
         const view = session.describe();
         return c.json(

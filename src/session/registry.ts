@@ -33,6 +33,12 @@ export interface CreateSessionParams {
   ipv4?: { address: Ipv4Address; prefixLength: number };
   mac?: MacAddress;
   mtu?: number;
+  /**
+   * Runs the DHCP server on the session's stack (QEMU user-networking
+   * defaults: guests from .15 of the stack's /24, the stack as router and
+   * DNS server). True by default, like QEMU.
+   */
+  dhcp?: boolean;
 }
 
 /** Defaults like QEMU's user networking: the stack at 10.0.2.2/24. */
@@ -101,6 +107,7 @@ export class SessionRegistry {
         mac: params.mac ?? randomLocalMac(this.#random),
         ipv4: { address: ipv4.address, prefixLength: ipv4.prefixLength },
         mtu: params.mtu ?? DEFAULT_SESSION_MTU,
+        dhcp: { enabled: params.dhcp ?? true },
       },
       limits: this.#sessionLimits,
     });

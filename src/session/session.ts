@@ -5,7 +5,14 @@
  * @module
  */
 
-import { ChannelLink, type EventOwner, Stack, type StackConfig } from "../stack/mod.ts";
+import {
+  ChannelLink,
+  describeLease,
+  type DhcpServerStats,
+  type EventOwner,
+  Stack,
+  type StackConfig,
+} from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { CoreLock, type CoreLockStats } from "./core_lock.ts";
@@ -273,6 +280,12 @@ export class Session {
         queued: e.queued,
       })),
       coreLock: { ...this.lock.stats },
+      dhcp: this.stack.dhcp
+        ? {
+          leases: this.stack.dhcp.leases().map((l) => describeLease(l, now)),
+          stats: { ...this.stack.dhcp.stats, drops: { ...this.stack.dhcp.stats.drops } },
+        }
+        : null,
     };
   }
 
@@ -370,4 +383,11 @@ export interface SessionView {
   };
   arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
   coreLock: CoreLockStats;
+  /** The DHCP server's lease table and counters; null when it is off. */
+  dhcp: {
+    leases: Array<
+      { address: string; mac: string; state: string; expiresInMs: number; hostname: string | null }
+    >;
+    stats: DhcpServerStats;
+  } | null;
 }

@@ -9,3 +9,6 @@ export * from "./channel_link.ts";
 export * from "./counters.ts";
 export * from "./tcp/mod.ts";
 export * from "./udp/mod.ts";
+export * from "./ipv4_reassembler.ts";
+export * from "./dns_responder.ts";
+export * from "./dhcp_server.ts";

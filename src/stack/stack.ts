@@ -19,6 +19,7 @@ import {
   Icmpv4DestUnreachableCode,
   Icmpv4Packet,
   Icmpv4Repr,
+  Icmpv4TimeExceededCode,
   IpProtocol,
   IPV4_BROADCAST,
   IPV4_HEADER_LEN,
@@ -32,6 +33,8 @@ import {
   isMulticastMac,
   type MacAddress,
   macEquals,
+  UdpPacket,
+  UdpRepr,
   WIRE_DROP_REASONS,
 } from "../wire/mod.ts";
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
@@ -47,6 +50,13 @@ import type { TcpConnection } from "./tcp/tcp_connection.ts";
 import type { TcpListener } from "./tcp/tcp_layer.ts";
 import type { Link } from "./channel_link.ts";
 import { StackCounters } from "./counters.ts";
+import { DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";
+import {
+  IPV4_REASSEMBLY_DROP_REASONS,
+  Ipv4Reassembler,
+  type Ipv4ReassemblyLimits,
+} from "./ipv4_reassembler.ts";
+import { DNS_DEFAULT_NAME, DNS_DROP_REASONS, DNS_PORT, DnsResponder } from "./dns_responder.ts";
 
 /** The addressing of one stack. */
 export interface StackConfig {
@@ -70,6 +80,19 @@ export interface StackConfig {
    * (RFC 1812 §4.3.2.8, RFC 1122 §3.2.2). 100 by default; 0 sends none.
    */
   icmpErrorsPerSecond?: number;
+  /**
+   * The DHCP server on UDP port 67 (RFC 2131); off unless `enabled`. Defaults
+   * like QEMU's user networking: see {@linkcode DhcpServerConfig}.
+   */
+  dhcp?: DhcpServerConfig;
+  /** Limits of IPv4 reassembly (memory, datagrams, fragments, time). */
+  reassembly?: Partial<Ipv4ReassemblyLimits>;
+  /**
+   * The DNS responder on UDP port 53 of the stack's address (used when no
+   * socket is bound there). Enabled by default; `names` add to (or
+   * override) `netisle.internal`, which names the stack's address.
+   */
+  dns?: { enabled?: boolean; names?: Record<string, Ipv4Address> };
 }
 
 /** What a stack needs from its environment. */
@@ -86,6 +109,18 @@ export interface Ipv4SendOptions {
   ttl?: number;
   /** Sets the DF bit (TCP does, for path MTU discovery). */
   dontFragment?: boolean;
+  /**
+   * Sends the frame to this MAC without ARP: the DHCP server's unicast reply
+   * to a client that has no address yet (RFC 2131 §4.1). Ignored for
+   * broadcasts and for packets that need fragments.
+   */
+  dstMac?: MacAddress;
+  /**
+   * Splits a packet larger than the MTU into fragments (RFC 791 §3.2)
+   * instead of dropping it; ignored with `dontFragment`. Only ICMP echo
+   * replies use it.
+   */
+  fragment?: boolean;
 }
 
 /** Reasons the stack itself (not the wire parsers) drops received frames. */
@@ -99,7 +134,6 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "arp_address_conflict",
   "ipv4_not_for_us",
   "ipv4_bad_source",
-  "ipv4_fragment",
   "ipv4_unsupported_protocol",
   "icmp_broadcast_echo_ignored",
   "icmp_unhandled_type",
@@ -129,8 +163,14 @@ export class Stack {
   readonly tcp: TcpLayer;
   /** The UDP layer (RFC 768): bound endpoints by port. */
   readonly udp: UdpLayer;
+  /** The DHCP server, when `config.dhcp.enabled`. */
+  readonly dhcp: DhcpServer | undefined;
   /** ICMP error messages this stack sent, and those the rate limit suppressed. */
   readonly icmpErrorStats = { sent: 0, rateLimited: 0 };
+  /** IPv4 reassembly of received fragments. */
+  readonly reassembler: Ipv4Reassembler;
+  /** The DNS responder for the stack's own names; undefined when disabled. */
+  readonly dns: DnsResponder | undefined;
   #icmpErrorRate: number;
   #icmpTokens: number;
   #icmpTokensAt: number | undefined;
@@ -158,7 +198,16 @@ export class Stack {
       ...STACK_DROP_REASONS,
       ...TCP_DROP_REASONS,
       ...UDP_DROP_REASONS,
+      ...IPV4_REASSEMBLY_DROP_REASONS,
+      ...DNS_DROP_REASONS,
     ]);
+    if (config.dns?.enabled ?? true) {
+      this.dns = new DnsResponder({
+        [DNS_DEFAULT_NAME]: config.ipv4.address,
+        ...config.dns?.names,
+      });
+    }
+    this.reassembler = new Ipv4Reassembler(config.reassembly);
     const rate = config.icmpErrorsPerSecond ?? 100;
     if (!Number.isInteger(rate) || rate < 0) {
       throw new RangeError(`Stack: icmpErrorsPerSecond must be an integer >= 0, got ${rate}`);
@@ -186,6 +235,16 @@ export class Stack {
       // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
       sendIpv4With: (dst, len, fill, now) => this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now),
     });
+    this.dhcp = config.dhcp?.enabled
+      ? new DhcpServer(config.dhcp, {
+        address: config.ipv4.address,
+        prefixLength: p,
+        mtu: config.mtu,
+        endpoint: this.udp.bind(67),
+        sendIpv4With: (dst, len, fill, now, dstMac) =>
+          this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now, { dstMac }),
+      })
+      : undefined;
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -203,6 +262,7 @@ export class Stack {
     const reason = this.#inputEthernet(frame, now);
     if (reason === undefined) this.counters.rxHandled++;
     else this.counters.drop(reason);
+    this.dhcp?.service(now);
   }
 
   /** Runs timers due at `now`: ARP retries and expiry, TCP timers. */
@@ -211,6 +271,19 @@ export class Stack {
     this.counters.txDrop("arp_unresolved", r.unresolvedDrops);
     for (const ip of r.request) this.#sendArpRequest(ip);
     this.tcp.poll(now);
+    this.dhcp?.poll(now);
+    for (const e of this.reassembler.poll(now)) {
+      // RFC 792 / RFC 1122 §3.3.2: time exceeded, only when fragment zero arrived.
+      if (e.firstFragment && e.dst === this.config.ipv4.address) {
+        this.#sendIcmpError(
+          e.firstFragment,
+          e.src,
+          Icmpv4TimeExceededCode.FRAG_REASSEMBLY_EXCEEDED,
+          now,
+          "time_exceeded",
+        );
+      }
+    }
   }
 
   /**
@@ -239,11 +312,15 @@ export class Stack {
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    const a = this.arp.nextDeadline();
-    const t = this.tcp.nextDeadline();
-    if (a === undefined) return t;
-    if (t === undefined) return a;
-    return Math.min(a, t);
+    let d: number | undefined;
+    for (
+      const t of [this.arp.nextDeadline(), this.tcp.nextDeadline(), this.reassembler.nextDeadline()]
+    ) {
+      if (t !== undefined && (d === undefined || t < d)) d = t;
+    }
+    const lease = this.dhcp?.nextDeadline();
+    if (lease !== undefined && (d === undefined || lease < d)) d = lease;
+    return d;
   }
 
   /**
@@ -299,11 +376,13 @@ export class Stack {
     options: Ipv4SendOptions = {},
   ): boolean {
     const ipLen = IPV4_HEADER_LEN + payloadLen;
+    if (ipLen > this.config.mtu && options.fragment && !options.dontFragment) {
+      return this.#sendFragmented(dst, protocol, payloadLen, fill, now, options);
+    }
     if (ipLen > this.config.mtu) {
       this.counters.txDrop("ipv4_exceeds_mtu");
       return false;
     }
-    const broadcast = dst === IPV4_BROADCAST || dst === this.#broadcast;
     if (!this.hasRoute(dst)) {
       this.counters.txDrop("ipv4_no_route");
       return false;
@@ -320,11 +399,66 @@ export class Stack {
     };
     Ipv4Repr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
     fill(frame.subarray(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN));
+    if (options.dstMac && dst !== IPV4_BROADCAST && dst !== this.#broadcast) {
+      const eth = { dst: options.dstMac, src: this.config.mac, etherType: EtherType.IPV4 };
+      EthernetRepr.emit(eth, frame);
+      this.#transmit(frame);
+      return true;
+    }
+    return this.#route(dst, frame, now);
+  }
+
+  /**
+   * RFC 791 §3.2 fragmentation on output: fragments of the largest multiple
+   * of 8 bytes the MTU allows, all with one identification.
+   */
+  #sendFragmented(
+    dst: Ipv4Address,
+    protocol: number,
+    payloadLen: number,
+    fill: (payload: Uint8Array) => void,
+    now: number,
+    options: Ipv4SendOptions,
+  ): boolean {
+    if (IPV4_HEADER_LEN + payloadLen > 0xffff) {
+      this.counters.txDrop("ipv4_exceeds_mtu");
+      return false;
+    }
+    if (!this.hasRoute(dst)) {
+      this.counters.txDrop("ipv4_no_route");
+      return false;
+    }
+    const payload = new Uint8Array(payloadLen);
+    fill(payload);
+    const chunk = (this.config.mtu - IPV4_HEADER_LEN) & ~7;
+    const ident = this.#nextIdent();
+    let ok = true;
+    for (let off = 0; off < payloadLen; off += chunk) {
+      const part = payload.subarray(off, Math.min(payloadLen, off + chunk));
+      const frame = new Uint8Array(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + part.length);
+      Ipv4Repr.emit({
+        src: this.config.ipv4.address,
+        dst,
+        protocol,
+        payloadLen: part.length,
+        ttl: options.ttl ?? 64,
+        ident,
+        moreFragments: off + part.length < payloadLen,
+        fragmentOffset: off,
+      }, frame.subarray(ETHERNET_HEADER_LEN));
+      frame.set(part, ETHERNET_HEADER_LEN + IPV4_HEADER_LEN);
+      if (!this.#route(dst, frame, now)) ok = false;
+    }
+    return ok;
+  }
+
+  /** Resolves the next hop of an IPv4 frame (Ethernet header still blank) and sends it. */
+  #route(dst: Ipv4Address, frame: Uint8Array, now: number): boolean {
     const finish = (mac: MacAddress): Uint8Array => {
       EthernetRepr.emit({ dst: mac, src: this.config.mac, etherType: EtherType.IPV4 }, frame);
       return frame;
     };
-    if (broadcast) {
+    if (dst === IPV4_BROADCAST || dst === this.#broadcast) {
       this.#transmit(finish(BROADCAST_MAC));
       return true;
     }
@@ -440,8 +574,27 @@ export class Stack {
     ) {
       return "ipv4_bad_source";
     }
-    if (pkt.value.isFragment) return "ipv4_fragment";
-    const payload = pkt.value.payload;
+    if (pkt.value.isFragment) {
+      const r = this.reassembler.input(pkt.value, linkBroadcast, now);
+      if (r.kind === "stored") return undefined;
+      if (r.kind === "dropped") return r.reason;
+      // The reassembled datagram goes through the same demux as an unfragmented one.
+      const whole = Ipv4Packet.parse(r.datagram);
+      if (!whole.ok) return whole.reason;
+      return this.#demuxIpv4(whole.value, ip, broadcast, r.linkBroadcast, now);
+    }
+    return this.#demuxIpv4(pkt.value, ip, broadcast, linkBroadcast, now);
+  }
+
+  /** Hands a whole (unfragmented or reassembled) datagram to its protocol. */
+  #demuxIpv4(
+    packet: Ipv4Packet,
+    ip: Ipv4Repr,
+    broadcast: boolean,
+    linkBroadcast: boolean,
+    now: number,
+  ): string | undefined {
+    const payload = packet.payload;
     switch (ip.protocol) {
       case IpProtocol.ICMP:
         return this.#inputIcmp(ip, payload, broadcast, now);
@@ -449,21 +602,49 @@ export class Stack {
         return this.tcp.input(ip.src, ip.dst, payload, now);
       case IpProtocol.UDP: {
         const r = this.udp.input(ip.src, ip.dst, payload, now);
+        // The DNS responder takes port 53 of our address when no socket is bound there.
+        if (
+          r === "udp_port_closed" && this.dns && ip.dst === this.config.ipv4.address &&
+          ((payload[2] << 8) | payload[3]) === DNS_PORT
+        ) {
+          return this.#inputDns(this.dns, ip, payload, now);
+        }
         // RFC 1122 §4.1.3.1: port unreachable; §3.2.2: never about a broadcast.
         if (
           (r === "udp_port_closed" || r === "udp_peer_mismatch") && !broadcast && !linkBroadcast
         ) {
-          this.#sendIcmpError(pkt.value.bytes, ip.src, Icmpv4DestUnreachableCode.PORT, now);
+          this.#sendIcmpError(packet.bytes, ip.src, Icmpv4DestUnreachableCode.PORT, now);
         }
         return r;
       }
       default:
         // RFC 1122 §3.2.2.1: protocol unreachable for a transport we do not implement.
         if (!broadcast && !linkBroadcast) {
-          this.#sendIcmpError(pkt.value.bytes, ip.src, Icmpv4DestUnreachableCode.PROTOCOL, now);
+          this.#sendIcmpError(packet.bytes, ip.src, Icmpv4DestUnreachableCode.PROTOCOL, now);
         }
         return "ipv4_unsupported_protocol";
     }
+  }
+
+  /**
+   * Answers a UDP datagram to port 53 (checksum already verified) with the
+   * DNS responder. Returns a drop reason, or undefined when answered.
+   */
+  #inputDns(dns: DnsResponder, ip: Ipv4Repr, bytes: Uint8Array, now: number): string | undefined {
+    const pkt = UdpPacket.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const r = dns.answer(pkt.value.payload);
+    if ("reason" in r) return r.reason;
+    const repr: UdpRepr = { srcPort: DNS_PORT, dstPort: pkt.value.srcPort, payload: r.reply };
+    const src = this.config.ipv4.address;
+    this.sendIpv4With(
+      ip.src,
+      IpProtocol.UDP,
+      UdpRepr.bufferLen(repr),
+      (buf) => UdpRepr.emit(repr, buf, src, ip.src),
+      now,
+    );
+    return undefined;
   }
 
   /**
@@ -477,7 +658,13 @@ export class Stack {
    * to a broadcast address. At most `icmpErrorsPerSecond`, from a token
    * bucket shared by every kind of error (RFC 1812 §4.3.2.8).
    */
-  #sendIcmpError(original: Uint8Array, src: Ipv4Address, code: number, now: number): void {
+  #sendIcmpError(
+    original: Uint8Array,
+    src: Ipv4Address,
+    code: number,
+    now: number,
+    type: "dest_unreachable" | "time_exceeded" = "dest_unreachable",
+  ): void {
     if (src === 0 || src >>> 24 === 127 || src >>> 28 >= 0xe) return;
     if (!this.#takeIcmpToken(now)) {
       this.icmpErrorStats.rateLimited++;
@@ -486,7 +673,7 @@ export class Stack {
     }
     const maxQuote = Math.min(576, this.config.mtu) - IPV4_HEADER_LEN - 8;
     const data = original.length > maxQuote ? original.subarray(0, maxQuote) : original;
-    const repr: Icmpv4Repr = { type: "dest_unreachable", code, data };
+    const repr: Icmpv4Repr = { type, code, data };
     if (
       this.sendIpv4With(
         src,
@@ -564,7 +751,7 @@ export class Stack {
     };
     const out = new Uint8Array(Icmpv4Repr.bufferLen(reply));
     Icmpv4Repr.emit(reply, out);
-    this.sendIpv4(ip.src, IpProtocol.ICMP, out, now);
+    this.sendIpv4(ip.src, IpProtocol.ICMP, out, now, { fragment: true });
     return undefined;
   }
 }

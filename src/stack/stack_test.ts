@@ -251,7 +251,7 @@ describe("Stack: IPv4 and ICMP echo (RFC 791, RFC 792, RFC 1122 §3.2)", () => {
     assert.equal(d.ipv4_not_for_us, 1);
     assert.equal(d.ipv4_bad_source, 2);
     assert.equal(d.ipv4_unsupported_protocol, 1);
-    assert.equal(d.ipv4_fragment, 1);
+    assert.equal(d.ipv4_fragment_bad_length, 1);
   });
 
   it("drops an IPv4 header with a bad checksum", () => {

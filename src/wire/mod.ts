@@ -1,6 +1,6 @@
 /**
  * Pure wire-format codecs for netisle: addresses, the Internet checksum,
- * Ethernet II, ARP, IPv4, ICMPv4, UDP and TCP, and the pcap file format.
+ * Ethernet II, ARP, IPv4, ICMPv4, UDP, TCP and DHCPv4, and the pcap file format.
  * No state, no I/O.
  *
  * Each protocol has a `<Proto>Packet`, a checked zero-copy view over bytes
@@ -35,5 +35,7 @@ export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
 export * from "./udp.ts";
 export * from "./tcp.ts";
+export * from "./dns.ts";
+export * from "./dhcp.ts";
 export * from "./pcap_writer.ts";
 export * from "./random.ts";

@@ -1,0 +1,476 @@
+/**
+ * A DHCPv4 server for one stack (RFC 2131), with defaults like QEMU's user
+ * networking: the stack (10.0.2.2) is server, router and DNS server, and
+ * guests get addresses from 10.0.2.15 on.
+ *
+ * The stack binds UDP port 67 for it and calls {@linkcode DhcpServer.service}
+ * after each received frame and {@linkcode DhcpServer.poll} from its timers.
+ * Leases live in a table bounded by the pool size; each expires at a time
+ * driven by `now` (offers are held for {@linkcode DHCP_OFFER_HOLD_MS}).
+ *
+ * Not supported: relay agents (a message with `giaddr` set is dropped and
+ * counted), option overload, static bindings.
+ *
+ * @module
+ */
+
+import {
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DhcpMessageType,
+  DhcpOp,
+  DhcpPacket,
+  DhcpRepr,
+  formatIpv4Address,
+  formatMacAddress,
+  IPV4_BROADCAST,
+  type Ipv4Address,
+  ipv4InSubnet,
+  ipv4Netmask,
+  ipv4SubnetBroadcast,
+  type MacAddress,
+  UdpRepr,
+} from "../wire/mod.ts";
+import type { UdpEndpoint } from "./udp/udp_layer.ts";
+
+/** Configuration of the DHCP server (StackConfig `dhcp`). */
+export interface DhcpServerConfig {
+  /** Whether the stack runs the server. */
+  enabled: boolean;
+  /**
+   * First address of the pool: by default the stack's network + 15 (10.0.2.15
+   * for 10.0.2.2/24), or network + 1 in a subnet too small for that. The
+   * stack's own address is never handed out.
+   */
+  poolStart?: Ipv4Address;
+  /**
+   * Addresses in the pool (and the most leases held): 16 by default, fewer
+   * when the subnet ends sooner; at most 4096.
+   */
+  poolSize?: number;
+  /** Lease duration in ms (whole seconds, at least 1 s); 24 h by default. */
+  leaseMs?: number;
+  /** The DNS server given to clients; the stack's own address by default. */
+  dns?: Ipv4Address;
+  /** The domain name option (15); none by default. */
+  domain?: string;
+}
+
+/** What the server needs from the stack. */
+export interface DhcpServerHost {
+  /** The stack's address: server identifier, router and default DNS server. */
+  address: Ipv4Address;
+  /** The stack's prefix length (the subnet mask option). */
+  prefixLength: number;
+  /** The link's IP MTU (the interface MTU option). */
+  mtu: number;
+  /** The endpoint bound on UDP port 67. */
+  endpoint: UdpEndpoint;
+  /**
+   * Sends an IPv4/UDP packet whose payload `fill` writes; with `dstMac` the
+   * frame goes to that MAC without ARP. False when it was dropped.
+   */
+  sendIpv4With(
+    dst: Ipv4Address,
+    len: number,
+    fill: (buf: Uint8Array) => void,
+    now: number,
+    dstMac?: MacAddress,
+  ): boolean;
+}
+
+/** How long an offered address is held for the client that was offered it. */
+export const DHCP_OFFER_HOLD_MS = 60_000;
+
+/** One entry of the lease table. */
+export interface DhcpLease {
+  /** The leased (or offered, or declined) address. */
+  address: Ipv4Address;
+  /** The client's hardware address. */
+  mac: MacAddress;
+  /** The client key: `id:<hex>` from option 61, else `mac:<hex>`. */
+  clientKey: string;
+  /** `offered` until REQUEST, `bound` after ACK, `declined` after DECLINE. */
+  state: "offered" | "bound" | "declined";
+  /** When the entry expires (ms, the stack's clock). */
+  expiresAt: number;
+  /** The hostname the client sent, if any. */
+  hostname?: string;
+}
+
+/** Counters of the server. */
+export interface DhcpServerStats {
+  /** Messages received, valid or not. */
+  rx: number;
+  /** Messages dropped, by reason (parser reasons and the server's own). */
+  drops: Record<string, number>;
+  discovers: number;
+  offers: number;
+  requests: number;
+  acks: number;
+  naks: number;
+  releases: number;
+  declines: number;
+  informs: number;
+  /** DISCOVERs left without an offer because no address was free. */
+  poolExhausted: number;
+  /** Leases and offers removed at expiry. */
+  expired: number;
+}
+
+/**
+ * Reasons the server itself drops a message (besides the parser's): not a
+ * BOOTREQUEST, no or an unexpected message type, a relayed message.
+ */
+export const DHCP_SERVER_DROP_REASONS: readonly string[] = [
+  "dhcp_not_request",
+  "dhcp_bad_message_type",
+  "dhcp_relay_unsupported",
+];
+
+const hex = (b: Uint8Array): string =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+/**
+ * The DHCP server of one stack.
+ *
+ * @example
+ * ```ts
+ * const stack = new Stack({ mac, ipv4, mtu: 1500, dhcp: { enabled: true } }, { link });
+ * stack.input(discoverFrame, now); // the OFFER is on the link
+ * stack.dhcp?.leases(); // [{ address: 10.0.2.15, state: "offered", ... }]
+ * ```
+ */
+export class DhcpServer {
+  /** The first pool address. */
+  readonly poolStart: Ipv4Address;
+  /** Number of pool addresses. */
+  readonly poolSize: number;
+  /** Lease duration (ms). */
+  readonly leaseMs: number;
+  /** DNS server option. */
+  readonly dns: Ipv4Address;
+  /** Domain name option, if any. */
+  readonly domain: string | undefined;
+  /** Counters. */
+  readonly stats: DhcpServerStats = {
+    rx: 0,
+    drops: {},
+    discovers: 0,
+    offers: 0,
+    requests: 0,
+    acks: 0,
+    naks: 0,
+    releases: 0,
+    declines: 0,
+    informs: 0,
+    poolExhausted: 0,
+    expired: 0,
+  };
+  #host: DhcpServerHost;
+  #byAddress = new Map<Ipv4Address, DhcpLease>();
+
+  /** @throws {RangeError} when the pool is not inside the stack's subnet or an option is out of range. */
+  constructor(config: DhcpServerConfig, host: DhcpServerHost) {
+    this.#host = host;
+    const { address, prefixLength } = host;
+    const network = (address & ipv4Netmask(prefixLength)) >>> 0;
+    const broadcast = ipv4SubnetBroadcast(address, prefixLength);
+    // QEMU's .15 when the subnet has room after it, else from the first host.
+    const start = network + 15 < broadcast ? network + 15 : network + 1;
+    this.poolStart = config.poolStart ?? start;
+    this.poolSize = config.poolSize ?? Math.max(1, Math.min(16, broadcast - this.poolStart));
+    this.leaseMs = config.leaseMs ?? 24 * 3600_000;
+    this.dns = config.dns ?? address;
+    this.domain = config.domain;
+    if (!Number.isInteger(this.poolSize) || this.poolSize < 1 || this.poolSize > 4096) {
+      throw new RangeError(
+        `DhcpServer: poolSize must be an integer in 1..4096, got ${this.poolSize}`,
+      );
+    }
+    if (!Number.isInteger(this.leaseMs) || this.leaseMs < 1000 || this.leaseMs % 1000 !== 0) {
+      throw new RangeError(
+        `DhcpServer: leaseMs must be whole seconds of at least 1000, got ${this.leaseMs}`,
+      );
+    }
+    if (this.domain !== undefined && (this.domain.length < 1 || this.domain.length > 255)) {
+      throw new RangeError(`DhcpServer: domain must hold 1..255 characters, got "${this.domain}"`);
+    }
+    const last = this.poolStart + this.poolSize - 1;
+    if (
+      !ipv4InSubnet(this.poolStart, address, prefixLength) ||
+      !ipv4InSubnet(last, address, prefixLength) || this.poolStart === network ||
+      last >= broadcast
+    ) {
+      throw new RangeError(
+        `DhcpServer: pool ${formatIpv4Address(this.poolStart)} + ${this.poolSize} must lie in ` +
+          `${formatIpv4Address(network)}/${prefixLength} without its network or broadcast address`,
+      );
+    }
+  }
+
+  /** A copy of the lease table (offered, bound and declined entries), by address. */
+  leases(): DhcpLease[] {
+    return [...this.#byAddress.values()].sort((a, b) => a.address - b.address)
+      .map((l) => ({ ...l, mac: l.mac.slice() }));
+  }
+
+  /** The earliest lease or offer expiry, or undefined when the table is empty. */
+  nextDeadline(): number | undefined {
+    let t: number | undefined;
+    for (const l of this.#byAddress.values()) {
+      if (t === undefined || l.expiresAt < t) t = l.expiresAt;
+    }
+    return t;
+  }
+
+  /** Removes leases and offers whose time is up. */
+  poll(now: number): void {
+    for (const [a, l] of this.#byAddress) {
+      if (l.expiresAt <= now) {
+        this.#byAddress.delete(a);
+        this.stats.expired++;
+      }
+    }
+  }
+
+  /** Handles every message queued on port 67. Never throws for any bytes. */
+  service(now: number): void {
+    const ep = this.#host.endpoint;
+    for (let d = ep.receive(); d !== undefined; d = ep.receive()) {
+      this.stats.rx++;
+      const reason = this.#handle(d.payload, now);
+      if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+    }
+  }
+
+  #handle(bytes: Uint8Array, now: number): string | undefined {
+    const pkt = DhcpPacket.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = DhcpRepr.parse(pkt.value);
+    if (!parsed.ok) return parsed.reason;
+    const m = parsed.value;
+    if (m.op !== DhcpOp.REQUEST) return "dhcp_not_request";
+    if (m.giaddr !== 0) return "dhcp_relay_unsupported";
+    this.poll(now);
+    switch (m.messageType) {
+      case DhcpMessageType.DISCOVER:
+        this.stats.discovers++;
+        return this.#discover(m, now);
+      case DhcpMessageType.REQUEST:
+        this.stats.requests++;
+        return this.#request(m, now);
+      case DhcpMessageType.RELEASE:
+        this.stats.releases++;
+        return this.#release(m);
+      case DhcpMessageType.DECLINE:
+        this.stats.declines++;
+        return this.#decline(m, now);
+      case DhcpMessageType.INFORM:
+        this.stats.informs++;
+        this.#reply(m, DhcpMessageType.ACK, 0, now);
+        return undefined;
+      default:
+        return "dhcp_bad_message_type";
+    }
+  }
+
+  #key(m: DhcpRepr): string {
+    return m.clientId ? `id:${hex(m.clientId)}` : `mac:${hex(m.chaddr)}`;
+  }
+
+  /** The client's offered or bound entry. */
+  #find(key: string): DhcpLease | undefined {
+    for (const l of this.#byAddress.values()) {
+      if (l.clientKey === key && l.state !== "declined") return l;
+    }
+    return undefined;
+  }
+
+  #inPool(a: Ipv4Address): boolean {
+    return a >= this.poolStart && a < this.poolStart + this.poolSize && a !== this.#host.address;
+  }
+
+  /** Whether `a` is in the pool and held by nobody else. */
+  #free(a: Ipv4Address, key: string): boolean {
+    if (!this.#inPool(a)) return false;
+    const l = this.#byAddress.get(a);
+    return l === undefined || (l.clientKey === key && l.state !== "declined");
+  }
+
+  #set(m: DhcpRepr, key: string, a: Ipv4Address, state: DhcpLease["state"], expiresAt: number) {
+    const old = this.#find(key);
+    if (old && old.address !== a) this.#byAddress.delete(old.address);
+    const lease: DhcpLease = {
+      address: a,
+      mac: m.chaddr.slice(),
+      clientKey: key,
+      state,
+      expiresAt,
+    };
+    if (m.hostname !== undefined) lease.hostname = m.hostname;
+    this.#byAddress.set(a, lease);
+  }
+
+  /** RFC 2131 §4.3.1: choose an address and OFFER it. */
+  #discover(m: DhcpRepr, now: number): string | undefined {
+    const key = this.#key(m);
+    let addr: Ipv4Address | undefined = this.#find(key)?.address;
+    if (addr === undefined && m.requestedIp !== undefined && this.#free(m.requestedIp, key)) {
+      addr = m.requestedIp;
+    }
+    for (let i = 0; addr === undefined && i < this.poolSize; i++) {
+      const a = this.poolStart + i;
+      if (!this.#byAddress.has(a) && a !== this.#host.address) addr = a;
+    }
+    if (addr === undefined) {
+      this.stats.poolExhausted++;
+      return undefined;
+    }
+    const existing = this.#byAddress.get(addr);
+    if (existing?.state === "bound") {
+      // Keep the binding's expiry; the client re-discovering does not shorten it.
+      this.#reply(m, DhcpMessageType.OFFER, addr, now);
+      return undefined;
+    }
+    this.#set(m, key, addr, "offered", now + DHCP_OFFER_HOLD_MS);
+    this.#reply(m, DhcpMessageType.OFFER, addr, now);
+    return undefined;
+  }
+
+  /** RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
+  #request(m: DhcpRepr, now: number): string | undefined {
+    const key = this.#key(m);
+    const mine = this.#find(key);
+    const ours = this.#host.address;
+    let want: Ipv4Address;
+    if (m.serverId !== undefined) {
+      // SELECTING: the client chose a server.
+      if (m.serverId !== ours) {
+        if (mine?.state === "offered") this.#byAddress.delete(mine.address);
+        return undefined;
+      }
+      want = m.requestedIp ?? m.ciaddr;
+      if (mine === undefined || mine.address !== want) return this.#nak(m, now);
+    } else if (m.requestedIp !== undefined && m.ciaddr === 0) {
+      // INIT-REBOOT: verify a remembered address.
+      want = m.requestedIp;
+      if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, now);
+      if (!this.#free(want, key)) return this.#nak(m, now);
+    } else if (m.ciaddr !== 0) {
+      // RENEWING (unicast) or REBINDING (broadcast): extend the lease on ciaddr.
+      want = m.ciaddr;
+      if (!this.#free(want, key)) return this.#nak(m, now);
+    } else {
+      return "dhcp_bad_message_type";
+    }
+    this.#set(m, key, want, "bound", now + this.leaseMs);
+    this.#reply(m, DhcpMessageType.ACK, want, now);
+    return undefined;
+  }
+
+  #nak(m: DhcpRepr, now: number): undefined {
+    this.#reply(m, DhcpMessageType.NAK, 0, now);
+    return undefined;
+  }
+
+  /** RFC 2131 §4.3.4: the client gives its address back. */
+  #release(m: DhcpRepr): undefined {
+    if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
+    const l = this.#byAddress.get(m.ciaddr);
+    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
+      this.#byAddress.delete(m.ciaddr);
+    }
+  }
+
+  /** RFC 2131 §4.3.3: the address is in use by someone else; keep it out for a lease time. */
+  #decline(m: DhcpRepr, now: number): undefined {
+    if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
+    const a = m.requestedIp;
+    if (a === undefined) return;
+    const l = this.#byAddress.get(a);
+    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
+      l.state = "declined";
+      l.expiresAt = now + this.leaseMs;
+    }
+  }
+
+  /** Builds and sends an OFFER, ACK or NAK (RFC 2131 §4.3.1 table 3; §4.1 addressing). */
+  #reply(m: DhcpRepr, type: number, yiaddr: Ipv4Address, now: number): void {
+    const host = this.#host;
+    const nak = type === DhcpMessageType.NAK;
+    const inform = m.messageType === DhcpMessageType.INFORM;
+    const r: DhcpRepr = {
+      op: DhcpOp.REPLY,
+      hops: 0,
+      xid: m.xid,
+      secs: 0,
+      broadcast: m.broadcast,
+      ciaddr: inform || type === DhcpMessageType.ACK ? m.ciaddr : 0,
+      yiaddr,
+      siaddr: 0,
+      giaddr: 0,
+      chaddr: m.chaddr,
+      messageType: type,
+      serverId: host.address,
+    };
+    if (m.clientId) r.clientId = m.clientId;
+    if (!nak) {
+      if (!inform) {
+        const secs = this.leaseMs / 1000;
+        r.leaseTime = secs;
+        r.renewalTime = Math.floor(secs / 2);
+        r.rebindingTime = Math.floor(secs * 7 / 8);
+      }
+      r.subnetMask = ipv4Netmask(host.prefixLength);
+      r.routers = [host.address];
+      r.dnsServers = [this.dns];
+      if (this.domain !== undefined) r.domainName = this.domain;
+      r.interfaceMtu = host.mtu;
+    }
+    // RFC 2131 §4.1: to ciaddr when the client has one (not for a NAK); broadcast
+    // when it asked or for a NAK; otherwise unicast to yiaddr at chaddr, no ARP.
+    let dst: Ipv4Address;
+    let dstMac: MacAddress | undefined;
+    if (m.ciaddr !== 0 && !nak) {
+      dst = m.ciaddr;
+    } else if (m.broadcast || nak || yiaddr === 0) {
+      dst = IPV4_BROADCAST;
+    } else {
+      dst = yiaddr;
+      dstMac = m.chaddr;
+    }
+    const payload = new Uint8Array(DhcpRepr.bufferLen(r));
+    DhcpRepr.emit(r, payload);
+    const udp: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload };
+    const src = host.address;
+    const sent = host.sendIpv4With(
+      dst,
+      UdpRepr.bufferLen(udp),
+      (buf) => UdpRepr.emit(udp, buf, src, dst),
+      now,
+      dstMac,
+    );
+    if (!sent) return;
+    if (type === DhcpMessageType.OFFER) this.stats.offers++;
+    else if (nak) this.stats.naks++;
+    else this.stats.acks++;
+  }
+}
+
+/** A lease as JSON (the session view). */
+export function describeLease(l: DhcpLease, now: number): {
+  address: string;
+  mac: string;
+  state: string;
+  expiresInMs: number;
+  hostname: string | null;
+} {
+  return {
+    address: formatIpv4Address(l.address),
+    mac: formatMacAddress(l.mac),
+    state: l.state,
+    expiresInMs: Math.max(0, Math.round(l.expiresAt - now)),
+    hostname: l.hostname ?? null,
+  };
+}

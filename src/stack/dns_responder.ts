@@ -1,0 +1,111 @@
+/**
+ * A small authoritative DNS responder for the session's own names (by
+ * default `netisle.internal` is the stack's address). It never recurses and
+ * never stays silent for a query it can parse a header of:
+ *
+ * - A (or ANY) for one of its names: the address, TTL 60, AA set.
+ * - Any other type for one of its names: NOERROR without answers (NODATA).
+ * - Another name under `internal`: NXDOMAIN (the zone is ours).
+ * - Any other name, a class other than IN/ANY: REFUSED.
+ * - An opcode other than QUERY: NOTIMP.
+ * - A malformed question (no or several questions, bad labels, a
+ *   compression-pointer loop, truncated): FORMERR without a question.
+ * - Fewer than 12 bytes, or a response (QR set): dropped, counted as
+ *   `dns_truncated` / `dns_not_query` (answering responses invites loops).
+ *
+ * Names compare case-insensitively, with or without a trailing dot.
+ *
+ * @module
+ */
+
+import {
+  DnsClass,
+  DnsRcode,
+  DnsType,
+  emitDnsResponse,
+  type Ipv4Address,
+  parseDnsHeader,
+  parseDnsQuery,
+} from "../wire/mod.ts";
+
+/** The UDP port the responder answers on. */
+export const DNS_PORT = 53;
+/** TTL of the A records given out, in seconds. */
+export const DNS_TTL = 60;
+/** The name the stack's own address answers to. */
+export const DNS_DEFAULT_NAME = "netisle.internal";
+
+/** Reasons the responder drops a query without answering. */
+export const DNS_DROP_REASONS: readonly string[] = ["dns_truncated", "dns_not_query"];
+
+/** Answers DNS queries from a fixed table of names. */
+export class DnsResponder {
+  readonly #names = new Map<string, Ipv4Address>();
+  /** Queries answered and queries dropped. */
+  readonly stats = { answered: 0, dropped: 0 };
+
+  /**
+   * Creates a responder for `names` (name → address).
+   *
+   * @example
+   * ```ts
+   * const dns = new DnsResponder({ "netisle.internal": parseIpv4Address("10.0.2.2") });
+   * const r = dns.answer(udpPayload);
+   * if (r.reply) send(r.reply);
+   * ```
+   */
+  constructor(names: Record<string, Ipv4Address>) {
+    for (const [name, addr] of Object.entries(names)) this.#names.set(normalize(name), addr);
+  }
+
+  /** Answers one query: a reply to send, or the reason it was dropped. */
+  answer(query: Uint8Array): { reply: Uint8Array } | { reason: string } {
+    const h = parseDnsHeader(query);
+    if (!h.ok) return this.#drop(h.reason);
+    if (h.value.qr) return this.#drop("dns_not_query");
+    const { id, opcode, rd } = h.value;
+    if (opcode !== 0) return this.#reply({ id, opcode, aa: false, rd, rcode: DnsRcode.NOTIMP });
+    const q = parseDnsQuery(query);
+    if (!q.ok) return this.#reply({ id, opcode, aa: false, rd, rcode: DnsRcode.FORMERR });
+    const question = q.value.question;
+    if (question.class !== DnsClass.IN && question.class !== DnsClass.ANY) {
+      return this.#reply({ id, opcode, aa: false, rd, rcode: DnsRcode.REFUSED, question });
+    }
+    const name = normalize(question.name);
+    const addr = this.#names.get(name);
+    if (addr === undefined) {
+      const ours = name === "internal" || name.endsWith(".internal");
+      const rcode = ours ? DnsRcode.NXDOMAIN : DnsRcode.REFUSED;
+      return this.#reply({ id, opcode, aa: ours, rd, rcode, question });
+    }
+    const answers = question.type === DnsType.A || question.type === DnsType.ANY
+      ? [{
+        type: DnsType.A,
+        class: DnsClass.IN,
+        ttl: DNS_TTL,
+        rdata: new Uint8Array([
+          addr >>> 24,
+          (addr >>> 16) & 0xff,
+          (addr >>> 8) & 0xff,
+          addr & 0xff,
+        ]),
+      }]
+      : [];
+    return this.#reply({ id, opcode, aa: true, rd, rcode: DnsRcode.NOERROR, question, answers });
+  }
+
+  #reply(r: Parameters<typeof emitDnsResponse>[0]): { reply: Uint8Array } {
+    this.stats.answered++;
+    return { reply: emitDnsResponse(r) };
+  }
+
+  #drop(reason: string): { reason: string } {
+    this.stats.dropped++;
+    return { reason };
+  }
+}
+
+function normalize(name: string): string {
+  const n = name.toLowerCase();
+  return n.endsWith(".") ? n.slice(0, -1) : n;
+}
