@@ -17,18 +17,7 @@ import { type CoreAccess, TcpServer, type TcpSocket } from "../src/socket/mod.ts
  */
 export function serveEcho(core: CoreAccess, port = 7, signal?: AbortSignal): TcpServer {
   const server = TcpServer.listen(core, { port, backlog: 256 });
-  signal?.addEventListener("abort", () => server.close(), { once: true });
-  void (async () => {
-    for (;;) {
-      let sock: TcpSocket;
-      try {
-        sock = await server.accept({ signal });
-      } catch {
-        return;
-      }
-      void echo(sock);
-    }
-  })();
+  server.serve(echo, signal);
   return server;
 }
 

@@ -28,18 +28,7 @@ export function serveHttp(
   signal?: AbortSignal,
 ): TcpServer {
   const server = TcpServer.listen(core, { port, backlog: 256 });
-  signal?.addEventListener("abort", () => server.close(), { once: true });
-  void (async () => {
-    for (;;) {
-      let sock: TcpSocket;
-      try {
-        sock = await server.accept({ signal });
-      } catch {
-        return;
-      }
-      void handle(sock, handler);
-    }
-  })();
+  server.serve((sock) => handle(sock, handler), signal);
   return server;
 }
 

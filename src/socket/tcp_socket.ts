@@ -360,6 +360,32 @@ export class TcpServer {
     }
   }
 
+  /**
+   * Accepts connections until the listener closes or `signal` aborts (which
+   * also closes it), handing each to `handler` without waiting for it; a
+   * handler that throws gets its connection reset.
+   */
+  serve(handler: (sock: TcpSocket) => void | Promise<void>, signal?: AbortSignal): void {
+    signal?.addEventListener("abort", () => this.close(), { once: true });
+    void (async () => {
+      for (;;) {
+        let sock: TcpSocket;
+        try {
+          sock = await this.accept({ signal });
+        } catch {
+          return;
+        }
+        void (async () => {
+          try {
+            await handler(sock);
+          } catch {
+            sock.abort();
+          }
+        })();
+      }
+    })();
+  }
+
   /** Stops listening; connections not yet accepted are reset. */
   close(): void {
     this.#core.withCore((stack, now) => stack.tcp.closeListener(this.listener, now));

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { earlier } from "./deadline.ts";
 import {
   ARP_PACKET_LEN,
   ArpOperation,
@@ -312,15 +313,8 @@ export class Stack {
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (
-      const t of [this.arp.nextDeadline(), this.tcp.nextDeadline(), this.reassembler.nextDeadline()]
-    ) {
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    }
-    const lease = this.dhcp?.nextDeadline();
-    if (lease !== undefined && (d === undefined || lease < d)) d = lease;
-    return d;
+    const d = earlier(this.arp.nextDeadline(), this.tcp.nextDeadline());
+    return earlier(earlier(d, this.reassembler.nextDeadline()), this.dhcp?.nextDeadline());
   }
 
   /**

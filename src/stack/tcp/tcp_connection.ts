@@ -8,6 +8,7 @@
  * @module
  */
 
+import { earlier } from "../deadline.ts";
 import type { NetErrorCode } from "../../socket/net_error.ts";
 import {
   TCP_MAX_WINDOW_SCALE,
@@ -1285,21 +1286,13 @@ export class TcpConnection {
 
   /** The earliest deadline of this connection's timers, or undefined. */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (
-      const t of [
-        this.#rtoAt,
-        this.#tlpAt,
-        this.#delAckAt,
-        this.#persistAt,
-        this.#keepaliveAt,
-        this.#timeWaitAt,
-        this.#finWait2At,
-      ]
-    ) {
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    }
-    return d;
+    // Called for every connection after every core entry: no allocation here.
+    let d = earlier(this.#rtoAt, this.#tlpAt);
+    d = earlier(d, this.#delAckAt);
+    d = earlier(d, this.#persistAt);
+    d = earlier(d, this.#keepaliveAt);
+    d = earlier(d, this.#timeWaitAt);
+    return earlier(d, this.#finWait2At);
   }
 
   /**

@@ -8,10 +8,12 @@
  * @module
  */
 
+import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../socket/net_error.ts";
 import { type Ipv4Address, TcpFlags, TcpPacket, TcpRepr, tcpSeqGt } from "../../wire/mod.ts";
 import { IsnGenerator, SYN_COOKIE_MSS_TABLE, SynCookieCodec } from "./isn.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
+import { earlier } from "../deadline.ts";
 import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
 
 /** What the TCP layer needs from the stack below it. */
@@ -116,9 +118,6 @@ export class TcpListener {
   }
 }
 
-const EPHEMERAL_LOW = 49152;
-const EPHEMERAL_HIGH = 65535;
-
 /**
  * All TCP state of one stack.
  *
@@ -154,7 +153,7 @@ export class TcpLayer implements TcpHost {
   #isn: IsnGenerator;
   #cookies: SynCookieCodec;
   #portUse = new Map<number, number>();
-  #nextEphemeral: number;
+  #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
   #challengeWindowStart = 0;
   #challengeCount = 0;
@@ -168,10 +167,7 @@ export class TcpLayer implements TcpHost {
     this.limits = { ...DEFAULT_TCP_LAYER_LIMITS, ...deps.limits };
     this.#isn = new IsnGenerator(deps.random);
     this.#cookies = new SynCookieCodec(deps.random);
-    const r = new Uint8Array(2);
-    deps.random(r);
-    this.#nextEphemeral = EPHEMERAL_LOW +
-      (((r[0] << 8) | r[1]) % (EPHEMERAL_HIGH - EPHEMERAL_LOW + 1));
+    this.#ephemeralPorts = new EphemeralPorts("TCP", deps.random);
   }
 
   /** Number of connections on the active and time-wait lists. */
@@ -215,13 +211,7 @@ export class TcpLayer implements TcpHost {
   }
 
   #ephemeral(): number {
-    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
-    for (let i = 0; i < span; i++) {
-      const p = this.#nextEphemeral;
-      this.#nextEphemeral = p === EPHEMERAL_HIGH ? EPHEMERAL_LOW : p + 1;
-      if (!this.#portUse.has(p)) return p;
-    }
-    throw new NetError("EADDRINUSE", "no ephemeral TCP port is free (49152..65535 all in use)");
+    return this.#ephemeralPorts.pick((p) => this.#portUse.has(p));
   }
 
   // ------------------------------------------------------------ opening
@@ -420,20 +410,7 @@ export class TcpLayer implements TcpHost {
           decoded && l.acceptQueue.length < l.backlog &&
           this.connectionCount < this.limits.maxConnections
         ) {
-          const key = tupleKey(src, seg.srcPort, l.port);
-          const conn = this.#newConnection(
-            key,
-            l.port,
-            src,
-            seg.srcPort,
-            now,
-            "SYN_RECEIVED",
-            l.config,
-            cookie,
-          );
-          conn.listener = l;
-          this.active.set(key, conn);
-          this.#usePort(l.port, 1);
+          const conn = this.#addPassive(l, src, seg.srcPort, now, cookie);
           l.cookiesAccepted++;
           this.stats.synCookiesAccepted++;
           conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
@@ -450,28 +427,31 @@ export class TcpLayer implements TcpHost {
     if (l.synQueue.size >= l.backlog || this.connectionCount >= this.limits.maxConnections) {
       return this.#sendCookie(l, src, seg, now);
     }
-    const key = tupleKey(src, seg.srcPort, l.port);
     let iss: number | undefined;
     if (issFloor !== undefined) {
       const fresh = this.#isn.next(this.localAddr, l.port, src, seg.srcPort, now);
       iss = tcpSeqGt(fresh, issFloor) ? fresh : issFloor;
     }
-    const conn = this.#newConnection(
-      key,
-      l.port,
-      src,
-      seg.srcPort,
-      now,
-      "SYN_RECEIVED",
-      l.config,
-      iss,
-    );
-    conn.listener = l;
+    const conn = this.#addPassive(l, src, seg.srcPort, now, iss);
     l.synQueue.add(conn);
-    this.active.set(key, conn);
-    this.#usePort(l.port, 1);
     conn.acceptSyn(seg, now);
     return undefined;
+  }
+
+  /** A connection of listener `l` in SYN_RECEIVED, put on the active list. */
+  #addPassive(
+    l: TcpListener,
+    src: Ipv4Address,
+    srcPort: number,
+    now: number,
+    iss: number | undefined,
+  ): TcpConnection {
+    const key = tupleKey(src, srcPort, l.port);
+    const conn = this.#newConnection(key, l.port, src, srcPort, now, "SYN_RECEIVED", l.config, iss);
+    conn.listener = l;
+    this.active.set(key, conn);
+    this.#usePort(l.port, 1);
+    return conn;
   }
 
   #sendCookie(l: TcpListener, src: Ipv4Address, seg: TcpRepr, now: number): string | undefined {
@@ -638,19 +618,15 @@ export class TcpLayer implements TcpHost {
   /** The earliest timer deadline of all connections, or undefined. */
   nextDeadline(): number | undefined {
     let d: number | undefined;
-    for (const c of this.active.values()) {
-      const t = c.nextDeadline();
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    }
-    for (const c of this.timeWait.values()) {
-      const t = c.nextDeadline();
-      if (t !== undefined && (d === undefined || t < d)) d = t;
+    for (const list of [this.active, this.timeWait]) {
+      for (const c of list.values()) d = earlier(d, c.nextDeadline());
     }
     return d;
   }
 
   /** Fires every connection timer due at `now`. */
   poll(now: number): void {
+    // A copy: firing a timer may move a connection between the lists or remove it.
     for (const c of [...this.active.values(), ...this.timeWait.values()]) {
       const t = c.nextDeadline();
       if (t !== undefined && t <= now) c.poll(now);

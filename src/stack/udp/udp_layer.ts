@@ -11,6 +11,7 @@
  * @module
  */
 
+import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../socket/net_error.ts";
 import {
   formatIpv4Address,
@@ -345,9 +346,6 @@ export class UdpEndpoint {
   }
 }
 
-const EPHEMERAL_LOW = 49152;
-const EPHEMERAL_HIGH = 65535;
-
 /**
  * All UDP state of one stack: endpoints by local port (one per port; there is
  * no SO_REUSEADDR) and the objects with events for their owners.
@@ -380,7 +378,7 @@ export class UdpLayer implements UdpHost {
   #deps: UdpLayerDeps;
   #endpoints = new Map<number, UdpEndpoint>();
   #dirty: UdpEndpoint[] = [];
-  #nextEphemeral: number;
+  #ephemeralPorts: EphemeralPorts;
 
   /** Creates an empty layer; throws RangeError for a limit that is not a positive integer. */
   constructor(deps: UdpLayerDeps) {
@@ -395,10 +393,7 @@ export class UdpLayer implements UdpHost {
       }
     }
     this.endpoints = this.#endpoints;
-    const r = new Uint8Array(2);
-    deps.random(r);
-    this.#nextEphemeral = EPHEMERAL_LOW +
-      (((r[0] << 8) | r[1]) % (EPHEMERAL_HIGH - EPHEMERAL_LOW + 1));
+    this.#ephemeralPorts = new EphemeralPorts("UDP", deps.random);
   }
 
   /**
@@ -429,13 +424,7 @@ export class UdpLayer implements UdpHost {
   }
 
   #ephemeral(): number {
-    const span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
-    for (let i = 0; i < span; i++) {
-      const p = this.#nextEphemeral;
-      this.#nextEphemeral = p === EPHEMERAL_HIGH ? EPHEMERAL_LOW : p + 1;
-      if (!this.#endpoints.has(p)) return p;
-    }
-    throw new NetError("EADDRINUSE", "no ephemeral UDP port is free (49152..65535 all in use)");
+    return this.#ephemeralPorts.pick((p) => this.#endpoints.has(p));
   }
 
   /**

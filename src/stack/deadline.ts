@@ -1,0 +1,21 @@
+/**
+ * Deadlines of the core's timers: absolute clock times in milliseconds, or
+ * undefined when a timer is stopped.
+ *
+ * @module
+ */
+
+/**
+ * The earlier of two optional deadlines (undefined means "no deadline").
+ *
+ * @example
+ * ```ts
+ * earlier(undefined, 5); // 5
+ * earlier(3, 5); // 3
+ * ```
+ */
+export function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a < b ? a : b;
+}
