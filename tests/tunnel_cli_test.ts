@@ -41,6 +41,10 @@ describe("netisle-tunnel CLI errors", () => {
         "--tap",
         "--mtu",
         "--no-reconnect",
+        "--framing",
+        "--keepalive",
+        "--keepalive-timeout",
+        "disconnect=",
       ]
     ) {
       assert.ok(r.out.includes(flag), flag);
@@ -56,7 +60,20 @@ describe("netisle-tunnel CLI errors", () => {
     const r = cli(["--session", "s_x", "--token", "-starts-with-dash"]);
     assert.equal(r.status, 2);
     assert.doesNotMatch(r.out, /ambiguous/);
-    assert.match(r.out, /--tap NAME is required/);
+    assert.match(r.out, /a port is required: --tap NAME/);
+  });
+
+  it("bad --framing, --keepalive and --faults disconnect values are usage errors", () => {
+    const base = ["--session", "s_x", "--token", "t", "--tap", "tap0"];
+    const framing = cli([...base, "--framing", "batch"]);
+    assert.equal(framing.status, 2);
+    assert.match(framing.out, /--framing must be "frame" or "stream", got "batch"/);
+    const keepalive = cli([...base, "--keepalive", "-1"]);
+    assert.equal(keepalive.status, 2);
+    assert.match(keepalive.out, /--keepalive must be 0 or seconds in 0.1..3600, got "-1"/);
+    const faults = cli([...base, "--faults", "disconnect=5"]);
+    assert.equal(faults.status, 2);
+    assert.match(faults.out, /--faults: fault spec: "disconnect=5" needs a duration/);
   });
 
   it("an unknown flag is a usage error", () => {

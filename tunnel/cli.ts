@@ -1,5 +1,6 @@
 /**
- * `netisle-tunnel`: attaches a local frame port (a Linux TAP device) to a
+ * `netisle-tunnel`: attaches a local frame port (a Linux TAP device, or a
+ * socket that QEMU `-netdev stream` / `-netdev dgram` connects to) to a
  * netisle session over a WebSocket.
  *
  *   deno task tunnel -- --server http://127.0.0.1:8787 --create --tap tap0
@@ -14,12 +15,16 @@ import WsWebSocket from "ws";
 import { TunnelClient, type WebSocketConstructor } from "./client.ts";
 import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
 import type { FramePort } from "./ports/frame_port.ts";
-import { FaultPort, parseFaultSpec } from "./ports/fault_port.ts";
+import { FaultPort, parseFaultSpec, startDisconnects } from "./ports/fault_port.ts";
+import { StatusReporter } from "./status_line.ts";
+import { listenQemuStream, parseQemuStreamAddress } from "./ports/qemu_stream_port.ts";
+import { bindQemuDgram, parseQemuDgramAddress, parseUdpPeer } from "./ports/qemu_dgram_port.ts";
 
 const HELP = `netisle-tunnel: tunnel a local network device into a netisle session
 
 Usage:
-  netisle-tunnel --server URL (--create | --session ID --token TOKEN) --tap NAME [options]
+  netisle-tunnel --server URL (--create | --session ID --token TOKEN) PORT [options]
+  where PORT is one of --tap NAME, --qemu-stream ADDRESS, --qemu-dgram udp:HOST:PORT
 
 Options:
   --server URL          netisle server base URL (default http://127.0.0.1:8787)
@@ -29,10 +34,32 @@ Options:
   --session ID          attach to an existing session
   --token TOKEN         the session's token (default: $NETISLE_TOKEN)
   --tap NAME            Linux TAP device to attach (created when missing; needs root)
-  --mtu N               MTU of the TAP device (default: the session's MTU)
+  --mtu N               MTU of the TAP device or QEMU link (default: the session's MTU)
+  --qemu-stream ADDR    listen at ADDR (unix:PATH or tcp:HOST:PORT) for QEMU
+                        -netdev stream,server=off,addr.type=unix,addr.path=PATH
+                        (or addr.type=inet,addr.host=HOST,addr.port=PORT). One QEMU at
+                        a time: a new connection replaces the current one. When QEMU
+                        disconnects the CLI keeps listening and the session stays up.
+  --qemu-dgram udp:HOST:PORT
+                        bind UDP HOST:PORT for QEMU -netdev dgram, one frame per
+                        datagram; this is QEMU's remote.host/remote.port
+  --qemu-dgram-peer HOST:PORT
+                        QEMU's local.host/local.port, where frames for QEMU go;
+                        without it, the source of the most recent datagram from QEMU
   --no-reconnect        exit when the WebSocket drops instead of reconnecting
+  --framing stream|frame
+                        stream (default): subprotocol netisle.qemu-stream.v1, QEMU
+                        stream framing with the frames of one port read batched in one
+                        message (about 3x the throughput); frame: one Ethernet frame per
+                        WebSocket message, for relays that speak only that (v86 style)
+  --keepalive SECONDS   ping the server every SECONDS; 0 turns keepalives off (default 15)
+  --keepalive-timeout SECONDS
+                        no pong within SECONDS: drop the WebSocket and reconnect
+                        (default 10)
   --faults SPEC         inject faults between the device and the tunnel, both ways,
-                        for testing: drop=N%,dup=N%,reorder=N%,reorder-delay=Nms,delay=Nms
+                        for testing: drop=N%,dup=N%,reorder=N%,reorder-delay=Nms,delay=Nms,
+                        disconnect=Ns (kill our own WebSocket every N s, then reconnect),
+                        disconnect-jitter=Ns
   -h, --help            show this help
 
 Exit status: 0 on a clean stop (SIGINT/SIGTERM), 1 when the tunnel ends,
@@ -110,6 +137,12 @@ const VALUE_OPTIONS = new Set([
   "--tap",
   "--mtu",
   "--faults",
+  "--framing",
+  "--keepalive",
+  "--keepalive-timeout",
+  "--qemu-stream",
+  "--qemu-dgram",
+  "--qemu-dgram-peer",
 ]);
 
 /**
@@ -128,6 +161,72 @@ export function joinOptionValues(argv: string[]): string[] {
     }
   }
   return out;
+}
+
+/**
+ * Checks the port flags (exactly one of --tap, --qemu-stream, --qemu-dgram)
+ * and returns the function that opens the chosen port for a given MTU.
+ */
+function portOpener(values: {
+  tap?: string;
+  "qemu-stream"?: string;
+  "qemu-dgram"?: string;
+  "qemu-dgram-peer"?: string;
+}): (mtu: number) => Promise<FramePort> {
+  const chosen = (["tap", "qemu-stream", "qemu-dgram"] as const).filter((k) => values[k]);
+  if (chosen.length !== 1) {
+    throw new CliError(
+      chosen.length === 0
+        ? "a port is required: --tap NAME, --qemu-stream ADDRESS or --qemu-dgram udp:HOST:PORT"
+        : `choose one port, not ${chosen.map((k) => `--${k}`).join(" and ")}`,
+    );
+  }
+  if (values["qemu-dgram-peer"] !== undefined && !values["qemu-dgram"]) {
+    throw new CliError("--qemu-dgram-peer needs --qemu-dgram");
+  }
+  const log = (line: string) => console.log(line);
+  const attempt = <T>(what: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      throw new CliError(`${what}: ${(err as Error).message}`);
+    }
+  };
+  if (values.tap) {
+    const name = values.tap;
+    return (mtu) =>
+      openTap({ name, mtu }).catch((err) => {
+        throw new CliError(`cannot open TAP device "${name}": ${(err as Error).message}`);
+      });
+  }
+  if (values["qemu-stream"]) {
+    const address = attempt("--qemu-stream", () => parseQemuStreamAddress(values["qemu-stream"]!));
+    return async (mtu) => {
+      const port = await listenQemuStream({ address, maxFrameLen: mtu + 14, log }).catch(
+        (err) => {
+          throw new CliError(`--qemu-stream: ${(err as Error).message}`);
+        },
+      );
+      console.log(`${port.name}: listening for QEMU -netdev stream`);
+      return port;
+    };
+  }
+  const bind = attempt("--qemu-dgram", () => parseQemuDgramAddress(values["qemu-dgram"]!));
+  const peerText = values["qemu-dgram-peer"];
+  const peer = peerText === undefined
+    ? undefined
+    : attempt("--qemu-dgram-peer", () => parseUdpPeer(peerText));
+  return async (mtu) => {
+    const port = await bindQemuDgram({ bind, peer, maxFrameLen: mtu + 14, log }).catch((err) => {
+      throw new CliError(`--qemu-dgram: ${(err as Error).message}`);
+    });
+    console.log(
+      `${port.name}: bound for QEMU -netdev dgram; peer ${
+        peer ? `${peerText}` : "learned from the first datagram"
+      }`,
+    );
+    return port;
+  };
 }
 
 /** Runs the CLI with `argv` (without the runtime and script); resolves to the exit status. */
@@ -149,6 +248,12 @@ export async function main(argv: string[]): Promise<number> {
         mtu: { type: "string" },
         "no-reconnect": { type: "boolean", default: false },
         faults: { type: "string" },
+        framing: { type: "string", default: "stream" },
+        keepalive: { type: "string", default: "15" },
+        "keepalive-timeout": { type: "string", default: "10" },
+        "qemu-stream": { type: "string" },
+        "qemu-dgram": { type: "string" },
+        "qemu-dgram-peer": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -183,8 +288,14 @@ async function run(values: {
   mtu?: string;
   "no-reconnect": boolean;
   faults?: string;
+  framing: string;
+  keepalive: string;
+  "keepalive-timeout": string;
+  "qemu-stream"?: string;
+  "qemu-dgram"?: string;
+  "qemu-dgram-peer"?: string;
 }): Promise<number> {
-  if (!values.tap) throw new CliError("--tap NAME is required (the only port so far)");
+  const openPort = portOpener(values);
   if (values.create && values.session) {
     throw new CliError("use either --create or --session, not both");
   }
@@ -205,8 +316,23 @@ async function run(values: {
   } catch (err) {
     throw new CliError(`--faults: ${(err as Error).message}`);
   }
-  const pre = checkTapPrerequisites();
-  if (!pre.ok) throw new CliError(pre.reason);
+  if (values.framing !== "frame" && values.framing !== "stream") {
+    throw new CliError(`--framing must be "frame" or "stream", got "${values.framing}"`);
+  }
+  const framing = values.framing === "stream" ? "qemu-stream" : "frame";
+  const seconds = (flag: string, text: string, min: number) => {
+    const v = Number(text);
+    if (!(v === 0 || (v >= min && v <= 3600))) {
+      throw new CliError(`${flag} must be 0 or seconds in ${min}..3600, got "${text}"`);
+    }
+    return v;
+  };
+  const keepalive = seconds("--keepalive", values.keepalive, 0.1);
+  const keepaliveTimeout = seconds("--keepalive-timeout", values["keepalive-timeout"], 0.1);
+  if (values.tap) {
+    const pre = checkTapPrerequisites();
+    if (!pre.ok) throw new CliError(pre.reason);
+  }
 
   const session = values.create
     ? await createSession(values.server, values["admin-token"] ?? process.env.NETISLE_ADMIN_TOKEN)
@@ -219,12 +345,7 @@ async function run(values: {
       `mac ${session.mac}, mtu ${session.mtu}`,
   );
 
-  let port: FramePort;
-  try {
-    port = await openTap({ name: values.tap, mtu: mtu ?? session.mtu });
-  } catch (err) {
-    throw new CliError(`cannot open TAP device "${values.tap}": ${(err as Error).message}`);
-  }
+  let port: FramePort = await openPort(mtu ?? session.mtu);
   if (faults) port = new FaultPort(port, faults);
   const client = new TunnelClient({
     server: values.server,
@@ -235,10 +356,27 @@ async function run(values: {
     // frame on Nagle (DESIGN.md, environment facts), which would add that to every RTT.
     WebSocket: WsWebSocket as unknown as WebSocketConstructor,
     reconnect: values["no-reconnect"] ? false : { minDelayMs: 250, maxDelayMs: 10_000 },
+    framing,
+    keepalive: keepalive > 0 && keepaliveTimeout > 0
+      ? { intervalMs: keepalive * 1000, timeoutMs: keepaliveTimeout * 1000 }
+      : false,
     onState: (state, reason) => {
-      console.log(`tunnel ${state}${reason ? `: ${reason}` : ""} (${port.name} <-> ${session.id})`);
+      status.event(
+        `tunnel ${state}${reason ? `: ${reason}` : ""} (${port.name} <-> ${session.id}, ` +
+          `${values.framing} framing)`,
+      );
     },
   });
+  // A live status line on a terminal; elsewhere a plain summary every 30 s.
+  const status = new StatusReporter({
+    source: () => ({ state: client.state, stats: client.stats, framing: values.framing }),
+    tty: process.stdout.isTTY === true,
+    write: (text) => process.stdout.write(text),
+    log: (line) => console.log(line),
+  });
+  const stopDisconnects = faults
+    ? startDisconnects(faults, () => client.interrupt("fault injection: disconnect"))
+    : () => {};
   let signalled = false;
   const stop = () => {
     signalled = true;
@@ -247,12 +385,16 @@ async function run(values: {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   client.start();
+  status.start();
   const reason = await client.closed;
+  stopDisconnects();
+  status.stop();
   await port.close();
   const s = client.stats;
   console.log(
-    `tunnel ended: ${reason}; frames up ${s.framesUp} (${s.bytesUp} B), ` +
-      `down ${s.framesDown} (${s.bytesDown} B), dropped ${s.framesDropped}`,
+    `tunnel ended: ${reason}; frames up ${s.framesUp} (${s.bytesUp} B, ${s.messagesUp} msgs), ` +
+      `down ${s.framesDown} (${s.bytesDown} B, ${s.messagesDown} msgs), dropped ${s.framesDropped}, ` +
+      `reconnects ${Math.max(0, s.connects - 1)}`,
   );
   return signalled ? 0 : 1;
 }

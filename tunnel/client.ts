@@ -4,11 +4,27 @@
  * reconnects with backoff when the WebSocket drops. Runtime-neutral: it uses
  * the standard `WebSocket` (Deno, Bun, browsers) unless given another.
  *
+ * Framing: one frame per message by default; with `framing: "qemu-stream"` it
+ * offers the `netisle.qemu-stream.v1` subprotocol and sends every batch of
+ * frames the port read in one poll as one message (up to `maxBatchBytes`).
+ * Keepalive: with a socket that can ping (the `ws` package), a ping every
+ * `keepalive.intervalMs`; no pong within `keepalive.timeoutMs` terminates the
+ * socket and reconnects.
+ *
  * @module
  */
 
 import type { FramePort } from "./ports/frame_port.ts";
-import { tunnelUrl } from "./protocol.ts";
+import { isPingable, type KeepaliveOptions, startKeepalive } from "./keepalive.ts";
+import {
+  batchFrames,
+  CLOSE_STREAM_FRAMING_ERROR,
+  DEFAULT_MAX_BATCH_BYTES,
+  QEMU_STREAM_SUBPROTOCOL,
+  type TunnelFraming,
+  tunnelUrl,
+} from "./protocol.ts";
+import { encodeStreamFrames, StreamDeframer } from "./stream_framing.ts";
 
 /** The states a client goes through. */
 export type TunnelClientState = "connecting" | "open" | "waiting" | "closed";
@@ -31,31 +47,56 @@ export interface TunnelClientOptions {
   onState?: (state: TunnelClientState, reason?: string) => void;
   /** Frames waiting while the WebSocket send buffer is above this many bytes are dropped. */
   maxBufferedBytes?: number;
+  /** `"frame"` (one frame per message, default) or `"qemu-stream"` (the subprotocol, batched). */
+  framing?: TunnelFraming;
+  /** With `"qemu-stream"`: the largest message sent. Default 64 KiB. */
+  maxBatchBytes?: number;
+  /**
+   * Ping timing, or `false` (the default) for none. Needs a WebSocket with
+   * `ping()` (the `ws` package); ignored for one without.
+   */
+  keepalive?: KeepaliveOptions | false;
 }
 
 /** Counters of a tunnel client. */
 export interface TunnelClientStats {
   framesUp: number;
   bytesUp: number;
+  /** WebSocket messages sent (fewer than frames when batching). */
+  messagesUp: number;
   framesDown: number;
   bytesDown: number;
+  /** WebSocket messages received. */
+  messagesDown: number;
   /** Frames read from the port while no WebSocket was open, or over the buffer limit. */
   framesDropped: number;
+  /** Messages from the server that were not binary, or frames shorter than 14 bytes. */
+  rejectedDown: number;
+  /** Successful WebSocket opens (the first one and every reconnect). */
   connects: number;
+  /** Sockets terminated because a pong did not arrive in time. */
+  keepaliveTimeouts: number;
 }
 
 /** Close codes after which reconnecting cannot help. */
 const FINAL_CLOSE_CODES: Record<number, string> = {
   4000: "another tunnel client attached to this session",
   4001: "the session was deleted or expired",
+  [CLOSE_STREAM_FRAMING_ERROR]: "the server refused our stream framing",
   1003: "the server refused a message",
+  4004: "the session's isolate died (ESESSIONDEAD)",
 };
+
+/** The `ws` package's extra: close the TCP connection at once, without a closing handshake. */
+interface Terminable {
+  terminate(): void;
+}
 
 /**
  * A tunnel from a local frame port to a session.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * const client = new TunnelClient({ server, sessionId, token, port: await openTap({ name: "tap0" }) });
  * client.start();
  * ```
@@ -64,10 +105,14 @@ export class TunnelClient {
   readonly stats: TunnelClientStats = {
     framesUp: 0,
     bytesUp: 0,
+    messagesUp: 0,
     framesDown: 0,
     bytesDown: 0,
+    messagesDown: 0,
     framesDropped: 0,
+    rejectedDown: 0,
     connects: 0,
+    keepaliveTimeouts: 0,
   };
   #options: TunnelClientOptions;
   #ws: WebSocket | undefined;
@@ -77,6 +122,7 @@ export class TunnelClient {
   #stopped = false;
   #closedPromise: Promise<string>;
   #resolveClosed!: (reason: string) => void;
+  #interruptReason: string | undefined;
 
   /** Creates a client; nothing happens until {@linkcode TunnelClient.start}. */
   constructor(options: TunnelClientOptions) {
@@ -90,6 +136,11 @@ export class TunnelClient {
     return this.#state;
   }
 
+  /** The framing in use. */
+  get framing(): TunnelFraming {
+    return this.#options.framing ?? "frame";
+  }
+
   /** Resolves with the reason once the client has stopped for good. */
   get closed(): Promise<string> {
     return this.#closedPromise;
@@ -98,19 +149,45 @@ export class TunnelClient {
   /** Starts reading the port and connects. */
   start(): void {
     const maxBuffered = this.#options.maxBufferedBytes ?? 4 * 1024 * 1024;
+    const maxBatch = this.#options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    const stream = this.framing === "qemu-stream";
     this.#options.port.start((frames) => {
       const ws = this.#ws;
-      for (const f of frames) {
-        if (!ws || ws.readyState !== 1 || ws.bufferedAmount > maxBuffered) {
-          this.stats.framesDropped++;
+      if (!ws || ws.readyState !== 1) {
+        this.stats.framesDropped += frames.length;
+        return;
+      }
+      const groups = stream ? batchFrames(frames, maxBatch) : frames.map((f) => [f]);
+      for (const group of groups) {
+        if (ws.bufferedAmount > maxBuffered) {
+          this.stats.framesDropped += group.length;
           continue;
         }
-        ws.send(f);
-        this.stats.framesUp++;
-        this.stats.bytesUp += f.length;
+        ws.send(stream ? encodeStreamFrames(group) : group[0]);
+        this.stats.messagesUp++;
+        this.stats.framesUp += group.length;
+        for (const f of group) this.stats.bytesUp += f.length;
       }
     });
     this.#connect();
+  }
+
+  /**
+   * Drops the current WebSocket as a network fault would (at once, without a
+   * closing handshake where the socket allows it); the client then
+   * reconnects with backoff like after any drop. For fault injection.
+   */
+  interrupt(reason = "interrupted"): void {
+    const ws = this.#ws;
+    if (!ws || this.#stopped) return;
+    this.#interruptReason = reason;
+    const t = ws as unknown as Partial<Terminable>;
+    try {
+      if (typeof t.terminate === "function") t.terminate();
+      else ws.close(4003, reason.slice(0, 100));
+    } catch {
+      // Already closing.
+    }
   }
 
   /** Closes the WebSocket and the port, and stops reconnecting. */
@@ -128,29 +205,66 @@ export class TunnelClient {
     if (this.#stopped) return;
     const o = this.#options;
     const WS = o.WebSocket ?? globalThis.WebSocket;
+    const stream = this.framing === "qemu-stream";
     this.#setState("connecting");
     let ws: WebSocket;
     try {
-      ws = new WS(tunnelUrl(o.server, o.sessionId, o.token));
+      const url = tunnelUrl(o.server, o.sessionId, o.token);
+      ws = stream ? new WS(url, [QEMU_STREAM_SUBPROTOCOL]) : new WS(url);
     } catch (err) {
       this.#stop(`cannot open a WebSocket to ${o.server}: ${(err as Error).message}`);
       return;
     }
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
+    this.#interruptReason = undefined;
+    let stopKeepalive = () => {};
+    // A new stream per connection: a partial frame cannot continue on another socket.
+    const deframer = stream
+      ? new StreamDeframer(o.port.maxFrameLen, (frame) => this.#deliver(frame))
+      : undefined;
     ws.onopen = () => {
+      if (stream && ws.protocol !== QEMU_STREAM_SUBPROTOCOL) {
+        this.#stop(
+          `the server did not accept subprotocol ${QEMU_STREAM_SUBPROTOCOL} ` +
+            `(answered ${JSON.stringify(ws.protocol)}); try --framing frame`,
+        );
+        return;
+      }
       this.stats.connects++;
       if (o.reconnect) this.#delay = o.reconnect.minDelayMs;
+      if (o.keepalive && isPingable(ws)) {
+        stopKeepalive = startKeepalive(ws, o.keepalive, (why) => {
+          this.stats.keepaliveTimeouts++;
+          this.#interruptReason = `keepalive: ${why}`;
+          const t = ws as unknown as Partial<Terminable>;
+          if (typeof t.terminate === "function") t.terminate();
+          else ws.close(4003, "keepalive timeout");
+        });
+      }
       this.#setState("open");
     };
     ws.onmessage = (ev: MessageEvent) => {
-      if (!(ev.data instanceof ArrayBuffer)) return;
-      const frame = new Uint8Array(ev.data);
-      this.stats.framesDown++;
-      this.stats.bytesDown += frame.length;
-      o.port.send(frame);
+      if (!(ev.data instanceof ArrayBuffer)) {
+        this.stats.rejectedDown++;
+        return;
+      }
+      this.stats.messagesDown++;
+      const bytes = new Uint8Array(ev.data);
+      if (!deframer) {
+        this.#deliver(bytes);
+        return;
+      }
+      const err = deframer.push(bytes);
+      if (err) {
+        this.stats.rejectedDown++;
+        this.#interruptReason =
+          `server sent a bad stream length ${err.length} (limit ${err.limit})`;
+        ws.close(CLOSE_STREAM_FRAMING_ERROR, "qemu-stream framing error");
+      }
     };
     ws.onclose = (ev: CloseEvent) => {
+      stopKeepalive();
       if (this.#ws !== ws) return;
       this.#ws = undefined;
       const final = FINAL_CLOSE_CODES[ev.code];
@@ -158,7 +272,8 @@ export class TunnelClient {
         this.#stop(`${final} (close code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`);
         return;
       }
-      const why = `WebSocket closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`;
+      const why = this.#interruptReason ??
+        `WebSocket closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`;
       if (!o.reconnect || this.#stopped) {
         this.#stop(why);
         return;
@@ -170,6 +285,16 @@ export class TunnelClient {
     ws.onerror = () => {
       // onclose follows and decides what to do.
     };
+  }
+
+  #deliver(frame: Uint8Array): void {
+    if (frame.length < 14) {
+      this.stats.rejectedDown++;
+      return;
+    }
+    this.stats.framesDown++;
+    this.stats.bytesDown += frame.length;
+    this.#options.port.send(frame);
   }
 
   #stop(reason: string): void {

@@ -5,11 +5,69 @@
  * every binary WebSocket message is exactly one Ethernet II frame, destination
  * MAC first, no FCS and no length prefix. No WebSocket subprotocol is needed.
  *
+ * QEMU stream in WebSocket (subprotocol {@linkcode QEMU_STREAM_SUBPROTOCOL}):
+ * the binary messages carry a byte stream in QEMU `-netdev stream` framing
+ * (a `u32` big-endian length, then the frame, repeated; see
+ * `stream_framing.ts`). A message may hold many frames and a frame may be split
+ * across messages. It is what container2wasm's WebSocket network delegate
+ * carries; container2wasm offers the subprotocol name `binary` (websockify's
+ * name), which is accepted as an alias.
+ *
  * @module
  */
 
 /** The shortest frame a tunnel accepts: an Ethernet header with no payload. */
 export const MIN_FRAME_LEN = 14;
+
+/** The WebSocket subprotocol of QEMU stream framing inside binary messages. */
+export const QEMU_STREAM_SUBPROTOCOL = "netisle.qemu-stream.v1";
+
+/**
+ * Subprotocol names that select QEMU stream framing, in order of preference:
+ * ours, then `binary` (what container2wasm's `ws-delegate.js` offers, after
+ * websockify).
+ */
+export const QEMU_STREAM_SUBPROTOCOLS: readonly string[] = [QEMU_STREAM_SUBPROTOCOL, "binary"];
+
+/**
+ * WebSocket close code for a QEMU stream whose length prefix is out of range
+ * (longer than the session's largest frame): the stream cannot be
+ * resynchronised, so the WebSocket is closed; the session stays.
+ */
+export const CLOSE_STREAM_FRAMING_ERROR = 4002;
+
+/** How a tunnel's WebSocket messages carry frames. */
+export type TunnelFraming = "frame" | "qemu-stream";
+
+/**
+ * Picks the subprotocol a server answers for a `Sec-WebSocket-Protocol`
+ * request header (RFC 6455 §4.2.2: one of the offered values, or none).
+ * Returns `undefined` when no offered value selects a tunnel framing; the
+ * tunnel then uses one frame per message.
+ *
+ * @example
+ * ```ts
+ * selectTunnelSubprotocol("binary, netisle.qemu-stream.v1"); // "netisle.qemu-stream.v1"
+ * selectTunnelSubprotocol(null); // undefined
+ * ```
+ */
+export function selectTunnelSubprotocol(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const offered = header.split(",").map((p) => p.trim());
+  return QEMU_STREAM_SUBPROTOCOLS.find((p) => offered.includes(p));
+}
+
+/** The framing a negotiated subprotocol (or none) selects. */
+export function framingForSubprotocol(protocol: string | null | undefined): TunnelFraming {
+  return protocol && QEMU_STREAM_SUBPROTOCOLS.includes(protocol) ? "qemu-stream" : "frame";
+}
+
+/** A short description of a framing for logs and the session view. */
+export function describeFraming(framing: TunnelFraming, protocol?: string): string {
+  return framing === "frame"
+    ? "websocket frame-per-message"
+    : `websocket qemu-stream (subprotocol ${protocol ?? QEMU_STREAM_SUBPROTOCOL})`;
+}
 
 /** The path of a session's tunnel, relative to the server's origin. */
 export function tunnelPath(sessionId: string): string {
@@ -38,4 +96,35 @@ export function tunnelUrl(server: string | URL, sessionId: string, token?: strin
   }
   if (token !== undefined) url.searchParams.set("token", token);
   return url.href;
+}
+
+/** Default largest WebSocket message of a batching tunnel (QEMU stream framing). */
+export const DEFAULT_MAX_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Splits frames into consecutive groups whose QEMU stream encoding (4 bytes
+ * of length plus the frame each) stays within `maxBytes`; a frame larger than
+ * that goes alone. Order is kept.
+ *
+ * @example
+ * ```ts
+ * batchFrames([new Uint8Array(1000), new Uint8Array(1000)], 1500).length; // 2
+ * ```
+ */
+export function batchFrames(frames: readonly Uint8Array[], maxBytes: number): Uint8Array[][] {
+  const out: Uint8Array[][] = [];
+  let group: Uint8Array[] = [];
+  let size = 0;
+  for (const f of frames) {
+    const need = 4 + f.length;
+    if (group.length > 0 && size + need > maxBytes) {
+      out.push(group);
+      group = [];
+      size = 0;
+    }
+    group.push(f);
+    size += need;
+  }
+  if (group.length > 0) out.push(group);
+  return out;
 }

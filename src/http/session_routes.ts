@@ -10,7 +10,11 @@ import { z } from "zod";
 import type { SessionRegistry } from "../session/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
 import { attachWebSocketTunnel } from "../../tunnel/server.ts";
-import { tunnelUrl } from "../../tunnel/protocol.ts";
+import {
+  framingForSubprotocol,
+  selectTunnelSubprotocol,
+  tunnelUrl,
+} from "../../tunnel/protocol.ts";
 import type { WebSocketUpgrader } from "./app.ts";
 import {
   type HttpMetrics,
@@ -32,6 +36,15 @@ export const CreatedSessionSchema = z.object({
   ipv4: z.object({ address: z.string(), prefixLength: z.int() }),
   mtu: z.int(),
   tunnel: z.object({ url: z.string(), framing: z.string() }),
+});
+
+/** A `DelayHistogram` summary; quantiles are power-of-two bucket bounds. */
+const DelaySummarySchema = z.object({
+  count: z.int(),
+  p50Ms: z.number(),
+  p99Ms: z.number(),
+  maxMs: z.number(),
+  meanMs: z.number(),
 });
 
 /** Body of `GET /v1/sessions/:sid` (the main fields; counters are open-ended maps). */
@@ -69,6 +82,12 @@ export const SessionViewSchema = z.looseObject({
     heldMs: z.number(),
     maxHeldMs: z.number(),
     reentries: z.int(),
+    frameWait: DelaySummarySchema.describe(
+      "From a frame's arrival to the core processing it (the lock is synchronous: near 0).",
+    ),
+    timerLateness: DelaySummarySchema.describe(
+      "How late the session's timer fired (event-loop delay).",
+    ),
   }),
   dhcp: z.looseObject({
     leases: z.array(z.object({
@@ -183,6 +202,10 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       path: "/v1/sessions/:sid/tunnel",
       summary: "Attach the tunnel: Ethernet frames over a WebSocket",
       description: "One Ethernet frame per binary message, both ways (v86 wsproxy framing). " +
+        "With the subprotocol `netisle.qemu-stream.v1` (or container2wasm's `binary`) the " +
+        "binary messages carry QEMU stream framing (u32 big-endian length + frame, repeated, " +
+        "split anywhere); a bad length closes with 4002. A text message closes with 1003, a " +
+        "message over 1 MiB with 1009. " +
         "A second tunnel replaces the first (close code 4000); deleting the session closes " +
         "it with 4001. The token may come as `?token=`.",
       tags: TAGS,
@@ -202,8 +225,16 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
         if (!options.upgradeWebSocket) {
           throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
         }
-        const { socket, response } = options.upgradeWebSocket(c.req.raw);
-        attachWebSocketTunnel(session, socket);
+        // The adapter must answer this subprotocol: it gets it as a second argument, and
+        // adapters that take one argument pick the same with selectTunnelSubprotocol.
+        const protocol = selectTunnelSubprotocol(c.req.header("sec-websocket-protocol"));
+        const upgrade: (req: Request, o: { protocol?: string }) => ReturnType<WebSocketUpgrader> =
+          options.upgradeWebSocket;
+        const { socket, response } = upgrade(c.req.raw, { protocol });
+        attachWebSocketTunnel(session, socket, {
+          framing: framingForSubprotocol(protocol),
+          protocol,
+        });
         return response;
       },
     }),

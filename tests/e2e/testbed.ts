@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { DENO, Netns, type Proc } from "./harness.ts";
+import { BUN, DENO, Netns, type Proc } from "./harness.ts";
 
 /** One mebibyte. */
 export const MiB = 1024 * 1024;
@@ -46,7 +46,14 @@ export class Testbed {
    */
   async start(
     prefix: string,
-    options: { faults?: string; server?: "fixture" | "plain" } = {},
+    options: {
+      faults?: string;
+      server?: "fixture" | "plain";
+      /** Extra flags of the tunnel CLI. */
+      tunnelArgs?: string[];
+      /** The runtime of the tunnel CLI (default Deno; Bun runs `bun tunnel/cli.ts`). */
+      tunnelRuntime?: "deno" | "bun";
+    } = {},
   ): Promise<void> {
     const { faults, server = "fixture" } = options;
     this.hub = new Netns(`${prefix}-hub`);
@@ -80,7 +87,10 @@ export class Testbed {
       "tap0",
     ];
     if (faults) args.push("--faults", faults);
-    this.tunnel = this.hub.spawn(DENO, args);
+    if (options.tunnelArgs) args.push(...options.tunnelArgs);
+    this.tunnel = options.tunnelRuntime === "bun"
+      ? this.hub.spawn(BUN, args.slice(2))
+      : this.hub.spawn(DENO, args);
     this.#procs.push(this.tunnel);
     await this.tunnel.waitFor(/tunnel open/);
     const h = (...a: string[]) => this.hub.exec(a[0], a.slice(1));

@@ -3,7 +3,10 @@
  * between Linux and the stack; the tunnel client reconnects to the same
  * session and both transfers finish byte-exact (sha256), because the session
  * and its TCP connections outlive the WebSocket (DESIGN.md "Tunnel wire
- * formats").
+ * formats"). A second testbed runs the CLI on Bun (its TAP port) with
+ * `--framing stream` and `--faults disconnect=...`, so the tunnel kills its
+ * own WebSocket every second or so and must reconnect with backoff and resume
+ * the same session.
  */
 
 import { after, before, describe, it } from "node:test";
@@ -12,7 +15,7 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { e2eSkipReason } from "./harness.ts";
-import { MiB, sha256File, Testbed } from "./testbed.ts";
+import { MiB, rate, sha256File, Testbed } from "./testbed.ts";
 
 const skip = e2eSkipReason();
 const BYTES = Math.min(Number(process.env.NETISLE_E2E_BYTES ?? 64 * MiB), 64 * MiB);
@@ -67,5 +70,47 @@ describe("e2e: TCP transfers survive a dropped tunnel WebSocket", { skip }, () =
     assert.equal(Number(got[1]), BYTES);
     assert.equal(got[2], sent[2]);
     console.log(`outbound transfer finished byte-exact after two tunnel reconnects; ${sent[3]}`);
+  });
+});
+
+describe("e2e: --faults disconnect, --framing stream, on Bun: the CLI kills its own WebSocket", {
+  skip,
+}, () => {
+  const bed = new Testbed();
+  const input = `${tmpdir()}/netisle-e2e-tunnelproto-${process.pid}.bin`;
+
+  before(async () => {
+    await bed.start("tunnelproto-disc", {
+      faults: "disconnect=1s,disconnect-jitter=200ms",
+      tunnelArgs: ["--framing", "stream", "--keepalive", "2"],
+      tunnelRuntime: "bun",
+    });
+    bed.peer.exec("sh", ["-c", `head -c ${BYTES} /dev/urandom > ${input}`], { timeoutMs: 60_000 });
+  });
+  after(async () => {
+    await bed.stop();
+    rmSync(input, { force: true });
+  });
+
+  it(`Linux -> stack: ${BYTES / MiB} MiB arrive byte-exact across self-inflicted disconnects`, async () => {
+    const sha = await sha256File(input);
+    const mark = bed.tunnel.mark();
+    const t0 = performance.now();
+    const sender = bed.peer.spawn("sh", [
+      "-c",
+      `socat -t 60 -T 120 - TCP:10.0.2.2:9000 < ${input}`,
+    ]);
+    const m = await sender.waitFor(/^(\d+) ([0-9a-f]{64})$/m, 300_000);
+    const ms = performance.now() - t0;
+    assert.equal(Number(m[1]), BYTES);
+    assert.equal(m[2], sha);
+    const log = bed.tunnel.output.slice(mark);
+    const drops = log.match(/tunnel waiting: fault injection: disconnect/g)?.length ?? 0;
+    assert.ok(drops >= 1, `no injected disconnect during the transfer:\n${log}`);
+    assert.match(log, /tunnel open.*stream framing/);
+    console.log(
+      `inbound ${rate(BYTES, ms)} byte-exact over qemu-stream framing across ${drops} ` +
+        `injected disconnects`,
+    );
   });
 });

@@ -2,6 +2,8 @@
  * A fault-injecting frame port: wraps another port and drops, duplicates,
  * delays and reorders frames in both directions. The kernel here has no
  * netem, so this is how tests put a bad network between Linux and the stack.
+ * The same spec can ask for periodic disconnects of the tunnel's WebSocket
+ * (`disconnect=5s`), which the CLI applies with {@linkcode startDisconnects}.
  *
  * @module
  */
@@ -20,6 +22,10 @@ export interface FaultSpec {
   reorderDelayMs: number;
   /** Delay of every frame. */
   delayMs: number;
+  /** Mean time between forced disconnects of the tunnel's WebSocket; 0 = never. */
+  disconnectMs: number;
+  /** Each disconnect interval varies uniformly by up to this much either way. */
+  disconnectJitterMs: number;
 }
 
 /** Counters of injected faults. */
@@ -29,10 +35,19 @@ export interface FaultStats {
   reordered: number;
 }
 
-const NO_FAULTS: FaultSpec = { drop: 0, duplicate: 0, reorder: 0, reorderDelayMs: 5, delayMs: 0 };
+const NO_FAULTS: FaultSpec = {
+  drop: 0,
+  duplicate: 0,
+  reorder: 0,
+  reorderDelayMs: 5,
+  delayMs: 0,
+  disconnectMs: 0,
+  disconnectJitterMs: 0,
+};
 
 /**
- * Parses `drop=1%,dup=0.5%,reorder=5%,reorder-delay=5ms,delay=2ms` (any subset).
+ * Parses `drop=1%,dup=0.5%,reorder=5%,reorder-delay=5ms,delay=2ms,disconnect=5s,
+ * disconnect-jitter=1s` (any subset; durations in `ms` or `s`).
  * Throws TypeError naming the bad part.
  *
  * @example
@@ -43,9 +58,11 @@ const NO_FAULTS: FaultSpec = { drop: 0, duplicate: 0, reorder: 0, reorderDelayMs
 export function parseFaultSpec(text: string): FaultSpec {
   const spec = { ...NO_FAULTS };
   for (const part of text.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
-    const m = /^([a-z-]+)=([\d.]+)(%|ms)?$/.exec(part);
+    const m = /^([a-z-]+)=([\d.]+)(%|ms|s)?$/.exec(part);
     if (!m) {
-      throw new TypeError(`fault spec: cannot parse "${part}" (expected name=N% or name=Nms)`);
+      throw new TypeError(
+        `fault spec: cannot parse "${part}" (expected name=N%, name=Nms or name=Ns)`,
+      );
     }
     const [, name, num, unit] = m;
     const v = Number(num);
@@ -60,6 +77,13 @@ export function parseFaultSpec(text: string): FaultSpec {
         throw new TypeError(`fault spec: "${part}" needs milliseconds in 0..10000`);
       }
       return v;
+    };
+    const interval = () => {
+      const msv = unit === "s" ? v * 1000 : unit === "ms" ? v : NaN;
+      if (!(msv >= 0 && msv <= 86_400_000)) {
+        throw new TypeError(`fault spec: "${part}" needs a duration (ms or s) up to 24 h`);
+      }
+      return msv;
     };
     switch (name) {
       case "drop":
@@ -78,13 +102,63 @@ export function parseFaultSpec(text: string): FaultSpec {
       case "delay":
         spec.delayMs = ms();
         break;
+      case "disconnect":
+        spec.disconnectMs = interval();
+        if (spec.disconnectMs > 0 && spec.disconnectMs < 100) {
+          throw new TypeError(`fault spec: "${part}" is too frequent (at least 100ms)`);
+        }
+        break;
+      case "disconnect-jitter":
+        spec.disconnectJitterMs = interval();
+        break;
       default:
         throw new TypeError(
-          `fault spec: unknown fault "${name}" (drop, dup, reorder, reorder-delay, delay)`,
+          `fault spec: unknown fault "${name}" (drop, dup, reorder, reorder-delay, delay, ` +
+            `disconnect, disconnect-jitter)`,
         );
     }
   }
+  if (spec.disconnectJitterMs > spec.disconnectMs) {
+    throw new TypeError(
+      `fault spec: disconnect-jitter (${spec.disconnectJitterMs} ms) must not exceed ` +
+        `disconnect (${spec.disconnectMs} ms)`,
+    );
+  }
   return spec;
+}
+
+/**
+ * Calls `disconnect` every `spec.disconnectMs` (± `spec.disconnectJitterMs`,
+ * uniformly) until the returned function is called; does nothing when
+ * `disconnectMs` is 0. The tunnel CLI passes a function that kills its own
+ * WebSocket, so that it must reconnect and resume the session.
+ *
+ * @example
+ * ```ts ignore
+ * const stop = startDisconnects(parseFaultSpec("disconnect=5s"), () => client.interrupt("fault"));
+ * ```
+ */
+export function startDisconnects(
+  spec: FaultSpec,
+  disconnect: () => void,
+  random: () => number = Math.random,
+): () => void {
+  if (spec.disconnectMs <= 0) return () => {};
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const arm = () => {
+    const jitter = (random() * 2 - 1) * spec.disconnectJitterMs;
+    timer = setTimeout(() => {
+      if (stopped) return;
+      disconnect();
+      arm();
+    }, Math.max(100, spec.disconnectMs + jitter));
+  };
+  arm();
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
+  };
 }
 
 /**
