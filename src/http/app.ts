@@ -37,6 +37,8 @@ export interface AppOptions {
   adminToken?: string;
   /** Largest JSON body accepted, in bytes. */
   maxJsonBodyBytes?: number;
+  /** How long a request body may take to arrive before 408 `EBODYTIMEOUT` (default 30 s). */
+  bodyTimeoutMs?: number;
   /** When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   /** Extra families for `GET /metrics` (components add their own gauges and counters). */
@@ -45,6 +47,8 @@ export interface AppOptions {
   requestLog?: RequestLogger | false;
   /** Tuning of socket WebSocket streams (`GET .../sockets/:id/stream`). */
   stream?: SocketStreamOptions;
+  /** Where requests are counted (default: a new one); lets an embedder render the counts. */
+  httpMetrics?: HttpMetrics;
 }
 
 /**
@@ -87,7 +91,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   const { registry } = options;
   const maxJson = options.maxJsonBodyBytes ?? 16 * 1024;
   const app = new Hono<AppEnv>();
-  const httpMetrics = new HttpMetrics();
+  const httpMetrics = options.httpMetrics ?? new HttpMetrics();
   app.use(
     requestObserver({ log: options.requestLog ?? consoleRequestLogger, metrics: httpMetrics }),
   );
@@ -107,6 +111,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     adminToken: options.adminToken,
     metricsToken: options.metricsToken,
     maxJsonBodyBytes: maxJson,
+    bodyTimeoutMs: options.bodyTimeoutMs,
   });
   return app;
 }

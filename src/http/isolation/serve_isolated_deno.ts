@@ -1,0 +1,34 @@
+/**
+ * The Deno adapter of the isolated front door: the same `Deno.serve` and
+ * `Deno.upgradeWebSocket` as `serve_deno.ts` ({@linkcode serveDenoFetch}). With `serve_deno.ts`, the only files of src/http
+ * that use `Deno.*`.
+ *
+ * @module
+ */
+
+import { type DenoListenOptions, serveDenoFetch } from "../serve_deno.ts";
+import { createIsolatedApp, type IsolatedApp, type IsolatedAppOptions } from "./front_door.ts";
+
+/** Options of {@linkcode serveIsolatedDeno}. */
+export interface ServeIsolatedDenoOptions
+  extends Omit<IsolatedAppOptions, "upgradeWebSocket">, DenoListenOptions {}
+
+/**
+ * Serves the netisle API on Deno with every session in its own worker.
+ *
+ * @example
+ * ```ts
+ * const { server, isolated } = serveIsolatedDeno({ hostname: "127.0.0.1", port: 8787 });
+ * ```
+ */
+export function serveIsolatedDeno(
+  options: ServeIsolatedDenoOptions,
+): { server: Deno.HttpServer; isolated: IsolatedApp } {
+  let isolated: IsolatedApp | undefined;
+  const server = serveDenoFetch(options, (upgradeWebSocket) => {
+    isolated = createIsolatedApp({ ...options, upgradeWebSocket });
+    return isolated.app.fetch;
+  });
+  void server.finished.then(() => isolated!.close());
+  return { server, isolated: isolated! };
+}

@@ -1,0 +1,551 @@
+/**
+ * One end-to-end scenario, run the same way against every runtime that can
+ * serve netisle (Deno, Bun, workerd): given the command that starts a server,
+ * it checks, in a fresh network namespace, that the server's HTTP API and
+ * WebSocket tunnel carry real traffic between a session's stack and the
+ * Linux kernel.
+ *
+ * Inside the namespace: the server listens on 127.0.0.1; a session is
+ * created over HTTP (curl); the tunnel CLI (tunnel/cli.ts under Deno) attaches
+ * it to tap0, where Linux has the stack's subnet's `.15`. Then:
+ *
+ * 1. Linux pings the stack (ICMP echo through the tunnel).
+ * 2. TCP, stack → Linux: the stack connects (HTTP socket API) to a socat
+ *    listener, sends random bytes, which socat stores, and reads socat's own
+ *    random bytes to the end of the stream; both byte-exact.
+ * 3. TCP, Linux → stack: the stack listens; socat connects and sends random
+ *    bytes, which the stack reads to the end; the stack answers with its own
+ *    bytes and shuts down; both byte-exact.
+ * 4. A TCP socket's WebSocket stream (`.../sockets/:id/stream`) carries bytes
+ *    to a Linux echo and back; the client close sends FIN. A second stream
+ *    carries 1 MiB of random bytes to the echo and back, byte-exact.
+ * 5. UDP both ways: a datagram to a Linux echo and back (connected socket),
+ *    and a datagram from Linux to a bound socket, with its sender.
+ *
+ * Used by tests/e2e/runtimes_test.ts (Deno, Bun) and by the workerd test.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { DENO, Netns, type Proc } from "./harness.ts";
+
+/** Options of {@linkcode runRuntimeScenario}. */
+export interface RuntimeScenarioOptions {
+  /** The runtime's name, for messages and the namespace name (e.g. `"deno"`, `"bun"`, `"workerd"`). */
+  name: string;
+  /**
+   * The server's command line, run inside the namespace with the repository
+   * root as working directory, e.g. `[BUN, "run", "examples/bun/server.ts"]`.
+   */
+  serverCommand: string[];
+  /**
+   * Extra environment of the server. `PORT` (from `url`), `HOSTNAME`
+   * (`127.0.0.1`) and `NETISLE_LOG=0` are set unless given here.
+   */
+  env?: Record<string, string>;
+  /** The server's base URL inside the namespace. Default `http://127.0.0.1:8787`. */
+  url?: string;
+  /**
+   * The namespace's name prefix (a random suffix is added). Default
+   * `bunrt-<name>`; callers from other test files pass their own.
+   */
+  nsPrefix?: string;
+  /** How long the server may take until `GET /healthz` answers 200 (ms). Default 60 000. */
+  startTimeoutMs?: number;
+  /** Bytes of each TCP transfer, each way. Default 200 000. */
+  tcpBytes?: number;
+  /** Receives a line per step as it passes (default: none). */
+  log?: (line: string) => void;
+}
+
+/** What {@linkcode runRuntimeScenario} observed, for the test log. */
+export interface RuntimeScenarioReport {
+  /** The runtime's name. */
+  name: string;
+  /** The session's id and its stack's address. */
+  session: { id: string; stack: string; linux: string };
+  /** One line per passed step, e.g. `"ping: 3/3 replies"`. */
+  steps: string[];
+}
+
+interface HttpResult {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A server, a session and its tunnel to tap0 in a fresh namespace, with curl
+ * helpers for the HTTP API. Reusable by other e2e tests that need a session
+ * on a TAP device behind an arbitrary server command.
+ */
+export class RuntimeBed {
+  /** The namespace (created by {@linkcode RuntimeBed.start}). */
+  ns!: Netns;
+  /** The server's base URL. */
+  readonly url: string;
+  /** The session's id and token. */
+  sid = "";
+  token = "";
+  /** The stack's and Linux's addresses on tap0. */
+  stack = "";
+  linux = "";
+  /** A scratch directory, deleted by {@linkcode RuntimeBed.stop}. */
+  readonly dir: string = mkdtempSync(`${tmpdir()}/netisle-rt-`);
+  /** The server process. */
+  server!: Proc;
+  #procs: Proc[] = [];
+
+  /** Remembers the options; nothing runs until {@linkcode RuntimeBed.start}. */
+  constructor(readonly options: RuntimeScenarioOptions) {
+    this.url = (options.url ?? "http://127.0.0.1:8787").replace(/\/$/, "");
+  }
+
+  /** Starts the namespace, the server, a session and the tunnel; pings once. */
+  async start(): Promise<void> {
+    const o = this.options;
+    assert.ok(o.serverCommand.length > 0, `serverCommand is empty for "${o.name}"`);
+    const port = new URL(this.url).port || "80";
+    this.ns = new Netns(o.nsPrefix ?? `bunrt-${o.name}`);
+    const [cmd, ...args] = o.serverCommand;
+    this.server = this.spawn(cmd, args, {
+      PORT: port,
+      HOSTNAME: "127.0.0.1",
+      NETISLE_LOG: "0",
+      ...o.env,
+    });
+    await this.#waitHealthy(o.startTimeoutMs ?? 60_000);
+
+    const created = this.curl("POST", "/v1/sessions", { json: {}, token: false });
+    assert.equal(created.status, 201, `create session on ${o.name}: ${created.body}`);
+    const s = JSON.parse(created.body);
+    this.sid = s.id;
+    this.token = s.token;
+    this.stack = s.ipv4.address;
+    const octets = this.stack.split(".");
+    octets[3] = octets[3] === "15" ? "16" : "15";
+    this.linux = octets.join(".");
+
+    const tunnel = this.spawn(DENO, [
+      "run",
+      "-A",
+      "tunnel/cli.ts",
+      "--server",
+      this.url,
+      "--session",
+      this.sid,
+      "--token",
+      this.token,
+      "--tap",
+      "tap0",
+    ]);
+    await tunnel.waitFor(/tunnel open/, 30_000);
+    this.ns.exec("ip", ["addr", "add", `${this.linux}/${s.ipv4.prefixLength}`, "dev", "tap0"]);
+    this.ns.exec("ip", ["link", "set", "tap0", "up"]);
+  }
+
+  async #waitHealthy(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < deadline) {
+      try {
+        const r = this.curl("GET", "/healthz", { token: false, timeoutMs: 5_000 });
+        if (r.status === 200) return;
+        last = `HTTP ${r.status} ${r.body}`;
+      } catch (err) {
+        last = (err as Error).message.split("\n")[0];
+      }
+      if (this.server.child.exitCode !== null) break;
+      await sleep(200);
+    }
+    throw new Error(
+      `${this.options.name} server did not answer GET ${this.url}/healthz (last: ${last}); ` +
+        `its output:\n${this.server.output}`,
+    );
+  }
+
+  /** Starts a process inside the namespace; {@linkcode RuntimeBed.stop} stops it. */
+  spawn(cmd: string, args: string[], env: Record<string, string> = {}): Proc {
+    const p = this.ns.spawn(cmd, args, env);
+    this.#procs.push(p);
+    return p;
+  }
+
+  /**
+   * curl inside the namespace; `path` is relative to the session unless it
+   * starts with `/`. `dataFile` is sent as the binary body; `outFile`
+   * receives the binary response body (then `body` is empty).
+   */
+  curl(
+    method: string,
+    path: string,
+    o: {
+      json?: unknown;
+      dataFile?: string;
+      outFile?: string;
+      token?: boolean;
+      timeoutMs?: number;
+    } = {},
+  ): HttpResult {
+    const url = path.startsWith("/")
+      ? `${this.url}${path}`
+      : `${this.url}/v1/sessions/${this.sid}/${path}`;
+    const args = ["-s", "-X", method, "-D", "-"];
+    if (o.token !== false) args.push("-H", `Authorization: Bearer ${this.token}`);
+    if (o.json !== undefined) {
+      args.push("-H", "content-type: application/json", "-d", JSON.stringify(o.json));
+    }
+    if (o.dataFile !== undefined) {
+      args.push("-H", "content-type: application/octet-stream", "--data-binary", `@${o.dataFile}`);
+    }
+    if (o.outFile !== undefined) args.push("-o", o.outFile);
+    args.push(url);
+    const out = this.ns.exec("curl", args, { timeoutMs: o.timeoutMs ?? 90_000 });
+    const cut = out.indexOf("\r\n\r\n");
+    const head = cut < 0 ? out : out.slice(0, cut);
+    const [statusLine, ...lines] = head.split("\r\n");
+    const headers: Record<string, string> = {};
+    for (const l of lines) {
+      const i = l.indexOf(":");
+      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+    }
+    return {
+      status: Number(statusLine.split(" ")[1]),
+      headers,
+      body: cut < 0 ? "" : out.slice(cut + 4),
+    };
+  }
+
+  /** A JSON call that must answer `status`. */
+  json(method: string, path: string, o: Parameters<RuntimeBed["curl"]>[2] = {}, status = 200) {
+    const r = this.curl(method, path, o);
+    assert.equal(
+      r.status,
+      status,
+      `${this.options.name}: ${method} ${path}: ${r.status} ${r.body}`,
+    );
+    return JSON.parse(r.body);
+  }
+
+  /** Creates a socket in the session and returns its id. */
+  socket(protocol: "tcp" | "udp"): string {
+    return this.json("POST", "sockets", { json: { protocol } }, 201).id;
+  }
+
+  /** Writes `bytes` to a new file in the scratch directory and returns its path. */
+  file(name: string, bytes?: Uint8Array): string {
+    const path = `${this.dir}/${name}`;
+    writeFileSync(path, bytes ?? new Uint8Array());
+    return path;
+  }
+
+  /** Reads a TCP socket to the end of the stream through `recv`. */
+  readToEnd(id: string, limitBytes: number): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const part = `${this.dir}/recv.part`;
+    for (let i = 0; i < 2000; i++) {
+      const r = this.curl("POST", `sockets/${id}/recv?timeoutMs=10000&maxBytes=65536`, {
+        outFile: part,
+      });
+      assert.ok(r.status === 200 || r.status === 204, `recv: HTTP ${r.status}`);
+      if (r.headers["netisle-eof"] === "1") return concat(parts, total);
+      if (r.status === 200) {
+        const got = readFileSync(part);
+        parts.push(got);
+        total += got.length;
+        assert.ok(total <= limitBytes, `read ${total} bytes, more than the ${limitBytes} sent`);
+      }
+    }
+    throw new Error(`no end of stream on socket ${id} after ${total} bytes`);
+  }
+
+  /** Stops every process, deletes the namespace and the scratch directory. */
+  async stop(): Promise<void> {
+    for (const p of this.#procs.reverse()) await p.stop();
+    this.ns?.delete();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs the scenario (see the module doc) against the server that
+ * `options.serverCommand` starts; resolves with what passed, rejects with an
+ * assertion error on the first failure. Always stops its processes and
+ * deletes its namespace. Needs root, `/dev/net/tun`, iproute2, socat, curl
+ * and ping (callers check with `e2eSkipReason` and `commandExists`).
+ *
+ * @example
+ * ```ts
+ * const report = await runRuntimeScenario({
+ *   name: "bun",
+ *   serverCommand: [BUN, "run", "examples/bun/server.ts"],
+ * });
+ * console.log(report.steps.join("\n"));
+ * ```
+ */
+export async function runRuntimeScenario(
+  options: RuntimeScenarioOptions,
+): Promise<RuntimeScenarioReport> {
+  const bed = new RuntimeBed(options);
+  const steps: string[] = [];
+  const pass = (line: string) => {
+    steps.push(line);
+    options.log?.(`${options.name}: ${line}`);
+  };
+  try {
+    await bed.start();
+    pass(`session ${bed.sid} (stack ${bed.stack}) attached to tap0 through the tunnel`);
+    pingStep(bed, pass);
+    await tcpOutboundStep(bed, options.tcpBytes ?? 200_000, pass);
+    await tcpInboundStep(bed, options.tcpBytes ?? 200_000, pass);
+    await streamStep(bed, pass);
+    await udpStep(bed, pass);
+    return {
+      name: options.name,
+      session: { id: bed.sid, stack: bed.stack, linux: bed.linux },
+      steps,
+    };
+  } catch (err) {
+    const e = err as Error;
+    e.message = `${options.name}: ${e.message}\nserver output:\n${bed.server?.output ?? ""}`;
+    throw e;
+  } finally {
+    await bed.stop();
+  }
+}
+
+function pingStep(bed: RuntimeBed, pass: (l: string) => void): void {
+  const out = bed.ns.exec("ping", ["-c", "3", "-i", "0.2", "-W", "5", bed.stack]);
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  assert.ok(m, `ping output: ${out}`);
+  assert.equal(m[2], "3", `ping ${bed.stack}: ${out}`);
+  pass("ping: 3/3 echo replies from the stack");
+}
+
+/** The stack connects to Linux, sends A, reads Linux's B to the end. */
+async function tcpOutboundStep(bed: RuntimeBed, n: number, pass: (l: string) => void) {
+  const a = randomBytes(n);
+  const b = randomBytes(n + 17);
+  const aFile = bed.file("out-a.bin", a);
+  const bFile = bed.file("out-b.bin", b);
+  const gotA = bed.file("out-a.got");
+  const port = 7100;
+  // Reads exactly A's length, stores it, answers B, exits: its close is our end of stream.
+  const srv = bed.spawn("socat", [
+    `TCP-LISTEN:${port},bind=${bed.linux},reuseaddr`,
+    `SYSTEM:head -c ${n} > ${gotA}; cat ${bFile}`,
+  ]);
+  await waitListening(bed, port);
+  const id = bed.socket("tcp");
+  const c = bed.json("POST", `sockets/${id}/connect`, {
+    json: { address: bed.linux, port, timeoutMs: 10_000 },
+  });
+  assert.deepEqual(c.remote, { address: bed.linux, port });
+  const sent = bed.json("POST", `sockets/${id}/send?timeoutMs=30000`, { dataFile: aFile });
+  assert.deepEqual(sent, { bytes: n });
+  const back = bed.readToEnd(id, b.length);
+  assert.ok(
+    Buffer.from(back).equals(b),
+    `stack read ${back.length} bytes, not socat's ${b.length}`,
+  );
+  await waitExit(srv, 20_000);
+  assert.ok(readFileSync(gotA).equals(a), "socat did not receive the stack's bytes exactly");
+  assert.equal(bed.curl("DELETE", `sockets/${id}`).status, 204);
+  pass(`tcp stack→linux: sent ${n} bytes, read ${b.length} bytes to EOF, both byte-exact`);
+}
+
+/** Linux connects to a listening stack socket, sends C; the stack answers D and shuts down. */
+async function tcpInboundStep(bed: RuntimeBed, n: number, pass: (l: string) => void) {
+  const cBytes = randomBytes(n + 3);
+  const d = randomBytes(n + 29);
+  const cFile = bed.file("in-c.bin", cBytes);
+  const dFile = bed.file("in-d.bin", d);
+  const gotD = bed.file("in-d.got");
+  const port = 8080;
+  const l = bed.socket("tcp");
+  bed.json("POST", `sockets/${l}/bind`, { json: { port } });
+  assert.deepEqual(bed.json("POST", `sockets/${l}/listen`, { json: {} }).local, {
+    address: bed.stack,
+    port,
+  });
+  const client = bed.spawn("sh", [
+    "-c",
+    `socat -t 30 - TCP:${bed.stack}:${port} < ${cFile} > ${gotD}; echo SOCAT-EXIT $?`,
+  ]);
+  const acc = bed.json("POST", `sockets/${l}/accept`, { json: { timeoutMs: 10_000 } });
+  assert.equal(acc.remote.address, bed.linux);
+  const got = bed.readToEnd(acc.id, cBytes.length);
+  assert.ok(
+    Buffer.from(got).equals(cBytes),
+    `stack read ${got.length} bytes, not Linux's ${cBytes.length}`,
+  );
+  assert.deepEqual(
+    bed.json("POST", `sockets/${acc.id}/send?timeoutMs=30000`, { dataFile: dFile }),
+    {
+      bytes: d.length,
+    },
+  );
+  bed.json("POST", `sockets/${acc.id}/shutdown`, { json: { how: "write" } });
+  await client.waitFor(/SOCAT-EXIT 0/, 30_000);
+  assert.ok(readFileSync(gotD).equals(d), "Linux did not receive the stack's answer exactly");
+  assert.equal(bed.curl("DELETE", `sockets/${acc.id}`).status, 204);
+  assert.equal(bed.curl("DELETE", `sockets/${l}`).status, 204);
+  pass(
+    `tcp linux→stack: accepted, read ${cBytes.length} bytes to EOF, answered ${d.length}, ` +
+      "both byte-exact",
+  );
+}
+
+/** A TCP socket's WebSocket stream to a Linux echo; the client's close is a FIN. */
+async function streamStep(bed: RuntimeBed, pass: (l: string) => void) {
+  const port = 7101;
+  const echo = bed.spawn("socat", [
+    "-d",
+    "-d",
+    `TCP-LISTEN:${port},bind=${bed.linux},reuseaddr`,
+    "EXEC:cat",
+  ]);
+  await waitListening(bed, port);
+  const id = bed.socket("tcp");
+  bed.json("POST", `sockets/${id}/connect`, { json: { address: bed.linux, port } });
+  const wsUrl = `${bed.url.replace(/^http/, "ws")}/v1/sessions/${bed.sid}/sockets/${id}/stream` +
+    `?token=${bed.token}`;
+  const text = "netisle over a socket stream\\r\\n";
+  const ws = bed.spawn(DENO, [
+    "run",
+    "-A",
+    "tests/e2e/fixtures/ws_client.ts",
+    wsUrl,
+    text,
+    "close-after:30",
+  ]);
+  await ws.waitFor(/CLOSE \d+/, 20_000);
+  const echoed = [...ws.output.matchAll(/RECV (".*")/g)].map((m) => JSON.parse(m[1])).join("");
+  assert.equal(echoed, "netisle over a socket stream\r\n", `ws client output:\n${ws.output}`);
+  await echo.waitFor(/exiting with status 0/, 10_000);
+  assert.equal(bed.curl("DELETE", `sockets/${id}`).status, 204);
+
+  // Bulk: random bytes through a second stream to a Linux echo and back, compared in the client.
+  const bulkPort = 7102;
+  const bulkEcho = bed.spawn("socat", [
+    `TCP-LISTEN:${bulkPort},bind=${bed.linux},reuseaddr`,
+    "EXEC:cat",
+  ]);
+  await waitListening(bed, bulkPort);
+  const bulk = bed.socket("tcp");
+  bed.json("POST", `sockets/${bulk}/connect`, { json: { address: bed.linux, port: bulkPort } });
+  const client = bed.spawn(DENO, ["eval", STREAM_ECHO_CLIENT], {
+    WS_URL: `${bed.url.replace(/^http/, "ws")}/v1/sessions/${bed.sid}/sockets/${bulk}/stream` +
+      `?token=${bed.token}`,
+    WS_BYTES: String(STREAM_BULK_BYTES),
+  });
+  const m = await client.waitFor(/ECHOED (\d+) (\w+)/, 60_000);
+  assert.deepEqual([Number(m[1]), m[2]], [STREAM_BULK_BYTES, "same"], client.output);
+  await client.waitFor(/CLOSE 1000/, 20_000);
+  assert.equal(bed.curl("DELETE", `sockets/${bulk}`).status, 204);
+  await bulkEcho.stop();
+  pass(
+    "tcp over WebSocket streams: 30 bytes echoed by Linux and the client close sent FIN; " +
+      `${STREAM_BULK_BYTES} random bytes echoed byte-exact`,
+  );
+}
+
+/** Bytes of the bulk echo through a socket stream. */
+const STREAM_BULK_BYTES = 1024 * 1024;
+
+/**
+ * A WebSocket client (run with `deno eval`): sends $WS_BYTES random bytes in
+ * 16 KiB messages, reads the echo, prints `ECHOED <n> same|different`, closes.
+ */
+const STREAM_ECHO_CLIENT = `
+const n = Number(Deno.env.get("WS_BYTES"));
+const data = new Uint8Array(n);
+for (let i = 0; i < n; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+const got = new Uint8Array(n);
+let len = 0;
+const ws = new WebSocket(Deno.env.get("WS_URL"));
+ws.binaryType = "arraybuffer";
+ws.onopen = () => {
+  for (let i = 0; i < n; i += 16384) ws.send(data.subarray(i, i + 16384));
+};
+ws.onmessage = (ev) => {
+  const b = new Uint8Array(ev.data);
+  if (len + b.length > n) { console.log("TOO MUCH " + (len + b.length)); Deno.exit(1); }
+  got.set(b, len);
+  len += b.length;
+  if (len === n) {
+    const same = got.every((v, i) => v === data[i]);
+    console.log("ECHOED " + len + " " + (same ? "same" : "different"));
+    ws.close(1000, "done");
+  }
+};
+ws.onclose = (ev) => { console.log("CLOSE " + ev.code); Deno.exit(0); };
+ws.onerror = () => console.log("ERROR");
+`;
+
+async function udpStep(bed: RuntimeBed, pass: (l: string) => void) {
+  const port = 9998;
+  const echo = bed.spawn("socat", [`UDP-LISTEN:${port},bind=${bed.linux}`, "EXEC:cat"]);
+  await waitListening(bed, port, true);
+  const c = bed.socket("udp");
+  bed.json("POST", `sockets/${c}/connect`, { json: { address: bed.linux, port } });
+  const dgram = randomBytes(1000);
+  bed.json("POST", `sockets/${c}/send`, { dataFile: bed.file("udp-out.bin", dgram) });
+  const outFile = bed.file("udp-out.got");
+  const back = bed.curl("POST", `sockets/${c}/recv?timeoutMs=5000`, { outFile });
+  assert.equal(back.status, 200, "no UDP echo from Linux");
+  assert.equal(back.headers["netisle-peer-port"], String(port));
+  assert.ok(readFileSync(outFile).equals(dgram), "the UDP echo differs from what was sent");
+  await echo.stop();
+
+  const u = bed.socket("udp");
+  bed.json("POST", `sockets/${u}/bind`, { json: { port: 5000 } });
+  const inbound = randomBytes(700);
+  const inFile = bed.file("udp-in.bin", inbound);
+  bed.ns.exec("sh", ["-c", `socat -u - UDP-SENDTO:${bed.stack}:5000,sourceport=4444 < ${inFile}`]);
+  const inGot = bed.file("udp-in.got");
+  const r = bed.curl("POST", `sockets/${u}/recv?timeoutMs=5000`, { outFile: inGot });
+  assert.equal(r.status, 200, "the stack received no datagram from Linux");
+  assert.equal(r.headers["netisle-peer-address"], bed.linux);
+  assert.equal(r.headers["netisle-peer-port"], "4444");
+  assert.ok(readFileSync(inGot).equals(inbound), "the datagram from Linux differs");
+  pass("udp: 1000-byte datagram echoed by Linux, 700-byte datagram from Linux, byte-exact");
+}
+
+/** Waits until `proc` exits. */
+async function waitExit(proc: Proc, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (proc.child.exitCode === null && proc.child.signalCode === null) {
+    if (Date.now() > deadline) throw new Error(`process still running:\n${proc.output}`);
+    await sleep(100);
+  }
+}
+
+/** Waits until Linux listens on `port` (TCP, or UDP) inside the namespace. */
+async function waitListening(bed: RuntimeBed, port: number, udp = false): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (bed.ns.exec("ss", [udp ? "-lunH" : "-ltnH", `sport = :${port}`]).trim() !== "") return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${udp ? "UDP" : "TCP"} port ${port} in ${bed.ns.name}`);
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
