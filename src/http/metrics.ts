@@ -190,6 +190,7 @@ export function renderMetrics(sources: MetricsSources): string {
   const totals = copySessionTotals(registry.retired);
   let tunnels = 0;
   let maxHeldMs = 0;
+  let maxTimerLateMs = 0;
   let captures = 0;
   const pcbs = { active: 0, "time-wait": 0, listen: 0, bound: 0 };
   const sockets = { tcp: 0, udp: 0 };
@@ -200,6 +201,8 @@ export function renderMetrics(sources: MetricsSources): string {
     addSessionTotals(totals, s);
     if (s.tunnelAttached) tunnels++;
     if (s.lock.stats.maxHeldMs > maxHeldMs) maxHeldMs = s.lock.stats.maxHeldMs;
+    const late = s.coreDelay.timers.summary().maxMs;
+    if (late > maxTimerLateMs) maxTimerLateMs = late;
     captures += s.capture.size;
     const tcp = s.stack.tcp;
     pcbs.active += tcp.active.size;
@@ -248,6 +251,15 @@ export function renderMetrics(sources: MetricsSources): string {
     drops.sample(totals.txDrops[reason], { direction: "tx", reason });
   }
 
+  w.family(
+    "netisle_ipv4_reassembly_total",
+    "counter",
+    "Fragmented IPv4 datagrams summed over sessions, by outcome " +
+      "(completed; timed_out before all fragments came; discarded over a memory or count limit).",
+  ).sample(totals.reassembly.completed, { outcome: "completed" })
+    .sample(totals.reassembly.timedOut, { outcome: "timed_out" })
+    .sample(totals.reassembly.discarded, { outcome: "discarded" });
+
   const tcp = w.family(
     "netisle_tcp_pcbs",
     "gauge",
@@ -279,6 +291,11 @@ export function renderMetrics(sources: MetricsSources): string {
     "gauge",
     "The longest critical section of any live session.",
   ).sample(maxHeldMs / 1000);
+  w.family(
+    "netisle_core_timer_max_lateness_seconds",
+    "gauge",
+    "How late any live session's timer fired after its deadline, at most (event-loop delay).",
+  ).sample(maxTimerLateMs / 1000);
   w.family(
     "netisle_core_lock_reentries_total",
     "counter",

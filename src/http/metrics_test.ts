@@ -7,6 +7,7 @@ import {
   ETHERNET_HEADER_LEN,
   EthernetRepr,
   EtherType,
+  Ipv4Repr,
   parseIpv4Address,
   parseMacAddress,
 } from "../wire/mod.ts";
@@ -120,9 +121,53 @@ describe("GET /metrics", () => {
     assert.ok(samples.get("netisle_core_lock_acquisitions_total")! >= 3, "two inputs and a listen");
     assert.ok(samples.has("netisle_core_lock_held_seconds_total"));
     assert.ok(samples.has("netisle_core_lock_max_held_seconds"));
+    assert.equal(
+      samples.get("netisle_core_timer_max_lateness_seconds"),
+      0,
+      "manual clock: on time",
+    );
     assert.equal(samples.get("netisle_pcap_captures"), 0);
     assert.ok(!text.includes(created.token), "no token in the metrics");
     assert.ok(!text.includes(created.id), "no per-session series");
+  });
+
+  it("reports IPv4 reassembly outcomes, in /metrics and in the session view", async () => {
+    const { app, registry, clock } = setup();
+    const created = await (await app.request("/v1/sessions", { method: "POST" })).json();
+    const session = registry.get(created.id)!;
+    /** One fragment of datagram `ident` from 10.0.2.15: 8 bytes at `offset` (in 8-byte units). */
+    const fragment = (ident: number, offset: number, more: boolean) => {
+      const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + 8);
+      EthernetRepr.emit({
+        dst: parseMacAddress(created.mac),
+        src: parseMacAddress("52:54:00:12:34:56"),
+        etherType: EtherType.IPV4,
+      }, f);
+      Ipv4Repr.emit({
+        src: parseIpv4Address("10.0.2.15"),
+        dst: parseIpv4Address("10.0.2.2"),
+        protocol: 17,
+        payloadLen: 8,
+        ttl: 64,
+        ident,
+        moreFragments: more,
+        fragmentOffset: offset * 8,
+      }, f.subarray(ETHERNET_HEADER_LEN));
+      return f;
+    };
+    // Datagram 1 completes (a UDP header of 16 bytes' length, then 8 bytes); datagram 2 never does.
+    const first = fragment(1, 0, true);
+    first.set([0x30, 0x39, 0x30, 0x39, 0, 16, 0, 0], ETHERNET_HEADER_LEN + 20);
+    session.input([first, fragment(1, 1, false), fragment(2, 0, true)]);
+    clock.advance(31_000);
+    const { samples } = await metrics(app);
+    assert.equal(samples.get('netisle_ipv4_reassembly_total{outcome="completed"}'), 1);
+    assert.equal(samples.get('netisle_ipv4_reassembly_total{outcome="timed_out"}'), 1);
+    assert.equal(samples.get('netisle_ipv4_reassembly_total{outcome="discarded"}'), 0);
+    const view = await (await app.request(`/v1/sessions/${created.id}`, {
+      headers: { authorization: `Bearer ${created.token}` },
+    })).json();
+    assert.deepEqual(view.reassembly, { completed: 1, timedOut: 1, discarded: 0 });
   });
 
   it("reports the API's sockets by protocol and the bound UDP endpoints", async () => {

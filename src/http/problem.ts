@@ -13,6 +13,7 @@ export type HttpErrorCode =
   | "EUNAUTHORIZED"
   | "ENOTFOUND"
   | "ETOOLARGE"
+  | "EBODYTIMEOUT"
   | "EUPGRADE"
   | "ENOTSUP"
   | "EINTERNAL";
@@ -35,6 +36,7 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
   EMSGSIZE: 413,
   ECANCELED: 499,
   ETOOLARGE: 413,
+  EBODYTIMEOUT: 408,
   EUPGRADE: 426,
   ENFILE: 429,
   EMFILE: 429,
@@ -52,6 +54,7 @@ const TITLES: Record<number, string> = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  408: "Request Timeout",
   409: "Conflict",
   413: "Content Too Large",
   426: "Upgrade Required",

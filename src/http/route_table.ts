@@ -132,7 +132,7 @@ export function routeErrorCodes(route: AnyRoute): HttpErrorCode[] {
   if (route.params || route.query || route.body || route.auth !== "none") codes.add("EINVAL");
   if (route.auth !== "none") codes.add("EUNAUTHORIZED");
   if (route.auth === "session" || route.auth === "session-or-query") codes.add("ENOTFOUND");
-  if (route.body || route.binaryBody) codes.add("ETOOLARGE");
+  if (route.body || route.binaryBody) codes.add("ETOOLARGE").add("EBODYTIMEOUT");
   for (const c of route.errors) codes.add(c);
   return [...codes];
 }
@@ -147,6 +147,61 @@ export interface RouteContext {
   metricsToken?: string;
   /** Default largest JSON body, in bytes. */
   maxJsonBodyBytes: number;
+  /** How long a request body may take to arrive (default {@linkcode DEFAULT_BODY_TIMEOUT_MS}). */
+  bodyTimeoutMs?: number;
+}
+
+/** Default time a request body may take to arrive: 30 s (at least 35 KB/s for a 1 MiB send). */
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+
+/**
+ * Bounds how long a request body may take to arrive, counted from when the
+ * route starts reading: past `ms`, reading it fails with 408 `EBODYTIMEOUT`
+ * and the body is cancelled, so a client that trickles a body cannot hold a
+ * request open forever (Deno.serve has no such timeout of its own).
+ */
+export function bodyDeadline(ms: number): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const raw = c.req.raw;
+    if (!raw.body) return await next();
+    const reader = raw.body.getReader();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new HttpProblem("EBODYTIMEOUT", `the request body did not arrive within ${ms} ms`),
+          ),
+        ms,
+      );
+    });
+    expired.catch(() => {});
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const r = await Promise.race([reader.read(), expired]);
+          if (r.done) {
+            clearTimeout(timer);
+            ctrl.close();
+          } else ctrl.enqueue(r.value);
+        } catch (err) {
+          clearTimeout(timer);
+          reader.cancel().catch(() => {});
+          ctrl.error(err);
+        }
+      },
+      cancel(reason) {
+        clearTimeout(timer);
+        return reader.cancel(reason);
+      },
+    });
+    c.req.raw = new Request(raw, { body, duplex: "half" } as RequestInit);
+    try {
+      await next();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /**
@@ -168,6 +223,7 @@ export function registerRoutes(app: Hono<AppEnv>, routes: AnyRoute[], ctx: Route
     const maxBody = route.binaryBody?.maxBytes ??
       (route.body ? route.maxJsonBytes ?? ctx.maxJsonBodyBytes : undefined);
     if (maxBody !== undefined) {
+      chain.push(bodyDeadline(ctx.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS));
       chain.push(bodyLimit({
         maxSize: maxBody,
         onError: () =>
@@ -179,7 +235,7 @@ export function registerRoutes(app: Hono<AppEnv>, routes: AnyRoute[], ctx: Route
       const query = route.query ? validate(route.query, c.req.query(), "query") : undefined;
       const body = route.body ? validate(route.body, await readJson(c), "request body") : undefined;
       const bytes = route.binaryBody
-        ? new Uint8Array(await c.req.arrayBuffer())
+        ? new Uint8Array(await readBody(() => c.req.arrayBuffer()))
         : new Uint8Array(0);
       return await route.handler(c, { params, query, body, bytes });
     };
@@ -258,9 +314,25 @@ export function validate<T extends z.ZodType>(
   });
 }
 
+/**
+ * Reads a request body; a client that goes away while sending it gets 499
+ * `ECANCELED` (and the request log a clean line), not a 500.
+ */
+async function readBody<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof HttpProblem) throw err;
+    throw new HttpProblem(
+      "ECANCELED",
+      `the client went away while sending the request body (${(err as Error)?.name})`,
+    );
+  }
+}
+
 /** Reads a JSON body (its size is capped by the route's body limit); an empty body is `{}`. */
 export async function readJson(c: Context): Promise<unknown> {
-  const text = (await c.req.text()).trim();
+  const text = (await readBody(() => c.req.text())).trim();
   if (text === "") return {};
   // The body is read as JSON whatever its declared type: `curl -d '{...}'` says form-urlencoded.
   try {

@@ -6,6 +6,7 @@
  */
 export * from "./clock.ts";
 export * from "./core_lock.ts";
+export * from "./delay_histogram.ts";
 export * from "./session.ts";
 export * from "./registry.ts";
 export * from "./frame_capture.ts";

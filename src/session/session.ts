@@ -10,12 +10,14 @@ import {
   describeLease,
   type DhcpServerStats,
   type EventOwner,
+  type Ipv4ReassemblyStats,
   Stack,
   type StackConfig,
 } from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { CoreLock, type CoreLockStats } from "./core_lock.ts";
+import { DelayHistogram, type DelaySummary } from "./delay_histogram.ts";
 import { FrameCapture } from "./frame_capture.ts";
 import { DEFAULT_SOCKET_TABLE_LIMITS, SocketTable } from "../socket/socket_table.ts";
 
@@ -101,6 +103,17 @@ export class Session {
   readonly capture: FrameCapture = new FrameCapture();
   /** The sockets the API opened in this session (closed with it). */
   readonly sockets: SocketTable;
+  /**
+   * Delays before the core ran queued work: `frames`, from a frame's arrival
+   * ({@linkcode Session.input}) to the core processing it (the lock is
+   * synchronous, so this is near zero unless input arrives while the core
+   * runs); `timers`, how late the session's timer fired after its deadline
+   * (event-loop delay, the wait that load does cause).
+   */
+  readonly coreDelay: { frames: DelayHistogram; timers: DelayHistogram } = {
+    frames: new DelayHistogram(),
+    timers: new DelayHistogram(),
+  };
   readonly tunnelStats: TunnelStats = {
     attaches: 0,
     framesWithoutTunnel: 0,
@@ -279,7 +292,12 @@ export class Session {
         state: e.mac ? "reachable" : "incomplete",
         queued: e.queued,
       })),
-      coreLock: { ...this.lock.stats },
+      coreLock: {
+        ...this.lock.stats,
+        frameWait: this.coreDelay.frames.summary(),
+        timerLateness: this.coreDelay.timers.summary(),
+      },
+      reassembly: { ...this.stack.reassembler.stats },
       dhcp: this.stack.dhcp
         ? {
           leases: this.stack.dhcp.leases().map((l) => describeLease(l, now)),
@@ -290,13 +308,18 @@ export class Session {
   }
 
   #drainInput(): void {
-    this.lastActivity = this.#clock.now();
+    const start = this.#clock.now();
+    this.lastActivity = start;
     const stack = this.stack;
     const frames = this.#input;
     const at = this.#inputAt;
+    const wait = this.coreDelay.frames;
     // Frames that arrive while we work are appended and processed in this same pass.
     try {
-      for (let i = 0; i < frames.length; i++) stack.input(frames[i], at[i]);
+      for (let i = 0; i < frames.length; i++) {
+        wait.record(start - at[i]);
+        stack.input(frames[i], at[i]);
+      }
     } finally {
       frames.length = 0;
       at.length = 0;
@@ -345,7 +368,9 @@ export class Session {
       this.#timer = undefined;
       this.#timerAt = undefined;
       if (this.#closed) return;
-      this.lock.run(() => this.stack.poll(this.#clock.now()));
+      const now = this.#clock.now();
+      this.coreDelay.timers.record(now - next);
+      this.lock.run(() => this.stack.poll(now));
     });
   }
 
@@ -382,7 +407,10 @@ export interface SessionView {
     txDrops: Record<string, number>;
   };
   arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
-  coreLock: CoreLockStats;
+  /** The lock's counters, and the delays of {@linkcode Session.coreDelay}. */
+  coreLock: CoreLockStats & { frameWait: DelaySummary; timerLateness: DelaySummary };
+  /** Fragmented IPv4 datagrams by outcome: completed, timed out, discarded over a limit. */
+  reassembly: Ipv4ReassemblyStats;
   /** The DHCP server's lease table and counters; null when it is off. */
   dhcp: {
     leases: Array<

@@ -65,7 +65,35 @@ function makeSession(clock = new ManualClock(0)) {
   });
 }
 
+/** A manual clock whose timers the test fires itself, as late as it likes. */
+class LateClock extends ManualClock {
+  pending: Array<{ at: number; fn: () => void }> = [];
+  override setTimer(at: number, fn: () => void): number {
+    this.pending.push({ at, fn });
+    return super.setTimer(at, () => {});
+  }
+}
+
 describe("Session", () => {
+  it("records how long frames waited for the core and how late its timer fired", () => {
+    const clock = new LateClock(1000);
+    const session = makeSession(clock);
+    session.attachTunnel(new RecordingTunnel(session));
+    session.input([arpRequest(), arpRequest()]);
+    assert.equal(session.coreDelay.frames.count, 2);
+    assert.equal(session.coreDelay.frames.summary().maxMs, 0, "the lock was free: no wait");
+    session.withCore((stack, now) => stack.tcp.connect(PEER_IP, 80, now));
+    const timer = clock.pending.at(-1);
+    assert.ok(timer, "connecting armed the session's timer");
+    clock.advanceTo(timer.at + 7);
+    timer.fn();
+    const late = session.describe().coreLock.timerLateness;
+    assert.equal(late.count, 1);
+    assert.equal(late.maxMs, 7);
+    assert.equal(late.p99Ms, 7, "bucket bound capped at the maximum");
+    assert.equal(session.describe().coreLock.frameWait.count, 2);
+  });
+
   it("processes input under the lock and sends output to the tunnel after releasing it", () => {
     const session = makeSession();
     const tunnel = new RecordingTunnel(session);

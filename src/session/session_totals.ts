@@ -38,6 +38,8 @@ export interface SessionTotals {
   captureFrames: number;
   /** Frames capture subscribers dropped because they read too slowly. */
   captureDropped: number;
+  /** Fragmented IPv4 datagrams by outcome (RFC 791 §3.2 reassembly). */
+  reassembly: { completed: number; timedOut: number; discarded: number };
 }
 
 /**
@@ -65,6 +67,7 @@ export function emptySessionTotals(): SessionTotals {
     coreLockReentries: 0,
     captureFrames: 0,
     captureDropped: 0,
+    reassembly: { completed: 0, timedOut: 0, discarded: 0 },
   };
 }
 
@@ -103,6 +106,10 @@ export function addSessionTotals(into: SessionTotals, session: Session): Session
   into.coreLockReentries += l.reentries;
   into.captureFrames += session.capture.captured;
   into.captureDropped += session.capture.dropped;
+  const r = session.stack.reassembler.stats;
+  into.reassembly.completed += r.completed;
+  into.reassembly.timedOut += r.timedOut;
+  into.reassembly.discarded += r.discarded;
   return into;
 }
 
@@ -115,5 +122,10 @@ export function addSessionTotals(into: SessionTotals, session: Session): Session
  * ```
  */
 export function copySessionTotals(totals: SessionTotals): SessionTotals {
-  return { ...totals, rxDrops: { ...totals.rxDrops }, txDrops: { ...totals.txDrops } };
+  return {
+    ...totals,
+    rxDrops: { ...totals.rxDrops },
+    txDrops: { ...totals.txDrops },
+    reassembly: { ...totals.reassembly },
+  };
 }

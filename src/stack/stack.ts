@@ -139,6 +139,7 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "icmp_broadcast_echo_ignored",
   "icmp_unhandled_type",
   "icmp_bad_quote",
+  "icmp_udp_unmatched",
 ];
 
 /** The smallest IP MTU IPv4 allows (RFC 791 §3.2). */
@@ -315,6 +316,39 @@ export class Stack {
   nextDeadline(): number | undefined {
     const d = earlier(this.arp.nextDeadline(), this.tcp.nextDeadline());
     return earlier(earlier(d, this.reassembler.nextDeadline()), this.dhcp?.nextDeadline());
+  }
+
+  /**
+   * Checks the stack's bookkeeping and returns every violation found (empty
+   * when all hold): every received frame is handled or dropped for a reason
+   * (`rxFrames === rxHandled + sum(drops)`), the ARP cache and IPv4
+   * reassembly stay within their limits, UDP receive queues within theirs,
+   * and the TCP layer's lists, queues and port counts agree
+   * ({@linkcode TcpLayer.checkInvariants}). For tests and fuzzing; O(state).
+   */
+  checkInvariants(): string[] {
+    const bad = this.tcp.checkInvariants();
+    const c = this.counters;
+    const drops = c.totalDrops();
+    if (c.rxFrames !== c.rxHandled + drops) {
+      bad.push(`rxFrames ${c.rxFrames} != handled ${c.rxHandled} + dropped ${drops}`);
+    }
+    if (this.arp.size > this.arp.options.maxEntries) {
+      bad.push(`ARP cache holds ${this.arp.size} > ${this.arp.options.maxEntries} entries`);
+    }
+    const r = this.reassembler;
+    if (r.bytesHeld > r.limits.maxBytes || r.datagrams > r.limits.maxDatagrams) {
+      bad.push(
+        `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
+      );
+    }
+    const u = this.udp.limits;
+    for (const [port, e] of this.udp.endpoints) {
+      if (e.queuedBytes > u.recvQueueBytes || e.queuedDatagrams > u.recvQueueDatagrams) {
+        bad.push(`UDP port ${port} queues ${e.queuedBytes} bytes, over its limits`);
+      }
+    }
+    return bad;
   }
 
   /**
@@ -699,7 +733,10 @@ export class Stack {
   /**
    * ICMP destination unreachable (RFC 792, RFC 1122 §3.2.2.1): the quoted
    * datagram must be one we sent. Fragmentation-needed goes to TCP, which
-   * checks the quoted sequence number before acting (RFC 5927 §4.1, RFC 1191).
+   * checks the quoted sequence number before acting (RFC 5927 §4.1, RFC 1191);
+   * errors about UDP datagrams go to the connected endpoint that sent them
+   * (RFC 1122 §4.1.3.3). Other errors about TCP are not acted on: RFC 5461
+   * and RFC 1122 §4.2.3.9 make them soft errors.
    */
   #inputIcmpError(
     code: number,
@@ -710,10 +747,15 @@ export class Stack {
     const q = Ipv4Packet.parseTruncated(quote);
     if (!q.ok || q.value.src !== this.config.ipv4.address) return "icmp_bad_quote";
     const inner = q.value.payload;
-    if (q.value.protocol !== IpProtocol.TCP || inner.length < 8) return "icmp_unhandled_type";
-    if (code !== Icmpv4DestUnreachableCode.FRAG_NEEDED) return "icmp_unhandled_type";
+    if (inner.length < 8) return "icmp_unhandled_type";
     const localPort = (inner[0] << 8) | inner[1];
     const remotePort = (inner[2] << 8) | inner[3];
+    if (q.value.protocol === IpProtocol.UDP) {
+      if (code === Icmpv4DestUnreachableCode.FRAG_NEEDED) return "icmp_unhandled_type";
+      return this.udp.icmpError(q.value.dst, remotePort, localPort, code);
+    }
+    if (q.value.protocol !== IpProtocol.TCP) return "icmp_unhandled_type";
+    if (code !== Icmpv4DestUnreachableCode.FRAG_NEEDED) return "icmp_unhandled_type";
     const seq = ((inner[4] << 24) | (inner[5] << 16) | (inner[6] << 8) | inner[7]) >>> 0;
     return this.tcp.fragmentationNeeded(
       q.value.dst,

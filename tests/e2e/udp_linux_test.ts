@@ -28,6 +28,7 @@ function nstat(ns: Netns, name: string): number {
 describe("e2e: UDP against the Linux kernel through a TAP tunnel", { skip }, () => {
   let ns: Netns;
   const procs: Proc[] = [];
+  let session = { id: "", token: "" };
 
   before(async () => {
     ns = new Netns("udp");
@@ -36,6 +37,7 @@ describe("e2e: UDP against the Linux kernel through a TAP tunnel", { skip }, () 
     });
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/);
+    session = { id, token };
     const tunnel = ns.spawn(DENO, [
       "run",
       "-A",
@@ -138,6 +140,39 @@ except socket.timeout:
     ], { timeoutMs: 15_000 });
     assert.equal(out.trim(), "ECONNREFUSED");
     assert.ok(nstat(ns, "IcmpInDestUnreachs") > before, "the kernel received the ICMP message");
+  });
+
+  it("the stack's connected UDP socket hears Linux's port unreachable: recv answers 502 ECONNREFUSED (RFC 1122 §4.1.3.3)", () => {
+    const api = (method: string, path: string, body?: string) =>
+      ns.exec("curl", [
+        "-s",
+        "-m",
+        "10",
+        "-X",
+        method,
+        "-H",
+        `Authorization: Bearer ${session.token}`,
+        "-H",
+        "Content-Type: application/json",
+        ...(body === undefined ? [] : ["--data-binary", body]),
+        "-w",
+        "\n%{http_code}",
+        `http://127.0.0.1:8787/v1/sessions/${session.id}${path}`,
+      ]);
+    const created = JSON.parse(api("POST", "/sockets", `{"protocol":"udp"}`).split("\n")[0]);
+    assert.match(
+      api("POST", `/sockets/${created.id}/connect`, `{"address":"10.0.2.15","port":9}`),
+      /200$/,
+    );
+    const before = nstat(ns, "IcmpOutDestUnreachs");
+    assert.match(api("POST", `/sockets/${created.id}/send`, "anyone there?"), /200$/);
+    const recv = api("POST", `/sockets/${created.id}/recv?timeoutMs=5000`);
+    console.log(`recv after Linux's port unreachable: ${recv.replace("\n", " ")}`);
+    assert.match(recv, /"code":"ECONNREFUSED"[\s\S]*\n502$/);
+    assert.ok(nstat(ns, "IcmpOutDestUnreachs") > before, "Linux sent the ICMP message");
+    // Reported once: the socket is usable afterwards.
+    assert.match(api("POST", `/sockets/${created.id}/recv?timeoutMs=100`), /204$/);
+    assert.match(api("DELETE", `/sockets/${created.id}`), /204$/);
   });
 
   it("a broadcast datagram reaches the echo service; one to a closed port draws no ICMP", () => {

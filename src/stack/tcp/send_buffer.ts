@@ -6,6 +6,9 @@
  * @module
  */
 
+/** Bytes of storage the first write allocates (less when the capacity is smaller). */
+export const SEND_BUFFER_INITIAL_STORAGE = 4096;
+
 function checkCapacity(what: string, capacity: number): void {
   if (!Number.isSafeInteger(capacity) || capacity <= 0) {
     throw new RangeError(`${what}: capacity must be a positive integer, got ${capacity}`);
@@ -20,7 +23,10 @@ function checkCapacity(what: string, capacity: number): void {
  * maps sequence numbers to offsets with `tcpSeqDiff(seq, sndUna)`.
  *
  * The storage is allocated on the first {@linkcode SendBuffer.write}, so a
- * connection that never sends costs no buffer memory. Whenever the buffer
+ * connection that never sends costs no buffer memory, and it grows by
+ * doubling (from {@linkcode SEND_BUFFER_INITIAL_STORAGE} bytes) up to the
+ * capacity only as the bytes held require, so a connection that exchanges
+ * small messages keeps a small buffer. Whenever the buffer
  * becomes empty its read position returns to the start of the storage, which
  * keeps most {@linkcode SendBuffer.peek} calls contiguous (zero-copy).
  *
@@ -84,11 +90,12 @@ export class SendBuffer {
     const cap = this.#capacity;
     const n = Math.min(data.length, cap - this.#length);
     if (n === 0) return 0;
-    if (this.#buf.length !== cap) this.#buf = new Uint8Array(cap);
+    if (this.#buf.length < this.#length + n) this.#grow(this.#length + n);
     const buf = this.#buf;
+    const size = buf.length;
     let tail = this.#head + this.#length;
-    if (tail >= cap) tail -= cap;
-    const first = Math.min(n, cap - tail);
+    if (tail >= size) tail -= size;
+    const first = Math.min(n, size - tail);
     buf.set(first === data.length ? data : data.subarray(0, first), tail);
     if (first < n) buf.set(data.subarray(first, n), 0);
     this.#length += n;
@@ -128,18 +135,18 @@ export class SendBuffer {
         `SendBuffer.peek: range [${offset}, ${offset} + ${len}) is outside the ${this.#length} bytes held`,
       );
     }
-    const cap = this.#capacity;
+    const size = this.#buf.length;
     let start = this.#head + offset;
-    if (start >= cap) start -= cap;
-    if (start + len <= cap) return this.#buf.subarray(start, start + len);
+    if (start >= size) start -= size;
+    if (start + len <= size) return this.#buf.subarray(start, start + len);
     if (out === undefined) out = new Uint8Array(len);
     else if (out.length < len) {
       throw new RangeError(
         `SendBuffer.peek: out holds ${out.length} bytes, the wrapped range needs ${len}`,
       );
     }
-    const first = cap - start;
-    out.set(this.#buf.subarray(start, cap), 0);
+    const first = size - start;
+    out.set(this.#buf.subarray(start, size), 0);
     out.set(this.#buf.subarray(0, len - first), first);
     return out.length === len ? out : out.subarray(0, len);
   }
@@ -163,7 +170,7 @@ export class SendBuffer {
       return;
     }
     let head = this.#head + n;
-    if (head >= this.#capacity) head -= this.#capacity;
+    if (head >= this.#buf.length) head -= this.#buf.length;
     this.#head = head;
   }
 
@@ -182,14 +189,18 @@ export class SendBuffer {
         `SendBuffer.resize: cannot shrink from ${this.#capacity} to ${capacity} bytes`,
       );
     }
-    if (capacity === this.#capacity) return;
-    if (this.#buf.length !== 0) {
-      const next = new Uint8Array(capacity);
-      if (this.#length > 0) next.set(this.peek(0, this.#length, next), 0);
-      this.#buf = next;
-    }
-    this.#head = 0;
+    // The storage grows on the next write that needs it.
     this.#capacity = capacity;
+  }
+
+  /** Grows the storage (doubling, at most to the capacity) to hold `need` bytes, linearized. */
+  #grow(need: number): void {
+    let size = Math.max(this.#buf.length * 2, SEND_BUFFER_INITIAL_STORAGE);
+    while (size < need) size *= 2;
+    const next = new Uint8Array(Math.min(size, this.#capacity));
+    if (this.#length > 0) next.set(this.peek(0, this.#length, next), 0);
+    this.#buf = next;
+    this.#head = 0;
   }
 
   /** Drops every byte held (the connection was aborted or reset). */

@@ -169,4 +169,20 @@ describe("SendBuffer", () => {
       assert.equal(sb.free, cap - ref.length);
     }
   });
+
+  it("keeps the stream intact when the storage grows while the bytes wrap around it", () => {
+    // The storage starts at 4096 bytes: 2500 consumed, then 3500 held wrap past its end,
+    // and the next write needs 5500 bytes of storage.
+    const sb = new SendBuffer(64 * 1024);
+    assert.equal(sb.write(bytes(0, 3000)), 3000);
+    sb.consume(2500);
+    assert.equal(sb.write(bytes(3000, 3000)), 3000);
+    assert.deepEqual(Array.from(sb.peek(0, 3500)), Array.from(bytes(2500, 3500)));
+    assert.equal(sb.write(bytes(6000, 2000)), 2000);
+    assert.equal(sb.length, 5500);
+    assert.deepEqual(Array.from(sb.peek(0, 5500)), Array.from(bytes(2500, 5500)));
+    sb.resize(128 * 1024);
+    assert.equal(sb.write(bytes(8000, 100_000)), 100_000);
+    assert.deepEqual(Array.from(sb.peek(5400, 200)), Array.from(bytes(7900, 200)));
+  });
 });

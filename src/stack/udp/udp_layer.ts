@@ -15,6 +15,7 @@ import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../socket/net_error.ts";
 import {
   formatIpv4Address,
+  Icmpv4DestUnreachableCode,
   IPV4_HEADER_LEN,
   type Ipv4Address,
   UDP_HEADER_LEN,
@@ -121,6 +122,8 @@ export interface UdpEndpointStats {
   txBytes: number;
   /** Datagrams the IP layer dropped at once (e.g. the ARP queue was full). */
   txDrops: number;
+  /** ICMP destination-unreachable errors about datagrams to the connected peer. */
+  icmpErrors: number;
 }
 
 /** What an endpoint needs from the layer that owns it ({@linkcode UdpLayer} implements it). */
@@ -186,12 +189,14 @@ export class UdpEndpoint {
     txDatagrams: 0,
     txBytes: 0,
     txDrops: 0,
+    icmpErrors: 0,
   };
   #host: UdpHost;
   #queue: UdpDatagram[] = [];
   #queuedBytes = 0;
   #remote: UdpDestination | undefined;
   #closed = false;
+  #pendingError: NetError | undefined;
 
   /** Created by {@linkcode UdpLayer.bind}. */
   constructor(host: UdpHost, port: number) {
@@ -250,12 +255,14 @@ export class UdpEndpoint {
    *
    * @throws {NetError} ENOTCONN when there is no destination (no `dst`, not
    *   connected) or the endpoint is closed; EHOSTUNREACH when the stack has
-   *   no route to the destination.
+   *   no route to the destination; the pending ICMP error, once (see
+   *   {@linkcode UdpEndpoint.icmpError}).
    * @throws {RangeError} for a payload over `mtu - 28` bytes, a zero address
    *   or a port outside 1..65535.
    */
   send(payload: Uint8Array, now: number, dst?: UdpDestination): boolean {
     this.#checkOpen("send");
+    this.#throwPendingError();
     const to = dst ?? this.#remote;
     if (to === undefined) {
       throw new NetError(
@@ -289,11 +296,59 @@ export class UdpEndpoint {
     return false;
   }
 
-  /** Takes the oldest queued datagram, or undefined when the queue is empty. */
+  /**
+   * Takes the oldest queued datagram, or undefined when the queue is empty.
+   * Queued datagrams come first; then a pending ICMP error is thrown, once.
+   *
+   * @throws {NetError} ECONNREFUSED or EHOSTUNREACH reported by ICMP for the
+   *   connected peer (see {@linkcode UdpEndpoint.icmpError}).
+   */
   receive(): UdpDatagram | undefined {
     const d = this.#queue.shift();
     if (d) this.#queuedBytes -= d.payload.length;
+    else this.#throwPendingError();
     return d;
+  }
+
+  /** Whether an ICMP error waits to be reported by the next send or receive. */
+  get hasPendingError(): boolean {
+    return this.#pendingError !== undefined;
+  }
+
+  /**
+   * Records an ICMP destination unreachable about a datagram this endpoint
+   * sent to its connected peer (RFC 1122 §4.1.3.3: UDP must pass ICMP errors
+   * to the application). As on BSD and Linux, only a connected endpoint hears
+   * of it: the next `send()` or the next `receive()` with an empty queue
+   * throws it once, and waiting receivers are woken. Codes "protocol" and
+   * "port unreachable" become ECONNREFUSED, the others EHOSTUNREACH.
+   * Returns false when the quoted datagram was not to the connected peer.
+   */
+  icmpError(remoteAddr: Ipv4Address, remotePort: number, icmpCode: number): boolean {
+    const r = this.#remote;
+    if (this.#closed || r === undefined || r.address !== remoteAddr || r.port !== remotePort) {
+      return false;
+    }
+    const refused = icmpCode === Icmpv4DestUnreachableCode.PORT ||
+      icmpCode === Icmpv4DestUnreachableCode.PROTOCOL;
+    const peer = `${formatIpv4Address(remoteAddr)}:${remotePort}`;
+    this.#pendingError = refused
+      ? new NetError("ECONNREFUSED", `UDP port ${this.port}: ${peer} answered port unreachable`)
+      : new NetError(
+        "EHOSTUNREACH",
+        `UDP port ${this.port}: ICMP destination unreachable (code ${icmpCode}) for ${peer}`,
+      );
+    this.stats.icmpErrors++;
+    this.#signal(UdpEvent.READABLE);
+    return true;
+  }
+
+  #throwPendingError(): void {
+    const e = this.#pendingError;
+    if (e) {
+      this.#pendingError = undefined;
+      throw e;
+    }
   }
 
   /** Frees the port, discards the queue and raises {@linkcode UdpEvent.CLOSED}. Idempotent. */
@@ -449,6 +504,24 @@ export class UdpLayer implements UdpHost {
     const reason = ep.deliver(src, d.srcPort, d.payload);
     if (reason === undefined) this.stats.rxDatagrams++;
     return reason;
+  }
+
+  /**
+   * An ICMP destination unreachable quoting a datagram we sent from
+   * `localPort` to `remoteAddr:remotePort` (RFC 1122 §4.1.3.3). Returns a drop
+   * reason when no connected endpoint sent it.
+   */
+  icmpError(
+    remoteAddr: Ipv4Address,
+    remotePort: number,
+    localPort: number,
+    icmpCode: number,
+  ): string | undefined {
+    const ep = this.#endpoints.get(localPort);
+    if (ep === undefined || !ep.icmpError(remoteAddr, remotePort, icmpCode)) {
+      return "icmp_udp_unmatched";
+    }
+    return undefined;
   }
 
   /** Removes and returns the endpoints with pending events, in the order they were raised. */

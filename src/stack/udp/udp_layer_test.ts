@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { NetError } from "../../socket/net_error.ts";
-import { IpProtocol, parseIpv4Address } from "../../wire/mod.ts";
+import { Icmpv4Repr, IpProtocol, parseIpv4Address } from "../../wire/mod.ts";
 import {
   BROADCAST_MAC,
   decodeIcmp,
@@ -75,6 +75,7 @@ describe("UdpLayer: delivery and echo (RFC 768)", () => {
       txDatagrams: 1,
       txBytes: 5,
       txDrops: 0,
+      icmpErrors: 0,
     });
   });
 
@@ -335,6 +336,58 @@ describe("UdpLayer: connected endpoints", () => {
     assert.equal(ep.remote, undefined);
     h.inject({ dstPort: 5000, srcPort: 7777 });
     assert.equal(ep.queuedDatagrams, 1);
+  });
+
+  /** The ICMP destination unreachable the peer's host sends back about `sent`. */
+  function unreachable(sent: Uint8Array, code: number): Uint8Array {
+    const repr: Icmpv4Repr = { type: "dest_unreachable", code, data: sent.subarray(14, 14 + 28) };
+    const icmp = new Uint8Array(Icmpv4Repr.bufferLen(repr));
+    Icmpv4Repr.emit(repr, icmp);
+    return ipFrame(IpProtocol.ICMP, icmp);
+  }
+
+  it("reports ICMP port unreachable for the connected peer once, as ECONNREFUSED (RFC 1122 §4.1.3.3)", () => {
+    const h = new UdpHarness();
+    const ep = h.stack.udp.bind(5000);
+    ep.connect(HARNESS_PEER_IP, 6000);
+    ep.send(enc("anyone there?"), h.now);
+    const sent = h.drain()[0];
+    h.stack.takeDirty();
+    h.stack.input(unreachable(sent, 3), h.now);
+    assert.equal(ep.stats.icmpErrors, 1);
+    assert.equal(ep.hasPendingError, true);
+    // Waiting receivers are woken through the READABLE event.
+    assert.ok(h.stack.takeDirty().includes(ep));
+    assert.throws(() => ep.receive(), (e) => e instanceof NetError && e.code === "ECONNREFUSED");
+    // Reported once: the next receive finds nothing, and a send goes out.
+    assert.equal(ep.receive(), undefined);
+    assert.equal(ep.send(enc("again"), h.now), true);
+    // A send reports a pending error too; queued datagrams come before it.
+    h.stack.input(unreachable(sent, 2), h.now);
+    assert.throws(
+      () => ep.send(enc("x"), h.now),
+      (e) => e instanceof NetError && e.code === "ECONNREFUSED",
+    );
+    h.stack.input(unreachable(sent, 1), h.now);
+    h.inject({ dstPort: 5000, srcPort: 6000, payload: enc("late reply") });
+    assert.equal(new TextDecoder().decode(ep.receive()!.payload), "late reply");
+    assert.throws(() => ep.receive(), (e) => e instanceof NetError && e.code === "EHOSTUNREACH");
+  });
+
+  it("ignores ICMP errors for unconnected endpoints and other peers, counted as icmp_udp_unmatched", () => {
+    const h = new UdpHarness();
+    const ep = h.stack.udp.bind(5000);
+    ep.send(enc("hello"), h.now, { address: HARNESS_PEER_IP, port: 6000 });
+    const sent = h.drain()[0];
+    h.stack.input(unreachable(sent, 3), h.now);
+    ep.connect(HARNESS_PEER_IP, 6001);
+    h.stack.input(unreachable(sent, 3), h.now);
+    assert.equal(h.stack.counters.drops.icmp_udp_unmatched, 2);
+    assert.equal(ep.stats.icmpErrors, 0);
+    assert.equal(ep.receive(), undefined);
+    ep.close();
+    h.stack.input(unreachable(sent, 3), h.now);
+    assert.equal(h.stack.counters.drops.icmp_udp_unmatched, 3);
   });
 
   it("rejects connecting to 0.0.0.0 or port 0 with a RangeError", () => {

@@ -1,0 +1,758 @@
+/**
+ * Helpers of the frame fuzz tests: valid template frames for every protocol
+ * the stack speaks, frame-level rewrites (IPv4 options, fragments, a fixed-up
+ * TCP checksum after a header mutation), a check that an emitted frame is
+ * well-formed, and {@linkcode TcpFuzzDriver}, which drives connections of a
+ * {@linkcode TcpHarness} into every TCP state and throws mutated in-window
+ * segments at them.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  ArpOperation,
+  ArpPacket,
+  ArpRepr,
+  checksumAdd,
+  checksumFinish,
+  DhcpMessageType,
+  DhcpOp,
+  DhcpRepr,
+  ETHERNET_HEADER_LEN,
+  EthernetFrame,
+  EthernetRepr,
+  EtherType,
+  Icmpv4Packet,
+  Icmpv4Repr,
+  IpProtocol,
+  Ipv4Packet,
+  ipv4PseudoHeaderSum,
+  Ipv4Repr,
+  parseIpv4Address,
+  parseMacAddress,
+  type SeededRandom,
+  TcpFlags,
+  TcpPacket,
+  TcpRepr,
+  UdpPacket,
+  UdpRepr,
+} from "../src/wire/mod.ts";
+import { NetError } from "../src/socket/net_error.ts";
+import { type PeerSegment, TcpHarness } from "../src/stack/tcp/tcp_harness.ts";
+import type { TcpConnection, TcpState } from "../src/stack/tcp/tcp_connection.ts";
+import { type TcpListener, tupleKey } from "../src/stack/tcp/tcp_layer.ts";
+
+/** The fuzzing peer's MAC. */
+export const PEER_MAC: Uint8Array = parseMacAddress("52:54:00:12:34:56");
+/** The fuzzing peer's address. */
+export const PEER_IP: number = parseIpv4Address("10.0.2.15");
+/** The stack's address. */
+export const STACK_IP: number = parseIpv4Address("10.0.2.2");
+
+const IP = ETHERNET_HEADER_LEN;
+
+/** Wraps `payload` in an Ethernet header from the peer. */
+function eth(dst: Uint8Array, etherType: number, payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(ETHERNET_HEADER_LEN + payload.length);
+  EthernetRepr.emit({ dst, src: PEER_MAC, etherType }, f);
+  f.set(payload, ETHERNET_HEADER_LEN);
+  return f;
+}
+
+/** An IPv4 packet (no options) from `src` to `dst` around `payload`. */
+function ipv4(
+  protocol: number,
+  payload: Uint8Array,
+  src = PEER_IP,
+  dst = STACK_IP,
+  extra: Partial<Ipv4Repr> = {},
+): Uint8Array {
+  const p = new Uint8Array(20 + payload.length);
+  Ipv4Repr.emit({ src, dst, protocol, payloadLen: payload.length, ttl: 64, ...extra }, p);
+  p.set(payload, 20);
+  return p;
+}
+
+/**
+ * Valid frames to mutate, one or more per protocol: IPv4 fragments, DNS,
+ * ARP request and reply, ICMP echo (plain and with IPv4 options), a TCP SYN
+ * with every option, a TCP ACK to a listener (a SYN-cookie candidate), UDP,
+ * DHCP DISCOVER and REQUEST, and an ICMP fragmentation-needed quoting a TCP
+ * segment (RFC 5927).
+ */
+export function templates(stackMac: Uint8Array): Uint8Array[] {
+  const bcast = parseMacAddress("ff:ff:ff:ff:ff:ff");
+  const arp = (operation: number) => {
+    const b = new Uint8Array(28);
+    ArpRepr.emit({
+      operation,
+      senderMac: PEER_MAC,
+      senderIp: PEER_IP,
+      targetMac: operation === ArpOperation.REQUEST ? new Uint8Array(6) : stackMac,
+      targetIp: STACK_IP,
+    }, b);
+    return b;
+  };
+  const echoRepr: Icmpv4Repr = {
+    type: "echo_request",
+    ident: 1,
+    seqNo: 1,
+    data: new Uint8Array(56),
+  };
+  const echo = new Uint8Array(Icmpv4Repr.bufferLen(echoRepr));
+  Icmpv4Repr.emit(echoRepr, echo);
+  const tcp = (flags: number, withOptions: boolean) => {
+    const r: TcpRepr = {
+      srcPort: 40000,
+      dstPort: 80,
+      seqNumber: 12345,
+      ackNumber: flags & TcpFlags.ACK ? 777 : 0,
+      flags,
+      windowLen: 64240,
+      payload: new Uint8Array(flags & TcpFlags.SYN ? 0 : 10),
+    };
+    if (withOptions) {
+      Object.assign(r, {
+        mss: 1460,
+        sackPermitted: true,
+        timestamp: { value: 1, echo: 0 },
+        windowScale: 7,
+      });
+    }
+    const b = new Uint8Array(TcpRepr.bufferLen(r));
+    TcpRepr.emit(r, b, PEER_IP, STACK_IP);
+    return b;
+  };
+  const syn = tcp(TcpFlags.SYN, true);
+  const udp = (
+    srcPort: number,
+    dstPort: number,
+    payload: Uint8Array,
+    src = PEER_IP,
+    dst = STACK_IP,
+  ) => {
+    const r: UdpRepr = { srcPort, dstPort, payload };
+    const b = new Uint8Array(UdpRepr.bufferLen(r));
+    UdpRepr.emit(r, b, src, dst);
+    return b;
+  };
+  const plainUdp = udp(5353, 5000, new Uint8Array(30));
+  // The first fragment of a UDP datagram, and the last one.
+  const big = udp(5353, 5000, new Uint8Array(100));
+  const frag1 = ipv4(IpProtocol.UDP, big.subarray(0, 64), PEER_IP, STACK_IP, {
+    ident: 7,
+    moreFragments: true,
+  });
+  const frag2 = ipv4(IpProtocol.UDP, big.subarray(64), PEER_IP, STACK_IP, {
+    ident: 7,
+    fragmentOffset: 64,
+  });
+  const name = (s: string) => [s.length, ...s.split("").map((c) => c.charCodeAt(0))];
+  const dnsQuery = Uint8Array.of(
+    0xbe,
+    0xef,
+    1,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0, // header: RD, one question
+    ...name("netisle"),
+    ...name("internal"),
+    0,
+    0,
+    1,
+    0,
+    1, // A, IN
+  );
+  const dhcp = (messageType: number) => {
+    const r: DhcpRepr = {
+      op: DhcpOp.REQUEST,
+      hops: 0,
+      xid: 0x1234,
+      secs: 0,
+      broadcast: true,
+      ciaddr: 0,
+      yiaddr: 0,
+      siaddr: 0,
+      giaddr: 0,
+      chaddr: PEER_MAC,
+      messageType,
+      ...(messageType === DhcpMessageType.REQUEST
+        ? { requestedIp: PEER_IP, serverId: STACK_IP }
+        : {}),
+    };
+    const b = new Uint8Array(DhcpRepr.bufferLen(r));
+    DhcpRepr.emit(r, b);
+    return udp(68, 67, b, 0, 0xffffffff);
+  };
+  // ICMP fragmentation needed, quoting the IPv4 header and 8 bytes of a TCP segment we "sent".
+  const quoted = ipv4(IpProtocol.TCP, tcp(TcpFlags.ACK, false), STACK_IP, PEER_IP, {
+    dontFragment: true,
+  });
+  const fragNeededRepr: Icmpv4Repr = {
+    type: "dest_unreachable",
+    code: 4,
+    nextHopMtu: 576,
+    data: quoted.subarray(0, 28),
+  };
+  const fragNeeded = new Uint8Array(Icmpv4Repr.bufferLen(fragNeededRepr));
+  Icmpv4Repr.emit(fragNeededRepr, fragNeeded);
+  const echoFrame = eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.ICMP, echo));
+  return [
+    eth(stackMac, EtherType.IPV4, frag1),
+    eth(stackMac, EtherType.IPV4, frag2),
+    eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.UDP, udp(5353, 53, dnsQuery))),
+    eth(bcast, EtherType.ARP, arp(ArpOperation.REQUEST)),
+    eth(stackMac, EtherType.ARP, arp(ArpOperation.REPLY)),
+    echoFrame,
+    withIpOptions(echoFrame, Uint8Array.of(7, 7, 4, 0, 0, 0, 0, 0)), // record route
+    eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.TCP, syn)),
+    eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.TCP, tcp(TcpFlags.ACK, false))),
+    eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.UDP, plainUdp)),
+    eth(bcast, EtherType.IPV4, ipv4(IpProtocol.UDP, dhcp(DhcpMessageType.DISCOVER), 0, 0xffffffff)),
+    eth(bcast, EtherType.IPV4, ipv4(IpProtocol.UDP, dhcp(DhcpMessageType.REQUEST), 0, 0xffffffff)),
+    eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.ICMP, fragNeeded)),
+  ];
+}
+
+/** Rewrites the IPv4 header checksum of an Ethernet frame in place. */
+export function fixIpv4Checksum(frame: Uint8Array): void {
+  const ihl = (frame[IP] & 0xf) * 4;
+  frame[IP + 10] = frame[IP + 11] = 0;
+  const c = checksumFinish(checksumAdd(0, frame, IP, IP + ihl));
+  frame[IP + 10] = c >>> 8;
+  frame[IP + 11] = c & 0xff;
+}
+
+/**
+ * A copy of an Ethernet/IPv4 frame with `options` (a multiple of 4 bytes)
+ * inserted into the IPv4 header (IHL grows; checksums stay valid).
+ */
+export function withIpOptions(frame: Uint8Array, options: Uint8Array): Uint8Array {
+  const ihl = (frame[IP] & 0xf) * 4;
+  const out = new Uint8Array(frame.length + options.length);
+  out.set(frame.subarray(0, IP + ihl));
+  out.set(options, IP + ihl);
+  out.set(frame.subarray(IP + ihl), IP + ihl + options.length);
+  out[IP] = 0x40 | ((ihl + options.length) / 4);
+  const total = ((frame[IP + 2] << 8) | frame[IP + 3]) + options.length;
+  out[IP + 2] = total >>> 8;
+  out[IP + 3] = total & 0xff;
+  fixIpv4Checksum(out);
+  return out;
+}
+
+/**
+ * Splits an Ethernet/IPv4 frame (no IPv4 options) into two fragments at
+ * payload offset `at` (rounded down to 8, at least 8); DF is cleared.
+ */
+export function fragmentFrame(frame: Uint8Array, at: number, ident: number): Uint8Array[] {
+  const payload = frame.subarray(IP + 20);
+  const cut = Math.max(8, at & ~7);
+  if (cut >= payload.length) return [frame];
+  const part = (off: number, end: number, more: boolean) => {
+    const f = new Uint8Array(IP + 20 + (end - off));
+    f.set(frame.subarray(0, IP + 20));
+    f.set(payload.subarray(off, end), IP + 20);
+    const total = 20 + end - off;
+    f[IP + 2] = total >>> 8;
+    f[IP + 3] = total & 0xff;
+    f[IP + 4] = ident >>> 8;
+    f[IP + 5] = ident & 0xff;
+    const fo = (off / 8) | (more ? 0x2000 : 0);
+    f[IP + 6] = fo >>> 8;
+    f[IP + 7] = fo & 0xff;
+    fixIpv4Checksum(f);
+    return f;
+  };
+  return [part(0, cut, true), part(cut, payload.length, false)];
+}
+
+/** Recomputes the TCP checksum of an Ethernet/IPv4(no options)/TCP frame in place. */
+export function fixTcpChecksum(frame: Uint8Array): void {
+  const seg = IP + 20;
+  const len = frame.length - seg;
+  frame[seg + 16] = frame[seg + 17] = 0;
+  const sum = ipv4PseudoHeaderSum(PEER_IP, STACK_IP, IpProtocol.TCP, len);
+  const c = checksumFinish(checksumAdd(sum, frame, seg, frame.length));
+  frame[seg + 16] = c >>> 8;
+  frame[seg + 17] = c & 0xff;
+}
+
+/**
+ * Makes the transport checksum of an Ethernet/IPv4 frame valid again after a
+ * payload mutation, so the mutation reaches the parsers above it: UDP gets
+ * checksum 0 ("none", RFC 768), TCP and ICMP are recomputed. Fragments and
+ * truncated frames are left alone.
+ */
+export function fixL4Checksum(frame: Uint8Array): void {
+  if (frame.length < IP + 20 || frame[IP - 2] !== 0x08 || frame[IP - 1] !== 0) return;
+  const ihl = (frame[IP] & 0xf) * 4;
+  const total = (frame[IP + 2] << 8) | frame[IP + 3];
+  const l4 = IP + ihl;
+  const end = IP + total;
+  if (ihl < 20 || end > frame.length || end < l4 || (frame[IP + 6] & 0x3f) || frame[IP + 7]) return;
+  const proto = frame[IP + 9];
+  const rd = (o: number) =>
+    ((frame[o] << 24) | (frame[o + 1] << 16) | (frame[o + 2] << 8) | frame[o + 3]) >>> 0;
+  let at: number;
+  let sum = 0;
+  if (proto === IpProtocol.UDP && end - l4 >= 8) {
+    frame[l4 + 6] = frame[l4 + 7] = 0;
+    return;
+  } else if (proto === IpProtocol.TCP && end - l4 >= 20) {
+    at = l4 + 16;
+    sum = ipv4PseudoHeaderSum(rd(IP + 12), rd(IP + 16), IpProtocol.TCP, end - l4);
+  } else if (proto === IpProtocol.ICMP && end - l4 >= 4) {
+    at = l4 + 2;
+  } else return;
+  frame[at] = frame[at + 1] = 0;
+  const c = checksumFinish(checksumAdd(sum, frame, l4, end));
+  frame[at] = c >>> 8;
+  frame[at + 1] = c & 0xff;
+}
+
+/** Asserts that a frame the stack emitted parses cleanly at every layer, checksums included. */
+export function assertWellFormed(frame: Uint8Array): void {
+  const e = EthernetFrame.parse(frame);
+  assert.ok(e.ok, "emitted Ethernet frame parses");
+  if (e.value.etherType === EtherType.ARP) {
+    const p = ArpPacket.parse(e.value.payload);
+    assert.ok(p.ok && ArpRepr.parse(p.value).ok, "emitted ARP parses");
+    return;
+  }
+  assert.equal(e.value.etherType, EtherType.IPV4);
+  const ip = Ipv4Packet.parse(e.value.payload);
+  assert.ok(ip.ok, "emitted IPv4 parses");
+  const ipr = Ipv4Repr.parse(ip.value);
+  assert.ok(ipr.ok, "emitted IPv4 has a valid checksum");
+  if (ipr.value.moreFragments || (ipr.value.fragmentOffset ?? 0) > 0) return;
+  const body = ip.value.payload;
+  if (ipr.value.protocol === IpProtocol.ICMP) {
+    const icmp = Icmpv4Packet.parse(body);
+    assert.ok(icmp.ok && Icmpv4Repr.parse(icmp.value).ok, "emitted ICMP parses");
+  } else if (ipr.value.protocol === IpProtocol.TCP) {
+    const t = TcpPacket.parse(body);
+    assert.ok(
+      t.ok && TcpRepr.parse(t.value, ipr.value.src, ipr.value.dst).ok,
+      "emitted TCP parses",
+    );
+  } else if (ipr.value.protocol === IpProtocol.UDP) {
+    const u = UdpPacket.parse(body);
+    assert.ok(
+      u.ok && UdpRepr.parse(u.value, ipr.value.src, ipr.value.dst).ok,
+      "emitted UDP parses",
+    );
+  }
+}
+
+/** The TCP states the driver steers connections into. */
+export const FUZZ_TARGET_STATES: readonly TcpState[] = [
+  "SYN_SENT",
+  "SYN_RECEIVED",
+  "ESTABLISHED",
+  "FIN_WAIT_1",
+  "FIN_WAIT_2",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "CLOSING",
+  "TIME_WAIT",
+];
+
+/** The driver's stack holds at most this many connections (then refuses or answers with cookies). */
+export const FUZZ_MAX_CONNECTIONS = 128;
+/** The listener port with a roomy backlog. */
+export const FUZZ_PORT = 80;
+/** The listener port with a backlog of 2: its SYN queue overflows into SYN cookies. */
+export const FUZZ_COOKIE_PORT = 81;
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Drives connections of a harness stack into every TCP state and injects
+ * mutated copies of valid in-window segments at them. Counts every frame it
+ * gives the stack in `sent`, and the state of the connection each mutated
+ * segment was aimed at in `hits`.
+ */
+export class TcpFuzzDriver {
+  readonly h: TcpHarness;
+  readonly rnd: SeededRandom;
+  readonly listener: TcpListener;
+  readonly cookieListener: TcpListener;
+  /** Frames given to the stack. */
+  sent = 0;
+  /** Frames the stack emitted (all checked well-formed). */
+  emitted = 0;
+  /** Mutated segments by the state of the connection they were aimed at. */
+  readonly hits: Record<string, number> = {};
+  /** Connections seen in each state right after being steered there. */
+  readonly reached: Record<string, number> = {};
+  /** Connections the driver tracks (pruned once closed). */
+  conns: TcpConnection[] = [];
+  #port = 1024;
+  #ts = 1;
+  #ident = 1;
+  #payload = new Uint8Array(2048);
+
+  /** Creates a harness stack with small buffers and limits so they are reached. */
+  constructor(rnd: SeededRandom, seed: number) {
+    this.rnd = rnd;
+    this.h = new TcpHarness({
+      seed,
+      tcp: {
+        sendBufferBytes: 8192,
+        recvBufferBytes: 8192,
+        keepaliveIdleMs: 30_000,
+        timeWaitMs: 4000,
+        finWait2TimeoutMs: 8000,
+      },
+      tcpLimits: { maxConnections: FUZZ_MAX_CONNECTIONS, maxBacklog: 32 },
+    });
+    this.listener = this.h.stack.tcp.listen(FUZZ_PORT, 32);
+    this.cookieListener = this.h.stack.tcp.listen(FUZZ_COOKIE_PORT, 2);
+    rnd.fill(this.#payload);
+  }
+
+  /** Gives one frame to the stack and checks whatever it emits. */
+  input(frame: Uint8Array): void {
+    this.sent++;
+    this.h.stack.input(frame, this.h.now);
+    this.drainChecked();
+  }
+
+  /**
+   * Delivers pending socket events the way a session does after releasing
+   * its core lock (here nobody listens: the bits are cleared), so the
+   * stack's dirty list does not keep closed connections alive.
+   */
+  deliverEvents(): void {
+    for (const o of this.h.stack.takeDirty()) o.events = 0;
+  }
+
+  /** Removes the stack's emitted frames, checking each; returns them. */
+  drainChecked(): Uint8Array[] {
+    const out = this.h.link.drain();
+    for (const f of out) assertWellFormed(f);
+    this.emitted += out.length;
+    return out;
+  }
+
+  #inject(seg: PeerSegment): Uint8Array[] {
+    this.sent++;
+    this.h.stack.input(this.h.frame(seg), this.h.now);
+    return this.drainChecked();
+  }
+
+  #nextPort(): number {
+    for (;;) {
+      this.#port = this.#port >= 65000 ? 1024 : this.#port + 1;
+      const p = this.#port;
+      const t = this.h.stack.tcp;
+      if (
+        !t.active.has(tupleKey(PEER_IP, p, FUZZ_PORT)) &&
+        !t.timeWait.has(tupleKey(PEER_IP, p, FUZZ_PORT)) &&
+        !t.active.has(tupleKey(PEER_IP, p, FUZZ_COOKIE_PORT)) &&
+        !t.timeWait.has(tupleKey(PEER_IP, p, FUZZ_COOKIE_PORT))
+      ) return p;
+    }
+  }
+
+  /** A segment from the peer that `c` would accept as is (ACK of everything, in window). */
+  validSegment(c: TcpConnection, flags: number = TcpFlags.ACK, payload = EMPTY): PeerSegment {
+    const s = c.debugSeq();
+    const seg: PeerSegment = {
+      srcPort: c.remotePort,
+      dstPort: c.localPort,
+      seqNumber: s.rcvNxt,
+      ackNumber: s.sndNxt,
+      flags,
+      windowLen: 65535,
+      payload,
+    };
+    if (c.info().timestamps) seg.timestamp = { value: this.#ts++, echo: 0 };
+    return seg;
+  }
+
+  /** Opens a connection and steers it towards `target`; undefined when the stack refused. */
+  open(target: TcpState): TcpConnection | undefined {
+    const h = this.h;
+    const r = this.rnd;
+    const port = this.#nextPort();
+    let c: TcpConnection | undefined;
+    if (target === "SYN_SENT" || r.u32() % 4 === 0) {
+      try {
+        c = h.stack.tcp.connect(PEER_IP, port, h.now);
+      } catch (e) {
+        if (e instanceof NetError) return undefined;
+        throw e;
+      }
+      this.drainChecked();
+      if (target === "SYN_SENT") return this.#track(c, target);
+      const isn = r.u32();
+      this.#inject({
+        srcPort: port,
+        dstPort: c.localPort,
+        seqNumber: isn,
+        ackNumber: c.debugSeq().sndNxt,
+        flags: TcpFlags.SYN | TcpFlags.ACK,
+        mss: 1460,
+        ...(r.u32() & 1 ? { windowScale: r.u32() % 15 } : {}),
+        ...(r.u32() & 1 ? { sackPermitted: true } : {}),
+        ...(r.u32() & 1 ? { timestamp: { value: this.#ts++, echo: 0 } } : {}),
+      });
+    } else {
+      const lport = r.u32() % 3 === 0 ? FUZZ_COOKIE_PORT : FUZZ_PORT;
+      const isn = r.u32();
+      const ts = r.u32() & 1;
+      const out = this.#inject({
+        srcPort: port,
+        dstPort: lport,
+        seqNumber: isn,
+        flags: TcpFlags.SYN,
+        mss: 536 + (r.u32() % 1000),
+        ...(r.u32() & 1 ? { windowScale: r.u32() % 15 } : {}),
+        ...(r.u32() & 1 ? { sackPermitted: true } : {}),
+        ...(ts ? { timestamp: { value: this.#ts++, echo: 0 } } : {}),
+      });
+      const key = tupleKey(PEER_IP, port, lport);
+      c = h.stack.tcp.active.get(key);
+      if (target === "SYN_RECEIVED") return c ? this.#track(c, target) : undefined;
+      // Complete the handshake, also when the listener answered with a SYN cookie.
+      let synAckSeq: number | undefined;
+      for (const f of out) {
+        const seg = decodeSegment(f);
+        if (seg && seg.dstPort === port && seg.flags === (TcpFlags.SYN | TcpFlags.ACK)) {
+          synAckSeq = seg.seqNumber;
+        }
+      }
+      if (synAckSeq === undefined) return undefined;
+      this.#inject({
+        srcPort: port,
+        dstPort: lport,
+        seqNumber: (isn + 1) >>> 0,
+        ackNumber: (synAckSeq + 1) >>> 0,
+        flags: TcpFlags.ACK,
+        ...(ts && c?.info().timestamps ? { timestamp: { value: this.#ts++, echo: 0 } } : {}),
+      });
+      c = h.stack.tcp.active.get(key);
+      this.acceptAll();
+    }
+    if (!c || c.state !== "ESTABLISHED") return c && this.#track(c, target);
+    const now = () => h.now;
+    switch (target) {
+      case "FIN_WAIT_1":
+      case "FIN_WAIT_2":
+      case "CLOSING":
+      case "TIME_WAIT":
+        c.shutdownWrite(now());
+        this.drainChecked();
+        if (target === "FIN_WAIT_2" || target === "TIME_WAIT") this.#inject(this.validSegment(c));
+        if (target === "CLOSING") {
+          const seg = this.validSegment(c, TcpFlags.ACK | TcpFlags.FIN);
+          seg.ackNumber = c.debugSeq().sndUna; // our FIN not acknowledged yet
+          this.#inject(seg);
+        }
+        if (target === "TIME_WAIT") this.#inject(this.validSegment(c, TcpFlags.ACK | TcpFlags.FIN));
+        break;
+      case "CLOSE_WAIT":
+      case "LAST_ACK":
+        this.#inject(this.validSegment(c, TcpFlags.ACK | TcpFlags.FIN));
+        if (target === "LAST_ACK") {
+          c.shutdownWrite(now());
+          this.drainChecked();
+        }
+        break;
+    }
+    return this.#track(c, target);
+  }
+
+  #track(c: TcpConnection, _target: TcpState): TcpConnection {
+    this.reached[c.state] = (this.reached[c.state] ?? 0) + 1;
+    if (c.state !== "CLOSED") this.conns.push(c);
+    return c;
+  }
+
+  /** Takes every connection waiting in both listeners' accept queues. */
+  acceptAll(): void {
+    for (const l of [this.listener, this.cookieListener]) {
+      for (let c = l.accept(); c; c = l.accept()) if (!this.conns.includes(c)) this.conns.push(c);
+    }
+  }
+
+  /**
+   * Drops closed connections (and TIME_WAIT ones beyond n/8) from the tracked
+   * set and tops it up to `n` with connections steered into random states.
+   */
+  replenish(n: number): void {
+    // TIME_WAIT lasts 2MSL: keep tracking only a few so the other states get their share.
+    let timeWait = 0;
+    this.conns = this.conns.filter((c) =>
+      c.state !== "CLOSED" && (c.state !== "TIME_WAIT" || ++timeWait <= n / 8)
+    );
+    for (let tries = 0; this.conns.length < n && tries < n; tries++) {
+      this.open(FUZZ_TARGET_STATES[this.rnd.u32() % FUZZ_TARGET_STATES.length]);
+    }
+  }
+
+  /** What the application side does between segments: send, read, close, abort. */
+  appAction(): void {
+    if (this.conns.length === 0) return;
+    const c = this.conns[this.rnd.u32() % this.conns.length];
+    const now = this.h.now;
+    const k = this.rnd.u32() % 100;
+    if (k < 45) {
+      if (c.canWrite) c.send(this.#payload.subarray(0, this.rnd.u32() % 2048), now);
+    } else if (k < 90) {
+      c.read(this.rnd.u32() % 9000, now);
+    } else if (k < 94) {
+      if (c.state === "ESTABLISHED" || c.state === "CLOSE_WAIT") c.shutdownWrite(now);
+    } else if (k < 97) {
+      c.close(now);
+    } else {
+      c.abort(now);
+    }
+    this.drainChecked();
+  }
+
+  /**
+   * Injects one mutated copy of a valid in-window segment for a tracked
+   * connection (or, now and then, for a listener), as a frame: field
+   * mutations keep checksums valid; header byte flips re-fix the checksum
+   * (or not); some segments travel as two IPv4 fragments or with IPv4 options.
+   */
+  mutatedSegment(): void {
+    const r = this.rnd;
+    const u = () => r.u32();
+    let seg: PeerSegment;
+    if (this.conns.length === 0 || u() % 16 === 0) {
+      // At a listener: SYN floods (cookies), bogus ACKs (cookie checks), anything.
+      const flags = [TcpFlags.SYN, TcpFlags.ACK, TcpFlags.ACK | TcpFlags.FIN, u() & 0xff][u() % 4];
+      seg = {
+        srcPort: 1024 + (u() % 60000),
+        dstPort: u() % 4 ? FUZZ_COOKIE_PORT : FUZZ_PORT,
+        seqNumber: u(),
+        ackNumber: u(),
+        flags,
+        mss: u() & 1 ? u() & 0xffff : undefined,
+      };
+    } else {
+      // Of a few random connections, aim at the one whose state was hit least,
+      // so every state gets its share however long each lives.
+      let c = this.conns[u() % this.conns.length];
+      for (let k = 0; k < 3; k++) {
+        const o = this.conns[u() % this.conns.length];
+        if (c.state === "CLOSED" || (this.hits[o.state] ?? 0) < (this.hits[c.state] ?? 0)) c = o;
+      }
+      if (c.state !== "CLOSED") this.hits[c.state] = (this.hits[c.state] ?? 0) + 1;
+      const info = c.info();
+      const len = [0, 0, 1, u() % 64, u() % 1460, u() % 1600][u() % 6];
+      seg = this.validSegment(
+        c,
+        TcpFlags.ACK | (u() & 1 ? TcpFlags.PSH : 0),
+        this.#payload.subarray(0, len),
+      );
+      seg.windowLen = [0, 1, 65535, u() & 0xffff][u() % 4];
+      const s = c.debugSeq();
+      const mutations = 1 + (u() % 3);
+      for (let m = 0; m < mutations; m++) {
+        switch (u() % 12) {
+          case 0: // extra flags
+            seg.flags |= [TcpFlags.SYN, TcpFlags.FIN, TcpFlags.RST, TcpFlags.URG][u() % 4];
+            break;
+          case 1: // any flags at all
+            seg.flags = u() & 0xff;
+            break;
+          case 2: { // sequence number: just off, a window off, far off
+            const d = [1, -1, 2, -2, info.recvWindow, -info.recvWindow, 0x40000000, u()][u() % 8];
+            seg.seqNumber = (seg.seqNumber! + d) >>> 0;
+            break;
+          }
+          case 3: { // acknowledgment: anywhere from SND.UNA - big to beyond SND.NXT
+            const d = [0, 1, -1, 1000, -70000, 0x7fffffff, u()][u() % 7];
+            seg.ackNumber = ((u() & 1 ? s.sndUna : s.sndNxt) + d) >>> 0;
+            break;
+          }
+          case 4: // an exact RST in window, or a RST with a near sequence number (RFC 5961)
+            seg.flags = TcpFlags.RST | (u() & 1 ? TcpFlags.ACK : 0);
+            seg.seqNumber = (s.rcvNxt + (u() & 1 ? 0 : 1 + (u() % 100))) >>> 0;
+            seg.payload = EMPTY;
+            break;
+          case 5: // timestamps: missing, going back, random
+            seg.timestamp =
+              [undefined, { value: 0, echo: u() }, { value: u(), echo: u() }][u() % 3];
+            break;
+          case 6: { // SACK blocks around the send window, some nonsense
+            const base = s.sndUna;
+            seg.sackBlocks = Array.from({ length: 1 + (u() % 4) }, () => {
+              const a = (base + (u() % 20000) - 2000) >>> 0;
+              return { left: a, right: (a + (u() % 4000) - 100) >>> 0 };
+            });
+            break;
+          }
+          case 7: // SYN-only options on a synchronized segment
+            seg.mss = u() & 0xffff;
+            seg.windowScale = u() % 15;
+            seg.sackPermitted = true;
+            break;
+          case 8: // urgent data
+            seg.flags |= TcpFlags.URG;
+            seg.urgentPointer = u() & 0xffff;
+            break;
+          case 9: // a segment far beyond the window
+            seg.seqNumber = (s.rcvNxt + info.recvWindow + (u() % 3000)) >>> 0;
+            break;
+          case 10: // a retransmission of old data that overlaps RCV.NXT
+            seg.seqNumber = (s.rcvNxt - (u() % 1000)) >>> 0;
+            break;
+          default: // exactly the valid segment
+            break;
+        }
+      }
+    }
+    let frame: Uint8Array;
+    try {
+      frame = this.h.frame(seg);
+    } catch (e) {
+      // The mutated options do not fit in 40 bytes: keep the segment, fewer options.
+      if (!(e instanceof RangeError)) throw e;
+      seg.sackBlocks = seg.sackBlocks?.slice(0, 1);
+      seg.mss = seg.windowScale = seg.sackPermitted = undefined;
+      frame = this.h.frame(seg);
+    }
+    const k = u() % 16;
+    if (k < 3) {
+      // Flip a byte of the TCP header or options, then fix the checksum (or not).
+      const tcpHeader = (frame[IP + 20 + 12] >>> 4) * 4;
+      frame[IP + 20 + (u() % tcpHeader)] ^= 1 + (u() % 255);
+      if (k < 2) fixTcpChecksum(frame);
+    } else if (k === 3) {
+      frame[IP + 6] = 0; // clear DF so the segment may be fragmented
+      fixIpv4Checksum(frame);
+      const parts = fragmentFrame(frame, 8 + (u() % 64), this.#ident++ & 0xffff);
+      if (u() & 1) parts.reverse();
+      for (const p of parts) this.input(p);
+      return;
+    } else if (k === 4) {
+      frame = withIpOptions(frame, Uint8Array.of(1, 1, 1, 0)); // NOP NOP NOP EOL
+    }
+    this.input(frame);
+  }
+}
+
+/** Decodes an emitted frame as TCP, or undefined for anything else. */
+function decodeSegment(frame: Uint8Array): TcpRepr | undefined {
+  const e = EthernetFrame.parse(frame);
+  if (!e.ok || e.value.etherType !== EtherType.IPV4) return undefined;
+  const ip = Ipv4Packet.parse(e.value.payload);
+  if (!ip.ok || ip.value.protocol !== IpProtocol.TCP) return undefined;
+  const t = TcpPacket.parse(ip.value.payload);
+  if (!t.ok) return undefined;
+  const r = TcpRepr.parse(t.value, STACK_IP, PEER_IP);
+  return r.ok ? r.value : undefined;
+}
