@@ -35,6 +35,7 @@ export * from "./src/stack/mod.ts";
 export * from "./src/socket/mod.ts";
 export * from "./src/session/mod.ts";
 export * from "./src/http/mod.ts";
+export * from "./src/apps/mod.ts";
 export { attachWebSocketTunnel, type TunnelSocket } from "./tunnel/server.ts";
 export { TunnelClient, type TunnelClientOptions } from "./tunnel/client.ts";
 export { tunnelUrl } from "./tunnel/protocol.ts";

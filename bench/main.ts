@@ -6,6 +6,18 @@
  * Sections (each in its own module, each reporting through one Reporter):
  * - core: TCP between two stacks in one process, checksum, core lock
  *   (bench/core_bench.ts).
+ * - sessions: memory per idle session and per established TCP connection at
+ *   1,000 and 10,000 sessions, time to create a session (bench/sessions_bench.ts;
+ *   needs `--v8-flags=--expose-gc`, which the bench task passes).
+ * - api: the HTTP socket API over real HTTP on loopback (server in a child
+ *   process): send+recv round trips and connect+close per second, 1 and 64
+ *   clients, against `GET /healthz` on the same server (bench/api_bench.ts).
+ * - lock: the core lock under load: delays from a frame's or an API call's
+ *   arrival to the core, in-core wait, timer lateness (bench/lock_bench.ts).
+ *
+ * - e2e (root): the real iperf3 through TAP → tunnel → WebSocket → the stack, beside
+ *   Linux over veth and slirp4netns, and ping through the tunnel beside the raw
+ *   WebSocket round trip (bench/e2e_bench.ts).
  *
  * `deno task bench -- SECTION...` runs only the named sections.
  *
@@ -16,10 +28,18 @@ import process from "node:process";
 import { writeFileSync } from "node:fs";
 import { Reporter } from "./report.ts";
 import { runCoreBenchmarks } from "./core_bench.ts";
+import { runSessionsBenchmarks } from "./sessions_bench.ts";
+import { runApiBenchmarks } from "./api_bench.ts";
+import { runLockBenchmarks } from "./lock_bench.ts";
+import { runE2eBenchmarks } from "./e2e_bench.ts";
 
 /** Every section, in the order they run. A section reports skips itself. */
 const sections: Record<string, (r: Reporter) => void | Promise<void>> = {
   core: runCoreBenchmarks,
+  api: runApiBenchmarks,
+  sessions: runSessionsBenchmarks,
+  lock: runLockBenchmarks,
+  e2e: runE2eBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
