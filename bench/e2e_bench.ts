@@ -15,8 +15,9 @@
  * Each netisle figure is printed with its ratio to slirp4netns and to veth.
  * Then the tunnel's latency: ping through the tunnel (median, p99) beside the
  * raw WebSocket round trip on this machine (Deno.serve echo, `ws` client).
- * When the tunnel CLI offers `--framing stream`, the netisle figures are
- * measured with it too. Each netisle figure comes with the CPU seconds per GB
+ * The netisle figures are measured with both framings (one frame per
+ * message, and the QEMU-stream subprotocol, the CLI's default), and once more
+ * with the CLI on Bun. Each netisle figure comes with the CPU seconds per GB
  * that the server and the tunnel CLI spent (slirp4netns's too): a figure that
  * a loaded machine distorts less than a rate. Last, jumbo frames: slirp4netns
  * and netisle with MTU 65520 on the TAP (NETISLE_BENCH_E2E_JUMBO=0 skips them).
@@ -29,7 +30,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
-import { commandExists, DENO, Netns, type Proc, ROOT, sh } from "../tests/e2e/harness.ts";
+import { BUN, commandExists, DENO, Netns, type Proc, sh } from "../tests/e2e/harness.ts";
 import { type BenchRow, median, quantile, type Reporter } from "./report.ts";
 
 const SECTION = "e2e";
@@ -185,10 +186,11 @@ async function measureNetisle(
   framing: "frame" | "stream",
   base: { veth: BenchRow; slirpFwd?: BenchRow; slirpRev?: BenchRow; ws: WsRows },
   mtu = 1500,
+  cliRuntime: "deno" | "bun" = "deno",
 ): Promise<void> {
-  const ns = new Netns(`iperf-netisle-${framing}-${mtu}`);
+  const ns = new Netns(`iperf-netisle-${framing}-${mtu}-${cliRuntime}`);
   const procs: Proc[] = [];
-  const label = `netisle (${framing} framing)`;
+  const label = `netisle (${framing} framing${cliRuntime === "bun" ? ", CLI on Bun" : ""})`;
   const both = (
     name: string,
     m: { gbps: number; cpuPerGb: number[] },
@@ -213,9 +215,8 @@ async function measureNetisle(
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/, 60_000);
     await server.waitFor(/LISTENING/, 60_000);
-    const tunnel = ns.spawn(DENO, [
-      "run",
-      "-A",
+    const tunnel = ns.spawn(cliRuntime === "bun" ? BUN : DENO, [
+      ...(cliRuntime === "bun" ? ["run"] : ["run", "-A"]),
       "tunnel/cli.ts",
       "--server",
       "http://127.0.0.1:8787",
@@ -225,7 +226,8 @@ async function measureNetisle(
       token,
       "--tap",
       "tap0",
-      ...(framing === "stream" ? ["--framing", "stream"] : []),
+      "--framing",
+      framing,
     ]);
     procs.push(tunnel);
     await tunnel.waitFor(/tunnel open/, 60_000);
@@ -323,11 +325,6 @@ async function wsRtts(): Promise<number[]> {
   }
 }
 
-/** Whether the tunnel CLI offers `--framing stream` (issue 7's batching). */
-function cliHasStreamFraming(): boolean {
-  return readFileSync(`${ROOT}/tunnel/cli.ts`, "utf8").includes("--framing");
-}
-
 /** Runs the end-to-end benchmarks; skips (with the reason) when not root or a tool is missing. */
 export async function runE2eBenchmarks(r: Reporter): Promise<void> {
   if (process.getuid?.() !== 0) return r.skip(SECTION, "needs root (network namespaces, TAP)");
@@ -356,14 +353,19 @@ export async function runE2eBenchmarks(r: Reporter): Promise<void> {
     }
   };
   await attempt("netisle frame framing", () => measureNetisle(r, "frame", base));
-  const stream = cliHasStreamFraming();
-  if (stream) await attempt("netisle stream framing", () => measureNetisle(r, "stream", base));
+  await attempt("netisle stream framing", () => measureNetisle(r, "stream", base));
+  if (existsSync(BUN)) {
+    await attempt(
+      "netisle stream framing, Bun CLI",
+      () => measureNetisle(r, "stream", base, 1500, "bun"),
+    );
+  }
   if (process.env.NETISLE_BENCH_E2E_JUMBO === "0") return;
   // Jumbo frames: 40× fewer frames (and WebSocket messages) per byte.
   const jumbo = 65520;
   await attempt(`MTU ${jumbo}`, async () => {
     const slirpJumbo = slirp ? await measureSlirp(r, veth, jumbo) : undefined;
-    await measureNetisle(r, stream ? "stream" : "frame", {
+    await measureNetisle(r, "stream", {
       ...base,
       slirpFwd: slirpJumbo?.fwd,
       slirpRev: slirpJumbo?.rev,
