@@ -24,6 +24,7 @@ import { TcpServer, TcpSocket, UdpSocket } from "../src/socket/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../src/wire/mod.ts";
 import { TunnelClient } from "../tunnel/client.ts";
 import type { FramePort, FrameSink } from "../tunnel/ports/frame_port.ts";
+import { upperEchoServer } from "./_peer_services.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -167,34 +168,6 @@ async function assertDead(res: Response) {
   const p = await res.json();
   assert.equal(p.code, "ESESSIONDEAD");
   return p;
-}
-
-/** An upper-casing echo server on the peer stack. */
-function upperEchoServer(peer: Session, port: number): TcpServer {
-  const server = TcpServer.listen(peer, { port });
-  (async () => {
-    for (;;) {
-      let s: TcpSocket;
-      try {
-        s = await server.accept();
-      } catch {
-        return;
-      }
-      (async () => {
-        try {
-          for (;;) {
-            const c = await s.receive(65536);
-            if (c === null) break;
-            await s.write(enc(dec(c).toUpperCase()));
-          }
-          s.shutdown("write");
-        } catch {
-          // reset
-        }
-      })();
-    }
-  })();
-  return server;
 }
 
 /** A UDP round trip from the session (HTTP send) to the peer and back (HTTP recv). */

@@ -12,6 +12,7 @@ import { serveDeno } from "../src/http/serve_deno.ts";
 import { Session, SessionRegistry, SystemClock, type TunnelEndpoint } from "../src/session/mod.ts";
 import { TcpServer, TcpSocket, UdpSocket } from "../src/socket/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../src/wire/mod.ts";
+import { upperEchoServer } from "./_peer_services.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -98,34 +99,6 @@ async function readAll(sock: TcpSocket): Promise<Uint8Array> {
     o += p.length;
   }
   return out;
-}
-
-/** An upper-casing echo server on the peer stack: answers each chunk, closes at EOF. */
-function upperEchoServer(peer: Session, port: number): TcpServer {
-  const server = TcpServer.listen(peer, { port });
-  (async () => {
-    for (;;) {
-      let s: TcpSocket;
-      try {
-        s = await server.accept();
-      } catch {
-        return;
-      }
-      (async () => {
-        try {
-          for (;;) {
-            const c = await s.receive(65536);
-            if (c === null) break;
-            await s.write(enc(dec(c).toUpperCase()));
-          }
-          s.shutdown("write");
-        } catch {
-          // reset: nothing to answer
-        }
-      })();
-    }
-  })();
-  return server;
 }
 
 async function json(res: Response, status = 200) {

@@ -24,68 +24,22 @@ import { QEMU_STREAM_SUBPROTOCOL } from "../tunnel/protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../tunnel/stream_framing.ts";
 import { Proc } from "./e2e/harness.ts";
 import {
-  ArpOperation,
   ArpPacket,
   ArpRepr,
   ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
   formatMacAddress,
-  Icmpv4Repr,
-  IpProtocol,
-  Ipv4Repr,
-  parseIpv4Address,
   parseMacAddress,
 } from "../src/wire/mod.ts";
+import {
+  arpRequest,
+  echoRequest,
+  isArpReply,
+  isEchoReply,
+  PEER_MAC,
+  STACK_IP,
+} from "./_tunnel_test_util.ts";
 
 const WORKERD = `${ROOT}/node_modules/.bin/workerd`;
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const PEER_IP = parseIpv4Address("10.0.2.15");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-
-/** An ARP request from the peer for the stack's address (RFC 826). */
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: PEER_IP,
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
-
-/** An ICMP echo request from the peer to the stack (RFC 792). */
-function echoRequest(stackMac: Uint8Array, seq: number): Uint8Array {
-  const icmp: Icmpv4Repr = {
-    type: "echo_request",
-    ident: 0x7777,
-    seqNo: seq,
-    data: new TextEncoder().encode("netisle-workerd-ping-payload-32b"),
-  };
-  const payload = new Uint8Array(Icmpv4Repr.bufferLen(icmp));
-  Icmpv4Repr.emit(icmp, payload);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + payload.length);
-  EthernetRepr.emit({ dst: stackMac, src: PEER_MAC, etherType: EtherType.IPV4 }, f);
-  Ipv4Repr.emit(
-    { src: PEER_IP, dst: STACK_IP, protocol: IpProtocol.ICMP, payloadLen: payload.length, ttl: 64 },
-    f.subarray(ETHERNET_HEADER_LEN),
-  );
-  f.set(payload, ETHERNET_HEADER_LEN + 20);
-  return f;
-}
-
-const isArpReply = (f: Uint8Array) => f[12] === 0x08 && f[13] === 0x06 && f[21] === 2;
-const isEchoReply = (seq: number) => (f: Uint8Array) =>
-  f[12] === 0x08 && f[13] === 0x00 && f[23] === IpProtocol.ICMP && f[34] === 0 &&
-  ((f[40] << 8) | f[41]) === seq;
-
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();

@@ -168,3 +168,28 @@ export class Proc {
     clearTimeout(t);
   }
 }
+
+/** A parsed HTTP response printed by `curl -i` (or `curl -D -`). */
+export interface HttpResult {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Splits what `curl -i` printed into status, headers and body. */
+export function parseCurlOutput(out: string): HttpResult {
+  const cut = out.indexOf("\r\n\r\n");
+  const head = cut < 0 ? out : out.slice(0, cut);
+  const [statusLine, ...lines] = head.split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return {
+    status: Number(statusLine.split(" ")[1]),
+    headers,
+    body: cut < 0 ? "" : out.slice(cut + 4),
+  };
+}

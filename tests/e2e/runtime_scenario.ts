@@ -32,7 +32,7 @@ import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { DENO, Netns, type Proc } from "./harness.ts";
+import { DENO, type HttpResult, Netns, parseCurlOutput, type Proc } from "./harness.ts";
 
 /** Options of {@linkcode runRuntimeScenario}. */
 export interface RuntimeScenarioOptions {
@@ -71,12 +71,6 @@ export interface RuntimeScenarioReport {
   session: { id: string; stack: string; linux: string };
   /** One line per passed step, e.g. `"ping: 3/3 replies"`. */
   steps: string[];
-}
-
-interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
 }
 
 /**
@@ -205,20 +199,7 @@ export class RuntimeBed {
     }
     if (o.outFile !== undefined) args.push("-o", o.outFile);
     args.push(url);
-    const out = this.ns.exec("curl", args, { timeoutMs: o.timeoutMs ?? 90_000 });
-    const cut = out.indexOf("\r\n\r\n");
-    const head = cut < 0 ? out : out.slice(0, cut);
-    const [statusLine, ...lines] = head.split("\r\n");
-    const headers: Record<string, string> = {};
-    for (const l of lines) {
-      const i = l.indexOf(":");
-      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-    }
-    return {
-      status: Number(statusLine.split(" ")[1]),
-      headers,
-      body: cut < 0 ? "" : out.slice(cut + 4),
-    };
+    return parseCurlOutput(this.ns.exec("curl", args, { timeoutMs: o.timeoutMs ?? 90_000 }));
   }
 
   /** A JSON call that must answer `status`. */

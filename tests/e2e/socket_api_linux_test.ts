@@ -23,7 +23,15 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
-import { commandExists, DENO, e2eSkipReason, Netns, type Proc } from "./harness.ts";
+import {
+  commandExists,
+  DENO,
+  e2eSkipReason,
+  type HttpResult,
+  Netns,
+  parseCurlOutput,
+  type Proc,
+} from "./harness.ts";
 
 function skipReason(): string | undefined {
   const reason = e2eSkipReason();
@@ -41,12 +49,6 @@ function skipReason(): string | undefined {
 const skip = skipReason();
 
 const API = "http://127.0.0.1:8787";
-
-interface HttpResult {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
 
 class Bed {
   ns!: Netns;
@@ -96,20 +98,9 @@ class Bed {
     if (o.json !== undefined) args.push("-d", JSON.stringify(o.json));
     if (o.data !== undefined) args.push("--data-binary", "@-");
     args.push(url);
-    const out = this.ns.exec("curl", args, { input: o.data, timeoutMs: o.timeoutMs ?? 90_000 });
-    const cut = out.indexOf("\r\n\r\n");
-    const head = cut < 0 ? out : out.slice(0, cut);
-    const [statusLine, ...lines] = head.split("\r\n");
-    const headers: Record<string, string> = {};
-    for (const l of lines) {
-      const i = l.indexOf(":");
-      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-    }
-    return {
-      status: Number(statusLine.split(" ")[1]),
-      headers,
-      body: cut < 0 ? "" : out.slice(cut + 4),
-    };
+    return parseCurlOutput(
+      this.ns.exec("curl", args, { input: o.data, timeoutMs: o.timeoutMs ?? 90_000 }),
+    );
   }
 
   json(method: string, path: string, o: Parameters<Bed["curl"]>[2] = {}, status = 200) {
