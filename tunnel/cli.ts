@@ -47,6 +47,8 @@ Options:
                         QEMU's local.host/local.port, where frames for QEMU go;
                         without it, the source of the most recent datagram from QEMU
   --no-reconnect        exit when the WebSocket drops instead of reconnecting
+  --no-offload          with --tap: one write() per frame, without IFF_VNET_HDR; by
+                        default runs of TCP segments go to the kernel as one GSO frame
   --framing stream|frame
                         stream (default): subprotocol netisle.qemu-stream.v1, QEMU
                         stream framing with the frames of one port read batched in one
@@ -169,6 +171,7 @@ export function joinOptionValues(argv: string[]): string[] {
  */
 function portOpener(values: {
   tap?: string;
+  "no-offload"?: boolean;
   "qemu-stream"?: string;
   "qemu-dgram"?: string;
   "qemu-dgram-peer"?: string;
@@ -195,7 +198,7 @@ function portOpener(values: {
   if (values.tap) {
     const name = values.tap;
     return (mtu) =>
-      openTap({ name, mtu }).catch((err) => {
+      openTap({ name, mtu, offload: !values["no-offload"] }).catch((err) => {
         throw new CliError(`cannot open TAP device "${name}": ${(err as Error).message}`);
       });
   }
@@ -247,6 +250,7 @@ export async function main(argv: string[]): Promise<number> {
         tap: { type: "string" },
         mtu: { type: "string" },
         "no-reconnect": { type: "boolean", default: false },
+        "no-offload": { type: "boolean", default: false },
         faults: { type: "string" },
         framing: { type: "string", default: "stream" },
         keepalive: { type: "string", default: "15" },
@@ -287,6 +291,7 @@ async function run(values: {
   tap?: string;
   mtu?: string;
   "no-reconnect": boolean;
+  "no-offload": boolean;
   faults?: string;
   framing: string;
   keepalive: string;

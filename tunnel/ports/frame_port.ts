@@ -22,7 +22,11 @@ export interface FramePort {
    * read together (one poll wakeup) arrive in one batch.
    */
   start(sink: FrameSink): void;
-  /** Writes one frame to the port. Never throws for a frame the device refuses; counts it. */
+  /**
+   * Writes one frame to the port. Never throws for a frame the device refuses; counts it.
+   * The port may keep `frame` until the current turn of the event loop ends (ports batch
+   * the frames sent together into fewer writes), so the caller must not change it.
+   */
   send(frame: Uint8Array): void;
   /** Stops reading and releases the device. Idempotent. */
   close(): Promise<void>;

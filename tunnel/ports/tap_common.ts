@@ -31,6 +31,12 @@ export interface TapOptions {
   /** Bring the link up (`IFF_UP`) after attaching. Default `true`. */
   up?: boolean;
   /**
+   * Open with `IFF_VNET_HDR` and write runs of consecutive TCP segments of
+   * one flow as one GSO frame (tap_offload.ts): far fewer system calls and
+   * less kernel work per byte. Default `false`.
+   */
+  offload?: boolean;
+  /**
    * Called when reading fails for good (e.g. the interface was deleted, `EBADFD`)
    * or the sink throws. Default: `console.error`.
    */
@@ -52,6 +58,8 @@ export const O_CLOEXEC = 0o2000000;
 
 /** `_IOW('T', 202, int)`: attach to (or create) a TUN/TAP interface. */
 export const TUNSETIFF = 0x400454ca;
+/** Every frame read or written starts with a `struct virtio_net_hdr` (offloads). */
+export const IFF_VNET_HDR = 0x4000;
 /** TAP (Ethernet) rather than TUN (IP) mode. */
 export const IFF_TAP = 0x0002;
 /** No 4-byte packet-information header before each frame. */
@@ -88,8 +96,8 @@ export const IFNAMSIZ_MAX = 15;
 
 /** Ethernet header length: what `maxFrameLen` adds to the MTU. */
 export const ETH_HEADER_LEN = 14;
-/** Size of the reusable read buffer: big enough for any frame the kernel may hand us. */
-export const READ_BUFFER_LEN = 65536;
+/** Size of the reusable read buffer: any frame the kernel may hand us (MTU 65521 + 14), behind a virtio header (offload). */
+export const READ_BUFFER_LEN = 65536 + 16;
 /** At most this many frames are read per batch before the loop polls again. */
 export const MAX_BATCH = 256;
 
@@ -179,6 +187,7 @@ export interface ResolvedTapOptions {
   setMtu: boolean;
   create: boolean;
   up: boolean;
+  offload: boolean;
   onError: (error: Error) => void;
 }
 
@@ -212,6 +221,7 @@ export function resolveTapOptions(options: TapOptions): ResolvedTapOptions {
     setMtu: options.mtu !== undefined,
     create: options.create ?? true,
     up: options.up ?? true,
+    offload: options.offload ?? false,
     onError: options.onError ?? ((error) => console.error(error)),
   };
 }
@@ -309,11 +319,21 @@ function messageOf(error: unknown): string {
 
 /** Counters of a TAP port: the common ones plus failed reads. */
 export interface TapPortStats extends FramePortStats {
-  /** Reads that failed with something other than `EAGAIN` / `EINTR`. */
+  /** Reads that failed with something other than `EAGAIN` / `EINTR`, or frames refused. */
   rxErrors: number;
+  /** TAP writes (with offload several frames may share one GSO write). */
+  txWrites: number;
 }
 
 /** Fresh zeroed counters. */
 export function newStats(): TapPortStats {
-  return { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, txErrors: 0, rxErrors: 0 };
+  return {
+    rxFrames: 0,
+    rxBytes: 0,
+    txFrames: 0,
+    txBytes: 0,
+    txErrors: 0,
+    rxErrors: 0,
+    txWrites: 0,
+  };
 }
