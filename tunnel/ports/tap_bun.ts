@@ -63,7 +63,8 @@ async function loadSys(): Promise<TapSys> {
     close(fd: number): number;
     read(fd: number, buf: Uint8Array, len: number): number;
     write(fd: number, buf: Uint8Array, len: number): number;
-    ioctl(fd: number, request: number, arg: Uint8Array): number;
+    // "ptr" takes a typed array (its address) or a plain number (passed as is).
+    ioctl(fd: number, request: number, arg: Uint8Array | number): number;
     socket(domain: number, type: number, protocol: number): number;
     eventfd(initval: number, flags: number): number;
     __errno_location(): number;
@@ -77,6 +78,7 @@ async function loadSys(): Promise<TapSys> {
     read: (fd, buf, len) => s.read(fd, buf, len),
     write: (fd, buf, len) => s.write(fd, buf, len),
     ioctl: (fd, request, arg) => s.ioctl(fd, request, arg),
+    ioctlValue: (fd, request, value) => s.ioctl(fd, request, value),
     socket: (domain, type, protocol) => s.socket(domain, type, protocol),
     eventfd: (initval, flags) => s.eventfd(initval, flags),
     errno: () => readI32(errnoPtr, 0),

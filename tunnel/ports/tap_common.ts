@@ -96,8 +96,8 @@ export const IFNAMSIZ_MAX = 15;
 
 /** Ethernet header length: what `maxFrameLen` adds to the MTU. */
 export const ETH_HEADER_LEN = 14;
-/** Size of the reusable read buffer: any frame the kernel may hand us (MTU 65521 + 14), behind a virtio header (offload). */
-export const READ_BUFFER_LEN = 65536 + 16;
+/** Size of the reusable read buffer: any frame or GSO packet the kernel may hand us (an IPv4 packet of up to 65535 bytes and an Ethernet header), behind a virtio header (offload). */
+export const READ_BUFFER_LEN = 65536 + 64;
 /** At most this many frames are read per batch before the loop polls again. */
 export const MAX_BATCH = 256;
 

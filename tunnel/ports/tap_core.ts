@@ -45,7 +45,11 @@ import {
   acceptTapRead,
   encodeTapWrite,
   MAX_OFFLOAD_WRITE,
+  splitTapGso,
   tcpRunEnd,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUNSETOFFLOAD,
   VNET_HDR_LEN,
 } from "./tap_offload.ts";
 
@@ -60,6 +64,8 @@ export interface TapSys {
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
   ioctl(fd: number, request: number, arg: Uint8Array): number;
+  /** `ioctl(fd, request, value)` for requests that take an integer, not a pointer. */
+  ioctlValue(fd: number, request: number, value: number): number;
   socket(domain: number, type: number, protocol: number): number;
   eventfd(initval: number, flags: number): number;
   errno(): number;
@@ -132,6 +138,9 @@ export function openTapWith(
     const ifFlags = IFF_TAP | IFF_NO_PI | (opts.offload ? IFF_VNET_HDR : 0);
     new DataView(ifr.buffer).setUint16(IFREQ_UNION, ifFlags, true);
     if (sys.ioctl(fd, TUNSETIFF, ifr) < 0) throw tunsetiffError(opts.name, sys.errno());
+    if (opts.offload && sys.ioctlValue(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4) < 0) {
+      throw new Error(`TUNSETOFFLOAD on ${opts.name} failed: ${strerror(sys.errno())}`);
+    }
     const nul = ifr.indexOf(0);
     const ifname = new TextDecoder().decode(ifr.subarray(0, nul < 0 ? 16 : Math.min(nul, 16)));
 
@@ -342,7 +351,22 @@ class TapPortImpl implements TapPort {
       const n = sys.read(fd, buf, buf.byteLength);
       if (n > 0) {
         if (this.#offload) {
-          if (acceptTapRead(buf, n) !== undefined) {
+          const refused = acceptTapRead(buf, n);
+          if (refused === "gso") {
+            // One large TCP packet: cut back into the segments it stands for.
+            const segments = splitTapGso(buf, n);
+            if (typeof segments === "string") {
+              this.stats.rxErrors++;
+              continue;
+            }
+            for (const seg of segments) {
+              batch.push(seg);
+              this.stats.rxFrames++;
+              this.stats.rxBytes += seg.length;
+            }
+            continue;
+          }
+          if (refused !== undefined) {
             this.stats.rxErrors++;
             continue;
           }

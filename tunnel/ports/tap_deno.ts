@@ -27,6 +27,8 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   ioctl: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+  // The same ioctl(2) with an integer third argument (TUNSETOFFLOAD takes the flags by value).
+  ioctl_value: { name: "ioctl", parameters: ["i32", "usize", "usize"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
@@ -63,6 +65,7 @@ function loadSys(): TapSys {
     read: (fd, buf, len) => lib.read(fd, buf as Uint8Array<ArrayBuffer>, bigLen(len)),
     write: (fd, buf, len) => lib.write(fd, buf as Uint8Array<ArrayBuffer>, bigLen(len)),
     ioctl: (fd, request, arg) => lib.ioctl(fd, BigInt(request), arg as Uint8Array<ArrayBuffer>),
+    ioctlValue: (fd, request, value) => lib.ioctl_value(fd, BigInt(request), BigInt(value)),
     socket: (domain, type, protocol) => lib.socket(domain, type, protocol),
     eventfd: (initval, flags) => lib.eventfd(initval, flags),
     errno: () => errnoView.getInt32(0),

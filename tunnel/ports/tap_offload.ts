@@ -13,9 +13,13 @@
  * `write()` per frame. The checksum is left partial (`NEEDS_CSUM`, the TCP
  * field holding the pseudo-header sum), as a NIC doing TSO expects.
  *
- * Reading, the header is stripped; no offload is enabled for that direction
- * (no `TUNSETOFFLOAD`), so the kernel hands us whole, checksummed frames, but
- * a partial checksum is completed and a GSO frame is refused if one comes.
+ * Reading, the port enables `TUN_F_CSUM | TUN_F_TSO4` (`TUNSETOFFLOAD`): the
+ * kernel may hand over one large TCP/IPv4 packet where it would have sent
+ * many segments, and frames with a partial checksum. A large packet is cut
+ * back into segments of `gso_size` payload bytes, each with its own sequence
+ * number, IPv4 identification, lengths and full checksums (PSH and FIN only
+ * on the last, CWR only on the first), as a NIC would have put them on the
+ * wire; a partial checksum is completed.
  *
  * Pure functions over byte arrays, no I/O.
  *
@@ -205,10 +209,86 @@ export function encodeTapWrite(
   return at;
 }
 
+/** `TUNSETOFFLOAD` flags: the reader takes partial checksums and TCPv4 GSO packets. */
+export const TUN_F_CSUM = 0x01;
+/** See {@linkcode TUN_F_CSUM}. */
+export const TUN_F_TSO4 = 0x02;
+/** `_IOW('T', 208, unsigned int)`: which offloads the reader of a TAP device handles. */
+export const TUNSETOFFLOAD = 0x400454d0;
+
+/**
+ * Cuts a TCPv4 GSO packet read from the device (`buf[VNET_HDR_LEN..n)`,
+ * header in front) into the segments it stands for, each a complete frame
+ * with full checksums (RFC 9293 §3.1 checksum over the pseudo-header). The
+ * segments share one new buffer. Returns the frames, or why the packet must
+ * be dropped.
+ */
+export function splitTapGso(buf: Uint8Array, n: number): Uint8Array[] | string {
+  const v = new DataView(buf.buffer, buf.byteOffset, VNET_HDR_LEN);
+  if (buf[1] !== VNET_GSO_TCPV4) return "gso-type";
+  const f = buf.subarray(VNET_HDR_LEN, n);
+  if (f.length < ETH + 20 || f[12] !== 0x08 || f[13] !== 0x00 || (f[IP] >> 4) !== 4) {
+    return "gso-not-ipv4";
+  }
+  const ihl = (f[IP] & 0x0f) * 4;
+  const tcp = IP + ihl;
+  if (ihl < 20 || f[IP + 9] !== 6 || f.length < tcp + 20) return "gso-not-tcp";
+  const hdrLen = tcp + (f[tcp + 12] >> 4) * 4;
+  const gsoSize = v.getUint16(4, true);
+  if (hdrLen < tcp + 20 || hdrLen > f.length || gsoSize === 0) return "gso-bad-header";
+  const payload = f.length - hdrLen;
+  const count = Math.max(1, Math.ceil(payload / gsoSize));
+  const out = new Uint8Array(count * hdrLen + payload);
+  const frames: Uint8Array[] = [];
+  const seq0 = ((f[tcp + 4] << 24) | (f[tcp + 5] << 16) | (f[tcp + 6] << 8) | f[tcp + 7]) >>> 0;
+  const id0 = (f[IP + 4] << 8) | f[IP + 5];
+  const flags = f[tcp + 13];
+  const src = ((f[IP + 12] << 24) | (f[IP + 13] << 16) | (f[IP + 14] << 8) | f[IP + 15]) >>> 0;
+  const dst = ((f[IP + 16] << 24) | (f[IP + 17] << 16) | (f[IP + 18] << 8) | f[IP + 19]) >>> 0;
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const off = i * gsoSize;
+    const len = Math.min(gsoSize, payload - off);
+    const seg = out.subarray(at, at + hdrLen + len);
+    at += hdrLen + len;
+    seg.set(f.subarray(0, hdrLen));
+    seg.set(f.subarray(hdrLen + off, hdrLen + off + len), hdrLen);
+    const ipLen = hdrLen - ETH + len;
+    seg[IP + 2] = ipLen >> 8;
+    seg[IP + 3] = ipLen & 0xff;
+    const id = (id0 + i) & 0xffff;
+    seg[IP + 4] = id >> 8;
+    seg[IP + 5] = id & 0xff;
+    seg[IP + 10] = 0;
+    seg[IP + 11] = 0;
+    const ipSum = checksumFinish(checksumAdd(0, seg, IP, IP + ihl));
+    seg[IP + 10] = ipSum >> 8;
+    seg[IP + 11] = ipSum & 0xff;
+    const seq = (seq0 + off) >>> 0;
+    seg[tcp + 4] = seq >>> 24;
+    seg[tcp + 5] = (seq >>> 16) & 0xff;
+    seg[tcp + 6] = (seq >>> 8) & 0xff;
+    seg[tcp + 7] = seq & 0xff;
+    let fl = flags;
+    if (i < count - 1) fl &= ~(TCP_PSH | TCP_FIN);
+    if (i > 0) fl &= ~0x80; // CWR only on the first segment
+    seg[tcp + 13] = fl;
+    seg[tcp + 16] = 0;
+    seg[tcp + 17] = 0;
+    const tcpLen = ipLen - ihl;
+    const sum = checksumFinish(checksumAdd(ipv4PseudoHeaderSum(src, dst, 6, tcpLen), seg, tcp));
+    seg[tcp + 16] = sum >> 8;
+    seg[tcp + 17] = sum & 0xff;
+    frames.push(seg);
+  }
+  return frames;
+}
+
 /**
  * Checks the virtio header in front of a frame read from the device and
  * completes a partial checksum in place. Returns undefined when the frame at
- * `buf[VNET_HDR_LEN..n)` is ready, or why it must be dropped.
+ * `buf[VNET_HDR_LEN..n)` is ready, `"gso"` for a GSO packet (cut it with
+ * {@linkcode splitTapGso}), or why it must be dropped.
  */
 export function acceptTapRead(buf: Uint8Array, n: number): string | undefined {
   if (n < VNET_HDR_LEN + ETH) return "short";

@@ -19,6 +19,7 @@ import {
   acceptTapRead,
   encodeTapWrite,
   MAX_OFFLOAD_WRITE,
+  splitTapGso,
   tcpRunEnd,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_TCPV4,
@@ -183,6 +184,32 @@ describe("TAP offloads (IFF_VNET_HDR): TCP segments written as one GSO frame", (
 });
 
 describe("TAP offloads: frames read from the device", () => {
+  it("cuts a GSO packet back into segments with full checksums, as the kernel would", () => {
+    const frames = [
+      frame({ seq: 0xffff_fff0, len: 1448, ident: 0xffff }), // sequence and id wrap
+      frame({ seq: 0xffff_fff0 + 1448, len: 1448, ident: 0 }),
+      frame({ seq: 0xffff_fff0 + 2896, len: 7, ident: 1, flags: TcpFlags.ACK | TcpFlags.PSH }),
+    ];
+    const buf = new Uint8Array(MAX_OFFLOAD_WRITE);
+    const len = encodeTapWrite(frames, 0, 3, buf);
+    const reference = kernelSegments(buf.subarray(0, len));
+    assert.deepEqual(reference, frames);
+    assert.deepEqual(splitTapGso(buf, len), frames);
+  });
+
+  it("refuses a GSO packet it cannot cut", () => {
+    const f = frame({ seq: 1, len: 100 });
+    const buf = new Uint8Array(VNET_HDR_LEN + f.length);
+    buf.set(f, VNET_HDR_LEN);
+    buf[1] = 4; // UDP GSO
+    assert.equal(splitTapGso(buf, buf.length), "gso-type");
+    buf[1] = VNET_GSO_TCPV4;
+    buf[VNET_HDR_LEN + 12] = 0x86; // not IPv4
+    assert.equal(splitTapGso(buf, buf.length), "gso-not-ipv4");
+    buf[VNET_HDR_LEN + 12] = 0x08;
+    assert.equal(splitTapGso(buf, buf.length), "gso-bad-header", "gso_size 0");
+  });
+
   it("completes a partial checksum in place and refuses GSO frames and runts", () => {
     const f = frame({ seq: 5, len: 33 });
     const w = new Uint8Array(VNET_HDR_LEN + f.length);
