@@ -8,7 +8,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { commandExists, DENO, e2eSkipReason, Netns, type Proc } from "./harness.ts";
+import { commandExists, DENO, e2eSkipReason, Netns, type Proc, tunnelCliArgs } from "./harness.ts";
 
 const skip = e2eSkipReason() ??
   (commandExists("busybox") ? undefined : "needs busybox (udhcpc); apt-get install busybox");
@@ -26,19 +26,7 @@ describe("e2e: a Linux DHCP client (busybox udhcpc) through a TAP tunnel", { ski
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/);
     session = { id, token };
-    const tunnel = ns.spawn(DENO, [
-      "run",
-      "-A",
-      "tunnel/cli.ts",
-      "--server",
-      "http://127.0.0.1:8787",
-      "--session",
-      id,
-      "--token",
-      token,
-      "--tap",
-      "tap0",
-    ]);
+    const tunnel = ns.spawn(DENO, tunnelCliArgs({ id: id, token: token }));
     procs.push(tunnel);
     await tunnel.waitFor(/tunnel open/);
     ns.exec("ip", ["link", "set", "tap0", "up"]);

@@ -193,3 +193,28 @@ export function parseCurlOutput(out: string): HttpResult {
     body: cut < 0 ? "" : out.slice(cut + 4),
   };
 }
+
+/**
+ * Deno arguments that run the tunnel CLI (tunnel/cli.ts) for `session` on TAP
+ * device tap0 against `server`, with `extra` flags appended.
+ */
+export function tunnelCliArgs(
+  session: { id: string; token: string },
+  server = "http://127.0.0.1:8787",
+  extra: string[] = [],
+): string[] {
+  return [
+    "run",
+    "-A",
+    "tunnel/cli.ts",
+    "--server",
+    server,
+    "--session",
+    session.id,
+    "--token",
+    session.token,
+    "--tap",
+    "tap0",
+    ...extra,
+  ];
+}

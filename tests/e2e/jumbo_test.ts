@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
-import { DENO, e2eSkipReason, Netns, type Proc } from "./harness.ts";
+import { DENO, e2eSkipReason, Netns, type Proc, tunnelCliArgs } from "./harness.ts";
 import { MiB, rate, sha256File } from "./testbed.ts";
 
 const skip = e2eSkipReason();
@@ -32,19 +32,7 @@ describe("e2e: TCP both ways at MTU 65520 through the TAP tunnel", { skip }, () 
     });
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/);
-    const tunnel = ns.spawn(DENO, [
-      "run",
-      "-A",
-      "tunnel/cli.ts",
-      "--server",
-      "http://127.0.0.1:8787",
-      "--session",
-      id,
-      "--token",
-      token,
-      "--tap",
-      "tap0",
-    ]);
+    const tunnel = ns.spawn(DENO, tunnelCliArgs({ id: id, token: token }));
     procs.push(tunnel);
     await tunnel.waitFor(/tunnel open/);
     ns.exec("ip", ["addr", "add", "10.0.2.15/24", "dev", "tap0"]);

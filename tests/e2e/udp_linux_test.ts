@@ -15,7 +15,7 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DENO, e2eSkipReason, Netns, type Proc } from "./harness.ts";
+import { DENO, e2eSkipReason, Netns, type Proc, tunnelCliArgs } from "./harness.ts";
 
 const skip = e2eSkipReason();
 
@@ -38,19 +38,7 @@ describe("e2e: UDP against the Linux kernel through a TAP tunnel", { skip }, () 
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/);
     session = { id, token };
-    const tunnel = ns.spawn(DENO, [
-      "run",
-      "-A",
-      "tunnel/cli.ts",
-      "--server",
-      "http://127.0.0.1:8787",
-      "--session",
-      id,
-      "--token",
-      token,
-      "--tap",
-      "tap0",
-    ]);
+    const tunnel = ns.spawn(DENO, tunnelCliArgs({ id: id, token: token }));
     procs.push(tunnel);
     await tunnel.waitFor(/tunnel open/);
     ns.exec("ip", ["addr", "add", "10.0.2.15/24", "dev", "tap0"]);
