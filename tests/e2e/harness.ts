@@ -129,12 +129,15 @@ export class Proc {
 
   /**
    * Resolves with the first match of `pattern` in the output after offset
-   * `from` (see {@linkcode Proc.mark}); rejects on exit or timeout.
+   * `from` (see {@linkcode Proc.mark}); rejects on exit or timeout. Only
+   * complete lines are searched while the process runs, so a pattern ending
+   * in `\S+` never matches half a word that a pipe delivered in two chunks.
    */
   async waitFor(pattern: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.output.slice(from).match(pattern);
+      const end = this.#exited ? this.output.length : this.output.lastIndexOf("\n") + 1;
+      const m = end > from ? this.output.slice(from, end).match(pattern) : null;
       if (m) return m;
       if (this.#exited) {
         throw new Error(`process exited before printing ${pattern}:\n${this.output}`);
