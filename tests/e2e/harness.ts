@@ -221,3 +221,35 @@ export function tunnelCliArgs(
     ...extra,
   ];
 }
+
+/**
+ * Starts the README's server (examples/deno/server.ts on 127.0.0.1:8787) in
+ * `ns` and the tunnel CLI with `--create` on tap0, waits for the tunnel, and
+ * gives the kernel side 10.0.2.15/24. Both processes are pushed on `procs`
+ * (stop them in reverse). Returns the CLI's process and the session it made.
+ */
+export async function startServerAndTunnel(
+  ns: Netns,
+  procs: Proc[],
+): Promise<{ server: Proc; tunnel: Proc; id: string; token: string; mac: string }> {
+  const server = ns.spawn(DENO, ["run", "-A", "examples/deno/server.ts"], { PORT: "8787" });
+  procs.push(server);
+  await server.waitFor(/listening on http:\/\/127\.0\.0\.1:8787/);
+  const tunnel = ns.spawn(DENO, [
+    "run",
+    "-A",
+    "tunnel/cli.ts",
+    "--server",
+    "http://127.0.0.1:8787",
+    "--create",
+    "--tap",
+    "tap0",
+  ]);
+  procs.push(tunnel);
+  const [, id, token] = await tunnel.waitFor(/session (s_\S+) token (\S+)/);
+  const mac = (await tunnel.waitFor(/mac ([0-9a-f:]{17})/))[1];
+  await tunnel.waitFor(/tunnel open/);
+  ns.exec("ip", ["addr", "add", "10.0.2.15/24", "dev", "tap0"]);
+  ns.exec("ip", ["link", "set", "tap0", "up"]);
+  return { server, tunnel, id, token, mac };
+}

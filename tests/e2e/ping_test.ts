@@ -6,7 +6,7 @@
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DENO, e2eSkipReason, Netns, type Proc } from "./harness.ts";
+import { e2eSkipReason, Netns, type Proc, startServerAndTunnel } from "./harness.ts";
 
 const skip = e2eSkipReason();
 
@@ -23,27 +23,7 @@ describe("e2e: ARP and ping through a WebSocket tunnel from a Linux TAP device",
     const ns = new Netns("ping");
     const procs: Proc[] = [];
     try {
-      const server = ns.spawn(DENO, ["run", "-A", "examples/deno/server.ts"], { PORT: "8787" });
-      procs.push(server);
-      await server.waitFor(/listening on http:\/\/127\.0\.0\.1:8787/);
-
-      const tunnel = ns.spawn(DENO, [
-        "run",
-        "-A",
-        "tunnel/cli.ts",
-        "--server",
-        "http://127.0.0.1:8787",
-        "--create",
-        "--tap",
-        "tap0",
-      ]);
-      procs.push(tunnel);
-      const [, id, token] = await tunnel.waitFor(/session (s_\S+) token (\S+)/);
-      const mac = (await tunnel.waitFor(/mac ([0-9a-f:]{17})/))[1];
-      await tunnel.waitFor(/tunnel open/);
-
-      ns.exec("ip", ["addr", "add", "10.0.2.15/24", "dev", "tap0"]);
-      ns.exec("ip", ["link", "set", "tap0", "up"]);
+      const { id, token, mac } = await startServerAndTunnel(ns, procs);
 
       const out = ns.exec("ping", ["-c", "10", "-i", "0.2", "-W", "2", "10.0.2.2"], {
         timeoutMs: 30_000,

@@ -177,14 +177,15 @@ export function encodeTapWrite(
   const o = VNET_HDR_LEN;
   buf.set(head.subarray(0, hdrEnd), o);
   let at = o + hdrEnd;
-  let last = h;
+  // tcpRunEnd checked every segment of the run: same header lengths, so only the
+  // payload length (from the IPv4 total length) differs.
   for (let i = start; i < end; i++) {
     const f = frames[i];
-    const s = i === start ? h : segmentOf(f)!;
-    buf.set(f.subarray(s.tcp + s.thl, s.tcp + s.thl + s.payload), at);
-    at += s.payload;
-    last = s;
+    const payload = ((f[IP + 2] << 8) | f[IP + 3]) - (hdrEnd - ETH);
+    buf.set(f.subarray(hdrEnd, hdrEnd + payload), at);
+    at += payload;
   }
+  const lastFlags = frames[end - 1][h.tcp + 13];
   const ipLen = at - o - ETH;
   const tcpLen = ipLen - 20;
   // IPv4: total length, header checksum.
@@ -197,7 +198,7 @@ export function encodeTapWrite(
   buf[o + IP + 11] = ipSum & 0xff;
   // TCP: PSH from the last segment; the checksum field holds the pseudo-header sum
   // (not complemented) for the device to finish over each segment.
-  buf[o + h.tcp + 13] = h.flags | (last.flags & TCP_PSH);
+  buf[o + h.tcp + 13] = h.flags | (lastFlags & TCP_PSH);
   const src = ((head[IP + 12] << 24) | (head[IP + 13] << 16) | (head[IP + 14] << 8) |
     head[IP + 15]) >>> 0;
   const dst = ((head[IP + 16] << 24) | (head[IP + 17] << 16) | (head[IP + 18] << 8) |

@@ -6,7 +6,7 @@
  * stack answers each with an echo reply of the same size, so both directions
  * carry the same load; at most `window` requests are in flight.
  *
- *   deno run -A tunnel/framing_bench.ts [frames=40000] [batch=32] [window=1024]
+ *   deno task bench:tunnel -- [frames=40000] [batch=32] [window=1024]
  *
  * Prints frames/s, messages/s and MB/s each way for frame-per-message and
  * for the QEMU stream subprotocol (batched), and the ratio.
@@ -18,60 +18,11 @@ import process from "node:process";
 import WsWebSocket from "ws";
 import { serveDeno } from "../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../src/session/mod.ts";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  Icmpv4Repr,
-  IpProtocol,
-  Ipv4Repr,
-  parseIpv4Address,
-  parseMacAddress,
-} from "../src/wire/mod.ts";
-import { TunnelClient, type WebSocketConstructor } from "./client.ts";
-import type { FramePort, FrameSink } from "./ports/frame_port.ts";
-import type { TunnelFraming } from "./protocol.ts";
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const PEER_IP = parseIpv4Address("10.0.2.15");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit(
-    { dst: new Uint8Array(6).fill(0xff), src: PEER_MAC, etherType: EtherType.ARP },
-    f,
-  );
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: PEER_IP,
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
-
-function echoRequest(stackMac: Uint8Array, seq: number): Uint8Array {
-  const icmp: Icmpv4Repr = {
-    type: "echo_request",
-    ident: 1,
-    seqNo: seq & 0xffff,
-    data: new Uint8Array(1472),
-  };
-  const payload = new Uint8Array(Icmpv4Repr.bufferLen(icmp));
-  Icmpv4Repr.emit(icmp, payload);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + payload.length);
-  EthernetRepr.emit({ dst: stackMac, src: PEER_MAC, etherType: EtherType.IPV4 }, f);
-  Ipv4Repr.emit(
-    { src: PEER_IP, dst: STACK_IP, protocol: IpProtocol.ICMP, payloadLen: payload.length, ttl: 64 },
-    f.subarray(ETHERNET_HEADER_LEN),
-  );
-  f.set(payload, ETHERNET_HEADER_LEN + 20);
-  return f;
-}
+import { IpProtocol, parseMacAddress } from "../src/wire/mod.ts";
+import { TunnelClient, type WebSocketConstructor } from "../tunnel/client.ts";
+import type { FramePort, FrameSink } from "../tunnel/ports/frame_port.ts";
+import type { TunnelFraming } from "../tunnel/protocol.ts";
+import { arpRequest, echoRequest, isArpReply } from "../tests/_tunnel_test_util.ts";
 
 /** A port the bench drives: counts echo replies and wakes the pump. */
 class BenchPort implements FramePort {
@@ -86,7 +37,7 @@ class BenchPort implements FramePort {
     this.sink = sink;
   }
   send(frame: Uint8Array): void {
-    if (frame[12] === 0x08 && frame[13] === 0x06 && frame[21] === 2) this.arpSeen = true;
+    if (isArpReply(frame)) this.arpSeen = true;
     else if (frame[23] === IpProtocol.ICMP && frame[34] === 0) this.replies++;
     this.wake();
   }
@@ -122,7 +73,7 @@ async function run(
     await new Promise((r) => setTimeout(r, 20));
   }
   const mac = parseMacAddress(s.mac);
-  const template = echoRequest(mac, 0);
+  const template = echoRequest(mac, 0, 1472); // a 1514-byte frame
   let sent = 0;
   const t0 = performance.now();
   const deadline = t0 + 60_000;
