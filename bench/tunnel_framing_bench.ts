@@ -21,7 +21,7 @@ import { SessionRegistry, SystemClock } from "../src/session/mod.ts";
 import { IpProtocol, parseMacAddress } from "../src/wire/mod.ts";
 import { TunnelClient, type WebSocketConstructor } from "../tunnel/client.ts";
 import type { FramePort, FrameSink } from "../tunnel/ports/frame_port.ts";
-import type { TunnelFraming } from "../tunnel/protocol.ts";
+import type { TunnelFraming } from "../src/wire/tunnel_protocol.ts";
 import { arpRequest, echoRequest, isArpReply } from "../tests/_tunnel_test_util.ts";
 
 /** A port the bench drives: counts echo replies and wakes the pump. */

@@ -38,7 +38,7 @@ import {
   UdpPacket,
   UdpRepr,
 } from "../src/wire/mod.ts";
-import { NetError } from "../src/socket/net_error.ts";
+import { NetError } from "../src/errors/net_error.ts";
 import { type PeerSegment, TcpHarness } from "../src/stack/tcp/tcp_harness.ts";
 import type { TcpConnection, TcpState } from "../src/stack/tcp/tcp_connection.ts";
 import { type TcpListener, tupleKey } from "../src/stack/tcp/tcp_layer.ts";

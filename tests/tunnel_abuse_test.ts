@@ -13,8 +13,11 @@ import assert from "node:assert/strict";
 import WsWebSocket from "ws";
 import { parseMacAddress, seededRandom } from "../src/wire/mod.ts";
 import type { SessionRegistry } from "../src/session/mod.ts";
-import { CLOSE_MESSAGE_TOO_BIG, CLOSE_UNSUPPORTED_DATA } from "../tunnel/server.ts";
-import { CLOSE_STREAM_FRAMING_ERROR, QEMU_STREAM_SUBPROTOCOL } from "../tunnel/protocol.ts";
+import { CLOSE_MESSAGE_TOO_BIG, CLOSE_UNSUPPORTED_DATA } from "../src/session/tunnel_server.ts";
+import {
+  CLOSE_STREAM_FRAMING_ERROR,
+  QEMU_STREAM_SUBPROTOCOL,
+} from "../src/wire/tunnel_protocol.ts";
 import {
   arpRequest,
   type CreatedSession,

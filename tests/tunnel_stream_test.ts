@@ -17,8 +17,8 @@ import {
   framingForSubprotocol,
   QEMU_STREAM_SUBPROTOCOL,
   selectTunnelSubprotocol,
-} from "../tunnel/protocol.ts";
-import { encodeStreamFrames, StreamDeframer } from "../tunnel/stream_framing.ts";
+} from "../src/wire/tunnel_protocol.ts";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
 import {
   arpRequest,
   createSession,

@@ -11,7 +11,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseMacAddress } from "../src/wire/mod.ts";
-import { tunnelUrl } from "../tunnel/protocol.ts";
+import { tunnelUrl } from "../src/wire/tunnel_protocol.ts";
 import {
   arpRequest,
   createSession,

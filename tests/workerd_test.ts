@@ -20,8 +20,8 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import WebSocketClient from "ws";
 import { ROOT } from "./e2e/harness.ts";
-import { QEMU_STREAM_SUBPROTOCOL } from "../tunnel/protocol.ts";
-import { encodeStreamFrames, StreamDeframer } from "../tunnel/stream_framing.ts";
+import { QEMU_STREAM_SUBPROTOCOL } from "../src/wire/tunnel_protocol.ts";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
 import { Proc } from "./e2e/harness.ts";
 import {
   ArpPacket,

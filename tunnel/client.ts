@@ -23,8 +23,8 @@ import {
   QEMU_STREAM_SUBPROTOCOL,
   type TunnelFraming,
   tunnelUrl,
-} from "./protocol.ts";
-import { encodeStreamFrames, StreamDeframer } from "./stream_framing.ts";
+} from "../src/wire/tunnel_protocol.ts";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
 
 /** The states a client goes through. */
 export type TunnelClientState = "connecting" | "open" | "waiting" | "closed";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { NetError } from "../../src/socket/mod.ts";
+import { NetError } from "../../src/errors/mod.ts";
 import {
   addSessionTotals,
   base64Url,

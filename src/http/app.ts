@@ -11,8 +11,8 @@
 
 import { Hono } from "hono";
 import type { SessionRegistry } from "../session/mod.ts";
-import { NetError } from "../socket/mod.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
+import { NetError } from "../errors/mod.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { HttpProblem, problemResponse } from "./problem.ts";
 import { HttpMetrics, type MetricsCollector } from "./metrics.ts";
 import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { NetErrorCode } from "../socket/mod.ts";
+import type { NetErrorCode } from "../errors/mod.ts";
 
 /** Codes the HTTP layer adds to the errno-style ones of {@linkcode NetErrorCode}. */
 export type HttpErrorCode =

@@ -28,8 +28,8 @@
  */
 
 import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
-import { selectTunnelSubprotocol } from "../../tunnel/protocol.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
+import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
 import { problemResponse } from "./problem.ts";
 
 /** The part of Bun's `ServerWebSocket` this adapter uses. */

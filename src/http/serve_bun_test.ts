@@ -12,7 +12,7 @@ import { connect } from "node:net";
 import assert from "node:assert/strict";
 import { ManualClock, Session } from "../session/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
-import { attachWebSocketTunnel } from "../../tunnel/server.ts";
+import { attachWebSocketTunnel } from "../session/tunnel_server.ts";
 import { TunnelClient } from "../../tunnel/client.ts";
 import { type BunServerWebSocket, BunTunnelSocket } from "./serve_bun.ts";
 import {

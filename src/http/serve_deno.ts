@@ -7,8 +7,8 @@
  */
 
 import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
-import { selectTunnelSubprotocol } from "../../tunnel/protocol.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
+import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
 
 /** How {@linkcode serveDenoFetch} listens (shared by the in-process and the isolated server). */
 export interface DenoListenOptions {

@@ -15,7 +15,7 @@
  */
 
 import type { WebSocketUpgrader } from "./app.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
 
 /** The part of workerd's `WebSocket` this adapter uses. */
 export interface WorkerdWebSocket {

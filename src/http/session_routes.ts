@@ -9,12 +9,12 @@
 import { z } from "zod";
 import type { SessionRegistry } from "../session/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
-import { attachWebSocketTunnel } from "../../tunnel/server.ts";
+import { attachWebSocketTunnel } from "../session/tunnel_server.ts";
 import {
   framingForSubprotocol,
   selectTunnelSubprotocol,
   tunnelUrl,
-} from "../../tunnel/protocol.ts";
+} from "../wire/tunnel_protocol.ts";
 import type { WebSocketUpgrader } from "./app.ts";
 import {
   type HttpMetrics,

@@ -20,10 +20,10 @@
  * @module
  */
 
-import { NetError } from "../socket/net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import type { SocketAttachment, SocketEntry, SocketTable } from "../socket/socket_table.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
 
 /** Options of {@linkcode openSocketStream}. */
 export interface SocketStreamOptions {

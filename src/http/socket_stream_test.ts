@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
 import type { TcpSocketEntry } from "../socket/socket_table.ts";
 import { TcpFlags } from "../wire/mod.ts";
-import type { TunnelSocket } from "../../tunnel/server.ts";
+import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { assertProblem, socketApi } from "./_socket_api_test_util.ts";
 import {
   STREAM_CLOSE_DELETED,

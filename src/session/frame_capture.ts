@@ -13,7 +13,7 @@
  * @module
  */
 
-import { NetError } from "../socket/net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 
 /** Which way a frame went: `rx` from the tunnel into the stack, `tx` from the stack to the tunnel. */
 export type CaptureDirection = "rx" | "tx";

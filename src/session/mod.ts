@@ -11,3 +11,4 @@ export * from "./session.ts";
 export * from "./registry.ts";
 export * from "./frame_capture.ts";
 export * from "./session_totals.ts";
+export * from "./tunnel_server.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { NetError } from "../socket/mod.ts";
+import { NetError } from "../errors/mod.ts";
 import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { Session, type SessionLimits } from "./session.ts";

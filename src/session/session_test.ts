@@ -14,7 +14,7 @@ import {
 import { ManualClock } from "./clock.ts";
 import { CLOSE_REPLACED, CLOSE_SESSION_ENDED, Session, type TunnelEndpoint } from "./session.ts";
 import { SessionRegistry } from "./registry.ts";
-import { NetError } from "../socket/mod.ts";
+import { NetError } from "../errors/mod.ts";
 
 const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
 const STACK_IP = parseIpv4Address("10.0.2.2");

@@ -3,7 +3,7 @@
  *
  * @module
  */
-export * from "./net_error.ts";
+export * from "../errors/net_error.ts";
 export * from "./tcp_socket.ts";
 export * from "./udp_socket.ts";
 export * from "./socket_table.ts";

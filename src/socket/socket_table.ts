@@ -22,7 +22,7 @@
 import type { Stack } from "../stack/stack.ts";
 import type { TcpInfo, TcpState } from "../stack/tcp/mod.ts";
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
-import { NetError, type NetErrorCode } from "./net_error.ts";
+import { NetError, type NetErrorCode } from "../errors/net_error.ts";
 import { type CoreAccess, TcpServer, TcpSocket } from "./tcp_socket.ts";
 import { UdpSocket } from "./udp_socket.ts";
 

@@ -17,7 +17,7 @@ import {
   SessionPeer,
   settle,
 } from "./_session_peer_test_util.ts";
-import { NetError } from "./net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import { type SocketEntry, SocketTable, type TcpSocketEntry } from "./socket_table.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -17,7 +17,7 @@ import {
   type TcpListener,
 } from "../stack/tcp/mod.ts";
 import { type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
-import { NetError } from "./net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
 
 /** How endpoints enter the core: a session (or anything that serializes calls). */

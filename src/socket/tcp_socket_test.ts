@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { TcpFlags } from "../wire/mod.ts";
-import { NetError } from "./net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import { TcpServer, TcpSocket } from "./tcp_socket.ts";
 import { makeSession, SessionPeer, settle } from "./_session_peer_test_util.ts";
 

@@ -10,7 +10,7 @@
 import { UdpEvent } from "../stack/udp/mod.ts";
 import type { UdpEndpoint, UdpEndpointStats } from "../stack/udp/mod.ts";
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
-import { NetError } from "./net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import type { CoreAccess } from "./tcp_socket.ts";
 import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { decodeIcmp, decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { HARNESS_PEER_IP } from "../stack/tcp/tcp_harness.ts";
 import { makeSession, settle } from "./_session_peer_test_util.ts";
-import { NetError } from "./net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 import { UdpSocket } from "./udp_socket.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { NetError } from "../socket/net_error.ts";
+import { NetError } from "../errors/net_error.ts";
 
 /** First port of the dynamic range (RFC 6335 §6). */
 export const EPHEMERAL_LOW = 49152;

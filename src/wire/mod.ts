@@ -39,3 +39,5 @@ export * from "./dns.ts";
 export * from "./dhcp.ts";
 export * from "./pcap_writer.ts";
 export * from "./random.ts";
+export * from "./tunnel_protocol.ts";
+export * from "./stream_framing.ts";

@@ -18,7 +18,7 @@
 
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { lstatSync, unlinkSync } from "node:fs";
-import { encodeStreamFrames, StreamDeframer } from "../stream_framing.ts";
+import { encodeStreamFrames, StreamDeframer } from "../../src/wire/stream_framing.ts";
 import type { FramePort, FramePortStats, FrameSink } from "./frame_port.ts";
 
 /** Where the port listens: a Unix socket path or a TCP host and port. */

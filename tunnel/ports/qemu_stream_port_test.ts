@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { encodeStreamFrames, StreamDeframer } from "../stream_framing.ts";
+import { encodeStreamFrames, StreamDeframer } from "../../src/wire/stream_framing.ts";
 import {
   listenQemuStream,
   parseHostPort,

@@ -24,7 +24,7 @@ import { HttpMetrics, MetricsWriter, PROMETHEUS_CONTENT_TYPE } from "../metrics.
 import { consoleRequestLogger, type RequestLogger, routePattern } from "../request_log.ts";
 import { tokenAuth, unauthorized, validate } from "../route_table.ts";
 import { CreateSessionBodySchema, SessionParamsSchema } from "../schemas.ts";
-import { NetError } from "../../socket/mod.ts";
+import { NetError } from "../../errors/mod.ts";
 import { SessionRegistry, SystemClock } from "../../session/mod.ts";
 import {
   type RelaySocket,

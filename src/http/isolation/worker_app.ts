@@ -11,7 +11,7 @@ import { createApp } from "../app.ts";
 import { HttpMetrics, renderMetrics } from "../metrics.ts";
 import { SessionRegistry, SystemClock } from "../../session/mod.ts";
 import type { PortUpgrader, WorkerApp, WorkerInit } from "../../session/isolated/mod.ts";
-import type { TunnelSocket } from "../../../tunnel/server.ts";
+import type { TunnelSocket } from "../../session/tunnel_server.ts";
 
 /**
  * Builds the app of one session worker from the front door's init message.

@@ -9,7 +9,7 @@
  */
 
 import { earlier } from "../deadline.ts";
-import type { NetErrorCode } from "../../socket/net_error.ts";
+import type { NetErrorCode } from "../../errors/net_error.ts";
 import {
   TCP_MAX_WINDOW_SCALE,
   TcpFlags,

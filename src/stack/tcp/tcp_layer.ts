@@ -9,7 +9,7 @@
  */
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
-import { NetError } from "../../socket/net_error.ts";
+import { NetError } from "../../errors/net_error.ts";
 import { type Ipv4Address, TcpFlags, TcpPacket, TcpRepr, tcpSeqGt } from "../../wire/mod.ts";
 import { IsnGenerator, SYN_COOKIE_MSS_TABLE, SynCookieCodec } from "./isn.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";

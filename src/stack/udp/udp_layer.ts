@@ -12,7 +12,7 @@
  */
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
-import { NetError } from "../../socket/net_error.ts";
+import { NetError } from "../../errors/net_error.ts";
 import {
   formatIpv4Address,
   Icmpv4DestUnreachableCode,

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { NetError } from "../../socket/net_error.ts";
+import { NetError } from "../../errors/net_error.ts";
 import { Icmpv4Repr, IpProtocol, parseIpv4Address } from "../../wire/mod.ts";
 import {
   BROADCAST_MAC,

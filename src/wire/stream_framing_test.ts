@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { encodeStreamFrames, StreamDeframer } from "./stream_framing.ts";
-import { seededRandom } from "../src/wire/mod.ts";
+import { seededRandom } from "./mod.ts";
 
 function frame(len: number, fill: number): Uint8Array {
   return new Uint8Array(len).fill(fill);

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { CLOSE_SESSION_ENDED, type Session, type TunnelEndpoint } from "../src/session/mod.ts";
+import { CLOSE_SESSION_ENDED, type Session, type TunnelEndpoint } from "./session.ts";
 import {
   batchFrames,
   CLOSE_STREAM_FRAMING_ERROR,
@@ -18,8 +18,8 @@ import {
   describeFraming,
   MIN_FRAME_LEN,
   type TunnelFraming,
-} from "./protocol.ts";
-import { encodeStreamFrames, StreamDeframer } from "./stream_framing.ts";
+} from "../wire/tunnel_protocol.ts";
+import { encodeStreamFrames, StreamDeframer } from "../wire/stream_framing.ts";
 
 /**
  * The part of the standard `WebSocket` interface the tunnel uses, so that
