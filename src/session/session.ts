@@ -7,6 +7,7 @@
 
 import {
   ChannelLink,
+  createSessionQuota,
   describeLease,
   type DhcpServerStats,
   type EventOwner,
@@ -141,7 +142,13 @@ export class Session {
     this.#clock = init.clock;
     this.limits = { ...DEFAULT_SESSION_LIMITS, ...init.limits };
     this.#link = new ChannelLink(this.limits.outputQueueFrames);
-    this.stack = new Stack(init.stack, { link: this.#link });
+    this.stack = new Stack(init.stack, {
+      link: this.#link,
+      quota: createSessionQuota({
+        maxBufferedBytes: this.limits.maxBufferedBytes,
+        maxSockets: this.limits.maxSockets,
+      }),
+    });
     this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
     this.sockets = new SocketTable(this, {
       limits: {

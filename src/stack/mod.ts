@@ -12,3 +12,4 @@ export * from "./udp/mod.ts";
 export * from "./ipv4_reassembler.ts";
 export * from "./dns_responder.ts";
 export * from "./dhcp_server.ts";
+export * from "./session_quota.ts";

@@ -57,6 +57,7 @@ import {
   Ipv4Reassembler,
   type Ipv4ReassemblyLimits,
 } from "./ipv4_reassembler.ts";
+import { createSessionQuota, type SessionQuota } from "./session_quota.ts";
 import { DNS_DEFAULT_NAME, DNS_DROP_REASONS, DNS_PORT, DnsResponder } from "./dns_responder.ts";
 
 /** The addressing of one stack. */
@@ -102,6 +103,12 @@ export interface StackDeps {
   link: Link;
   /** Random bytes for ISN and SYN-cookie keys; `crypto.getRandomValues` by default. */
   random?: (buf: Uint8Array) => void;
+  /**
+   * The session's quotas, charged for everything the core holds (receive,
+   * out-of-order, reassembly and accept queues, send buffers). Default: a
+   * quota of its own with the session defaults (32 MiB, 256 sockets).
+   */
+  quota?: SessionQuota;
 }
 
 /** Options of {@linkcode Stack.sendIpv4}. */
@@ -142,6 +149,12 @@ export const STACK_DROP_REASONS: readonly string[] = [
   "icmp_udp_unmatched",
 ];
 
+/** The quota a stack gets when its deps name none: the session defaults. */
+export const DEFAULT_SESSION_QUOTA: { maxBufferedBytes: number; maxSockets: number } = {
+  maxBufferedBytes: 32 * 1024 * 1024,
+  maxSockets: 256,
+};
+
 /** The smallest IP MTU IPv4 allows (RFC 791 §3.2). */
 export const MIN_MTU = 68;
 /** The largest IP MTU we accept (the IPv4 total-length field's limit). */
@@ -173,6 +186,8 @@ export class Stack {
   readonly reassembler: Ipv4Reassembler;
   /** The DNS responder for the stack's own names; undefined when disabled. */
   readonly dns: DnsResponder | undefined;
+  /** The session's quotas (memory and sockets), shared with the layers above. */
+  readonly quota: SessionQuota;
   #icmpErrorRate: number;
   #icmpTokens: number;
   #icmpTokensAt: number | undefined;
@@ -218,6 +233,7 @@ export class Stack {
     this.#icmpTokens = rate;
     this.arp = new ArpCache(config.arp);
     this.#link = deps.link;
+    this.quota = deps.quota ?? createSessionQuota(DEFAULT_SESSION_QUOTA);
     this.#broadcast = ipv4SubnetBroadcast(config.ipv4.address, p);
     this.tcp = new TcpLayer({
       localAddr: config.ipv4.address,

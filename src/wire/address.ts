@@ -147,6 +147,49 @@ export function isIpv4Multicast(addr: Ipv4Address): boolean {
   return (addr >>> 28) === 0xe;
 }
 
+/**
+ * Whether `addr` may be a unicast host address anywhere (RFC 1122 §3.2.1.3,
+ * RFC 1812 §5.3.7): not in 0.0.0.0/8 ("this network"), 127.0.0.0/8
+ * (loopback), 224.0.0.0/4 (multicast) or 240.0.0.0/4 (class E, the limited
+ * broadcast 255.255.255.255 included).
+ *
+ * @example
+ * ```ts
+ * isIpv4Unicast(parseIpv4Address("10.0.2.15")); // true
+ * isIpv4Unicast(parseIpv4Address("127.0.0.1")); // false
+ * ```
+ */
+export function isIpv4Unicast(addr: Ipv4Address): boolean {
+  const first = addr >>> 24;
+  return first !== 0 && first !== 127 && first < 224;
+}
+
+/**
+ * Whether `src` is a martian source for a host at `own` on a subnet of
+ * `prefixLength` bits: not unicast ({@linkcode isIpv4Unicast}), the host's own
+ * address, or the subnet's network or broadcast address (RFC 1812 §5.3.7,
+ * RFC 1122 §3.2.1.3). Packets from such sources create no connection,
+ * datagram delivery or ARP entry.
+ *
+ * @example
+ * ```ts
+ * const own = parseIpv4Address("10.0.2.2");
+ * isIpv4MartianSource(parseIpv4Address("10.0.2.255"), own, 24); // true
+ * isIpv4MartianSource(parseIpv4Address("10.0.2.15"), own, 24); // false
+ * ```
+ */
+export function isIpv4MartianSource(
+  src: Ipv4Address,
+  own: Ipv4Address,
+  prefixLength: number,
+): boolean {
+  if (!isIpv4Unicast(src) || src === own) return true;
+  if (prefixLength >= 31) return false; // RFC 3021: /31 links have no network or broadcast address
+  const mask = ipv4Netmask(prefixLength);
+  const network = (own & mask) >>> 0;
+  return src === network || src === ipv4SubnetBroadcast(own, prefixLength);
+}
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   const lower = c | 0x20;

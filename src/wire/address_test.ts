@@ -9,7 +9,9 @@ import {
   ipv4Netmask,
   ipv4SubnetBroadcast,
   isBroadcastMac,
+  isIpv4MartianSource,
   isIpv4Multicast,
+  isIpv4Unicast,
   isMulticastMac,
   macEquals,
   parseIpv4Address,
@@ -131,6 +133,43 @@ describe("IPv4 subnets (RFC 4632)", () => {
     assert.equal(isIpv4Multicast(parseIpv4Address("223.255.255.255")), false);
     assert.equal(isIpv4Multicast(parseIpv4Address("240.0.0.0")), false);
     assert.equal(isIpv4Multicast(IPV4_BROADCAST), false);
+  });
+
+  it("tells unicast host addresses from 0/8, 127/8, 224/4 and 240/4 (RFC 1122 §3.2.1.3)", () => {
+    const cases: Array<[string, boolean]> = [
+      ["10.0.2.15", true],
+      ["1.0.0.0", true],
+      ["223.255.255.254", true],
+      ["0.0.0.0", false],
+      ["0.1.2.3", false],
+      ["127.0.0.1", false],
+      ["224.0.0.1", false],
+      ["239.255.255.250", false],
+      ["240.0.0.1", false],
+      ["255.255.255.255", false],
+    ];
+    for (const [text, unicast] of cases) {
+      assert.equal(isIpv4Unicast(parseIpv4Address(text)), unicast, text);
+    }
+  });
+
+  it("names martian sources for a host on its subnet (RFC 1812 §5.3.7)", () => {
+    const own = parseIpv4Address("10.0.2.2");
+    const cases: Array<[string, number, boolean]> = [
+      ["10.0.2.15", 24, false],
+      ["192.0.2.7", 24, false], // off-link unicast is not martian (routing decides)
+      ["10.0.2.2", 24, true], // our own address
+      ["10.0.2.0", 24, true], // the subnet's network address
+      ["10.0.2.255", 24, true], // the subnet's broadcast address
+      ["255.255.255.255", 24, true],
+      ["224.0.0.1", 24, true],
+      ["127.0.0.1", 24, true],
+      ["0.0.0.0", 24, true],
+      ["10.0.2.3", 31, false], // RFC 3021: no network or broadcast address on a /31
+    ];
+    for (const [text, prefix, martian] of cases) {
+      assert.equal(isIpv4MartianSource(parseIpv4Address(text), own, prefix), martian, text);
+    }
   });
 });
 
