@@ -86,6 +86,20 @@ export class Netns {
     return new Proc("ip", ["netns", "exec", this.name, cmd, ...args], env);
   }
 
+  /**
+   * Waits until a socket listens on `port` inside the namespace (TCP, or UDP
+   * with `udp`), polling `ss`; throws after `timeoutMs`.
+   */
+  async waitListening(port: number, udp = false, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.exec("ss", [udp ? "-lunH" : "-ltnH", `sport = :${port}`]).trim() === "") {
+      if (Date.now() > deadline) {
+        throw new Error(`nothing listens on ${udp ? "UDP" : "TCP"} port ${port} in ${this.name}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Deletes the namespace (idempotent; processes in it should be stopped first). */
   delete(): void {
     try {

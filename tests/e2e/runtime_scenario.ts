@@ -509,12 +509,8 @@ async function waitExit(proc: Proc, timeoutMs: number): Promise<void> {
 }
 
 /** Waits until Linux listens on `port` (TCP, or UDP) inside the namespace. */
-async function waitListening(bed: RuntimeBed, port: number, udp = false): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (bed.ns.exec("ss", [udp ? "-lunH" : "-ltnH", `sport = :${port}`]).trim() !== "") return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${udp ? "UDP" : "TCP"} port ${port} in ${bed.ns.name}`);
+function waitListening(bed: RuntimeBed, port: number, udp = false): Promise<void> {
+  return bed.ns.waitListening(port, udp);
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {

@@ -138,7 +138,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
 
   it("TCP client: connect to socat, send, receive the reply, shut down writing, read to EOF, close", async () => {
     const echo = bed.spawn("socat", ["TCP-LISTEN:7000,bind=10.0.2.15,reuseaddr", "EXEC:cat"]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(7000);
     const id = bed.socket("tcp");
     const c = bed.json("POST", `sockets/${id}/connect`, {
       json: { address: "10.0.2.15", port: 7000, timeoutMs: 10000 },
@@ -185,7 +185,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
 
   it("UDP with socat: unconnected send and recv with the sender's headers, then connected", async () => {
     const sink = bed.spawn("socat", ["-u", "UDP-RECV:9999,bind=10.0.2.15", "-"]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(9999, true);
     const u = bed.socket("udp");
     bed.json("POST", `sockets/${u}/bind`, { json: { port: 5000 } });
     assert.deepEqual(
@@ -201,7 +201,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
     assert.equal(r.headers["netisle-peer-port"], "4444");
 
     const echo = bed.spawn("socat", ["UDP-LISTEN:9998,bind=10.0.2.15", "EXEC:cat"]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(9998, true);
     const c = bed.socket("udp");
     const conn = bed.json("POST", `sockets/${c}/connect`, {
       json: { address: "10.0.2.15", port: 9998 },
@@ -255,7 +255,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
       "TCP-LISTEN:7001,bind=10.0.2.15,reuseaddr",
       "EXEC:cat",
     ]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(7001);
     const id = bed.socket("tcp");
     bed.json("POST", `sockets/${id}/connect`, { json: { address: "10.0.2.15", port: 7001 } });
     const url =
@@ -278,7 +278,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
 
   it("the listing shows state, pcb list, endpoints and queues; details show rtt, cwnd, windows", async () => {
     const srv = bed.spawn("socat", ["TCP-LISTEN:7002,bind=10.0.2.15,reuseaddr", "EXEC:cat"]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(7002);
     const id = bed.socket("tcp");
     bed.json("POST", `sockets/${id}/connect`, { json: { address: "10.0.2.15", port: 7002 } });
     bed.json("POST", `sockets/${id}/send`, { data: "x".repeat(1000) });
@@ -333,7 +333,7 @@ describe("e2e: the HTTP socket API with curl against Linux through a TAP tunnel"
       "TCP-LISTEN:7003,bind=10.0.2.15,reuseaddr",
       "EXEC:cat",
     ]);
-    await new Promise((r) => setTimeout(r, 300));
+    await bed.ns.waitListening(7003);
     const id = bed.socket("tcp");
     bed.json("POST", `sockets/${id}/connect`, { json: { address: "10.0.2.15", port: 7003 } });
     assert.match(

@@ -127,11 +127,25 @@ export function parseFaultSpec(text: string): FaultSpec {
   return spec;
 }
 
+/** The timer functions {@linkcode startDisconnects} uses; the runtime's by default. */
+export interface DisconnectTimers {
+  /** Calls `fn` after `ms` milliseconds; returns a handle for `clear`. */
+  set(fn: () => void, ms: number): unknown;
+  /** Cancels a pending call. */
+  clear(handle: unknown): void;
+}
+
+const RUNTIME_TIMERS: DisconnectTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
 /**
  * Calls `disconnect` every `spec.disconnectMs` (± `spec.disconnectJitterMs`,
- * uniformly) until the returned function is called; does nothing when
- * `disconnectMs` is 0. The tunnel CLI passes a function that kills its own
- * WebSocket, so that it must reconnect and resume the session.
+ * uniformly, never sooner than 100 ms) until the returned function is called;
+ * does nothing when `disconnectMs` is 0. The tunnel CLI passes a function
+ * that kills its own WebSocket, so that it must reconnect and resume the
+ * session.
  *
  * @example
  * ```ts ignore
@@ -142,13 +156,14 @@ export function startDisconnects(
   spec: FaultSpec,
   disconnect: () => void,
   random: () => number = Math.random,
+  timers: DisconnectTimers = RUNTIME_TIMERS,
 ): () => void {
   if (spec.disconnectMs <= 0) return () => {};
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: unknown;
   let stopped = false;
   const arm = () => {
     const jitter = (random() * 2 - 1) * spec.disconnectJitterMs;
-    timer = setTimeout(() => {
+    timer = timers.set(() => {
       if (stopped) return;
       disconnect();
       arm();
@@ -157,7 +172,7 @@ export function startDisconnects(
   arm();
   return () => {
     stopped = true;
-    if (timer !== undefined) clearTimeout(timer);
+    if (timer !== undefined) timers.clear(timer);
   };
 }
 
