@@ -3,10 +3,11 @@
  * networking: the stack (10.0.2.2) is server, router and DNS server, and
  * guests get addresses from 10.0.2.15 on.
  *
- * The stack binds UDP port 67 for it and calls {@linkcode DhcpServer.service}
- * after each received frame and {@linkcode DhcpServer.poll} from its timers.
- * Leases live in a table bounded by the pool size; each expires at a time
- * driven by `now` (offers are held for {@linkcode DHCP_OFFER_HOLD_MS}).
+ * The stack serves it on UDP port 67 as a {@linkcode UdpService} (each
+ * message is handled and answered when it arrives, broadcast or not) and
+ * calls {@linkcode DhcpServer.poll} from its timers. Leases live in a table
+ * bounded by the pool size; each expires at a time driven by `now` (offers
+ * are held for {@linkcode DHCP_OFFER_HOLD_MS}).
  *
  * Not supported: relay agents (a message with `giaddr` set is dropped and
  * counted), option overload, static bindings.
@@ -16,7 +17,6 @@
 
 import {
   DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
   DhcpMessageType,
   DhcpOp,
   DhcpPacket,
@@ -29,9 +29,8 @@ import {
   ipv4Netmask,
   ipv4SubnetBroadcast,
   type MacAddress,
-  UdpRepr,
 } from "../wire/mod.ts";
-import type { UdpEndpoint } from "./udp/udp_layer.ts";
+import type { UdpService, UdpServiceDatagram, UdpServiceSender } from "./udp/udp_service.ts";
 
 /** Configuration of the DHCP server (StackConfig `dhcp`). */
 export interface DhcpServerConfig {
@@ -64,19 +63,6 @@ export interface DhcpServerHost {
   prefixLength: number;
   /** The link's IP MTU (the interface MTU option). */
   mtu: number;
-  /** The endpoint bound on UDP port 67. */
-  endpoint: UdpEndpoint;
-  /**
-   * Sends an IPv4/UDP packet whose payload `fill` writes; with `dstMac` the
-   * frame goes to that MAC without ARP. False when it was dropped.
-   */
-  sendIpv4With(
-    dst: Ipv4Address,
-    len: number,
-    fill: (buf: Uint8Array) => void,
-    now: number,
-    dstMac?: MacAddress,
-  ): boolean;
 }
 
 /** How long an offered address is held for the client that was offered it. */
@@ -141,7 +127,7 @@ const hex = (b: Uint8Array): string =>
  * stack.dhcp?.leases(); // [{ address: 10.0.2.15, state: "offered", ... }]
  * ```
  */
-export class DhcpServer {
+export class DhcpServer implements UdpService {
   /** The first pool address. */
   readonly poolStart: Ipv4Address;
   /** Number of pool addresses. */
@@ -234,17 +220,19 @@ export class DhcpServer {
     }
   }
 
-  /** Handles every message queued on port 67. Never throws for any bytes. */
-  service(now: number): void {
-    const ep = this.#host.endpoint;
-    for (let d = ep.receive(); d !== undefined; d = ep.receive()) {
-      this.stats.rx++;
-      const reason = this.#handle(d.payload, now);
-      if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
-    }
+  /**
+   * Handles one message that arrived on UDP port 67 and answers it (the
+   * {@linkcode UdpService} entry). Never throws for any bytes: returns the
+   * reason a message was dropped, also counted in `stats.drops`.
+   */
+  receive(d: UdpServiceDatagram, out: UdpServiceSender, now: number): string | undefined {
+    this.stats.rx++;
+    const reason = this.#handle(d.payload, out, now);
+    if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+    return reason;
   }
 
-  #handle(bytes: Uint8Array, now: number): string | undefined {
+  #handle(bytes: Uint8Array, out: UdpServiceSender, now: number): string | undefined {
     const pkt = DhcpPacket.parse(bytes);
     if (!pkt.ok) return pkt.reason;
     const parsed = DhcpRepr.parse(pkt.value);
@@ -256,10 +244,10 @@ export class DhcpServer {
     switch (m.messageType) {
       case DhcpMessageType.DISCOVER:
         this.stats.discovers++;
-        return this.#discover(m, now);
+        return this.#discover(m, out, now);
       case DhcpMessageType.REQUEST:
         this.stats.requests++;
-        return this.#request(m, now);
+        return this.#request(m, out, now);
       case DhcpMessageType.RELEASE:
         this.stats.releases++;
         return this.#release(m);
@@ -268,7 +256,7 @@ export class DhcpServer {
         return this.#decline(m, now);
       case DhcpMessageType.INFORM:
         this.stats.informs++;
-        this.#reply(m, DhcpMessageType.ACK, 0, now);
+        this.#reply(m, DhcpMessageType.ACK, 0, out, now);
         return undefined;
       default:
         return "dhcp_bad_message_type";
@@ -313,7 +301,7 @@ export class DhcpServer {
   }
 
   /** RFC 2131 §4.3.1: choose an address and OFFER it. */
-  #discover(m: DhcpRepr, now: number): string | undefined {
+  #discover(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
     const key = this.#key(m);
     let addr: Ipv4Address | undefined = this.#find(key)?.address;
     if (addr === undefined && m.requestedIp !== undefined && this.#free(m.requestedIp, key)) {
@@ -330,16 +318,16 @@ export class DhcpServer {
     const existing = this.#byAddress.get(addr);
     if (existing?.state === "bound") {
       // Keep the binding's expiry; the client re-discovering does not shorten it.
-      this.#reply(m, DhcpMessageType.OFFER, addr, now);
+      this.#reply(m, DhcpMessageType.OFFER, addr, out, now);
       return undefined;
     }
     this.#set(m, key, addr, "offered", now + DHCP_OFFER_HOLD_MS);
-    this.#reply(m, DhcpMessageType.OFFER, addr, now);
+    this.#reply(m, DhcpMessageType.OFFER, addr, out, now);
     return undefined;
   }
 
   /** RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
-  #request(m: DhcpRepr, now: number): string | undefined {
+  #request(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
     const key = this.#key(m);
     const mine = this.#find(key);
     const ours = this.#host.address;
@@ -351,26 +339,26 @@ export class DhcpServer {
         return undefined;
       }
       want = m.requestedIp ?? m.ciaddr;
-      if (mine === undefined || mine.address !== want) return this.#nak(m, now);
+      if (mine === undefined || mine.address !== want) return this.#nak(m, out, now);
     } else if (m.requestedIp !== undefined && m.ciaddr === 0) {
       // INIT-REBOOT: verify a remembered address.
       want = m.requestedIp;
-      if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, now);
-      if (!this.#free(want, key)) return this.#nak(m, now);
+      if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, out, now);
+      if (!this.#free(want, key)) return this.#nak(m, out, now);
     } else if (m.ciaddr !== 0) {
       // RENEWING (unicast) or REBINDING (broadcast): extend the lease on ciaddr.
       want = m.ciaddr;
-      if (!this.#free(want, key)) return this.#nak(m, now);
+      if (!this.#free(want, key)) return this.#nak(m, out, now);
     } else {
       return "dhcp_bad_message_type";
     }
     this.#set(m, key, want, "bound", now + this.leaseMs);
-    this.#reply(m, DhcpMessageType.ACK, want, now);
+    this.#reply(m, DhcpMessageType.ACK, want, out, now);
     return undefined;
   }
 
-  #nak(m: DhcpRepr, now: number): undefined {
-    this.#reply(m, DhcpMessageType.NAK, 0, now);
+  #nak(m: DhcpRepr, out: UdpServiceSender, now: number): undefined {
+    this.#reply(m, DhcpMessageType.NAK, 0, out, now);
     return undefined;
   }
 
@@ -396,7 +384,13 @@ export class DhcpServer {
   }
 
   /** Builds and sends an OFFER, ACK or NAK (RFC 2131 §4.3.1 table 3; §4.1 addressing). */
-  #reply(m: DhcpRepr, type: number, yiaddr: Ipv4Address, now: number): void {
+  #reply(
+    m: DhcpRepr,
+    type: number,
+    yiaddr: Ipv4Address,
+    out: UdpServiceSender,
+    now: number,
+  ): void {
     const host = this.#host;
     const nak = type === DhcpMessageType.NAK;
     const inform = m.messageType === DhcpMessageType.INFORM;
@@ -442,16 +436,7 @@ export class DhcpServer {
     }
     const payload = new Uint8Array(DhcpRepr.bufferLen(r));
     DhcpRepr.emit(r, payload);
-    const udp: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload };
-    const src = host.address;
-    const sent = host.sendIpv4With(
-      dst,
-      UdpRepr.bufferLen(udp),
-      (buf) => UdpRepr.emit(udp, buf, src, dst),
-      now,
-      dstMac,
-    );
-    if (!sent) return;
+    if (!out.send({ address: dst, port: DHCP_CLIENT_PORT, dstMac }, payload, now)) return;
     if (type === DhcpMessageType.OFFER) this.stats.offers++;
     else if (nak) this.stats.naks++;
     else this.stats.acks++;

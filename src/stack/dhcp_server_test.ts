@@ -517,6 +517,15 @@ describe("DhcpServer (RFC 2131)", () => {
     assert.equal(exchange(h, msg({ chaddr: MAC_B }), 0).length, 0, "10.0.2.2 is the stack");
   });
 
+  it("holds UDP port 67 as a service: no socket can bind it, and it is no endpoint", () => {
+    const h = makeStack();
+    assert.throws(
+      () => h.stack.udp.bind(67),
+      /UDP port 67 is already in use by the DHCP server/,
+    );
+    assert.equal(h.stack.udp.endpoints.size, 0);
+  });
+
   it("is off unless enabled: port 67 stays free", () => {
     const link = new ChannelLink();
     const stack = new Stack(

@@ -13,6 +13,7 @@ import {
   ArpPacket,
   ArpRepr,
   BROADCAST_MAC,
+  DHCP_SERVER_PORT,
   ETHERNET_HEADER_LEN,
   EthernetFrame,
   EthernetRepr,
@@ -34,24 +35,18 @@ import {
   isMulticastMac,
   type MacAddress,
   macEquals,
-  UdpPacket,
-  UdpRepr,
   WIRE_DROP_REASONS,
 } from "../wire/mod.ts";
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
 import type { TcpConfig } from "./tcp/tcp_config.ts";
 import { TCP_DROP_REASONS, TcpLayer, type TcpLayerLimits } from "./tcp/tcp_layer.ts";
-import {
-  UDP_DROP_REASONS,
-  type UdpEndpoint,
-  UdpLayer,
-  type UdpLayerLimits,
-} from "./udp/udp_layer.ts";
+import { UDP_DROP_REASONS, UdpLayer, type UdpLayerLimits } from "./udp/udp_layer.ts";
+import type { UdpEndpoint } from "./udp/udp_endpoint.ts";
 import type { TcpConnection } from "./tcp/tcp_connection.ts";
 import type { TcpListener } from "./tcp/tcp_layer.ts";
 import type { Link } from "./channel_link.ts";
 import { StackCounters } from "./counters.ts";
-import { DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";
+import { DHCP_SERVER_DROP_REASONS, DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";
 import {
   IPV4_REASSEMBLY_DROP_REASONS,
   Ipv4Reassembler,
@@ -90,8 +85,8 @@ export interface StackConfig {
   /** Limits of IPv4 reassembly (memory, datagrams, fragments, time). */
   reassembly?: Partial<Ipv4ReassemblyLimits>;
   /**
-   * The DNS responder on UDP port 53 of the stack's address (used when no
-   * socket is bound there). Enabled by default; `names` add to (or
+   * The DNS responder on UDP port 53 of the stack's address (it steps aside
+   * while a socket is bound there). Enabled by default; `names` add to (or
    * override) `netisle.internal`, which names the stack's address.
    */
   dns?: { enabled?: boolean; names?: Record<string, Ipv4Address> };
@@ -217,6 +212,7 @@ export class Stack {
       ...UDP_DROP_REASONS,
       ...IPV4_REASSEMBLY_DROP_REASONS,
       ...DNS_DROP_REASONS,
+      ...DHCP_SERVER_DROP_REASONS,
     ]);
     if (config.dns?.enabled ?? true) {
       this.dns = new DnsResponder({
@@ -251,18 +247,22 @@ export class Stack {
       limits: config.udpLimits,
       hasRoute: (dst) => this.hasRoute(dst),
       // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
-      sendIpv4With: (dst, len, fill, now) => this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now),
+      sendIpv4With: (dst, len, fill, now, dstMac) =>
+        this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now, { dstMac }),
     });
+    if (this.dns) {
+      this.udp.serve(DNS_PORT, this.dns, { sharing: "fallback", name: "the DNS responder" });
+    }
     this.dhcp = config.dhcp?.enabled
       ? new DhcpServer(config.dhcp, {
         address: config.ipv4.address,
         prefixLength: p,
         mtu: config.mtu,
-        endpoint: this.udp.bind(67),
-        sendIpv4With: (dst, len, fill, now, dstMac) =>
-          this.sendIpv4With(dst, IpProtocol.UDP, len, fill, now, { dstMac }),
       })
       : undefined;
+    if (this.dhcp) {
+      this.udp.serve(DHCP_SERVER_PORT, this.dhcp, { broadcast: true, name: "the DHCP server" });
+    }
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -280,7 +280,6 @@ export class Stack {
     const reason = this.#inputEthernet(frame, now);
     if (reason === undefined) this.counters.rxHandled++;
     else this.counters.drop(reason);
-    this.dhcp?.service(now);
   }
 
   /** Runs timers due at `now`: ARP retries and expiry, TCP timers. */
@@ -646,13 +645,6 @@ export class Stack {
         return this.tcp.input(ip.src, ip.dst, payload, now);
       case IpProtocol.UDP: {
         const r = this.udp.input(ip.src, ip.dst, payload, now);
-        // The DNS responder takes port 53 of our address when no socket is bound there.
-        if (
-          r === "udp_port_closed" && this.dns && ip.dst === this.config.ipv4.address &&
-          ((payload[2] << 8) | payload[3]) === DNS_PORT
-        ) {
-          return this.#inputDns(this.dns, ip, payload, now);
-        }
         // RFC 1122 §4.1.3.1: port unreachable; §3.2.2: never about a broadcast.
         if (
           (r === "udp_port_closed" || r === "udp_peer_mismatch") && !broadcast && !linkBroadcast
@@ -668,27 +660,6 @@ export class Stack {
         }
         return "ipv4_unsupported_protocol";
     }
-  }
-
-  /**
-   * Answers a UDP datagram to port 53 (checksum already verified) with the
-   * DNS responder. Returns a drop reason, or undefined when answered.
-   */
-  #inputDns(dns: DnsResponder, ip: Ipv4Repr, bytes: Uint8Array, now: number): string | undefined {
-    const pkt = UdpPacket.parse(bytes);
-    if (!pkt.ok) return pkt.reason;
-    const r = dns.answer(pkt.value.payload);
-    if ("reason" in r) return r.reason;
-    const repr: UdpRepr = { srcPort: DNS_PORT, dstPort: pkt.value.srcPort, payload: r.reply };
-    const src = this.config.ipv4.address;
-    this.sendIpv4With(
-      ip.src,
-      IpProtocol.UDP,
-      UdpRepr.bufferLen(repr),
-      (buf) => UdpRepr.emit(repr, buf, src, ip.src),
-      now,
-    );
-    return undefined;
   }
 
   /**

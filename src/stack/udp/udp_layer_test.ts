@@ -14,7 +14,8 @@ import {
   udpFrame,
   UdpHarness,
 } from "./_udp_test_util.ts";
-import { UdpEvent } from "./udp_layer.ts";
+import { UdpEvent } from "./udp_endpoint.ts";
+import type { UdpService } from "./udp_service.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const u16 = (n: number) => n.toString(16).padStart(4, "0");
@@ -509,5 +510,121 @@ describe("UdpLayer: events for the socket layer", () => {
     ep.close();
     assert.equal(ep.events, UdpEvent.CLOSED);
     assert.deepEqual(h.stack.takeDirty(), [ep]);
+  });
+});
+
+describe("UdpLayer: services on a port (the stack's DHCP and DNS servers)", () => {
+  /** A service that records what it got and answers "re:" + payload to the sender. */
+  function recorder(reason?: string) {
+    const got: Array<{ src: number; srcPort: number; dst: number; dstPort: number; text: string }> =
+      [];
+    const service: UdpService = {
+      receive(d, sender, now) {
+        const { src, srcPort, dst, dstPort } = d;
+        got.push({ src, srcPort, dst, dstPort, text: new TextDecoder().decode(d.payload) });
+        if (reason) return reason;
+        sender.send({ address: d.src, port: d.srcPort }, enc("re:x"), now);
+        return undefined;
+      },
+    };
+    return { got, service };
+  }
+
+  it("calls the service synchronously with the datagram; its reply goes out from the port as the exact frame", () => {
+    const h = new UdpHarness();
+    const { got, service } = recorder();
+    h.stack.udp.serve(7, service);
+    h.inject({ srcPort: 40000, dstPort: 7, payload: enc("hi") });
+    assert.deepEqual(got, [{
+      src: HARNESS_PEER_IP,
+      srcPort: 40000,
+      dst: parseIpv4Address("10.0.2.2"),
+      dstPort: 7,
+      text: "hi",
+    }]);
+    const [frame, ...rest] = h.drain();
+    assert.equal(rest.length, 0);
+    const udpNoSum = "0007" + "9c40" + "000c" + "0000" + "72653a78";
+    const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + "000c");
+    const sum = u16(internetChecksum(pseudo, fromHex(udpNoSum)));
+    assert.equal(
+      hex(frame),
+      PEER_MAC_HEX + STACK_MAC_HEX + "0800" + ipHeaderHex(32, 1, IpProtocol.UDP) +
+        "0007" + "9c40" + "000c" + sum + "72653a78",
+    );
+    assert.equal(h.stack.counters.rxHandled, 1);
+    assert.equal(h.stack.udp.stats.rxServiced, 1);
+    assert.equal(h.stack.udp.endpoints.size, 0, "a service is not an endpoint");
+    assert.deepEqual(h.stack.udp.servicePorts, [7, 53], "with the stack's DNS responder");
+  });
+
+  it("counts the reason a service gives for dropping a datagram, and sends no ICMP for it", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(7, recorder("dns_not_query").service);
+    h.inject({ dstPort: 7, payload: enc("?") });
+    assert.equal(h.stack.counters.drops.dns_not_query, 1);
+    assert.equal(h.drain().length, 0);
+  });
+
+  it("hears broadcasts only when asked to; otherwise the port counts as closed for them", () => {
+    const h = new UdpHarness();
+    const unicast = recorder();
+    const broadcast = recorder();
+    h.stack.udp.serve(7, unicast.service);
+    h.stack.udp.serve(8, broadcast.service, { broadcast: true });
+    for (const dstPort of [7, 8]) {
+      h.inject({ dstPort, dst: 0xffffffff, dstMac: BROADCAST_MAC });
+      h.inject({ dstPort, dst: parseIpv4Address("10.0.2.255"), dstMac: BROADCAST_MAC });
+    }
+    assert.equal(unicast.got.length, 0);
+    assert.deepEqual(broadcast.got.map((d) => d.dst), [0xffffffff, parseIpv4Address("10.0.2.255")]);
+    assert.equal(h.stack.counters.drops.udp_port_closed, 2);
+  });
+
+  it("an exclusive service keeps its port: bind() fails with EADDRINUSE naming it", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(67, recorder().service, { name: "the DHCP server" });
+    assert.throws(
+      () => h.stack.udp.bind(67),
+      (e) =>
+        e instanceof NetError && e.code === "EADDRINUSE" &&
+        e.message === "UDP port 67 is already in use by the DHCP server",
+    );
+  });
+
+  it("a fallback service steps aside while a socket is bound on its port, and comes back after", () => {
+    const h = new UdpHarness();
+    const { got, service } = recorder();
+    h.stack.udp.serve(5353, service, { sharing: "fallback" });
+    const ep = h.stack.udp.bind(5353);
+    h.inject({ dstPort: 5353, payload: enc("a") });
+    assert.equal(got.length, 0);
+    assert.equal(ep.queuedDatagrams, 1);
+    ep.close();
+    h.inject({ dstPort: 5353, payload: enc("b") });
+    assert.deepEqual(got.map((d) => d.text), ["b"]);
+  });
+
+  it("refuses a second service on a port, an exclusive one on a bound port, and a bad port", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(7, recorder().service, { name: "echo" });
+    assert.throws(
+      () => h.stack.udp.serve(7, recorder().service),
+      (e) => e instanceof NetError && e.message === "UDP port 7 is already in use by echo",
+    );
+    h.stack.udp.bind(9);
+    assert.throws(
+      () => h.stack.udp.serve(9, recorder().service),
+      (e) => e instanceof NetError && e.code === "EADDRINUSE",
+    );
+    h.stack.udp.serve(9, recorder().service, { sharing: "fallback" });
+    assert.throws(
+      () => h.stack.udp.serve(0, recorder().service),
+      /port must be an integer in 1\.\.65535, got 0/,
+    );
+    h.stack.udp.unserve(7);
+    assert.deepEqual(h.stack.udp.servicePorts, [9, 53]);
+    h.inject({ dstPort: 7 });
+    assert.equal(h.stack.counters.drops.udp_port_closed, 1);
   });
 });
