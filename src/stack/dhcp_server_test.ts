@@ -21,32 +21,32 @@ import {
   type MacAddress,
   parseIpv4Address,
   parseMacAddress,
-  seededRandom,
   UdpPacket,
   UdpRepr,
 } from "../wire/mod.ts";
-import { ChannelLink } from "./channel_link.ts";
 import { describeLease, type DhcpServerConfig } from "./dhcp_server.ts";
-import { Stack } from "./stack.ts";
+import type { StackConfig } from "./stack.ts";
+import { PEER_MAC, STACK_IP, STACK_MAC, StackHarness, udpFrame } from "./_stack_test_util.ts";
 
-const STACK_IP = parseIpv4Address("10.0.2.2");
-const STACK_MAC = parseMacAddress("02:00:00:00:00:02");
-const MAC_A = parseMacAddress("52:54:00:12:34:56");
+const MAC_A = PEER_MAC;
 const MAC_B = parseMacAddress("52:54:00:ab:cd:ef");
 const IP15 = parseIpv4Address("10.0.2.15");
 const IP16 = parseIpv4Address("10.0.2.16");
 const DAY_S = 86400;
 
-function makeStack(dhcp: Partial<DhcpServerConfig> = {}, mtu = 1500) {
-  const link = new ChannelLink(1 << 12);
-  const rnd = seededRandom(1);
-  const stack = new Stack({
-    mac: STACK_MAC,
-    ipv4: { address: STACK_IP, prefixLength: 24 },
-    mtu,
+/** A stack with the DHCP server on (and `dhcp` settings), knowing no neighbour. */
+function makeStack(
+  dhcp: Partial<DhcpServerConfig> = {},
+  mtu = 1500,
+  more: Partial<StackConfig> = {},
+) {
+  return new StackHarness({
     dhcp: { enabled: true, ...dhcp },
-  }, { link, random: (b) => rnd.fill(b) });
-  return { stack, link };
+    mtu,
+    knowPeer: false,
+    seed: 1,
+    ...more,
+  });
 }
 
 /** A client message; fields not given get the defaults of a DISCOVER from MAC_A. */
@@ -67,32 +67,26 @@ function msg(fields: Partial<DhcpRepr>): DhcpRepr {
   };
 }
 
-/** The frame a client sends: from `src` (0.0.0.0 unless bound) to `dst` (broadcast). */
+/** The frame a client sends: from `src` (0.0.0.0 unless bound) to `dst` (broadcast), 68 → 67. */
 function clientFrame(
   m: DhcpRepr,
   opts: { src?: Ipv4Address; dst?: Ipv4Address; payload?: Uint8Array } = {},
 ): Uint8Array {
-  const src = opts.src ?? 0;
   const dst = opts.dst ?? IPV4_BROADCAST;
   let payload = opts.payload;
   if (!payload) {
     payload = new Uint8Array(DhcpRepr.bufferLen(m));
     DhcpRepr.emit(m, payload);
   }
-  const udp: UdpRepr = { srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload };
-  const udpLen = UdpRepr.bufferLen(udp);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + udpLen);
-  EthernetRepr.emit({
-    dst: dst === IPV4_BROADCAST ? BROADCAST_MAC : STACK_MAC,
-    src: m.chaddr,
-    etherType: EtherType.IPV4,
-  }, f);
-  Ipv4Repr.emit(
-    { src, dst, protocol: IpProtocol.UDP, payloadLen: udpLen, ttl: 64 },
-    f.subarray(ETHERNET_HEADER_LEN),
-  );
-  UdpRepr.emit(udp, f.subarray(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN), src, dst);
-  return f;
+  return udpFrame({
+    src: opts.src ?? 0,
+    dst,
+    srcMac: m.chaddr,
+    dstMac: dst === IPV4_BROADCAST ? BROADCAST_MAC : STACK_MAC,
+    srcPort: DHCP_CLIENT_PORT,
+    dstPort: DHCP_SERVER_PORT,
+    payload,
+  });
 }
 
 interface Reply {
@@ -156,7 +150,7 @@ function expectedFrame(
 }
 
 function exchange(
-  h: ReturnType<typeof makeStack>,
+  h: StackHarness,
   m: DhcpRepr,
   now: number,
   opts?: { src?: Ipv4Address; dst?: Ipv4Address },
@@ -501,17 +495,13 @@ describe("DhcpServer (RFC 2131)", () => {
   });
 
   it("fits its default pool to small subnets and never hands out the stack's address", () => {
-    const link = new ChannelLink();
-    const small = new Stack({
-      mac: STACK_MAC,
+    const small = makeStack({}, 1500, {
       ipv4: { address: parseIpv4Address("192.168.7.1"), prefixLength: 28 },
-      mtu: 1500,
-      dhcp: { enabled: true },
-    }, { link });
-    assert.equal(small.dhcp!.poolStart, parseIpv4Address("192.168.7.1"));
-    assert.equal(small.dhcp!.poolSize, 14);
+    });
+    assert.equal(small.stack.dhcp!.poolStart, parseIpv4Address("192.168.7.1"));
+    assert.equal(small.stack.dhcp!.poolSize, 14);
     small.input(clientFrame(msg({})), 0);
-    assert.equal(decode(link.drain()[0]).dhcp.yiaddr, parseIpv4Address("192.168.7.2"));
+    assert.equal(decode(small.drain()[0]).dhcp.yiaddr, parseIpv4Address("192.168.7.2"));
     const h = makeStack({ poolStart: parseIpv4Address("10.0.2.1"), poolSize: 2 });
     assert.equal(exchange(h, msg({}), 0)[0].dhcp.yiaddr, parseIpv4Address("10.0.2.1"));
     assert.equal(exchange(h, msg({ chaddr: MAC_B }), 0).length, 0, "10.0.2.2 is the stack");
@@ -527,11 +517,7 @@ describe("DhcpServer (RFC 2131)", () => {
   });
 
   it("is off unless enabled: port 67 stays free", () => {
-    const link = new ChannelLink();
-    const stack = new Stack(
-      { mac: STACK_MAC, ipv4: { address: STACK_IP, prefixLength: 24 }, mtu: 1500 },
-      { link },
-    );
+    const { stack } = new StackHarness();
     assert.equal(stack.dhcp, undefined);
     stack.udp.bind(67).close();
   });

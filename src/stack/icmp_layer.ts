@@ -20,6 +20,8 @@ import {
 import type { StackCounters } from "./counters.ts";
 import type { Ipv4Output } from "./ipv4_output.ts";
 import { TokenBucket } from "./token_bucket.ts";
+import type { TcpLayer } from "./tcp/mod.ts";
+import type { UdpLayer } from "./udp/mod.ts";
 
 /**
  * Reasons ICMP drops received messages.
@@ -38,28 +40,16 @@ export const ICMP_DROP_REASONS: readonly string[] = [
   "icmp_udp_unmatched",
 ];
 
-/** The transports ICMP reports errors to (TcpLayer and UdpLayer implement these). */
+/**
+ * The transports ICMP reports errors about our own datagrams to: TCP for
+ * fragmentation needed (RFC 5927 §4.1, RFC 1191), UDP for destination
+ * unreachable (RFC 1122 §4.1.3.3).
+ */
 export interface IcmpErrorSinks {
-  /** TCP: fragmentation needed for a segment we sent (RFC 5927 §4.1, RFC 1191). */
-  tcp: {
-    fragmentationNeeded(
-      remoteAddr: Ipv4Address,
-      remotePort: number,
-      localPort: number,
-      seq: number,
-      mtu: number,
-      now: number,
-    ): string | undefined;
-  };
-  /** UDP: destination unreachable for a datagram we sent (RFC 1122 §4.1.3.3). */
-  udp: {
-    icmpError(
-      remoteAddr: Ipv4Address,
-      remotePort: number,
-      localPort: number,
-      icmpCode: number,
-    ): string | undefined;
-  };
+  /** TCP. */
+  tcp: Pick<TcpLayer, "fragmentationNeeded">;
+  /** UDP. */
+  udp: Pick<UdpLayer, "icmpError">;
 }
 
 /** What ICMP needs. */

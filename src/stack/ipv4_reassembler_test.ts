@@ -3,42 +3,29 @@ import assert from "node:assert/strict";
 import {
   ETHERNET_HEADER_LEN,
   EthernetRepr,
-  EtherType,
   Icmpv4Repr,
   IpProtocol,
   Ipv4Packet,
-  Ipv4Repr,
-  seededRandom,
   UdpRepr,
 } from "../wire/mod.ts";
-import { ChannelLink } from "./channel_link.ts";
-import { Stack } from "./stack.ts";
+import type { Stack } from "./stack.ts";
 import { Ipv4Reassembler, type Ipv4ReassemblyLimits } from "./ipv4_reassembler.ts";
 import {
   decodeIcmp,
   decodeIp,
-  HARNESS_PEER_IP,
-  HARNESS_PEER_MAC,
-  HARNESS_STACK_IP,
-  HARNESS_STACK_MAC,
   hex,
   internetChecksum,
-} from "./udp/_udp_test_util.ts";
-
-const u16 = (n: number) => n.toString(16).padStart(4, "0");
+  ipFrame,
+  PEER_IP,
+  PEER_MAC,
+  STACK_IP,
+  STACK_MAC,
+  StackHarness,
+  u16,
+} from "./_stack_test_util.ts";
 
 function makeStack(reassembly: Partial<Ipv4ReassemblyLimits> = {}, mtu = 1500) {
-  const rnd = seededRandom(11);
-  const link = new ChannelLink(1 << 16);
-  const stack = new Stack({
-    mac: HARNESS_STACK_MAC,
-    ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-    mtu,
-    arp: { reachableMs: 1e12 },
-    reassembly,
-  }, { link, random: (b) => rnd.fill(b) });
-  stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, 0);
-  return { stack, link };
+  return new StackHarness({ reassembly, mtu, seed: 11 });
 }
 
 /** One fragment frame from the peer carrying `data[offset..offset+len]` of a datagram. */
@@ -51,23 +38,7 @@ function fragment(
   more = offset + len < data.length,
 ): Uint8Array {
   const part = data.subarray(offset, offset + len);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + part.length);
-  EthernetRepr.emit(
-    { dst: HARNESS_STACK_MAC, src: HARNESS_PEER_MAC, etherType: EtherType.IPV4 },
-    f,
-  );
-  Ipv4Repr.emit({
-    src: HARNESS_PEER_IP,
-    dst: HARNESS_STACK_IP,
-    protocol,
-    payloadLen: part.length,
-    ttl: 64,
-    ident,
-    moreFragments: more,
-    fragmentOffset: offset,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  f.set(part, ETHERNET_HEADER_LEN + 20);
-  return f;
+  return ipFrame(protocol, part, { ident, moreFragments: more, fragmentOffset: offset });
 }
 
 /** A UDP datagram (header and `n` payload bytes) from the peer's port 40000 to `port`. */
@@ -76,7 +47,7 @@ function udpDatagram(n: number, port = 7000): { udp: Uint8Array; payload: Uint8A
   for (let i = 0; i < n; i++) payload[i] = (i * 7 + 3) & 0xff;
   const repr: UdpRepr = { srcPort: 40000, dstPort: port, payload };
   const udp = new Uint8Array(UdpRepr.bufferLen(repr));
-  UdpRepr.emit(repr, udp, HARNESS_PEER_IP, HARNESS_STACK_IP);
+  UdpRepr.emit(repr, udp, PEER_IP, STACK_IP);
   return { udp, payload };
 }
 
@@ -213,16 +184,7 @@ describe("IPv4 reassembly in the stack", () => {
   });
 
   it("rate-limits time-exceeded errors with the shared ICMP token bucket", () => {
-    const rnd = seededRandom(1);
-    const link = new ChannelLink(1 << 16);
-    const stack = new Stack({
-      mac: HARNESS_STACK_MAC,
-      ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-      arp: { reachableMs: 1e12 },
-      icmpErrorsPerSecond: 2,
-    }, { link, random: (b) => rnd.fill(b) });
-    stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, 0);
+    const { stack, link } = new StackHarness({ icmpErrorsPerSecond: 2, seed: 1 });
     const { udp } = udpDatagram(3000);
     for (let id = 1; id <= 3; id++) stack.input(fragment(IpProtocol.UDP, udp, 0, 1480, id), 0);
     stack.poll(30_000);
@@ -281,7 +243,7 @@ describe("IPv4 reassembly in the stack", () => {
     }
     assert.ok(whole);
     const eth = new Uint8Array(ETHERNET_HEADER_LEN + whole.length);
-    EthernetRepr.emit({ dst: HARNESS_PEER_MAC, src: HARNESS_STACK_MAC, etherType: 0x0800 }, eth);
+    EthernetRepr.emit({ dst: PEER_MAC, src: STACK_MAC, etherType: 0x0800 }, eth);
     eth.set(whole, ETHERNET_HEADER_LEN);
     const reply = decodeIcmp(eth);
     assert.equal(reply.icmp.type, "echo_reply");
@@ -308,7 +270,7 @@ describe("IPv4 reassembly in the stack", () => {
 
   it("does not fragment UDP on output", () => {
     const { stack } = makeStack({}, 576);
-    assert.equal(stack.sendIpv4(HARNESS_PEER_IP, IpProtocol.UDP, new Uint8Array(600), 0), false);
+    assert.equal(stack.sendIpv4(PEER_IP, IpProtocol.UDP, new Uint8Array(600), 0), false);
     assert.equal(stack.counters.txDrops.ipv4_exceeds_mtu, 1);
   });
 });

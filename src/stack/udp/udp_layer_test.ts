@@ -7,10 +7,12 @@ import {
   decodeIcmp,
   decodeIp,
   decodeUdp,
+  fromHex,
   HARNESS_PEER_IP,
   hex,
   internetChecksum,
   ipFrame,
+  u16,
   udpFrame,
   UdpHarness,
 } from "./_udp_test_util.ts";
@@ -18,7 +20,6 @@ import { UdpEvent } from "./udp_endpoint.ts";
 import type { UdpService } from "./udp_service.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const u16 = (n: number) => n.toString(16).padStart(4, "0");
 const STACK_MAC_HEX = "020000000002";
 const PEER_MAC_HEX = "525400123456";
 const STACK_IP_HEX = "0a000202";
@@ -39,8 +40,14 @@ function ipHeaderHex(
   return noSum.slice(0, 20) + u16(internetChecksum(bytes)) + noSum.slice(24);
 }
 
-function fromHex(s: string): Uint8Array {
-  return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
+/** The exact frame of a datagram from the stack to the peer, its checksum computed here. */
+function udpToPeerHex(srcPort: number, dstPort: number, payloadHex: string, ident: number) {
+  const len = u16(8 + payloadHex.length / 2);
+  const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + len);
+  const head = u16(srcPort) + u16(dstPort) + len;
+  const sum = u16(internetChecksum(pseudo, fromHex(head + "0000" + payloadHex)));
+  return PEER_MAC_HEX + STACK_MAC_HEX + "0800" +
+    ipHeaderHex(20 + 8 + payloadHex.length / 2, ident, IpProtocol.UDP) + head + sum + payloadHex;
 }
 
 describe("UdpLayer: delivery and echo (RFC 768)", () => {
@@ -60,14 +67,7 @@ describe("UdpLayer: delivery and echo (RFC 768)", () => {
     assert.equal(ep.send(d.payload, h.now, { address: d.src, port: d.srcPort }), true);
     const [frame, ...rest] = h.drain();
     assert.equal(rest.length, 0);
-    const udpNoSum = "0007" + "9c40" + "000d" + "0000" + "68656c6c6f";
-    const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + "000d");
-    const sum = u16(internetChecksum(pseudo, fromHex(udpNoSum)));
-    assert.equal(
-      hex(frame),
-      PEER_MAC_HEX + STACK_MAC_HEX + "0800" + ipHeaderHex(33, 1, IpProtocol.UDP) +
-        "0007" + "9c40" + "000d" + sum + "68656c6c6f",
-    );
+    assert.equal(hex(frame), udpToPeerHex(7, 40000, "68656c6c6f", 1));
     assert.deepEqual(ep.stats, {
       rxDatagrams: 1,
       rxBytes: 5,
@@ -544,14 +544,7 @@ describe("UdpLayer: services on a port (the stack's DHCP and DNS servers)", () =
     }]);
     const [frame, ...rest] = h.drain();
     assert.equal(rest.length, 0);
-    const udpNoSum = "0007" + "9c40" + "000c" + "0000" + "72653a78";
-    const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + "000c");
-    const sum = u16(internetChecksum(pseudo, fromHex(udpNoSum)));
-    assert.equal(
-      hex(frame),
-      PEER_MAC_HEX + STACK_MAC_HEX + "0800" + ipHeaderHex(32, 1, IpProtocol.UDP) +
-        "0007" + "9c40" + "000c" + sum + "72653a78",
-    );
+    assert.equal(hex(frame), udpToPeerHex(7, 40000, "72653a78", 1));
     assert.equal(h.stack.counters.rxHandled, 1);
     assert.equal(h.stack.udp.stats.rxServiced, 1);
     assert.equal(h.stack.udp.endpoints.size, 0, "a service is not an endpoint");
