@@ -26,6 +26,8 @@ import {
   parseMacAddress,
   type ParseResult,
   seededRandom,
+  TcpFlags,
+  TcpRepr,
   UdpPacket,
   UdpRepr,
 } from "../wire/mod.ts";
@@ -98,8 +100,10 @@ export function ipFrame(protocol: number, payload: Uint8Array, o: PeerFrameOptio
 export interface PeerArp {
   /** REQUEST by default. */
   operation?: number;
-  /** The peer's MAC by default; also the frame's source. */
+  /** The peer's MAC by default. */
   senderMac?: Uint8Array;
+  /** Ethernet source; `senderMac` by default. */
+  srcMac?: Uint8Array;
   /** The peer's address by default. */
   senderIp?: Ipv4Address;
   /** The stack's address by default. */
@@ -119,7 +123,10 @@ export function arpFrame(a: PeerArp = {}): Uint8Array {
     targetMac: new Uint8Array(6),
     targetIp: a.targetIp ?? STACK_IP,
   }, arp);
-  return ethFrame(EtherType.ARP, arp, { srcMac: senderMac, dstMac: a.dstMac ?? BROADCAST_MAC });
+  return ethFrame(EtherType.ARP, arp, {
+    srcMac: a.srcMac ?? senderMac,
+    dstMac: a.dstMac ?? BROADCAST_MAC,
+  });
 }
 
 /** A UDP datagram from the peer; `checksum: "zero"` sends none, `"corrupt"` a wrong one. */
@@ -149,6 +156,23 @@ export function udpBytes(d: PeerDatagram): Uint8Array {
 /** The frame of a UDP datagram from the peer. */
 export function udpFrame(d: PeerDatagram): Uint8Array {
   return ipFrame(IpProtocol.UDP, udpBytes(d), d);
+}
+
+/** The frame of a TCP SYN (MSS 1460) from the peer's port 40000 to `dstPort`. */
+export function synFrame(dstPort: number, o: PeerFrameOptions = {}): Uint8Array {
+  const repr: TcpRepr = {
+    srcPort: 40000,
+    dstPort,
+    seqNumber: 1000,
+    ackNumber: 0,
+    flags: TcpFlags.SYN,
+    windowLen: 65535,
+    mss: 1460,
+    payload: new Uint8Array(0),
+  };
+  const tcp = new Uint8Array(TcpRepr.bufferLen(repr));
+  TcpRepr.emit(repr, tcp, o.src ?? PEER_IP, o.dst ?? STACK_IP);
+  return ipFrame(IpProtocol.TCP, tcp, o);
 }
 
 /** The ICMP bytes of an echo request. */

@@ -1,6 +1,7 @@
 /**
  * ARP for one stack (RFC 826): answers requests for the stack's address,
- * learns neighbours into the {@linkcode ArpCache}, and resolves the next hop
+ * learns on-link neighbours into the {@linkcode ArpCache} (never martian or
+ * off-link senders, never group or zero MACs), and resolves the next hop
  * of outgoing IPv4 frames (queueing them while a request is outstanding,
  * retrying from the stack's timers).
  *
@@ -16,6 +17,8 @@ import {
   ETHERNET_HEADER_LEN,
   EtherType,
   type Ipv4Address,
+  ipv4InSubnet,
+  isIpv4MartianSource,
   isMulticastMac,
   type MacAddress,
 } from "../wire/mod.ts";
@@ -26,21 +29,30 @@ import type { EthernetLayer } from "./ethernet_layer.ts";
 /**
  * Reasons ARP drops received packets.
  *
- * - `arp_bad_sender`: the sender MAC is a group (multicast) address.
+ * - `arp_bad_sender`: the sender MAC is a group (multicast, broadcast) or
+ *   the all-zero address: no station has it.
+ * - `arp_martian_sender`: the sender IP names no host here (RFC 1122
+ *   §3.2.1.3, RFC 1812 §5.3.7): broadcast, multicast, loopback, class E,
+ *   0.0.0.0/8 other than a probe's 0.0.0.0, the subnet's network or
+ *   broadcast address.
+ * - `arp_off_link_sender`: the sender IP is outside the subnet; ARP is for
+ *   neighbours on the link (RFC 826).
  * - `arp_not_for_us`: the target is another address (an existing entry for
  *   the sender is still refreshed).
  * - `arp_address_conflict`: the sender claims the stack's own address.
  */
 export const ARP_DROP_REASONS: readonly string[] = [
   "arp_bad_sender",
+  "arp_martian_sender",
+  "arp_off_link_sender",
   "arp_not_for_us",
   "arp_address_conflict",
 ];
 
 /** What ARP needs. */
 export interface ArpLayerDeps {
-  /** The stack's IPv4 address (what it answers for). */
-  address: Ipv4Address;
+  /** The stack's IPv4 address (what it answers for) and the on-link prefix. */
+  ipv4: { address: Ipv4Address; prefixLength: number };
   /** The neighbour table. */
   cache: ArpCache;
   /** The link layer below. */
@@ -54,7 +66,7 @@ export interface ArpLayerDeps {
  *
  * @example
  * ```ts
- * const arp = new ArpLayer({ address, cache: new ArpCache(), eth, counters });
+ * const arp = new ArpLayer({ ipv4, cache: new ArpCache(), eth, counters });
  * arp.input(arpPayload, now); // answers a request for `address`, learns the sender
  * arp.transmitIpv4(nextHop, frame, now); // sends now, or after the reply
  * ```
@@ -63,13 +75,15 @@ export class ArpLayer {
   /** The neighbour table. */
   readonly cache: ArpCache;
   #address: Ipv4Address;
+  #prefixLength: number;
   #eth: EthernetLayer;
   #counters: StackCounters;
 
   /** Creates the layer. */
   constructor(deps: ArpLayerDeps) {
     this.cache = deps.cache;
-    this.#address = deps.address;
+    this.#address = deps.ipv4.address;
+    this.#prefixLength = deps.ipv4.prefixLength;
     this.#eth = deps.eth;
     this.#counters = deps.counters;
   }
@@ -78,7 +92,9 @@ export class ArpLayer {
    * RFC 826 "Packet Reception", with the merge rule: an existing entry for
    * the sender is refreshed by any packet, a new one is created only from a
    * packet addressed to us; a request for our address is answered. A probe
-   * (sender 0.0.0.0, RFC 5227 §2.1.1) is answered and teaches nothing.
+   * (sender 0.0.0.0, RFC 5227 §2.1.1) is answered and teaches nothing. Only
+   * on-link senders with a unicast MAC are heard at all: a packet from a
+   * martian or off-link sender IP is dropped whole (no entry, no reply).
    * Returns a drop reason, or undefined when the packet was for us.
    */
   input(bytes: Uint8Array, now: number): string | undefined {
@@ -87,11 +103,16 @@ export class ArpLayer {
     const parsed = ArpRepr.parse(pkt.value);
     if (!parsed.ok) return parsed.reason;
     const arp = parsed.value;
-    if (isMulticastMac(arp.senderMac)) return "arp_bad_sender";
+    if (isMulticastMac(arp.senderMac) || isZeroMac(arp.senderMac)) return "arp_bad_sender";
     const ours = this.#address;
-    if (arp.senderIp === ours) return "arp_address_conflict";
+    const sender = arp.senderIp;
+    if (sender === ours) return "arp_address_conflict";
+    if (sender !== 0) {
+      if (isIpv4MartianSource(sender, ours, this.#prefixLength)) return "arp_martian_sender";
+      if (!ipv4InSubnet(sender, ours, this.#prefixLength)) return "arp_off_link_sender";
+    }
     const forUs = arp.targetIp === ours;
-    if (arp.senderIp !== 0) {
+    if (sender !== 0) {
       // Merge: refresh an existing entry always; create one only when addressed to us.
       for (const f of this.cache.update(arp.senderIp, arp.senderMac, now, !forUs)) {
         this.#eth.transmit(f);
@@ -170,4 +191,8 @@ export class ArpLayer {
     ArpRepr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
     this.#eth.transmit(frame);
   }
+}
+
+function isZeroMac(mac: MacAddress): boolean {
+  return (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) === 0;
 }

@@ -1,21 +1,25 @@
 /**
  * IPv4 input for one stack (RFC 791, RFC 1122 §3.2.1): validates a received
- * packet, sends fragments through reassembly, and hands whole datagrams to
- * ICMP, TCP or UDP. It answers what no transport takes with the ICMP error
- * RFC 1122 asks for (port or protocol unreachable), never about a broadcast.
+ * packet, refuses martian and off-link sources, sends fragments through
+ * reassembly, and hands whole datagrams to ICMP, TCP or UDP. It answers what
+ * no transport takes with the ICMP error RFC 1122 asks for (port or protocol
+ * unreachable), never about a broadcast.
  *
  * @module
  */
 
 import {
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
   Icmpv4DestUnreachableCode,
   IpProtocol,
   IPV4_BROADCAST,
   type Ipv4Address,
+  ipv4InSubnet,
   Ipv4Packet,
   Ipv4Repr,
   ipv4SubnetBroadcast,
-  isIpv4Multicast,
+  isIpv4MartianSource,
 } from "../wire/mod.ts";
 import type { IcmpLayer } from "./icmp_layer.ts";
 import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
@@ -25,12 +29,20 @@ import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
  * the reassembler's come on top).
  *
  * - `ipv4_not_for_us`: to another address than ours or a broadcast address.
- * - `ipv4_bad_source`: from a broadcast, multicast or our own address.
+ * - `ipv4_martian_source`: from an address that names no host here
+ *   (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): 0.0.0.0/8, loopback, multicast,
+ *   class E and the limited broadcast, the subnet's network and broadcast
+ *   addresses, or the stack's own address. The one exception is a DHCP
+ *   client without an address: 0.0.0.0, UDP port 68 to 67 (RFC 2131 §4.1).
+ * - `ipv4_off_link_source`: from a unicast address outside the subnet. The
+ *   stack has no route but the link, so nothing could answer it: the strict
+ *   reverse-path check of RFC 3704 §2.2.
  * - `ipv4_unsupported_protocol`: a transport other than ICMP, TCP and UDP.
  */
 export const IPV4_DROP_REASONS: readonly string[] = [
   "ipv4_not_for_us",
-  "ipv4_bad_source",
+  "ipv4_martian_source",
+  "ipv4_off_link_source",
   "ipv4_unsupported_protocol",
 ];
 
@@ -64,6 +76,7 @@ export interface Ipv4InputDeps {
  */
 export class Ipv4Input {
   #address: Ipv4Address;
+  #prefixLength: number;
   #broadcast: Ipv4Address;
   #reassembler: Ipv4Reassembler;
   #icmp: IcmpLayer;
@@ -73,6 +86,7 @@ export class Ipv4Input {
   /** Creates the input path. */
   constructor(deps: Ipv4InputDeps) {
     this.#address = deps.ipv4.address;
+    this.#prefixLength = deps.ipv4.prefixLength;
     this.#broadcast = ipv4SubnetBroadcast(deps.ipv4.address, deps.ipv4.prefixLength);
     this.#reassembler = deps.reassembler;
     this.#icmp = deps.icmp;
@@ -83,7 +97,9 @@ export class Ipv4Input {
   /**
    * RFC 1122 §3.2.1: validates a received packet (header, checksum,
    * destination, source), reassembles fragments, and demultiplexes the whole
-   * datagram. `linkBroadcast` tells whether it came in a link-layer broadcast
+   * datagram. Packets from martian or off-link sources are refused before
+   * they reach reassembly or a transport: no connection, datagram or reply
+   * comes from them. `linkBroadcast` tells whether it came in a link-layer broadcast
    * frame. Returns a drop reason, or undefined when the packet was handled
    * (a stored fragment counts as handled).
    */
@@ -96,11 +112,10 @@ export class Ipv4Input {
     const ours = this.#address;
     const broadcast = ip.dst === IPV4_BROADCAST || ip.dst === this.#broadcast;
     if (ip.dst !== ours && !broadcast) return "ipv4_not_for_us";
-    if (
-      ip.src === IPV4_BROADCAST || ip.src === this.#broadcast || isIpv4Multicast(ip.src) ||
-      ip.src === ours
-    ) {
-      return "ipv4_bad_source";
+    if (isIpv4MartianSource(ip.src, ours, this.#prefixLength)) {
+      if (!isDhcpClientWithoutAddress(pkt.value)) return "ipv4_martian_source";
+    } else if (!ipv4InSubnet(ip.src, ours, this.#prefixLength)) {
+      return "ipv4_off_link_source";
     }
     if (pkt.value.isFragment) {
       const r = this.#reassembler.input(pkt.value, linkBroadcast, now);
@@ -146,4 +161,16 @@ export class Ipv4Input {
         return "ipv4_unsupported_protocol";
     }
   }
+}
+
+/**
+ * Whether `p` is what a DHCP client sends before it has an address: from
+ * 0.0.0.0, an unfragmented UDP datagram from port 68 to port 67 (RFC 2131
+ * §4.1, RFC 1122 §3.2.1.3 (a): 0.0.0.0 is a source only while a host learns
+ * its address).
+ */
+function isDhcpClientWithoutAddress(p: Ipv4Packet): boolean {
+  const udp = p.payload;
+  return p.src === 0 && p.protocol === IpProtocol.UDP && !p.isFragment && udp.length >= 4 &&
+    ((udp[0] << 8) | udp[1]) === DHCP_CLIENT_PORT && ((udp[2] << 8) | udp[3]) === DHCP_SERVER_PORT;
 }

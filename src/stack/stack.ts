@@ -208,7 +208,7 @@ export class Stack {
       },
     });
     this.arp = new ArpCache(config.arp);
-    this.#arp = new ArpLayer({ address, cache: this.arp, eth: this.#eth, counters });
+    this.#arp = new ArpLayer({ ipv4, cache: this.arp, eth: this.#eth, counters });
     this.#ipv4Out = new Ipv4Output({ ipv4, mtu, arp: this.#arp, eth: this.#eth, counters });
 
     // Transports and the stack's own services.

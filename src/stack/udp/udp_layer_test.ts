@@ -205,13 +205,15 @@ describe("UdpLayer: ICMP port unreachable (RFC 792, RFC 1122 §3.2.2, §4.1.3.1)
     assert.equal(h.stack.icmpErrorStats.sent, 0);
   });
 
-  it("never answers a source that does not name one host (0.0.0.0, loopback, class E)", () => {
+  it("never answers a source that does not name one host (0.0.0.0, loopback, class E): IPv4 refuses them first", () => {
     const h = new UdpHarness();
     for (const src of ["0.0.0.0", "127.0.0.1", "240.0.0.1"]) {
       h.inject({ dstPort: 9999, src: parseIpv4Address(src) });
     }
     assert.equal(h.drain().length, 0);
-    assert.equal(h.stack.counters.drops.udp_port_closed, 3);
+    assert.equal(h.stack.counters.drops.ipv4_martian_source, 3);
+    assert.equal(h.stack.counters.drops.udp_port_closed, 0);
+    assert.equal(h.stack.icmpErrorStats.sent, 0);
   });
 
   it("rate limits ICMP errors with one token bucket: 100 at once, then 100 per second (RFC 1812 §4.3.2.8)", () => {
