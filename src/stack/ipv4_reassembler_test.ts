@@ -10,6 +10,7 @@ import {
 } from "../wire/mod.ts";
 import type { Stack } from "./stack.ts";
 import { Ipv4Reassembler, type Ipv4ReassemblyLimits } from "./ipv4_reassembler.ts";
+import { bufferCost, createSessionQuota } from "./session_quota.ts";
 import {
   decodeIcmp,
   decodeIp,
@@ -272,6 +273,66 @@ describe("IPv4 reassembly in the stack", () => {
     const { stack } = makeStack({}, 576);
     assert.equal(stack.sendIpv4(PEER_IP, IpProtocol.UDP, new Uint8Array(600), 0), false);
     assert.equal(stack.counters.txDrops.ipv4_exceeds_mtu, 1);
+  });
+});
+
+describe("IPv4 reassembly owns and pays for what it holds", () => {
+  const quota = (maxBufferedBytes: number) =>
+    createSessionQuota({ maxBufferedBytes, maxSockets: 8 });
+
+  it("copies fragments out of their frames: reusing a frame's buffer changes nothing", () => {
+    const { stack } = makeStack();
+    const ep = stack.udp.bind(7000);
+    const { udp, payload } = udpDatagram(2000);
+    const first = fragment(IpProtocol.UDP, udp, 0, 1000);
+    stack.input(first, 1);
+    first.fill(0xee); // the link reuses the buffer
+    stack.input(fragment(IpProtocol.UDP, udp, 1000, 1008), 2);
+    assert.deepEqual(ep.receive()?.payload, payload);
+  });
+
+  it("charges bufferCost of each copy (and of the first header) to the session, released at completion", () => {
+    const q = quota(1 << 20);
+    const h = new StackHarness({ quota: q });
+    const ep = h.stack.udp.bind(7000);
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 1480, 1480));
+    assert.equal(q.memory.used, bufferCost(1480));
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480));
+    assert.equal(q.memory.used, 2 * bufferCost(1480) + bufferCost(20));
+    h.input(fragment(IpProtocol.UDP, udp, 2960, 48));
+    // Done: the reassembler holds nothing; the UDP queue holds the datagram's copy.
+    assert.equal(h.stack.reassembler.datagrams, 0);
+    assert.equal(q.memory.used, bufferCost(3000));
+    ep.receive();
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("releases the charge when a datagram times out or is discarded for an overlap", () => {
+    const q = quota(1 << 20);
+    const h = new StackHarness({ quota: q });
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 1), 0);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 2), 0);
+    h.input(fragment(IpProtocol.UDP, udp, 8, 1480, 2), 0); // overlaps: ident 2 is discarded
+    assert.equal(h.drops.ipv4_reassembly_overlap, 1);
+    assert.equal(q.memory.used, bufferCost(1480) + bufferCost(20));
+    h.stack.poll(30_000);
+    assert.equal(h.stack.reassembler.stats.timedOut, 1);
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("drops a fragment the session's quota refuses as ipv4_reassembly_quota, beside its own limits", () => {
+    const q = quota(bufferCost(1480) + bufferCost(20) + bufferCost(8));
+    const h = new StackHarness({ quota: q });
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 1));
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 2)); // a second datagram: no room
+    assert.equal(h.drops.ipv4_reassembly_quota, 1);
+    assert.equal(h.stack.reassembler.datagrams, 1, "the refused fragment started nothing");
+    assert.equal(h.stack.reassembler.bytesHeld, 1480);
+    assert.equal(q.memory.stats().refused, 1);
+    assert.ok(h.balanced);
   });
 });
 

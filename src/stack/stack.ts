@@ -226,6 +226,7 @@ export class Stack {
       mtu,
       random,
       limits: config.udpLimits,
+      memory: this.quota.memory,
       hasRoute: (dst) => this.#ipv4Out.hasRoute(dst),
       // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
       sendIpv4With: (dst, len, fill, now, dstMac) =>
@@ -251,7 +252,7 @@ export class Stack {
       sinks: { tcp: this.tcp, udp: this.udp },
       counters,
     });
-    this.reassembler = new Ipv4Reassembler(config.reassembly);
+    this.reassembler = new Ipv4Reassembler(config.reassembly, this.quota.memory);
     this.#ipv4In = new Ipv4Input({
       ipv4,
       reassembler: this.reassembler,

@@ -12,9 +12,9 @@ import {
   STACK_IP,
   STACK_MAC,
   StackHarness,
+  type StackHarnessOptions,
   udpFrame,
 } from "../_stack_test_util.ts";
-import type { UdpLayerLimits } from "./udp_layer.ts";
 
 export {
   BROADCAST_MAC,
@@ -44,10 +44,7 @@ export const HARNESS_PEER_MAC: Uint8Array = PEER_MAC;
 /** A stack under test with the peer's MAC pre-resolved, fed UDP datagrams. */
 export class UdpHarness extends StackHarness {
   /** Creates a stack at 10.0.2.2/24 (seeded randomness) that knows 10.0.2.15's MAC. */
-  constructor(
-    options: { udpLimits?: Partial<UdpLayerLimits>; icmpErrorsPerSecond?: number; mtu?: number } =
-      {},
-  ) {
+  constructor(options: StackHarnessOptions = {}) {
     super(options);
   }
 

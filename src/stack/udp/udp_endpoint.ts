@@ -10,6 +10,7 @@
 import { NetError } from "../../errors/net_error.ts";
 import { formatIpv4Address, Icmpv4DestUnreachableCode, type Ipv4Address } from "../../wire/mod.ts";
 import type { UdpLayerLimits } from "./udp_layer.ts";
+import { bufferCost, type MemoryQuota } from "../session_quota.ts";
 
 /**
  * Event bits of a UDP endpoint, delivered to its owner after the core lock is
@@ -48,6 +49,8 @@ export interface UdpEndpointStats {
   rxBytes: number;
   /** Datagrams dropped because the receive queue was full. */
   rxQueueDrops: number;
+  /** Datagrams dropped because the session's memory quota refused their copy. */
+  rxQuotaDrops: number;
   /** Datagrams from a peer other than the connected one (dropped). */
   rxPeerMismatch: number;
   /** Datagrams handed to the IP layer. */
@@ -68,6 +71,8 @@ export interface UdpHost {
   readonly maxPayload: number;
   /** Receive queue limits. */
   readonly limits: UdpLayerLimits;
+  /** The session's memory quota, charged for every queued copy. */
+  readonly memory: MemoryQuota;
   /** Whether the stack can send to `dst`. */
   hasRoute(dst: Ipv4Address): boolean;
   /** Emits a datagram of `ep`; false when the IP layer dropped it. */
@@ -119,6 +124,7 @@ export class UdpEndpoint {
     rxDatagrams: 0,
     rxBytes: 0,
     rxQueueDrops: 0,
+    rxQuotaDrops: 0,
     rxPeerMismatch: 0,
     txDatagrams: 0,
     txBytes: 0,
@@ -239,8 +245,13 @@ export class UdpEndpoint {
    */
   receive(): UdpDatagram | undefined {
     const d = this.#queue.shift();
-    if (d) this.#queuedBytes -= d.payload.length;
-    else this.#throwPendingError();
+    if (d) {
+      this.#queuedBytes -= d.payload.length;
+      // The copy is the caller's now: the session stops paying for it here.
+      this.#host.memory.release(bufferCost(d.payload.byteLength));
+    } else {
+      this.#throwPendingError();
+    }
     return d;
   }
 
@@ -289,6 +300,7 @@ export class UdpEndpoint {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const d of this.#queue) this.#host.memory.release(bufferCost(d.payload.byteLength));
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#remote = undefined;
@@ -314,7 +326,11 @@ export class UdpEndpoint {
       this.stats.rxQueueDrops++;
       return "udp_queue_full";
     }
-    // Copy: the frame's buffer belongs to the link and may be reused.
+    // Copy: the frame is borrowed. The copy is charged to the session's quota.
+    if (!this.#host.memory.tryCharge(bufferCost(payload.length))) {
+      this.stats.rxQuotaDrops++;
+      return "udp_rcv_quota";
+    }
     this.#queue.push({ src, srcPort, payload: payload.slice() });
     this.#queuedBytes += payload.length;
     this.stats.rxDatagrams++;

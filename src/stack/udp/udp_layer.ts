@@ -13,6 +13,7 @@
  */
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
+import { MemoryQuota } from "../session_quota.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
   IPV4_HEADER_LEN,
@@ -53,6 +54,12 @@ export interface UdpLayerDeps {
   random: (buf: Uint8Array) => void;
   /** Limits of the layer. */
   limits?: Partial<UdpLayerLimits>;
+  /**
+   * The session's memory quota, charged for every datagram queued to an
+   * endpoint (the `bufferCost` of its copy) until it is read or the
+   * endpoint closes. Unlimited when not given.
+   */
+  memory?: MemoryQuota;
 }
 
 /** Limits of one UDP layer. */
@@ -83,11 +90,13 @@ export const DEFAULT_UDP_LAYER_LIMITS: UdpLayerLimits = {
  * - `udp_peer_mismatch`: the endpoint is connected to another peer; as on
  *   Linux, the port counts as closed for this sender.
  * - `udp_queue_full`: the endpoint's receive queue is full.
+ * - `udp_rcv_quota`: the session's memory quota refused the datagram's copy.
  */
 export const UDP_DROP_REASONS: readonly string[] = [
   "udp_port_closed",
   "udp_peer_mismatch",
   "udp_queue_full",
+  "udp_rcv_quota",
 ];
 
 /** A service registered on a port, with its sender. */
@@ -123,6 +132,8 @@ export class UdpLayer implements UdpHost {
   readonly limits: UdpLayerLimits;
   /** Largest payload of one datagram: the MTU less the IPv4 and UDP headers. */
   readonly maxPayload: number;
+  /** The session's memory quota (queued datagrams are charged to it). */
+  readonly memory: MemoryQuota;
   /** Bound endpoints by local port (the stack's services are not endpoints). */
   readonly endpoints: ReadonlyMap<number, UdpEndpoint>;
   /** Counters of the layer (checksum and length errors are stack drop reasons). */
@@ -152,6 +163,7 @@ export class UdpLayer implements UdpHost {
         throw new RangeError(`UdpLayer: limits.${k} must be a positive integer, got ${v}`);
       }
     }
+    this.memory = deps.memory ?? new MemoryQuota(Number.MAX_SAFE_INTEGER);
     this.endpoints = this.#endpoints;
     this.#ephemeralPorts = new EphemeralPorts("UDP", deps.random);
   }

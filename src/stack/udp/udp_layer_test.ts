@@ -17,6 +17,7 @@ import {
   UdpHarness,
 } from "./_udp_test_util.ts";
 import { UdpEvent } from "./udp_endpoint.ts";
+import { BUFFER_OVERHEAD_BYTES, bufferCost, createSessionQuota } from "../session_quota.ts";
 import type { UdpService } from "./udp_service.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -72,6 +73,7 @@ describe("UdpLayer: delivery and echo (RFC 768)", () => {
       rxDatagrams: 1,
       rxBytes: 5,
       rxQueueDrops: 0,
+      rxQuotaDrops: 0,
       rxPeerMismatch: 0,
       txDatagrams: 1,
       txBytes: 5,
@@ -296,6 +298,53 @@ describe("UdpLayer: receive queue limits", () => {
       () => new UdpHarness({ udpLimits: { recvQueueBytes: 0 } }),
       /limits\.recvQueueBytes must be a positive integer, got 0/,
     );
+  });
+});
+
+describe("UdpLayer: receive memory is charged to the session's quota", () => {
+  const quota = (maxBufferedBytes: number) =>
+    createSessionQuota({ maxBufferedBytes, maxSockets: 8 });
+
+  it("charges bufferCost(copy) per queued datagram and releases it on read and on close", () => {
+    const q = quota(1 << 20);
+    const h = new UdpHarness({ quota: q });
+    const ep = h.stack.udp.bind(5000);
+    h.inject({ dstPort: 5000, payload: new Uint8Array(100) });
+    h.inject({ dstPort: 5000, payload: new Uint8Array(300) });
+    h.inject({ dstPort: 5000 }); // an empty datagram still costs its buffer's overhead
+    assert.equal(q.memory.used, bufferCost(100) + bufferCost(300) + bufferCost(0));
+    assert.equal(q.memory.used, 400 + 3 * BUFFER_OVERHEAD_BYTES);
+    assert.equal(ep.receive()!.payload.length, 100);
+    assert.equal(q.memory.used, bufferCost(300) + bufferCost(0));
+    ep.close();
+    assert.equal(q.memory.used, 0);
+    assert.equal(q.memory.stats().peak, 400 + 3 * BUFFER_OVERHEAD_BYTES);
+  });
+
+  it("drops a datagram the quota refuses as udp_rcv_quota, without ICMP, and takes one again once read", () => {
+    const q = quota(2 * bufferCost(100) + 99);
+    const h = new UdpHarness({ quota: q });
+    const ep = h.stack.udp.bind(5000);
+    for (let i = 0; i < 3; i++) h.inject({ dstPort: 5000, payload: new Uint8Array(100).fill(i) });
+    assert.equal(ep.queuedDatagrams, 2);
+    assert.equal(ep.stats.rxQuotaDrops, 1);
+    assert.equal(ep.stats.rxQueueDrops, 0);
+    assert.equal(h.stack.counters.drops.udp_rcv_quota, 1);
+    assert.equal(h.drain().length, 0, "a refused charge is no closed port");
+    assert.equal(q.memory.stats().refused, 1);
+    ep.receive();
+    h.inject({ dstPort: 5000, payload: new Uint8Array(100).fill(9) });
+    assert.deepEqual([ep.receive()!.payload[0], ep.receive()!.payload[0]], [1, 9]);
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("a datagram handed to a service (DNS, DHCP) is borrowed, never charged", () => {
+    const q = quota(1 << 20);
+    const h = new UdpHarness({ quota: q });
+    h.inject({ dstPort: 53, payload: new Uint8Array(12) });
+    assert.equal(h.drain().length, 1, "the DNS responder answered");
+    assert.equal(q.memory.used, 0);
+    assert.equal(q.memory.stats().peak, 0);
   });
 });
 
