@@ -5,9 +5,10 @@
  *
  * The stack serves it on UDP port 67 as a {@linkcode UdpService} (each
  * message is handled and answered when it arrives, broadcast or not) and
- * calls {@linkcode DhcpServer.poll} from its timers. Leases live in a table
- * bounded by the pool size; each expires at a time driven by `now` (offers
- * are held for {@linkcode DHCP_OFFER_HOLD_MS}).
+ * calls {@linkcode DhcpServer.poll} from its timers. Leases live in a
+ * {@linkcode DhcpLeaseTable} bounded by the pool size, whose policy keeps one
+ * peer from taking the whole pool (see `dhcp_leases.ts`); each entry expires
+ * at a time driven by `now` (offers after {@linkcode DHCP_OFFER_HOLD_MS}).
  *
  * Not supported: relay agents (a message with `giaddr` set is dropped and
  * counted), option overload, static bindings.
@@ -31,6 +32,7 @@ import {
   type MacAddress,
 } from "../wire/mod.ts";
 import type { UdpService, UdpServiceDatagram, UdpServiceSender } from "./udp/udp_service.ts";
+import { DHCP_OFFER_HOLD_MS, type DhcpLease, DhcpLeaseTable } from "./dhcp_leases.ts";
 
 /** Configuration of the DHCP server (StackConfig `dhcp`). */
 export interface DhcpServerConfig {
@@ -44,9 +46,17 @@ export interface DhcpServerConfig {
   poolStart?: Ipv4Address;
   /**
    * Addresses in the pool (and the most leases held): 16 by default, fewer
-   * when the subnet ends sooner; at most 4096.
+   * when the subnet ends sooner; an integer in 1..4096 that fits in the
+   * subnet after `poolStart`.
    */
   poolSize?: number;
+  /**
+   * Offers, and bound leases, one MAC address may hold across client
+   * identifiers (each client identifier holds one): 1 by default, an integer
+   * in 1..4096. A client that needs one more for its MAC first gives back
+   * that MAC's oldest.
+   */
+  leasesPerMac?: number;
   /** Lease duration in ms (whole seconds, at least 1 s); 24 h by default. */
   leaseMs?: number;
   /** The DNS server given to clients; the stack's own address by default. */
@@ -65,25 +75,6 @@ export interface DhcpServerHost {
   mtu: number;
 }
 
-/** How long an offered address is held for the client that was offered it. */
-export const DHCP_OFFER_HOLD_MS = 60_000;
-
-/** One entry of the lease table. */
-export interface DhcpLease {
-  /** The leased (or offered, or declined) address. */
-  address: Ipv4Address;
-  /** The client's hardware address. */
-  mac: MacAddress;
-  /** The client key: `id:<hex>` from option 61, else `mac:<hex>`. */
-  clientKey: string;
-  /** `offered` until REQUEST, `bound` after ACK, `declined` after DECLINE. */
-  state: "offered" | "bound" | "declined";
-  /** When the entry expires (ms, the stack's clock). */
-  expiresAt: number;
-  /** The hostname the client sent, if any. */
-  hostname?: string;
-}
-
 /** Counters of the server. */
 export interface DhcpServerStats {
   /** Messages received, valid or not. */
@@ -98,10 +89,14 @@ export interface DhcpServerStats {
   releases: number;
   declines: number;
   informs: number;
-  /** DISCOVERs left without an offer because no address was free. */
+  /** DISCOVERs left without an offer because every address was bound. */
   poolExhausted: number;
   /** Leases and offers removed at expiry. */
   expired: number;
+  /** Offers and declined addresses taken back early for another client. */
+  reclaimed: number;
+  /** Entries given back because their MAC reached `leasesPerMac`. */
+  perMacReleased: number;
 }
 
 /**
@@ -134,6 +129,8 @@ export class DhcpServer implements UdpService {
   readonly poolSize: number;
   /** Lease duration (ms). */
   readonly leaseMs: number;
+  /** Offers, and bound leases, one MAC may hold. */
+  readonly leasesPerMac: number;
   /** DNS server option. */
   readonly dns: Ipv4Address;
   /** Domain name option, if any. */
@@ -152,9 +149,11 @@ export class DhcpServer implements UdpService {
     informs: 0,
     poolExhausted: 0,
     expired: 0,
+    reclaimed: 0,
+    perMacReleased: 0,
   };
   #host: DhcpServerHost;
-  #byAddress = new Map<Ipv4Address, DhcpLease>();
+  #table: DhcpLeaseTable;
 
   /** @throws {RangeError} when the pool is not inside the stack's subnet or an option is out of range. */
   constructor(config: DhcpServerConfig, host: DhcpServerHost) {
@@ -167,11 +166,19 @@ export class DhcpServer implements UdpService {
     this.poolStart = config.poolStart ?? start;
     this.poolSize = config.poolSize ?? Math.max(1, Math.min(16, broadcast - this.poolStart));
     this.leaseMs = config.leaseMs ?? 24 * 3600_000;
+    this.leasesPerMac = config.leasesPerMac ?? 1;
     this.dns = config.dns ?? address;
     this.domain = config.domain;
     if (!Number.isInteger(this.poolSize) || this.poolSize < 1 || this.poolSize > 4096) {
       throw new RangeError(
         `DhcpServer: poolSize must be an integer in 1..4096, got ${this.poolSize}`,
+      );
+    }
+    if (
+      !Number.isInteger(this.leasesPerMac) || this.leasesPerMac < 1 || this.leasesPerMac > 4096
+    ) {
+      throw new RangeError(
+        `DhcpServer: leasesPerMac must be an integer in 1..4096, got ${this.leasesPerMac}`,
       );
     }
     if (!Number.isInteger(this.leaseMs) || this.leaseMs < 1000 || this.leaseMs % 1000 !== 0) {
@@ -193,31 +200,35 @@ export class DhcpServer implements UdpService {
           `${formatIpv4Address(network)}/${prefixLength} without its network or broadcast address`,
       );
     }
+    this.#table = new DhcpLeaseTable({
+      poolStart: this.poolStart,
+      poolSize: this.poolSize,
+      exclude: address,
+      leasesPerMac: this.leasesPerMac,
+    });
   }
 
   /** A copy of the lease table (offered, bound and declined entries), by address. */
   leases(): DhcpLease[] {
-    return [...this.#byAddress.values()].sort((a, b) => a.address - b.address)
-      .map((l) => ({ ...l, mac: l.mac.slice() }));
+    return this.#table.leases();
   }
 
   /** The earliest lease or offer expiry, or undefined when the table is empty. */
   nextDeadline(): number | undefined {
-    let t: number | undefined;
-    for (const l of this.#byAddress.values()) {
-      if (t === undefined || l.expiresAt < t) t = l.expiresAt;
-    }
-    return t;
+    return this.#table.nextDeadline();
   }
 
   /** Removes leases and offers whose time is up. */
   poll(now: number): void {
-    for (const [a, l] of this.#byAddress) {
-      if (l.expiresAt <= now) {
-        this.#byAddress.delete(a);
-        this.stats.expired++;
-      }
-    }
+    this.#table.expire(now);
+    this.#syncStats();
+  }
+
+  #syncStats(): void {
+    const t = this.#table.stats;
+    this.stats.expired = t.expired;
+    this.stats.reclaimed = t.reclaimed;
+    this.stats.perMacReleased = t.perMacReleased;
   }
 
   /**
@@ -228,6 +239,7 @@ export class DhcpServer implements UdpService {
   receive(d: UdpServiceDatagram, out: UdpServiceSender, now: number): string | undefined {
     this.stats.rx++;
     const reason = this.#handle(d.payload, out, now);
+    this.#syncStats();
     if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
     return reason;
   }
@@ -267,92 +279,70 @@ export class DhcpServer implements UdpService {
     return m.clientId ? `id:${hex(m.clientId)}` : `mac:${hex(m.chaddr)}`;
   }
 
-  /** The client's offered or bound entry. */
-  #find(key: string): DhcpLease | undefined {
-    for (const l of this.#byAddress.values()) {
-      if (l.clientKey === key && l.state !== "declined") return l;
-    }
-    return undefined;
-  }
-
-  #inPool(a: Ipv4Address): boolean {
-    return a >= this.poolStart && a < this.poolStart + this.poolSize && a !== this.#host.address;
-  }
-
-  /** Whether `a` is in the pool and held by nobody else. */
-  #free(a: Ipv4Address, key: string): boolean {
-    if (!this.#inPool(a)) return false;
-    const l = this.#byAddress.get(a);
-    return l === undefined || (l.clientKey === key && l.state !== "declined");
-  }
-
-  #set(m: DhcpRepr, key: string, a: Ipv4Address, state: DhcpLease["state"], expiresAt: number) {
-    const old = this.#find(key);
-    if (old && old.address !== a) this.#byAddress.delete(old.address);
-    const lease: DhcpLease = {
-      address: a,
-      mac: m.chaddr.slice(),
-      clientKey: key,
-      state,
-      expiresAt,
-    };
-    if (m.hostname !== undefined) lease.hostname = m.hostname;
-    this.#byAddress.set(a, lease);
-  }
-
-  /** RFC 2131 §4.3.1: choose an address and OFFER it. */
+  /**
+   * RFC 2131 §4.3.1: choose an address and OFFER it: the client's own entry,
+   * else the address it asks for when free, else the lowest free one, else
+   * the oldest offer or declined address taken back.
+   */
   #discover(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
+    const t = this.#table;
     const key = this.#key(m);
-    let addr: Ipv4Address | undefined = this.#find(key)?.address;
-    if (addr === undefined && m.requestedIp !== undefined && this.#free(m.requestedIp, key)) {
+    const mine = t.ofClient(key);
+    if (mine?.state === "bound") {
+      // Keep the binding and its expiry; the client re-discovering does not shorten it.
+      this.#reply(m, DhcpMessageType.OFFER, mine.address, out, now);
+      return undefined;
+    }
+    if (mine === undefined) t.limitMac(m.chaddr, key, "offered");
+    let addr = mine?.address;
+    if (addr === undefined && m.requestedIp !== undefined && t.isFree(m.requestedIp, key)) {
       addr = m.requestedIp;
     }
-    for (let i = 0; addr === undefined && i < this.poolSize; i++) {
-      const a = this.poolStart + i;
-      if (!this.#byAddress.has(a) && a !== this.#host.address) addr = a;
-    }
+    addr ??= t.pickFree() ?? t.reclaim();
     if (addr === undefined) {
       this.stats.poolExhausted++;
       return undefined;
     }
-    const existing = this.#byAddress.get(addr);
-    if (existing?.state === "bound") {
-      // Keep the binding's expiry; the client re-discovering does not shorten it.
-      this.#reply(m, DhcpMessageType.OFFER, addr, out, now);
-      return undefined;
-    }
-    this.#set(m, key, addr, "offered", now + DHCP_OFFER_HOLD_MS);
+    const entry = { clientKey: key, mac: m.chaddr, address: addr, state: "offered" as const };
+    t.set(entry, now, now + DHCP_OFFER_HOLD_MS, m.hostname);
     this.#reply(m, DhcpMessageType.OFFER, addr, out, now);
     return undefined;
   }
 
-  /** RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
+  /**
+   * RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. A client
+   * may be bound to an address free for it or held only by another client's
+   * offer; a SELECTING client whose own offer is gone (expired or taken back)
+   * gets the address it selected on the same terms.
+   */
   #request(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
+    const t = this.#table;
     const key = this.#key(m);
-    const mine = this.#find(key);
+    const mine = t.ofClient(key);
     const ours = this.#host.address;
     let want: Ipv4Address;
     if (m.serverId !== undefined) {
       // SELECTING: the client chose a server.
       if (m.serverId !== ours) {
-        if (mine?.state === "offered") this.#byAddress.delete(mine.address);
+        t.forgetOffer(key);
         return undefined;
       }
       want = m.requestedIp ?? m.ciaddr;
-      if (mine === undefined || mine.address !== want) return this.#nak(m, out, now);
+      if (mine !== undefined && mine.address !== want) return this.#nak(m, out, now);
     } else if (m.requestedIp !== undefined && m.ciaddr === 0) {
       // INIT-REBOOT: verify a remembered address.
       want = m.requestedIp;
       if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, out, now);
-      if (!this.#free(want, key)) return this.#nak(m, out, now);
     } else if (m.ciaddr !== 0) {
       // RENEWING (unicast) or REBINDING (broadcast): extend the lease on ciaddr.
       want = m.ciaddr;
-      if (!this.#free(want, key)) return this.#nak(m, out, now);
     } else {
       return "dhcp_bad_message_type";
     }
-    this.#set(m, key, want, "bound", now + this.leaseMs);
+    if (!t.canBind(want, key)) return this.#nak(m, out, now);
+    if (mine?.state !== "bound") t.limitMac(m.chaddr, key, "bound");
+    const entry = { clientKey: key, mac: m.chaddr, address: want, state: "bound" as const };
+    t.set(entry, now, now + this.leaseMs, m.hostname);
     this.#reply(m, DhcpMessageType.ACK, want, out, now);
     return undefined;
   }
@@ -365,22 +355,14 @@ export class DhcpServer implements UdpService {
   /** RFC 2131 §4.3.4: the client gives its address back. */
   #release(m: DhcpRepr): undefined {
     if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
-    const l = this.#byAddress.get(m.ciaddr);
-    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
-      this.#byAddress.delete(m.ciaddr);
-    }
+    this.#table.release(m.ciaddr, this.#key(m));
   }
 
   /** RFC 2131 §4.3.3: the address is in use by someone else; keep it out for a lease time. */
   #decline(m: DhcpRepr, now: number): undefined {
     if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
-    const a = m.requestedIp;
-    if (a === undefined) return;
-    const l = this.#byAddress.get(a);
-    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
-      l.state = "declined";
-      l.expiresAt = now + this.leaseMs;
-    }
+    if (m.requestedIp === undefined) return;
+    this.#table.decline(m.requestedIp, this.#key(m), now, now + this.leaseMs);
   }
 
   /** Builds and sends an OFFER, ACK or NAK (RFC 2131 §4.3.1 table 3; §4.1 addressing). */

@@ -12,6 +12,7 @@ export * from "./udp/mod.ts";
 export * from "./ipv4_reassembler.ts";
 export * from "./dns_responder.ts";
 export * from "./dhcp_server.ts";
+export * from "./dhcp_leases.ts";
 export * from "./session_quota.ts";
 export * from "./ethernet_layer.ts";
 export * from "./arp_layer.ts";
