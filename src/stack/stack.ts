@@ -22,9 +22,12 @@
 import { earlier } from "./deadline.ts";
 import {
   DHCP_SERVER_PORT,
+  formatIpv4Address,
   Icmpv4TimeExceededCode,
   IpProtocol,
   type Ipv4Address,
+  ipv4InSubnet,
+  isIpv4MartianSource,
   isMulticastMac,
   type MacAddress,
   WIRE_DROP_REASONS,
@@ -335,8 +338,10 @@ export class Stack {
    * Checks the stack's bookkeeping and returns every violation found (empty
    * when all hold): every received frame is handled or dropped for a reason
    * (`rxFrames === rxHandled + sum(drops)`), the ARP cache and IPv4
-   * reassembly stay within their limits, UDP receive queues within theirs,
-   * and the TCP layer's lists, queues and port counts agree
+   * reassembly stay within their limits, the ARP cache resolves no martian or
+   * off-link address, UDP receive queues stay within their limits, the DHCP
+   * lease table within its pool, and the TCP layer's lists, queues and port
+   * counts agree
    * ({@linkcode TcpLayer.checkInvariants}). For tests and fuzzing; O(state).
    */
   checkInvariants(): string[] {
@@ -348,6 +353,20 @@ export class Stack {
     }
     if (this.arp.size > this.arp.options.maxEntries) {
       bad.push(`ARP cache holds ${this.arp.size} > ${this.arp.options.maxEntries} entries`);
+    }
+    const { address, prefixLength } = this.config.ipv4;
+    for (const e of this.arp.entries()) {
+      if (
+        e.mac &&
+        (isIpv4MartianSource(e.ip, address, prefixLength) ||
+          !ipv4InSubnet(e.ip, address, prefixLength))
+      ) {
+        bad.push(`ARP cache resolves ${formatIpv4Address(e.ip)}, not an on-link neighbour`);
+      }
+    }
+    const leases = this.dhcp?.leases().length ?? 0;
+    if (this.dhcp && leases > this.dhcp.poolSize) {
+      bad.push(`DHCP holds ${leases} leases in a pool of ${this.dhcp.poolSize}`);
     }
     const r = this.reassembler;
     if (r.bytesHeld > r.limits.maxBytes || r.datagrams > r.limits.maxDatagrams) {

@@ -147,3 +147,17 @@ describe("Stack: IPv4 and ICMP echo (RFC 791, RFC 792, RFC 1122 §3.2)", () => {
     }
   });
 });
+
+describe("Stack.checkInvariants", () => {
+  it("finds an ARP entry that resolves a martian or off-link address, which ARP input never makes", () => {
+    const h = makeStack();
+    h.input(arpFrame(), 0);
+    assert.deepEqual(h.stack.checkInvariants(), []);
+    h.stack.arp.update(parseIpv4Address("10.0.2.255"), PEER_MAC, 0);
+    h.stack.arp.update(parseIpv4Address("192.168.1.1"), PEER_MAC, 0);
+    assert.deepEqual(h.stack.checkInvariants(), [
+      "ARP cache resolves 10.0.2.255, not an on-link neighbour",
+      "ARP cache resolves 192.168.1.1, not an on-link neighbour",
+    ]);
+  });
+});
