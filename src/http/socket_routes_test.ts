@@ -74,8 +74,8 @@ describe("HTTP API: socket life cycle", () => {
       ["udp", "created", "none"],
     ]);
     assert.deepEqual(list.limits, { maxSockets: 256, maxBufferedBytes: 32 * 1024 * 1024 });
-    // udp: the DHCP server's port 67.
-    assert.deepEqual(list.pcbs, { bound: 0, listen: 0, active: 0, timeWait: 0, udp: 1 });
+    // udp: none; the DHCP server on port 67 is a service, not an endpoint.
+    assert.deepEqual(list.pcbs, { bound: 0, listen: 0, active: 0, timeWait: 0, udp: 0 });
   });
 
   it("bind → listen → accept: the accepted socket shares the listener's local address", async () => {
@@ -107,7 +107,7 @@ describe("HTTP API: socket life cycle", () => {
       list.sockets.map((s) => [s.state, s.pcbList, s.acceptedFrom]),
       [["listening", "listen", null], ["connected", "active", lid]],
     );
-    assert.deepEqual(list.pcbs, { bound: 0, listen: 1, active: 1, timeWait: 0, udp: 1 });
+    assert.deepEqual(list.pcbs, { bound: 0, listen: 1, active: 1, timeWait: 0, udp: 0 });
   });
 
   it("GET /sockets/:id gives TCP details: rtt, rto, cwnd, windows, retransmits", async () => {

@@ -3,10 +3,12 @@
  * networking: the stack (10.0.2.2) is server, router and DNS server, and
  * guests get addresses from 10.0.2.15 on.
  *
- * The stack binds UDP port 67 for it and calls {@linkcode DhcpServer.service}
- * after each received frame and {@linkcode DhcpServer.poll} from its timers.
- * Leases live in a table bounded by the pool size; each expires at a time
- * driven by `now` (offers are held for {@linkcode DHCP_OFFER_HOLD_MS}).
+ * The stack serves it on UDP port 67 as a {@linkcode UdpService} (each
+ * message is handled and answered when it arrives, broadcast or not) and
+ * calls {@linkcode DhcpServer.poll} from its timers. Leases live in a
+ * {@linkcode DhcpLeaseTable} bounded by the pool size, whose policy keeps one
+ * peer from taking the whole pool (see `dhcp_leases.ts`); each entry expires
+ * at a time driven by `now` (offers after {@linkcode DHCP_OFFER_HOLD_MS}).
  *
  * Not supported: relay agents (a message with `giaddr` set is dropped and
  * counted), option overload, static bindings.
@@ -16,7 +18,6 @@
 
 import {
   DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
   DhcpMessageType,
   DhcpOp,
   DhcpPacket,
@@ -29,9 +30,9 @@ import {
   ipv4Netmask,
   ipv4SubnetBroadcast,
   type MacAddress,
-  UdpRepr,
 } from "../wire/mod.ts";
-import type { UdpEndpoint } from "./udp/udp_layer.ts";
+import type { UdpService, UdpServiceDatagram, UdpServiceSender } from "./udp/udp_service.ts";
+import { DHCP_OFFER_HOLD_MS, type DhcpLease, DhcpLeaseTable } from "./dhcp_leases.ts";
 
 /** Configuration of the DHCP server (StackConfig `dhcp`). */
 export interface DhcpServerConfig {
@@ -45,9 +46,17 @@ export interface DhcpServerConfig {
   poolStart?: Ipv4Address;
   /**
    * Addresses in the pool (and the most leases held): 16 by default, fewer
-   * when the subnet ends sooner; at most 4096.
+   * when the subnet ends sooner; an integer in 1..4096 that fits in the
+   * subnet after `poolStart`.
    */
   poolSize?: number;
+  /**
+   * Offers, and bound leases, one MAC address may hold across client
+   * identifiers (each client identifier holds one): 1 by default, an integer
+   * in 1..4096. A client that needs one more for its MAC first gives back
+   * that MAC's oldest.
+   */
+  leasesPerMac?: number;
   /** Lease duration in ms (whole seconds, at least 1 s); 24 h by default. */
   leaseMs?: number;
   /** The DNS server given to clients; the stack's own address by default. */
@@ -64,38 +73,6 @@ export interface DhcpServerHost {
   prefixLength: number;
   /** The link's IP MTU (the interface MTU option). */
   mtu: number;
-  /** The endpoint bound on UDP port 67. */
-  endpoint: UdpEndpoint;
-  /**
-   * Sends an IPv4/UDP packet whose payload `fill` writes; with `dstMac` the
-   * frame goes to that MAC without ARP. False when it was dropped.
-   */
-  sendIpv4With(
-    dst: Ipv4Address,
-    len: number,
-    fill: (buf: Uint8Array) => void,
-    now: number,
-    dstMac?: MacAddress,
-  ): boolean;
-}
-
-/** How long an offered address is held for the client that was offered it. */
-export const DHCP_OFFER_HOLD_MS = 60_000;
-
-/** One entry of the lease table. */
-export interface DhcpLease {
-  /** The leased (or offered, or declined) address. */
-  address: Ipv4Address;
-  /** The client's hardware address. */
-  mac: MacAddress;
-  /** The client key: `id:<hex>` from option 61, else `mac:<hex>`. */
-  clientKey: string;
-  /** `offered` until REQUEST, `bound` after ACK, `declined` after DECLINE. */
-  state: "offered" | "bound" | "declined";
-  /** When the entry expires (ms, the stack's clock). */
-  expiresAt: number;
-  /** The hostname the client sent, if any. */
-  hostname?: string;
 }
 
 /** Counters of the server. */
@@ -112,10 +89,14 @@ export interface DhcpServerStats {
   releases: number;
   declines: number;
   informs: number;
-  /** DISCOVERs left without an offer because no address was free. */
+  /** DISCOVERs left without an offer because every address was bound. */
   poolExhausted: number;
   /** Leases and offers removed at expiry. */
   expired: number;
+  /** Offers and declined addresses taken back early for another client. */
+  reclaimed: number;
+  /** Entries given back because their MAC reached `leasesPerMac`. */
+  perMacReleased: number;
 }
 
 /**
@@ -141,13 +122,15 @@ const hex = (b: Uint8Array): string =>
  * stack.dhcp?.leases(); // [{ address: 10.0.2.15, state: "offered", ... }]
  * ```
  */
-export class DhcpServer {
+export class DhcpServer implements UdpService {
   /** The first pool address. */
   readonly poolStart: Ipv4Address;
   /** Number of pool addresses. */
   readonly poolSize: number;
   /** Lease duration (ms). */
   readonly leaseMs: number;
+  /** Offers, and bound leases, one MAC may hold. */
+  readonly leasesPerMac: number;
   /** DNS server option. */
   readonly dns: Ipv4Address;
   /** Domain name option, if any. */
@@ -166,9 +149,11 @@ export class DhcpServer {
     informs: 0,
     poolExhausted: 0,
     expired: 0,
+    reclaimed: 0,
+    perMacReleased: 0,
   };
   #host: DhcpServerHost;
-  #byAddress = new Map<Ipv4Address, DhcpLease>();
+  #table: DhcpLeaseTable;
 
   /** @throws {RangeError} when the pool is not inside the stack's subnet or an option is out of range. */
   constructor(config: DhcpServerConfig, host: DhcpServerHost) {
@@ -181,11 +166,19 @@ export class DhcpServer {
     this.poolStart = config.poolStart ?? start;
     this.poolSize = config.poolSize ?? Math.max(1, Math.min(16, broadcast - this.poolStart));
     this.leaseMs = config.leaseMs ?? 24 * 3600_000;
+    this.leasesPerMac = config.leasesPerMac ?? 1;
     this.dns = config.dns ?? address;
     this.domain = config.domain;
     if (!Number.isInteger(this.poolSize) || this.poolSize < 1 || this.poolSize > 4096) {
       throw new RangeError(
         `DhcpServer: poolSize must be an integer in 1..4096, got ${this.poolSize}`,
+      );
+    }
+    if (
+      !Number.isInteger(this.leasesPerMac) || this.leasesPerMac < 1 || this.leasesPerMac > 4096
+    ) {
+      throw new RangeError(
+        `DhcpServer: leasesPerMac must be an integer in 1..4096, got ${this.leasesPerMac}`,
       );
     }
     if (!Number.isInteger(this.leaseMs) || this.leaseMs < 1000 || this.leaseMs % 1000 !== 0) {
@@ -207,44 +200,51 @@ export class DhcpServer {
           `${formatIpv4Address(network)}/${prefixLength} without its network or broadcast address`,
       );
     }
+    this.#table = new DhcpLeaseTable({
+      poolStart: this.poolStart,
+      poolSize: this.poolSize,
+      exclude: address,
+      leasesPerMac: this.leasesPerMac,
+    });
   }
 
   /** A copy of the lease table (offered, bound and declined entries), by address. */
   leases(): DhcpLease[] {
-    return [...this.#byAddress.values()].sort((a, b) => a.address - b.address)
-      .map((l) => ({ ...l, mac: l.mac.slice() }));
+    return this.#table.leases();
   }
 
   /** The earliest lease or offer expiry, or undefined when the table is empty. */
   nextDeadline(): number | undefined {
-    let t: number | undefined;
-    for (const l of this.#byAddress.values()) {
-      if (t === undefined || l.expiresAt < t) t = l.expiresAt;
-    }
-    return t;
+    return this.#table.nextDeadline();
   }
 
   /** Removes leases and offers whose time is up. */
   poll(now: number): void {
-    for (const [a, l] of this.#byAddress) {
-      if (l.expiresAt <= now) {
-        this.#byAddress.delete(a);
-        this.stats.expired++;
-      }
-    }
+    this.#table.expire(now);
+    this.#syncStats();
   }
 
-  /** Handles every message queued on port 67. Never throws for any bytes. */
-  service(now: number): void {
-    const ep = this.#host.endpoint;
-    for (let d = ep.receive(); d !== undefined; d = ep.receive()) {
-      this.stats.rx++;
-      const reason = this.#handle(d.payload, now);
-      if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
-    }
+  #syncStats(): void {
+    const t = this.#table.stats;
+    this.stats.expired = t.expired;
+    this.stats.reclaimed = t.reclaimed;
+    this.stats.perMacReleased = t.perMacReleased;
   }
 
-  #handle(bytes: Uint8Array, now: number): string | undefined {
+  /**
+   * Handles one message that arrived on UDP port 67 and answers it (the
+   * {@linkcode UdpService} entry). Never throws for any bytes: returns the
+   * reason a message was dropped, also counted in `stats.drops`.
+   */
+  receive(d: UdpServiceDatagram, out: UdpServiceSender, now: number): string | undefined {
+    this.stats.rx++;
+    const reason = this.#handle(d.payload, out, now);
+    this.#syncStats();
+    if (reason !== undefined) this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+    return reason;
+  }
+
+  #handle(bytes: Uint8Array, out: UdpServiceSender, now: number): string | undefined {
     const pkt = DhcpPacket.parse(bytes);
     if (!pkt.ok) return pkt.reason;
     const parsed = DhcpRepr.parse(pkt.value);
@@ -256,10 +256,10 @@ export class DhcpServer {
     switch (m.messageType) {
       case DhcpMessageType.DISCOVER:
         this.stats.discovers++;
-        return this.#discover(m, now);
+        return this.#discover(m, out, now);
       case DhcpMessageType.REQUEST:
         this.stats.requests++;
-        return this.#request(m, now);
+        return this.#request(m, out, now);
       case DhcpMessageType.RELEASE:
         this.stats.releases++;
         return this.#release(m);
@@ -268,7 +268,7 @@ export class DhcpServer {
         return this.#decline(m, now);
       case DhcpMessageType.INFORM:
         this.stats.informs++;
-        this.#reply(m, DhcpMessageType.ACK, 0, now);
+        this.#reply(m, DhcpMessageType.ACK, 0, out, now);
         return undefined;
       default:
         return "dhcp_bad_message_type";
@@ -279,124 +279,100 @@ export class DhcpServer {
     return m.clientId ? `id:${hex(m.clientId)}` : `mac:${hex(m.chaddr)}`;
   }
 
-  /** The client's offered or bound entry. */
-  #find(key: string): DhcpLease | undefined {
-    for (const l of this.#byAddress.values()) {
-      if (l.clientKey === key && l.state !== "declined") return l;
-    }
-    return undefined;
-  }
-
-  #inPool(a: Ipv4Address): boolean {
-    return a >= this.poolStart && a < this.poolStart + this.poolSize && a !== this.#host.address;
-  }
-
-  /** Whether `a` is in the pool and held by nobody else. */
-  #free(a: Ipv4Address, key: string): boolean {
-    if (!this.#inPool(a)) return false;
-    const l = this.#byAddress.get(a);
-    return l === undefined || (l.clientKey === key && l.state !== "declined");
-  }
-
-  #set(m: DhcpRepr, key: string, a: Ipv4Address, state: DhcpLease["state"], expiresAt: number) {
-    const old = this.#find(key);
-    if (old && old.address !== a) this.#byAddress.delete(old.address);
-    const lease: DhcpLease = {
-      address: a,
-      mac: m.chaddr.slice(),
-      clientKey: key,
-      state,
-      expiresAt,
-    };
-    if (m.hostname !== undefined) lease.hostname = m.hostname;
-    this.#byAddress.set(a, lease);
-  }
-
-  /** RFC 2131 §4.3.1: choose an address and OFFER it. */
-  #discover(m: DhcpRepr, now: number): string | undefined {
+  /**
+   * RFC 2131 §4.3.1: choose an address and OFFER it: the client's own entry,
+   * else the address it asks for when free, else the lowest free one, else
+   * the oldest offer or declined address taken back.
+   */
+  #discover(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
+    const t = this.#table;
     const key = this.#key(m);
-    let addr: Ipv4Address | undefined = this.#find(key)?.address;
-    if (addr === undefined && m.requestedIp !== undefined && this.#free(m.requestedIp, key)) {
+    const mine = t.ofClient(key);
+    if (mine?.state === "bound") {
+      // Keep the binding and its expiry; the client re-discovering does not shorten it.
+      this.#reply(m, DhcpMessageType.OFFER, mine.address, out, now);
+      return undefined;
+    }
+    if (mine === undefined) t.limitMac(m.chaddr, key, "offered");
+    let addr = mine?.address;
+    if (addr === undefined && m.requestedIp !== undefined && t.isFree(m.requestedIp, key)) {
       addr = m.requestedIp;
     }
-    for (let i = 0; addr === undefined && i < this.poolSize; i++) {
-      const a = this.poolStart + i;
-      if (!this.#byAddress.has(a) && a !== this.#host.address) addr = a;
-    }
+    addr ??= t.pickFree() ?? t.reclaim();
     if (addr === undefined) {
       this.stats.poolExhausted++;
       return undefined;
     }
-    const existing = this.#byAddress.get(addr);
-    if (existing?.state === "bound") {
-      // Keep the binding's expiry; the client re-discovering does not shorten it.
-      this.#reply(m, DhcpMessageType.OFFER, addr, now);
-      return undefined;
-    }
-    this.#set(m, key, addr, "offered", now + DHCP_OFFER_HOLD_MS);
-    this.#reply(m, DhcpMessageType.OFFER, addr, now);
+    const entry = { clientKey: key, mac: m.chaddr, address: addr, state: "offered" as const };
+    t.set(entry, now, now + DHCP_OFFER_HOLD_MS, m.hostname);
+    this.#reply(m, DhcpMessageType.OFFER, addr, out, now);
     return undefined;
   }
 
-  /** RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. */
-  #request(m: DhcpRepr, now: number): string | undefined {
+  /**
+   * RFC 2131 §4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING. A client
+   * may be bound to an address free for it or held only by another client's
+   * offer; a SELECTING client whose own offer is gone (expired or taken back)
+   * gets the address it selected on the same terms.
+   */
+  #request(m: DhcpRepr, out: UdpServiceSender, now: number): string | undefined {
+    const t = this.#table;
     const key = this.#key(m);
-    const mine = this.#find(key);
+    const mine = t.ofClient(key);
     const ours = this.#host.address;
     let want: Ipv4Address;
     if (m.serverId !== undefined) {
       // SELECTING: the client chose a server.
       if (m.serverId !== ours) {
-        if (mine?.state === "offered") this.#byAddress.delete(mine.address);
+        t.forgetOffer(key);
         return undefined;
       }
       want = m.requestedIp ?? m.ciaddr;
-      if (mine === undefined || mine.address !== want) return this.#nak(m, now);
+      if (mine !== undefined && mine.address !== want) return this.#nak(m, out, now);
     } else if (m.requestedIp !== undefined && m.ciaddr === 0) {
       // INIT-REBOOT: verify a remembered address.
       want = m.requestedIp;
-      if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, now);
-      if (!this.#free(want, key)) return this.#nak(m, now);
+      if (!ipv4InSubnet(want, ours, this.#host.prefixLength)) return this.#nak(m, out, now);
     } else if (m.ciaddr !== 0) {
       // RENEWING (unicast) or REBINDING (broadcast): extend the lease on ciaddr.
       want = m.ciaddr;
-      if (!this.#free(want, key)) return this.#nak(m, now);
     } else {
       return "dhcp_bad_message_type";
     }
-    this.#set(m, key, want, "bound", now + this.leaseMs);
-    this.#reply(m, DhcpMessageType.ACK, want, now);
+    if (!t.canBind(want, key)) return this.#nak(m, out, now);
+    if (mine?.state !== "bound") t.limitMac(m.chaddr, key, "bound");
+    const entry = { clientKey: key, mac: m.chaddr, address: want, state: "bound" as const };
+    t.set(entry, now, now + this.leaseMs, m.hostname);
+    this.#reply(m, DhcpMessageType.ACK, want, out, now);
     return undefined;
   }
 
-  #nak(m: DhcpRepr, now: number): undefined {
-    this.#reply(m, DhcpMessageType.NAK, 0, now);
+  #nak(m: DhcpRepr, out: UdpServiceSender, now: number): undefined {
+    this.#reply(m, DhcpMessageType.NAK, 0, out, now);
     return undefined;
   }
 
   /** RFC 2131 §4.3.4: the client gives its address back. */
   #release(m: DhcpRepr): undefined {
     if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
-    const l = this.#byAddress.get(m.ciaddr);
-    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
-      this.#byAddress.delete(m.ciaddr);
-    }
+    this.#table.release(m.ciaddr, this.#key(m));
   }
 
   /** RFC 2131 §4.3.3: the address is in use by someone else; keep it out for a lease time. */
   #decline(m: DhcpRepr, now: number): undefined {
     if (m.serverId !== undefined && m.serverId !== this.#host.address) return;
-    const a = m.requestedIp;
-    if (a === undefined) return;
-    const l = this.#byAddress.get(a);
-    if (l && l.clientKey === this.#key(m) && l.state !== "declined") {
-      l.state = "declined";
-      l.expiresAt = now + this.leaseMs;
-    }
+    if (m.requestedIp === undefined) return;
+    this.#table.decline(m.requestedIp, this.#key(m), now, now + this.leaseMs);
   }
 
   /** Builds and sends an OFFER, ACK or NAK (RFC 2131 §4.3.1 table 3; §4.1 addressing). */
-  #reply(m: DhcpRepr, type: number, yiaddr: Ipv4Address, now: number): void {
+  #reply(
+    m: DhcpRepr,
+    type: number,
+    yiaddr: Ipv4Address,
+    out: UdpServiceSender,
+    now: number,
+  ): void {
     const host = this.#host;
     const nak = type === DhcpMessageType.NAK;
     const inform = m.messageType === DhcpMessageType.INFORM;
@@ -442,16 +418,7 @@ export class DhcpServer {
     }
     const payload = new Uint8Array(DhcpRepr.bufferLen(r));
     DhcpRepr.emit(r, payload);
-    const udp: UdpRepr = { srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT, payload };
-    const src = host.address;
-    const sent = host.sendIpv4With(
-      dst,
-      UdpRepr.bufferLen(udp),
-      (buf) => UdpRepr.emit(udp, buf, src, dst),
-      now,
-      dstMac,
-    );
-    if (!sent) return;
+    if (!out.send({ address: dst, port: DHCP_CLIENT_PORT, dstMac }, payload, now)) return;
     if (type === DhcpMessageType.OFFER) this.stats.offers++;
     else if (nak) this.stats.naks++;
     else this.stats.acks++;

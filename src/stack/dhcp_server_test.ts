@@ -2,175 +2,31 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
   BROADCAST_MAC,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
   DhcpMessageType,
   DhcpOp,
-  DhcpPacket,
   DhcpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetFrame,
-  EthernetRepr,
-  EtherType,
-  IpProtocol,
   IPV4_BROADCAST,
-  IPV4_HEADER_LEN,
-  type Ipv4Address,
-  Ipv4Packet,
-  Ipv4Repr,
-  type MacAddress,
   parseIpv4Address,
   parseMacAddress,
-  seededRandom,
-  UdpPacket,
-  UdpRepr,
 } from "../wire/mod.ts";
-import { ChannelLink } from "./channel_link.ts";
-import { describeLease, type DhcpServerConfig } from "./dhcp_server.ts";
-import { Stack } from "./stack.ts";
-
-const STACK_IP = parseIpv4Address("10.0.2.2");
-const STACK_MAC = parseMacAddress("02:00:00:00:00:02");
-const MAC_A = parseMacAddress("52:54:00:12:34:56");
-const MAC_B = parseMacAddress("52:54:00:ab:cd:ef");
-const IP15 = parseIpv4Address("10.0.2.15");
-const IP16 = parseIpv4Address("10.0.2.16");
-const DAY_S = 86400;
-
-function makeStack(dhcp: Partial<DhcpServerConfig> = {}, mtu = 1500) {
-  const link = new ChannelLink(1 << 12);
-  const rnd = seededRandom(1);
-  const stack = new Stack({
-    mac: STACK_MAC,
-    ipv4: { address: STACK_IP, prefixLength: 24 },
-    mtu,
-    dhcp: { enabled: true, ...dhcp },
-  }, { link, random: (b) => rnd.fill(b) });
-  return { stack, link };
-}
-
-/** A client message; fields not given get the defaults of a DISCOVER from MAC_A. */
-function msg(fields: Partial<DhcpRepr>): DhcpRepr {
-  return {
-    op: DhcpOp.REQUEST,
-    hops: 0,
-    xid: 0xcafe0001,
-    secs: 0,
-    broadcast: false,
-    ciaddr: 0,
-    yiaddr: 0,
-    siaddr: 0,
-    giaddr: 0,
-    chaddr: MAC_A,
-    messageType: DhcpMessageType.DISCOVER,
-    ...fields,
-  };
-}
-
-/** The frame a client sends: from `src` (0.0.0.0 unless bound) to `dst` (broadcast). */
-function clientFrame(
-  m: DhcpRepr,
-  opts: { src?: Ipv4Address; dst?: Ipv4Address; payload?: Uint8Array } = {},
-): Uint8Array {
-  const src = opts.src ?? 0;
-  const dst = opts.dst ?? IPV4_BROADCAST;
-  let payload = opts.payload;
-  if (!payload) {
-    payload = new Uint8Array(DhcpRepr.bufferLen(m));
-    DhcpRepr.emit(m, payload);
-  }
-  const udp: UdpRepr = { srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload };
-  const udpLen = UdpRepr.bufferLen(udp);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + udpLen);
-  EthernetRepr.emit({
-    dst: dst === IPV4_BROADCAST ? BROADCAST_MAC : STACK_MAC,
-    src: m.chaddr,
-    etherType: EtherType.IPV4,
-  }, f);
-  Ipv4Repr.emit(
-    { src, dst, protocol: IpProtocol.UDP, payloadLen: udpLen, ttl: 64 },
-    f.subarray(ETHERNET_HEADER_LEN),
-  );
-  UdpRepr.emit(udp, f.subarray(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN), src, dst);
-  return f;
-}
-
-interface Reply {
-  ethDst: string;
-  ipSrc: Ipv4Address;
-  ipDst: Ipv4Address;
-  srcPort: number;
-  dstPort: number;
-  dhcp: DhcpRepr;
-  frame: Uint8Array;
-}
-
-function ok<T>(r: { ok: true; value: T } | { ok: false; reason: string }): T {
-  if (!r.ok) throw new Error(`expected ok, got ${r.reason}`);
-  return r.value;
-}
-
-function decode(frame: Uint8Array): Reply {
-  const eth = ok(EthernetFrame.parse(frame));
-  assert.equal(eth.etherType, EtherType.IPV4);
-  const ipPkt = ok(Ipv4Packet.parse(eth.payload));
-  const ip = ok(Ipv4Repr.parse(ipPkt));
-  assert.equal(ip.protocol, IpProtocol.UDP);
-  const udp = ok(UdpRepr.parse(ok(UdpPacket.parse(ipPkt.payload)), ip.src, ip.dst));
-  const dhcp = ok(DhcpRepr.parse(ok(DhcpPacket.parse(udp.payload))));
-  return {
-    ethDst: Array.from(eth.dst, (b) => b.toString(16).padStart(2, "0")).join(":"),
-    ipSrc: ip.src,
-    ipDst: ip.dst,
-    srcPort: udp.srcPort,
-    dstPort: udp.dstPort,
-    dhcp,
-    frame,
-  };
-}
-
-/** The exact frame the server should send: built with the codecs, IP ident `ident`. */
-function expectedFrame(
-  dstMac: MacAddress,
-  dst: Ipv4Address,
-  reply: DhcpRepr,
-  ident: number,
-): Uint8Array {
-  const payload = new Uint8Array(DhcpRepr.bufferLen(reply));
-  DhcpRepr.emit(reply, payload);
-  const udp: UdpRepr = { srcPort: 67, dstPort: 68, payload };
-  const udpLen = UdpRepr.bufferLen(udp);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + udpLen);
-  EthernetRepr.emit({ dst: dstMac, src: STACK_MAC, etherType: EtherType.IPV4 }, f);
-  Ipv4Repr.emit({
-    src: STACK_IP,
-    dst,
-    protocol: IpProtocol.UDP,
-    payloadLen: udpLen,
-    ttl: 64,
-    ident,
-    dontFragment: false,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  UdpRepr.emit(udp, f.subarray(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN), STACK_IP, dst);
-  return f;
-}
-
-function exchange(
-  h: ReturnType<typeof makeStack>,
-  m: DhcpRepr,
-  now: number,
-  opts?: { src?: Ipv4Address; dst?: Ipv4Address },
-): Reply[] {
-  h.stack.input(clientFrame(m, opts), now);
-  return h.link.drain().map(decode);
-}
-
-const OPTIONS = {
-  subnetMask: 0xffffff00,
-  routers: [STACK_IP],
-  dnsServers: [STACK_IP],
-  interfaceMtu: 1500,
-};
+import { describeLease } from "./dhcp_server.ts";
+import { StackHarness } from "./_stack_test_util.ts";
+import {
+  bind,
+  clientFrame,
+  DAY_S,
+  decode,
+  exchange,
+  expectedFrame,
+  IP15,
+  IP16,
+  MAC_A,
+  MAC_B,
+  makeStack,
+  msg,
+  OPTIONS,
+  STACK_IP,
+} from "./_dhcp_test_util.ts";
 
 describe("DhcpServer (RFC 2131)", () => {
   it("DISCOVER → OFFER → REQUEST → ACK, exact frames", () => {
@@ -412,7 +268,7 @@ describe("DhcpServer (RFC 2131)", () => {
   it("expires offers and leases at their deadline, driven by poll(now)", () => {
     const h = makeStack({ leaseMs: 5000 });
     exchange(h, msg({}), 0);
-    assert.equal(h.stack.nextDeadline(), 60_000, "an offer is held 60 s");
+    assert.equal(h.stack.nextDeadline(), 10_000, "an offer is held 10 s");
     exchange(
       h,
       msg({ messageType: DhcpMessageType.REQUEST, serverId: STACK_IP, requestedIp: IP15 }),
@@ -438,17 +294,22 @@ describe("DhcpServer (RFC 2131)", () => {
     assert.equal(ack.ipDst, IP15);
   });
 
-  it("makes no offer when the pool is exhausted", () => {
+  it("makes no offer when every address is bound", () => {
     const h = makeStack({ poolSize: 2 });
-    assert.equal(exchange(h, msg({}), 0).length, 1);
-    assert.equal(exchange(h, msg({ chaddr: MAC_B }), 0).length, 1);
+    bind(h, msg({}), 0);
+    bind(h, msg({ chaddr: MAC_B }), 0);
     const c = parseMacAddress("52:54:00:00:00:03");
     assert.equal(exchange(h, msg({ chaddr: c }), 0).length, 0);
     assert.equal(h.stack.dhcp!.stats.poolExhausted, 1);
     assert.equal(h.stack.dhcp!.leases().length, 2);
-    // Once an offer times out, its address is free again.
-    h.stack.poll(60_000);
-    assert.equal(exchange(h, msg({ chaddr: c }), 60_000)[0].dhcp.yiaddr, IP15);
+    // Once a lease is released, its address is free again.
+    exchange(
+      h,
+      msg({ messageType: DhcpMessageType.RELEASE, ciaddr: IP15, serverId: STACK_IP }),
+      1,
+      { src: IP15, dst: STACK_IP },
+    );
+    assert.equal(exchange(h, msg({ chaddr: c }), 2)[0].dhcp.yiaddr, IP15);
   });
 
   it("counts hostile DHCP bytes and never throws", () => {
@@ -501,28 +362,32 @@ describe("DhcpServer (RFC 2131)", () => {
   });
 
   it("fits its default pool to small subnets and never hands out the stack's address", () => {
-    const link = new ChannelLink();
-    const small = new Stack({
-      mac: STACK_MAC,
+    const small = makeStack({}, 1500, {
       ipv4: { address: parseIpv4Address("192.168.7.1"), prefixLength: 28 },
-      mtu: 1500,
-      dhcp: { enabled: true },
-    }, { link });
-    assert.equal(small.dhcp!.poolStart, parseIpv4Address("192.168.7.1"));
-    assert.equal(small.dhcp!.poolSize, 14);
+    });
+    assert.equal(small.stack.dhcp!.poolStart, parseIpv4Address("192.168.7.1"));
+    assert.equal(small.stack.dhcp!.poolSize, 14);
     small.input(clientFrame(msg({})), 0);
-    assert.equal(decode(link.drain()[0]).dhcp.yiaddr, parseIpv4Address("192.168.7.2"));
+    assert.equal(decode(small.drain()[0]).dhcp.yiaddr, parseIpv4Address("192.168.7.2"));
     const h = makeStack({ poolStart: parseIpv4Address("10.0.2.1"), poolSize: 2 });
     assert.equal(exchange(h, msg({}), 0)[0].dhcp.yiaddr, parseIpv4Address("10.0.2.1"));
-    assert.equal(exchange(h, msg({ chaddr: MAC_B }), 0).length, 0, "10.0.2.2 is the stack");
+    // 10.0.2.2 is the stack: the second client gets the first one's offer back, never .2.
+    const [b] = exchange(h, msg({ chaddr: MAC_B }), 1);
+    assert.equal(b.dhcp.yiaddr, parseIpv4Address("10.0.2.1"));
+    assert.equal(h.stack.dhcp!.stats.reclaimed, 1);
+  });
+
+  it("holds UDP port 67 as a service: no socket can bind it, and it is no endpoint", () => {
+    const h = makeStack();
+    assert.throws(
+      () => h.stack.udp.bind(67),
+      /UDP port 67 is already in use by the DHCP server/,
+    );
+    assert.equal(h.stack.udp.endpoints.size, 0);
   });
 
   it("is off unless enabled: port 67 stays free", () => {
-    const link = new ChannelLink();
-    const stack = new Stack(
-      { mac: STACK_MAC, ipv4: { address: STACK_IP, prefixLength: 24 }, mtu: 1500 },
-      { link },
-    );
+    const { stack } = new StackHarness();
     assert.equal(stack.dhcp, undefined);
     stack.udp.bind(67).close();
   });

@@ -15,9 +15,13 @@
  *
  * Names compare case-insensitively, with or without a trailing dot.
  *
+ * The stack serves it on UDP port 53 of its own address as a
+ * {@linkcode UdpService} that steps aside while a socket is bound there.
+ *
  * @module
  */
 
+import type { UdpService, UdpServiceDatagram, UdpServiceSender } from "./udp/udp_service.ts";
 import {
   DnsClass,
   DnsRcode,
@@ -39,7 +43,7 @@ export const DNS_DEFAULT_NAME = "netisle.internal";
 export const DNS_DROP_REASONS: readonly string[] = ["dns_truncated", "dns_not_query"];
 
 /** Answers DNS queries from a fixed table of names. */
-export class DnsResponder {
+export class DnsResponder implements UdpService {
   readonly #names = new Map<string, Ipv4Address>();
   /** Queries answered and queries dropped. */
   readonly stats = { answered: 0, dropped: 0 };
@@ -92,6 +96,18 @@ export class DnsResponder {
       }]
       : [];
     return this.#reply({ id, opcode, aa: true, rd, rcode: DnsRcode.NOERROR, question, answers });
+  }
+
+  /**
+   * Answers a query that arrived on UDP port 53 (the {@linkcode UdpService}
+   * entry): the reply goes back to the sender's address and port. Returns the
+   * drop reason of a query it does not answer.
+   */
+  receive(d: UdpServiceDatagram, sender: UdpServiceSender, now: number): string | undefined {
+    const r = this.answer(d.payload);
+    if ("reason" in r) return r.reason;
+    sender.send({ address: d.src, port: d.srcPort }, r.reply, now);
+    return undefined;
   }
 
   #reply(r: Parameters<typeof emitDnsResponse>[0]): { reply: Uint8Array } {

@@ -1,23 +1,17 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parseIpv4Address, seededRandom } from "../wire/mod.ts";
-import { ChannelLink } from "./channel_link.ts";
-import { Stack, type StackConfig } from "./stack.ts";
+import { parseIpv4Address } from "../wire/mod.ts";
+import type { StackConfig } from "./stack.ts";
 import {
   decodeIcmp,
   decodeUdp,
-  HARNESS_PEER_IP,
-  HARNESS_PEER_MAC,
-  HARNESS_STACK_IP,
-  HARNESS_STACK_MAC,
+  fromHex,
   hex,
+  PEER_IP,
+  STACK_IP,
+  StackHarness,
   udpFrame,
-} from "./udp/_udp_test_util.ts";
-
-function fromHex(s: string): Uint8Array {
-  const clean = s.replace(/\s+/g, "");
-  return Uint8Array.from((clean.match(/../g) ?? []).map((b) => parseInt(b, 16)));
-}
+} from "./_stack_test_util.ts";
 
 /** Wire form of a dotted name. */
 function nameHex(name: string): string {
@@ -35,18 +29,9 @@ function query(id: string, name: string, type: string, cls = "0001"): string {
 }
 
 function makeStack(dns?: StackConfig["dns"]) {
-  const rnd = seededRandom(3);
-  const link = new ChannelLink(1 << 10);
-  const stack = new Stack({
-    mac: HARNESS_STACK_MAC,
-    ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-    mtu: 1500,
-    arp: { reachableMs: 1e12 },
-    dns,
-  }, { link, random: (b) => rnd.fill(b) });
-  stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, 0);
+  const { stack, link } = new StackHarness({ dns, seed: 3 });
   /** Sends `payloadHex` to port 53 and returns the DNS payload of the reply (hex), if any. */
-  const ask = (payloadHex: string, dst = HARNESS_STACK_IP): string | undefined => {
+  const ask = (payloadHex: string, dst = STACK_IP): string | undefined => {
     stack.input(udpFrame({ dstPort: 53, srcPort: 5555, dst, payload: fromHex(payloadHex) }), 1);
     const frames = link.drain();
     if (frames.length === 0) return undefined;
@@ -54,7 +39,7 @@ function makeStack(dns?: StackConfig["dns"]) {
     const d = decodeUdp(frames[0]);
     assert.equal(d.udp.srcPort, 53);
     assert.equal(d.udp.dstPort, 5555);
-    assert.equal(d.ip.dst, HARNESS_PEER_IP);
+    assert.equal(d.ip.dst, PEER_IP);
     return hex(d.udp.payload);
   };
   return { stack, link, ask };

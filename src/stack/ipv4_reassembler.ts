@@ -17,6 +17,11 @@
  * - When the byte budget, the datagram count or the per-datagram fragment
  *   count is exhausted, the new fragment is refused (`ipv4_reassembly_full`);
  *   held datagrams are never evicted early, they time out.
+ * - Fragments are copied out of their frames (frames are borrowed) and each
+ *   copy is charged to the session's memory quota, `bufferCost` of its bytes
+ *   (and of the first fragment's header copy), until its datagram completes,
+ *   times out or is discarded; a refused charge drops the fragment
+ *   (`ipv4_reassembly_quota`).
  *
  * A stored fragment counts as a handled frame; a datagram that later times
  * out or is discarded is counted in {@linkcode Ipv4Reassembler.stats}, not as
@@ -26,6 +31,7 @@
  */
 
 import { IpProtocol, type Ipv4Address, type Ipv4Packet } from "../wire/mod.ts";
+import { bufferCost, MemoryQuota } from "./session_quota.ts";
 
 /** Limits of an {@linkcode Ipv4Reassembler}. */
 export interface Ipv4ReassemblyLimits {
@@ -55,6 +61,7 @@ export const IPV4_REASSEMBLY_DROP_REASONS: readonly string[] = [
   "ipv4_reassembly_duplicate",
   "ipv4_reassembly_overlap",
   "ipv4_reassembly_full",
+  "ipv4_reassembly_quota",
 ];
 
 /** What happened to datagrams (not frames) in the reassembler. */
@@ -101,6 +108,8 @@ interface Pending {
   /** The header of the offset-0 fragment, options included. */
   first: Uint8Array | undefined;
   bytes: number;
+  /** What this datagram's copies cost the session's memory quota. */
+  charged: number;
   linkBroadcast: boolean;
 }
 
@@ -125,9 +134,15 @@ export class Ipv4Reassembler {
   readonly stats: Ipv4ReassemblyStats = { completed: 0, timedOut: 0, discarded: 0 };
   #pending = new Map<string, Pending>();
   #bytes = 0;
+  #memory: MemoryQuota;
 
-  /** Creates a reassembler; throws RangeError for a limit that is not a positive integer. */
-  constructor(limits: Partial<Ipv4ReassemblyLimits> = {}) {
+  /**
+   * Creates a reassembler that charges its copies to `memory` (the session's
+   * quota; unlimited when not given). Throws RangeError for a limit that is
+   * not a positive integer.
+   */
+  constructor(limits: Partial<Ipv4ReassemblyLimits> = {}, memory?: MemoryQuota) {
+    this.#memory = memory ?? new MemoryQuota(Number.MAX_SAFE_INTEGER);
     const l = { ...DEFAULT_IPV4_REASSEMBLY_LIMITS, ...limits };
     for (const [k, v] of Object.entries(l)) {
       if (!Number.isInteger(v) || v < 1) {
@@ -181,6 +196,7 @@ export class Ipv4Reassembler {
         totalLen: undefined,
         first: undefined,
         bytes: 0,
+        charged: 0,
         linkBroadcast: false,
       };
     }
@@ -217,7 +233,11 @@ export class Ipv4Reassembler {
     ) {
       return { kind: "dropped", reason: "ipv4_reassembly_full" };
     }
+    const cost = bufferCost(data.length) + (offset === 0 ? bufferCost(pkt.headerLen) : 0);
+    if (!this.#memory.tryCharge(cost)) return { kind: "dropped", reason: "ipv4_reassembly_quota" };
+    p.charged += cost;
     if (!this.#pending.has(key)) this.#pending.set(key, p);
+    // Copies: the frame is borrowed.
     frags.splice(i, 0, { offset, data: data.slice() });
     p.bytes += data.length;
     this.#bytes += data.length;
@@ -294,6 +314,8 @@ export class Ipv4Reassembler {
   #remove(p: Pending): void {
     this.#pending.delete(p.key);
     this.#bytes -= p.bytes;
+    this.#memory.release(p.charged);
+    p.charged = 0;
   }
 }
 

@@ -3,42 +3,30 @@ import assert from "node:assert/strict";
 import {
   ETHERNET_HEADER_LEN,
   EthernetRepr,
-  EtherType,
   Icmpv4Repr,
   IpProtocol,
   Ipv4Packet,
-  Ipv4Repr,
-  seededRandom,
   UdpRepr,
 } from "../wire/mod.ts";
-import { ChannelLink } from "./channel_link.ts";
-import { Stack } from "./stack.ts";
+import type { Stack } from "./stack.ts";
 import { Ipv4Reassembler, type Ipv4ReassemblyLimits } from "./ipv4_reassembler.ts";
+import { bufferCost, createSessionQuota } from "./session_quota.ts";
 import {
   decodeIcmp,
   decodeIp,
-  HARNESS_PEER_IP,
-  HARNESS_PEER_MAC,
-  HARNESS_STACK_IP,
-  HARNESS_STACK_MAC,
   hex,
   internetChecksum,
-} from "./udp/_udp_test_util.ts";
-
-const u16 = (n: number) => n.toString(16).padStart(4, "0");
+  ipFrame,
+  PEER_IP,
+  PEER_MAC,
+  STACK_IP,
+  STACK_MAC,
+  StackHarness,
+  u16,
+} from "./_stack_test_util.ts";
 
 function makeStack(reassembly: Partial<Ipv4ReassemblyLimits> = {}, mtu = 1500) {
-  const rnd = seededRandom(11);
-  const link = new ChannelLink(1 << 16);
-  const stack = new Stack({
-    mac: HARNESS_STACK_MAC,
-    ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-    mtu,
-    arp: { reachableMs: 1e12 },
-    reassembly,
-  }, { link, random: (b) => rnd.fill(b) });
-  stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, 0);
-  return { stack, link };
+  return new StackHarness({ reassembly, mtu, seed: 11 });
 }
 
 /** One fragment frame from the peer carrying `data[offset..offset+len]` of a datagram. */
@@ -51,23 +39,7 @@ function fragment(
   more = offset + len < data.length,
 ): Uint8Array {
   const part = data.subarray(offset, offset + len);
-  const f = new Uint8Array(ETHERNET_HEADER_LEN + 20 + part.length);
-  EthernetRepr.emit(
-    { dst: HARNESS_STACK_MAC, src: HARNESS_PEER_MAC, etherType: EtherType.IPV4 },
-    f,
-  );
-  Ipv4Repr.emit({
-    src: HARNESS_PEER_IP,
-    dst: HARNESS_STACK_IP,
-    protocol,
-    payloadLen: part.length,
-    ttl: 64,
-    ident,
-    moreFragments: more,
-    fragmentOffset: offset,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  f.set(part, ETHERNET_HEADER_LEN + 20);
-  return f;
+  return ipFrame(protocol, part, { ident, moreFragments: more, fragmentOffset: offset });
 }
 
 /** A UDP datagram (header and `n` payload bytes) from the peer's port 40000 to `port`. */
@@ -76,7 +48,7 @@ function udpDatagram(n: number, port = 7000): { udp: Uint8Array; payload: Uint8A
   for (let i = 0; i < n; i++) payload[i] = (i * 7 + 3) & 0xff;
   const repr: UdpRepr = { srcPort: 40000, dstPort: port, payload };
   const udp = new Uint8Array(UdpRepr.bufferLen(repr));
-  UdpRepr.emit(repr, udp, HARNESS_PEER_IP, HARNESS_STACK_IP);
+  UdpRepr.emit(repr, udp, PEER_IP, STACK_IP);
   return { udp, payload };
 }
 
@@ -213,16 +185,7 @@ describe("IPv4 reassembly in the stack", () => {
   });
 
   it("rate-limits time-exceeded errors with the shared ICMP token bucket", () => {
-    const rnd = seededRandom(1);
-    const link = new ChannelLink(1 << 16);
-    const stack = new Stack({
-      mac: HARNESS_STACK_MAC,
-      ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-      arp: { reachableMs: 1e12 },
-      icmpErrorsPerSecond: 2,
-    }, { link, random: (b) => rnd.fill(b) });
-    stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, 0);
+    const { stack, link } = new StackHarness({ icmpErrorsPerSecond: 2, seed: 1 });
     const { udp } = udpDatagram(3000);
     for (let id = 1; id <= 3; id++) stack.input(fragment(IpProtocol.UDP, udp, 0, 1480, id), 0);
     stack.poll(30_000);
@@ -281,7 +244,7 @@ describe("IPv4 reassembly in the stack", () => {
     }
     assert.ok(whole);
     const eth = new Uint8Array(ETHERNET_HEADER_LEN + whole.length);
-    EthernetRepr.emit({ dst: HARNESS_PEER_MAC, src: HARNESS_STACK_MAC, etherType: 0x0800 }, eth);
+    EthernetRepr.emit({ dst: PEER_MAC, src: STACK_MAC, etherType: 0x0800 }, eth);
     eth.set(whole, ETHERNET_HEADER_LEN);
     const reply = decodeIcmp(eth);
     assert.equal(reply.icmp.type, "echo_reply");
@@ -308,8 +271,68 @@ describe("IPv4 reassembly in the stack", () => {
 
   it("does not fragment UDP on output", () => {
     const { stack } = makeStack({}, 576);
-    assert.equal(stack.sendIpv4(HARNESS_PEER_IP, IpProtocol.UDP, new Uint8Array(600), 0), false);
+    assert.equal(stack.sendIpv4(PEER_IP, IpProtocol.UDP, new Uint8Array(600), 0), false);
     assert.equal(stack.counters.txDrops.ipv4_exceeds_mtu, 1);
+  });
+});
+
+describe("IPv4 reassembly owns and pays for what it holds", () => {
+  const quota = (maxBufferedBytes: number) =>
+    createSessionQuota({ maxBufferedBytes, maxSockets: 8 });
+
+  it("copies fragments out of their frames: reusing a frame's buffer changes nothing", () => {
+    const { stack } = makeStack();
+    const ep = stack.udp.bind(7000);
+    const { udp, payload } = udpDatagram(2000);
+    const first = fragment(IpProtocol.UDP, udp, 0, 1000);
+    stack.input(first, 1);
+    first.fill(0xee); // the link reuses the buffer
+    stack.input(fragment(IpProtocol.UDP, udp, 1000, 1008), 2);
+    assert.deepEqual(ep.receive()?.payload, payload);
+  });
+
+  it("charges bufferCost of each copy (and of the first header) to the session, released at completion", () => {
+    const q = quota(1 << 20);
+    const h = new StackHarness({ quota: q });
+    const ep = h.stack.udp.bind(7000);
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 1480, 1480));
+    assert.equal(q.memory.used, bufferCost(1480));
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480));
+    assert.equal(q.memory.used, 2 * bufferCost(1480) + bufferCost(20));
+    h.input(fragment(IpProtocol.UDP, udp, 2960, 48));
+    // Done: the reassembler holds nothing; the UDP queue holds the datagram's copy.
+    assert.equal(h.stack.reassembler.datagrams, 0);
+    assert.equal(q.memory.used, bufferCost(3000));
+    ep.receive();
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("releases the charge when a datagram times out or is discarded for an overlap", () => {
+    const q = quota(1 << 20);
+    const h = new StackHarness({ quota: q });
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 1), 0);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 2), 0);
+    h.input(fragment(IpProtocol.UDP, udp, 8, 1480, 2), 0); // overlaps: ident 2 is discarded
+    assert.equal(h.drops.ipv4_reassembly_overlap, 1);
+    assert.equal(q.memory.used, bufferCost(1480) + bufferCost(20));
+    h.stack.poll(30_000);
+    assert.equal(h.stack.reassembler.stats.timedOut, 1);
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("drops a fragment the session's quota refuses as ipv4_reassembly_quota, beside its own limits", () => {
+    const q = quota(bufferCost(1480) + bufferCost(20) + bufferCost(8));
+    const h = new StackHarness({ quota: q });
+    const { udp } = udpDatagram(3000);
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 1));
+    h.input(fragment(IpProtocol.UDP, udp, 0, 1480, 2)); // a second datagram: no room
+    assert.equal(h.drops.ipv4_reassembly_quota, 1);
+    assert.equal(h.stack.reassembler.datagrams, 1, "the refused fragment started nothing");
+    assert.equal(h.stack.reassembler.bytesHeld, 1480);
+    assert.equal(q.memory.stats().refused, 1);
+    assert.ok(h.balanced);
   });
 });
 

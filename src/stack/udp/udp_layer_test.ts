@@ -7,17 +7,20 @@ import {
   decodeIcmp,
   decodeIp,
   decodeUdp,
+  fromHex,
   HARNESS_PEER_IP,
   hex,
   internetChecksum,
   ipFrame,
+  u16,
   udpFrame,
   UdpHarness,
 } from "./_udp_test_util.ts";
-import { UdpEvent } from "./udp_layer.ts";
+import { UdpEvent } from "./udp_endpoint.ts";
+import { BUFFER_OVERHEAD_BYTES, bufferCost, createSessionQuota } from "../session_quota.ts";
+import type { UdpService } from "./udp_service.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const u16 = (n: number) => n.toString(16).padStart(4, "0");
 const STACK_MAC_HEX = "020000000002";
 const PEER_MAC_HEX = "525400123456";
 const STACK_IP_HEX = "0a000202";
@@ -38,8 +41,14 @@ function ipHeaderHex(
   return noSum.slice(0, 20) + u16(internetChecksum(bytes)) + noSum.slice(24);
 }
 
-function fromHex(s: string): Uint8Array {
-  return Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
+/** The exact frame of a datagram from the stack to the peer, its checksum computed here. */
+function udpToPeerHex(srcPort: number, dstPort: number, payloadHex: string, ident: number) {
+  const len = u16(8 + payloadHex.length / 2);
+  const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + len);
+  const head = u16(srcPort) + u16(dstPort) + len;
+  const sum = u16(internetChecksum(pseudo, fromHex(head + "0000" + payloadHex)));
+  return PEER_MAC_HEX + STACK_MAC_HEX + "0800" +
+    ipHeaderHex(20 + 8 + payloadHex.length / 2, ident, IpProtocol.UDP) + head + sum + payloadHex;
 }
 
 describe("UdpLayer: delivery and echo (RFC 768)", () => {
@@ -59,18 +68,12 @@ describe("UdpLayer: delivery and echo (RFC 768)", () => {
     assert.equal(ep.send(d.payload, h.now, { address: d.src, port: d.srcPort }), true);
     const [frame, ...rest] = h.drain();
     assert.equal(rest.length, 0);
-    const udpNoSum = "0007" + "9c40" + "000d" + "0000" + "68656c6c6f";
-    const pseudo = fromHex(STACK_IP_HEX + PEER_IP_HEX + "0011" + "000d");
-    const sum = u16(internetChecksum(pseudo, fromHex(udpNoSum)));
-    assert.equal(
-      hex(frame),
-      PEER_MAC_HEX + STACK_MAC_HEX + "0800" + ipHeaderHex(33, 1, IpProtocol.UDP) +
-        "0007" + "9c40" + "000d" + sum + "68656c6c6f",
-    );
+    assert.equal(hex(frame), udpToPeerHex(7, 40000, "68656c6c6f", 1));
     assert.deepEqual(ep.stats, {
       rxDatagrams: 1,
       rxBytes: 5,
       rxQueueDrops: 0,
+      rxQuotaDrops: 0,
       rxPeerMismatch: 0,
       txDatagrams: 1,
       txBytes: 5,
@@ -204,13 +207,15 @@ describe("UdpLayer: ICMP port unreachable (RFC 792, RFC 1122 §3.2.2, §4.1.3.1)
     assert.equal(h.stack.icmpErrorStats.sent, 0);
   });
 
-  it("never answers a source that does not name one host (0.0.0.0, loopback, class E)", () => {
+  it("never answers a source that does not name one host (0.0.0.0, loopback, class E): IPv4 refuses them first", () => {
     const h = new UdpHarness();
     for (const src of ["0.0.0.0", "127.0.0.1", "240.0.0.1"]) {
       h.inject({ dstPort: 9999, src: parseIpv4Address(src) });
     }
     assert.equal(h.drain().length, 0);
-    assert.equal(h.stack.counters.drops.udp_port_closed, 3);
+    assert.equal(h.stack.counters.drops.ipv4_martian_source, 3);
+    assert.equal(h.stack.counters.drops.udp_port_closed, 0);
+    assert.equal(h.stack.icmpErrorStats.sent, 0);
   });
 
   it("rate limits ICMP errors with one token bucket: 100 at once, then 100 per second (RFC 1812 §4.3.2.8)", () => {
@@ -293,6 +298,53 @@ describe("UdpLayer: receive queue limits", () => {
       () => new UdpHarness({ udpLimits: { recvQueueBytes: 0 } }),
       /limits\.recvQueueBytes must be a positive integer, got 0/,
     );
+  });
+});
+
+describe("UdpLayer: receive memory is charged to the session's quota", () => {
+  const quota = (maxBufferedBytes: number) =>
+    createSessionQuota({ maxBufferedBytes, maxSockets: 8 });
+
+  it("charges bufferCost(copy) per queued datagram and releases it on read and on close", () => {
+    const q = quota(1 << 20);
+    const h = new UdpHarness({ quota: q });
+    const ep = h.stack.udp.bind(5000);
+    h.inject({ dstPort: 5000, payload: new Uint8Array(100) });
+    h.inject({ dstPort: 5000, payload: new Uint8Array(300) });
+    h.inject({ dstPort: 5000 }); // an empty datagram still costs its buffer's overhead
+    assert.equal(q.memory.used, bufferCost(100) + bufferCost(300) + bufferCost(0));
+    assert.equal(q.memory.used, 400 + 3 * BUFFER_OVERHEAD_BYTES);
+    assert.equal(ep.receive()!.payload.length, 100);
+    assert.equal(q.memory.used, bufferCost(300) + bufferCost(0));
+    ep.close();
+    assert.equal(q.memory.used, 0);
+    assert.equal(q.memory.stats().peak, 400 + 3 * BUFFER_OVERHEAD_BYTES);
+  });
+
+  it("drops a datagram the quota refuses as udp_rcv_quota, without ICMP, and takes one again once read", () => {
+    const q = quota(2 * bufferCost(100) + 99);
+    const h = new UdpHarness({ quota: q });
+    const ep = h.stack.udp.bind(5000);
+    for (let i = 0; i < 3; i++) h.inject({ dstPort: 5000, payload: new Uint8Array(100).fill(i) });
+    assert.equal(ep.queuedDatagrams, 2);
+    assert.equal(ep.stats.rxQuotaDrops, 1);
+    assert.equal(ep.stats.rxQueueDrops, 0);
+    assert.equal(h.stack.counters.drops.udp_rcv_quota, 1);
+    assert.equal(h.drain().length, 0, "a refused charge is no closed port");
+    assert.equal(q.memory.stats().refused, 1);
+    ep.receive();
+    h.inject({ dstPort: 5000, payload: new Uint8Array(100).fill(9) });
+    assert.deepEqual([ep.receive()!.payload[0], ep.receive()!.payload[0]], [1, 9]);
+    assert.equal(q.memory.used, 0);
+  });
+
+  it("a datagram handed to a service (DNS, DHCP) is borrowed, never charged", () => {
+    const q = quota(1 << 20);
+    const h = new UdpHarness({ quota: q });
+    h.inject({ dstPort: 53, payload: new Uint8Array(12) });
+    assert.equal(h.drain().length, 1, "the DNS responder answered");
+    assert.equal(q.memory.used, 0);
+    assert.equal(q.memory.stats().peak, 0);
   });
 });
 
@@ -509,5 +561,114 @@ describe("UdpLayer: events for the socket layer", () => {
     ep.close();
     assert.equal(ep.events, UdpEvent.CLOSED);
     assert.deepEqual(h.stack.takeDirty(), [ep]);
+  });
+});
+
+describe("UdpLayer: services on a port (the stack's DHCP and DNS servers)", () => {
+  /** A service that records what it got and answers "re:" + payload to the sender. */
+  function recorder(reason?: string) {
+    const got: Array<{ src: number; srcPort: number; dst: number; dstPort: number; text: string }> =
+      [];
+    const service: UdpService = {
+      receive(d, sender, now) {
+        const { src, srcPort, dst, dstPort } = d;
+        got.push({ src, srcPort, dst, dstPort, text: new TextDecoder().decode(d.payload) });
+        if (reason) return reason;
+        sender.send({ address: d.src, port: d.srcPort }, enc("re:x"), now);
+        return undefined;
+      },
+    };
+    return { got, service };
+  }
+
+  it("calls the service synchronously with the datagram; its reply goes out from the port as the exact frame", () => {
+    const h = new UdpHarness();
+    const { got, service } = recorder();
+    h.stack.udp.serve(7, service);
+    h.inject({ srcPort: 40000, dstPort: 7, payload: enc("hi") });
+    assert.deepEqual(got, [{
+      src: HARNESS_PEER_IP,
+      srcPort: 40000,
+      dst: parseIpv4Address("10.0.2.2"),
+      dstPort: 7,
+      text: "hi",
+    }]);
+    const [frame, ...rest] = h.drain();
+    assert.equal(rest.length, 0);
+    assert.equal(hex(frame), udpToPeerHex(7, 40000, "72653a78", 1));
+    assert.equal(h.stack.counters.rxHandled, 1);
+    assert.equal(h.stack.udp.stats.rxServiced, 1);
+    assert.equal(h.stack.udp.endpoints.size, 0, "a service is not an endpoint");
+    assert.deepEqual(h.stack.udp.servicePorts, [7, 53], "with the stack's DNS responder");
+  });
+
+  it("counts the reason a service gives for dropping a datagram, and sends no ICMP for it", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(7, recorder("dns_not_query").service);
+    h.inject({ dstPort: 7, payload: enc("?") });
+    assert.equal(h.stack.counters.drops.dns_not_query, 1);
+    assert.equal(h.drain().length, 0);
+  });
+
+  it("hears broadcasts only when asked to; otherwise the port counts as closed for them", () => {
+    const h = new UdpHarness();
+    const unicast = recorder();
+    const broadcast = recorder();
+    h.stack.udp.serve(7, unicast.service);
+    h.stack.udp.serve(8, broadcast.service, { broadcast: true });
+    for (const dstPort of [7, 8]) {
+      h.inject({ dstPort, dst: 0xffffffff, dstMac: BROADCAST_MAC });
+      h.inject({ dstPort, dst: parseIpv4Address("10.0.2.255"), dstMac: BROADCAST_MAC });
+    }
+    assert.equal(unicast.got.length, 0);
+    assert.deepEqual(broadcast.got.map((d) => d.dst), [0xffffffff, parseIpv4Address("10.0.2.255")]);
+    assert.equal(h.stack.counters.drops.udp_port_closed, 2);
+  });
+
+  it("an exclusive service keeps its port: bind() fails with EADDRINUSE naming it", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(67, recorder().service, { name: "the DHCP server" });
+    assert.throws(
+      () => h.stack.udp.bind(67),
+      (e) =>
+        e instanceof NetError && e.code === "EADDRINUSE" &&
+        e.message === "UDP port 67 is already in use by the DHCP server",
+    );
+  });
+
+  it("a fallback service steps aside while a socket is bound on its port, and comes back after", () => {
+    const h = new UdpHarness();
+    const { got, service } = recorder();
+    h.stack.udp.serve(5353, service, { sharing: "fallback" });
+    const ep = h.stack.udp.bind(5353);
+    h.inject({ dstPort: 5353, payload: enc("a") });
+    assert.equal(got.length, 0);
+    assert.equal(ep.queuedDatagrams, 1);
+    ep.close();
+    h.inject({ dstPort: 5353, payload: enc("b") });
+    assert.deepEqual(got.map((d) => d.text), ["b"]);
+  });
+
+  it("refuses a second service on a port, an exclusive one on a bound port, and a bad port", () => {
+    const h = new UdpHarness();
+    h.stack.udp.serve(7, recorder().service, { name: "echo" });
+    assert.throws(
+      () => h.stack.udp.serve(7, recorder().service),
+      (e) => e instanceof NetError && e.message === "UDP port 7 is already in use by echo",
+    );
+    h.stack.udp.bind(9);
+    assert.throws(
+      () => h.stack.udp.serve(9, recorder().service),
+      (e) => e instanceof NetError && e.code === "EADDRINUSE",
+    );
+    h.stack.udp.serve(9, recorder().service, { sharing: "fallback" });
+    assert.throws(
+      () => h.stack.udp.serve(0, recorder().service),
+      /port must be an integer in 1\.\.65535, got 0/,
+    );
+    h.stack.udp.unserve(7);
+    assert.deepEqual(h.stack.udp.servicePorts, [9, 53]);
+    h.inject({ dstPort: 7 });
+    assert.equal(h.stack.counters.drops.udp_port_closed, 1);
   });
 });
