@@ -9,7 +9,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
-import type { TcpSocketEntry } from "../socket/socket_table.ts";
+import type { TcpSocketEntry } from "../socket/socket_entry.ts";
 import { udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { socketApi } from "./_socket_api_test_util.ts";
 

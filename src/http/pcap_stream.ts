@@ -32,7 +32,7 @@ export type PcapQuery = z.infer<typeof PcapQuerySchema>;
 export interface PcapStreamOptions {
   /** Stop after this many frames. */
   maxFrames?: number;
-  /** Stop after this many seconds. */
+  /** Stop after this many seconds (on the session's clock). */
   seconds?: number;
   /** Timestamp resolution; default `us`. */
   precision?: PcapPrecision;
@@ -70,14 +70,15 @@ export function pcapStream(
   const sub: CaptureSubscription = session.capture.subscribe({
     maxQueuedBytes: options.maxQueuedBytes,
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const clock = session.clock;
+  let timer: number | undefined;
   let ended = false;
   const signal = options.signal;
   const onAbort = () => sub.close();
   const finish = () => {
     if (ended) return;
     ended = true;
-    if (timer !== undefined) clearTimeout(timer);
+    if (timer !== undefined) clock.clearTimer(timer);
     signal?.removeEventListener("abort", onAbort);
     sub.close();
     options.onEnd?.({ frames: written, dropped: sub.dropped });
@@ -88,7 +89,10 @@ export function pcapStream(
       if (signal?.aborted) sub.close();
       signal?.addEventListener("abort", onAbort, { once: true });
       if (options.seconds !== undefined) {
-        timer = setTimeout(() => sub.close(), options.seconds * 1000);
+        timer = clock.setTimer(clock.now() + options.seconds * 1000, () => {
+          timer = undefined;
+          sub.close();
+        });
       }
       controller.enqueue(header);
     },

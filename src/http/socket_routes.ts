@@ -8,7 +8,7 @@
 
 import type { Context } from "hono";
 import type { Session } from "../session/mod.ts";
-import type { SocketEntry } from "../socket/socket_table.ts";
+import type { SocketEntry } from "../socket/socket_entry.ts";
 import type { WebSocketUpgrader } from "./app.ts";
 import { HttpProblem } from "./problem.ts";
 import { type AnyRoute, type AppEnv, defineRoute } from "./route_table.ts";
@@ -214,7 +214,7 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         });
         if (!child) return c.body(null, 204);
         return c.json(
-          { id: child.id, local: child.local!.toJSON(), remote: child.remote! },
+          { id: child.id, local: child.local!.endpoint, remote: child.remote! },
           200,
           { location: `/v1/sessions/${params.sid}/sockets/${child.id}` },
         );

@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { MAX_POLL_TIMEOUT_MS } from "../socket/socket_table.ts";
+import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
 import { SessionIdSchema } from "./schemas.ts";
 
 /** A socket id as the socket table makes them: `k_` and 16 base64url characters. */

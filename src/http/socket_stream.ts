@@ -21,7 +21,9 @@
  */
 
 import { NetError } from "../errors/net_error.ts";
-import type { SocketAttachment, SocketEntry, SocketTable } from "../socket/socket_table.ts";
+import type { SocketAttachment, SocketEntry } from "../socket/socket_entry.ts";
+import type { SocketTable } from "../socket/socket_table.ts";
+import type { TimerClock } from "../socket/poll_deadline.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 
@@ -33,7 +35,7 @@ export interface SocketStreamOptions {
   maxQueuedBytes?: number;
   /** Largest message sent to the client. Default 64 KiB. */
   chunkBytes?: number;
-  /** How often a stalled pump re-checks `bufferedAmount` (ms). Default 10. */
+  /** How often a stalled pump re-checks `bufferedAmount` (ms, on the session's clock). Default 10. */
   drainPollMs?: number;
 }
 
@@ -159,7 +161,7 @@ class StreamBridge {
     try {
       for (;;) {
         while (this.#ws.bufferedAmount > this.#highWater) {
-          await sleep(this.#pollMs, signal);
+          await sleep(this.#table.clock, this.#pollMs, signal);
         }
         if (signal.aborted) return;
         // Take bytes only now that the client drained: until then they stay in the
@@ -275,21 +277,24 @@ class StreamBridge {
   }
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason; leaves no timer or listener behind. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms` on `clock` (the session's), or rejects with the
+ * signal's reason; leaves no timer or listener behind.
+ */
+function sleep(clock: TimerClock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
       return;
     }
     const onAbort = () => {
-      clearTimeout(t);
+      clock.clearTimer(t);
       reject(signal.reason);
     };
-    const t = setTimeout(() => {
+    const t = clock.setTimer(clock.now() + ms, () => {
       signal.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    });
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -160,6 +160,11 @@ export class Session {
     this.lastActivity = this.createdAt;
   }
 
+  /** The session's clock: its core's time, its timers and the timeouts of its sockets' waits. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /** Whether {@linkcode Session.close} ran. */
   get closed(): boolean {
     return this.#closed;

@@ -150,3 +150,29 @@ export function drainAll(tunnel: RecordingTunnel): TcpRepr[] {
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((r) => setTimeout(r, 0));
 }
+
+/**
+ * Lets pending work run, moves `clock` forward by `ms` (firing the timers
+ * that fall due, long-poll timeouts included) and lets the work that follows
+ * run.
+ */
+export async function advance(clock: ManualClock, ms: number): Promise<void> {
+  await settle();
+  clock.advance(ms);
+  await settle();
+}
+
+/** A promise and whether it has settled yet, for "not before the timeout" checks. */
+export function watch<T>(
+  value: T | PromiseLike<T>,
+): { promise: Promise<T>; readonly settled: boolean } {
+  const promise = Promise.resolve(value);
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  return {
+    promise,
+    get settled() {
+      return settled;
+    },
+  };
+}

@@ -11,14 +11,17 @@ import {
   HARNESS_STACK_MAC,
 } from "../stack/tcp/tcp_harness.ts";
 import {
+  advance,
   drainAll,
   makeSession,
   RecordingTunnel,
   SessionPeer,
   settle,
+  watch,
 } from "./_session_peer_test_util.ts";
 import { NetError } from "../errors/net_error.ts";
-import { type SocketEntry, SocketTable, type TcpSocketEntry } from "./socket_table.ts";
+import type { SocketEntry, TcpSocketEntry } from "./socket_entry.ts";
+import { SocketTable } from "./socket_table.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -191,13 +194,14 @@ describe("SocketTable: life cycle and address objects", () => {
   });
 
   it("a connect timeout aborts the attempt (ETIMEDOUT) and leaves no pcb or waiter", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const table = session.sockets;
     const e = tcp(table.create("tcp"));
-    await assert.rejects(
-      table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 }),
-      isNetError("ETIMEDOUT"),
-    );
+    const p = watch(table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 }));
+    await advance(clock, 4);
+    assert.equal(p.settled, false, "still connecting 1 ms before the timeout");
+    await advance(clock, 1);
+    await assert.rejects(p.promise, isNetError("ETIMEDOUT"));
     assert.equal(e.state, "closed");
     assert.equal(e.socket?.waiterCount, 0);
     assert.equal(session.stack.tcp.active.size, 0);
@@ -222,11 +226,21 @@ describe("SocketTable: data and long-polls", () => {
   });
 
   it("receive and accept time out with undefined and leave no waiter behind", async () => {
-    const { table, conn, listener } = await acceptedPair();
-    assert.equal(await table.receive(conn, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    const env = await acceptedPair();
+    const { table, conn, listener, clock } = env;
+    const r = watch(table.receive(conn, { maxBytes: 10, timeoutMs: 5 }));
+    const a = watch(table.accept(listener, { timeoutMs: 7 }));
+    await advance(clock, 4);
+    assert.ok(!r.settled && !a.settled, "both wait until their timeout");
+    await advance(clock, 1);
+    assert.equal(await r.promise, undefined);
     assert.equal(conn.socket?.waiterCount, 0);
-    assert.equal(await table.accept(listener, { timeoutMs: 5 }), undefined);
+    assert.equal(a.settled, false);
+    await advance(clock, 2);
+    assert.equal(await a.promise, undefined);
     assert.equal(listener.server?.waiterCount, 0);
+    const sessionTimers = env.session.timerDeadline === undefined ? 0 : 1;
+    assert.equal(clock.pendingTimers, sessionTimers, "no timer left behind but the session's");
   });
 
   it("a caller that goes away ends its long-poll with ECANCELED and no waiter left", async () => {
@@ -269,6 +283,7 @@ describe("SocketTable: data and long-polls", () => {
 
   it("send waits for window space and reports a partial count at the timeout", async () => {
     const env = makeSession({ sendBufferBytes: 1024 });
+    const { clock } = env;
     const table = env.session.sockets;
     const listener = table.create("tcp");
     table.bind(listener, { port: 80 });
@@ -277,14 +292,17 @@ describe("SocketTable: data and long-polls", () => {
     const pending = table.accept(listener, {});
     peer.connect();
     const conn = (await pending)!;
-    const n = await table.send(conn, new Uint8Array(5000), { timeoutMs: 10 });
-    assert.equal(n, 1024);
+    const sent = watch(table.send(conn, new Uint8Array(5000), { timeoutMs: 10 }));
+    await advance(clock, 9);
+    assert.equal(sent.settled, false);
+    assert.equal(conn.pendingBytes, 5000 - 1024, "the rest waits for window space");
+    await advance(clock, 1);
+    assert.equal(await sent.promise, 1024);
     assert.equal(conn.pendingBytes, 0);
     assert.equal(conn.socket?.waiterCount, 0);
-    await assert.rejects(
-      table.send(conn, new Uint8Array(10), { timeoutMs: 5 }),
-      isNetError("ETIMEDOUT"),
-    );
+    const none = watch(table.send(conn, new Uint8Array(10), { timeoutMs: 5 }));
+    await advance(clock, 5);
+    await assert.rejects(none.promise, isNetError("ETIMEDOUT"));
   });
 
   it("shutdown('write') sends FIN; shutdown('read') makes receive answer eof", async () => {
@@ -349,11 +367,15 @@ describe("SocketTable: UDP", () => {
   });
 
   it("a UDP receive times out with undefined and no waiter", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const table = session.sockets;
     const e = table.create("udp");
     table.bind(e, { port: 7 });
-    assert.equal(await table.receive(e, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    const r = watch(table.receive(e, { maxBytes: 10, timeoutMs: 5 }));
+    await advance(clock, 4);
+    assert.equal(r.settled, false);
+    await advance(clock, 1);
+    assert.equal(await r.promise, undefined);
     assert.equal(e.protocol === "udp" && e.socket?.waiterCount, 0);
   });
 });

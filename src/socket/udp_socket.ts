@@ -12,7 +12,8 @@ import type { UdpEndpoint, UdpEndpointStats } from "../stack/udp/mod.ts";
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { CoreAccess } from "./tcp_socket.ts";
-import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
+import { PollDeadline } from "./poll_deadline.ts";
+import { Waiters } from "./waiters.ts";
 
 /** A datagram as {@linkcode UdpSocket.receive} returns it. */
 export interface UdpReceived {
@@ -201,21 +202,23 @@ export class UdpSocket {
    *   the socket is (or gets) closed. An aborted `signal` rejects with its reason.
    */
   async receive(options: UdpReceiveOptions = {}): Promise<UdpReceived> {
-    const signal = timeoutSignal(options.signal, options.timeoutMs);
-    for (;;) {
-      const d = this.tryReceive();
-      if (d) return d;
-      try {
-        await this.#readWaiters.wait(signal);
-      } catch (err) {
-        if (isTimeout(err) && !options.signal?.aborted) {
-          throw new NetError(
-            "ETIMEDOUT",
-            `UDP port ${this.endpoint.port}: no datagram arrived within ${options.timeoutMs} ms`,
-          );
-        }
-        throw err;
+    const wait = new PollDeadline(this.#core.clock, [options.signal], options.timeoutMs);
+    try {
+      for (;;) {
+        const d = this.tryReceive();
+        if (d) return d;
+        await this.#readWaiters.wait(wait.signal);
       }
+    } catch (err) {
+      if (wait.timedOut) {
+        throw new NetError(
+          "ETIMEDOUT",
+          `UDP port ${this.endpoint.port}: no datagram arrived within ${options.timeoutMs} ms`,
+        );
+      }
+      throw err;
+    } finally {
+      wait.dispose();
     }
   }
 

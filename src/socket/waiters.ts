@@ -1,7 +1,9 @@
 /**
  * The one wait-and-wake mechanism of the socket layer: callers wait for an
  * endpoint's events, and the endpoint's `onEvents` (called by the session
- * after it releases the core lock) wakes them. Timeouts are abort signals.
+ * after it releases the core lock) wakes them. A wait ends early through an
+ * abort signal; timeouts are signals of a {@linkcode PollDeadline} on the
+ * session's clock (poll_deadline.ts).
  *
  * @module
  */
@@ -54,40 +56,4 @@ export class Waiters {
   get size(): number {
     return this.#list.length;
   }
-}
-
-/**
- * A signal that aborts after `timeoutMs` (with a `TimeoutError`
- * DOMException), combined with `signal`; undefined when neither is given.
- *
- * @example
- * ```ts
- * const signal = timeoutSignal(options.signal, options.timeoutMs);
- * try { await waiters.wait(signal); } catch (err) { if (isTimeout(err)) throw etimedout; throw err; }
- * ```
- */
-export function timeoutSignal(
-  signal: AbortSignal | undefined,
-  timeoutMs: number | undefined,
-): AbortSignal | undefined {
-  const parts: AbortSignal[] = [];
-  if (signal) parts.push(signal);
-  if (timeoutMs !== undefined) {
-    parts.push(AbortSignal.timeout(timeoutMs));
-  }
-  if (parts.length === 0) return undefined;
-  return parts.length === 1 ? parts[0] : AbortSignal.any(parts);
-}
-
-/**
- * Whether `err` is the reason of a signal from {@linkcode timeoutSignal} that
- * timed out.
- *
- * @example
- * ```ts
- * if (isTimeout(err)) throw new NetError("ETIMEDOUT", "no datagram arrived before the timeout");
- * ```
- */
-export function isTimeout(err: unknown): boolean {
-  return err instanceof DOMException && err.name === "TimeoutError";
 }
