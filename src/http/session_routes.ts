@@ -25,6 +25,7 @@ import {
 import { buildOpenApi, docsPage, type OpenApiDocument } from "./openapi.ts";
 import { PcapQuerySchema, pcapResponse } from "./pcap_stream.ts";
 import { HttpProblem } from "./problem.ts";
+import { sessionView } from "./session_view.ts";
 import { type AnyRoute, defineRoute } from "./route_table.ts";
 import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
 
@@ -150,7 +151,7 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
           mtu: body.mtu,
           dhcp: body.dhcp,
         });
-        const view = session.describe();
+        const view = sessionView(session);
         return c.json(
           {
             id: session.id,
@@ -178,7 +179,7 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       params: SessionParamsSchema,
       responses: { 200: { description: "The session.", json: SessionViewSchema } },
       errors: [],
-      handler: (c) => c.json(c.get("session").describe()),
+      handler: (c) => c.json(sessionView(c.get("session"))),
     }),
     defineRoute({
       operationId: "deleteSession",

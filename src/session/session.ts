@@ -8,17 +8,14 @@
 import {
   ChannelLink,
   createSessionQuota,
-  describeLease,
-  type DhcpServerStats,
   type EventOwner,
-  type Ipv4ReassemblyStats,
   Stack,
   type StackConfig,
+  type StackCountersSnapshot,
 } from "../stack/mod.ts";
-import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { CoreLock, type CoreLockStats } from "./core_lock.ts";
-import { DelayHistogram, type DelaySummary } from "./delay_histogram.ts";
+import { CoreLock } from "./core_lock.ts";
+import { DelayHistogram } from "./delay_histogram.ts";
 import { FrameCapture } from "./frame_capture.ts";
 import { DEFAULT_SOCKET_TABLE_LIMITS, SocketTable } from "../socket/socket_table.ts";
 
@@ -273,50 +270,25 @@ export class Session {
     t?.close(CLOSE_SESSION_ENDED, "session ended");
   }
 
-  /** A JSON-friendly view for GET /v1/sessions/:sid. */
-  describe(): SessionView {
+  /**
+   * The session's frame counters: the core's, plus the frames the session
+   * dropped before the core (`input_queue_full`, counted in `rxFrames` too)
+   * and after it (`no_tunnel`).
+   */
+  frameCounters(): StackCountersSnapshot {
     const c = this.stack.counters.snapshot();
-    const drops = { ...c.drops, input_queue_full: this.tunnelStats.inputQueueDrops };
-    const txDrops = { ...c.txDrops, no_tunnel: this.tunnelStats.framesWithoutTunnel };
-    const now = this.#clock.now();
     return {
-      id: this.id,
-      mac: formatMacAddress(this.stack.config.mac),
-      ipv4: {
-        address: formatIpv4Address(this.stack.config.ipv4.address),
-        prefixLength: this.stack.config.ipv4.prefixLength,
-      },
-      mtu: this.stack.config.mtu,
-      ageMs: Math.round(now - this.createdAt),
-      idleMs: Math.round(now - this.lastActivity),
-      tunnel: {
-        attached: this.#tunnel !== undefined,
-        kind: this.#tunnel?.description ?? null,
-        attachedForMs: this.#tunnelSince === undefined ? null : Math.round(now - this.#tunnelSince),
-        attaches: this.tunnelStats.attaches,
-        rejectedMessages: this.tunnelStats.rejectedMessages,
-        backpressureDrops: this.tunnelStats.backpressureDrops,
-      },
-      counters: { ...c, rxFrames: c.rxFrames + this.tunnelStats.inputQueueDrops, drops, txDrops },
-      arp: this.stack.arp.entries().map((e) => ({
-        address: formatIpv4Address(e.ip),
-        mac: e.mac ? formatMacAddress(e.mac) : null,
-        state: e.mac ? "reachable" : "incomplete",
-        queued: e.queued,
-      })),
-      coreLock: {
-        ...this.lock.stats,
-        frameWait: this.coreDelay.frames.summary(),
-        timerLateness: this.coreDelay.timers.summary(),
-      },
-      reassembly: { ...this.stack.reassembler.stats },
-      dhcp: this.stack.dhcp
-        ? {
-          leases: this.stack.dhcp.leases().map((l) => describeLease(l, now)),
-          stats: { ...this.stack.dhcp.stats, drops: { ...this.stack.dhcp.stats.drops } },
-        }
-        : null,
+      ...c,
+      rxFrames: c.rxFrames + this.tunnelStats.inputQueueDrops,
+      drops: { ...c.drops, input_queue_full: this.tunnelStats.inputQueueDrops },
+      txDrops: { ...c.txDrops, no_tunnel: this.tunnelStats.framesWithoutTunnel },
     };
+  }
+
+  /** The attached tunnel's description and when it was attached (clock time), or undefined. */
+  get tunnel(): { readonly description: string; readonly attachedAt: number } | undefined {
+    const t = this.#tunnel;
+    return t ? { description: t.description, attachedAt: this.#tunnelSince! } : undefined;
   }
 
   #drainInput(): void {
@@ -391,43 +363,4 @@ export class Session {
     this.#timer = undefined;
     this.#timerAt = undefined;
   }
-}
-
-/** The JSON shape of a session in the HTTP API. */
-export interface SessionView {
-  id: string;
-  mac: string;
-  ipv4: { address: string; prefixLength: number };
-  mtu: number;
-  ageMs: number;
-  idleMs: number;
-  tunnel: {
-    attached: boolean;
-    kind: string | null;
-    attachedForMs: number | null;
-    attaches: number;
-    rejectedMessages: number;
-    backpressureDrops: number;
-  };
-  counters: {
-    rxFrames: number;
-    rxBytes: number;
-    rxHandled: number;
-    txFrames: number;
-    txBytes: number;
-    drops: Record<string, number>;
-    txDrops: Record<string, number>;
-  };
-  arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
-  /** The lock's counters, and the delays of {@linkcode Session.coreDelay}. */
-  coreLock: CoreLockStats & { frameWait: DelaySummary; timerLateness: DelaySummary };
-  /** Fragmented IPv4 datagrams by outcome: completed, timed out, discarded over a limit. */
-  reassembly: Ipv4ReassemblyStats;
-  /** The DHCP server's lease table and counters; null when it is off. */
-  dhcp: {
-    leases: Array<
-      { address: string; mac: string; state: string; expiresInMs: number; hostname: string | null }
-    >;
-    stats: DhcpServerStats;
-  } | null;
 }

@@ -87,11 +87,11 @@ describe("Session", () => {
     assert.ok(timer, "connecting armed the session's timer");
     clock.advanceTo(timer.at + 7);
     timer.fn();
-    const late = session.describe().coreLock.timerLateness;
+    const late = session.coreDelay.timers.summary();
     assert.equal(late.count, 1);
     assert.equal(late.maxMs, 7);
     assert.equal(late.p99Ms, 7, "bucket bound capped at the maximum");
-    assert.equal(session.describe().coreLock.frameWait.count, 2);
+    assert.equal(session.coreDelay.frames.summary().count, 2);
   });
 
   it("processes input under the lock and sends output to the tunnel after releasing it", () => {
@@ -133,7 +133,7 @@ describe("Session", () => {
     session.detachTunnel(a);
     session.input([arpRequest()]);
     assert.equal(session.tunnelStats.framesWithoutTunnel, 1);
-    assert.equal(session.describe().counters.txDrops.no_tunnel, 1);
+    assert.equal(session.frameCounters().txDrops.no_tunnel, 1);
     const b = new RecordingTunnel();
     session.attachTunnel(b);
     session.input([arpRequest()]);
@@ -191,8 +191,8 @@ describe("Session", () => {
     session.input([arpRequest(), arpRequest(), arpRequest(), arpRequest()]);
     assert.equal(session.stack.counters.rxFrames, 2);
     assert.equal(session.tunnelStats.inputQueueDrops, 2);
-    assert.equal(session.describe().counters.drops.input_queue_full, 2);
-    assert.equal(session.describe().counters.rxFrames, 4);
+    assert.equal(session.frameCounters().drops.input_queue_full, 2);
+    assert.equal(session.frameCounters().rxFrames, 4);
   });
 });
 
@@ -205,10 +205,10 @@ describe("SessionRegistry", () => {
     assert.notEqual(a.id, b.id);
     assert.match(a.id, /^s_[A-Za-z0-9_-]{22}$/);
     assert.match(a.token, /^[A-Za-z0-9_-]{43}$/);
-    const v = a.describe();
-    assert.deepEqual(v.ipv4, { address: "10.0.2.2", prefixLength: 24 });
+    const v = a.stack.config;
+    assert.deepEqual(v.ipv4, { address: STACK_IP, prefixLength: 24 });
     assert.equal(v.mtu, 1500);
-    assert.equal(parseInt(v.mac.slice(0, 2), 16) & 0x03, 0x02, "locally administered unicast");
+    assert.equal(v.mac[0] & 0x03, 0x02, "locally administered unicast");
   });
 
   it("refuses a session beyond the quota with ENFILE", () => {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { TcpState } from "../stack/tcp/mod.ts";
+import type { TcpInfo, TcpState } from "../stack/tcp/mod.ts";
 import { formatIpv4Address } from "../wire/mod.ts";
 import { NetError, type NetErrorCode } from "../errors/net_error.ts";
 import type { Endpoint, LocalAddress } from "./local_address.ts";
@@ -79,6 +79,49 @@ export abstract class BaseEntry {
   markRemoved(): void {
     this.#removed.abort(new NetError("ENOTCONN", `socket ${this.id} was closed`));
   }
+
+  /** Bytes queued in the core for this socket: to send (TCP: not yet acknowledged) and received unread. */
+  abstract queued(): QueuedBytes;
+}
+
+/** Bytes queued in the core for one socket. */
+export interface QueuedBytes {
+  /** To send; TCP: queued and not yet acknowledged. */
+  send: number;
+  /** Received and not yet read. */
+  recv: number;
+}
+
+/** A listener's queues and SYN-cookie counters. */
+export interface ListenerStats {
+  /** The backlog in force. */
+  backlog: number;
+  /** Half-open connections (SYN_RECEIVED). */
+  synQueue: number;
+  /** Established connections waiting to be accepted. */
+  acceptQueue: number;
+  /** SYN cookies sent. */
+  cookiesSent: number;
+  /** SYN cookies that came back valid. */
+  cookiesAccepted: number;
+}
+
+/** A bound UDP socket's queue and counters. */
+export interface UdpSocketStats {
+  /** Datagrams waiting to be received. */
+  queuedDatagrams: number;
+  /** Datagrams received. */
+  rxDatagrams: number;
+  /** Payload bytes received. */
+  rxBytes: number;
+  /** Datagrams dropped because the receive queue was full. */
+  rxQueueDrops: number;
+  /** Datagrams sent. */
+  txDatagrams: number;
+  /** Payload bytes sent. */
+  txBytes: number;
+  /** Datagrams the stack could not send. */
+  txDrops: number;
 }
 
 /**
@@ -143,6 +186,37 @@ export class TcpSocketEntry extends BaseEntry {
     const c = this.socket?.conn;
     return c ? { address: formatIpv4Address(c.remoteAddr), port: c.remotePort } : null;
   }
+
+  /** Why the socket closed, when it did not close cleanly (a failed connect, a reset), else null. */
+  get failure(): NetErrorCode | null {
+    return this.error ?? this.socket?.conn.error ?? null;
+  }
+
+  /** Bytes queued in the connection's send and receive buffers. */
+  queued(): QueuedBytes {
+    const s = this.socket;
+    if (!s) return { send: 0, recv: 0 };
+    const info = s.conn.info();
+    return { send: info.sendQueued, recv: info.recvQueued };
+  }
+
+  /** The connection's state, estimates and counters, or null without one. */
+  tcpInfo(): TcpInfo | null {
+    return this.socket ? this.socket.info() : null;
+  }
+
+  /** The listener's queues and counters, or null when the entry is not a listener. */
+  listenerStats(): ListenerStats | null {
+    const l = this.server?.listener;
+    if (!l) return null;
+    return {
+      backlog: l.backlog,
+      synQueue: l.synQueue.size,
+      acceptQueue: l.acceptQueue.length,
+      cookiesSent: l.cookiesSent,
+      cookiesAccepted: l.cookiesAccepted,
+    };
+  }
 }
 
 /**
@@ -181,6 +255,27 @@ export class UdpSocketEntry extends BaseEntry {
   get remote(): Endpoint | null {
     const r = this.socket?.endpoint.remote;
     return r ? { address: formatIpv4Address(r.address), port: r.port } : null;
+  }
+
+  /** Nothing waits to be sent (a datagram leaves at once); received bytes wait in the queue. */
+  queued(): QueuedBytes {
+    const ep = this.socket?.endpoint;
+    return { send: 0, recv: ep ? ep.queuedBytes : 0 };
+  }
+
+  /** The socket's queue and counters, or null before it is bound. */
+  udpStats(): UdpSocketStats | null {
+    const ep = this.socket?.endpoint;
+    if (!ep) return null;
+    return {
+      queuedDatagrams: ep.queuedDatagrams,
+      rxDatagrams: ep.stats.rxDatagrams,
+      rxBytes: ep.stats.rxBytes,
+      rxQueueDrops: ep.stats.rxQueueDrops,
+      txDatagrams: ep.stats.txDatagrams,
+      txBytes: ep.stats.txBytes,
+      txDrops: ep.stats.txDrops,
+    };
   }
 }
 

@@ -20,16 +20,13 @@
  * @module
  */
 
-import type { TcpInfo, TcpState } from "../stack/tcp/mod.ts";
 import { formatIpv4Address, parseIpv4Address } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { Endpoint, SocketProtocol } from "./local_address.ts";
 import type { PollOptions, TimerClock } from "./poll_deadline.ts";
 import {
-  type PcbList,
   type SocketAttachment,
   type SocketEntry,
-  type SocketState,
   TcpSocketEntry,
   UdpSocketEntry,
 } from "./socket_entry.ts";
@@ -66,58 +63,18 @@ export const DEFAULT_SOCKET_TABLE_LIMITS: SocketTableLimits = {
   maxBufferedBytes: 32 * 1024 * 1024,
 };
 
-/** One row of {@linkcode SocketTable.list}. */
-export interface SocketView {
-  /** The handle. */
-  id: string;
-  /** The transport. */
-  protocol: SocketProtocol;
-  /** Where the socket is in its life cycle. */
-  state: SocketState;
-  /** The exact TCP state of a connection (RFC 9293 names), else null. */
-  tcpState: TcpState | null;
-  /** The core list its control block is on. */
-  pcbList: PcbList;
-  /** The local endpoint, once bound. */
-  local: Endpoint | null;
-  /** The peer (TCP) or the default peer (connected UDP). */
-  remote: Endpoint | null;
-  /** Bytes queued to send (TCP: not yet acknowledged) plus bytes the API holds for sending. */
-  sendQueued: number;
-  /** Bytes received and not yet read. */
-  recvQueued: number;
-  /** For an accepted connection, the id of its listening socket; else null. */
-  acceptedFrom: string | null;
-  /** Whether a WebSocket stream is attached. */
-  streaming: boolean;
-  /** Why the socket closed, when it did not close cleanly (errno-style), else null. */
-  error: string | null;
-}
-
-/** Details of one socket: the row plus its protocol-specific counters. */
-export interface SocketDetails extends SocketView {
-  /** TCP connection estimates and counters (rtt, rto, cwnd, windows, retransmits...). */
-  tcp: TcpInfo | null;
-  /** A listener's queues and SYN-cookie counters. */
-  listener: {
-    backlog: number;
-    synQueue: number;
-    acceptQueue: number;
-    cookiesSent: number;
-    cookiesAccepted: number;
-  } | null;
-  /** A UDP socket's queue and counters. */
-  udp:
-    | {
-      queuedDatagrams: number;
-      rxDatagrams: number;
-      rxBytes: number;
-      rxQueueDrops: number;
-      txDatagrams: number;
-      txBytes: number;
-      txDrops: number;
-    }
-    | null;
+/** Control blocks on each core list, orphaned connections still closing included. */
+export interface PcbCounts {
+  /** Ports reserved by bind() before listen or connect. */
+  bound: number;
+  /** Listeners. */
+  listen: number;
+  /** Connections on the active list. */
+  active: number;
+  /** Connections in TIME_WAIT. */
+  timeWait: number;
+  /** Bound UDP endpoints. */
+  udp: number;
 }
 
 /**
@@ -195,77 +152,32 @@ export class SocketTable {
     return [...this.#entries.values()];
   }
 
-  /** A row per socket: state, pcb list, endpoints, queue sizes. */
-  list(): SocketView[] {
-    return this.entries().map((e) => this.view(e));
-  }
-
-  /** One socket's row. */
-  view(entry: SocketEntry): SocketView {
-    const q = this.#queues(entry);
-    return {
-      id: entry.id,
-      protocol: entry.protocol,
-      state: entry.state,
-      tcpState: entry.protocol === "tcp" ? entry.tcpState : null,
-      pcbList: entry.pcbList,
-      local: entry.local ? entry.local.endpoint : null,
-      remote: entry.remote,
-      sendQueued: q.send + entry.pendingBytes,
-      recvQueued: q.recv,
-      acceptedFrom: entry.protocol === "tcp" ? entry.acceptedFrom ?? null : null,
-      streaming: entry.attachment !== undefined,
-      error: entry.protocol === "tcp" ? entry.error ?? entry.socket?.conn.error ?? null : null,
-    };
-  }
-
-  /** One socket's row plus its protocol-specific counters. */
-  describe(entry: SocketEntry): SocketDetails {
-    const view = this.view(entry);
-    if (entry.protocol === "tcp") {
-      const l = entry.server?.listener;
-      return {
-        ...view,
-        tcp: entry.socket ? entry.socket.info() : null,
-        listener: l
-          ? {
-            backlog: l.backlog,
-            synQueue: l.synQueue.size,
-            acceptQueue: l.acceptQueue.length,
-            cookiesSent: l.cookiesSent,
-            cookiesAccepted: l.cookiesAccepted,
-          }
-          : null,
-        udp: null,
-      };
-    }
-    const ep = entry.socket?.endpoint;
-    return {
-      ...view,
-      tcp: null,
-      listener: null,
-      udp: ep
-        ? {
-          queuedDatagrams: ep.queuedDatagrams,
-          rxDatagrams: ep.stats.rxDatagrams,
-          rxBytes: ep.stats.rxBytes,
-          rxQueueDrops: ep.stats.rxQueueDrops,
-          txDatagrams: ep.stats.txDatagrams,
-          txBytes: ep.stats.txBytes,
-          txDrops: ep.stats.txDrops,
-        }
-        : null,
-    };
-  }
-
   /** Bytes buffered for all sockets: core send and receive queues plus what the API holds. */
   bufferedBytes(): number {
     let n = 0;
     for (const e of this.#entries.values()) {
-      const q = this.#queues(e);
+      const q = e.queued();
       n += q.send + q.recv + e.pendingBytes;
     }
     return n;
+  }
+
+  /**
+   * The number of control blocks on each of the core's lists, for the whole
+   * session (not only the table's sockets). Reads sizes without entering the
+   * core, so it does not count as activity.
+   */
+  pcbCounts(): PcbCounts {
+    const { tcp, udp } = this.#host.stack;
+    let bound = 0;
+    for (const n of tcp.bound.values()) bound += n;
+    return {
+      bound,
+      listen: tcp.listeners.size,
+      active: tcp.active.size,
+      timeWait: tcp.timeWait.size,
+      udp: udp.endpoints.size,
+    };
   }
 
   // ------------------------------------------------------------ operations
@@ -494,17 +406,6 @@ export class SocketTable {
     child.local = listener.local;
     listener.local!.users++;
     return child;
-  }
-
-  #queues(entry: SocketEntry): { send: number; recv: number } {
-    if (entry.protocol === "tcp") {
-      const s = entry.socket;
-      if (!s) return { send: 0, recv: 0 };
-      const info = s.conn.info();
-      return { send: info.sendQueued, recv: info.recvQueued };
-    }
-    const ep = entry.socket?.endpoint;
-    return { send: 0, recv: ep ? ep.queuedBytes : 0 };
   }
 
   #checkOpen(): void {
