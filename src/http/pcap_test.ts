@@ -5,18 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock, SessionRegistry } from "../session/mod.ts";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  parseIpv4Address,
-  parseMacAddress,
-} from "../wire/mod.ts";
 import { createApp } from "./app.ts";
 import { pcapStream } from "./pcap_stream.ts";
-import { advance, watch } from "../socket/_session_peer_test_util.ts";
+import { arpRequest } from "../session/_session_test_util.ts";
+import { endsAt } from "../socket/_session_peer_test_util.ts";
 
 const IN_CI = process.env.CI === "true";
 const tsharkProbe = spawnSync("tshark", ["-v"], { encoding: "utf8" });
@@ -31,25 +23,6 @@ if (TSHARK_MISSING && !IN_CI) {
 }
 /** Skips without tshark, except under CI=true where the test runs and fails. */
 const tsharkSkip = IN_CI ? undefined : TSHARK_MISSING;
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-
-function arpRequest(targetIp = "10.0.2.2"): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: parseIpv4Address("10.0.2.15"),
-    targetMac: new Uint8Array(6),
-    targetIp: parseIpv4Address(targetIp),
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
 
 function setup() {
   const clock = new ManualClock(0);
@@ -181,12 +154,8 @@ describe("GET /v1/sessions/:sid/pcap", () => {
     const { app, make, clock } = setup();
     const { id, session, auth } = await make();
     const res = await app.request(`/v1/sessions/${id}/pcap?seconds=0.05`, { headers: auth });
-    const body = watch(res.arrayBuffer());
-    await advance(clock, 49);
-    assert.equal(body.settled, false, "still capturing 1 ms before the end");
     assert.equal(session.capture.size, 1);
-    await advance(clock, 1);
-    const bytes = new Uint8Array(await body.promise);
+    const bytes = new Uint8Array(await endsAt(clock, 50, res.arrayBuffer()));
     assert.equal(bytes.length, 24);
     assert.equal(session.capture.size, 0);
   });

@@ -7,7 +7,12 @@
  * @module
  */
 
-import type { DhcpLease, DhcpServerStats, Ipv4ReassemblyStats } from "../stack/mod.ts";
+import type {
+  DhcpLease,
+  DhcpServerStats,
+  Ipv4ReassemblyStats,
+  StackCountersSnapshot,
+} from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { CoreLockStats, DelaySummary, Session } from "../session/mod.ts";
 
@@ -49,15 +54,7 @@ export interface SessionView {
     backpressureDrops: number;
   };
   /** Frames and bytes each way, drops by reason (the session's own included). */
-  counters: {
-    rxFrames: number;
-    rxBytes: number;
-    rxHandled: number;
-    txFrames: number;
-    txBytes: number;
-    drops: Record<string, number>;
-    txDrops: Record<string, number>;
-  };
+  counters: StackCountersSnapshot;
   /** The ARP cache. */
   arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
   /** The lock's counters, and the delays of `Session.coreDelay`. */

@@ -1,50 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  parseIpv4Address,
-  parseMacAddress,
-} from "../wire/mod.ts";
-import { ManualClock } from "./clock.ts";
+import { ArpOperation, ETHERNET_HEADER_LEN } from "../wire/mod.ts";
 import { FrameCapture } from "./frame_capture.ts";
-import { Session, type TunnelEndpoint } from "./session.ts";
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: parseIpv4Address("10.0.2.15"),
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
-
-function makeSession() {
-  return new Session({
-    id: "s_capture",
-    token: "t",
-    clock: new ManualClock(0),
-    stack: {
-      mac: parseMacAddress("02:00:00:00:00:02"),
-      ipv4: { address: STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-    },
-  });
-}
+import type { TunnelEndpoint } from "./session.ts";
+import { arpRequest, makeSession } from "./_session_test_util.ts";
 
 const nullTunnel: TunnelEndpoint = { description: "test", send() {}, close() {} };
 

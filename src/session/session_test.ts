@@ -1,41 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  IpProtocol,
-  parseIpv4Address,
-  parseMacAddress,
-  seededRandom,
-} from "../wire/mod.ts";
+import { IpProtocol, seededRandom } from "../wire/mod.ts";
 import { ManualClock } from "./clock.ts";
 import { CLOSE_REPLACED, CLOSE_SESSION_ENDED, Session, type TunnelEndpoint } from "./session.ts";
 import { SessionRegistry } from "./registry.ts";
+import { arpRequest, makeSession, PEER_IP, STACK_IP } from "./_session_test_util.ts";
 import { NetError } from "../errors/mod.ts";
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-const PEER_IP = parseIpv4Address("10.0.2.15");
-
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: PEER_IP,
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
 
 class RecordingTunnel implements TunnelEndpoint {
   readonly description = "test";
@@ -50,19 +20,6 @@ class RecordingTunnel implements TunnelEndpoint {
   close(code: number, reason: string): void {
     this.closed.push([code, reason]);
   }
-}
-
-function makeSession(clock = new ManualClock(0)) {
-  return new Session({
-    id: "s_test",
-    token: "t",
-    clock,
-    stack: {
-      mac: parseMacAddress("02:00:00:00:00:02"),
-      ipv4: { address: STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-    },
-  });
 }
 
 /** A manual clock whose timers the test fires itself, as late as it likes. */
@@ -177,17 +134,7 @@ describe("Session", () => {
   });
 
   it("bounds the input queue", () => {
-    const session = new Session({
-      id: "s_q",
-      token: "t",
-      clock: new ManualClock(0),
-      stack: {
-        mac: parseMacAddress("02:00:00:00:00:02"),
-        ipv4: { address: STACK_IP, prefixLength: 24 },
-        mtu: 1500,
-      },
-      limits: { inputQueueFrames: 2 },
-    });
+    const session = makeSession(new ManualClock(0), { inputQueueFrames: 2 });
     session.input([arpRequest(), arpRequest(), arpRequest(), arpRequest()]);
     assert.equal(session.stack.counters.rxFrames, 2);
     assert.equal(session.tunnelStats.inputQueueDrops, 2);

@@ -6,8 +6,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { ManualClock } from "../session/clock.ts";
-import { Session, type TunnelEndpoint } from "../session/session.ts";
+import { Session, type SessionLimits, type TunnelEndpoint } from "../session/session.ts";
 import type { TcpConfig } from "../stack/tcp/tcp_config.ts";
 import {
   decodeTcpFrame,
@@ -34,7 +35,7 @@ export class RecordingTunnel implements TunnelEndpoint {
 }
 
 /** A session at 10.0.2.2 on a manual clock with a recording tunnel attached. */
-export function makeSession(tcp: Partial<TcpConfig> = {}) {
+export function makeSession(tcp: Partial<TcpConfig> = {}, limits?: Partial<SessionLimits>) {
   const clock = new ManualClock(1000);
   const session = new Session({
     id: "s_tcp",
@@ -47,6 +48,7 @@ export function makeSession(tcp: Partial<TcpConfig> = {}) {
       arp: { reachableMs: 1e12 },
       tcp,
     },
+    limits,
   });
   const tunnel = new RecordingTunnel(session);
   session.attachTunnel(tunnel);
@@ -160,6 +162,24 @@ export async function advance(clock: ManualClock, ms: number): Promise<void> {
   await settle();
   clock.advance(ms);
   await settle();
+}
+
+/**
+ * Asserts that `pending` is still waiting 1 ms before `ms` has passed on
+ * `clock` and has settled once it has: a wait that ends at its timeout, on
+ * the clock and not before. Returns (or throws) its outcome.
+ */
+export async function endsAt<T>(
+  clock: ManualClock,
+  ms: number,
+  pending: T | PromiseLike<T>,
+): Promise<T> {
+  const w = watch(pending);
+  await advance(clock, ms - 1);
+  assert.equal(w.settled, false, `still waiting ${ms - 1} ms into a ${ms} ms timeout`);
+  await advance(clock, 1);
+  assert.equal(w.settled, true, `ended at its ${ms} ms timeout`);
+  return await w.promise;
 }
 
 /** A promise and whether it has settled yet, for "not before the timeout" checks. */

@@ -2,19 +2,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { TcpFlags } from "../wire/mod.ts";
-import { Session } from "../session/session.ts";
-import { ManualClock } from "../session/clock.ts";
-import {
-  HARNESS_PEER_IP,
-  HARNESS_PEER_MAC,
-  HARNESS_STACK_IP,
-  HARNESS_STACK_MAC,
-} from "../stack/tcp/tcp_harness.ts";
 import {
   advance,
   drainAll,
+  endsAt,
   makeSession,
-  RecordingTunnel,
   SessionPeer,
   settle,
   watch,
@@ -32,31 +24,12 @@ function tcp(e: SocketEntry): TcpSocketEntry {
   return e as TcpSocketEntry;
 }
 
-/** A session with a limited table. */
-function limitedSession(limits: { maxSockets?: number; maxBufferedBytes?: number }) {
-  const clock = new ManualClock(1000);
-  const session = new Session({
-    id: "s_t",
-    token: "t",
-    clock,
-    stack: {
-      mac: HARNESS_STACK_MAC,
-      ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-      arp: { reachableMs: 1e12 },
-    },
-    limits,
-  });
-  const tunnel = new RecordingTunnel(session);
-  session.attachTunnel(tunnel);
-  session.withCore((stack, now) => stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, now));
-  tunnel.frames = [];
-  return { clock, session, tunnel };
-}
-
 /** A listener on port 80 with one accepted connection from a scripted peer. */
-async function acceptedPair() {
-  const env = makeSession();
+async function acceptedPair(
+  tcpConfig: Parameters<typeof makeSession>[0] = {},
+  limits?: Parameters<typeof makeSession>[1],
+) {
+  const env = makeSession(tcpConfig, limits);
   const table = env.session.sockets;
   const listener = table.create("tcp");
   table.bind(listener, { port: 80 });
@@ -197,11 +170,10 @@ describe("SocketTable: life cycle and address objects", () => {
     const { session, clock } = makeSession();
     const table = session.sockets;
     const e = tcp(table.create("tcp"));
-    const p = watch(table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 }));
-    await advance(clock, 4);
-    assert.equal(p.settled, false, "still connecting 1 ms before the timeout");
-    await advance(clock, 1);
-    await assert.rejects(p.promise, isNetError("ETIMEDOUT"));
+    await assert.rejects(
+      endsAt(clock, 5, table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 })),
+      isNetError("ETIMEDOUT"),
+    );
     assert.equal(e.state, "closed");
     assert.equal(e.socket?.waiterCount, 0);
     assert.equal(session.stack.tcp.active.size, 0);
@@ -282,27 +254,16 @@ describe("SocketTable: data and long-polls", () => {
   });
 
   it("send waits for window space and reports a partial count at the timeout", async () => {
-    const env = makeSession({ sendBufferBytes: 1024 });
-    const { clock } = env;
-    const table = env.session.sockets;
-    const listener = table.create("tcp");
-    table.bind(listener, { port: 80 });
-    table.listen(listener);
-    const peer = new SessionPeer(env.session, env.tunnel, 80);
-    const pending = table.accept(listener, {});
-    peer.connect();
-    const conn = (await pending)!;
-    const sent = watch(table.send(conn, new Uint8Array(5000), { timeoutMs: 10 }));
-    await advance(clock, 9);
-    assert.equal(sent.settled, false);
+    const { clock, table, conn } = await acceptedPair({ sendBufferBytes: 1024 });
+    const sent = table.send(conn, new Uint8Array(5000), { timeoutMs: 10 });
     assert.equal(conn.pendingBytes, 5000 - 1024, "the rest waits for window space");
-    await advance(clock, 1);
-    assert.equal(await sent.promise, 1024);
+    assert.equal(await endsAt(clock, 10, sent), 1024);
     assert.equal(conn.pendingBytes, 0);
     assert.equal(conn.socket?.waiterCount, 0);
-    const none = watch(table.send(conn, new Uint8Array(10), { timeoutMs: 5 }));
-    await advance(clock, 5);
-    await assert.rejects(none.promise, isNetError("ETIMEDOUT"));
+    await assert.rejects(
+      endsAt(clock, 5, table.send(conn, new Uint8Array(10), { timeoutMs: 5 })),
+      isNetError("ETIMEDOUT"),
+    );
   });
 
   it("shutdown('write') sends FIN; shutdown('read') makes receive answer eof", async () => {
@@ -371,18 +332,17 @@ describe("SocketTable: UDP", () => {
     const table = session.sockets;
     const e = table.create("udp");
     table.bind(e, { port: 7 });
-    const r = watch(table.receive(e, { maxBytes: 10, timeoutMs: 5 }));
-    await advance(clock, 4);
-    assert.equal(r.settled, false);
-    await advance(clock, 1);
-    assert.equal(await r.promise, undefined);
+    assert.equal(
+      await endsAt(clock, 5, table.receive(e, { maxBytes: 10, timeoutMs: 5 })),
+      undefined,
+    );
     assert.equal(e.protocol === "udp" && e.socket?.waiterCount, 0);
   });
 });
 
 describe("SocketTable: quotas", () => {
   it("maxSockets: one more socket fails with EMFILE, accept included", async () => {
-    const { session } = limitedSession({ maxSockets: 2 });
+    const { session } = makeSession({}, { maxSockets: 2 });
     const table = session.sockets;
     table.create("udp");
     const l = table.create("tcp");
@@ -393,15 +353,7 @@ describe("SocketTable: quotas", () => {
   });
 
   it("maxBufferedBytes: a send that would pass the quota fails with ENOBUFS", async () => {
-    const { session, tunnel } = limitedSession({ maxBufferedBytes: 1000 });
-    const table = session.sockets;
-    const l = table.create("tcp");
-    table.bind(l, { port: 80 });
-    table.listen(l);
-    const peer = new SessionPeer(session, tunnel, 80);
-    const pending = table.accept(l, {});
-    peer.connect();
-    const conn = (await pending)!;
+    const { table, conn, peer } = await acceptedPair({}, { maxBufferedBytes: 1000 });
     peer.send(new Uint8Array(600)); // 600 bytes wait in the receive queue
     assert.equal(table.bufferedBytes(), 600);
     await assert.rejects(table.send(conn, new Uint8Array(500)), isNetError("ENOBUFS"));
