@@ -28,6 +28,7 @@ import { HttpProblem } from "./problem.ts";
 import { sessionView } from "./session_view.ts";
 import { type AnyRoute, defineRoute } from "./route_table.ts";
 import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
+import { QuotaSchema } from "./socket_schemas.ts";
 
 /** Body of `201` from `POST /v1/sessions`. */
 export const CreatedSessionSchema = z.object({
@@ -100,6 +101,7 @@ export const SessionViewSchema = z.looseObject({
     })),
     stats: z.looseObject({ drops: z.record(z.string(), z.int()) }),
   }).nullable().describe("The DHCP server's leases and counters; null when it is off."),
+  quota: QuotaSchema,
 });
 
 /** What {@linkcode sessionRoutes} needs. */

@@ -1,8 +1,8 @@
 /**
  * The JSON of a session in the HTTP API (`GET /v1/sessions/:sid`, and the
  * addressing in `POST /v1/sessions`): addressing, tunnel state, frame
- * counters, ARP cache, core-lock statistics, IPv4 reassembly and DHCP, built
- * from what the session and its stack report.
+ * counters, ARP cache, core-lock statistics, IPv4 reassembly, DHCP and the
+ * session's quotas, built from what the session and its stack report.
  *
  * @module
  */
@@ -11,6 +11,9 @@ import type {
   DhcpLease,
   DhcpServerStats,
   Ipv4ReassemblyStats,
+  MemoryQuotaStats,
+  SessionQuota,
+  SocketQuotaStats,
   StackCountersSnapshot,
 } from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
@@ -28,6 +31,26 @@ export interface LeaseView {
   expiresInMs: number;
   /** The hostname the client sent, or null. */
   hostname: string | null;
+}
+
+/** A session's quotas: socket units and bytes of storage, used now and at most. */
+export interface QuotaView {
+  /** API sockets plus connections waiting in accept queues. */
+  sockets: SocketQuotaStats;
+  /** Bytes of storage the session makes the process hold (buffers plus per-buffer overhead). */
+  memory: MemoryQuotaStats;
+}
+
+/**
+ * The figures of a session's quotas.
+ *
+ * @example
+ * ```ts
+ * quotaView(session.stack.quota).sockets; // { used: 3, limit: 256, refused: 0 }
+ * ```
+ */
+export function quotaView(quota: SessionQuota): QuotaView {
+  return { sockets: quota.sockets.stats(), memory: quota.memory.stats() };
 }
 
 /** The JSON shape of a session in the HTTP API. */
@@ -63,6 +86,8 @@ export interface SessionView {
   reassembly: Ipv4ReassemblyStats;
   /** The DHCP server's lease table and counters; null when it is off. */
   dhcp: { leases: LeaseView[]; stats: DhcpServerStats } | null;
+  /** The session's quotas. */
+  quota: QuotaView;
 }
 
 /**
@@ -134,5 +159,6 @@ export function sessionView(session: Session): SessionView {
         stats: { ...dhcp.stats, drops: { ...dhcp.stats.drops } },
       }
       : null,
+    quota: quotaView(stack.quota),
   };
 }

@@ -17,6 +17,7 @@ import type {
   UdpSocketStats,
 } from "../socket/socket_entry.ts";
 import type { PcbCounts, SocketTable, SocketTableLimits } from "../socket/socket_table.ts";
+import { type QuotaView, quotaView } from "./session_view.ts";
 
 /** One row of the socket listing. */
 export interface SocketView {
@@ -44,6 +45,11 @@ export interface SocketView {
   streaming: boolean;
   /** Why the socket closed, when it did not close cleanly (errno-style), else null. */
   error: string | null;
+  /**
+   * A listener's connections waiting to be accepted (each holds a unit of the
+   * session's socket quota); null for other sockets.
+   */
+  acceptQueue: number | null;
 }
 
 /** Details of one socket: the row plus its protocol-specific counters. */
@@ -66,6 +72,8 @@ export interface SocketListView {
   bufferedBytes: number;
   /** The session's socket limits. */
   limits: SocketTableLimits;
+  /** The session's quotas, used now (API sockets and queued connections; bytes held). */
+  quota: QuotaView;
 }
 
 /**
@@ -92,6 +100,7 @@ export function socketView(entry: SocketEntry): SocketView {
     acceptedFrom: tcp?.acceptedFrom ?? null,
     streaming: entry.attachment !== undefined,
     error: tcp ? tcp.failure : null,
+    acceptQueue: tcp?.listenerStats()?.acceptQueue ?? null,
   };
 }
 
@@ -125,5 +134,6 @@ export function socketListView(table: SocketTable): SocketListView {
     pcbs: table.pcbCounts(),
     bufferedBytes: table.bufferedBytes(),
     limits: { ...table.limits },
+    quota: quotaView(table.quota),
   };
 }

@@ -17,7 +17,7 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import { CoreLock } from "./core_lock.ts";
 import { DelayHistogram } from "./delay_histogram.ts";
 import { FrameCapture } from "./frame_capture.ts";
-import { DEFAULT_SOCKET_TABLE_LIMITS, SocketTable } from "../socket/socket_table.ts";
+import { SocketTable } from "../socket/socket_table.ts";
 
 /** The far side of a tunnel as the session sees it. Implementations must not throw. */
 export interface TunnelEndpoint {
@@ -35,9 +35,16 @@ export interface SessionLimits {
   inputQueueFrames: number;
   /** Emitted frames waiting for the tunnel; more are dropped and counted. */
   outputQueueFrames: number;
-  /** Sockets of the API open at once (EMFILE beyond). */
+  /**
+   * Socket units (`stack.quota.sockets`): the API's sockets plus connections
+   * waiting in accept queues (EMFILE beyond).
+   */
   maxSockets: number;
-  /** Bytes buffered for the API's sockets, summed (ENOBUFS beyond). */
+  /**
+   * Bytes of storage the session makes the process hold (`stack.quota.memory`):
+   * what its core queues, what the API holds for its sockets, its captures
+   * (ENOBUFS, or dropped frames, beyond).
+   */
   maxBufferedBytes: number;
 }
 
@@ -45,8 +52,8 @@ export interface SessionLimits {
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   inputQueueFrames: 4096,
   outputQueueFrames: 4096,
-  maxSockets: DEFAULT_SOCKET_TABLE_LIMITS.maxSockets,
-  maxBufferedBytes: DEFAULT_SOCKET_TABLE_LIMITS.maxBufferedBytes,
+  maxSockets: 256,
+  maxBufferedBytes: 32 * 1024 * 1024,
 };
 
 /** Everything needed to make a session. */
@@ -138,6 +145,11 @@ export class Session {
     this.token = init.token;
     this.#clock = init.clock;
     this.limits = { ...DEFAULT_SESSION_LIMITS, ...init.limits };
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isSafeInteger(v) || v < 1) {
+        throw new RangeError(`Session: limits.${k} must be a positive integer, got ${v}`);
+      }
+    }
     this.#link = new ChannelLink(this.limits.outputQueueFrames);
     this.stack = new Stack(init.stack, {
       link: this.#link,
@@ -147,12 +159,7 @@ export class Session {
       }),
     });
     this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
-    this.sockets = new SocketTable(this, {
-      limits: {
-        maxSockets: this.limits.maxSockets,
-        maxBufferedBytes: this.limits.maxBufferedBytes,
-      },
-    });
+    this.sockets = new SocketTable(this);
     this.createdAt = this.#clock.now();
     this.lastActivity = this.createdAt;
   }

@@ -133,6 +133,12 @@ describe("Session", () => {
     assert.equal(session.stack.counters.rxFrames, 0);
   });
 
+  it("rejects limits that are not positive integers", () => {
+    for (const limits of [{ maxSockets: 0 }, { maxBufferedBytes: 1.5 }, { inputQueueFrames: -1 }]) {
+      assert.throws(() => makeSession(new ManualClock(0), limits), RangeError);
+    }
+  });
+
   it("bounds the input queue", () => {
     const session = makeSession(new ManualClock(0), { inputQueueFrames: 2 });
     session.input([arpRequest(), arpRequest(), arpRequest(), arpRequest()]);

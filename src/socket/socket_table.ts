@@ -44,24 +44,22 @@ import {
 import { TcpOperations } from "./tcp_operations.ts";
 import type { TcpSocket } from "./tcp_socket.ts";
 import { UdpOperations } from "./udp_operations.ts";
+import { bringsQuotaUnit, takeQuotaUnit } from "./core_quota_adapter.ts";
+import type { SessionQuota } from "../stack/session_quota.ts";
 
-/** Limits of one session's socket table. */
+/** The session's limits as the socket table applies them (the limits of `stack.quota`). */
 export interface SocketTableLimits {
-  /** Sockets open at once; one more fails with EMFILE (HTTP 429). */
+  /**
+   * Socket units: API sockets plus connections waiting in accept queues; one
+   * more socket fails with EMFILE (HTTP 429).
+   */
   maxSockets: number;
   /**
-   * Bytes buffered for the session's sockets, summed: data queued in the
-   * core's send and receive buffers plus data the API holds while waiting to
-   * queue it. A send that would pass it fails with ENOBUFS (HTTP 429).
+   * Bytes of storage the session makes the process hold (`stack.quota.memory`);
+   * a send whose buffer would pass it fails with ENOBUFS (HTTP 429).
    */
   maxBufferedBytes: number;
 }
-
-/** Defaults for {@linkcode SocketTableLimits}: 256 sockets, 32 MiB. */
-export const DEFAULT_SOCKET_TABLE_LIMITS: SocketTableLimits = {
-  maxSockets: 256,
-  maxBufferedBytes: 32 * 1024 * 1024,
-};
 
 /** Control blocks on each core list, orphaned connections still closing included. */
 export interface PcbCounts {
@@ -89,8 +87,6 @@ export interface PcbCounts {
  * ```
  */
 export class SocketTable {
-  /** The table's limits. */
-  readonly limits: SocketTableLimits;
   #host: SocketTableHost;
   #entries = new Map<string, SocketEntry>();
   #random: (buf: Uint8Array) => void;
@@ -101,19 +97,13 @@ export class SocketTable {
   /** Creates an empty table over `host` (a session). */
   constructor(
     host: SocketTableHost,
-    options: { limits?: Partial<SocketTableLimits>; random?: (buf: Uint8Array) => void } = {},
+    options: { random?: (buf: Uint8Array) => void } = {},
   ) {
     this.#host = host;
-    this.limits = { ...DEFAULT_SOCKET_TABLE_LIMITS, ...options.limits };
-    for (const [k, v] of Object.entries(this.limits)) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`SocketTable: limits.${k} must be a positive integer, got ${v}`);
-      }
-    }
     this.#random = options.random ?? ((buf) => crypto.getRandomValues(buf));
     const ctx: TableContext = {
       host,
-      ensureRoom: () => this.#ensureRoom(),
+      checkCanAccept: (listener) => this.#checkCanAccept(listener),
       adoptAccepted: (listener, sock) => this.#adoptAccepted(listener, sock),
       reserveBuffer: (bytes) => this.reserveBuffer(bytes),
     };
@@ -126,20 +116,31 @@ export class SocketTable {
     return this.#host.clock;
   }
 
+  /** The session's quotas: each entry holds one unit of `sockets`. */
+  get quota(): SessionQuota {
+    return this.#host.stack.quota;
+  }
+
+  /** The limits in force (those of {@linkcode SocketTable.quota}). */
+  get limits(): SocketTableLimits {
+    const q = this.quota;
+    return { maxSockets: q.sockets.limit, maxBufferedBytes: q.memory.limit };
+  }
+
   /** Number of sockets in the table. */
   get size(): number {
     return this.#entries.size;
   }
 
-  /** Creates a socket (EMFILE when the table is full). */
+  /**
+   * Creates a socket, taking a unit of the session's socket quota (EMFILE
+   * when none is free: the API's sockets and the connections waiting in
+   * accept queues use them all).
+   */
   create(protocol: SocketProtocol): SocketEntry {
     this.#checkOpen();
-    this.#ensureRoom();
-    let id: string;
-    do id = "k_" + this.#randomText(12); while (this.#entries.has(id));
-    const entry = protocol === "tcp" ? new TcpSocketEntry(id) : new UdpSocketEntry(id);
-    this.#entries.set(id, entry);
-    return entry;
+    this.#takeUnit();
+    return this.#insert(protocol);
   }
 
   /** The socket with `id`, or undefined. */
@@ -318,6 +319,7 @@ export class SocketTable {
     if (!entry) return false;
     this.#entries.delete(id);
     entry.markRemoved();
+    this.quota.sockets.release();
     const att = entry.attachment;
     entry.attachment = undefined;
     try {
@@ -394,13 +396,21 @@ export class SocketTable {
 
   // ------------------------------------------------------------ helpers
 
+  /**
+   * Adds an accepted connection: its socket unit passes from the connection
+   * to the entry (core_quota_adapter.ts), or the table takes one for it.
+   */
   #adoptAccepted(listener: TcpSocketEntry, sock: TcpSocket): TcpSocketEntry {
-    if (this.#closed || this.#entries.size >= this.limits.maxSockets) {
-      sock.abort();
+    const held = this.#host.withCore(() => takeQuotaUnit(sock.conn));
+    try {
       this.#checkOpen();
-      this.#ensureRoom();
+      if (!held) this.#takeUnit();
+    } catch (err) {
+      if (held) this.quota.sockets.release();
+      sock.abort();
+      throw err;
     }
-    const child = this.create("tcp") as TcpSocketEntry;
+    const child = this.#insert("tcp") as TcpSocketEntry;
     child.socket = sock;
     child.acceptedFrom = listener.id;
     child.local = listener.local;
@@ -412,13 +422,38 @@ export class SocketTable {
     if (this.#closed) throw new NetError("ENOTCONN", "the session has ended");
   }
 
-  #ensureRoom(): void {
-    if (this.#entries.size >= this.limits.maxSockets) {
-      throw new NetError(
-        "EMFILE",
-        `the session holds its maximum of ${this.limits.maxSockets} sockets; delete one first`,
-      );
-    }
+  /** Adds an entry that already holds its socket unit. */
+  #insert(protocol: SocketProtocol): SocketEntry {
+    let id: string;
+    do id = "k_" + this.#randomText(12); while (this.#entries.has(id));
+    const entry = protocol === "tcp" ? new TcpSocketEntry(id) : new UdpSocketEntry(id);
+    this.#entries.set(id, entry);
+    return entry;
+  }
+
+  #takeUnit(): void {
+    if (!this.quota.sockets.tryTake()) throw this.#emfile();
+  }
+
+  /**
+   * EMFILE before an accept waits when no connection could be taken: the
+   * quota is full and no queued connection brings its own unit.
+   */
+  #checkCanAccept(listener: TcpSocketEntry): void {
+    const s = this.quota.sockets;
+    if (s.used < s.limit) return;
+    const next = listener.server?.listener.acceptQueue[0];
+    if (next && bringsQuotaUnit(next)) return;
+    throw this.#emfile();
+  }
+
+  #emfile(): NetError {
+    const s = this.quota.sockets;
+    return new NetError(
+      "EMFILE",
+      `the session holds its maximum of ${s.limit} sockets (${this.#entries.size} open, ` +
+        `${s.used - this.#entries.size} connections waiting to be accepted); delete one first`,
+    );
   }
 
   #randomText(bytes: number): string {

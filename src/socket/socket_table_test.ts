@@ -13,7 +13,6 @@ import {
 } from "./_session_peer_test_util.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { SocketEntry, TcpSocketEntry } from "./socket_entry.ts";
-import { SocketTable } from "./socket_table.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -72,6 +71,7 @@ describe("SocketTable: life cycle and address objects", () => {
     assert.notEqual(conn.id, listener.id);
     assert.equal(conn.local, listener.local, "one address object for both");
     assert.equal(listener.local?.users, 2);
+    assert.equal(table.quota.sockets.used, 2, "the connection took a unit of its own");
     assert.equal(conn.acceptedFrom, listener.id);
     assert.equal(conn.state, "connected");
     assert.equal(conn.pcbList, "active");
@@ -340,16 +340,71 @@ describe("SocketTable: UDP", () => {
   });
 });
 
-describe("SocketTable: quotas", () => {
-  it("maxSockets: one more socket fails with EMFILE, accept included", async () => {
+describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => {
+  it("each socket holds one unit from create to delete; one more fails with EMFILE", () => {
     const { session } = makeSession({}, { maxSockets: 2 });
     const table = session.sockets;
-    table.create("udp");
-    const l = table.create("tcp");
+    const units = session.stack.quota.sockets;
+    const u = table.create("udp");
+    assert.equal(units.used, 1);
+    table.create("tcp");
+    assert.equal(units.used, 2);
     assert.throws(() => table.create("tcp"), isNetError("EMFILE"));
+    assert.equal(units.stats().refused, 1, "the refusal is counted");
+    table.delete(u.id);
+    assert.equal(units.used, 1, "deleting a socket gives its unit back");
+    table.create("tcp");
+    session.close();
+    assert.equal(units.used, 0, "closing the session gives every unit back");
+  });
+
+  it("an accept on a full quota fails with EMFILE and leaves a connection without a unit queued", async () => {
+    const { session, tunnel } = makeSession({}, { maxSockets: 2 });
+    const table = session.sockets;
+    const u = table.create("udp");
+    const l = table.create("tcp");
     table.bind(l, { port: 80 });
     table.listen(l);
+    await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"), "none queued");
+    const peer = new SessionPeer(session, tunnel, 80);
+    peer.connect();
     await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"));
+    const queue = session.stack.tcp.listeners.get(80)!.acceptQueue;
+    assert.equal(queue.length, 1, "the connection stays queued");
+    assert.ok(!peer.drain().some((s) => s.flags & TcpFlags.RST), "and is not reset");
+    table.delete(u.id);
+    const child = await table.accept(l, { timeoutMs: 5 });
+    assert.equal(child?.state, "connected", "accepted once a unit is free");
+    assert.equal(session.stack.quota.sockets.used, 2);
+  });
+
+  it("an accepted connection's unit passes to its entry (TcpConnection.takeQuotaUnit)", async () => {
+    const { session, tunnel } = makeSession({}, { maxSockets: 2 });
+    const table = session.sockets;
+    const units = session.stack.quota.sockets;
+    const l = table.create("tcp");
+    table.bind(l, { port: 80 });
+    table.listen(l);
+    new SessionPeer(session, tunnel, 80).connect();
+    // The core's side of the contract: the queued connection holds a unit.
+    const conn = session.stack.tcp.listeners.get(80)!.acceptQueue[0];
+    assert.ok(units.tryTake());
+    let held = true;
+    Object.assign(conn, {
+      takeQuotaUnit: () => {
+        const h = held;
+        held = false;
+        return h;
+      },
+    });
+    assert.equal(units.used, units.limit, "the quota is full: listener and queued connection");
+    const child = await table.accept(l, { timeoutMs: 5 });
+    assert.equal(child?.state, "connected", "accepted without a free unit");
+    assert.equal(held, false, "the table took the connection's unit");
+    assert.equal(units.used, 2, "no second unit");
+    table.delete(child!.id);
+    table.delete(l.id);
+    assert.equal(units.used, 0);
   });
 
   it("maxBufferedBytes: a send that would pass the quota fails with ENOBUFS", async () => {
@@ -358,11 +413,6 @@ describe("SocketTable: quotas", () => {
     assert.equal(table.bufferedBytes(), 600);
     await assert.rejects(table.send(conn, new Uint8Array(500)), isNetError("ENOBUFS"));
     assert.equal(await table.send(conn, new Uint8Array(400)), 400);
-  });
-
-  it("rejects limits that are not positive integers", () => {
-    const { session } = makeSession();
-    assert.throws(() => new SocketTable(session, { limits: { maxSockets: 0 } }), RangeError);
   });
 });
 

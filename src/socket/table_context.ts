@@ -45,8 +45,8 @@ export interface ReceiveResult {
 export interface TableContext {
   /** The session. */
   readonly host: SocketTableHost;
-  /** Fails with EMFILE when no socket may be added now. */
-  ensureRoom(): void;
+  /** Fails with EMFILE when an accept on `listener` could not add a socket now. */
+  checkCanAccept(listener: TcpSocketEntry): void;
   /** Adds a connection accepted on `listener` as a new entry sharing its address (EMFILE when full). */
   adoptAccepted(listener: TcpSocketEntry, sock: TcpSocket): TcpSocketEntry;
   /** Fails with ENOBUFS when `bytes` more may not be buffered for the session. */

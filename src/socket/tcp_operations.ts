@@ -86,7 +86,7 @@ export class TcpOperations {
     if (!server || server.listener.closed) {
       throw new NetError("ENOTCONN", `socket ${entry.id} is not listening (it is ${entry.state})`);
     }
-    this.#ctx.ensureRoom();
+    this.#ctx.checkCanAccept(entry);
     const wait = longPoll(this.#ctx.host, entry, options);
     let sock: TcpSocket;
     try {
