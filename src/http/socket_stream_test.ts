@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { advance, SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
 import type { TcpSocketEntry } from "../socket/socket_entry.ts";
 import { TcpFlags } from "../wire/mod.ts";
+import { bufferCost } from "../stack/session_quota.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { assertProblem, socketApi } from "./_socket_api_test_util.ts";
 import {
@@ -183,16 +184,39 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
   });
 
   it("a client that outruns the peer is closed with 1009, within its queue bound", async () => {
-    const { open, entry } = await streaming({ maxQueuedBytes: 2048 });
+    const { open, entry, session } = await streaming({ maxQueuedBytes: 2048 });
+    const memory = session.stack.quota.memory;
     const ws = await open();
     // The send buffer (512 KiB) takes most of the first message; the rest waits in the queue.
     ws.message(new Uint8Array(512 * 1024 + 1024));
     assert.equal(entry.pendingBytes, 1024);
+    const held = memory.used;
     ws.message(new Uint8Array(1024));
+    assert.equal(memory.used - held, bufferCost(1024), "a queued message is charged its cost");
     assert.equal(ws.closedWith?.code, undefined);
     ws.message(new Uint8Array(1));
     assert.equal(ws.closedWith?.code, STREAM_CLOSE_TOO_MUCH);
     await settle();
+    assert.equal(entry.pendingBytes, 0);
+    assert.equal(
+      memory.used,
+      held - bufferCost(512 * 1024 + 1024),
+      "every message's charge is given back when the stream ends",
+    );
+  });
+
+  it("a message the session's memory quota cannot hold closes the stream with 1009 ENOBUFS", async () => {
+    const { open, entry, session } = await streaming();
+    const memory = session.stack.quota.memory;
+    const ws = await open();
+    assert.ok(memory.tryCharge(memory.available - bufferCost(999)));
+    const used = memory.used;
+    ws.message(new Uint8Array(1000));
+    assert.deepEqual(ws.closedWith, {
+      code: STREAM_CLOSE_TOO_MUCH,
+      reason: "ENOBUFS: the session's buffer quota is full",
+    });
+    assert.equal(memory.used, used, "nothing charged");
     assert.equal(entry.pendingBytes, 0);
   });
 

@@ -17,6 +17,11 @@
  * Until the core has `takeQuotaUnit`, connections hold no unit and the
  * functions below say so.
  *
+ * **Memory.** The core charges its own queues (receive, out-of-order, send
+ * buffers) to `stack.quota.memory`; the socket layer charges only what the
+ * API holds ({@linkcode passesUnchargedLimit} covers the time before the
+ * core does).
+ *
  * @module
  */
 
@@ -54,4 +59,24 @@ export function takeQuotaUnit(conn: TcpConnection): boolean {
  */
 export function bringsQuotaUnit(conn: TcpConnection): boolean {
   return typeof (conn as TcpConnection & WithQuotaUnit).takeQuotaUnit === "function";
+}
+
+/**
+ * Whether holding `bytes` more for the API would pass `limit` counting the
+ * bytes queued in the core for the table's sockets (`queuedBytes`, the sum of
+ * the sockets' queues and what the API already holds).
+ *
+ * Until the core charges its own queues to `stack.quota.memory` (the TCP and
+ * UDP side of issue 11), those bytes are outside the quota, and this is the
+ * check that keeps them bounded. Once the core charges them, the quota's
+ * `used` already includes every one of those bytes (each charged at least its
+ * length), so this never refuses what the quota accepts: delete it then.
+ *
+ * @example
+ * ```ts
+ * if (passesUnchargedLimit(table.bufferedBytes(), data.length, memory.limit)) throw enobufs;
+ * ```
+ */
+export function passesUnchargedLimit(queuedBytes: number, bytes: number, limit: number): boolean {
+  return queuedBytes + bytes > limit;
 }

@@ -1,9 +1,10 @@
 /**
  * The socket table of one session: the handles the HTTP API gives out
- * (`k_…` ids), each naming one endpoint, with its life cycle, the session's
- * quotas (sockets, buffered bytes), and the long-polls (accept, connect,
- * recv) that end on their timeout, when the socket closes or when the caller
- * goes away, and leave no waiter behind.
+ * (`k_…` ids), each naming one endpoint, with its life cycle, its share of
+ * the session's quotas (a socket unit per entry, the buffers the API holds
+ * charged to the memory quota), and the long-polls (accept, connect, recv)
+ * that end on their timeout, when the socket closes or when the caller goes
+ * away, and leave no waiter behind.
  *
  * An address is not a socket (DESIGN.md): a bound local endpoint is a
  * {@linkcode LocalAddress}, kept apart from the connection endpoint
@@ -44,8 +45,9 @@ import {
 import { TcpOperations } from "./tcp_operations.ts";
 import type { TcpSocket } from "./tcp_socket.ts";
 import { UdpOperations } from "./udp_operations.ts";
-import { bringsQuotaUnit, takeQuotaUnit } from "./core_quota_adapter.ts";
-import type { SessionQuota } from "../stack/session_quota.ts";
+import { bringsQuotaUnit, passesUnchargedLimit, takeQuotaUnit } from "./core_quota_adapter.ts";
+import { bufferCost, type SessionQuota } from "../stack/session_quota.ts";
+import { BufferHold } from "./buffer_hold.ts";
 
 /** The session's limits as the socket table applies them (the limits of `stack.quota`). */
 export interface SocketTableLimits {
@@ -105,7 +107,7 @@ export class SocketTable {
       host,
       checkCanAccept: (listener) => this.#checkCanAccept(listener),
       adoptAccepted: (listener, sock) => this.#adoptAccepted(listener, sock),
-      reserveBuffer: (bytes) => this.reserveBuffer(bytes),
+      holdBuffer: (entry, data) => this.holdBuffer(entry, data),
     };
     this.#tcp = new TcpOperations(ctx);
     this.#udp = new UdpOperations(ctx);
@@ -380,18 +382,32 @@ export class SocketTable {
   }
 
   /**
-   * Checks that `bytes` more may be buffered for the session (ENOBUFS when
-   * not); for callers that buffer on a socket's behalf (the stream bridge).
+   * Charges `data`, a buffer the API holds for `entry` until its bytes are
+   * queued in the core (a send body, a stream's message), to the session's
+   * memory quota at its cost (`bufferCost` of its capacity); ENOBUFS when the
+   * quota refuses it. The bytes count in the entry's `pendingBytes` until
+   * {@linkcode BufferHold.taken}; {@linkcode BufferHold.release} gives the
+   * charge back.
    */
-  reserveBuffer(bytes: number): void {
-    const used = this.bufferedBytes();
-    if (used + bytes > this.limits.maxBufferedBytes) {
+  holdBuffer(entry: SocketEntry, data: Uint8Array): BufferHold {
+    const memory = this.quota.memory;
+    const cost = bufferCost(data.buffer.byteLength);
+    const queued = this.bufferedBytes();
+    if (passesUnchargedLimit(queued, data.length, memory.limit)) {
       throw new NetError(
         "ENOBUFS",
-        `the session's buffer quota is full: ${used} bytes buffered, ${bytes} more would pass ` +
-          `the limit of ${this.limits.maxBufferedBytes}`,
+        `the session's buffer quota is full: ${queued} bytes queued for its sockets, ` +
+          `${data.length} more would pass the limit of ${memory.limit}`,
       );
     }
+    if (!memory.tryCharge(cost)) {
+      throw new NetError(
+        "ENOBUFS",
+        `the session's memory quota is full: ${memory.used} of ${memory.limit} bytes held, ` +
+          `a buffer of ${data.length} bytes costs ${cost}`,
+      );
+    }
+    return new BufferHold(entry, memory, cost, data.length);
   }
 
   // ------------------------------------------------------------ helpers

@@ -12,6 +12,7 @@ import {
   watch,
 } from "./_session_peer_test_util.ts";
 import { NetError } from "../errors/net_error.ts";
+import { bufferCost } from "../stack/session_quota.ts";
 import type { SocketEntry, TcpSocketEntry } from "./socket_entry.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -406,13 +407,44 @@ describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => 
     table.delete(l.id);
     assert.equal(units.used, 0);
   });
+});
 
-  it("maxBufferedBytes: a send that would pass the quota fails with ENOBUFS", async () => {
-    const { table, conn, peer } = await acceptedPair({}, { maxBufferedBytes: 1000 });
-    peer.send(new Uint8Array(600)); // 600 bytes wait in the receive queue
-    assert.equal(table.bufferedBytes(), 600);
-    await assert.rejects(table.send(conn, new Uint8Array(500)), isNetError("ENOBUFS"));
-    assert.equal(await table.send(conn, new Uint8Array(400)), 400);
+describe("SocketTable: the session's memory quota (stack.quota.memory)", () => {
+  it("a TCP send charges its buffer's cost while it waits and gives it back when done", async () => {
+    const { clock, table, conn } = await acceptedPair({ sendBufferBytes: 1024 });
+    const memory = table.quota.memory;
+    const data = new Uint8Array(5000);
+    const sent = table.send(conn, data, { timeoutMs: 10 });
+    const during = memory.used;
+    assert.equal(conn.pendingBytes, 5000 - 1024, "what the send buffer did not take is pending");
+    assert.equal(await endsAt(clock, 10, sent), 1024);
+    assert.equal(during - memory.used, bufferCost(5000), "the body's cost, released at the end");
+    assert.equal(conn.pendingBytes, 0);
+    assert.ok(memory.stats().peak >= during);
+  });
+
+  it("a send whose buffer the quota cannot hold fails with ENOBUFS and holds nothing", async () => {
+    const { table, conn } = await acceptedPair();
+    const memory = table.quota.memory;
+    const elsewhere = memory.available - bufferCost(199);
+    assert.ok(memory.tryCharge(elsewhere), "all but 711 bytes held elsewhere");
+    const used = memory.used;
+    await assert.rejects(table.send(conn, new Uint8Array(200)), isNetError("ENOBUFS"));
+    assert.equal(memory.used, used, "nothing charged");
+    assert.equal(memory.stats().refused, 1, "the refusal is counted");
+    assert.equal(conn.pendingBytes, 0);
+    memory.release(elsewhere);
+    assert.equal(await table.send(conn, new Uint8Array(200)), 200, "taken once there is room");
+  });
+
+  it("bytes queued in the core count too, until the core charges them itself", async () => {
+    const { table, conn, peer } = await acceptedPair({}, { maxBufferedBytes: 64 * 1024 });
+    for (let i = 0; i < 40; i++) peer.send(new Uint8Array(1400)); // 56,000 bytes unread
+    assert.equal(table.bufferedBytes(), 56_000);
+    await assert.rejects(table.send(conn, new Uint8Array(16 * 1024)), isNetError("ENOBUFS"));
+    let read = 0;
+    while (read < 56_000) read += (await table.receive(conn, { maxBytes: 65536 }))!.data.length;
+    assert.equal(await table.send(conn, new Uint8Array(4096)), 4096, "room again once read");
   });
 });
 

@@ -15,6 +15,7 @@ import { LocalAddress } from "./local_address.ts";
 import { PollDeadline, type PollOptions, pollTimeout } from "./poll_deadline.ts";
 import type { SocketEntry, TcpSocketEntry } from "./socket_entry.ts";
 import type { CoreAccess, TcpSocket } from "./tcp_socket.ts";
+import type { BufferHold } from "./buffer_hold.ts";
 
 /** What the table needs from its session. */
 export interface SocketTableHost extends CoreAccess {
@@ -49,8 +50,8 @@ export interface TableContext {
   checkCanAccept(listener: TcpSocketEntry): void;
   /** Adds a connection accepted on `listener` as a new entry sharing its address (EMFILE when full). */
   adoptAccepted(listener: TcpSocketEntry, sock: TcpSocket): TcpSocketEntry;
-  /** Fails with ENOBUFS when `bytes` more may not be buffered for the session. */
-  reserveBuffer(bytes: number): void;
+  /** Charges a buffer the API holds for `entry` to the session's memory quota (ENOBUFS when refused). */
+  holdBuffer(entry: SocketEntry, data: Uint8Array): BufferHold;
 }
 
 /**

@@ -157,20 +157,20 @@ export class TcpOperations {
   /**
    * Waits until all of `data` is queued in the send buffer; when the timeout
    * passes first, resolves with the count queued, or fails with ETIMEDOUT if
-   * that is 0. ENOBUFS when the session's buffered bytes would pass the quota.
+   * that is 0. `data` is charged to the session's memory quota while it is
+   * held (ENOBUFS when the quota refuses it).
    */
   async send(entry: TcpSocketEntry, data: Uint8Array, options: PollOptions): Promise<number> {
     const sock = connectedSocket(entry, "send");
     if (data.length === 0) return 0;
-    this.#ctx.reserveBuffer(data.length);
+    const hold = this.#ctx.holdBuffer(entry, data);
     let off = 0;
-    entry.pendingBytes += data.length;
     const wait = longPoll(this.#ctx.host, entry, options);
     try {
       for (;;) {
         const n = sock.trySend(off === 0 ? data : data.subarray(off));
         off += n;
-        entry.pendingBytes -= n;
+        hold.taken(n);
         if (off >= data.length) return off;
         await sock.waitWritable(wait.signal);
       }
@@ -184,7 +184,7 @@ export class TcpOperations {
       }
       throw waitFailure(wait, err, entry.id);
     } finally {
-      entry.pendingBytes -= data.length - off;
+      hold.release();
       wait.dispose();
     }
   }
