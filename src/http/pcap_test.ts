@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { ManualClock, SessionRegistry } from "../session/mod.ts";
 import { createApp } from "./app.ts";
 import { pcapStream } from "./pcap_stream.ts";
+import { bufferCost } from "../stack/session_quota.ts";
 import { arpRequest } from "../session/_session_test_util.ts";
 import { endsAt } from "../socket/_session_peer_test_util.ts";
 
@@ -175,7 +176,7 @@ describe("GET /v1/sessions/:sid/pcap", () => {
     const { session } = await make();
     let ended: { frames: number; dropped: number } | undefined;
     const stream = pcapStream(session, {
-      maxQueuedBytes: 200,
+      maxQueuedBytes: bufferCost(4 * (16 + 42)), // one chunk of four records
       onEnd: (s) => ended = s,
     });
     for (let i = 0; i < 10; i++) session.input([arpRequest("10.0.2.99")]); // 42 bytes each
@@ -224,6 +225,27 @@ describe("GET /v1/sessions/:sid/pcap", () => {
     assert.equal((await over.json()).code, "EMFILE");
     for (const res of open) await res.body!.cancel();
     assert.equal(session.capture.size, 0);
+  });
+
+  it("HEAD answers the headers and starts no capture (and 429 when GET would)", async () => {
+    const { app, make } = setup();
+    const { id, session, auth } = await make();
+    for (let i = 0; i < session.capture.maxSubscribers + 1; i++) {
+      const head = await app.request(`/v1/sessions/${id}/pcap`, { method: "HEAD", headers: auth });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-type"), "application/vnd.tcpdump.pcap");
+      assert.equal(head.body, null);
+      assert.equal(session.capture.size, 0, "no capture slot taken");
+    }
+    const open = [];
+    for (let i = 0; i < session.capture.maxSubscribers; i++) {
+      open.push(await app.request(`/v1/sessions/${id}/pcap`, { headers: auth }));
+    }
+    const full = await app.request(`/v1/sessions/${id}/pcap`, { method: "HEAD", headers: auth });
+    assert.equal(full.status, 429, "all captures taken: HEAD says what GET would");
+    for (const res of open) await res.body!.cancel();
+    assert.equal(session.capture.size, 0);
+    assert.equal(session.stack.quota.memory.used, 0, "the captures' memory is given back");
   });
 
   it("needs the session's own token (401) and a known session (404)", async () => {

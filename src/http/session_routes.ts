@@ -258,7 +258,11 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       },
       errors: [],
       handler: (c, { query }) =>
-        pcapResponse(c.get("session"), { ...query, signal: c.req.raw.signal }),
+        pcapResponse(c.get("session"), {
+          ...query,
+          signal: c.req.raw.signal,
+          head: c.req.method === "HEAD",
+        }),
     }),
   ];
 }

@@ -104,8 +104,11 @@ export class Session {
   readonly stack: Stack;
   readonly lock: CoreLock;
   readonly limits: SessionLimits;
-  /** The capture tap: frames both ways, offered outside the core lock (GET .../pcap). */
-  readonly capture: FrameCapture = new FrameCapture();
+  /**
+   * The capture tap: frames both ways, offered outside the core lock (GET
+   * .../pcap); its queues are charged to the session's memory quota.
+   */
+  readonly capture: FrameCapture;
   /** The sockets the API opened in this session (closed with it). */
   readonly sockets: SocketTable;
   /**
@@ -158,6 +161,7 @@ export class Session {
         maxSockets: this.limits.maxSockets,
       }),
     });
+    this.capture = new FrameCapture(undefined, undefined, this.stack.quota.memory);
     this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
     this.sockets = new SocketTable(this);
     this.createdAt = this.#clock.now();
