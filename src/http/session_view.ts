@@ -7,31 +7,17 @@
  * @module
  */
 
-import type {
-  DhcpLease,
-  DhcpServerStats,
-  Ipv4ReassemblyStats,
-  MemoryQuotaStats,
-  SessionQuota,
-  SocketQuotaStats,
-  StackCountersSnapshot,
+import {
+  describeLease,
+  type DhcpServerStats,
+  type Ipv4ReassemblyStats,
+  type MemoryQuotaStats,
+  type SessionQuota,
+  type SocketQuotaStats,
+  type StackCountersSnapshot,
 } from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { CoreLockStats, DelaySummary, Session } from "../session/mod.ts";
-
-/** One DHCP lease as the session view shows it. */
-export interface LeaseView {
-  /** The leased (or offered, or declined) address. */
-  address: string;
-  /** The client's hardware address. */
-  mac: string;
-  /** `offered`, `bound` or `declined`. */
-  state: string;
-  /** Milliseconds until the entry expires (0 when it has). */
-  expiresInMs: number;
-  /** The hostname the client sent, or null. */
-  hostname: string | null;
-}
 
 /** A session's quotas: socket units and bytes of storage, used now and at most. */
 export interface QuotaView {
@@ -85,27 +71,9 @@ export interface SessionView {
   /** Fragmented IPv4 datagrams by outcome: completed, timed out, discarded over a limit. */
   reassembly: Ipv4ReassemblyStats;
   /** The DHCP server's lease table and counters; null when it is off. */
-  dhcp: { leases: LeaseView[]; stats: DhcpServerStats } | null;
+  dhcp: { leases: Array<ReturnType<typeof describeLease>>; stats: DhcpServerStats } | null;
   /** The session's quotas. */
   quota: QuotaView;
-}
-
-/**
- * A DHCP lease as the session view shows it, `now` on the session's clock.
- *
- * @example
- * ```ts
- * session.stack.dhcp?.leases().map((l) => leaseView(l, session.clock.now()));
- * ```
- */
-export function leaseView(l: DhcpLease, now: number): LeaseView {
-  return {
-    address: formatIpv4Address(l.address),
-    mac: formatMacAddress(l.mac),
-    state: l.state,
-    expiresInMs: Math.max(0, Math.round(l.expiresAt - now)),
-    hostname: l.hostname ?? null,
-  };
 }
 
 /**
@@ -155,7 +123,7 @@ export function sessionView(session: Session): SessionView {
     reassembly: { ...stack.reassembler.stats },
     dhcp: dhcp
       ? {
-        leases: dhcp.leases().map((l) => leaseView(l, now)),
+        leases: dhcp.leases().map((l) => describeLease(l, now)),
         stats: { ...dhcp.stats, drops: { ...dhcp.stats.drops } },
       }
       : null,

@@ -13,3 +13,4 @@ export * from "./socket_table.ts";
 export type { ReceiveResult, SocketTableHost } from "./table_context.ts";
 export * from "./tcp_operations.ts";
 export * from "./udp_operations.ts";
+export * from "./buffer_hold.ts";

@@ -349,22 +349,13 @@ export class TcpServer {
   }
 
   /** Waits for the next connection (ETIMEDOUT after `timeoutMs`). */
-  async accept(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TcpSocket> {
-    const wait = new PollDeadline(this.#core.clock, [options.signal], options.timeoutMs);
-    try {
-      for (;;) {
-        const s = this.tryAccept();
-        if (s) return s;
-        await this.#waiters.wait(wait.signal);
-      }
-    } catch (err) {
-      if (wait.timedOut) {
-        throw new NetError("ETIMEDOUT", "no connection arrived before the timeout");
-      }
-      throw err;
-    } finally {
-      wait.dispose();
-    }
+  accept(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TcpSocket> {
+    return this.#waiters.until(
+      this.#core.clock,
+      options,
+      () => this.tryAccept(),
+      () => new NetError("ETIMEDOUT", "no connection arrived before the timeout"),
+    );
   }
 
   /**

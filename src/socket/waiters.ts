@@ -8,6 +8,8 @@
  * @module
  */
 
+import { PollDeadline, type TimerClock } from "./poll_deadline.ts";
+
 /**
  * Callers waiting for an event of one endpoint. `wakeAll` resolves every
  * pending wait; a waiter then re-checks the core state under the lock.
@@ -43,6 +45,39 @@ export class Waiters {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#list.push(done);
     });
+  }
+
+  /**
+   * Calls `attempt` until it returns a value, waiting for the next wake
+   * between tries. Ends with `timeoutError()` when `options.timeoutMs` passes
+   * first on `clock`, with the signal's reason when it aborts, or with what
+   * `attempt` throws.
+   *
+   * @example
+   * ```ts
+   * const conn = await waiters.until(session.clock, { timeoutMs: 5000 }, () => tryAccept(), () =>
+   *   new NetError("ETIMEDOUT", "no connection arrived before the timeout"));
+   * ```
+   */
+  async until<T>(
+    clock: TimerClock,
+    options: { signal?: AbortSignal; timeoutMs?: number },
+    attempt: () => T | undefined,
+    timeoutError: () => Error,
+  ): Promise<T> {
+    const wait = new PollDeadline(clock, [options.signal], options.timeoutMs);
+    try {
+      for (;;) {
+        const v = attempt();
+        if (v !== undefined) return v;
+        await this.wait(wait.signal);
+      }
+    } catch (err) {
+      if (wait.timedOut) throw timeoutError();
+      throw err;
+    } finally {
+      wait.dispose();
+    }
   }
 
   /** Wakes every caller waiting now. */
