@@ -3,7 +3,7 @@
  *
  * - Memory per idle session at 1,000 and 10,000 sessions, created through the
  *   registry exactly as `POST /v1/sessions` does (`registry.create` then
- *   `describe()`), measured with `process.memoryUsage()` (heap used plus
+ *   `sessionView()`), measured with `process.memoryUsage()` (heap used plus
  *   external memory) after forced GC. Target: at most 64 KiB per session.
  * - Memory per established TCP connection: the sessions are paired (one
  *   listens, the other connects through the socket API, `session.sockets`),
@@ -30,6 +30,7 @@ import {
 } from "../src/session/mod.ts";
 import { parseIpv4Address } from "../src/wire/mod.ts";
 import { median, quantile, type Reporter } from "./report.ts";
+import { sessionView } from "../src/http/session_view.ts";
 
 const SECTION = "sessions";
 const KIB = 1024;
@@ -134,7 +135,7 @@ async function atScale(r: Reporter, n: number, gc: Gc | undefined): Promise<void
     const t0 = performance.now();
     // Even sessions are servers at the default address, odd ones clients (DHCP off on clients).
     const s = i % 2 === 0 ? registry.create({}) : registry.create({ ipv4: client, dhcp: false });
-    s.describe();
+    sessionView(s);
     createMs.push(performance.now() - t0);
     sessions.push(s);
   }

@@ -10,43 +10,17 @@ import assert from "node:assert/strict";
 import { serveDeno } from "../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../src/session/mod.ts";
 import {
-  ArpOperation,
-  ArpRepr,
   ETHERNET_HEADER_LEN,
   EthernetRepr,
   EtherType,
   Icmpv4Repr,
   IpProtocol,
   Ipv4Repr,
-  parseIpv4Address,
-  parseMacAddress,
 } from "../src/wire/mod.ts";
+import { arpRequest, PEER_IP, PEER_MAC, STACK_IP } from "../src/session/_session_test_util.ts";
 import type { FramePort, FrameSink } from "../tunnel/ports/frame_port.ts";
 
-/** The peer's MAC address. */
-export const PEER_MAC: Uint8Array = parseMacAddress("52:54:00:12:34:56");
-/** The peer's IPv4 address. */
-export const PEER_IP: number = parseIpv4Address("10.0.2.15");
-/** The stack's IPv4 address (the session default). */
-export const STACK_IP: number = parseIpv4Address("10.0.2.2");
-
-/** A broadcast ARP request from the peer for the stack's address. */
-export function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: PEER_IP,
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
+export { arpRequest, PEER_IP, PEER_MAC, STACK_IP };
 
 /** An ICMP echo request from the peer to the stack with `dataLen` bytes of data. */
 export function echoRequest(stackMac: Uint8Array, seq: number, dataLen = 32): Uint8Array {

@@ -29,6 +29,7 @@ import {
   MemoryPort,
   withServer,
 } from "./_tunnel_test_util.ts";
+import { sessionView } from "../src/http/session_view.ts";
 
 /** A raw stream-framing client: records every message and every deframed frame. */
 async function openStreamClient(url: string, protocols: string[]) {
@@ -109,7 +110,7 @@ describe("tunnel with the QEMU stream subprotocol", () => {
         inIt.filter((f) => [1, 2, 3].some((q) => isEchoReply(q)(f))).length >= 2,
         "echo replies batched in a message",
       );
-      const view = registry.get(s.id)!.describe();
+      const view = sessionView(registry.get(s.id)!);
       assert.match(view.tunnel.kind!, /qemu-stream/);
       assert.match(view.tunnel.kind!, /netisle\.qemu-stream\.v1/);
       assert.equal(view.tunnel.rejectedMessages, 0);
@@ -125,7 +126,7 @@ describe("tunnel with the QEMU stream subprotocol", () => {
       assert.equal(c.ws.protocol, "binary");
       c.ws.send(encodeStreamFrames([arpRequest()]));
       assert.ok(await eventually(() => c.frames.some(isArpReply)));
-      assert.match(registry.get(s.id)!.describe().tunnel.kind!, /subprotocol binary/);
+      assert.match(sessionView(registry.get(s.id)!).tunnel.kind!, /subprotocol binary/);
       c.ws.close();
       await c.closed;
     });
@@ -182,7 +183,7 @@ describe("tunnel with the QEMU stream subprotocol", () => {
       assert.equal(client.stats.framesUp, 4);
       assert.equal(client.stats.messagesUp, 1, "four frames read together, one message");
       assert.ok(client.stats.messagesDown < client.stats.framesDown, JSON.stringify(client.stats));
-      assert.match(session.describe().tunnel.kind!, /qemu-stream/);
+      assert.match(session.tunnel!.description, /qemu-stream/);
       await client.close();
     });
   });

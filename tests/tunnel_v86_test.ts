@@ -22,6 +22,7 @@ import {
   PEER_MAC,
   withServer,
 } from "./_tunnel_test_util.ts";
+import { sessionView } from "../src/http/session_view.ts";
 
 /** v86's relay adapter, reduced to what touches the wire. */
 class V86StyleAdapter {
@@ -102,7 +103,7 @@ describe("v86 compatibility (one raw frame per message, no subprotocol)", () => 
       for (let seq = 1; seq <= 6; seq++) {
         assert.equal(v86.received.filter(isEchoReply(seq)).length, 1, `one reply to ping ${seq}`);
       }
-      const view = registry.get(s.id)!.describe();
+      const view = sessionView(registry.get(s.id)!);
       assert.equal(view.tunnel.kind, "websocket frame-per-message");
       assert.equal(view.tunnel.rejectedMessages, 0);
       await v86.close();

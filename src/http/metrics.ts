@@ -197,18 +197,18 @@ export function renderMetrics(sources: MetricsSources): string {
   let udpEndpoints = 0;
   for (const s of sessions) {
     for (const e of s.sockets.entries()) sockets[e.protocol]++;
-    udpEndpoints += s.stack.udp.endpoints.size;
+    const p = s.sockets.pcbCounts();
+    udpEndpoints += p.udp;
     addSessionTotals(totals, s);
     if (s.tunnelAttached) tunnels++;
     if (s.lock.stats.maxHeldMs > maxHeldMs) maxHeldMs = s.lock.stats.maxHeldMs;
     const late = s.coreDelay.timers.summary().maxMs;
     if (late > maxTimerLateMs) maxTimerLateMs = late;
     captures += s.capture.size;
-    const tcp = s.stack.tcp;
-    pcbs.active += tcp.active.size;
-    pcbs["time-wait"] += tcp.timeWait.size;
-    pcbs.listen += tcp.listeners.size;
-    for (const n of tcp.bound.values()) pcbs.bound += n;
+    pcbs.active += p.active;
+    pcbs["time-wait"] += p.timeWait;
+    pcbs.listen += p.listen;
+    pcbs.bound += p.bound;
   }
 
   const w = new MetricsWriter();

@@ -14,6 +14,8 @@ export * from "./request_log.ts";
 export * from "./route_table.ts";
 export * from "./openapi.ts";
 export * from "./session_routes.ts";
+export * from "./session_view.ts";
 export * from "./socket_routes.ts";
 export * from "./socket_schemas.ts";
 export * from "./socket_stream.ts";
+export * from "./socket_view.ts";

@@ -5,8 +5,9 @@
  * The capture starts when the request arrives and ends when the client goes
  * away (the request's AbortSignal, or the response stream is cancelled), when
  * `maxFrames` frames were written, when `seconds` passed, or when the session
- * ends. A client that reads too slowly loses frames (its queue is bounded)
- * rather than holding up the session.
+ * ends. A client that reads too slowly loses frames (its queue is bounded,
+ * and charged to the session's memory quota) rather than holding up the
+ * session. `HEAD` answers the headers without starting a capture.
  *
  * @module
  */
@@ -32,14 +33,23 @@ export type PcapQuery = z.infer<typeof PcapQuerySchema>;
 export interface PcapStreamOptions {
   /** Stop after this many frames. */
   maxFrames?: number;
-  /** Stop after this many seconds. */
+  /** Stop after this many seconds (on the session's clock). */
   seconds?: number;
   /** Timestamp resolution; default `us`. */
   precision?: PcapPrecision;
   /** Ends the capture when aborted (pass the request's signal). */
   signal?: AbortSignal;
-  /** Bound of the capture queue in bytes; default 4 MiB. */
+  /**
+   * Bound of the capture queue in bytes of storage (per frame its bytes and
+   * a 16-byte record header, per 16 KiB chunk the per-buffer overhead);
+   * default 4 MiB. The queue is charged to the session's memory quota too.
+   */
   maxQueuedBytes?: number;
+  /**
+   * Answer a `HEAD` request: the same status and headers, no body, and no
+   * capture (the stream would never be read, so it would never end).
+   */
+  head?: boolean;
   /** Called once when the capture ends, with what it wrote and dropped. */
   onEnd?: (stats: { frames: number; dropped: number }) => void;
 }
@@ -70,17 +80,19 @@ export function pcapStream(
   const sub: CaptureSubscription = session.capture.subscribe({
     maxQueuedBytes: options.maxQueuedBytes,
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const clock = session.clock;
+  let timer: number | undefined;
   let ended = false;
   const signal = options.signal;
   const onAbort = () => sub.close();
   const finish = () => {
     if (ended) return;
     ended = true;
-    if (timer !== undefined) clearTimeout(timer);
+    if (timer !== undefined) clock.clearTimer(timer);
     signal?.removeEventListener("abort", onAbort);
-    sub.close();
-    options.onEnd?.({ frames: written, dropped: sub.dropped });
+    const dropped = sub.dropped;
+    sub.discard();
+    options.onEnd?.({ frames: written, dropped });
   };
 
   return new ReadableStream<Uint8Array>({
@@ -88,7 +100,10 @@ export function pcapStream(
       if (signal?.aborted) sub.close();
       signal?.addEventListener("abort", onAbort, { once: true });
       if (options.seconds !== undefined) {
-        timer = setTimeout(() => sub.close(), options.seconds * 1000);
+        timer = clock.setTimer(clock.now() + options.seconds * 1000, () => {
+          timer = undefined;
+          sub.close();
+        });
       }
       controller.enqueue(header);
     },
@@ -125,13 +140,15 @@ export function pcapStream(
  * ```
  */
 export function pcapResponse(session: Session, options: PcapStreamOptions = {}): Response {
-  return new Response(pcapStream(session, options), {
-    status: 200,
-    headers: {
-      "content-type": "application/vnd.tcpdump.pcap",
-      "content-disposition": `attachment; filename="${session.id}.pcap"`,
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-    },
-  });
+  const headers = {
+    "content-type": "application/vnd.tcpdump.pcap",
+    "content-disposition": `attachment; filename="${session.id}.pcap"`,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  };
+  if (options.head) {
+    session.capture.checkRoom();
+    return new Response(null, { status: 200, headers });
+  }
+  return new Response(pcapStream(session, options), { status: 200, headers });
 }

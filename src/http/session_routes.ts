@@ -25,8 +25,10 @@ import {
 import { buildOpenApi, docsPage, type OpenApiDocument } from "./openapi.ts";
 import { PcapQuerySchema, pcapResponse } from "./pcap_stream.ts";
 import { HttpProblem } from "./problem.ts";
+import { sessionView } from "./session_view.ts";
 import { type AnyRoute, defineRoute } from "./route_table.ts";
 import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
+import { QuotaSchema } from "./socket_schemas.ts";
 
 /** Body of `201` from `POST /v1/sessions`. */
 export const CreatedSessionSchema = z.object({
@@ -99,6 +101,7 @@ export const SessionViewSchema = z.looseObject({
     })),
     stats: z.looseObject({ drops: z.record(z.string(), z.int()) }),
   }).nullable().describe("The DHCP server's leases and counters; null when it is off."),
+  quota: QuotaSchema,
 });
 
 /** What {@linkcode sessionRoutes} needs. */
@@ -150,7 +153,7 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
           mtu: body.mtu,
           dhcp: body.dhcp,
         });
-        const view = session.describe();
+        const view = sessionView(session);
         return c.json(
           {
             id: session.id,
@@ -178,7 +181,7 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       params: SessionParamsSchema,
       responses: { 200: { description: "The session.", json: SessionViewSchema } },
       errors: [],
-      handler: (c) => c.json(c.get("session").describe()),
+      handler: (c) => c.json(sessionView(c.get("session"))),
     }),
     defineRoute({
       operationId: "deleteSession",
@@ -255,7 +258,11 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       },
       errors: [],
       handler: (c, { query }) =>
-        pcapResponse(c.get("session"), { ...query, signal: c.req.raw.signal }),
+        pcapResponse(c.get("session"), {
+          ...query,
+          signal: c.req.raw.signal,
+          head: c.req.method === "HEAD",
+        }),
     }),
   ];
 }

@@ -8,11 +8,12 @@
 
 import type { Context } from "hono";
 import type { Session } from "../session/mod.ts";
-import type { SocketEntry } from "../socket/socket_table.ts";
+import type { SocketEntry } from "../socket/socket_entry.ts";
 import type { WebSocketUpgrader } from "./app.ts";
 import { HttpProblem } from "./problem.ts";
 import { type AnyRoute, type AppEnv, defineRoute } from "./route_table.ts";
 import { openSocketStream, type SocketStreamOptions } from "./socket_stream.ts";
+import { socketDetails, socketListView, socketView } from "./socket_view.ts";
 import {
   AcceptBodySchema,
   AcceptResultSchema,
@@ -94,25 +95,7 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
       responses: { 200: { description: "The sockets.", json: SocketListSchema } },
       errors: [],
       handler: (c) => {
-        const session = c.get("session");
-        const table = session.sockets;
-        const pcbs = session.withCore((stack) => {
-          let bound = 0;
-          for (const n of stack.tcp.bound.values()) bound += n;
-          return {
-            bound,
-            listen: stack.tcp.listeners.size,
-            active: stack.tcp.active.size,
-            timeWait: stack.tcp.timeWait.size,
-            udp: stack.udp.endpoints.size,
-          };
-        });
-        return c.json({
-          sockets: table.list(),
-          pcbs,
-          bufferedBytes: table.bufferedBytes(),
-          limits: { ...table.limits },
-        });
+        return c.json(socketListView(c.get("session").sockets));
       },
     }),
     defineRoute({
@@ -153,7 +136,7 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
       params: SocketParamsSchema,
       responses: { 200: { description: "The socket.", json: SocketDetailsSchema } },
       errors: [],
-      handler: (c, { params }) => c.json(c.get("session").sockets.describe(socketOf(c, params.id))),
+      handler: (c, { params }) => c.json(socketDetails(socketOf(c, params.id))),
     }),
     defineRoute({
       operationId: "bindSocket",
@@ -214,7 +197,7 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         });
         if (!child) return c.body(null, 204);
         return c.json(
-          { id: child.id, local: child.local!.toJSON(), remote: child.remote! },
+          { id: child.id, local: child.local!.endpoint, remote: child.remote! },
           200,
           { location: `/v1/sessions/${params.sid}/sockets/${child.id}` },
         );
@@ -353,7 +336,7 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         const table = c.get("session").sockets;
         const entry = socketOf(c, params.id);
         table.shutdown(entry, body.how);
-        return c.json(table.view(entry));
+        return c.json(socketView(entry));
       },
     }),
     defineRoute({

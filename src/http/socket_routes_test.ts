@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
-import type { TcpSocketEntry } from "../socket/socket_table.ts";
+import { advance, endsAt, SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
+import type { TcpSocketEntry } from "../socket/socket_entry.ts";
 import { decodeTcpFrame } from "../stack/tcp/tcp_harness.ts";
 import { decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { TcpFlags } from "../wire/mod.ts";
@@ -278,26 +278,26 @@ describe("HTTP API: socket long-polls end and leave nothing behind", () => {
     const api = socketApi();
     const lid = await api.create("tcp");
     await api.call("POST", `/sockets/${lid}/listen`, { json: {} });
-    const res = await api.call("POST", `/sockets/${lid}/accept`, { json: { timeoutMs: 5 } });
-    assert.equal(res.status, 204);
+    const accept = api.call("POST", `/sockets/${lid}/accept`, { json: { timeoutMs: 5 } });
+    assert.equal((await endsAt(api.clock, 5, accept)).status, 204);
     const entry = api.session.sockets.get(lid) as TcpSocketEntry;
     assert.equal(entry.server?.waiterCount, 0);
   });
 
   it("recv answers 204 when the timeout passes, with no waiter left on the socket", async () => {
-    const { call, id, session } = await acceptedOverHttp();
-    const res = await call("POST", `/sockets/${id}/recv`, { query: { timeoutMs: "5" } });
-    assert.equal(res.status, 204);
+    const { call, id, session, clock } = await acceptedOverHttp();
+    const recv = call("POST", `/sockets/${id}/recv`, { query: { timeoutMs: "5" } });
+    assert.equal((await endsAt(clock, 5, recv)).status, 204);
     assert.equal((session.sockets.get(id) as TcpSocketEntry).socket?.waiterCount, 0);
   });
 
   it("connect answers 504 ETIMEDOUT at its timeout and leaves no control block", async () => {
     const api = socketApi();
     const id = await api.create("tcp");
-    const res = await api.call("POST", `/sockets/${id}/connect`, {
+    const connect = api.call("POST", `/sockets/${id}/connect`, {
       json: { address: "10.0.2.15", port: 7, timeoutMs: 5 },
     });
-    await assertProblem(res, 504, "ETIMEDOUT");
+    await assertProblem(await endsAt(api.clock, 5, connect), 504, "ETIMEDOUT");
     assert.equal(api.session.stack.tcp.active.size, 0);
     assert.equal((api.session.sockets.get(id) as TcpSocketEntry).socket?.waiterCount, 0);
   });
@@ -390,6 +390,7 @@ describe("HTTP API: socket errors (409, 413, 429)", () => {
       409,
       "EALREADY",
     );
+    await advance(api.clock, 200);
     await assertProblem(await pending, 504, "ETIMEDOUT");
   });
 

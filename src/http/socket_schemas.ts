@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import { MAX_POLL_TIMEOUT_MS } from "../socket/socket_table.ts";
+import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
 import { SessionIdSchema } from "./schemas.ts";
 
 /** A socket id as the socket table makes them: `k_` and 16 base64url characters. */
@@ -110,6 +110,17 @@ export const StreamQuerySchema = z.strictObject({
 /** An IPv4 endpoint. */
 export const EndpointSchema = z.object({ address: z.string(), port: z.int() });
 
+/** A session's quotas (`quota` of the session view and of the socket listing). */
+export const QuotaSchema = z.object({
+  sockets: z.object({ used: z.int(), limit: z.int(), refused: z.int() }).describe(
+    "Socket units: API sockets plus connections waiting in accept queues; refused: EMFILEs.",
+  ),
+  memory: z.object({ used: z.int(), peak: z.int(), limit: z.int(), refused: z.int() }).describe(
+    "Bytes of storage the session holds (buffers plus per-buffer overhead); refused: charges " +
+      "refused (ENOBUFS, dropped capture frames, data the core refused).",
+  ),
+});
+
 /** One row of the socket listing. */
 export const SocketViewSchema = z.object({
   id: z.string(),
@@ -124,6 +135,9 @@ export const SocketViewSchema = z.object({
   acceptedFrom: z.string().nullable().describe("Id of the listening socket it came from."),
   streaming: z.boolean(),
   error: z.string().nullable(),
+  acceptQueue: z.int().nullable().describe(
+    "A listener's connections waiting to be accepted (each holds a socket unit); else null.",
+  ),
 });
 
 /** `tcp` of the socket details: the connection's estimates and counters. */
@@ -188,6 +202,7 @@ export const SocketListSchema = z.object({
   }).describe("Control blocks on each core list, orphaned connections still closing included."),
   bufferedBytes: z.int(),
   limits: z.object({ maxSockets: z.int(), maxBufferedBytes: z.int() }),
+  quota: QuotaSchema,
 });
 
 /** `POST /v1/sessions/:sid/sockets`. */

@@ -5,8 +5,9 @@
  *
  * - Client → peer: each message is queued and written to the connection in
  *   order; the queue is bounded (the WebSocket cannot be paused, so a client
- *   that outruns the peer is closed with 1009) and counts against the
- *   session's buffer quota.
+ *   that outruns the peer is closed with 1009) and each message is charged
+ *   to the session's memory quota while it waits (1009 with ENOBUFS when
+ *   the quota refuses it).
  * - Peer → client: bytes are read from the connection only while the
  *   WebSocket's `bufferedAmount` is under a high-water mark, so a slow client
  *   closes the TCP receive window instead of filling memory.
@@ -21,7 +22,10 @@
  */
 
 import { NetError } from "../errors/net_error.ts";
-import type { SocketAttachment, SocketEntry, SocketTable } from "../socket/socket_table.ts";
+import type { SocketAttachment, SocketEntry } from "../socket/socket_entry.ts";
+import type { SocketTable } from "../socket/socket_table.ts";
+import type { TimerClock } from "../socket/poll_deadline.ts";
+import type { BufferHold } from "../socket/buffer_hold.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 
@@ -33,7 +37,7 @@ export interface SocketStreamOptions {
   maxQueuedBytes?: number;
   /** Largest message sent to the client. Default 64 KiB. */
   chunkBytes?: number;
-  /** How often a stalled pump re-checks `bufferedAmount` (ms). Default 10. */
+  /** How often a stalled pump re-checks `bufferedAmount` (ms, on the session's clock). Default 10. */
   drainPollMs?: number;
 }
 
@@ -107,7 +111,8 @@ class StreamBridge {
   #chunk: number;
   #pollMs: number;
   #pump = new AbortController();
-  #queue: Uint8Array[] = [];
+  /** Client messages not yet (wholly) queued in the send buffer, each charged while held. */
+  #queue: Array<{ bytes: Uint8Array; hold: BufferHold }> = [];
   #queued = 0;
   #writing = false;
   #clientClosed = false;
@@ -159,7 +164,7 @@ class StreamBridge {
     try {
       for (;;) {
         while (this.#ws.bufferedAmount > this.#highWater) {
-          await sleep(this.#pollMs, signal);
+          await sleep(this.#table.clock, this.#pollMs, signal);
         }
         if (signal.aborted) return;
         // Take bytes only now that the client drained: until then they stay in the
@@ -190,16 +195,16 @@ class StreamBridge {
     else if (typeof data === "string") bytes = this.#encoder.encode(data);
     else return;
     if (bytes.length === 0) return;
+    let hold: BufferHold;
     try {
-      this.#table.reserveBuffer(bytes.length);
+      hold = this.#table.holdBuffer(this.#entry, bytes);
     } catch {
       this.#close(STREAM_CLOSE_TOO_MUCH, "ENOBUFS: the session's buffer quota is full");
       this.#finish();
       return;
     }
-    this.#queue.push(bytes);
+    this.#queue.push({ bytes, hold });
     this.#queued += bytes.length;
-    this.#entry.pendingBytes += bytes.length;
     // The writer hands what the send buffer takes to TCP before its first await.
     void this.#runWriter();
     if (this.#queued > this.#maxQueued) {
@@ -214,13 +219,16 @@ class StreamBridge {
     const signal = this.#entry.removedSignal;
     try {
       while (this.#queue.length > 0 && !this.#finished) {
-        const b = this.#queue[0];
+        const head = this.#queue[0];
+        const b = head.bytes;
         const n = this.#sock.trySend(b);
         this.#queued -= n;
-        this.#entry.pendingBytes -= n;
-        if (n === b.length) this.#queue.shift();
-        else {
-          this.#queue[0] = b.subarray(n);
+        head.hold.taken(n);
+        if (n === b.length) {
+          this.#queue.shift();
+          head.hold.release();
+        } else {
+          head.bytes = b.subarray(n);
           await this.#sock.waitWritable(signal);
         }
       }
@@ -268,28 +276,31 @@ class StreamBridge {
     if (this.#finished) return;
     this.#finished = true;
     this.#pump.abort();
-    this.#entry.pendingBytes -= this.#queued;
+    for (const q of this.#queue) q.hold.release();
     this.#queue = [];
     this.#queued = 0;
     this.#table.detach(this.#entry, this.#attachment);
   }
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason; leaves no timer or listener behind. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms` on `clock` (the session's), or rejects with the
+ * signal's reason; leaves no timer or listener behind.
+ */
+function sleep(clock: TimerClock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
       return;
     }
     const onAbort = () => {
-      clearTimeout(t);
+      clock.clearTimer(t);
       reject(signal.reason);
     };
-    const t = setTimeout(() => {
+    const t = clock.setTimer(clock.now() + ms, () => {
       signal.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    });
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }

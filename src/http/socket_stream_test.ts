@@ -1,8 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
-import type { TcpSocketEntry } from "../socket/socket_table.ts";
+import { advance, SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
+import type { TcpSocketEntry } from "../socket/socket_entry.ts";
 import { TcpFlags } from "../wire/mod.ts";
+import { bufferCost } from "../stack/session_quota.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { assertProblem, socketApi } from "./_socket_api_test_util.ts";
 import {
@@ -113,7 +114,7 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
   });
 
   it("the client closing sends FIN after the queued bytes and releases the socket", async () => {
-    const { open, peer, entry, call, id } = await streaming();
+    const { open, peer, entry, call, id, clock } = await streaming();
     const ws = await open();
     ws.message(enc("last words"));
     ws.clientClose();
@@ -126,8 +127,9 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
     assert.equal(entry.attachment, undefined);
     assert.equal(entry.socket?.waiterCount, 0);
     // The socket stays in the table and is usable over HTTP again.
-    const r = await call("POST", `/sockets/${id}/recv`, { query: { timeoutMs: "1" } });
-    assert.equal(r.status, 204);
+    const r = call("POST", `/sockets/${id}/recv`, { query: { timeoutMs: "1" } });
+    await advance(clock, 1);
+    assert.equal((await r).status, 204);
   });
 
   it("the peer's FIN closes the WebSocket with 1000 after everything was delivered", async () => {
@@ -144,15 +146,20 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
   });
 
   it("respects backpressure: reads nothing from TCP while bufferedAmount is over the mark", async () => {
-    const { open, peer, entry } = await streaming({ highWaterBytes: 1000, drainPollMs: 1 });
+    const { open, peer, entry, clock } = await streaming({
+      highWaterBytes: 1000,
+      drainPollMs: 1,
+    });
     const ws = await open();
     ws.bufferedAmount = 5000;
     peer.send(enc("x".repeat(1400)));
-    await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 5; i++) await advance(clock, 1); // five re-checks of bufferedAmount
     assert.equal(ws.sent.length, 0);
     assert.equal(entry.socket?.info().recvQueued, 1400, "the bytes stay in the receive window");
     ws.bufferedAmount = 0;
-    await new Promise((r) => setTimeout(r, 20));
+    await settle();
+    assert.equal(ws.sent.length, 0, "the pump re-checks on its clock, not before");
+    await advance(clock, 1);
     assert.equal(ws.received.length, 1400);
     ws.clientClose();
   });
@@ -177,16 +184,39 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
   });
 
   it("a client that outruns the peer is closed with 1009, within its queue bound", async () => {
-    const { open, entry } = await streaming({ maxQueuedBytes: 2048 });
+    const { open, entry, session } = await streaming({ maxQueuedBytes: 2048 });
+    const memory = session.stack.quota.memory;
     const ws = await open();
     // The send buffer (512 KiB) takes most of the first message; the rest waits in the queue.
     ws.message(new Uint8Array(512 * 1024 + 1024));
     assert.equal(entry.pendingBytes, 1024);
+    const held = memory.used;
     ws.message(new Uint8Array(1024));
+    assert.equal(memory.used - held, bufferCost(1024), "a queued message is charged its cost");
     assert.equal(ws.closedWith?.code, undefined);
     ws.message(new Uint8Array(1));
     assert.equal(ws.closedWith?.code, STREAM_CLOSE_TOO_MUCH);
     await settle();
+    assert.equal(entry.pendingBytes, 0);
+    assert.equal(
+      memory.used,
+      held - bufferCost(512 * 1024 + 1024),
+      "every message's charge is given back when the stream ends",
+    );
+  });
+
+  it("a message the session's memory quota cannot hold closes the stream with 1009 ENOBUFS", async () => {
+    const { open, entry, session } = await streaming();
+    const memory = session.stack.quota.memory;
+    const ws = await open();
+    assert.ok(memory.tryCharge(memory.available - bufferCost(999)));
+    const used = memory.used;
+    ws.message(new Uint8Array(1000));
+    assert.deepEqual(ws.closedWith, {
+      code: STREAM_CLOSE_TOO_MUCH,
+      reason: "ENOBUFS: the session's buffer quota is full",
+    });
+    assert.equal(memory.used, used, "nothing charged");
     assert.equal(entry.pendingBytes, 0);
   });
 

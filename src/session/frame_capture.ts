@@ -6,35 +6,30 @@
  * The tap runs outside the core lock: the session offers received frames as
  * they arrive and emitted frames when it flushes them to the tunnel, after
  * releasing the lock. With no subscriber an offer costs one size check.
- * Frames are copied (the stack owns its buffers and reuses them); each
- * subscriber has a bounded queue and drops, and counts, what does not fit, so
- * a slow reader never holds up the session nor grows without limit.
+ * Frames are copied (frames are borrowed) into each subscriber's
+ * {@linkcode CaptureQueue}, bounded by what it holds (its chunks' cost, per
+ * frame its bytes plus a record header) and charged to the session's memory
+ * quota; a subscriber drops, and counts, what does not fit or what the quota
+ * refuses, so a slow reader never holds up the session nor grows without
+ * limit.
  *
  * @module
  */
 
 import { NetError } from "../errors/net_error.ts";
-
-/** Which way a frame went: `rx` from the tunnel into the stack, `tx` from the stack to the tunnel. */
-export type CaptureDirection = "rx" | "tx";
-
-/** One captured frame. */
-export interface CapturedFrame {
-  /** Wall-clock time of the offer in milliseconds since the Unix epoch (fractional). */
-  readonly timeMs: number;
-  /** Which way the frame went. */
-  readonly direction: CaptureDirection;
-  /** A private copy of the frame. */
-  readonly data: Uint8Array;
-}
+import type { MemoryQuota } from "../stack/session_quota.ts";
+import { type CapturedFrame, type CaptureDirection, CaptureQueue } from "./capture_queue.ts";
 
 /** Options of {@linkcode FrameCapture.subscribe}. */
 export interface CaptureSubscribeOptions {
-  /** Most bytes of frames queued for this subscriber; frames that do not fit are dropped. */
+  /**
+   * Most bytes of storage this subscriber's queue may hold (its chunks'
+   * capacity plus per-buffer overhead); frames that do not fit are dropped.
+   */
   maxQueuedBytes?: number;
 }
 
-/** Default bound of a subscriber's queue: 4 MiB. */
+/** Default bound of a subscriber's queue: 4 MiB of storage. */
 export const DEFAULT_CAPTURE_QUEUE_BYTES = 4 * 1024 * 1024;
 /** Default number of captures one session serves at once. */
 export const DEFAULT_MAX_CAPTURE_SUBSCRIBERS = 4;
@@ -59,26 +54,32 @@ export function defaultWallClock(): number {
 export class FrameCapture {
   #subs = new Set<CaptureSubscription>();
   #now: () => number;
+  #memory: MemoryQuota | undefined;
   #closed = false;
   /** Most subscribers at once; one more fails with EMFILE. */
   readonly maxSubscribers: number;
   /** Frames queued to some subscriber, summed over all subscribers ever (for /metrics). */
   captured = 0;
-  /** Frames a subscriber dropped because its queue was full, summed over all subscribers ever. */
+  /** Frames a subscriber dropped (queue full or quota refused), summed over all subscribers ever. */
   dropped = 0;
+  /** Of {@linkcode FrameCapture.dropped}, those the session's memory quota refused. */
+  droppedOverQuota = 0;
 
   /**
    * Creates a tap with no subscribers.
    *
    * @param wallClock epoch milliseconds for timestamps; default {@linkcode defaultWallClock}.
    * @param maxSubscribers most subscribers at once; default {@linkcode DEFAULT_MAX_CAPTURE_SUBSCRIBERS}.
+   * @param memory the session's memory quota, charged for every subscriber's queue.
    */
   constructor(
     wallClock: () => number = defaultWallClock,
     maxSubscribers = DEFAULT_MAX_CAPTURE_SUBSCRIBERS,
+    memory?: MemoryQuota,
   ) {
     this.#now = wallClock;
     this.maxSubscribers = maxSubscribers;
+    this.#memory = memory;
   }
 
   /** Number of live subscribers. */
@@ -98,36 +99,38 @@ export class FrameCapture {
     if (!(max >= 1)) {
       throw new RangeError(`FrameCapture: maxQueuedBytes must be >= 1, got ${max}`);
     }
-    if (this.#subs.size >= this.maxSubscribers) {
-      throw new NetError(
-        "EMFILE",
-        `this session already serves its maximum of ${this.maxSubscribers} packet captures`,
-      );
-    }
-    const sub = new CaptureSubscription(this, max, (s) => this.#subs.delete(s));
+    this.checkRoom();
+    const queue = new CaptureQueue({ maxCost: max, memory: this.#memory });
+    const sub = new CaptureSubscription(this, queue, (s) => this.#subs.delete(s));
     if (this.#closed) sub.close();
     else this.#subs.add(sub);
     return sub;
   }
 
   /**
-   * Offers frames that went `direction` to every subscriber, copied, with one
-   * timestamp for the batch. Never throws and never keeps a reference to `frames`.
+   * Throws NetError EMFILE when {@linkcode FrameCapture.maxSubscribers}
+   * captures already run (what {@linkcode FrameCapture.subscribe} would
+   * throw), without subscribing.
+   */
+  checkRoom(): void {
+    if (this.#subs.size >= this.maxSubscribers) {
+      throw new NetError(
+        "EMFILE",
+        `this session already serves its maximum of ${this.maxSubscribers} packet captures`,
+      );
+    }
+  }
+
+  /**
+   * Offers frames that went `direction` to every subscriber, copied into its
+   * queue, with one timestamp for the batch. Never throws and never keeps a
+   * reference to `frames`.
    */
   offer(frames: readonly Uint8Array[], direction: CaptureDirection): void {
     if (this.#subs.size === 0 || frames.length === 0) return;
     const timeMs = this.#now();
-    // One allocation for the whole batch; each frame is a view into it.
-    let total = 0;
-    for (const f of frames) total += f.length;
-    const copy = new Uint8Array(total);
-    let off = 0;
     for (const f of frames) {
-      copy.set(f, off);
-      const data = copy.subarray(off, off + f.length);
-      off += f.length;
-      const captured: CapturedFrame = { timeMs, direction, data };
-      for (const sub of this.#subs) sub._push(captured);
+      for (const sub of this.#subs) sub._push(timeMs, direction, f);
     }
   }
 
@@ -153,26 +156,23 @@ export class FrameCapture {
  */
 export class CaptureSubscription {
   #hub: FrameCapture;
-  #queue: CapturedFrame[] = [];
-  #head = 0;
-  #queuedBytes = 0;
-  #maxQueuedBytes: number;
+  #queue: CaptureQueue;
   #closed = false;
   #wake: (() => void) | undefined;
   #onClose: (s: CaptureSubscription) => void;
   /** Frames accepted into the queue. */
   accepted = 0;
-  /** Frames dropped because the queue was full. */
+  /** Frames dropped because the queue was full or the session's memory quota refused them. */
   dropped = 0;
 
   /** Made by {@linkcode FrameCapture.subscribe}. */
   constructor(
     hub: FrameCapture,
-    maxQueuedBytes: number,
+    queue: CaptureQueue,
     onClose: (s: CaptureSubscription) => void,
   ) {
     this.#hub = hub;
-    this.#maxQueuedBytes = maxQueuedBytes;
+    this.#queue = queue;
     this.#onClose = onClose;
   }
 
@@ -183,24 +183,34 @@ export class CaptureSubscription {
 
   /** Frames waiting to be taken. */
   get queuedFrames(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.frames;
   }
 
   /** Bytes of the frames waiting to be taken. */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#queue.bytes;
+  }
+
+  /** Bytes of storage the queue holds and is charged for (bounded by `maxQueuedBytes`). */
+  get queuedCost(): number {
+    return this.#queue.cost;
+  }
+
+  /** The buffers the queue owns (for tests that count memory). */
+  storage(): { buffers: number; bytes: number } {
+    return this.#queue.storage();
   }
 
   /** Internal: called by the hub for each offered frame. */
-  _push(frame: CapturedFrame): void {
+  _push(timeMs: number, direction: CaptureDirection, data: Uint8Array): void {
     if (this.#closed) return;
-    if (this.#queuedBytes + frame.data.length > this.#maxQueuedBytes) {
+    const refused = this.#queue.push(timeMs, direction, data);
+    if (refused !== undefined) {
       this.dropped++;
       this.#hub.dropped++;
+      if (refused === "quota") this.#hub.droppedOverQuota++;
       return;
     }
-    this.#queue.push(frame);
-    this.#queuedBytes += frame.data.length;
     this.accepted++;
     this.#hub.captured++;
     this.#signal();
@@ -208,19 +218,7 @@ export class CaptureSubscription {
 
   /** Removes and returns up to `max` queued frames, oldest first. */
   take(max = Infinity): CapturedFrame[] {
-    const n = Math.min(max, this.#queue.length - this.#head);
-    if (n <= 0) return [];
-    const out = this.#queue.slice(this.#head, this.#head + n);
-    this.#head += n;
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-    for (const f of out) this.#queuedBytes -= f.data.length;
-    return out;
+    return this.#queue.take(max);
   }
 
   /**
@@ -232,6 +230,15 @@ export class CaptureSubscription {
     return new Promise((resolve) => {
       this.#wake = resolve;
     });
+  }
+
+  /**
+   * Stops receiving frames, drops the queued ones and frees the queue's
+   * memory (the reader is gone). Idempotent.
+   */
+  discard(): void {
+    this.close();
+    this.#queue.clear();
   }
 
   /** Stops receiving frames and wakes a waiter. Idempotent. Queued frames stay takeable. */

@@ -1,50 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  parseIpv4Address,
-  parseMacAddress,
-} from "../wire/mod.ts";
-import { ManualClock } from "./clock.ts";
+import { ArpOperation, ETHERNET_HEADER_LEN } from "../wire/mod.ts";
 import { FrameCapture } from "./frame_capture.ts";
-import { Session, type TunnelEndpoint } from "./session.ts";
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: parseIpv4Address("10.0.2.15"),
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
-
-function makeSession() {
-  return new Session({
-    id: "s_capture",
-    token: "t",
-    clock: new ManualClock(0),
-    stack: {
-      mac: parseMacAddress("02:00:00:00:00:02"),
-      ipv4: { address: STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-    },
-  });
-}
+import process from "node:process";
+import { CAPTURE_CHUNK_BYTES, CAPTURE_RECORD_HEADER_BYTES } from "./capture_queue.ts";
+import { DEFAULT_CAPTURE_QUEUE_BYTES } from "./frame_capture.ts";
+import { BUFFER_OVERHEAD_BYTES, bufferCost } from "../stack/session_quota.ts";
+import type { TunnelEndpoint } from "./session.ts";
+import { arpRequest, makeSession } from "./_session_test_util.ts";
 
 const nullTunnel: TunnelEndpoint = { description: "test", send() {}, close() {} };
 
@@ -84,13 +47,16 @@ describe("FrameCapture", () => {
     assert.deepEqual(sub.take(), []);
   });
 
-  it("drops and counts frames beyond a subscriber's byte bound, per subscriber", () => {
+  it("drops and counts frames beyond a subscriber's bound on what it holds, per subscriber", () => {
     const capture = new FrameCapture(() => 0);
-    const slow = capture.subscribe({ maxQueuedBytes: 150 });
+    // Room for one chunk holding two records of 16 + 60 bytes.
+    const bound = bufferCost(2 * (CAPTURE_RECORD_HEADER_BYTES + 60));
+    const slow = capture.subscribe({ maxQueuedBytes: bound });
     const fast = capture.subscribe();
     for (let i = 0; i < 3; i++) capture.offer([new Uint8Array(60)], "rx");
     assert.equal(slow.queuedFrames, 2);
     assert.equal(slow.queuedBytes, 120);
+    assert.equal(slow.queuedCost, bound, "what it holds: the chunk and its overhead");
     assert.equal(slow.dropped, 1);
     assert.equal(fast.queuedFrames, 3);
     assert.equal(fast.dropped, 0);
@@ -146,6 +112,68 @@ describe("FrameCapture", () => {
     assert.equal(capture.size, 0);
     assert.equal(capture.subscribe().closed, true);
     assert.throws(() => new FrameCapture().subscribe({ maxQueuedBytes: 0 }), RangeError);
+  });
+});
+
+describe("Capture memory (issue 11)", () => {
+  it("stalled captures of 14-byte frames hold what they account, within their bound", () => {
+    const session = makeSession();
+    const memory = session.stack.quota.memory;
+    const subs = Array.from({ length: 4 }, () => session.capture.subscribe());
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const before = process.memoryUsage();
+    const batch = [new Uint8Array(14)]; // one array for every offer: no garbage to measure
+    let offers = 0;
+    while (subs.some((s) => s.dropped === 0)) {
+      session.capture.offer(batch, "rx");
+      offers++;
+    }
+    gc?.();
+    const after = process.memoryUsage();
+    let accounted = 0;
+    for (const s of subs) {
+      const { buffers, bytes } = s.storage();
+      assert.equal(s.queuedCost, bytes + buffers * BUFFER_OVERHEAD_BYTES, "cost = owned bytes");
+      assert.ok(s.queuedCost <= DEFAULT_CAPTURE_QUEUE_BYTES, "within the queue's bound");
+      assert.ok(s.queuedCost > DEFAULT_CAPTURE_QUEUE_BYTES - bufferCost(CAPTURE_CHUNK_BYTES));
+      accounted += s.queuedCost;
+    }
+    assert.equal(memory.used, accounted, "the session's memory quota is charged all of it");
+    const grown = after.heapUsed + after.external - before.heapUsed - before.external;
+    const MiB = (n: number) => (n / 2 ** 20).toFixed(1);
+    console.log(
+      `4 stalled captures, ${offers} offers of 14-byte frames: ${subs[0].queuedFrames} frames ` +
+        `queued each; accounted ${MiB(accounted)} MiB; heap + external grew ${MiB(grown)} MiB, ` +
+        `rss ${MiB(after.rss - before.rss)} MiB`,
+    );
+    // Measured without a forced GC: the heap also holds the loop's short-lived garbage.
+    assert.ok(
+      grown <= accounted + 8 * 2 ** 20,
+      `memory grew ${MiB(grown)} MiB for ${MiB(accounted)} MiB accounted`,
+    );
+    for (const s of subs) s.discard();
+    assert.equal(memory.used, 0, "discarding the captures gives the memory back");
+  });
+
+  it("a capture the memory quota refuses drops frames and counts them", () => {
+    const session = makeSession(undefined, {
+      maxBufferedBytes: 2 * bufferCost(CAPTURE_CHUNK_BYTES),
+    });
+    const memory = session.stack.quota.memory;
+    const a = session.capture.subscribe();
+    const b = session.capture.subscribe();
+    const frame = new Uint8Array(1000);
+    for (let i = 0; i < 40; i++) session.capture.offer([frame], "tx");
+    assert.equal(a.storage().buffers + b.storage().buffers, 2, "one chunk each: the quota's all");
+    assert.ok(memory.used <= memory.limit);
+    assert.ok(session.capture.droppedOverQuota > 0);
+    assert.equal(session.capture.dropped, a.dropped + b.dropped);
+    assert.equal(a.queuedFrames + a.dropped, 40, "every frame queued or dropped");
+    assert.ok(memory.stats().refused > 0, "the quota counts the refusals");
+    a.discard();
+    b.discard();
+    assert.equal(memory.used, 0);
   });
 });
 

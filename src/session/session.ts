@@ -8,19 +8,16 @@
 import {
   ChannelLink,
   createSessionQuota,
-  describeLease,
-  type DhcpServerStats,
   type EventOwner,
-  type Ipv4ReassemblyStats,
   Stack,
   type StackConfig,
+  type StackCountersSnapshot,
 } from "../stack/mod.ts";
-import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { CoreLock, type CoreLockStats } from "./core_lock.ts";
-import { DelayHistogram, type DelaySummary } from "./delay_histogram.ts";
+import { CoreLock } from "./core_lock.ts";
+import { DelayHistogram } from "./delay_histogram.ts";
 import { FrameCapture } from "./frame_capture.ts";
-import { DEFAULT_SOCKET_TABLE_LIMITS, SocketTable } from "../socket/socket_table.ts";
+import { SocketTable } from "../socket/socket_table.ts";
 
 /** The far side of a tunnel as the session sees it. Implementations must not throw. */
 export interface TunnelEndpoint {
@@ -38,9 +35,16 @@ export interface SessionLimits {
   inputQueueFrames: number;
   /** Emitted frames waiting for the tunnel; more are dropped and counted. */
   outputQueueFrames: number;
-  /** Sockets of the API open at once (EMFILE beyond). */
+  /**
+   * Socket units (`stack.quota.sockets`): the API's sockets plus connections
+   * waiting in accept queues (EMFILE beyond).
+   */
   maxSockets: number;
-  /** Bytes buffered for the API's sockets, summed (ENOBUFS beyond). */
+  /**
+   * Bytes of storage the session makes the process hold (`stack.quota.memory`):
+   * what its core queues, what the API holds for its sockets, its captures
+   * (ENOBUFS, or dropped frames, beyond).
+   */
   maxBufferedBytes: number;
 }
 
@@ -48,8 +52,8 @@ export interface SessionLimits {
 export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   inputQueueFrames: 4096,
   outputQueueFrames: 4096,
-  maxSockets: DEFAULT_SOCKET_TABLE_LIMITS.maxSockets,
-  maxBufferedBytes: DEFAULT_SOCKET_TABLE_LIMITS.maxBufferedBytes,
+  maxSockets: 256,
+  maxBufferedBytes: 32 * 1024 * 1024,
 };
 
 /** Everything needed to make a session. */
@@ -100,8 +104,11 @@ export class Session {
   readonly stack: Stack;
   readonly lock: CoreLock;
   readonly limits: SessionLimits;
-  /** The capture tap: frames both ways, offered outside the core lock (GET .../pcap). */
-  readonly capture: FrameCapture = new FrameCapture();
+  /**
+   * The capture tap: frames both ways, offered outside the core lock (GET
+   * .../pcap); its queues are charged to the session's memory quota.
+   */
+  readonly capture: FrameCapture;
   /** The sockets the API opened in this session (closed with it). */
   readonly sockets: SocketTable;
   /**
@@ -141,6 +148,11 @@ export class Session {
     this.token = init.token;
     this.#clock = init.clock;
     this.limits = { ...DEFAULT_SESSION_LIMITS, ...init.limits };
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isSafeInteger(v) || v < 1) {
+        throw new RangeError(`Session: limits.${k} must be a positive integer, got ${v}`);
+      }
+    }
     this.#link = new ChannelLink(this.limits.outputQueueFrames);
     this.stack = new Stack(init.stack, {
       link: this.#link,
@@ -149,15 +161,16 @@ export class Session {
         maxSockets: this.limits.maxSockets,
       }),
     });
+    this.capture = new FrameCapture(undefined, undefined, this.stack.quota.memory);
     this.lock = new CoreLock(() => this.#clock.now(), () => this.#afterRelease());
-    this.sockets = new SocketTable(this, {
-      limits: {
-        maxSockets: this.limits.maxSockets,
-        maxBufferedBytes: this.limits.maxBufferedBytes,
-      },
-    });
+    this.sockets = new SocketTable(this);
     this.createdAt = this.#clock.now();
     this.lastActivity = this.createdAt;
+  }
+
+  /** The session's clock: its core's time, its timers and the timeouts of its sockets' waits. */
+  get clock(): Clock {
+    return this.#clock;
   }
 
   /** Whether {@linkcode Session.close} ran. */
@@ -268,50 +281,25 @@ export class Session {
     t?.close(CLOSE_SESSION_ENDED, "session ended");
   }
 
-  /** A JSON-friendly view for GET /v1/sessions/:sid. */
-  describe(): SessionView {
+  /**
+   * The session's frame counters: the core's, plus the frames the session
+   * dropped before the core (`input_queue_full`, counted in `rxFrames` too)
+   * and after it (`no_tunnel`).
+   */
+  frameCounters(): StackCountersSnapshot {
     const c = this.stack.counters.snapshot();
-    const drops = { ...c.drops, input_queue_full: this.tunnelStats.inputQueueDrops };
-    const txDrops = { ...c.txDrops, no_tunnel: this.tunnelStats.framesWithoutTunnel };
-    const now = this.#clock.now();
     return {
-      id: this.id,
-      mac: formatMacAddress(this.stack.config.mac),
-      ipv4: {
-        address: formatIpv4Address(this.stack.config.ipv4.address),
-        prefixLength: this.stack.config.ipv4.prefixLength,
-      },
-      mtu: this.stack.config.mtu,
-      ageMs: Math.round(now - this.createdAt),
-      idleMs: Math.round(now - this.lastActivity),
-      tunnel: {
-        attached: this.#tunnel !== undefined,
-        kind: this.#tunnel?.description ?? null,
-        attachedForMs: this.#tunnelSince === undefined ? null : Math.round(now - this.#tunnelSince),
-        attaches: this.tunnelStats.attaches,
-        rejectedMessages: this.tunnelStats.rejectedMessages,
-        backpressureDrops: this.tunnelStats.backpressureDrops,
-      },
-      counters: { ...c, rxFrames: c.rxFrames + this.tunnelStats.inputQueueDrops, drops, txDrops },
-      arp: this.stack.arp.entries().map((e) => ({
-        address: formatIpv4Address(e.ip),
-        mac: e.mac ? formatMacAddress(e.mac) : null,
-        state: e.mac ? "reachable" : "incomplete",
-        queued: e.queued,
-      })),
-      coreLock: {
-        ...this.lock.stats,
-        frameWait: this.coreDelay.frames.summary(),
-        timerLateness: this.coreDelay.timers.summary(),
-      },
-      reassembly: { ...this.stack.reassembler.stats },
-      dhcp: this.stack.dhcp
-        ? {
-          leases: this.stack.dhcp.leases().map((l) => describeLease(l, now)),
-          stats: { ...this.stack.dhcp.stats, drops: { ...this.stack.dhcp.stats.drops } },
-        }
-        : null,
+      ...c,
+      rxFrames: c.rxFrames + this.tunnelStats.inputQueueDrops,
+      drops: { ...c.drops, input_queue_full: this.tunnelStats.inputQueueDrops },
+      txDrops: { ...c.txDrops, no_tunnel: this.tunnelStats.framesWithoutTunnel },
     };
+  }
+
+  /** The attached tunnel's description and when it was attached (clock time), or undefined. */
+  get tunnel(): { readonly description: string; readonly attachedAt: number } | undefined {
+    const t = this.#tunnel;
+    return t ? { description: t.description, attachedAt: this.#tunnelSince! } : undefined;
   }
 
   #drainInput(): void {
@@ -386,43 +374,4 @@ export class Session {
     this.#timer = undefined;
     this.#timerAt = undefined;
   }
-}
-
-/** The JSON shape of a session in the HTTP API. */
-export interface SessionView {
-  id: string;
-  mac: string;
-  ipv4: { address: string; prefixLength: number };
-  mtu: number;
-  ageMs: number;
-  idleMs: number;
-  tunnel: {
-    attached: boolean;
-    kind: string | null;
-    attachedForMs: number | null;
-    attaches: number;
-    rejectedMessages: number;
-    backpressureDrops: number;
-  };
-  counters: {
-    rxFrames: number;
-    rxBytes: number;
-    rxHandled: number;
-    txFrames: number;
-    txBytes: number;
-    drops: Record<string, number>;
-    txDrops: Record<string, number>;
-  };
-  arp: Array<{ address: string; mac: string | null; state: string; queued: number }>;
-  /** The lock's counters, and the delays of {@linkcode Session.coreDelay}. */
-  coreLock: CoreLockStats & { frameWait: DelaySummary; timerLateness: DelaySummary };
-  /** Fragmented IPv4 datagrams by outcome: completed, timed out, discarded over a limit. */
-  reassembly: Ipv4ReassemblyStats;
-  /** The DHCP server's lease table and counters; null when it is off. */
-  dhcp: {
-    leases: Array<
-      { address: string; mac: string; state: string; expiresInMs: number; hostname: string | null }
-    >;
-    stats: DhcpServerStats;
-  } | null;
 }

@@ -1,41 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  ArpOperation,
-  ArpRepr,
-  ETHERNET_HEADER_LEN,
-  EthernetRepr,
-  EtherType,
-  IpProtocol,
-  parseIpv4Address,
-  parseMacAddress,
-  seededRandom,
-} from "../wire/mod.ts";
+import { IpProtocol, seededRandom } from "../wire/mod.ts";
 import { ManualClock } from "./clock.ts";
 import { CLOSE_REPLACED, CLOSE_SESSION_ENDED, Session, type TunnelEndpoint } from "./session.ts";
 import { SessionRegistry } from "./registry.ts";
+import { arpRequest, makeSession, PEER_IP, STACK_IP } from "./_session_test_util.ts";
 import { NetError } from "../errors/mod.ts";
-
-const PEER_MAC = parseMacAddress("52:54:00:12:34:56");
-const STACK_IP = parseIpv4Address("10.0.2.2");
-const PEER_IP = parseIpv4Address("10.0.2.15");
-
-function arpRequest(): Uint8Array {
-  const f = new Uint8Array(42);
-  EthernetRepr.emit({
-    dst: parseMacAddress("ff:ff:ff:ff:ff:ff"),
-    src: PEER_MAC,
-    etherType: EtherType.ARP,
-  }, f);
-  ArpRepr.emit({
-    operation: ArpOperation.REQUEST,
-    senderMac: PEER_MAC,
-    senderIp: PEER_IP,
-    targetMac: new Uint8Array(6),
-    targetIp: STACK_IP,
-  }, f.subarray(ETHERNET_HEADER_LEN));
-  return f;
-}
 
 class RecordingTunnel implements TunnelEndpoint {
   readonly description = "test";
@@ -50,19 +20,6 @@ class RecordingTunnel implements TunnelEndpoint {
   close(code: number, reason: string): void {
     this.closed.push([code, reason]);
   }
-}
-
-function makeSession(clock = new ManualClock(0)) {
-  return new Session({
-    id: "s_test",
-    token: "t",
-    clock,
-    stack: {
-      mac: parseMacAddress("02:00:00:00:00:02"),
-      ipv4: { address: STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-    },
-  });
 }
 
 /** A manual clock whose timers the test fires itself, as late as it likes. */
@@ -87,11 +44,11 @@ describe("Session", () => {
     assert.ok(timer, "connecting armed the session's timer");
     clock.advanceTo(timer.at + 7);
     timer.fn();
-    const late = session.describe().coreLock.timerLateness;
+    const late = session.coreDelay.timers.summary();
     assert.equal(late.count, 1);
     assert.equal(late.maxMs, 7);
     assert.equal(late.p99Ms, 7, "bucket bound capped at the maximum");
-    assert.equal(session.describe().coreLock.frameWait.count, 2);
+    assert.equal(session.coreDelay.frames.summary().count, 2);
   });
 
   it("processes input under the lock and sends output to the tunnel after releasing it", () => {
@@ -133,7 +90,7 @@ describe("Session", () => {
     session.detachTunnel(a);
     session.input([arpRequest()]);
     assert.equal(session.tunnelStats.framesWithoutTunnel, 1);
-    assert.equal(session.describe().counters.txDrops.no_tunnel, 1);
+    assert.equal(session.frameCounters().txDrops.no_tunnel, 1);
     const b = new RecordingTunnel();
     session.attachTunnel(b);
     session.input([arpRequest()]);
@@ -176,23 +133,19 @@ describe("Session", () => {
     assert.equal(session.stack.counters.rxFrames, 0);
   });
 
+  it("rejects limits that are not positive integers", () => {
+    for (const limits of [{ maxSockets: 0 }, { maxBufferedBytes: 1.5 }, { inputQueueFrames: -1 }]) {
+      assert.throws(() => makeSession(new ManualClock(0), limits), RangeError);
+    }
+  });
+
   it("bounds the input queue", () => {
-    const session = new Session({
-      id: "s_q",
-      token: "t",
-      clock: new ManualClock(0),
-      stack: {
-        mac: parseMacAddress("02:00:00:00:00:02"),
-        ipv4: { address: STACK_IP, prefixLength: 24 },
-        mtu: 1500,
-      },
-      limits: { inputQueueFrames: 2 },
-    });
+    const session = makeSession(new ManualClock(0), { inputQueueFrames: 2 });
     session.input([arpRequest(), arpRequest(), arpRequest(), arpRequest()]);
     assert.equal(session.stack.counters.rxFrames, 2);
     assert.equal(session.tunnelStats.inputQueueDrops, 2);
-    assert.equal(session.describe().counters.drops.input_queue_full, 2);
-    assert.equal(session.describe().counters.rxFrames, 4);
+    assert.equal(session.frameCounters().drops.input_queue_full, 2);
+    assert.equal(session.frameCounters().rxFrames, 4);
   });
 });
 
@@ -205,10 +158,10 @@ describe("SessionRegistry", () => {
     assert.notEqual(a.id, b.id);
     assert.match(a.id, /^s_[A-Za-z0-9_-]{22}$/);
     assert.match(a.token, /^[A-Za-z0-9_-]{43}$/);
-    const v = a.describe();
-    assert.deepEqual(v.ipv4, { address: "10.0.2.2", prefixLength: 24 });
+    const v = a.stack.config;
+    assert.deepEqual(v.ipv4, { address: STACK_IP, prefixLength: 24 });
     assert.equal(v.mtu, 1500);
-    assert.equal(parseInt(v.mac.slice(0, 2), 16) & 0x03, 0x02, "locally administered unicast");
+    assert.equal(v.mac[0] & 0x03, 0x02, "locally administered unicast");
   });
 
   it("refuses a session beyond the quota with ENFILE", () => {

@@ -36,7 +36,7 @@ export interface SessionTotals {
   coreLockReentries: number;
   /** Frames queued to capture subscribers. */
   captureFrames: number;
-  /** Frames capture subscribers dropped because they read too slowly. */
+  /** Frames capture subscribers dropped: their client read too slowly, or the memory quota refused. */
   captureDropped: number;
   /** Fragmented IPv4 datagrams by outcome (RFC 791 §3.2 reassembly). */
   reassembly: { completed: number; timedOut: number; discarded: number };

@@ -6,8 +6,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { ManualClock } from "../session/clock.ts";
-import { Session, type TunnelEndpoint } from "../session/session.ts";
+import { Session, type SessionLimits, type TunnelEndpoint } from "../session/session.ts";
 import type { TcpConfig } from "../stack/tcp/tcp_config.ts";
 import {
   decodeTcpFrame,
@@ -34,7 +35,7 @@ export class RecordingTunnel implements TunnelEndpoint {
 }
 
 /** A session at 10.0.2.2 on a manual clock with a recording tunnel attached. */
-export function makeSession(tcp: Partial<TcpConfig> = {}) {
+export function makeSession(tcp: Partial<TcpConfig> = {}, limits?: Partial<SessionLimits>) {
   const clock = new ManualClock(1000);
   const session = new Session({
     id: "s_tcp",
@@ -47,6 +48,7 @@ export function makeSession(tcp: Partial<TcpConfig> = {}) {
       arp: { reachableMs: 1e12 },
       tcp,
     },
+    limits,
   });
   const tunnel = new RecordingTunnel(session);
   session.attachTunnel(tunnel);
@@ -149,4 +151,48 @@ export function drainAll(tunnel: RecordingTunnel): TcpRepr[] {
 /** Lets promise callbacks and event deliveries run. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((r) => setTimeout(r, 0));
+}
+
+/**
+ * Lets pending work run, moves `clock` forward by `ms` (firing the timers
+ * that fall due, long-poll timeouts included) and lets the work that follows
+ * run.
+ */
+export async function advance(clock: ManualClock, ms: number): Promise<void> {
+  await settle();
+  clock.advance(ms);
+  await settle();
+}
+
+/**
+ * Asserts that `pending` is still waiting 1 ms before `ms` has passed on
+ * `clock` and has settled once it has: a wait that ends at its timeout, on
+ * the clock and not before. Returns (or throws) its outcome.
+ */
+export async function endsAt<T>(
+  clock: ManualClock,
+  ms: number,
+  pending: T | PromiseLike<T>,
+): Promise<T> {
+  const w = watch(pending);
+  await advance(clock, ms - 1);
+  assert.equal(w.settled, false, `still waiting ${ms - 1} ms into a ${ms} ms timeout`);
+  await advance(clock, 1);
+  assert.equal(w.settled, true, `ended at its ${ms} ms timeout`);
+  return await w.promise;
+}
+
+/** A promise and whether it has settled yet, for "not before the timeout" checks. */
+export function watch<T>(
+  value: T | PromiseLike<T>,
+): { promise: Promise<T>; readonly settled: boolean } {
+  const promise = Promise.resolve(value);
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  return {
+    promise,
+    get settled() {
+      return settled;
+    },
+  };
 }

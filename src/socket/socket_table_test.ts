@@ -2,23 +2,18 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { TcpFlags } from "../wire/mod.ts";
-import { Session } from "../session/session.ts";
-import { ManualClock } from "../session/clock.ts";
 import {
-  HARNESS_PEER_IP,
-  HARNESS_PEER_MAC,
-  HARNESS_STACK_IP,
-  HARNESS_STACK_MAC,
-} from "../stack/tcp/tcp_harness.ts";
-import {
+  advance,
   drainAll,
+  endsAt,
   makeSession,
-  RecordingTunnel,
   SessionPeer,
   settle,
+  watch,
 } from "./_session_peer_test_util.ts";
 import { NetError } from "../errors/net_error.ts";
-import { type SocketEntry, SocketTable, type TcpSocketEntry } from "./socket_table.ts";
+import { bufferCost } from "../stack/session_quota.ts";
+import type { SocketEntry, TcpSocketEntry } from "./socket_entry.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -29,31 +24,12 @@ function tcp(e: SocketEntry): TcpSocketEntry {
   return e as TcpSocketEntry;
 }
 
-/** A session with a limited table. */
-function limitedSession(limits: { maxSockets?: number; maxBufferedBytes?: number }) {
-  const clock = new ManualClock(1000);
-  const session = new Session({
-    id: "s_t",
-    token: "t",
-    clock,
-    stack: {
-      mac: HARNESS_STACK_MAC,
-      ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
-      mtu: 1500,
-      arp: { reachableMs: 1e12 },
-    },
-    limits,
-  });
-  const tunnel = new RecordingTunnel(session);
-  session.attachTunnel(tunnel);
-  session.withCore((stack, now) => stack.arp.update(HARNESS_PEER_IP, HARNESS_PEER_MAC, now));
-  tunnel.frames = [];
-  return { clock, session, tunnel };
-}
-
 /** A listener on port 80 with one accepted connection from a scripted peer. */
-async function acceptedPair() {
-  const env = makeSession();
+async function acceptedPair(
+  tcpConfig: Parameters<typeof makeSession>[0] = {},
+  limits?: Parameters<typeof makeSession>[1],
+) {
+  const env = makeSession(tcpConfig, limits);
   const table = env.session.sockets;
   const listener = table.create("tcp");
   table.bind(listener, { port: 80 });
@@ -96,13 +72,14 @@ describe("SocketTable: life cycle and address objects", () => {
     assert.notEqual(conn.id, listener.id);
     assert.equal(conn.local, listener.local, "one address object for both");
     assert.equal(listener.local?.users, 2);
+    assert.equal(table.quota.sockets.used, 2, "the connection took a unit of its own");
     assert.equal(conn.acceptedFrom, listener.id);
     assert.equal(conn.state, "connected");
     assert.equal(conn.pcbList, "active");
     assert.deepEqual(conn.remote, { address: "10.0.2.15", port: 40000 });
-    const rows = table.list();
+    const rows = table.entries();
     assert.deepEqual(rows.map((r) => r.state), ["listening", "connected"]);
-    assert.equal(rows[1].tcpState, "ESTABLISHED");
+    assert.equal(tcp(rows[1]).tcpState, "ESTABLISHED");
     // Deleting the listener leaves the accepted connection alone.
     table.delete(listener.id);
     assert.equal(conn.state, "connected");
@@ -168,7 +145,7 @@ describe("SocketTable: life cycle and address objects", () => {
     });
     await assert.rejects(pending, isNetError("ECONNREFUSED"));
     assert.equal(e.state, "closed");
-    assert.equal(table.view(e).error, "ECONNREFUSED");
+    assert.equal(e.failure, "ECONNREFUSED");
     assert.equal(session.stack.tcp.active.size, 0);
     await assert.rejects(
       table.connect(e, { address: "10.0.2.15", port: 7 }),
@@ -191,11 +168,11 @@ describe("SocketTable: life cycle and address objects", () => {
   });
 
   it("a connect timeout aborts the attempt (ETIMEDOUT) and leaves no pcb or waiter", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const table = session.sockets;
     const e = tcp(table.create("tcp"));
     await assert.rejects(
-      table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 }),
+      endsAt(clock, 5, table.connect(e, { address: "10.0.2.15", port: 7, timeoutMs: 5 })),
       isNetError("ETIMEDOUT"),
     );
     assert.equal(e.state, "closed");
@@ -222,11 +199,21 @@ describe("SocketTable: data and long-polls", () => {
   });
 
   it("receive and accept time out with undefined and leave no waiter behind", async () => {
-    const { table, conn, listener } = await acceptedPair();
-    assert.equal(await table.receive(conn, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    const env = await acceptedPair();
+    const { table, conn, listener, clock } = env;
+    const r = watch(table.receive(conn, { maxBytes: 10, timeoutMs: 5 }));
+    const a = watch(table.accept(listener, { timeoutMs: 7 }));
+    await advance(clock, 4);
+    assert.ok(!r.settled && !a.settled, "both wait until their timeout");
+    await advance(clock, 1);
+    assert.equal(await r.promise, undefined);
     assert.equal(conn.socket?.waiterCount, 0);
-    assert.equal(await table.accept(listener, { timeoutMs: 5 }), undefined);
+    assert.equal(a.settled, false);
+    await advance(clock, 2);
+    assert.equal(await a.promise, undefined);
     assert.equal(listener.server?.waiterCount, 0);
+    const sessionTimers = env.session.timerDeadline === undefined ? 0 : 1;
+    assert.equal(clock.pendingTimers, sessionTimers, "no timer left behind but the session's");
   });
 
   it("a caller that goes away ends its long-poll with ECANCELED and no waiter left", async () => {
@@ -264,25 +251,18 @@ describe("SocketTable: data and long-polls", () => {
     peer.inject({ flags: TcpFlags.RST });
     await assert.rejects(r, isNetError("ECONNRESET"));
     assert.equal(conn.state, "closed");
-    assert.equal(table.view(conn).error, "ECONNRESET");
+    assert.equal(conn.failure, "ECONNRESET");
   });
 
   it("send waits for window space and reports a partial count at the timeout", async () => {
-    const env = makeSession({ sendBufferBytes: 1024 });
-    const table = env.session.sockets;
-    const listener = table.create("tcp");
-    table.bind(listener, { port: 80 });
-    table.listen(listener);
-    const peer = new SessionPeer(env.session, env.tunnel, 80);
-    const pending = table.accept(listener, {});
-    peer.connect();
-    const conn = (await pending)!;
-    const n = await table.send(conn, new Uint8Array(5000), { timeoutMs: 10 });
-    assert.equal(n, 1024);
+    const { clock, table, conn } = await acceptedPair({ sendBufferBytes: 1024 });
+    const sent = table.send(conn, new Uint8Array(5000), { timeoutMs: 10 });
+    assert.equal(conn.pendingBytes, 5000 - 1024, "the rest waits for window space");
+    assert.equal(await endsAt(clock, 10, sent), 1024);
     assert.equal(conn.pendingBytes, 0);
     assert.equal(conn.socket?.waiterCount, 0);
     await assert.rejects(
-      table.send(conn, new Uint8Array(10), { timeoutMs: 5 }),
+      endsAt(clock, 5, table.send(conn, new Uint8Array(10), { timeoutMs: 5 })),
       isNetError("ETIMEDOUT"),
     );
   });
@@ -317,7 +297,7 @@ describe("SocketTable: UDP", () => {
     assert.equal(e.state, "bound");
     assert.equal(e.pcbList, "udp");
     session.input([udpFrame({ srcPort: 4000, dstPort: 5353, payload: enc("question") })]);
-    assert.equal(table.view(e).recvQueued, 8);
+    assert.deepEqual(e.queued(), { send: 0, recv: 8 });
     const r = await table.receive(e, { maxBytes: 4 });
     assert.deepEqual(r, {
       data: enc("ques"),
@@ -349,46 +329,122 @@ describe("SocketTable: UDP", () => {
   });
 
   it("a UDP receive times out with undefined and no waiter", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const table = session.sockets;
     const e = table.create("udp");
     table.bind(e, { port: 7 });
-    assert.equal(await table.receive(e, { maxBytes: 10, timeoutMs: 5 }), undefined);
+    assert.equal(
+      await endsAt(clock, 5, table.receive(e, { maxBytes: 10, timeoutMs: 5 })),
+      undefined,
+    );
     assert.equal(e.protocol === "udp" && e.socket?.waiterCount, 0);
   });
 });
 
-describe("SocketTable: quotas", () => {
-  it("maxSockets: one more socket fails with EMFILE, accept included", async () => {
-    const { session } = limitedSession({ maxSockets: 2 });
+describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => {
+  it("each socket holds one unit from create to delete; one more fails with EMFILE", () => {
+    const { session } = makeSession({}, { maxSockets: 2 });
     const table = session.sockets;
-    table.create("udp");
-    const l = table.create("tcp");
+    const units = session.stack.quota.sockets;
+    const u = table.create("udp");
+    assert.equal(units.used, 1);
+    table.create("tcp");
+    assert.equal(units.used, 2);
     assert.throws(() => table.create("tcp"), isNetError("EMFILE"));
-    table.bind(l, { port: 80 });
-    table.listen(l);
-    await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"));
+    assert.equal(units.stats().refused, 1, "the refusal is counted");
+    table.delete(u.id);
+    assert.equal(units.used, 1, "deleting a socket gives its unit back");
+    table.create("tcp");
+    session.close();
+    assert.equal(units.used, 0, "closing the session gives every unit back");
   });
 
-  it("maxBufferedBytes: a send that would pass the quota fails with ENOBUFS", async () => {
-    const { session, tunnel } = limitedSession({ maxBufferedBytes: 1000 });
+  it("an accept on a full quota fails with EMFILE and leaves a connection without a unit queued", async () => {
+    const { session, tunnel } = makeSession({}, { maxSockets: 2 });
     const table = session.sockets;
+    const u = table.create("udp");
     const l = table.create("tcp");
     table.bind(l, { port: 80 });
     table.listen(l);
+    await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"), "none queued");
     const peer = new SessionPeer(session, tunnel, 80);
-    const pending = table.accept(l, {});
     peer.connect();
-    const conn = (await pending)!;
-    peer.send(new Uint8Array(600)); // 600 bytes wait in the receive queue
-    assert.equal(table.bufferedBytes(), 600);
-    await assert.rejects(table.send(conn, new Uint8Array(500)), isNetError("ENOBUFS"));
-    assert.equal(await table.send(conn, new Uint8Array(400)), 400);
+    await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"));
+    const queue = session.stack.tcp.listeners.get(80)!.acceptQueue;
+    assert.equal(queue.length, 1, "the connection stays queued");
+    assert.ok(!peer.drain().some((s) => s.flags & TcpFlags.RST), "and is not reset");
+    table.delete(u.id);
+    const child = await table.accept(l, { timeoutMs: 5 });
+    assert.equal(child?.state, "connected", "accepted once a unit is free");
+    assert.equal(session.stack.quota.sockets.used, 2);
   });
 
-  it("rejects limits that are not positive integers", () => {
-    const { session } = makeSession();
-    assert.throws(() => new SocketTable(session, { limits: { maxSockets: 0 } }), RangeError);
+  it("an accepted connection's unit passes to its entry (TcpConnection.takeQuotaUnit)", async () => {
+    const { session, tunnel } = makeSession({}, { maxSockets: 2 });
+    const table = session.sockets;
+    const units = session.stack.quota.sockets;
+    const l = table.create("tcp");
+    table.bind(l, { port: 80 });
+    table.listen(l);
+    new SessionPeer(session, tunnel, 80).connect();
+    // The core's side of the contract: the queued connection holds a unit.
+    const conn = session.stack.tcp.listeners.get(80)!.acceptQueue[0];
+    assert.ok(units.tryTake());
+    let held = true;
+    Object.assign(conn, {
+      takeQuotaUnit: () => {
+        const h = held;
+        held = false;
+        return h;
+      },
+    });
+    assert.equal(units.used, units.limit, "the quota is full: listener and queued connection");
+    const child = await table.accept(l, { timeoutMs: 5 });
+    assert.equal(child?.state, "connected", "accepted without a free unit");
+    assert.equal(held, false, "the table took the connection's unit");
+    assert.equal(units.used, 2, "no second unit");
+    table.delete(child!.id);
+    table.delete(l.id);
+    assert.equal(units.used, 0);
+  });
+});
+
+describe("SocketTable: the session's memory quota (stack.quota.memory)", () => {
+  it("a TCP send charges its buffer's cost while it waits and gives it back when done", async () => {
+    const { clock, table, conn } = await acceptedPair({ sendBufferBytes: 1024 });
+    const memory = table.quota.memory;
+    const data = new Uint8Array(5000);
+    const sent = table.send(conn, data, { timeoutMs: 10 });
+    const during = memory.used;
+    assert.equal(conn.pendingBytes, 5000 - 1024, "what the send buffer did not take is pending");
+    assert.equal(await endsAt(clock, 10, sent), 1024);
+    assert.equal(during - memory.used, bufferCost(5000), "the body's cost, released at the end");
+    assert.equal(conn.pendingBytes, 0);
+    assert.ok(memory.stats().peak >= during);
+  });
+
+  it("a send whose buffer the quota cannot hold fails with ENOBUFS and holds nothing", async () => {
+    const { table, conn } = await acceptedPair();
+    const memory = table.quota.memory;
+    const elsewhere = memory.available - bufferCost(199);
+    assert.ok(memory.tryCharge(elsewhere), "all but 711 bytes held elsewhere");
+    const used = memory.used;
+    await assert.rejects(table.send(conn, new Uint8Array(200)), isNetError("ENOBUFS"));
+    assert.equal(memory.used, used, "nothing charged");
+    assert.equal(memory.stats().refused, 1, "the refusal is counted");
+    assert.equal(conn.pendingBytes, 0);
+    memory.release(elsewhere);
+    assert.equal(await table.send(conn, new Uint8Array(200)), 200, "taken once there is room");
+  });
+
+  it("bytes queued in the core count too, until the core charges them itself", async () => {
+    const { table, conn, peer } = await acceptedPair({}, { maxBufferedBytes: 64 * 1024 });
+    for (let i = 0; i < 40; i++) peer.send(new Uint8Array(1400)); // 56,000 bytes unread
+    assert.equal(table.bufferedBytes(), 56_000);
+    await assert.rejects(table.send(conn, new Uint8Array(16 * 1024)), isNetError("ENOBUFS"));
+    let read = 0;
+    while (read < 56_000) read += (await table.receive(conn, { maxBytes: 65536 }))!.data.length;
+    assert.equal(await table.send(conn, new Uint8Array(4096)), 4096, "room again once read");
   });
 });
 

@@ -18,12 +18,15 @@ import {
 } from "../stack/tcp/mod.ts";
 import { type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
-import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
+import { PollDeadline, type TimerClock } from "./poll_deadline.ts";
+import { Waiters } from "./waiters.ts";
 
 /** How endpoints enter the core: a session (or anything that serializes calls). */
 export interface CoreAccess {
   /** Runs `fn` under the core lock with the stack and the current time. */
   withCore<T>(fn: (stack: Stack, now: number) => T): T;
+  /** The session's clock: timeouts of waits run on it. */
+  readonly clock: TimerClock;
 }
 
 function closedError(conn: TcpConnection): NetError {
@@ -150,17 +153,19 @@ export class TcpSocket {
    */
   async established(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
     const conn = this.conn;
-    const signal = timeoutSignal(options.signal, options.timeoutMs);
+    const wait = new PollDeadline(this.#core.clock, [options.signal], options.timeoutMs);
     try {
       while (conn.state === "SYN_SENT" || conn.state === "SYN_RECEIVED") {
-        await this.#stateWaiters.wait(signal);
+        await this.#stateWaiters.wait(wait.signal);
       }
     } catch (err) {
       this.abort();
-      if (isTimeout(err)) {
+      if (wait.timedOut) {
         throw new NetError("ETIMEDOUT", `connect to port ${conn.remotePort} timed out`);
       }
       throw err;
+    } finally {
+      wait.dispose();
     }
     if (conn.state === "CLOSED") throw closedError(conn);
   }
@@ -344,20 +349,13 @@ export class TcpServer {
   }
 
   /** Waits for the next connection (ETIMEDOUT after `timeoutMs`). */
-  async accept(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TcpSocket> {
-    const signal = timeoutSignal(options.signal, options.timeoutMs);
-    for (;;) {
-      const s = this.tryAccept();
-      if (s) return s;
-      try {
-        await this.#waiters.wait(signal);
-      } catch (err) {
-        if (isTimeout(err)) {
-          throw new NetError("ETIMEDOUT", "no connection arrived before the timeout");
-        }
-        throw err;
-      }
-    }
+  accept(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TcpSocket> {
+    return this.#waiters.until(
+      this.#core.clock,
+      options,
+      () => this.tryAccept(),
+      () => new NetError("ETIMEDOUT", "no connection arrived before the timeout"),
+    );
   }
 
   /**

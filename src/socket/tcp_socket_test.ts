@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { TcpFlags } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import { TcpServer, TcpSocket } from "./tcp_socket.ts";
-import { makeSession, SessionPeer, settle } from "./_session_peer_test_util.ts";
+import { endsAt, makeSession, SessionPeer, settle } from "./_session_peer_test_util.ts";
 
 function text(s: string): Uint8Array {
   return new TextEncoder().encode(s);
@@ -188,19 +188,21 @@ describe("TcpServer and TcpSocket over a Session", () => {
   });
 
   it("TcpSocket.connect rejects with ETIMEDOUT after timeoutMs and aborts the attempt", async () => {
-    const { session } = makeSession();
-    const err = await rejection(
+    const { session, clock } = makeSession();
+    const err = await rejection(endsAt(
+      clock,
+      20,
       TcpSocket.connect(session, { address: "10.0.2.15", port: 7, localPort: 5558, timeoutMs: 20 }),
-    );
+    ));
     assert.ok(err instanceof NetError);
     assert.equal(err.code, "ETIMEDOUT");
     assert.equal(session.stack.tcp.active.size, 0, "the half-open connection is gone");
   });
 
   it("accept() rejects with ETIMEDOUT after timeoutMs when nobody connects", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const server = TcpServer.listen(session, { port: 81 });
-    const err = await rejection(server.accept({ timeoutMs: 20 }));
+    const err = await rejection(endsAt(clock, 20, server.accept({ timeoutMs: 20 })));
     assert.ok(err instanceof NetError);
     assert.equal(err.code, "ETIMEDOUT");
     assert.equal(server.waiterCount, 0);

@@ -12,7 +12,7 @@ import type { UdpEndpoint, UdpEndpointStats } from "../stack/udp/mod.ts";
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { CoreAccess } from "./tcp_socket.ts";
-import { isTimeout, timeoutSignal, Waiters } from "./waiters.ts";
+import { Waiters } from "./waiters.ts";
 
 /** A datagram as {@linkcode UdpSocket.receive} returns it. */
 export interface UdpReceived {
@@ -200,23 +200,17 @@ export class UdpSocket {
    * @throws {NetError} ETIMEDOUT when `timeoutMs` passes first; ENOTCONN when
    *   the socket is (or gets) closed. An aborted `signal` rejects with its reason.
    */
-  async receive(options: UdpReceiveOptions = {}): Promise<UdpReceived> {
-    const signal = timeoutSignal(options.signal, options.timeoutMs);
-    for (;;) {
-      const d = this.tryReceive();
-      if (d) return d;
-      try {
-        await this.#readWaiters.wait(signal);
-      } catch (err) {
-        if (isTimeout(err) && !options.signal?.aborted) {
-          throw new NetError(
-            "ETIMEDOUT",
-            `UDP port ${this.endpoint.port}: no datagram arrived within ${options.timeoutMs} ms`,
-          );
-        }
-        throw err;
-      }
-    }
+  receive(options: UdpReceiveOptions = {}): Promise<UdpReceived> {
+    return this.#readWaiters.until(
+      this.#core.clock,
+      options,
+      () => this.tryReceive(),
+      () =>
+        new NetError(
+          "ETIMEDOUT",
+          `UDP port ${this.endpoint.port}: no datagram arrived within ${options.timeoutMs} ms`,
+        ),
+    );
   }
 
   /** Frees the port and discards queued datagrams; pending receives reject with ENOTCONN. */

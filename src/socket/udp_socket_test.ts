@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { decodeIcmp, decodeUdp, udpFrame } from "../stack/udp/_udp_test_util.ts";
 import { HARNESS_PEER_IP } from "../stack/tcp/tcp_harness.ts";
-import { makeSession, settle } from "./_session_peer_test_util.ts";
+import { endsAt, makeSession, settle } from "./_session_peer_test_util.ts";
 import { NetError } from "../errors/net_error.ts";
 import { UdpSocket } from "./udp_socket.ts";
 
@@ -75,10 +75,10 @@ describe("UdpSocket over a session (core lock, events after release)", () => {
   });
 
   it("receive() rejects with ETIMEDOUT after timeoutMs and leaves no waiter behind", async () => {
-    const { session } = makeSession();
+    const { session, clock } = makeSession();
     const sock = UdpSocket.bind(session, { port: 9 });
     await assert.rejects(
-      sock.receive({ timeoutMs: 20 }),
+      endsAt(clock, 20, sock.receive({ timeoutMs: 20 })),
       (e) => isNetError("ETIMEDOUT")(e) && /no datagram arrived within 20 ms/.test(String(e)),
     );
     assert.equal(sock.waiterCount, 0);

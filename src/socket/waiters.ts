@@ -1,10 +1,14 @@
 /**
  * The one wait-and-wake mechanism of the socket layer: callers wait for an
  * endpoint's events, and the endpoint's `onEvents` (called by the session
- * after it releases the core lock) wakes them. Timeouts are abort signals.
+ * after it releases the core lock) wakes them. A wait ends early through an
+ * abort signal; timeouts are signals of a {@linkcode PollDeadline} on the
+ * session's clock (poll_deadline.ts).
  *
  * @module
  */
+
+import { PollDeadline, type TimerClock } from "./poll_deadline.ts";
 
 /**
  * Callers waiting for an event of one endpoint. `wakeAll` resolves every
@@ -43,6 +47,39 @@ export class Waiters {
     });
   }
 
+  /**
+   * Calls `attempt` until it returns a value, waiting for the next wake
+   * between tries. Ends with `timeoutError()` when `options.timeoutMs` passes
+   * first on `clock`, with the signal's reason when it aborts, or with what
+   * `attempt` throws.
+   *
+   * @example
+   * ```ts
+   * const conn = await waiters.until(session.clock, { timeoutMs: 5000 }, () => tryAccept(), () =>
+   *   new NetError("ETIMEDOUT", "no connection arrived before the timeout"));
+   * ```
+   */
+  async until<T>(
+    clock: TimerClock,
+    options: { signal?: AbortSignal; timeoutMs?: number },
+    attempt: () => T | undefined,
+    timeoutError: () => Error,
+  ): Promise<T> {
+    const wait = new PollDeadline(clock, [options.signal], options.timeoutMs);
+    try {
+      for (;;) {
+        const v = attempt();
+        if (v !== undefined) return v;
+        await this.wait(wait.signal);
+      }
+    } catch (err) {
+      if (wait.timedOut) throw timeoutError();
+      throw err;
+    } finally {
+      wait.dispose();
+    }
+  }
+
   /** Wakes every caller waiting now. */
   wakeAll(): void {
     const l = this.#list;
@@ -54,40 +91,4 @@ export class Waiters {
   get size(): number {
     return this.#list.length;
   }
-}
-
-/**
- * A signal that aborts after `timeoutMs` (with a `TimeoutError`
- * DOMException), combined with `signal`; undefined when neither is given.
- *
- * @example
- * ```ts
- * const signal = timeoutSignal(options.signal, options.timeoutMs);
- * try { await waiters.wait(signal); } catch (err) { if (isTimeout(err)) throw etimedout; throw err; }
- * ```
- */
-export function timeoutSignal(
-  signal: AbortSignal | undefined,
-  timeoutMs: number | undefined,
-): AbortSignal | undefined {
-  const parts: AbortSignal[] = [];
-  if (signal) parts.push(signal);
-  if (timeoutMs !== undefined) {
-    parts.push(AbortSignal.timeout(timeoutMs));
-  }
-  if (parts.length === 0) return undefined;
-  return parts.length === 1 ? parts[0] : AbortSignal.any(parts);
-}
-
-/**
- * Whether `err` is the reason of a signal from {@linkcode timeoutSignal} that
- * timed out.
- *
- * @example
- * ```ts
- * if (isTimeout(err)) throw new NetError("ETIMEDOUT", "no datagram arrived before the timeout");
- * ```
- */
-export function isTimeout(err: unknown): boolean {
-  return err instanceof DOMException && err.name === "TimeoutError";
 }

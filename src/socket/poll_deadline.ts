@@ -1,0 +1,133 @@
+/**
+ * The one timeout mechanism of the socket layer: a wait (accept, connect,
+ * receive, send-buffer space) ends when one of the caller's signals aborts or
+ * when its timeout passes on the session's clock, whichever comes first.
+ * Because the clock is the session's injected one, tests advance time instead
+ * of sleeping; a server runs on the system clock.
+ *
+ * @module
+ */
+
+/**
+ * The clock a wait runs on: monotonic milliseconds and one-shot timers. The
+ * session's `Clock` (src/session/clock.ts) is one; this layer names only
+ * what it uses, since it sits below the session.
+ */
+export interface TimerClock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Calls `fn` once when `now()` reaches `at`; returns a handle for {@linkcode TimerClock.clearTimer}. */
+  setTimer(at: number, fn: () => void): number;
+  /** Cancels a timer; unknown or fired handles are ignored. */
+  clearTimer(handle: number): void;
+}
+
+/** How long a long-poll of the socket table waits when the caller names no timeout (ms). */
+export const DEFAULT_POLL_TIMEOUT_MS = 30_000;
+/** The longest wait a long-poll of the socket table accepts (ms). */
+export const MAX_POLL_TIMEOUT_MS = 60_000;
+
+/** Options every long-poll takes. */
+export interface PollOptions {
+  /** The caller going away (an HTTP request's signal). */
+  signal?: AbortSignal;
+  /** How long to wait; {@linkcode DEFAULT_POLL_TIMEOUT_MS} when absent. */
+  timeoutMs?: number;
+}
+
+/**
+ * The timeout of a socket-table long-poll: `timeoutMs`, or the default, and
+ * at most {@linkcode MAX_POLL_TIMEOUT_MS}.
+ *
+ * @example
+ * ```ts
+ * pollTimeout(undefined); // 30000
+ * pollTimeout(90_000); // 60000
+ * ```
+ */
+export function pollTimeout(timeoutMs: number | undefined): number {
+  return Math.min(timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS, MAX_POLL_TIMEOUT_MS);
+}
+
+/**
+ * The end of one wait: the first of `signals` to abort, or `timeoutMs` on
+ * `clock` (a `TimeoutError` DOMException as the reason, and
+ * {@linkcode PollDeadline.timedOut} set). A timeout of 0 or less has passed
+ * already: the wait checks its condition once. Without a timeout only the
+ * signals end it. {@linkcode PollDeadline.dispose} removes the timer and
+ * every listener, so nothing stays behind.
+ *
+ * @example
+ * ```ts
+ * const wait = new PollDeadline(session.clock, [request.signal], 5000);
+ * try {
+ *   await waiters.wait(wait.signal);
+ * } catch (err) {
+ *   if (wait.timedOut) return undefined; // nothing came in 5 s
+ *   throw err;
+ * } finally {
+ *   wait.dispose();
+ * }
+ * ```
+ */
+export class PollDeadline {
+  /** Aborts when the wait ends early (a signal or the timeout). */
+  readonly signal: AbortSignal;
+  /** The timeout in force, or undefined for none. */
+  readonly timeoutMs: number | undefined;
+  /** Whether the timeout (not a signal) ended the wait. */
+  timedOut = false;
+  #ac = new AbortController();
+  #clock: TimerClock;
+  #timer: number | undefined;
+  #sources: Array<[AbortSignal, () => void]> = [];
+
+  /** Starts the deadline now. */
+  constructor(
+    clock: TimerClock,
+    signals: ReadonlyArray<AbortSignal | undefined>,
+    timeoutMs: number | undefined,
+  ) {
+    this.#clock = clock;
+    this.signal = this.#ac.signal;
+    this.timeoutMs = timeoutMs;
+    for (const s of signals) {
+      if (!s) continue;
+      if (s.aborted) {
+        this.#ac.abort(s.reason);
+        return;
+      }
+      const on = () => this.#ac.abort(s.reason);
+      s.addEventListener("abort", on, { once: true });
+      this.#sources.push([s, on]);
+    }
+    if (timeoutMs === undefined) return;
+    if (timeoutMs <= 0) {
+      this.#expire();
+      return;
+    }
+    this.#timer = clock.setTimer(clock.now() + timeoutMs, () => {
+      this.#timer = undefined;
+      this.#expire();
+    });
+  }
+
+  /** Whether a caller's signal (not the timeout) ended the wait. */
+  get cancelled(): boolean {
+    return this.#ac.signal.aborted && !this.timedOut;
+  }
+
+  /** Removes the timer and the listeners on the caller's signals. Idempotent. */
+  dispose(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    for (const [s, on] of this.#sources) s.removeEventListener("abort", on);
+    this.#sources = [];
+  }
+
+  #expire(): void {
+    if (this.#ac.signal.aborted) return;
+    this.timedOut = true;
+    this.#ac.abort(new DOMException("the wait timed out", "TimeoutError"));
+  }
+}
