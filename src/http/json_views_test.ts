@@ -93,7 +93,7 @@ describe("the API's JSON views, byte for byte", () => {
         '"state":"created",' +
         '"tcpState":null,"pcbList":"none","local":null,"remote":null,"sendQueued":0,' +
         '"recvQueued":0,"acceptedFrom":null,"streaming":false,"error":null,"acceptQueue":null}],' +
-        '"pcbs":{"bound":0,"listen":1,"active":1,"timeWait":0,"udp":2},"bufferedBytes":6,' +
+        '"pcbs":{"bound":0,"listen":1,"active":1,"timeWait":0,"udp":1},"bufferedBytes":6,' +
         '"limits":{"maxSockets":256,"maxBufferedBytes":33554432},"quota":{"sockets":{' +
         '"used":4,"limit":256,"refused":0},"memory":"<core>"}}',
     );
