@@ -461,7 +461,8 @@ export function socketRoutes(
     }),
     (c) => {
       const params = c.req.valid("param");
-      const table = c.get("session").sockets;
+      const session = c.get("session");
+      const table = session.sockets;
       const entry = socketOf(c, params.id);
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new HttpProblem("EUPGRADE", "the stream is a WebSocket: send Upgrade: websocket", {
@@ -472,7 +473,12 @@ export function socketRoutes(
       if (!upgrade) {
         throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
       }
-      const pending = openSocketStream(table, entry, options.stream);
+      const pending = openSocketStream(
+        table,
+        entry,
+        { quota: session.stack.quota.memory, clock: ctx.clock },
+        options.stream,
+      );
       let upgraded;
       try {
         upgraded = upgrade(c.req.raw);
