@@ -14,7 +14,15 @@ import { HttpProblem } from "./problem.ts";
 /** Where a validated value came from, as the 400's detail names it. */
 export type InputPlace = "path" | "query" | "request body";
 
-/** zod's issues as the 400 problem that names the first failing field. */
+/**
+ * zod's issues as the 400 problem that names the first failing field.
+ *
+ * @example
+ * ```ts
+ * const r = ConnectBodySchema.safeParse({ port: 80 });
+ * if (!r.success) throw invalidInput("request body", r.error.issues); // "invalid request body: address: ..."
+ * ```
+ */
 export function invalidInput(where: InputPlace, issues: readonly z.core.$ZodIssue[]): HttpProblem {
   const first = issues[0];
   const field = first && first.path.length > 0 ? first.path.join(".") : "(root)";
