@@ -18,6 +18,9 @@ const result = await build({
   bundle: true,
   format: "esm",
   platform: "neutral",
+  // Packages without an "exports" map (@asteasolutions/zod-to-openapi, under
+  // @hono/zod-openapi) are found through their ESM entry.
+  mainFields: ["module", "main"],
   target: "es2022",
   sourcemap: true,
   metafile: true,

@@ -223,6 +223,7 @@ describe("API abuse on a real server", () => {
             (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 4000\r\n\r\n"),
         );
       const answers: string[] = [];
+      let closedAfterAnswer = 0;
       const trickle = async (conn: Deno.TcpConn, start: Uint8Array, piece: Uint8Array) => {
         try {
           await conn.write(start);
@@ -239,8 +240,12 @@ describe("API abuse on a real server", () => {
         try {
           const n = await conn.read(buf);
           if (n) answers.push(dec.decode(buf.subarray(0, n)).split("\r\n")[0]);
+          // Then the server closes the connection (it says Connection: close).
+          while (await conn.read(buf) !== null);
+          closedAfterAnswer++;
         } catch {
-          // closed
+          // closed by the server (reset) or by the test
+          if (answers.length > 0) closedAfterAnswer++;
         }
       };
       const jobs: Promise<void>[] = [];
@@ -276,6 +281,9 @@ describe("API abuse on a real server", () => {
           `are not timed out by Deno.serve (it has no header timeout)`,
       );
       assert.equal(tally["HTTP/1.1 408 Request Timeout"], 50, "every trickled body got 408");
+      for (let t = 0; t < 100 && closedAfterAnswer < 50; t++) await sleep(50);
+      console.log(`connections the server closed after their 408: ${closedAfterAnswer}/50`);
+      assert.equal(closedAfterAnswer, 50, "the server closed every connection after its 408");
       stop = true;
       for (const c of conns) c.close();
       await Promise.all(jobs);

@@ -62,6 +62,54 @@ export function upwardImports(rel: string, text: string): string[] {
   return out;
 }
 
+/**
+ * The import cycles among `files` (paths relative to the root → their text):
+ * every strongly connected component of the relative-import graph with more
+ * than one file, or a file that imports itself (Tarjan's algorithm).
+ */
+export function importCycles(files: ReadonlyMap<string, string>): string[][] {
+  const edges = new Map<string, string[]>();
+  for (const [rel, text] of files) {
+    const targets = importSpecifiers(text)
+      .map((spec) => relative(ROOT, resolve(ROOT, dirname(rel), spec)).split("\\").join("/"))
+      .filter((t) => files.has(t));
+    edges.set(rel, [...new Set(targets)]);
+  }
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  let next = 0;
+  const visit = (v: string) => {
+    index.set(v, next);
+    low.set(v, next);
+    next++;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1 || (edges.get(v) ?? []).includes(v)) cycles.push(component.sort());
+    }
+  };
+  for (const v of [...files.keys()].sort()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
 function sources(dir: string): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
@@ -85,6 +133,48 @@ describe("import direction (DESIGN.md layers)", () => {
       offenders.push(...upwardImports(rel, readFileSync(f, "utf8")));
     }
     assert.deepEqual(offenders, [], `imports that point up:\n${offenders.join("\n")}`);
+  });
+
+  it("no two files under src/http import each other, directly or through a cycle", () => {
+    const files = new Map<string, string>();
+    for (const f of sources(join(ROOT, "src/http"))) {
+      files.set(relative(ROOT, f).split("\\").join("/"), readFileSync(f, "utf8"));
+    }
+    assert.ok(files.size > 20, `found ${files.size} files under src/http`);
+    const cycles = importCycles(files);
+    assert.deepEqual(
+      cycles,
+      [],
+      `import cycles under src/http:\n${cycles.map((c) => c.join(" ⇄ ")).join("\n")}`,
+    );
+  });
+
+  it("would catch an import cycle, direct or through other files (the check itself works)", () => {
+    const direct = new Map([
+      ["src/http/a.ts", `import { b } from "./b.ts";`],
+      ["src/http/b.ts", `import type { A } from "./a.ts";`],
+      ["src/http/c.ts", `import { a } from "./a.ts";`],
+    ]);
+    assert.deepEqual(importCycles(direct), [["src/http/a.ts", "src/http/b.ts"]]);
+    const through = new Map([
+      ["src/http/app.ts", `import { r } from "./routes.ts";`],
+      ["src/http/routes.ts", `export * from "./isolation/x.ts";`],
+      ["src/http/isolation/x.ts", `import type { U } from "../app.ts";`],
+    ]);
+    assert.deepEqual(importCycles(through), [[
+      "src/http/app.ts",
+      "src/http/isolation/x.ts",
+      "src/http/routes.ts",
+    ]]);
+    assert.deepEqual(importCycles(new Map([["src/http/s.ts", `import "./s.ts";`]])), [[
+      "src/http/s.ts",
+    ]]);
+    const acyclic = new Map([
+      ["src/http/app.ts", `import { r } from "./routes.ts";\nimport type { E } from "./env.ts";`],
+      ["src/http/routes.ts", `import type { E } from "./env.ts";`],
+      ["src/http/env.ts", `import type { S } from "../session/mod.ts";`],
+    ]);
+    assert.deepEqual(importCycles(acyclic), []);
   });
 
   it("would catch an upward import of every form (the check itself works)", () => {

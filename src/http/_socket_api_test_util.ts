@@ -39,7 +39,7 @@ export interface CallOptions {
 export function socketApi(options: SocketApiOptions = {}) {
   const clock = new ManualClock(1000);
   const registry = new SessionRegistry({ clock, sessionLimits: options.sessionLimits });
-  const app = createApp({ registry, requestLog: false, ...options.app });
+  const app = createApp({ registry, clock, requestLog: false, ...options.app });
   const session = registry.create({
     mac: HARNESS_STACK_MAC,
     ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },

@@ -2,30 +2,30 @@
  * The Hono app: the HTTP API of netisle. Runtime-neutral: the adapters in
  * `serve_*.ts` give it a way to upgrade a request to a WebSocket.
  *
- * The composition point: the route tables (`session_routes.ts`,
- * `socket_routes.ts`) are registered here and the same tables build
- * `/openapi.json`; errors become problem+json in the one `onError` below.
+ * The composition point: an `OpenAPIHono` (`@hono/zod-openapi`) that mounts
+ * the route modules (`session_routes.ts`, `socket_routes.ts`), whose routes
+ * also make `/openapi.json`; validation failures and errors become
+ * problem+json in the one `onError` of `problem.ts`.
  *
  * @module
  */
 
-import { Hono } from "hono";
-import type { SessionRegistry } from "../session/mod.ts";
-import { NetError } from "../errors/mod.ts";
-import type { TunnelSocket } from "../session/tunnel_server.ts";
-import { HttpProblem, problemResponse } from "./problem.ts";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { type Clock, type SessionRegistry, SystemClock } from "../session/mod.ts";
+import type { RouteContext } from "./api_route.ts";
+import type { AppEnv, WebSocketUpgrader } from "./app_env.ts";
 import { HttpMetrics, type MetricsCollector } from "./metrics.ts";
+import { openApiDocument, registerOpenApiComponents } from "./openapi.ts";
+import { problemNotFound, problemOnError } from "./problem.ts";
+import { DEFAULT_BODY_TIMEOUT_MS } from "./request_body.ts";
 import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";
-import { type AnyRoute, type AppEnv, registerRoutes } from "./route_table.ts";
 import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
+import { validationHook } from "./validation.ts";
 
-/**
- * Upgrades a request to a WebSocket, as each runtime does it
- * (`Deno.upgradeWebSocket`, Bun's `server.upgrade`, workerd's `WebSocketPair`).
- */
-export type WebSocketUpgrader = (req: Request) => { socket: TunnelSocket; response: Response };
+// The runtime adapters import the upgrade's type from here.
+export type { WebSocketUpgrader } from "./app_env.ts";
 
 /** Options of {@linkcode createApp}. */
 export interface AppOptions {
@@ -39,6 +39,8 @@ export interface AppOptions {
   maxJsonBodyBytes?: number;
   /** How long a request body may take to arrive before 408 `EBODYTIMEOUT` (default 30 s). */
   bodyTimeoutMs?: number;
+  /** The clock of body deadlines (default the system clock; tests pass a manual one). */
+  clock?: Clock;
   /** When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
   /** Extra families for `GET /metrics` (components add their own gauges and counters). */
@@ -52,33 +54,6 @@ export interface AppOptions {
 }
 
 /**
- * The route table of the app: every route with its schemas, used both to
- * register the routes and to build `/openapi.json`.
- *
- * @example
- * ```ts
- * const routes = apiRoutes({ registry });
- * routes.map((r) => `${r.method} ${r.path}`);
- * ```
- */
-export function apiRoutes(
-  options: AppOptions,
-  httpMetrics: HttpMetrics = new HttpMetrics(),
-): AnyRoute[] {
-  const routes: AnyRoute[] = [
-    ...sessionRoutes({ registry: options.registry, upgradeWebSocket: options.upgradeWebSocket }),
-    ...socketRoutes({ upgradeWebSocket: options.upgradeWebSocket, stream: options.stream }),
-    ...serviceRoutes({
-      registry: options.registry,
-      httpMetrics,
-      metricsCollectors: options.metricsCollectors,
-      allRoutes: () => routes,
-    }),
-  ];
-  return routes;
-}
-
-/**
  * Creates the HTTP API.
  *
  * @example
@@ -87,31 +62,36 @@ export function apiRoutes(
  * const res = await app.request("/v1/sessions", { method: "POST" });
  * ```
  */
-export function createApp(options: AppOptions): Hono<AppEnv> {
-  const { registry } = options;
-  const maxJson = options.maxJsonBodyBytes ?? 16 * 1024;
-  const app = new Hono<AppEnv>();
+export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
+  const ctx: RouteContext = {
+    registry: options.registry,
+    adminToken: options.adminToken,
+    metricsToken: options.metricsToken,
+    maxJsonBodyBytes: options.maxJsonBodyBytes ?? 16 * 1024,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
+    clock: options.clock ?? new SystemClock(),
+  };
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const httpMetrics = options.httpMetrics ?? new HttpMetrics();
   app.use(
     requestObserver({ log: options.requestLog ?? consoleRequestLogger, metrics: httpMetrics }),
   );
+  app.onError(problemOnError("request"));
+  app.notFound(problemNotFound);
+  registerOpenApiComponents(app);
 
-  app.onError((err) => {
-    if (err instanceof HttpProblem) {
-      return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
-    }
-    if (err instanceof NetError) return problemResponse(err.code, err.message);
-    console.error("netisle: unhandled error in request:", err);
-    return problemResponse("EINTERNAL", "internal error; see the server log");
-  });
-  app.notFound((c) => problemResponse("ENOTFOUND", `no route for ${c.req.method} ${c.req.path}`));
-
-  registerRoutes(app, apiRoutes(options, httpMetrics), {
-    registry,
-    adminToken: options.adminToken,
-    metricsToken: options.metricsToken,
-    maxJsonBodyBytes: maxJson,
-    bodyTimeoutMs: options.bodyTimeoutMs,
-  });
+  app.route("/", sessionRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket }));
+  app.route(
+    "/",
+    socketRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, stream: options.stream }),
+  );
+  app.route(
+    "/",
+    serviceRoutes(ctx, {
+      httpMetrics,
+      metricsCollectors: options.metricsCollectors,
+      document: () => openApiDocument(app),
+    }),
+  );
   return app;
 }

@@ -1,38 +1,22 @@
 /**
- * The OpenAPI 3.1 document of the HTTP API, built from the route table: the
- * same zod schemas that validate requests become its parameter, body and
- * response schemas (`z.toJSONSchema`), so the document cannot drift from the
- * routes. Also the `/docs` page, a self-contained HTML page (no CDN) that
- * renders the document.
+ * The OpenAPI 3.1 document of the HTTP API. `@hono/zod-openapi` builds it
+ * from the routes the app registers (`app.openapi(...)`): the same zod
+ * schemas that validate requests become its parameter, body and response
+ * schemas, so the document cannot drift from the routes. This module adds
+ * what is shared by every route — the problem+json schema, the security
+ * schemes, the tags and the document's info — and the `/docs` page, a
+ * self-contained HTML page (no CDN) that renders the document.
  *
  * @module
  */
 
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { type HttpErrorCode, STATUS_BY_CODE } from "./problem.ts";
-import { type AnyRoute, routeErrorCodes } from "./route_table.ts";
 
-/** A JSON Schema object as the document embeds it. */
-export type JsonSchema = Record<string, unknown>;
+/** The OpenAPI document as served on `/openapi.json`. */
+export type OpenApiDocument = ReturnType<OpenAPIHono["getOpenAPI31Document"]>;
 
-/** The parts of an OpenAPI 3.1 document this builder writes. */
-export interface OpenApiDocument {
-  /** The OpenAPI version. */
-  openapi: "3.1.0";
-  /** Title, version and description of the API. */
-  info: { title: string; version: string; description: string };
-  /** Operations by path (`{param}` syntax) and lower-case method. */
-  paths: Record<string, Record<string, unknown>>;
-  /** Shared schemas (the problem body) and the security schemes. */
-  components: {
-    schemas: Record<string, JsonSchema>;
-    securitySchemes: Record<string, unknown>;
-  };
-  /** The groups of operations. */
-  tags: Array<{ name: string; description: string }>;
-}
-
-/** Metadata of {@linkcode buildOpenApi}. */
+/** Metadata of {@linkcode openApiDocument}. */
 export interface OpenApiInfo {
   /** Default `netisle`. */
   title?: string;
@@ -52,147 +36,68 @@ export const ProblemSchema = z.object({
   issues: z.array(z.unknown()).optional().describe("zod's issues, for validation errors."),
 });
 
-const TAG_DESCRIPTIONS: Record<string, string> = {
-  sessions: "Sessions: one isolated stack each, reached through a tunnel.",
-  sockets: "Sockets inside a session's network (TCP and UDP), over HTTP or a WebSocket.",
-  service: "Service endpoints.",
-};
-
-/** Converts a zod schema to JSON Schema for the document. */
-export function jsonSchemaOf(schema: z.ZodType, io: "input" | "output"): JsonSchema {
-  const s = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as JsonSchema;
-  delete s.$schema;
-  return s;
-}
-
-/** `/v1/sessions/:sid` → `/v1/sessions/{sid}`. */
-export function openApiPath(path: string): string {
-  return path.replace(/:([A-Za-z0-9_]+)/g, "{$1}");
-}
-
-function parametersOf(route: AnyRoute): unknown[] {
-  const out: unknown[] = [];
-  const add = (schema: z.ZodType | undefined, where: "path" | "query") => {
-    if (!schema) return;
-    const js = jsonSchemaOf(schema, "input");
-    const props = (js.properties ?? {}) as Record<string, JsonSchema>;
-    const required = new Set((js.required ?? []) as string[]);
-    for (const [name, prop] of Object.entries(props)) {
-      const { description, ...rest } = prop;
-      out.push({
-        name,
-        in: where,
-        required: where === "path" || required.has(name),
-        ...(description === undefined ? {} : { description }),
-        schema: rest,
-      });
-    }
-  };
-  add(route.params, "path");
-  add(route.query, "query");
-  return out;
-}
-
-function errorResponses(route: AnyRoute): Record<string, unknown> {
-  const byStatus = new Map<number, HttpErrorCode[]>();
-  for (const code of routeErrorCodes(route)) {
-    const status = STATUS_BY_CODE[code];
-    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
-  }
-  const out: Record<string, unknown> = {};
-  for (const [status, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
-    out[String(status)] = {
-      description: `Problem: ${codes.join(", ")}`,
-      content: {
-        "application/problem+json": {
-          schema: { $ref: "#/components/schemas/Problem" },
-          example: { code: codes[0] },
-        },
-      },
-    };
-  }
-  return out;
-}
-
-function operationOf(route: AnyRoute): Record<string, unknown> {
-  const responses: Record<string, unknown> = {};
-  for (const [status, r] of Object.entries(route.responses)) {
-    const res: Record<string, unknown> = { description: r.description };
-    if (r.json) {
-      res.content = { "application/json": { schema: jsonSchemaOf(r.json, "output") } };
-    } else if (r.contentType) {
-      res.content = { [r.contentType]: { schema: { type: "string", format: "binary" } } };
-    }
-    if (r.headers) {
-      res.headers = Object.fromEntries(
-        Object.entries(r.headers).map((
-          [name, description],
-        ) => [name, { description, schema: { type: "string" } }]),
-      );
-    }
-    responses[status] = res;
-  }
-  Object.assign(responses, errorResponses(route));
-  const op: Record<string, unknown> = {
-    operationId: route.operationId,
-    summary: route.summary,
-    ...(route.description ? { description: route.description } : {}),
-    tags: route.tags,
-    parameters: parametersOf(route),
-    responses,
-  };
-  if (route.body) {
-    op.requestBody = {
-      required: false,
-      content: { "application/json": { schema: jsonSchemaOf(route.body, "input") } },
-    };
-  } else if (route.binaryBody) {
-    op.requestBody = {
-      required: true,
-      description: `At most ${route.binaryBody.maxBytes} bytes.`,
-      content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } },
-    };
-  }
-  switch (route.auth) {
-    case "admin":
-      op.security = [{ adminToken: [] }, {}];
-      break;
-    case "metrics":
-      op.security = [{ metricsToken: [] }, {}];
-      break;
-    case "session":
-      op.security = [{ sessionToken: [] }];
-      break;
-    case "session-or-query":
-      op.security = [{ sessionToken: [] }, { sessionTokenQuery: [] }];
-      break;
-    case "none":
-      op.security = [];
-      break;
-  }
-  if (route.websocket) op["x-websocket"] = true;
-  return op;
-}
+/** The groups of operations, in the order the document lists them. */
+export const OPENAPI_TAGS: ReadonlyArray<{ name: string; description: string }> = [
+  { name: "sessions", description: "Sessions: one isolated stack each, reached through a tunnel." },
+  {
+    name: "sockets",
+    description: "Sockets inside a session's network (TCP and UDP), over HTTP or a WebSocket.",
+  },
+  { name: "service", description: "Service endpoints." },
+];
 
 /**
- * Builds the OpenAPI 3.1 document of `routes`.
+ * Registers the components every route refers to: the `Problem` schema of
+ * error responses and the security schemes of `route_auth.ts`.
  *
  * @example
  * ```ts
- * const doc = buildOpenApi(routes, { version: "0.1.0" });
- * doc.paths["/v1/sessions/{sid}/sockets"].post; // createSocket
+ * const app = new OpenAPIHono<AppEnv>();
+ * registerOpenApiComponents(app);
  * ```
  */
-export function buildOpenApi(routes: AnyRoute[], info: OpenApiInfo = {}): OpenApiDocument {
-  const paths: OpenApiDocument["paths"] = {};
-  const tags = new Set<string>();
-  for (const r of routes) {
-    const p = openApiPath(r.path);
-    paths[p] ??= {};
-    paths[p][r.method.toLowerCase()] = operationOf(r);
-    for (const t of r.tags) tags.add(t);
-  }
-  return {
+// deno-lint-ignore no-explicit-any
+export function registerOpenApiComponents(app: OpenAPIHono<any, any, any>): void {
+  const registry = app.openAPIRegistry;
+  registry.register("Problem", ProblemSchema);
+  registry.registerComponent("securitySchemes", "sessionToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "The token returned when the session was created.",
+  });
+  registry.registerComponent("securitySchemes", "sessionTokenQuery", {
+    type: "apiKey",
+    in: "query",
+    name: "token",
+    description: "The session token, for WebSocket clients that cannot set headers.",
+  });
+  registry.registerComponent("securitySchemes", "adminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "Required when the server runs with NETISLE_ADMIN_TOKEN.",
+  });
+  registry.registerComponent("securitySchemes", "metricsToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "Required when the server runs with a metrics token.",
+  });
+}
+
+/**
+ * Generates the OpenAPI 3.1 document of `app`'s routes.
+ *
+ * @example
+ * ```ts
+ * const doc = openApiDocument(app, { version: "0.1.0" });
+ * doc.paths?.["/v1/sessions/{sid}/sockets"]?.post; // createSocket
+ * ```
+ */
+export function openApiDocument(
+  // deno-lint-ignore no-explicit-any
+  app: OpenAPIHono<any, any, any>,
+  info: OpenApiInfo = {},
+): OpenApiDocument {
+  return app.getOpenAPI31Document({
     openapi: "3.1.0",
     info: {
       title: info.title ?? "netisle",
@@ -202,35 +107,8 @@ export function buildOpenApi(routes: AnyRoute[], info: OpenApiInfo = {}): OpenAp
           "frames; this API creates sessions and opens TCP and UDP sockets inside their " +
           "networks. Errors are application/problem+json (RFC 9457) with a stable `code`.",
     },
-    paths,
-    components: {
-      schemas: { Problem: jsonSchemaOf(ProblemSchema, "output") },
-      securitySchemes: {
-        sessionToken: {
-          type: "http",
-          scheme: "bearer",
-          description: "The token returned when the session was created.",
-        },
-        sessionTokenQuery: {
-          type: "apiKey",
-          in: "query",
-          name: "token",
-          description: "The session token, for WebSocket clients that cannot set headers.",
-        },
-        adminToken: {
-          type: "http",
-          scheme: "bearer",
-          description: "Required when the server runs with NETISLE_ADMIN_TOKEN.",
-        },
-        metricsToken: {
-          type: "http",
-          scheme: "bearer",
-          description: "Required when the server runs with a metrics token.",
-        },
-      },
-    },
-    tags: [...tags].map((name) => ({ name, description: TAG_DESCRIPTIONS[name] ?? name })),
-  };
+    tags: [...OPENAPI_TAGS],
+  });
 }
 
 /**

@@ -1,11 +1,14 @@
 /**
  * Problem details (RFC 9457) and the one place where error codes become HTTP
- * statuses.
+ * statuses: {@linkcode problemOnError} is the `onError` of the app and of the
+ * isolation front door alike.
  *
  * @module
  */
 
-import type { NetErrorCode } from "../errors/mod.ts";
+import type { Context, ErrorHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { NetError, type NetErrorCode } from "../errors/mod.ts";
 
 /** Codes the HTTP layer adds to the errno-style ones of {@linkcode NetErrorCode}. */
 export type HttpErrorCode =
@@ -122,4 +125,55 @@ export function problemResponse(
     status,
     headers: { "content-type": "application/problem+json", ...extra.headers },
   });
+}
+
+/** The HTTP error code of a `HTTPException` thrown by Hono or one of its middlewares. */
+function codeOfHttpException(status: number): HttpErrorCode | undefined {
+  if (status === 400 || status === 415) return "EINVAL";
+  if (status === 401) return "EUNAUTHORIZED";
+  if (status === 404) return "ENOTFOUND";
+  if (status === 408) return "EBODYTIMEOUT";
+  if (status === 413) return "ETOOLARGE";
+  return undefined;
+}
+
+/**
+ * The `onError` of every Hono app of netisle: an {@linkcode HttpProblem} or a
+ * `NetError` becomes its problem+json response; a Hono `HTTPException` (a
+ * 400 from a validator, say) the problem of its status; anything else is
+ * logged (naming `where`) and answers 500 `EINTERNAL` without details.
+ *
+ * @example
+ * ```ts
+ * const app = new Hono();
+ * app.onError(problemOnError("request"));
+ * app.notFound(problemNotFound);
+ * ```
+ */
+export function problemOnError(where: string): ErrorHandler {
+  return (err) => {
+    if (err instanceof HttpProblem) {
+      return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
+    }
+    if (err instanceof NetError) return problemResponse(err.code, err.message);
+    if (err instanceof HTTPException) {
+      const code = codeOfHttpException(err.status);
+      if (code) return problemResponse(code, err.message);
+    }
+    console.error(`netisle: unhandled error in ${where}:`, err);
+    return problemResponse("EINTERNAL", "internal error; see the server log");
+  };
+}
+
+/**
+ * The `notFound` handler of every Hono app of netisle: 404 `ENOTFOUND` naming
+ * the method and path.
+ *
+ * @example
+ * ```ts
+ * app.notFound(problemNotFound);
+ * ```
+ */
+export function problemNotFound(c: Context): Response {
+  return problemResponse("ENOTFOUND", `no route for ${c.req.method} ${c.req.path}`);
 }

@@ -23,6 +23,12 @@ export const SessionIdSchema = z.string().regex(/^s_[A-Za-z0-9_-]{22}$/, {
 /** Path parameters of session routes. */
 export const SessionParamsSchema = z.strictObject({ sid: SessionIdSchema });
 
+/**
+ * The document's form of an IPv4 address: `format: ipv4` and zod's pattern
+ * (the OpenAPI generator alone would write the vaguer `format: ip`).
+ */
+export const IPV4_DOC = { format: "ipv4", pattern: z.regexes.ipv4.source } as const;
+
 const MAC_PATTERN = /^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/;
 const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -37,7 +43,7 @@ export const MacSchema = z.string()
 
 /** The stack's IPv4 address and on-link prefix. */
 export const Ipv4ConfigSchema = z.strictObject({
-  address: z.ipv4(),
+  address: z.ipv4().meta(IPV4_DOC),
   prefixLength: z.int().min(1).max(30),
 }).superRefine((v, ctx) => {
   // Refinements run even when a field failed; judge only well-formed values.

@@ -1,13 +1,14 @@
 /**
  * The session routes (`/v1/sessions...`: create, read, delete, the tunnel
  * WebSocket, the pcap stream) and the service routes (`/healthz`,
- * `/metrics`, `/openapi.json`, `/docs`) as route tables.
+ * `/metrics`, `/openapi.json`, `/docs`), each an `OpenAPIHono` sub-app that
+ * `createApp` mounts.
  *
  * @module
  */
 
+import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import type { SessionRegistry } from "../session/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
 import { attachWebSocketTunnel } from "../session/tunnel_server.ts";
 import {
@@ -15,20 +16,27 @@ import {
   selectTunnelSubprotocol,
   tunnelUrl,
 } from "../wire/tunnel_protocol.ts";
-import type { WebSocketUpgrader } from "./app.ts";
+import {
+  apiRoute,
+  binaryContent,
+  headerDocs,
+  jsonContent,
+  type RouteContext,
+} from "./api_route.ts";
+import type { AppEnv, WebSocketUpgrader } from "./app_env.ts";
 import {
   type HttpMetrics,
   type MetricsCollector,
   PROMETHEUS_CONTENT_TYPE,
   renderMetrics,
 } from "./metrics.ts";
-import { buildOpenApi, docsPage, type OpenApiDocument } from "./openapi.ts";
+import { docsPage, type OpenApiDocument } from "./openapi.ts";
 import { PcapQuerySchema, pcapResponse } from "./pcap_stream.ts";
 import { HttpProblem } from "./problem.ts";
-import { sessionView } from "./session_view.ts";
-import { type AnyRoute, defineRoute } from "./route_table.ts";
 import { CreateSessionBodySchema, SessionParamsSchema, TunnelQuerySchema } from "./schemas.ts";
+import { sessionView } from "./session_view.ts";
 import { QuotaSchema } from "./socket_schemas.ts";
+import { validationHook } from "./validation.ts";
 
 /** Body of `201` from `POST /v1/sessions`. */
 export const CreatedSessionSchema = z.object({
@@ -104,10 +112,8 @@ export const SessionViewSchema = z.looseObject({
   quota: QuotaSchema,
 });
 
-/** What {@linkcode sessionRoutes} needs. */
+/** What {@linkcode sessionRoutes} needs besides the {@linkcode RouteContext}. */
 export interface SessionRouteOptions {
-  /** The sessions. */
-  registry: SessionRegistry;
   /** The runtime's WebSocket upgrade; without it the tunnel route answers 501. */
   upgradeWebSocket?: WebSocketUpgrader;
 }
@@ -119,90 +125,101 @@ const TAGS = ["sessions"];
  *
  * @example
  * ```ts
- * registerRoutes(app, sessionRoutes({ registry, upgradeWebSocket }), ctx);
+ * app.route("/", sessionRoutes(ctx, { upgradeWebSocket }));
  * ```
  */
-export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
-  const { registry } = options;
-  return [
-    defineRoute({
+export function sessionRoutes(
+  ctx: RouteContext,
+  options: SessionRouteOptions = {},
+): OpenAPIHono<AppEnv> {
+  const { registry } = ctx;
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "createSession",
-      method: "POST",
+      method: "post",
       path: "/v1/sessions",
       summary: "Create a session",
       description: "Every field is optional; unknown fields are refused. Needs the admin token " +
         "when the server has one.",
       tags: TAGS,
       auth: "admin",
-      body: CreateSessionBodySchema,
+      jsonBody: CreateSessionBodySchema,
       responses: {
         201: {
           description: "The session, its token and its tunnel URL.",
-          json: CreatedSessionSchema,
-          headers: { Location: "The session's URL." },
+          content: jsonContent(CreatedSessionSchema),
+          headers: headerDocs({ Location: "The session's URL." }),
         },
       },
       errors: ["ENFILE"],
-      handler: (c, { body }) => {
-        const session = registry.create({
-          ipv4: body.ipv4 && {
-            address: parseIpv4Address(body.ipv4.address),
-            prefixLength: body.ipv4.prefixLength,
-          },
-          mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
-          mtu: body.mtu,
-          dhcp: body.dhcp,
-        });
-        const view = sessionView(session);
-        return c.json(
-          {
-            id: session.id,
-            token: session.token,
-            mac: view.mac,
-            ipv4: view.ipv4,
-            mtu: view.mtu,
-            tunnel: {
-              url: tunnelUrl(new URL(c.req.url).origin, session.id),
-              framing: "frame-per-message",
-            },
-          },
-          201,
-          { location: `/v1/sessions/${session.id}` },
-        );
-      },
     }),
-    defineRoute({
+    (c) => {
+      const body = c.req.valid("json");
+      const session = registry.create({
+        ipv4: body.ipv4 && {
+          address: parseIpv4Address(body.ipv4.address),
+          prefixLength: body.ipv4.prefixLength,
+        },
+        mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
+        mtu: body.mtu,
+        dhcp: body.dhcp,
+      });
+      const view = sessionView(session);
+      return c.json(
+        {
+          id: session.id,
+          token: session.token,
+          mac: view.mac,
+          ipv4: view.ipv4,
+          mtu: view.mtu,
+          tunnel: {
+            url: tunnelUrl(new URL(c.req.url).origin, session.id),
+            framing: "frame-per-message",
+          },
+        },
+        201,
+        { location: `/v1/sessions/${session.id}` },
+      );
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "getSession",
-      method: "GET",
-      path: "/v1/sessions/:sid",
+      method: "get",
+      path: "/v1/sessions/{sid}",
       summary: "A session: addressing, tunnel state, counters, ARP cache, core lock",
       tags: TAGS,
       auth: "session",
-      params: SessionParamsSchema,
-      responses: { 200: { description: "The session.", json: SessionViewSchema } },
+      request: { params: SessionParamsSchema },
+      responses: { 200: { description: "The session.", content: jsonContent(SessionViewSchema) } },
       errors: [],
-      handler: (c) => c.json(sessionView(c.get("session"))),
     }),
-    defineRoute({
+    (c) => c.json(sessionView(c.get("session")), 200),
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "deleteSession",
-      method: "DELETE",
-      path: "/v1/sessions/:sid",
+      method: "delete",
+      path: "/v1/sessions/{sid}",
       summary: "Delete a session",
       description: "Closes every socket (connections with a RST), the tunnel and the timers.",
       tags: TAGS,
       auth: "session",
-      params: SessionParamsSchema,
+      request: { params: SessionParamsSchema },
       responses: { 204: { description: "Deleted." } },
       errors: [],
-      handler: (c) => {
-        registry.delete(c.get("session").id);
-        return c.body(null, 204);
-      },
     }),
-    defineRoute({
+    (c) => {
+      registry.delete(c.get("session").id);
+      return c.body(null, 204);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "tunnel",
-      method: "GET",
-      path: "/v1/sessions/:sid/tunnel",
+      method: "get",
+      path: "/v1/sessions/{sid}/tunnel",
       summary: "Attach the tunnel: Ethernet frames over a WebSocket",
       description: "One Ethernet frame per binary message, both ways (v86 wsproxy framing). " +
         "With the subprotocol `netisle.qemu-stream.v1` (or container2wasm's `binary`) the " +
@@ -214,69 +231,71 @@ export function sessionRoutes(options: SessionRouteOptions): AnyRoute[] {
       tags: TAGS,
       auth: "session-or-query",
       websocket: true,
-      params: SessionParamsSchema,
-      query: TunnelQuerySchema,
+      request: { params: SessionParamsSchema, query: TunnelQuerySchema },
       responses: { 101: { description: "Switching to the WebSocket protocol." } },
       errors: ["EUPGRADE", "ENOTSUP"],
-      handler: (c) => {
-        const session = c.get("session");
-        if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-          throw new HttpProblem("EUPGRADE", "the tunnel is a WebSocket: send Upgrade: websocket", {
-            headers: { upgrade: "websocket" },
-          });
-        }
-        if (!options.upgradeWebSocket) {
-          throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
-        }
-        // The adapter must answer this subprotocol: it gets it as a second argument, and
-        // adapters that take one argument pick the same with selectTunnelSubprotocol.
-        const protocol = selectTunnelSubprotocol(c.req.header("sec-websocket-protocol"));
-        const upgrade: (req: Request, o: { protocol?: string }) => ReturnType<WebSocketUpgrader> =
-          options.upgradeWebSocket;
-        const { socket, response } = upgrade(c.req.raw, { protocol });
-        attachWebSocketTunnel(session, socket, {
-          framing: framingForSubprotocol(protocol),
-          protocol,
-        });
-        return response;
-      },
     }),
-    defineRoute({
+    (c) => {
+      const session = c.get("session");
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new HttpProblem("EUPGRADE", "the tunnel is a WebSocket: send Upgrade: websocket", {
+          headers: { upgrade: "websocket" },
+        });
+      }
+      if (!options.upgradeWebSocket) {
+        throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
+      }
+      // The adapter must answer this subprotocol: it gets it as a second argument, and
+      // adapters that take one argument pick the same with selectTunnelSubprotocol.
+      const protocol = selectTunnelSubprotocol(c.req.header("sec-websocket-protocol"));
+      const upgrade: (req: Request, o: { protocol?: string }) => ReturnType<WebSocketUpgrader> =
+        options.upgradeWebSocket;
+      const { socket, response } = upgrade(c.req.raw, { protocol });
+      attachWebSocketTunnel(session, socket, {
+        framing: framingForSubprotocol(protocol),
+        protocol,
+      });
+      return response;
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "pcap",
-      method: "GET",
-      path: "/v1/sessions/:sid/pcap",
+      method: "get",
+      path: "/v1/sessions/{sid}/pcap",
       summary: "Stream a pcap of the session's frames",
       description: "A live capture, both ways, as a classic pcap file (`tshark -r -`, " +
         "Wireshark). Ends when the client goes away, after `maxFrames` or `seconds`, or with " +
         "the session.",
       tags: TAGS,
       auth: "session",
-      params: SessionParamsSchema,
-      query: PcapQuerySchema,
+      request: { params: SessionParamsSchema, query: PcapQuerySchema },
       responses: {
-        200: { description: "The capture.", contentType: "application/vnd.tcpdump.pcap" },
+        200: {
+          description: "The capture.",
+          content: binaryContent("application/vnd.tcpdump.pcap"),
+        },
       },
       errors: [],
-      handler: (c, { query }) =>
-        pcapResponse(c.get("session"), {
-          ...query,
-          signal: c.req.raw.signal,
-          head: c.req.method === "HEAD",
-        }),
     }),
-  ];
+    (c) =>
+      pcapResponse(c.get("session"), {
+        ...c.req.valid("query"),
+        signal: c.req.raw.signal,
+        head: c.req.method === "HEAD",
+      }),
+  );
+  return app;
 }
 
-/** What {@linkcode serviceRoutes} needs. */
+/** What {@linkcode serviceRoutes} needs besides the {@linkcode RouteContext}. */
 export interface ServiceRouteOptions {
-  /** The sessions (for /healthz and /metrics). */
-  registry: SessionRegistry;
   /** HTTP request counters for /metrics. */
   httpMetrics?: HttpMetrics;
   /** Extra /metrics families. */
   metricsCollectors?: readonly MetricsCollector[];
-  /** The whole route table, for /openapi.json (called once, lazily). */
-  allRoutes: () => AnyRoute[];
+  /** The whole app's document, for /openapi.json (called once, lazily). */
+  document: () => OpenApiDocument;
 }
 
 /**
@@ -284,15 +303,19 @@ export interface ServiceRouteOptions {
  *
  * @example
  * ```ts
- * const routes = [...sessionRoutes(o), ...serviceRoutes({ registry, allRoutes: () => routes })];
+ * app.route("/", serviceRoutes(ctx, { document: () => openApiDocument(app) }));
  * ```
  */
-export function serviceRoutes(options: ServiceRouteOptions): AnyRoute[] {
+export function serviceRoutes(
+  ctx: RouteContext,
+  options: ServiceRouteOptions,
+): OpenAPIHono<AppEnv> {
   let doc: OpenApiDocument | undefined;
-  return [
-    defineRoute({
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "healthz",
-      method: "GET",
+      method: "get",
       path: "/healthz",
       summary: "Liveness",
       tags: ["service"],
@@ -300,57 +323,76 @@ export function serviceRoutes(options: ServiceRouteOptions): AnyRoute[] {
       responses: {
         200: {
           description: "Up.",
-          json: z.object({ status: z.literal("ok"), sessions: z.int() }),
+          content: jsonContent(z.object({ status: z.literal("ok"), sessions: z.int() })),
         },
       },
       errors: [],
-      handler: (c) => c.json({ status: "ok", sessions: options.registry.size }),
     }),
-    defineRoute({
+    (c) => c.json({ status: "ok" as const, sessions: ctx.registry.size }, 200),
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "metrics",
-      method: "GET",
+      method: "get",
       path: "/metrics",
       summary: "Prometheus metrics",
       description: "Sessions, sockets, frames and bytes each way, drops by reason, core-lock " +
         "time, HTTP requests. Needs the metrics token when the server has one.",
       tags: ["service"],
       auth: "metrics",
-      responses: { 200: { description: "Prometheus text format.", contentType: "text/plain" } },
-      errors: [],
-      handler: (c) => {
-        const text = renderMetrics({
-          registry: options.registry,
-          http: options.httpMetrics,
-          collectors: options.metricsCollectors,
-        });
-        return c.body(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+      responses: {
+        200: {
+          description: "Prometheus text format.",
+          content: { "text/plain": { schema: z.string() } },
+        },
       },
+      errors: [],
     }),
-    defineRoute({
+    (c) => {
+      const text = renderMetrics({
+        registry: ctx.registry,
+        http: options.httpMetrics,
+        collectors: options.metricsCollectors,
+      });
+      return c.text(text, 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "openapi",
-      method: "GET",
+      method: "get",
       path: "/openapi.json",
       summary: "This API's OpenAPI 3.1 document",
       description: "Generated from the zod schemas that validate the requests.",
       tags: ["service"],
       auth: "none",
-      responses: { 200: { description: "The document.", contentType: "application/json" } },
-      errors: [],
-      handler: (c) => {
-        doc ??= buildOpenApi(options.allRoutes());
-        return c.json(doc);
+      responses: {
+        200: {
+          description: "The document.",
+          content: jsonContent(
+            z.looseObject({ openapi: z.string() }).describe("An OpenAPI 3.1 document."),
+          ),
+        },
       },
+      errors: [],
     }),
-    defineRoute({
+    (c) => {
+      doc ??= options.document();
+      return c.json(doc, 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "docs",
-      method: "GET",
+      method: "get",
       path: "/docs",
       summary: "The OpenAPI document, rendered",
       tags: ["service"],
       auth: "none",
-      responses: { 200: { description: "An HTML page.", contentType: "text/html" } },
+      responses: { 200: { description: "An HTML page.", content: binaryContent("text/html") } },
       errors: [],
-      handler: (c) => c.html(docsPage()),
     }),
-  ];
+    (c) => c.html(docsPage()),
+  );
+  return app;
 }

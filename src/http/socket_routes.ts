@@ -1,17 +1,25 @@
 /**
- * The socket routes of the HTTP API (`/v1/sessions/:sid/sockets...`) as a
- * route table: sockets inside a session's network for any HTTP client.
- * Each handler is thin; the session's {@linkcode SocketTable} does the work.
+ * The socket routes of the HTTP API (`/v1/sessions/:sid/sockets...`), an
+ * `OpenAPIHono` sub-app: sockets inside a session's network for any HTTP
+ * client. Each handler is thin; the session's {@linkcode SocketTable} does
+ * the work.
  *
  * @module
  */
 
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Session } from "../session/mod.ts";
 import type { SocketEntry } from "../socket/socket_entry.ts";
-import type { WebSocketUpgrader } from "./app.ts";
+import {
+  apiRoute,
+  binaryContent,
+  headerDocs,
+  jsonContent,
+  type RouteContext,
+} from "./api_route.ts";
+import type { AppEnv, WebSocketUpgrader } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
-import { type AnyRoute, type AppEnv, defineRoute } from "./route_table.ts";
 import { openSocketStream, type SocketStreamOptions } from "./socket_stream.ts";
 import { socketDetails, socketListView, socketView } from "./socket_view.ts";
 import {
@@ -38,6 +46,7 @@ import {
   SocketViewSchema,
   StreamQuerySchema,
 } from "./socket_schemas.ts";
+import { validationHook } from "./validation.ts";
 
 /** Largest body of `POST .../send` (1 MiB). */
 export const MAX_SEND_BODY_BYTES = 1024 * 1024;
@@ -59,8 +68,8 @@ export interface SocketRouteOptions {
   stream?: SocketStreamOptions;
 }
 
-const SOCKETS = "/v1/sessions/:sid/sockets";
-const SOCKET = `${SOCKETS}/:id`;
+const SOCKETS = "/v1/sessions/{sid}/sockets";
+const SOCKET = `${SOCKETS}/{id}`;
 const TAGS = ["sockets"];
 
 function socketOf(c: Context<AppEnv>, id: string): SocketEntry {
@@ -77,144 +86,174 @@ function socketOf(c: Context<AppEnv>, id: string): SocketEntry {
  *
  * @example
  * ```ts
- * registerRoutes(app, socketRoutes({ upgradeWebSocket }), ctx);
+ * app.route("/", socketRoutes(ctx, { upgradeWebSocket }));
  * ```
  */
-export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
-  return [
-    defineRoute({
+export function socketRoutes(
+  ctx: RouteContext,
+  options: SocketRouteOptions = {},
+): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "listSockets",
-      method: "GET",
+      method: "get",
       path: SOCKETS,
       summary: "List the session's sockets",
       description: "State, control-block list, local and remote endpoints and queue sizes of " +
         "every socket, and the number of control blocks on each core list.",
       tags: TAGS,
       auth: "session",
-      params: SessionOnlyParamsSchema,
-      responses: { 200: { description: "The sockets.", json: SocketListSchema } },
+      request: { params: SessionOnlyParamsSchema },
+      responses: { 200: { description: "The sockets.", content: jsonContent(SocketListSchema) } },
       errors: [],
-      handler: (c) => {
-        return c.json(socketListView(c.get("session").sockets));
-      },
     }),
-    defineRoute({
+    (c) => c.json(socketListView(c.get("session").sockets), 200),
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "createSocket",
-      method: "POST",
+      method: "post",
       path: SOCKETS,
       summary: "Create a socket",
       tags: TAGS,
       auth: "session",
-      params: SessionOnlyParamsSchema,
-      body: CreateSocketBodySchema,
+      request: { params: SessionOnlyParamsSchema },
+      jsonBody: CreateSocketBodySchema,
       responses: {
         201: {
           description: "The new socket.",
-          json: CreatedSocketSchema,
-          headers: { Location: "The socket's URL." },
+          content: jsonContent(CreatedSocketSchema),
+          headers: headerDocs({ Location: "The socket's URL." }),
         },
       },
       errors: ["EMFILE"],
-      handler: (c, { params, body }) => {
-        const entry = c.get("session").sockets.create(body.protocol);
-        return c.json(
-          { id: entry.id, protocol: entry.protocol, state: entry.state },
-          201,
-          { location: `/v1/sessions/${params.sid}/sockets/${entry.id}` },
-        );
-      },
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const entry = c.get("session").sockets.create(body.protocol);
+      return c.json(
+        { id: entry.id, protocol: entry.protocol, state: entry.state },
+        201,
+        { location: `/v1/sessions/${params.sid}/sockets/${entry.id}` },
+      );
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "getSocket",
-      method: "GET",
+      method: "get",
       path: SOCKET,
       summary: "One socket's details",
       description: "The listing row plus, for a TCP connection, its estimates and counters " +
         "(rtt, rto, cwnd, windows, retransmits...), for a listener its queues, for UDP its counters.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      responses: { 200: { description: "The socket.", json: SocketDetailsSchema } },
+      request: { params: SocketParamsSchema },
+      responses: { 200: { description: "The socket.", content: jsonContent(SocketDetailsSchema) } },
       errors: [],
-      handler: (c, { params }) => c.json(socketDetails(socketOf(c, params.id))),
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      return c.json(socketDetails(socketOf(c, params.id)), 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "bindSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/bind`,
       summary: "Bind to a local port",
       description: "A bound TCP socket holds its port until it listens or connects from it.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      body: BindBodySchema,
-      responses: { 200: { description: "The local endpoint.", json: BindResultSchema } },
-      errors: ["EADDRINUSE", "EALREADY", "EISCONN", "EMFILE"],
-      handler: (c, { params, body }) => {
-        const entry = socketOf(c, params.id);
-        return c.json({ local: c.get("session").sockets.bind(entry, body) });
+      request: { params: SocketParamsSchema },
+      jsonBody: BindBodySchema,
+      responses: {
+        200: { description: "The local endpoint.", content: jsonContent(BindResultSchema) },
       },
+      errors: ["EADDRINUSE", "EALREADY", "EISCONN", "EMFILE"],
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const entry = socketOf(c, params.id);
+      return c.json({ local: c.get("session").sockets.bind(entry, body) }, 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "listenSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/listen`,
       summary: "Listen for connections (TCP)",
       description: "An unbound socket first gets an ephemeral port.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      body: ListenBodySchema,
-      responses: { 200: { description: "Listening.", json: ListenResultSchema } },
+      request: { params: SocketParamsSchema },
+      jsonBody: ListenBodySchema,
+      responses: { 200: { description: "Listening.", content: jsonContent(ListenResultSchema) } },
       errors: ["EADDRINUSE", "EALREADY", "EISCONN", "EOPNOTSUPP"],
-      handler: (c, { params, body }) => {
-        const entry = socketOf(c, params.id);
-        return c.json(c.get("session").sockets.listen(entry, body));
-      },
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const entry = socketOf(c, params.id);
+      return c.json(c.get("session").sockets.listen(entry, body), 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "acceptSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/accept`,
       summary: "Accept a connection (long-poll)",
       description: "Waits for a connection on a listening socket and returns it as a new socket " +
         "sharing the listener's local address. Answers 204 when the timeout passes first.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      body: AcceptBodySchema,
+      request: { params: SocketParamsSchema },
+      jsonBody: AcceptBodySchema,
       responses: {
-        200: { description: "The accepted connection (a new socket).", json: AcceptResultSchema },
+        200: {
+          description: "The accepted connection (a new socket).",
+          content: jsonContent(AcceptResultSchema),
+        },
         204: { description: "No connection arrived before the timeout." },
       },
       errors: ["ENOTCONN", "EOPNOTSUPP", "EMFILE"],
-      handler: async (c, { params, body }) => {
-        const table = c.get("session").sockets;
-        const entry = socketOf(c, params.id);
-        const child = await table.accept(entry, {
-          timeoutMs: body.timeoutMs,
-          signal: c.req.raw.signal,
-        });
-        if (!child) return c.body(null, 204);
-        return c.json(
-          { id: child.id, local: child.local!.endpoint, remote: child.remote! },
-          200,
-          { location: `/v1/sessions/${params.sid}/sockets/${child.id}` },
-        );
-      },
     }),
-    defineRoute({
+    async (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const table = c.get("session").sockets;
+      const entry = socketOf(c, params.id);
+      const child = await table.accept(entry, {
+        timeoutMs: body.timeoutMs,
+        signal: c.req.raw.signal,
+      });
+      if (!child) return c.body(null, 204);
+      return c.json(
+        { id: child.id, local: child.local!.endpoint, remote: child.remote! },
+        200,
+        { location: `/v1/sessions/${params.sid}/sockets/${child.id}` },
+      );
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "connectSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/connect`,
       summary: "Connect (TCP: long-poll until established; UDP: set the default peer)",
       description: "A TCP connect that fails or times out leaves the socket closed: create a " +
         "new one to try again.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      body: ConnectBodySchema,
-      responses: { 200: { description: "Connected.", json: ConnectResultSchema } },
+      request: { params: SocketParamsSchema },
+      jsonBody: ConnectBodySchema,
+      responses: { 200: { description: "Connected.", content: jsonContent(ConnectResultSchema) } },
       errors: [
         "EISCONN",
         "EALREADY",
@@ -225,32 +264,36 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         "EHOSTUNREACH",
         "ETIMEDOUT",
       ],
-      handler: async (c, { params, body }) => {
-        const entry = socketOf(c, params.id);
-        const r = await c.get("session").sockets.connect(entry, {
-          address: body.address,
-          port: body.port,
-          timeoutMs: body.timeoutMs,
-          signal: c.req.raw.signal,
-        });
-        return c.json(r);
-      },
     }),
-    defineRoute({
+    async (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const entry = socketOf(c, params.id);
+      const r = await c.get("session").sockets.connect(entry, {
+        address: body.address,
+        port: body.port,
+        timeoutMs: body.timeoutMs,
+        signal: c.req.raw.signal,
+      });
+      return c.json(r, 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "sendSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/send`,
       summary: "Send bytes",
       description: "The body (`application/octet-stream`, at most 1 MiB) is the data. TCP: " +
         "answers once all of it is queued in the send buffer, or with the count queued when " +
         "the timeout passes (504 if none). UDP: one datagram to `?address=&port=`, or to the " +
-        "connected peer.",
+        "connected peer. The body counts against the session's memory quota from before it " +
+        "is read until the send returns (429 ENOBUFS when it does not fit).",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      query: SendQuerySchema,
+      request: { params: SocketParamsSchema, query: SendQuerySchema },
       binaryBody: { maxBytes: MAX_SEND_BODY_BYTES },
-      responses: { 200: { description: "Bytes taken.", json: SendResultSchema } },
+      responses: { 200: { description: "Bytes taken.", content: jsonContent(SendResultSchema) } },
       errors: [
         "ENOTCONN",
         "EISCONN",
@@ -262,21 +305,28 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         "EHOSTUNREACH",
         "ETIMEDOUT",
       ],
-      handler: async (c, { params, query, bytes }) => {
-        const entry = socketOf(c, params.id);
-        const n = await c.get("session").sockets.send(entry, bytes, {
-          to: query.address !== undefined && query.port !== undefined
-            ? { address: query.address, port: query.port }
-            : undefined,
-          timeoutMs: query.timeoutMs,
-          signal: c.req.raw.signal,
-        });
-        return c.json({ bytes: n });
-      },
     }),
-    defineRoute({
+    async (c) => {
+      const params = c.req.valid("param");
+      const query = c.req.valid("query");
+      const bytes = c.get("bytes");
+      const entry = socketOf(c, params.id);
+      const n = await c.get("session").sockets.send(entry, bytes, {
+        to: query.address !== undefined && query.port !== undefined
+          ? { address: query.address, port: query.port }
+          : undefined,
+        timeoutMs: query.timeoutMs,
+        signal: c.req.raw.signal,
+        // A TCP send may wait for buffer space: the socket keeps the body's charge.
+        charged: entry.protocol === "tcp" ? c.get("body").handOver() : undefined,
+      });
+      return c.json({ bytes: n }, 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "recvSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/recv`,
       summary: "Receive bytes (long-poll)",
       description: "200 with the bytes (`application/octet-stream`). At the end of the TCP " +
@@ -285,63 +335,75 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         `\`${PEER_PORT_HEADER}\`.`,
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      query: RecvQuerySchema,
+      request: { params: SocketParamsSchema, query: RecvQuerySchema },
       responses: {
         200: {
           description: "Data, or the end of the stream.",
-          contentType: "application/octet-stream",
-          headers: {
+          content: binaryContent("application/octet-stream"),
+          headers: headerDocs({
             [EOF_HEADER]: "`1` at the end of the stream (the body is empty).",
             [PEER_ADDRESS_HEADER]: "UDP: the sender's address.",
             [PEER_PORT_HEADER]: "UDP: the sender's port.",
             [TRUNCATED_HEADER]: "UDP: `1` when the datagram was longer than maxBytes.",
-          },
+          }),
         },
         204: { description: "Nothing arrived before the timeout." },
       },
       errors: ["ENOTCONN", "EBUSY", "ECONNRESET", "ETIMEDOUT"],
-      handler: async (c, { params, query }) => {
-        const entry = socketOf(c, params.id);
-        const r = await c.get("session").sockets.receive(entry, {
-          maxBytes: query.maxBytes ?? DEFAULT_RECV_BYTES,
-          timeoutMs: query.timeoutMs,
-          signal: c.req.raw.signal,
-        });
-        if (!r) return c.body(null, 204);
-        const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-        if (r.eof) headers[EOF_HEADER] = "1";
-        if (r.from) {
-          headers[PEER_ADDRESS_HEADER] = r.from.address;
-          headers[PEER_PORT_HEADER] = String(r.from.port);
-        }
-        if (r.truncated) headers[TRUNCATED_HEADER] = "1";
-        return new Response(r.data as Uint8Array<ArrayBuffer>, { status: 200, headers });
-      },
     }),
-    defineRoute({
+    async (c) => {
+      const params = c.req.valid("param");
+      const query = c.req.valid("query");
+      const entry = socketOf(c, params.id);
+      const r = await c.get("session").sockets.receive(entry, {
+        maxBytes: query.maxBytes ?? DEFAULT_RECV_BYTES,
+        timeoutMs: query.timeoutMs,
+        signal: c.req.raw.signal,
+      });
+      if (!r) return c.body(null, 204);
+      const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+      if (r.eof) headers[EOF_HEADER] = "1";
+      if (r.from) {
+        headers[PEER_ADDRESS_HEADER] = r.from.address;
+        headers[PEER_PORT_HEADER] = String(r.from.port);
+      }
+      if (r.truncated) headers[TRUNCATED_HEADER] = "1";
+      return new Response(r.data as Uint8Array<ArrayBuffer>, { status: 200, headers });
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "shutdownSocket",
-      method: "POST",
+      method: "post",
       path: `${SOCKET}/shutdown`,
       summary: "Shut down reading, writing or both (TCP)",
       description: "`write` sends FIN after the queued data; after `read`, recv answers end of " +
         "stream.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      body: ShutdownBodySchema,
-      responses: { 200: { description: "The socket after the shutdown.", json: SocketViewSchema } },
-      errors: ["ENOTCONN", "EOPNOTSUPP"],
-      handler: (c, { params, body }) => {
-        const table = c.get("session").sockets;
-        const entry = socketOf(c, params.id);
-        table.shutdown(entry, body.how);
-        return c.json(socketView(entry));
+      request: { params: SocketParamsSchema },
+      jsonBody: ShutdownBodySchema,
+      responses: {
+        200: {
+          description: "The socket after the shutdown.",
+          content: jsonContent(SocketViewSchema),
+        },
       },
+      errors: ["ENOTCONN", "EOPNOTSUPP"],
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      const body = c.req.valid("json");
+      const table = c.get("session").sockets;
+      const entry = socketOf(c, params.id);
+      table.shutdown(entry, body.how);
+      return c.json(socketView(entry), 200);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "deleteSocket",
-      method: "DELETE",
+      method: "delete",
       path: SOCKET,
       summary: "Close a socket",
       description: "A connection closes gracefully (FIN after the queued data; RST when unread " +
@@ -349,20 +411,23 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
         "connections not yet accepted. Waiting long-polls end; an attached stream closes.",
       tags: TAGS,
       auth: "session",
-      params: SocketParamsSchema,
-      query: DeleteSocketQuerySchema,
+      request: { params: SocketParamsSchema, query: DeleteSocketQuerySchema },
       responses: { 204: { description: "Closed and removed." } },
       errors: [],
-      handler: (c, { params, query }) => {
-        const table = c.get("session").sockets;
-        socketOf(c, params.id);
-        table.delete(params.id, { abort: query.abort === "true" || query.abort === "1" });
-        return c.body(null, 204);
-      },
     }),
-    defineRoute({
+    (c) => {
+      const params = c.req.valid("param");
+      const query = c.req.valid("query");
+      const table = c.get("session").sockets;
+      socketOf(c, params.id);
+      table.delete(params.id, { abort: query.abort === "true" || query.abort === "1" });
+      return c.body(null, 204);
+    },
+  );
+  app.openapi(
+    apiRoute(ctx, {
       operationId: "streamSocket",
-      method: "GET",
+      method: "get",
       path: `${SOCKET}/stream`,
       summary: "Stream a TCP connection over a WebSocket",
       description: "Upgrade to a WebSocket: binary messages both ways carry the byte stream " +
@@ -373,33 +438,40 @@ export function socketRoutes(options: SocketRouteOptions = {}): AnyRoute[] {
       tags: TAGS,
       auth: "session-or-query",
       websocket: true,
-      params: SocketParamsSchema,
-      query: StreamQuerySchema,
+      request: { params: SocketParamsSchema, query: StreamQuerySchema },
       responses: { 101: { description: "Switching to the WebSocket protocol." } },
       errors: ["EUPGRADE", "ENOTSUP", "ENOTCONN", "EOPNOTSUPP", "EBUSY"],
-      handler: (c, { params }) => {
-        const table = c.get("session").sockets;
-        const entry = socketOf(c, params.id);
-        if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-          throw new HttpProblem("EUPGRADE", "the stream is a WebSocket: send Upgrade: websocket", {
-            headers: { upgrade: "websocket" },
-          });
-        }
-        const upgrade = options.upgradeWebSocket;
-        if (!upgrade) {
-          throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
-        }
-        const pending = openSocketStream(table, entry, options.stream);
-        let upgraded;
-        try {
-          upgraded = upgrade(c.req.raw);
-        } catch (err) {
-          pending.cancel();
-          throw err;
-        }
-        pending.start(upgraded.socket);
-        return upgraded.response;
-      },
     }),
-  ];
+    (c) => {
+      const params = c.req.valid("param");
+      const session = c.get("session");
+      const table = session.sockets;
+      const entry = socketOf(c, params.id);
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new HttpProblem("EUPGRADE", "the stream is a WebSocket: send Upgrade: websocket", {
+          headers: { upgrade: "websocket" },
+        });
+      }
+      const upgrade = options.upgradeWebSocket;
+      if (!upgrade) {
+        throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
+      }
+      const pending = openSocketStream(
+        table,
+        entry,
+        { quota: session.stack.quota.memory, clock: ctx.clock },
+        options.stream,
+      );
+      let upgraded;
+      try {
+        upgraded = upgrade(c.req.raw);
+      } catch (err) {
+        pending.cancel();
+        throw err;
+      }
+      pending.start(upgraded.socket);
+      return upgraded.response;
+    },
+  );
+  return app;
 }

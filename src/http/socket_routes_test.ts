@@ -461,6 +461,31 @@ describe("HTTP API: socket errors (409, 413, 429)", () => {
   });
 });
 
+describe("HTTP API: a send body is charged once", () => {
+  it("a TCP send hands the body's charge to the socket, and a failed send gives it back", async () => {
+    const { session, call, create, id } = await acceptedOverHttp();
+    const memory = session.stack.quota.memory;
+    const base = memory.used;
+    // A send that fails before queueing (not connected): the body's charge comes back.
+    const idle = await create("tcp");
+    await assertProblem(
+      await call("POST", `/sockets/${idle}/send`, { body: new Uint8Array(3000) }),
+      409,
+      "ENOTCONN",
+    );
+    assert.equal(memory.used, base, "nothing stays charged after a refused send");
+    // A send that queues everything: the body is charged at most once while it is held,
+    // and released when the core took it (what the core holds it charges itself).
+    const peak = memory.stats().peak;
+    const res = await call("POST", `/sockets/${id}/send`, { body: new Uint8Array(3000) });
+    assert.equal(res.status, 200);
+    assert.ok(
+      memory.stats().peak - Math.max(peak, base) < 2 * 3000,
+      `peak grew by ${memory.stats().peak - Math.max(peak, base)}: the body was charged twice`,
+    );
+  });
+});
+
 describe("HTTP API: socket input validation (400 names the field)", () => {
   const cases: Array<[string, string, { json?: unknown; query?: Record<string, string> }, string]> =
     [

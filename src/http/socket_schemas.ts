@@ -7,7 +7,7 @@
 
 import { z } from "zod";
 import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
-import { SessionIdSchema } from "./schemas.ts";
+import { IPV4_DOC, SessionIdSchema } from "./schemas.ts";
 
 /** A socket id as the socket table makes them: `k_` and 16 base64url characters. */
 export const SocketIdSchema = z.string().regex(/^k_[A-Za-z0-9_-]{16}$/, {
@@ -20,11 +20,24 @@ export const SocketParamsSchema = z.strictObject({ sid: SessionIdSchema, id: Soc
 /** Path parameters of `/v1/sessions/:sid/...`. */
 export const SessionOnlyParamsSchema = z.strictObject({ sid: SessionIdSchema });
 
-const Ipv4Schema = z.ipv4({ message: "an IPv4 address in dotted-quad form (e.g. 10.0.2.15)" });
+const Ipv4Schema = z.ipv4({ message: "an IPv4 address in dotted-quad form (e.g. 10.0.2.15)" })
+  .meta(IPV4_DOC);
 const TimeoutSchema = z.int().min(0).max(MAX_POLL_TIMEOUT_MS).describe(
   `How long to wait, in ms (default 30000, at most ${MAX_POLL_TIMEOUT_MS}).`,
 );
-const QueryTimeoutSchema = z.coerce.number().int().min(0).max(MAX_POLL_TIMEOUT_MS).describe(
+/**
+ * An integer query parameter: the string is coerced. A query value is never
+ * null; saying so keeps the OpenAPI generator (which probes a schema with
+ * `null`, and `Number(null)` is 0) from documenting it as nullable.
+ */
+function queryInt(min: number, max: number) {
+  return z.preprocess(
+    (v) => v === null ? undefined : v,
+    z.coerce.number().int().min(min).max(max),
+  );
+}
+
+const QueryTimeoutSchema = queryInt(0, MAX_POLL_TIMEOUT_MS).describe(
   `How long to wait, in ms (default 30000, at most ${MAX_POLL_TIMEOUT_MS}).`,
 );
 

@@ -3,14 +3,20 @@
  * WebSocket. Binary messages both ways are the byte stream (a text message
  * is taken as its UTF-8 bytes, for clients like `websocat` that send text).
  *
- * - Client → peer: each message is queued and written to the connection in
- *   order; the queue is bounded (the WebSocket cannot be paused, so a client
- *   that outruns the peer is closed with 1009) and each message is charged
- *   to the session's memory quota while it waits (1009 with ENOBUFS when
- *   the quota refuses it).
- * - Peer → client: bytes are read from the connection only while the
- *   WebSocket's `bufferedAmount` is under a high-water mark, so a slow client
- *   closes the TCP receive window instead of filling memory.
+ * Every byte the stream buffers on the socket's behalf is charged to the
+ * session's memory quota (`bufferCost` of each buffer) and bounded:
+ *
+ * - Client → peer: each message is charged when it arrives, queued and
+ *   written to the connection in order, and released once TCP took all of
+ *   it. The queue is bounded (the WebSocket cannot be paused, so a client
+ *   that outruns the peer is closed with 1009), and a message the quota
+ *   cannot take closes the stream with 1009 `ENOBUFS`.
+ * - Peer → client: a chunk is charged before it is read from the connection
+ *   and stays charged while the WebSocket still buffers it
+ *   (`bufferedAmount`). Bytes are read only while `bufferedAmount` is under a
+ *   high-water mark and the quota takes the next chunk, so a client that
+ *   stops reading leaves the bytes in the TCP receive buffer: the window
+ *   closes and the peer stops sending, instead of memory growing.
  * - The client closing the WebSocket sends FIN (shutdown write) after the
  *   queued bytes; the peer's FIN closes the WebSocket (1000) after
  *   everything before it was delivered; a reset closes it with 1011 and the
@@ -22,12 +28,13 @@
  */
 
 import { NetError } from "../errors/net_error.ts";
+import type { Clock } from "../session/clock.ts";
+import type { BufferHold } from "../socket/buffer_hold.ts";
 import type { SocketAttachment, SocketEntry } from "../socket/socket_entry.ts";
 import type { SocketTable } from "../socket/socket_table.ts";
-import type { TimerClock } from "../socket/poll_deadline.ts";
-import type { BufferHold } from "../socket/buffer_hold.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
+import { bufferCost, type MemoryQuota } from "../stack/session_quota.ts";
 
 /** Options of {@linkcode openSocketStream}. */
 export interface SocketStreamOptions {
@@ -37,8 +44,16 @@ export interface SocketStreamOptions {
   maxQueuedBytes?: number;
   /** Largest message sent to the client. Default 64 KiB. */
   chunkBytes?: number;
-  /** How often a stalled pump re-checks `bufferedAmount` (ms, on the session's clock). Default 10. */
+  /** How often a stalled pump re-checks `bufferedAmount` and the quota (ms). Default 10. */
   drainPollMs?: number;
+}
+
+/** What a stream charges and waits with: the session's memory quota and clock. */
+export interface SocketStreamContext {
+  /** The session's memory quota, charged for every byte the stream buffers. */
+  quota: MemoryQuota;
+  /** The clock a stalled pump waits on. */
+  clock: Clock;
 }
 
 /** WebSocket close code: the peer ended the stream (FIN) and everything was delivered. */
@@ -52,6 +67,7 @@ export const STREAM_CLOSE_ERROR = 1011;
 
 const CONNECTING = 0;
 const OPEN = 1;
+const CLOSED = 3;
 
 /** A stream reserved on a socket, waiting for its WebSocket. */
 export interface PendingSocketStream {
@@ -68,7 +84,10 @@ export interface PendingSocketStream {
  *
  * @example
  * ```ts
- * const pending = openSocketStream(session.sockets, entry);
+ * const pending = openSocketStream(session.sockets, entry, {
+ *   quota: session.stack.quota.memory,
+ *   clock,
+ * });
  * const { socket, response } = upgradeWebSocket(req);
  * pending.start(socket);
  * return response;
@@ -77,6 +96,7 @@ export interface PendingSocketStream {
 export function openSocketStream(
   table: SocketTable,
   entry: SocketEntry,
+  context: SocketStreamContext,
   options: SocketStreamOptions = {},
 ): PendingSocketStream {
   let bridge: StreamBridge | undefined;
@@ -90,7 +110,7 @@ export function openSocketStream(
   const sock = table.attach(entry, attachment);
   return {
     start(ws) {
-      bridge = new StreamBridge(table, entry, sock, ws, attachment, options);
+      bridge = new StreamBridge(table, entry, sock, ws, attachment, context, options);
       if (detached) bridge.detach("socket closed");
       else bridge.start();
     },
@@ -100,20 +120,30 @@ export function openSocketStream(
   };
 }
 
+/** A message from the client waiting for the send buffer, and its charge (a socket's held buffer). */
+interface Queued {
+  bytes: Uint8Array;
+  hold: BufferHold;
+}
+
 class StreamBridge {
   #table: SocketTable;
   #entry: SocketEntry;
   #sock: TcpSocket;
   #ws: TunnelSocket;
   #attachment: SocketAttachment;
+  #quota: MemoryQuota;
+  #clock: Clock;
   #highWater: number;
   #maxQueued: number;
   #chunk: number;
   #pollMs: number;
   #pump = new AbortController();
-  /** Client messages not yet (wholly) queued in the send buffer, each charged while held. */
-  #queue: Array<{ bytes: Uint8Array; hold: BufferHold }> = [];
+  #queue: Queued[] = [];
   #queued = 0;
+  /** Sizes of the messages sent to the client that the WebSocket may still buffer. */
+  #outstanding: number[] = [];
+  #outstandingBytes = 0;
   #writing = false;
   #clientClosed = false;
   #finished = false;
@@ -125,6 +155,7 @@ class StreamBridge {
     sock: TcpSocket,
     ws: TunnelSocket,
     attachment: SocketAttachment,
+    context: SocketStreamContext,
     options: SocketStreamOptions,
   ) {
     this.#table = table;
@@ -132,6 +163,8 @@ class StreamBridge {
     this.#sock = sock;
     this.#ws = ws;
     this.#attachment = attachment;
+    this.#quota = context.quota;
+    this.#clock = context.clock;
     this.#highWater = options.highWaterBytes ?? 1024 * 1024;
     this.#maxQueued = options.maxQueuedBytes ?? 4 * 1024 * 1024;
     this.#chunk = options.chunkBytes ?? 64 * 1024;
@@ -161,29 +194,80 @@ class StreamBridge {
 
   async #runPump(): Promise<void> {
     const signal = this.#pump.signal;
+    const chunkCost = bufferCost(this.#chunk);
     try {
       for (;;) {
-        while (this.#ws.bufferedAmount > this.#highWater) {
-          await sleep(this.#table.clock, this.#pollMs, signal);
+        this.#releaseDrained();
+        // Take bytes only when the client drained and the quota takes a chunk: until then
+        // they stay in the receive buffer and the TCP window closes on the peer.
+        while (this.#ws.bufferedAmount > this.#highWater || !this.#quota.tryCharge(chunkCost)) {
+          await sleep(this.#clock, this.#pollMs, signal);
+          this.#releaseDrained();
         }
-        if (signal.aborted) return;
-        // Take bytes only now that the client drained: until then they stay in the
-        // receive buffer and the TCP window closes on the peer.
+        if (signal.aborted) {
+          this.#quota.release(chunkCost);
+          return;
+        }
         const chunk = this.#sock.read(this.#chunk);
         if (chunk === undefined) {
-          await this.#sock.waitReadable(signal);
+          this.#quota.release(chunkCost);
+          await this.#waitReadable(signal);
           continue;
         }
         if (chunk === null) {
+          this.#quota.release(chunkCost);
           this.#close(STREAM_CLOSE_EOF, "end of stream");
           return;
         }
-        if (this.#ws.readyState !== OPEN) return;
+        // Charged now: what the WebSocket holds of this chunk until it has sent it.
+        this.#quota.release(chunkCost - bufferCost(chunk.byteLength));
+        if (this.#ws.readyState !== OPEN) {
+          this.#quota.release(bufferCost(chunk.byteLength));
+          return;
+        }
         this.#ws.send(chunk);
+        this.#outstanding.push(chunk.byteLength);
+        this.#outstandingBytes += chunk.byteLength;
       }
     } catch (err) {
       if (signal.aborted) return;
       this.#close(STREAM_CLOSE_ERROR, err instanceof NetError ? err.code : "EINTERNAL");
+    }
+  }
+
+  /**
+   * Waits for data from the peer; while the WebSocket still buffers messages
+   * this stream sent, also wakes every poll interval to release what it sent
+   * on (no event tells when `bufferedAmount` drops).
+   */
+  async #waitReadable(signal: AbortSignal): Promise<void> {
+    if (this.#outstanding.length === 0) return await this.#sock.waitReadable(signal);
+    const quiet = new AbortController();
+    const both = AbortSignal.any([signal, quiet.signal]);
+    const readable = this.#sock.waitReadable(both);
+    const tick = sleep(this.#clock, this.#pollMs, both);
+    readable.catch(() => {});
+    tick.catch(() => {});
+    try {
+      await Promise.race([readable, tick]);
+    } finally {
+      quiet.abort();
+    }
+  }
+
+  /**
+   * Releases the messages the WebSocket sent on: of what was handed to it,
+   * `bufferedAmount` bytes (the newest) are still buffered.
+   */
+  #releaseDrained(): void {
+    const buffered = this.#ws.readyState === CLOSED ? 0 : this.#ws.bufferedAmount;
+    while (
+      this.#outstanding.length > 0 &&
+      this.#outstandingBytes - this.#outstanding[0] >= buffered
+    ) {
+      const n = this.#outstanding.shift()!;
+      this.#outstandingBytes -= n;
+      this.#quota.release(bufferCost(n));
     }
   }
 
@@ -197,9 +281,10 @@ class StreamBridge {
     if (bytes.length === 0) return;
     let hold: BufferHold;
     try {
+      // Charged to the session's memory quota, and counted in the socket's pendingBytes.
       hold = this.#table.holdBuffer(this.#entry, bytes);
     } catch {
-      this.#close(STREAM_CLOSE_TOO_MUCH, "ENOBUFS: the session's buffer quota is full");
+      this.#close(STREAM_CLOSE_TOO_MUCH, "ENOBUFS: the session's memory quota is full");
       this.#finish();
       return;
     }
@@ -219,16 +304,16 @@ class StreamBridge {
     const signal = this.#entry.removedSignal;
     try {
       while (this.#queue.length > 0 && !this.#finished) {
-        const head = this.#queue[0];
-        const b = head.bytes;
-        const n = this.#sock.trySend(b);
+        const q = this.#queue[0];
+        const n = this.#sock.trySend(q.bytes);
         this.#queued -= n;
-        head.hold.taken(n);
-        if (n === b.length) {
+        q.hold.taken(n);
+        if (n === q.bytes.length) {
+          // TCP took (copied) all of it: the message is no longer held.
           this.#queue.shift();
-          head.hold.release();
+          q.hold.release();
         } else {
-          head.bytes = b.subarray(n);
+          q.bytes = q.bytes.subarray(n);
           await this.#sock.waitWritable(signal);
         }
       }
@@ -244,6 +329,8 @@ class StreamBridge {
   }
 
   #onClientClose(): void {
+    // The WebSocket is gone: nothing it buffered is held any more.
+    this.#releaseDrained();
     if (this.#clientClosed) return;
     this.#clientClosed = true;
     this.#pump.abort();
@@ -272,6 +359,10 @@ class StreamBridge {
     }
   }
 
+  /**
+   * Stops both directions and releases the queue. What the WebSocket still
+   * buffers stays charged until it closes (its `close` event).
+   */
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
@@ -279,15 +370,13 @@ class StreamBridge {
     for (const q of this.#queue) q.hold.release();
     this.#queue = [];
     this.#queued = 0;
+    this.#releaseDrained();
     this.#table.detach(this.#entry, this.#attachment);
   }
 }
 
-/**
- * Resolves after `ms` on `clock` (the session's), or rejects with the
- * signal's reason; leaves no timer or listener behind.
- */
-function sleep(clock: TimerClock, ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms` on `clock`, or rejects with the signal's reason; leaves no timer behind. */
+function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);

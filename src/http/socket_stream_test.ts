@@ -3,10 +3,12 @@ import assert from "node:assert/strict";
 import { advance, SessionPeer, settle } from "../socket/_session_peer_test_util.ts";
 import type { TcpSocketEntry } from "../socket/socket_entry.ts";
 import { TcpFlags } from "../wire/mod.ts";
-import { bufferCost } from "../stack/session_quota.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
+import { bufferCost, MemoryQuota } from "../stack/session_quota.ts";
 import { assertProblem, socketApi } from "./_socket_api_test_util.ts";
 import {
+  openSocketStream,
+  type SocketStreamOptions,
   STREAM_CLOSE_DELETED,
   STREAM_CLOSE_EOF,
   STREAM_CLOSE_ERROR,
@@ -21,6 +23,8 @@ class FakeWebSocket implements TunnelSocket {
   binaryType = "blob";
   readyState = 1;
   bufferedAmount = 0;
+  /** A client that stops reading: what is sent stays in `bufferedAmount`. */
+  holdSends = false;
   sent: Uint8Array[] = [];
   closedWith: { code?: number; reason?: string } | undefined;
   #listeners = new Map<string, Array<(ev: { data: unknown }) => void>>();
@@ -28,6 +32,7 @@ class FakeWebSocket implements TunnelSocket {
   send(data: Uint8Array | ArrayBuffer): void {
     const b = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
     this.sent.push(b.slice());
+    if (this.holdSends) this.bufferedAmount += b.byteLength;
   }
   /** The server closes: the client answers the close handshake. */
   close(code?: number, reason?: string): void {
@@ -56,6 +61,9 @@ class FakeWebSocket implements TunnelSocket {
   }
   get received(): string {
     return this.sent.map(dec).join("");
+  }
+  get sentBytes(): number {
+    return this.sent.reduce((n, b) => n + b.byteLength, 0);
   }
 }
 
@@ -214,7 +222,7 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
     ws.message(new Uint8Array(1000));
     assert.deepEqual(ws.closedWith, {
       code: STREAM_CLOSE_TOO_MUCH,
-      reason: "ENOBUFS: the session's buffer quota is full",
+      reason: "ENOBUFS: the session's memory quota is full",
     });
     assert.equal(memory.used, used, "nothing charged");
     assert.equal(entry.pendingBytes, 0);
@@ -247,5 +255,159 @@ describe("GET .../sockets/:id/stream: a TCP connection over a WebSocket", () => 
     const bare = socketApi();
     const id = await bare.create("tcp");
     await assertProblem(await bare.call("GET", `/sockets/${id}/stream`, ws), 501, "ENOTSUP");
+  });
+});
+
+/**
+ * A stream on an accepted connection with a quota of its own (so the test
+ * sees exactly what the stream charges), on the session's manual clock.
+ */
+async function quotaStream(limit: number, options: SocketStreamOptions) {
+  const s = await streaming();
+  const quota = new MemoryQuota(limit);
+  const ws = new FakeWebSocket();
+  const pending = openSocketStream(s.session.sockets, s.entry, { quota, clock: s.clock }, options);
+  pending.start(ws);
+  /** Lets the pump run: settles, advancing the clock by its poll interval `n` times. */
+  const run = async (n = 3) => {
+    await settle();
+    for (let i = 0; i < n; i++) {
+      s.clock.advance(options.drainPollMs ?? 10);
+      await settle();
+    }
+  };
+  return { ...s, quota, ws, run };
+}
+
+describe("socket streams count what they buffer against the session's memory quota", () => {
+  it("a client that stops reading stops the TCP sender: the WebSocket holds at most the high-water mark and a chunk, all charged", async () => {
+    const opts = { highWaterBytes: 16 * 1024, chunkBytes: 4096, drainPollMs: 1 };
+    const { quota, ws, run, peer, entry } = await quotaStream(1 << 20, opts);
+    ws.holdSends = true;
+    const seg = new Uint8Array(1400).fill(0x78);
+    let offered = 0;
+    let peak = 0;
+    // Far more than the receive buffer (512 KiB): the peer keeps sending.
+    for (let i = 0; i < 420; i++) {
+      peer.send(seg);
+      offered += seg.length;
+      if (i % 20 === 0) {
+        await run(2);
+        peer.drain();
+        peak = Math.max(peak, quota.used);
+      }
+    }
+    await run(5);
+    const info = entry.socket!.info();
+    console.log(
+      `client stalled: ${ws.sentBytes} bytes in the WebSocket, ${info.recvQueued} in the ` +
+        `receive buffer (window ${info.recvWindow}), ${offered} offered; charged ${quota.used}`,
+    );
+    assert.ok(ws.bufferedAmount <= 16 * 1024 + 4096, `WebSocket holds ${ws.bufferedAmount}`);
+    assert.equal(ws.bufferedAmount, ws.sentBytes, "nothing was read by the client");
+    assert.equal(
+      quota.used,
+      ws.sent.reduce((n, b) => n + bufferCost(b.byteLength), 0),
+      "every byte the WebSocket holds is charged",
+    );
+    assert.ok(peak <= quota.used);
+    assert.equal(info.recvWindow, 0, "the receive window closed on the peer");
+    assert.ok(ws.sentBytes + info.recvQueued < offered, "the peer's surplus was not accepted");
+    // The client reads again: everything flows and the charges go back to zero.
+    const held = ws.sentBytes + info.recvQueued;
+    ws.holdSends = false;
+    ws.bufferedAmount = 0;
+    for (let i = 0; i < 300 && ws.sentBytes < held; i++) await run(1);
+    assert.equal(ws.sentBytes, held, "every accepted byte reached the client");
+    await run(2);
+    assert.equal(quota.used, 0);
+    assert.ok(quota.stats().peak <= 16 * 1024 + 4096 + 6 * 512 + bufferCost(4096));
+    ws.clientClose();
+  });
+
+  it("reads no chunk the quota cannot take: the bytes wait in the receive buffer until it can", async () => {
+    const limit = 2 * bufferCost(4096) + 100;
+    const opts = { highWaterBytes: 1 << 20, chunkBytes: 4096, drainPollMs: 1 };
+    const { quota, ws, run, peer, entry } = await quotaStream(limit, opts);
+    ws.holdSends = true;
+    for (let i = 0; i < 10; i++) peer.send(new Uint8Array(1400).fill(i));
+    await run(5);
+    // A chunk is charged in full before it is read: what fits is about two of them.
+    assert.ok(ws.sentBytes > 0 && ws.sentBytes <= 2 * 4096, `${ws.sentBytes} bytes went out`);
+    assert.equal(quota.used, ws.sent.reduce((n, b) => n + bufferCost(b.byteLength), 0));
+    assert.ok(quota.used + bufferCost(4096) > limit, "the next chunk would not fit");
+    assert.equal(entry.socket!.info().recvQueued, 14_000 - ws.sentBytes, "the rest waits in TCP");
+    assert.ok(quota.stats().refused > 0, "the pump asked and was refused");
+    ws.bufferedAmount = 0;
+    ws.holdSends = false;
+    await run(5);
+    assert.equal(ws.sentBytes, 14_000, "all of it once the client read");
+    const all = new Uint8Array(14_000);
+    let at = 0;
+    for (const b of ws.sent) {
+      all.set(b, at);
+      at += b.length;
+    }
+    for (let i = 0; i < 10; i++) assert.equal(all[i * 1400], i, `segment ${i} in order`);
+    assert.equal(quota.used, 0);
+    assert.ok(quota.stats().peak <= limit);
+    ws.clientClose();
+  });
+
+  it("client messages are charged until TCP took all of them; one the quota cannot take closes with 1009 ENOBUFS", async () => {
+    // Client messages are the socket's held buffers: charged to the session's quota.
+    const { open, peer, entry, session, clock } = await streaming({ drainPollMs: 1 });
+    const quota = session.stack.quota.memory;
+    const ws = await open();
+    const run = async (n: number) => {
+      await settle();
+      for (let i = 0; i < n; i++) await advance(clock, 1);
+    };
+    const base = quota.used;
+    // The send buffer (512 KiB) takes most of the first message; the rest waits, and the
+    // whole message stays held (and charged) until TCP took its last byte.
+    const first = new Uint8Array(512 * 1024 + 1024);
+    ws.message(first.buffer);
+    assert.equal(entry.pendingBytes, 1024);
+    const afterFirst = quota.used;
+    assert.ok(afterFirst - base >= bufferCost(first.length), "the whole message is charged");
+    ws.message(new Uint8Array(2000).buffer);
+    assert.equal(quota.used - afterFirst, bufferCost(2000));
+    // The peer acknowledges everything it got: the queue drains into the send buffer.
+    await run(1);
+    const data = peer.drain().filter((s) => s.payload.length > 0);
+    const last = data[data.length - 1];
+    peer.inject({ ackNumber: (last.seqNumber + last.payload.length) >>> 0, windowLen: 65535 });
+    await run(2);
+    assert.equal(entry.pendingBytes, 0);
+    const drained = quota.used;
+    assert.ok(drained < afterFirst - bufferCost(first.length) + bufferCost(2000), "released");
+    // A message the quota cannot take.
+    assert.ok(quota.tryCharge(quota.available - 1000));
+    const full = quota.used;
+    ws.message(new Uint8Array(2000).buffer);
+    assert.deepEqual(ws.closedWith, {
+      code: STREAM_CLOSE_TOO_MUCH,
+      reason: "ENOBUFS: the session's memory quota is full",
+    });
+    await settle();
+    assert.ok(quota.used <= full, "the refused message is not charged");
+    assert.equal(entry.attachment, undefined);
+  });
+
+  it("the route charges the session's own quota", async () => {
+    const { open, peer, session, clock } = await streaming({ drainPollMs: 1 });
+    const ws = await open();
+    ws.holdSends = true;
+    const before = session.stack.quota.memory.used;
+    peer.send(enc("x".repeat(1400)));
+    await settle();
+    clock.advance(1);
+    await settle();
+    assert.equal(ws.sentBytes, 1400);
+    assert.ok(session.stack.quota.memory.used >= before + bufferCost(1400));
+    ws.clientClose();
+    await settle();
+    assert.equal(session.stack.quota.memory.used, before, "released when the WebSocket closed");
   });
 });

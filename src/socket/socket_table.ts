@@ -107,7 +107,10 @@ export class SocketTable {
       host,
       checkCanAccept: (listener) => this.#checkCanAccept(listener),
       adoptAccepted: (listener, sock) => this.#adoptAccepted(listener, sock),
-      holdBuffer: (entry, data) => this.holdBuffer(entry, data),
+      holdBuffer: (entry, data, charged) => this.holdBuffer(entry, data, charged),
+      releaseCharge: (charged) => {
+        if (charged) this.quota.memory.release(charged);
+      },
     };
     this.#tcp = new TcpOperations(ctx);
     this.#udp = new UdpOperations(ctx);
@@ -276,13 +279,25 @@ export class SocketTable {
   async send(
     entry: SocketEntry,
     data: Uint8Array,
-    options: PollOptions & { to?: { address: string; port: number } } = {},
+    options: PollOptions & {
+      to?: { address: string; port: number };
+      /** What the caller already charged for `data`; the socket takes it over (TCP). */
+      charged?: number;
+    } = {},
   ): Promise<number> {
-    checkLive(entry);
-    checkNotStreaming(entry);
-    if (entry.protocol === "udp") return this.#udp.send(entry, data, options.to);
-    if (options.to) {
-      throw new NetError("EISCONN", "a TCP send goes to the connected peer; leave out the address");
+    try {
+      checkLive(entry);
+      checkNotStreaming(entry);
+      if (entry.protocol === "udp") return this.#udp.send(entry, data, options.to);
+      if (options.to) {
+        throw new NetError(
+          "EISCONN",
+          "a TCP send goes to the connected peer; leave out the address",
+        );
+      }
+    } catch (err) {
+      if (options.charged) this.quota.memory.release(options.charged);
+      throw err;
     }
     return await this.#tcp.send(entry, data, options);
   }
@@ -387,19 +402,22 @@ export class SocketTable {
    * memory quota at its cost (`bufferCost` of its capacity); ENOBUFS when the
    * quota refuses it. The bytes count in the entry's `pendingBytes` until
    * {@linkcode BufferHold.taken}; {@linkcode BufferHold.release} gives the
-   * charge back.
+   * charge back. With `charged`, the buffer was charged already (a request
+   * body read under the quota) and the hold takes that charge over.
    */
-  holdBuffer(entry: SocketEntry, data: Uint8Array): BufferHold {
+  holdBuffer(entry: SocketEntry, data: Uint8Array, charged?: number): BufferHold {
     const memory = this.quota.memory;
-    const cost = bufferCost(data.buffer.byteLength);
     const queued = this.bufferedBytes();
     if (passesUnchargedLimit(queued, data.length, memory.limit)) {
+      if (charged) memory.release(charged);
       throw new NetError(
         "ENOBUFS",
         `the session's buffer quota is full: ${queued} bytes queued for its sockets, ` +
           `${data.length} more would pass the limit of ${memory.limit}`,
       );
     }
+    if (charged !== undefined) return new BufferHold(entry, memory, charged, data.length);
+    const cost = bufferCost(data.buffer.byteLength);
     if (!memory.tryCharge(cost)) {
       throw new NetError(
         "ENOBUFS",

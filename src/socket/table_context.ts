@@ -51,7 +51,9 @@ export interface TableContext {
   /** Adds a connection accepted on `listener` as a new entry sharing its address (EMFILE when full). */
   adoptAccepted(listener: TcpSocketEntry, sock: TcpSocket): TcpSocketEntry;
   /** Charges a buffer the API holds for `entry` to the session's memory quota (ENOBUFS when refused). */
-  holdBuffer(entry: SocketEntry, data: Uint8Array): BufferHold;
+  holdBuffer(entry: SocketEntry, data: Uint8Array, charged?: number): BufferHold;
+  /** Gives back a charge a caller handed over for data that is not kept after all. */
+  releaseCharge(charged: number | undefined): void;
 }
 
 /**

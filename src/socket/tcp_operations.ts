@@ -158,12 +158,26 @@ export class TcpOperations {
    * Waits until all of `data` is queued in the send buffer; when the timeout
    * passes first, resolves with the count queued, or fails with ETIMEDOUT if
    * that is 0. `data` is charged to the session's memory quota while it is
-   * held (ENOBUFS when the quota refuses it).
+   * held (ENOBUFS when the quota refuses it), or takes over `charged`, a
+   * charge the caller made for it.
    */
-  async send(entry: TcpSocketEntry, data: Uint8Array, options: PollOptions): Promise<number> {
-    const sock = connectedSocket(entry, "send");
-    if (data.length === 0) return 0;
-    const hold = this.#ctx.holdBuffer(entry, data);
+  async send(
+    entry: TcpSocketEntry,
+    data: Uint8Array,
+    options: PollOptions & { charged?: number },
+  ): Promise<number> {
+    let sock: TcpSocket;
+    try {
+      sock = connectedSocket(entry, "send");
+    } catch (err) {
+      this.#ctx.releaseCharge(options.charged);
+      throw err;
+    }
+    if (data.length === 0) {
+      this.#ctx.releaseCharge(options.charged);
+      return 0;
+    }
+    const hold = this.#ctx.holdBuffer(entry, data, options.charged);
     let off = 0;
     const wait = longPoll(this.#ctx.host, entry, options);
     try {

@@ -17,13 +17,16 @@
  */
 
 import { type Context, Hono } from "hono";
-import { HttpProblem, problemResponse } from "../problem.ts";
-import { createApp, type WebSocketUpgrader } from "../app.ts";
+import { HttpProblem, problemNotFound, problemOnError } from "../problem.ts";
+import { createApp } from "../app.ts";
+import type { WebSocketUpgrader } from "../app_env.ts";
 import { bearerToken, constantTimeEqual } from "../auth.ts";
 import { HttpMetrics, MetricsWriter, PROMETHEUS_CONTENT_TYPE } from "../metrics.ts";
+import { DEFAULT_BODY_TIMEOUT_MS, readRequestBody } from "../request_body.ts";
 import { consoleRequestLogger, type RequestLogger, routePattern } from "../request_log.ts";
-import { tokenAuth, unauthorized, validate } from "../route_table.ts";
+import { tokenAuth, unauthorized } from "../route_auth.ts";
 import { CreateSessionBodySchema, SessionParamsSchema } from "../schemas.ts";
+import { validate } from "../validation.ts";
 import { NetError } from "../../errors/mod.ts";
 import { SessionRegistry, SystemClock } from "../../session/mod.ts";
 import {
@@ -53,6 +56,8 @@ export interface IsolatedAppOptions {
   metricsToken?: string;
   /** Request log of the front door and the workers; `false` disables. */
   requestLog?: RequestLogger | false;
+  /** How long a request body may take to arrive before 408 `EBODYTIMEOUT` (default 30 s). */
+  bodyTimeoutMs?: number;
   /** Most live sessions (each is a worker, several MiB): default 100. */
   maxSessions?: number;
   /** Interval of heartbeat pings (ms). Default 1000. */
@@ -132,32 +137,22 @@ export function sessionDeadResponse(sid: string, detail: string): Response {
   );
 }
 
-async function readLimited(req: Request, max: number): Promise<ArrayBuffer | null> {
+/**
+ * Reads a body to forward (at most `max` bytes, within the body deadline:
+ * 413 and 408 as the app answers them); null when the request has none.
+ */
+async function readForwarded(
+  req: Request,
+  max: number,
+  timeoutMs: number,
+  clock: SystemClock,
+): Promise<ArrayBuffer | null> {
   if (!req.body) return null;
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > max) {
-    throw new HttpProblem("ETOOLARGE", `request body exceeds the limit of ${max} bytes`);
-  }
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      throw new HttpProblem("ETOOLARGE", `request body exceeds the limit of ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out.buffer;
+  const { bytes } = await readRequestBody(req, { maxBytes: max, timeoutMs, clock });
+  // Exactly the body's bytes: the buffer goes to the worker as it is.
+  return bytes.byteLength === bytes.buffer.byteLength
+    ? bytes.buffer as ArrayBuffer
+    : bytes.slice().buffer;
 }
 
 function headerList(h: Headers): [string, string][] {
@@ -177,6 +172,8 @@ function headerList(h: Headers): [string, string][] {
  */
 export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp {
   const maxSessions = options.maxSessions ?? 100;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  const clock = new SystemClock();
   const deadRetention = options.deadRetentionMs ?? 10 * 60_000;
   const factory = options.workerFactory ?? defaultSessionWorker;
   const log = options.requestLog === false ? undefined : options.requestLog ?? consoleRequestLogger;
@@ -216,15 +213,8 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
       }
     }
   });
-  app.onError((err) => {
-    if (err instanceof HttpProblem) {
-      return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
-    }
-    if (err instanceof NetError) return problemResponse(err.code, err.message);
-    console.error("netisle: unhandled error in the front door:", err);
-    return problemResponse("EINTERNAL", "internal error; see the server log");
-  });
-  app.notFound((c) => problemResponse("ENOTFOUND", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError(problemOnError("the front door"));
+  app.notFound(problemNotFound);
 
   const forget = (id: string) => {
     const e = sessions.get(id);
@@ -277,7 +267,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
     "/v1/sessions",
     tokenAuth(options.adminToken, "creating a session needs the admin token"),
     async (c) => {
-      const raw = await readLimited(c.req.raw, MAX_JSON_BODY);
+      const raw = await readForwarded(c.req.raw, MAX_JSON_BODY, bodyTimeoutMs, clock);
       const text = raw ? new TextDecoder().decode(raw) : "";
       let parsed: unknown = {};
       if (text.trim() !== "") {
@@ -458,7 +448,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
     const req = c.req.raw;
     const body = req.method === "GET" || req.method === "HEAD"
       ? null
-      : await readLimited(req, MAX_FORWARDED_BODY);
+      : await readForwarded(req, MAX_FORWARDED_BODY, bodyTimeoutMs, clock);
     const isUpgrade = c.req.header("upgrade")?.toLowerCase() === "websocket" &&
       options.upgradeWebSocket !== undefined;
     const channel = isUpgrade ? new MessageChannel() : undefined;
