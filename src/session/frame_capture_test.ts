@@ -120,7 +120,9 @@ describe("Capture memory (issue 11)", () => {
     const session = makeSession();
     const memory = session.stack.quota.memory;
     const subs = Array.from({ length: 4 }, () => session.capture.subscribe());
-    const gc = (globalThis as { gc?: () => void }).gc;
+    // A forced collection where the runtime offers one (Deno with --expose-gc, Bun).
+    const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };
+    const gc = g.gc ?? (g.Bun ? () => g.Bun!.gc(true) : undefined);
     gc?.();
     const before = process.memoryUsage();
     const batch = [new Uint8Array(14)]; // one array for every offer: no garbage to measure
@@ -140,16 +142,21 @@ describe("Capture memory (issue 11)", () => {
       accounted += s.queuedCost;
     }
     assert.equal(memory.used, accounted, "the session's memory quota is charged all of it");
-    const grown = after.heapUsed + after.external - before.heapUsed - before.external;
+    // V8 counts buffer storage in `external`; JavaScriptCore (Bun) reports it in both
+    // `heapUsed` and `external`, so there the resident set is the honest figure.
+    const grown = g.Bun
+      ? after.rss - before.rss
+      : after.heapUsed + after.external - before.heapUsed - before.external;
     const MiB = (n: number) => (n / 2 ** 20).toFixed(1);
     console.log(
       `4 stalled captures, ${offers} offers of 14-byte frames: ${subs[0].queuedFrames} frames ` +
-        `queued each; accounted ${MiB(accounted)} MiB; heap + external grew ${MiB(grown)} MiB, ` +
+        `queued each; accounted ${MiB(accounted)} MiB; held memory grew ${MiB(grown)} MiB, ` +
         `rss ${MiB(after.rss - before.rss)} MiB`,
     );
-    // Measured without a forced GC: the heap also holds the loop's short-lived garbage.
+    // The bound: what is accounted, plus a quarter for the allocator's own pages and slack,
+    // plus 8 MiB for what the loop left to collect (on main this grew 168 MiB for 16).
     assert.ok(
-      grown <= accounted + 8 * 2 ** 20,
+      grown <= accounted * 1.25 + 8 * 2 ** 20,
       `memory grew ${MiB(grown)} MiB for ${MiB(accounted)} MiB accounted`,
     );
     for (const s of subs) s.discard();
