@@ -48,7 +48,7 @@ import {
   type UdpLayerLimits,
 } from "./udp/udp_layer.ts";
 import type { TcpConnection } from "./tcp/tcp_connection.ts";
-import type { TcpListener } from "./tcp/tcp_layer.ts";
+import type { TcpListener } from "./tcp/tcp_listener.ts";
 import type { Link } from "./channel_link.ts";
 import { StackCounters } from "./counters.ts";
 import { DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";

@@ -11,7 +11,7 @@ import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import { HARNESS_PEER_IP, type PeerSegment, TcpHarness } from "./tcp_harness.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
-import type { TcpListener } from "./tcp_layer.ts";
+import type { TcpListener } from "./tcp_listener.ts";
 
 export const SYN: number = TcpFlags.SYN;
 export const ACK: number = TcpFlags.ACK;

@@ -7,6 +7,7 @@
  */
 
 import type { TcpSackBlock } from "../../wire/mod.ts";
+import { seqAdd, seqLe, seqSub } from "./seq.ts";
 
 /** The largest capacity: the largest TCP receive window, 2^30 bytes (RFC 7323 §2.3). */
 const MAX_CAPACITY = 0x40000000;
@@ -113,7 +114,7 @@ export interface ReassemblerCounters {
  * r.add(1005, new Uint8Array(5), rcvNxt); // out of order: held
  * r.sackBlocks(4); // [{ left: 1005, right: 1010 }]
  * r.add(1000, new Uint8Array(5), rcvNxt); // fills the hole
- * rcvNxt = (rcvNxt + r.pop(rcvNxt, (chunk) => received.push(chunk.slice()))) >>> 0;
+ * rcvNxt = seqAdd(rcvNxt, r.pop(rcvNxt, (chunk) => received.push(chunk.slice())));
  * // rcvNxt === 1010
  * ```
  */
@@ -229,7 +230,7 @@ export class Reassembler {
     this.#sync(rcvNxt);
     const counters = this.#counters;
     const len = data.length;
-    const lo = (seq - rcvNxt) | 0; // signed offset of data[0] from RCV.NXT
+    const lo = seqSub(seq, rcvNxt); // signed offset of data[0] from RCV.NXT
     const hi = lo + len;
     const limit = window >= this.#capacity ? this.#capacity : window > 0 ? Math.floor(window) : 0;
     const s = lo > 0 ? lo : 0;
@@ -249,15 +250,15 @@ export class Reassembler {
     const ends = this.#ends;
     const count = this.#count;
     let a = 0;
-    while (a < count && ((ends[a] - base) | 0) < s) a++;
+    while (a < count && seqSub(ends[a], base) < s) a++;
     let b = a;
     let covered = 0;
     let mergedStart = s;
     let mergedEnd = e;
     while (b < count) {
-      const rs = (starts[b] - base) | 0;
+      const rs = seqSub(starts[b], base);
       if (rs > e) break;
-      const re = (ends[b] - base) | 0;
+      const re = seqSub(ends[b], base);
       const ov = (re < e ? re : e) - (rs > s ? rs : s);
       if (ov > 0) covered += ov;
       if (rs < mergedStart) mergedStart = rs;
@@ -286,8 +287,8 @@ export class Reassembler {
       this.#stamps.copyWithin(a + 1, b, count);
       this.#count = count - merging + 1;
     }
-    starts[a] = base + mergedStart;
-    ends[a] = base + mergedEnd;
+    starts[a] = seqAdd(base, mergedStart);
+    ends[a] = seqAdd(base, mergedEnd);
     this.#stamps[a] = ++this.#clock;
 
     this.#store(data.subarray(s - lo, e - lo), s);
@@ -324,7 +325,7 @@ export class Reassembler {
   pop(rcvNxt: number, sink: (chunk: Uint8Array) => void): number {
     this.#sync(rcvNxt);
     if (this.#count === 0 || this.#starts[0] !== this.#base) return 0;
-    const n = (this.#ends[0] - this.#starts[0]) >>> 0;
+    const n = seqSub(this.#ends[0], this.#starts[0]);
     const cap = this.#capacity;
     const p = this.#baseIdx;
     // Update the state first so that it is consistent whatever sink does.
@@ -334,7 +335,7 @@ export class Reassembler {
     this.#stamps.copyWithin(0, 1, count + 1);
     this.#count = count;
     this.#buffered -= n;
-    this.#base = (this.#base + n) >>> 0;
+    this.#base = seqAdd(this.#base, n);
     if (count === 0) this.#baseIdx = 0;
     else {
       const idx = p + n;
@@ -402,7 +403,7 @@ export class Reassembler {
       this.#baseIdx = 0;
       return;
     }
-    const d = (rcvNxt - this.#base) | 0;
+    const d = seqSub(rcvNxt, this.#base);
     if (d === 0) return;
     if (d < 0) {
       throw new RangeError(
@@ -413,8 +414,8 @@ export class Reassembler {
     const ends = this.#ends;
     const count = this.#count;
     let gone = 0;
-    while (gone < count && ((ends[gone] - rcvNxt) | 0) <= 0) {
-      this.#buffered -= (ends[gone] - starts[gone]) >>> 0;
+    while (gone < count && seqLe(ends[gone], rcvNxt)) {
+      this.#buffered -= seqSub(ends[gone], starts[gone]);
       gone++;
     }
     if (gone > 0) {
@@ -428,7 +429,7 @@ export class Reassembler {
       this.#baseIdx = 0;
       return;
     }
-    const early = (rcvNxt - starts[0]) | 0;
+    const early = seqSub(rcvNxt, starts[0]);
     if (early > 0) {
       this.#buffered -= early;
       starts[0] = rcvNxt;

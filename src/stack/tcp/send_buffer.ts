@@ -20,7 +20,7 @@ function checkCapacity(what: string, capacity: number): void {
  * stream (RFC 9293 §3.3.1). Offset 0 is the byte at SND.UNA, the oldest byte
  * not yet acknowledged; the bytes between SND.UNA and SND.NXT (sent, awaiting
  * acknowledgement) come first, then the bytes not yet sent. The connection
- * maps sequence numbers to offsets with `tcpSeqDiff(seq, sndUna)`.
+ * maps sequence numbers to offsets with `seqSub(seq, sndUna)` (seq.ts).
  *
  * The storage is allocated on the first {@linkcode SendBuffer.write}, so a
  * connection that never sends costs no buffer memory, and it grows by

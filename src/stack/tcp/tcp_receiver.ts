@@ -1,0 +1,247 @@
+/**
+ * The receive side of a TCP connection: which segments are acceptable
+ * (RFC 9293 §3.10.7.4 first step), the segment text and the FIN (seventh and
+ * eighth steps) into the receive queue and the out-of-order store, when an
+ * ACK is owed (RFC 5681 §4.2, RFC 9293 §3.8.6.3), and the window we offer
+ * (receiver-side silly window avoidance, RFC 9293 §3.8.6.2.2; never shrunk,
+ * RFC 7323 §2.4).
+ *
+ * @module
+ */
+
+import { TCP_MAX_WINDOW_SCALE, TcpFlags, type TcpRepr, type TcpSackBlock } from "../../wire/mod.ts";
+import { Reassembler } from "./reassembler.ts";
+import { ReceiveQueue } from "./receive_queue.ts";
+import { seqAdd, seqGt, seqInRange, seqLt, seqSpan, seqSub } from "./seq.ts";
+import { type TcpControlBlock, TcpEvent } from "./tcp_control_block.ts";
+import { TcpTimer } from "./tcp_timers.ts";
+
+/** What {@linkcode TcpReceiver.processText} found, as bits. */
+export const TcpReceived = {
+  /** In-order data arrived while the connection is an orphan: it must be reset (RFC 2525 §2.17). */
+  DATA_FOR_ORPHAN: 1,
+  /** The peer's FIN was reached now (RCV.NXT moved past it): the state machine moves on. */
+  FIN: 2,
+} as const;
+
+/**
+ * The receive side of one connection: it owns the receive queue, the
+ * out-of-order store and the receive variables of the TCB (RCV.NXT, the
+ * advertised right edge, Last.ACK.sent).
+ *
+ * @example
+ * ```ts
+ * const rcv = new TcpReceiver(tcb);
+ * if (rcv.acceptable(seg.seqNumber, seg.payload.length)) rcv.processText(seg, now, false);
+ * rcv.read(65536); // the bytes delivered in order
+ * ```
+ */
+export class TcpReceiver {
+  /** In-order bytes waiting for the application. */
+  readonly queue: ReceiveQueue = new ReceiveQueue();
+  /** Bytes beyond a hole, with the SACK blocks that describe them. */
+  readonly reassembler: Reassembler;
+  /** The peer's FIN was received: RCV.NXT is past it. */
+  finReceived = false;
+  /** An ACK is owed now; cleared by every segment we send. */
+  ackNow = false;
+  #tcb: TcpControlBlock;
+  /** Sequence number of a FIN that arrived beyond a hole. */
+  #pendingFinSeq: number | undefined;
+  /** In-order segments received since our last ACK (ACK every second one, RFC 5681 §4.2). */
+  #unackedSegments = 0;
+
+  /** Creates the receive side of the connection of `tcb`. */
+  constructor(tcb: TcpControlBlock) {
+    this.#tcb = tcb;
+    this.reassembler = new Reassembler({
+      // Room for the window rounded up to the scale; never above the reassembler's 2^30 limit.
+      capacity: Math.min(tcb.config.recvBufferBytes + (1 << TCP_MAX_WINDOW_SCALE), 1 << 30),
+    });
+  }
+
+  /** Bytes waiting for the application to read. */
+  get readableBytes(): number {
+    return this.queue.length;
+  }
+
+  /** Whether the peer's FIN was received and all data before it was read. */
+  get readEnded(): boolean {
+    return this.finReceived && this.queue.length === 0;
+  }
+
+  /** Whether received data waits that the application has not read (in order or not). */
+  get hasUnread(): boolean {
+    return this.queue.length > 0 || this.reassembler.bufferedBytes > 0;
+  }
+
+  /** RCV.WND: what remains of the window we advertised. */
+  window(): number {
+    return seqSpan(this.#tcb.rcvNxt, this.#tcb.rcvAdvRight);
+  }
+
+  /**
+   * Whether a segment of `len` sequence numbers at `seq` is acceptable
+   * (RFC 9293 §3.10.7.4, the table of the first step).
+   */
+  acceptable(seq: number, len: number): boolean {
+    const nxt = this.#tcb.rcvNxt;
+    const wnd = this.window();
+    if (len === 0) {
+      if (wnd === 0) return seq === nxt;
+      return seqInRange(seq, nxt, seqAdd(nxt, wnd));
+    }
+    if (wnd === 0) return false;
+    const right = seqAdd(nxt, wnd);
+    return seqInRange(seq, nxt, right) || seqInRange(seqAdd(seq, len - 1), nxt, right);
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 "seventh, process the segment text" and "eighth,
+   * check the FIN bit": delivers in-order text to the receive queue (and
+   * what it joins from the out-of-order store), keeps text beyond a hole,
+   * decides whether an ACK is owed now or may wait, and advances RCV.NXT
+   * past the FIN. Returns {@linkcode TcpReceived} bits for the state
+   * machine; with DATA_FOR_ORPHAN nothing after the data was processed.
+   */
+  processText(seg: TcpRepr, now: number, orphaned: boolean): number {
+    const tcb = this.#tcb;
+    const st = tcb.state;
+    const canReceive = st === "ESTABLISHED" || st === "FIN_WAIT_1" || st === "FIN_WAIT_2";
+    let payload = seg.payload;
+    let seq = seg.seqNumber;
+    if (seg.flags & TcpFlags.SYN) seq = seqAdd(seq, 1);
+    if (canReceive && payload.length > 0 && !this.finReceived) {
+      // Trim what we already have (RFC 9293 §3.10.7.4: "trimmed ... to the window").
+      const behind = seqSub(tcb.rcvNxt, seq);
+      if (behind > 0) {
+        payload = payload.subarray(Math.min(behind, payload.length));
+        seq = tcb.rcvNxt;
+      }
+      const wnd = seqSpan(seq, tcb.rcvAdvRight);
+      if (payload.length > wnd) payload = payload.subarray(0, wnd);
+      if (payload.length > 0) {
+        if (seq === tcb.rcvNxt) {
+          this.#deliver(payload);
+          if (this.reassembler.bufferedBytes > 0) {
+            // pop() lends views of its ring: keep copies.
+            this.reassembler.pop(tcb.rcvNxt, (chunk) => this.#deliver(chunk.slice()));
+            this.ackNow = true; // a hole was filled (RFC 5681 §4.2)
+          }
+          // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
+          if (orphaned) return TcpReceived.DATA_FOR_ORPHAN;
+          this.#unackedSegments++;
+          if (this.#unackedSegments >= 2 || this.reassembler.bufferedBytes > 0) this.ackNow = true;
+          else tcb.timers.startIfStopped(TcpTimer.DELAYED_ACK, now + tcb.config.delayedAckMs);
+        } else {
+          // Out of order: keep it and send a duplicate ACK with SACK now (RFC 5681 §4.2).
+          this.reassembler.add(seq, payload, tcb.rcvNxt, this.window());
+          this.ackNow = true;
+        }
+      }
+    } else if (payload.length > 0) {
+      this.ackNow = true;
+    }
+
+    let result = 0;
+    if (seg.flags & TcpFlags.FIN) {
+      const fin = seqAdd(seg.seqNumber, ((seg.flags & TcpFlags.SYN) ? 1 : 0) + seg.payload.length);
+      if (fin === tcb.rcvNxt) result |= this.#receiveFin();
+      else if (seqGt(fin, tcb.rcvNxt)) this.#pendingFinSeq = fin;
+      this.ackNow = true;
+    } else if (this.#pendingFinSeq !== undefined && this.#pendingFinSeq === tcb.rcvNxt) {
+      result |= this.#receiveFin();
+    }
+    return result;
+  }
+
+  #deliver(chunk: Uint8Array): void {
+    const tcb = this.#tcb;
+    this.queue.append(chunk);
+    tcb.rcvNxt = seqAdd(tcb.rcvNxt, chunk.length);
+    tcb.stats.bytesReceived += chunk.length;
+    tcb.signal(TcpEvent.READABLE);
+  }
+
+  #receiveFin(): number {
+    if (this.finReceived) return 0;
+    const tcb = this.#tcb;
+    this.finReceived = true;
+    this.#pendingFinSeq = undefined;
+    tcb.rcvNxt = seqAdd(tcb.rcvNxt, 1);
+    this.ackNow = true;
+    tcb.signal(TcpEvent.READABLE);
+    return TcpReceived.FIN;
+  }
+
+  /**
+   * Takes up to `max` bytes for the application, or undefined when none is
+   * queued. When reading opens the window by a useful amount (2 MSS, half
+   * the buffer, or from below one MSS), sets {@linkcode TcpReceiver.ackNow}:
+   * the caller sends the window update (RFC 9293 §3.8.6.2.2).
+   */
+  read(max: number): Uint8Array | undefined {
+    if (this.queue.length === 0) return undefined;
+    const tcb = this.#tcb;
+    const before = this.advertisableWindow();
+    const out = this.queue.read(max);
+    if (tcb.synchronized() && !this.finReceived) {
+      const after = this.advertisableWindow();
+      const opened = after - this.window();
+      if (
+        opened >= 2 * tcb.sendMss || opened >= tcb.config.recvBufferBytes / 2 ||
+        (before < tcb.sendMss && after >= tcb.sendMss)
+      ) {
+        this.ackNow = true;
+      }
+    }
+    return out;
+  }
+
+  /** The receive window we can offer: free buffer, capped by the scale's range. */
+  advertisableWindow(): number {
+    const free = Math.max(0, this.#tcb.config.recvBufferBytes - this.queue.length);
+    return Math.min(free, 65535 << this.#tcb.rcvWscale);
+  }
+
+  /**
+   * The window field of a segment we send now, recording the right edge it
+   * advertises. The edge moves right only by a useful amount (receiver-side
+   * SWS avoidance, RFC 9293 §3.8.6.2.2) and never left (RFC 7323 §2.4).
+   */
+  advertise(): number {
+    const tcb = this.#tcb;
+    const free = this.advertisableWindow();
+    let right = seqAdd(tcb.rcvNxt, free);
+    const grow = seqSub(right, tcb.rcvAdvRight);
+    if (grow < Math.min(tcb.config.recvBufferBytes / 2, tcb.sendMss) && grow > 0 && free > 0) {
+      right = tcb.rcvAdvRight;
+    }
+    if (seqLt(right, tcb.rcvAdvRight)) right = tcb.rcvAdvRight;
+    const shift = tcb.rcvWscale;
+    const field = Math.min(65535, (seqSpan(tcb.rcvNxt, right) + (1 << shift) - 1) >>> shift);
+    tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, field << shift);
+    return field;
+  }
+
+  /** SACK blocks for a segment we send now (RFC 2018 §4), or undefined. */
+  sackBlocks(): TcpSackBlock[] | undefined {
+    const tcb = this.#tcb;
+    if (!tcb.sackEnabled || this.reassembler.rangeCount === 0) return undefined;
+    return this.reassembler.sackBlocks(tcb.tsEnabled ? 3 : 4);
+  }
+
+  /** A segment carrying our ACK of RCV.NXT was sent: nothing is owed any more. */
+  ackSent(): void {
+    const tcb = this.#tcb;
+    tcb.lastAckSent = tcb.rcvNxt;
+    this.#unackedSegments = 0;
+    this.ackNow = false;
+    tcb.timers.stop(TcpTimer.DELAYED_ACK);
+  }
+
+  /** Drops what the connection still holds (it closed). */
+  clear(): void {
+    this.reassembler.clear();
+  }
+}
