@@ -1,7 +1,5 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
-import type { TcpRepr } from "../../wire/mod.ts";
 import {
   ACK,
   assertSilent,
@@ -9,17 +7,16 @@ import {
   drainOne,
   FIN,
   FULL_SYN_OPTIONS,
+  HARNESS_PEER_IP,
   LOCAL_PORT,
   PSH,
   RST,
   seg,
   SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
-
-function drops(h: TcpHarness, reason: string): number {
-  return (h.stack.counters.drops as unknown as Record<string, number>)[reason] ?? 0;
-}
+} from "./tcp_harness.ts";
+import type { TcpRepr } from "../../wire/mod.ts";
 
 /** SYNs from ports 30000.. with ISN 1000 + port; returns the SYN-ACKs in order. */
 function flood(h: TcpHarness, n: number, first = 30000, extra = {}): TcpRepr[] {
@@ -210,7 +207,7 @@ describe("SYN flood beyond the backlog: SYN cookies (RFC 4987 §3.6)", () => {
     ]);
     assert.equal(l.acceptQueue.length, 0);
     assert.equal(h.stack.tcp.active.size, 1);
-    assert.equal(drops(h, "tcp_bad_cookie"), 2);
+    assert.equal(h.drops("tcp_bad_cookie"), 2);
   });
 
   it("accepts a cookie for 64 to 128 s and refuses it after", () => {
@@ -302,7 +299,7 @@ describe("a full accept queue", () => {
     const { h, l } = fill(2);
     h.inject({ srcPort: 45000, seqNumber: 1, flags: SYN, mss: 1460 });
     assertSilent(h);
-    assert.equal(drops(h, "tcp_accept_queue_full"), 1);
+    assert.equal(h.drops("tcp_accept_queue_full"), 1);
     assert.equal(l.synQueue.size, 0);
     assert.equal(h.stack.tcp.active.size, 2);
   });

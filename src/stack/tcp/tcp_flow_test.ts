@@ -1,14 +1,19 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { bytes, dataSegs, DEFAULT_PEER_SYN, established, flagsOf, readAll } from "./tcp_harness.ts";
 import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
-import { bytes, dataSegs, flagsOf, open, readAll } from "./_scripted_peer_test_util.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 
 const MSS = 1460;
 
 /** Active open with a 100 ms SYN RTT (RTO 300 ms) to a peer with window `window`. */
 function sender(window = 65535, tcp: Partial<TcpConfig> = {}) {
-  const o = open({ active: true, handshakeRttMs: 100, tcp, peer: { sack: false, window } });
+  const o = established({
+    active: true,
+    handshakeRttMs: 100,
+    tcp,
+    peer: { syn: { mss: 1460 }, window },
+  });
   return o;
 }
 
@@ -142,7 +147,10 @@ describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () 
   });
 
   it("scales the peer's window field by its window scale in non-SYN segments (RFC 7323 §2.3)", () => {
-    const o = open({ active: true, peer: { sack: false, windowScale: 2, window: 1 << 18 } });
+    const o = established({
+      active: true,
+      peer: { syn: { mss: 1460, windowScale: 2 }, window: 1 << 18 },
+    });
     o.peer.inject({});
     assert.equal(o.conn.info().sendWindow, 65535 << 2);
   });
@@ -239,7 +247,7 @@ describe("TcpConnection receive window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4)", 
 
   /** Fills the 4096-byte receive buffer; returns the final ACK. */
   function fill() {
-    const o = open({ tcp: small });
+    const o = established({ tcp: small });
     const base = o.peer.seq;
     o.peer.send(1400);
     o.peer.send(1400);
@@ -299,7 +307,7 @@ describe("TcpConnection receive window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4)", 
   });
 
   it("never moves the right edge of the advertised window to the left (RFC 7323 §2.4)", () => {
-    const { h, peer, conn } = open({ tcp: { recvBufferBytes: 8192, windowScaling: false } });
+    const { h, peer, conn } = established({ tcp: { recvBufferBytes: 8192, windowScaling: false } });
     let right = 0;
     const check = () => {
       for (const s of peer.drain()) {
@@ -320,7 +328,9 @@ describe("TcpConnection receive window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4)", 
   });
 
   it("advertises the window right-shifted by its window scale (RFC 7323 §2.3)", () => {
-    const { h, peer, conn } = open({ peer: { windowScale: 7 } });
+    const { h, peer, conn } = established({
+      peer: { syn: { ...DEFAULT_PEER_SYN, windowScale: 7 } },
+    });
     peer.send(1000);
     h.advance(40);
     const [ack] = peer.drain();

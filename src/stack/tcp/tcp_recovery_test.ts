@@ -1,10 +1,9 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { bytes, dataSegs, DEFAULT_PEER_SYN, established, Peer, TcpHarness } from "./tcp_harness.ts";
 import type { TcpRepr, TcpSackBlock } from "../../wire/mod.ts";
-import { bytes, dataSegs, open, type Peer } from "./_scripted_peer_test_util.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
-import type { TcpHarness } from "./tcp_harness.ts";
 
 const MSS = 1460;
 
@@ -13,11 +12,11 @@ const MSS = 1460;
  * peer with a large window; `n` full segments are sent and returned.
  */
 function inFlight(n: number, tcp: Partial<TcpConfig> = {}, sack = false) {
-  const o = open({
+  const o = established({
     active: true,
     handshakeRttMs: 100,
     tcp,
-    peer: { sack, windowScale: 7, window: 8 << 20 },
+    peer: { syn: { mss: 1460, sackPermitted: sack, windowScale: 7 }, window: 8 << 20 },
   });
   o.peer.inject({}); // the peer's first ACK carries its scaled window (RFC 7323 §2.2)
   o.conn.send(bytes(n * MSS), o.h.now);
@@ -241,11 +240,11 @@ describe("TcpConnection SACK-based loss recovery (RFC 6675, RFC 2018)", () => {
   });
 
   it("keeps the pipe at or below cwnd while retransmitting holes (RFC 6675 §5 step 4)", () => {
-    const { h, peer, conn } = open({
+    const { h, peer, conn } = established({
       active: true,
       handshakeRttMs: 100,
       tcp: { congestionControl: "newreno" },
-      peer: { sack: true, windowScale: 7, window: 8 << 20 },
+      peer: { syn: { ...DEFAULT_PEER_SYN, windowScale: 7 }, window: 8 << 20 },
     });
     peer.inject({});
     conn.send(bytes(30 * MSS), h.now);
@@ -381,11 +380,11 @@ class Path {
   drop: (seg: TcpRepr) => boolean = () => false;
 
   constructor(congestionControl: "cubic" | "newreno", rtt: number) {
-    const o = open({
+    const o = established({
       active: true,
       handshakeRttMs: rtt,
       tcp: { congestionControl, sendBufferBytes: 4 << 20 },
-      peer: { sack: true, windowScale: 9, window: 32 << 20 },
+      peer: { syn: { ...DEFAULT_PEER_SYN, windowScale: 9 }, window: 32 << 20 },
     });
     this.h = o.h;
     this.peer = o.peer;

@@ -1,8 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { bytes, established, HARNESS_PEER_IP, Peer, readAll, TcpHarness } from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
-import { bytes, open, type Peer, readAll } from "./_scripted_peer_test_util.ts";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 
 const N = 2000;
@@ -24,7 +23,7 @@ describe("TcpLayer with thousands of concurrent connections", () => {
     const h = new TcpHarness();
     const peers: Peer[] = [];
     for (let i = 0; i < N; i++) {
-      peers.push(open({ harness: h, peer: { port: 10_000 + i, isn: i * 7919 } }).peer);
+      peers.push(established({ harness: h, peer: { port: 10_000 + i, isn: i * 7919 } }).peer);
     }
     assert.equal(h.stack.tcp.active.size, N);
     assert.equal(new Set(peers.map((p) => p.conn)).size, N, "one connection per peer");
@@ -113,7 +112,9 @@ describe("TcpLayer with thousands of concurrent connections", () => {
   it("keeps the timers of many idle connections independent (delayed ACKs fire together)", () => {
     const h = new TcpHarness();
     const peers: Peer[] = [];
-    for (let i = 0; i < 500; i++) peers.push(open({ harness: h, peer: { port: 20_000 + i } }).peer);
+    for (let i = 0; i < 500; i++) {
+      peers.push(established({ harness: h, peer: { port: 20_000 + i } }).peer);
+    }
     for (const p of peers) p.send(10);
     assert.deepEqual(h.drain(), []);
     h.advance(40);
