@@ -237,7 +237,9 @@ export class Stack {
     this.#broadcast = ipv4SubnetBroadcast(config.ipv4.address, p);
     this.tcp = new TcpLayer({
       localAddr: config.ipv4.address,
+      prefixLength: p,
       mtu: config.mtu,
+      quota: this.quota,
       random: deps.random ?? ((buf) => crypto.getRandomValues(buf)),
       config: config.tcp,
       limits: config.tcpLimits,

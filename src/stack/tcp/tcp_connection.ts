@@ -18,6 +18,7 @@
 
 import type { NetErrorCode } from "../../errors/net_error.ts";
 import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
+import type { SessionQuota } from "../session_quota.ts";
 import type { CongestionControlName } from "./congestion.ts";
 import { seqGt, seqLe, seqLt } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
@@ -50,6 +51,10 @@ export interface TcpHost {
   closed(conn: TcpConnection): void;
   /** RFC 5961 §7: whether one more challenge ACK may be sent now (a global rate limit). */
   allowChallengeAck(now: number): boolean;
+  /** Whether one more ACK may answer an unacceptable segment now (a global rate limit). */
+  allowUnacceptableAck(now: number): boolean;
+  /** The session's quotas: memory for what connections hold, socket units for accept queues. */
+  readonly quota: SessionQuota;
   /** The connection became established (a passive one joins its listener's accept queue). */
   established(conn: TcpConnection): void;
 }
@@ -125,6 +130,8 @@ export class TcpConnection {
   readonly #handshake: TcpHandshake;
   /** Closed by the application: finishes on its own (RFC 9293 §3.10.4). */
   #orphaned = false;
+  /** Holds a unit of the session's socket quota (a passive open not yet accepted). */
+  #quotaUnit = false;
 
   /**
    * Creates a TCB in `state` (SYN_SENT for an active open, SYN_RECEIVED for a
@@ -142,12 +149,15 @@ export class TcpConnection {
     mtu: number;
     tsOffset: number;
     state: "SYN_SENT" | "SYN_RECEIVED";
+    /** The layer took a unit of the session's socket quota for this (passive) connection. */
+    holdsQuotaUnit?: boolean;
   }) {
     this.key = init.key;
     this.localPort = init.localPort;
     this.remoteAddr = init.remoteAddr;
     this.remotePort = init.remotePort;
     this.config = init.config;
+    this.#quotaUnit = init.holdsQuotaUnit === true;
     const tcb = new TcpControlBlock(
       this,
       init.host,
@@ -165,7 +175,7 @@ export class TcpConnection {
     this.#tcb = tcb;
     this.#receiver = new TcpReceiver(tcb);
     this.#sender = new TcpSender(tcb, this.#receiver);
-    this.#handshake = new TcpHandshake(tcb, this.#sender);
+    this.#handshake = new TcpHandshake(tcb, this.#sender, this.#receiver);
   }
 
   /** The connection's state (RFC 9293 §3.3.2). */
@@ -199,11 +209,52 @@ export class TcpConnection {
    * handshake's state was never stored, so only what the cookie carries (the
    * MSS) is known; window scaling, SACK and timestamps stay off.
    */
-  acceptCookie(seg: TcpRepr, mss: number, now: number): void {
+  acceptCookie(seg: TcpRepr, mss: number, now: number): string | undefined {
     this.#handshake.restoreFromCookie(seg, mss);
     this.#established(now);
-    this.#processText(seg, now);
+    const quotaDrop = this.#processText(seg, now);
     this.#sender.output(now);
+    return quotaDrop ? "tcp_rcv_quota" : undefined;
+  }
+
+  // ---------------------------------------------------------- quotas
+
+  /**
+   * Hands over the unit of the session's socket quota this connection
+   * holds, and returns whether it held one. A connection made by a passive
+   * open (SYN-RECEIVED, or the ACK of a SYN cookie) takes a unit of
+   * `stack.quota.sockets` when it is created and keeps it while it waits in
+   * its listener's queues; the socket layer calls this when it accepts the
+   * connection, and from then on the unit is the socket's to release. A
+   * connection that closes before it is accepted releases its unit itself.
+   * Active opens hold none (the socket layer takes its own).
+   *
+   * @example
+   * ```ts
+   * const conn = listener.accept();
+   * if (conn) {
+   *   const adopted = conn.takeQuotaUnit(); // true: the socket now holds the unit
+   *   if (!adopted && !stack.quota.sockets.tryTake()) conn.abort(now);
+   * }
+   * ```
+   */
+  takeQuotaUnit(): boolean {
+    const held = this.#quotaUnit;
+    this.#quotaUnit = false;
+    return held;
+  }
+
+  /** Whether the connection holds a unit of the session's socket quota (see {@linkcode TcpConnection.takeQuotaUnit}). */
+  get holdsQuotaUnit(): boolean {
+    return this.#quotaUnit;
+  }
+
+  /**
+   * Bytes of the session's memory quota this connection's storage is
+   * charged now: receive queue chunks, out-of-order pages, send buffer.
+   */
+  get chargedBytes(): number {
+    return this.#receiver.chargedBytes + this.#sender.buffer.chargedBytes;
   }
 
   // ---------------------------------------------------------- application
@@ -268,6 +319,7 @@ export class TcpConnection {
    * Close from the application: the connection becomes an orphan that
    * finishes sending and closes on its own. Unread received data means the
    * application lost data: the connection is reset instead (RFC 2525 §2.17).
+   * On a connection already CLOSED it frees what the connection still holds.
    */
   close(now: number): void {
     this.#orphaned = true;
@@ -279,10 +331,18 @@ export class TcpConnection {
     if (this.#tcb.state === "FIN_WAIT_2") this.#startFinWait2(now);
   }
 
-  /** Abort (RFC 9293 §3.10.5 ABORT): sends a RST when synchronized and closes now. */
+  /**
+   * Abort (RFC 9293 §3.10.5 ABORT): sends a RST when synchronized and closes
+   * now. On a connection already CLOSED it frees the received bytes nobody
+   * read (the owner gave the connection up): a CLOSED connection keeps its
+   * unread bytes, charged, until they are read or it is closed or aborted.
+   */
   abort(now: number): void {
     const state = this.#tcb.state;
-    if (state === "CLOSED") return;
+    if (state === "CLOSED") {
+      this.#receiver.free();
+      return;
+    }
     if (state === "TIME_WAIT") {
       this.#finish(undefined, now);
       return;
@@ -310,7 +370,7 @@ export class TcpConnection {
     // RFC 7323 §5.3 PAWS: drop (and ACK) a segment with an old timestamp.
     if (tcb.tsEnabled && seg.timestamp && !rst) {
       if (seqLt(seg.timestamp.value, tcb.tsRecent) && tcb.state !== "SYN_RECEIVED") {
-        sender.sendAck(now);
+        sender.ackUnacceptable(now);
         return "tcp_paws_rejected";
       }
     }
@@ -334,7 +394,7 @@ export class TcpConnection {
         // A retransmitted FIN: re-ACK and restart 2MSL (RFC 9293 §3.10.7.4 TIME-WAIT).
         this.#timers.start(TcpTimer.TIME_WAIT, now + this.config.timeWaitMs);
       }
-      sender.sendAck(now);
+      sender.ackUnacceptable(now);
       return "tcp_out_of_window";
     }
 
@@ -378,9 +438,9 @@ export class TcpConnection {
     if ((tcb.state as TcpState) === "CLOSED") return undefined; // LAST-ACK is over
 
     // Seventh: segment text; eighth: FIN.
-    this.#processText(seg, now);
+    const quotaDrop = this.#processText(seg, now);
     sender.output(now);
-    return undefined;
+    return quotaDrop ? "tcp_rcv_quota" : undefined;
   }
 
   /** RFC 9293 §3.10.7.3: a segment in SYN-SENT. */
@@ -405,9 +465,9 @@ export class TcpConnection {
       this.#tcb.setState("ESTABLISHED", now);
       this.#tcb.signal(TcpEvent.CONNECTED | TcpEvent.WRITABLE);
       this.#receiver.ackNow = true;
-      this.#processText(seg, now);
+      const quotaDrop = this.#processText(seg, now);
       this.#sender.output(now);
-      return undefined;
+      return quotaDrop ? "tcp_rcv_quota" : undefined;
     }
     // Simultaneous open (RFC 9293 §3.5, figure 8): SYN_RECEIVED, answer with SYN-ACK.
     hs.simultaneousOpen(seg);
@@ -440,15 +500,21 @@ export class TcpConnection {
     }
   }
 
-  /** Seventh and eighth steps; the FIN moves the state machine (RFC 9293 §3.10.7.4). */
-  #processText(seg: TcpRepr, now: number): void {
+  /**
+   * Seventh and eighth steps; the FIN moves the state machine (RFC 9293
+   * §3.10.7.4). Returns whether text was dropped because the memory quota
+   * refused its storage (answered with a rate-limited ACK).
+   */
+  #processText(seg: TcpRepr, now: number): boolean {
     const r = this.#receiver.processText(seg, now, this.#orphaned);
     if (r & TcpReceived.DATA_FOR_ORPHAN) {
       // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
       this.abort(now);
-      return;
+      return false;
     }
-    if (!(r & TcpReceived.FIN)) return;
+    const quotaDrop = (r & TcpReceived.QUOTA_DROP) !== 0;
+    if (quotaDrop) this.#sender.ackUnacceptable(now);
+    if (!(r & TcpReceived.FIN)) return quotaDrop;
     switch (this.#tcb.state) {
       case "SYN_RECEIVED":
       case "ESTABLISHED":
@@ -462,6 +528,7 @@ export class TcpConnection {
         this.#enterTimeWait(now);
         break;
     }
+    return quotaDrop;
   }
 
   // ---------------------------------------------------------------- timers
@@ -577,7 +644,12 @@ export class TcpConnection {
     tcb.state = "CLOSED";
     this.error = error;
     this.#timers.stopAll();
-    this.#receiver.clear();
+    this.#sender.buffer.clear();
+    // Unread bytes stay readable for an owner; nobody reads those of an orphan or of a
+    // connection never accepted.
+    if (this.#orphaned || this.listener !== undefined) this.#receiver.free();
+    else this.#receiver.closed();
+    if (this.takeQuotaUnit()) tcb.host.quota.sockets.release();
     tcb.signal(TcpEvent.CLOSED | TcpEvent.READABLE | TcpEvent.WRITABLE);
     tcb.host.closed(this);
   }

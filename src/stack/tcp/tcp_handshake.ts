@@ -12,6 +12,7 @@ import { TCP_MAX_WINDOW_SCALE, TcpFlags, type TcpRepr } from "../../wire/mod.ts"
 import { RttEstimator } from "./rtt_estimator.ts";
 import { seqAdd, seqGt, seqLe } from "./seq.ts";
 import { DEFAULT_SEND_MSS, type TcpControlBlock } from "./tcp_control_block.ts";
+import type { TcpReceiver } from "./tcp_receiver.ts";
 import type { TcpSender } from "./tcp_sender.ts";
 import { TcpTimer } from "./tcp_timers.ts";
 
@@ -24,18 +25,22 @@ const EMPTY = new Uint8Array(0);
  *
  * @example
  * ```ts
- * const hs = new TcpHandshake(tcb, sender);
+ * const hs = new TcpHandshake(tcb, sender, receiver);
  * hs.connect(now); // SYN sent, retransmission timer running
  * ```
  */
 export class TcpHandshake {
   #tcb: TcpControlBlock;
   #sender: TcpSender;
+  #receiver: TcpReceiver;
+  /** The window field of our last SYN or SYN-ACK (never scaled, RFC 7323 §2.2). */
+  #synWindow = 0;
 
   /** Creates the handshake of the connection of `tcb`; picks the window scale we offer. */
-  constructor(tcb: TcpControlBlock, sender: TcpSender) {
+  constructor(tcb: TcpControlBlock, sender: TcpSender, receiver: TcpReceiver) {
     this.#tcb = tcb;
     this.#sender = sender;
+    this.#receiver = receiver;
     if (tcb.config.windowScaling) {
       // The smallest shift whose window covers the receive buffer (RFC 7323 §2.3).
       let s = 0;
@@ -89,7 +94,8 @@ export class TcpHandshake {
     tcb.maxSndWnd = tcb.sndWnd;
     tcb.sndWl1 = seg.seqNumber;
     tcb.sndWl2 = seg.ackNumber;
-    tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, Math.min(65535, tcb.config.recvBufferBytes));
+    // What the cookie's SYN-ACK offered, as far as it can be known again.
+    tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, Math.min(65535, this.#receiver.advertisableWindow()));
   }
 
   /** Whether `ack` acknowledges our SYN and nothing we did not send (ISS < ack <= SND.MAX). */
@@ -124,7 +130,7 @@ export class TcpHandshake {
     tcb.sndWl1 = seg.seqNumber;
     tcb.sndWl2 = seg.ackNumber;
     tcb.timers.stop(TcpTimer.RTO);
-    tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, Math.min(65535, tcb.config.recvBufferBytes));
+    tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, this.#synWindow);
   }
 
   /** SYN-SENT: a SYN without ACK crossed ours (RFC 9293 §3.5 figure 8): the peer's window. */
@@ -181,13 +187,15 @@ export class TcpHandshake {
   /**
    * Sends our SYN (`withAck` false) or SYN-ACK. An active open offers every
    * option the config enables; a passive one answers only what the peer
-   * offered. The window of a SYN is never scaled (RFC 7323 §2.2).
+   * offered. The window of a SYN is never scaled (RFC 7323 §2.2) and, as
+   * every window we offer, no more than the memory quota can hold.
    */
   sendSyn(now: number, withAck: boolean): void {
     const tcb = this.#tcb;
     const c = tcb.config;
     const conn = tcb.conn;
-    const win = Math.min(65535, c.recvBufferBytes);
+    const win = Math.min(65535, this.#receiver.advertisableWindow());
+    this.#synWindow = win;
     const repr: TcpRepr = {
       srcPort: conn.localPort,
       dstPort: conn.remotePort,

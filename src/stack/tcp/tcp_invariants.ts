@@ -21,7 +21,10 @@ import { tupleKey } from "./tcp_layer.ts";
  * - port reference counts equal bound reservations + listeners +
  *   connections per local port;
  * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
- *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding).
+ *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
+ * - quotas: the storage the listed connections are charged for is within
+ *   what the session's memory quota counts, and the units they hold within
+ *   what its socket quota counts (others hold some too).
  *
  * @example
  * ```ts
@@ -36,6 +39,8 @@ export function checkTcpInvariants(
   const bad: string[] = [];
   const uses = new Map<number, number>();
   const use = (p: number) => uses.set(p, (uses.get(p) ?? 0) + 1);
+  let charged = 0;
+  let units = 0;
   for (const [list, name] of [[layer.active, "active"], [layer.timeWait, "time-wait"]] as const) {
     for (const [key, c] of list) {
       const where = `${name} ${key} (${c.state})`;
@@ -44,6 +49,8 @@ export function checkTcpInvariants(
       }
       if (c.pcbList !== name) bad.push(`${where}: state belongs on the ${c.pcbList} list`);
       use(c.localPort);
+      charged += c.chargedBytes;
+      if (c.holdsQuotaUnit) units++;
       const i = c.info();
       const recvMax = c.config.recvBufferBytes + (1 << 14);
       if (i.sendQueued > c.config.sendBufferBytes) {
@@ -56,6 +63,13 @@ export function checkTcpInvariants(
         bad.push(`${where}: out-of-order bytes ${i.outOfOrderBytes} > ${recvMax}`);
       }
     }
+  }
+  const { memory, sockets } = layer.quota;
+  if (charged > memory.used) {
+    bad.push(`connections are charged ${charged} bytes, the memory quota counts ${memory.used}`);
+  }
+  if (units > sockets.used) {
+    bad.push(`connections hold ${units} socket units, the socket quota counts ${sockets.used}`);
   }
   for (const key of layer.timeWait.keys()) {
     if (layer.active.has(key)) bad.push(`${key} is on both the active and time-wait lists`);

@@ -2,15 +2,30 @@
  * The TCP layer of one stack: control blocks on lists as in lwIP (bound,
  * listen, active, time-wait), demultiplexing in the order active, time-wait,
  * listen (RFC 9293 §3.10.7), RSTs for segments to nowhere, listeners with a
- * bounded SYN backlog that falls back to SYN cookies (RFC 4987 §3.6), and the
- * global challenge-ACK rate limit of RFC 5961 §7.
+ * bounded SYN backlog that falls back to SYN cookies (RFC 4987 §3.6), the
+ * rate limits of the ACKs it sends for segments it does not take (RFC 5961
+ * §7), martian filtering (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7), and the
+ * session's quotas: every passively opened connection holds a socket unit
+ * until the API accepts it, and every byte the core holds is charged.
  *
  * @module
  */
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
-import { type Ipv4Address, TcpFlags, TcpPacket, TcpRepr } from "../../wire/mod.ts";
+import {
+  formatIpv4Address,
+  type Ipv4Address,
+  ipv4Netmask,
+  ipv4SubnetBroadcast,
+  isIpv4MartianSource,
+  isIpv4Unicast,
+  TcpFlags,
+  TcpPacket,
+  TcpRepr,
+} from "../../wire/mod.ts";
+import type { SessionQuota } from "../session_quota.ts";
+import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
@@ -23,8 +38,16 @@ import { LISTENER_ACCEPTABLE, TcpListener, type TcpListenerHost } from "./tcp_li
 export interface TcpLayerDeps {
   /** The stack's IPv4 address. */
   localAddr: Ipv4Address;
+  /** The prefix length of the stack's subnet (for its network and broadcast addresses). */
+  prefixLength: number;
   /** The link's IP MTU. */
   mtu: number;
+  /**
+   * The session's quotas: `memory` is charged for every byte the layer's
+   * connections hold (receive queues, out-of-order pages, send buffers);
+   * `sockets` gives a unit to every passively opened connection.
+   */
+  quota: SessionQuota;
   /** Sends an IPv4 packet whose payload `fill` writes in place. */
   sendIpv4With(
     dst: Ipv4Address,
@@ -46,6 +69,12 @@ export interface TcpLayerLimits {
   maxConnections: number;
   /** Challenge ACKs per second for the whole stack (RFC 5961 §7). */
   challengeAcksPerSecond: number;
+  /**
+   * ACKs per second for the whole stack in answer to unacceptable segments
+   * (RFC 9293 §3.10.7.4: out of window, PAWS, unsent data acknowledged,
+   * data the memory quota cannot hold).
+   */
+  unacceptableAcksPerSecond: number;
   /** Largest listen backlog accepted. */
   maxBacklog: number;
 }
@@ -54,6 +83,7 @@ export interface TcpLayerLimits {
 export const DEFAULT_TCP_LAYER_LIMITS: TcpLayerLimits = {
   maxConnections: 4096,
   challengeAcksPerSecond: 100,
+  unacceptableAcksPerSecond: 100,
   maxBacklog: 1024,
 };
 
@@ -78,6 +108,9 @@ export const TCP_DROP_REASONS: readonly string[] = [
   "tcp_no_syn",
   "tcp_ack_unsent",
   "tcp_ack_too_old",
+  "tcp_rcv_quota",
+  "tcp_accept_quota",
+  "tcp_martian_source",
   "icmp_frag_needed_ignored",
 ];
 
@@ -109,30 +142,44 @@ export class TcpLayer implements TcpHost {
   readonly stats = {
     rstsSent: 0,
     challengeAcksLimited: 0,
+    /** ACKs for unacceptable segments not sent because of the rate limit. */
+    unacceptableAcksLimited: 0,
     synCookiesSent: 0,
     synCookiesAccepted: 0,
   };
+  /** The session's quotas (see {@linkcode TcpLayerDeps.quota}). */
+  readonly quota: SessionQuota;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
   #listenerHost: TcpListenerHost;
   #portUse = new Map<number, number>();
   #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
-  #challengeWindowStart = 0;
-  #challengeCount = 0;
+  #challengeAcks: AckRateLimiter;
+  #unacceptableAcks: AckRateLimiter;
+  #prefixLength: number;
+  #network: Ipv4Address;
+  #broadcast: Ipv4Address;
 
   /** Creates an empty layer. */
   constructor(deps: TcpLayerDeps) {
     this.#deps = deps;
     this.localAddr = deps.localAddr;
     this.mtu = deps.mtu;
+    this.quota = deps.quota;
     this.config = resolveTcpConfig(deps.config);
     this.limits = { ...DEFAULT_TCP_LAYER_LIMITS, ...deps.limits };
+    this.#challengeAcks = new AckRateLimiter(this.limits.challengeAcksPerSecond);
+    this.#unacceptableAcks = new AckRateLimiter(this.limits.unacceptableAcksPerSecond);
+    this.#prefixLength = deps.prefixLength;
+    this.#network = (deps.localAddr & ipv4Netmask(deps.prefixLength)) >>> 0;
+    this.#broadcast = ipv4SubnetBroadcast(deps.localAddr, deps.prefixLength);
     this.#isn = new IsnGenerator(deps.random);
     this.#listenerHost = {
       localAddr: this.localAddr,
       mtu: this.mtu,
       synCookies: new SynCookieCodec(deps.random),
+      quota: deps.quota,
       stats: this.stats,
       hasRoomForConnection: () => this.connectionCount < this.limits.maxConnections,
       nextIss: (localPort, remoteAddr, remotePort, now) =>
@@ -263,6 +310,14 @@ export class TcpLayer implements TcpHost {
     if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) {
       throw new RangeError(`connect: port must be an integer in 1..65535, got ${remotePort}`);
     }
+    if (!this.#unicastPeer(remoteAddr)) {
+      throw new NetError(
+        "EINVAL",
+        `cannot connect to ${
+          formatIpv4Address(remoteAddr)
+        }: not a unicast host address (broadcast, multicast, loopback, 0/8 and 240/4 are refused)`,
+      );
+    }
     if (this.connectionCount >= this.limits.maxConnections) {
       throw new NetError(
         "EMFILE",
@@ -289,6 +344,16 @@ export class TcpLayer implements TcpHost {
     return conn;
   }
 
+  /**
+   * Whether `addr` can be a TCP peer (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): a
+   * unicast host address, not the subnet's network or broadcast address.
+   */
+  #unicastPeer(addr: Ipv4Address): boolean {
+    if (!isIpv4Unicast(addr)) return false;
+    // RFC 3021: a /31 (or /32) has no network or broadcast address.
+    return this.#prefixLength >= 31 || (addr !== this.#network && addr !== this.#broadcast);
+  }
+
   #newConnection(
     key: string,
     localPort: number,
@@ -312,6 +377,8 @@ export class TcpLayer implements TcpHost {
       mtu: this.mtu,
       tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
       state,
+      // Only #openPassive makes SYN_RECEIVED connections, and it took the unit.
+      holdsQuotaUnit: state === "SYN_RECEIVED",
     });
   }
 
@@ -351,6 +418,11 @@ export class TcpLayer implements TcpHost {
           }
           return tw.input(seg, now);
         }
+        // No connection from a martian source, and no RST to one: RFC 1122 §3.2.1.3 discards
+        // such datagrams silently (§4.2.3.10: SYNs to broadcast or multicast, likewise).
+        if (isIpv4MartianSource(src, this.localAddr, this.#prefixLength)) {
+          return "tcp_martian_source";
+        }
         const listener = this.listeners.get(seg.dstPort);
         if (listener) return listener.input(src, seg, now);
         this.#rstForNowhere(src, seg, now);
@@ -362,7 +434,12 @@ export class TcpLayer implements TcpHost {
     return conn.input(seg, now);
   }
 
-  /** A connection of listener `l` in SYN_RECEIVED, put on the active list. */
+  /**
+   * A connection of listener `l` in SYN_RECEIVED, put on the active list. It
+   * takes a unit of the session's socket quota (handed over to the socket
+   * that accepts it, see {@linkcode TcpConnection.takeQuotaUnit}); when
+   * none is left, no connection: "tcp_accept_quota".
+   */
   #openPassive(
     l: TcpListener,
     src: Ipv4Address,
@@ -370,6 +447,7 @@ export class TcpLayer implements TcpHost {
     now: number,
     iss: number | undefined,
   ): TcpConnection | string {
+    if (!this.quota.sockets.tryTake()) return "tcp_accept_quota";
     const key = tupleKey(src, srcPort, l.port);
     const conn = this.#newConnection(key, l.port, src, srcPort, now, "SYN_RECEIVED", l.config, iss);
     conn.listener = l;
@@ -491,16 +569,20 @@ export class TcpLayer implements TcpHost {
 
   /** RFC 5961 §7: at most `challengeAcksPerSecond` challenge ACKs per second. */
   allowChallengeAck(now: number): boolean {
-    if (now - this.#challengeWindowStart >= 1000) {
-      this.#challengeWindowStart = now;
-      this.#challengeCount = 0;
-    }
-    if (this.#challengeCount >= this.limits.challengeAcksPerSecond) {
-      this.stats.challengeAcksLimited++;
-      return false;
-    }
-    this.#challengeCount++;
-    return true;
+    if (this.#challengeAcks.allow(now)) return true;
+    this.stats.challengeAcksLimited++;
+    return false;
+  }
+
+  /**
+   * At most `unacceptableAcksPerSecond` ACKs per second in answer to
+   * unacceptable segments (RFC 9293 §3.10.7.4 asks for one each; RFC 5961
+   * §7's reasoning limits them).
+   */
+  allowUnacceptableAck(now: number): boolean {
+    if (this.#unacceptableAcks.allow(now)) return true;
+    this.stats.unacceptableAcksLimited++;
+    return false;
   }
 
   // ------------------------------------------------------------ invariants

@@ -12,7 +12,9 @@ import { type Ipv4Address, TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import { SYN_COOKIE_MSS_TABLE, type SynCookieCodec } from "./isn.ts";
 import { seqAdd, seqGt } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
+import type { SessionQuota } from "../session_quota.ts";
 import type { EventOwner, TcpConnection } from "./tcp_connection.ts";
+import { quotaWindowBytes } from "./tcp_receiver.ts";
 
 /** Event bit of a listener: a connection waits to be accepted. */
 export const LISTENER_ACCEPTABLE = 16;
@@ -25,6 +27,8 @@ export interface TcpListenerHost {
   readonly mtu: number;
   /** The layer's SYN cookie codec. */
   readonly synCookies: SynCookieCodec;
+  /** The session's quotas (a cookie's window is no more than the memory quota can hold). */
+  readonly quota: SessionQuota;
   /** Counters of the layer (SYN cookies sent and accepted). */
   readonly stats: { synCookiesSent: number; synCookiesAccepted: number };
   /** Whether the layer may hold one more connection. */
@@ -129,6 +133,9 @@ export class TcpListener {
       iss = seqGt(fresh, issFloor) ? fresh : issFloor;
     }
     const conn = host.openPassive(this, src, seg.srcPort, now, iss);
+    // Refused for the session's socket quota: dropped silently, not reset, so that the peer
+    // retries and gets in once the session frees a unit (RFC 4987 §3; Linux drops a SYN the
+    // same way when its accept queue is full).
     if (typeof conn === "string") return conn;
     this.synQueue.add(conn);
     conn.acceptSyn(seg, now);
@@ -148,19 +155,17 @@ export class TcpListener {
       cookie,
       now,
     );
-    let reason = decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
     if (decoded && this.acceptQueue.length < this.backlog && host.hasRoomForConnection()) {
       const conn = host.openPassive(this, src, seg.srcPort, now, cookie);
-      if (typeof conn !== "string") {
-        this.cookiesAccepted++;
-        host.stats.synCookiesAccepted++;
-        conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
-        return undefined;
-      }
-      reason = conn;
+      // Refused for the socket quota: dropped silently, as a SYN would be; the peer's next
+      // segment carries the same cookie and may find a unit free (RFC 4987 §3.6).
+      if (typeof conn === "string") return conn;
+      this.cookiesAccepted++;
+      host.stats.synCookiesAccepted++;
+      return conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
     }
     host.sendRst(src, seg.srcPort, this.port, seg.ackNumber, 0, false, now);
-    return reason;
+    return decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
   }
 
   /** Answers a SYN with a SYN-ACK whose ISN encodes the handshake (RFC 4987 §3.6). */
@@ -188,7 +193,11 @@ export class TcpListener {
       seqNumber: iss,
       ackNumber: seqAdd(seg.seqNumber, 1),
       flags: TcpFlags.SYN | TcpFlags.ACK,
-      windowLen: Math.min(65535, this.config.recvBufferBytes),
+      windowLen: Math.min(
+        65535,
+        this.config.recvBufferBytes,
+        quotaWindowBytes(host.quota.memory.available),
+      ),
       // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.
       mss: Math.min(host.mtu - 40, 65535),
       payload: new Uint8Array(0),

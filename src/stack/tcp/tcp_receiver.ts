@@ -4,15 +4,19 @@
  * eighth steps) into the receive queue and the out-of-order store, when an
  * ACK is owed (RFC 5681 §4.2, RFC 9293 §3.8.6.3), and the window we offer
  * (receiver-side silly window avoidance, RFC 9293 §3.8.6.2.2; never shrunk,
- * RFC 7323 §2.4).
+ * RFC 7323 §2.4; never more than the session's memory quota can still hold).
+ * Received bytes are copied into storage the connection owns and charged:
+ * the receive queue's chunks and the reassembler's pages.
  *
  * @module
  */
 
 import { TCP_MAX_WINDOW_SCALE, TcpFlags, type TcpRepr, type TcpSackBlock } from "../../wire/mod.ts";
+import { bufferCost, type MemoryQuota } from "../session_quota.ts";
+import { DEFAULT_PAGE_BYTES } from "./paged_ring.ts";
 import { Reassembler } from "./reassembler.ts";
-import { ReceiveQueue } from "./receive_queue.ts";
-import { seqAdd, seqGt, seqInRange, seqLt, seqSpan, seqSub } from "./seq.ts";
+import { RECEIVE_CHUNK_BYTES, ReceiveQueue } from "./receive_queue.ts";
+import { seqAdd, seqGt, seqInRange, seqLt, seqMin, seqSpan, seqSub } from "./seq.ts";
 import { type TcpControlBlock, TcpEvent } from "./tcp_control_block.ts";
 import { TcpTimer } from "./tcp_timers.ts";
 
@@ -22,7 +26,32 @@ export const TcpReceived = {
   DATA_FOR_ORPHAN: 1,
   /** The peer's FIN was reached now (RCV.NXT moved past it): the state machine moves on. */
   FIN: 2,
+  /** Segment text was dropped because the memory quota refused its storage ("tcp_rcv_quota"). */
+  QUOTA_DROP: 4,
 } as const;
+
+/**
+ * Quota kept free for moving out-of-order bytes into the receive queue (a
+ * page at a time: at most one new chunk each) and for the slack of the
+ * queue's last chunk.
+ */
+const MOVE_RESERVE = bufferCost(RECEIVE_CHUNK_BYTES);
+
+/**
+ * How many new bytes a connection may be offered for `available` bytes of
+ * memory quota: whole out-of-order pages (the costlier storage), after
+ * keeping room to move out-of-order bytes into the receive queue.
+ *
+ * @example
+ * ```ts
+ * quotaWindowBytes(60_000); // 20480: five 4 KiB pages
+ * ```
+ */
+export function quotaWindowBytes(available: number): number {
+  const spare = available - MOVE_RESERVE;
+  if (spare <= 0) return 0;
+  return Math.floor(spare / bufferCost(DEFAULT_PAGE_BYTES)) * DEFAULT_PAGE_BYTES;
+}
 
 /**
  * The receive side of one connection: it owns the receive queue, the
@@ -38,7 +67,7 @@ export const TcpReceived = {
  */
 export class TcpReceiver {
   /** In-order bytes waiting for the application. */
-  readonly queue: ReceiveQueue = new ReceiveQueue();
+  readonly queue: ReceiveQueue;
   /** Bytes beyond a hole, with the SACK blocks that describe them. */
   readonly reassembler: Reassembler;
   /** The peer's FIN was received: RCV.NXT is past it. */
@@ -46,6 +75,7 @@ export class TcpReceiver {
   /** An ACK is owed now; cleared by every segment we send. */
   ackNow = false;
   #tcb: TcpControlBlock;
+  #quota: MemoryQuota;
   /** Sequence number of a FIN that arrived beyond a hole. */
   #pendingFinSeq: number | undefined;
   /** In-order segments received since our last ACK (ACK every second one, RFC 5681 §4.2). */
@@ -54,9 +84,12 @@ export class TcpReceiver {
   /** Creates the receive side of the connection of `tcb`. */
   constructor(tcb: TcpControlBlock) {
     this.#tcb = tcb;
+    this.#quota = tcb.host.quota.memory;
+    this.queue = new ReceiveQueue(this.#quota);
     this.reassembler = new Reassembler({
       // Room for the window rounded up to the scale; never above the reassembler's 2^30 limit.
       capacity: Math.min(tcb.config.recvBufferBytes + (1 << TCP_MAX_WINDOW_SCALE), 1 << 30),
+      quota: this.#quota,
     });
   }
 
@@ -103,6 +136,8 @@ export class TcpReceiver {
    * decides whether an ACK is owed now or may wait, and advances RCV.NXT
    * past the FIN. Returns {@linkcode TcpReceived} bits for the state
    * machine; with DATA_FOR_ORPHAN nothing after the data was processed.
+   * Text whose storage the memory quota refuses is dropped (QUOTA_DROP);
+   * the caller answers with a rate-limited ACK.
    */
   processText(seg: TcpRepr, now: number, orphaned: boolean): number {
     const tcb = this.#tcb;
@@ -111,6 +146,7 @@ export class TcpReceiver {
     let payload = seg.payload;
     let seq = seg.seqNumber;
     if (seg.flags & TcpFlags.SYN) seq = seqAdd(seq, 1);
+    let result = 0;
     if (canReceive && payload.length > 0 && !this.finReceived) {
       // Trim what we already have (RFC 9293 §3.10.7.4: "trimmed ... to the window").
       const behind = seqSub(tcb.rcvNxt, seq);
@@ -120,30 +156,29 @@ export class TcpReceiver {
       }
       const wnd = seqSpan(seq, tcb.rcvAdvRight);
       if (payload.length > wnd) payload = payload.subarray(0, wnd);
-      if (payload.length > 0) {
-        if (seq === tcb.rcvNxt) {
-          this.#deliver(payload);
-          if (this.reassembler.bufferedBytes > 0) {
-            // pop() lends views of its ring: keep copies.
-            this.reassembler.pop(tcb.rcvNxt, (chunk) => this.#deliver(chunk.slice()));
-            this.ackNow = true; // a hole was filled (RFC 5681 §4.2)
-          }
+      if (payload.length > 0 && seq === tcb.rcvNxt) {
+        if (!this.#deliver(payload, false)) {
+          result |= TcpReceived.QUOTA_DROP;
+        } else {
+          // A hole was filled (RFC 5681 §4.2): ACK at once.
+          if (this.reassembler.bufferedBytes > 0 && this.#drainReassembler()) this.ackNow = true;
           // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
           if (orphaned) return TcpReceived.DATA_FOR_ORPHAN;
           this.#unackedSegments++;
           if (this.#unackedSegments >= 2 || this.reassembler.bufferedBytes > 0) this.ackNow = true;
           else tcb.timers.startIfStopped(TcpTimer.DELAYED_ACK, now + tcb.config.delayedAckMs);
-        } else {
-          // Out of order: keep it and send a duplicate ACK with SACK now (RFC 5681 §4.2).
-          this.reassembler.add(seq, payload, tcb.rcvNxt, this.window());
-          this.ackNow = true;
         }
+      } else if (payload.length > 0) {
+        // Out of order: keep a copy and send a duplicate ACK with SACK now (RFC 5681 §4.2).
+        const refusals = this.reassembler.counters.quotaSegments;
+        this.reassembler.add(seq, payload, tcb.rcvNxt, this.window());
+        if (this.reassembler.counters.quotaSegments === refusals) this.ackNow = true;
+        else result |= TcpReceived.QUOTA_DROP;
       }
     } else if (payload.length > 0) {
       this.ackNow = true;
     }
 
-    let result = 0;
     if (seg.flags & TcpFlags.FIN) {
       const fin = seqAdd(seg.seqNumber, ((seg.flags & TcpFlags.SYN) ? 1 : 0) + seg.payload.length);
       if (fin === tcb.rcvNxt) result |= this.#receiveFin();
@@ -155,12 +190,38 @@ export class TcpReceiver {
     return result;
   }
 
-  #deliver(chunk: Uint8Array): void {
+  /**
+   * Appends in-order text to the receive queue and moves RCV.NXT past it;
+   * false (nothing taken) when the quota refuses its storage, unless
+   * `force` (bytes moved from the reassembler, which the core holds already).
+   */
+  #deliver(chunk: Uint8Array, force: boolean): boolean {
     const tcb = this.#tcb;
-    this.queue.append(chunk);
+    if (!this.queue.append(chunk, force)) return false;
     tcb.rcvNxt = seqAdd(tcb.rcvNxt, chunk.length);
     tcb.stats.bytesReceived += chunk.length;
     tcb.signal(TcpEvent.READABLE);
+    return true;
+  }
+
+  /**
+   * Moves the bytes the reassembler holds from RCV.NXT on into the receive
+   * queue, a page at a time while the quota can pay for the queue's storage
+   * (each page freed pays for the next); what stays is moved by a later
+   * read. Returns whether any moved.
+   */
+  #drainReassembler(): boolean {
+    const tcb = this.#tcb;
+    let moved = false;
+    for (;;) {
+      const k = this.reassembler.nextPopSize(tcb.rcvNxt);
+      if (k === 0 || this.queue.costToAppend(k) > this.#quota.available) break;
+      // pop() lends a view of one page: the queue copies it. The charge was checked above;
+      // force only guards the invariant that popped bytes are never lost.
+      this.reassembler.pop(tcb.rcvNxt, (view) => this.#deliver(view, true), k);
+      moved = true;
+    }
+    return moved;
   }
 
   #receiveFin(): number {
@@ -185,6 +246,10 @@ export class TcpReceiver {
     const tcb = this.#tcb;
     const before = this.advertisableWindow();
     const out = this.queue.read(max);
+    // Bytes held beyond a filled hole that the quota kept out of the queue: in now, and ACKed.
+    if (this.reassembler.contiguousBytes(tcb.rcvNxt) > 0 && this.#drainReassembler()) {
+      this.ackNow = true;
+    }
     if (tcb.synchronized() && !this.finReceived) {
       const after = this.advertisableWindow();
       const opened = after - this.window();
@@ -198,16 +263,35 @@ export class TcpReceiver {
     return out;
   }
 
-  /** The receive window we can offer: free buffer, capped by the scale's range. */
+  /**
+   * The receive window we can offer: free buffer, no more than the memory
+   * quota can still hold, capped by the scale's range.
+   */
   advertisableWindow(): number {
     const free = Math.max(0, this.#tcb.config.recvBufferBytes - this.queue.length);
-    return Math.min(free, 65535 << this.#tcb.rcvWscale);
+    return Math.min(free, this.#quotaWindow(), 65535 << this.#tcb.rcvWscale);
+  }
+
+  /**
+   * The most bytes from RCV.NXT on that the session's memory quota lets this
+   * connection hold: what it holds out of order already, the room left in
+   * the receive queue's last chunk, and new pages for what the quota still
+   * allows after keeping room to move out-of-order bytes into the queue.
+   */
+  #quotaWindow(): number {
+    return this.queue.tailRoom + this.reassembler.bufferedBytes +
+      quotaWindowBytes(this.#quota.available);
   }
 
   /**
    * The window field of a segment we send now, recording the right edge it
    * advertises. The edge moves right only by a useful amount (receiver-side
-   * SWS avoidance, RFC 9293 §3.8.6.2.2) and never left (RFC 7323 §2.4).
+   * SWS avoidance, RFC 9293 §3.8.6.2.2) and never left (RFC 7323 §2.4),
+   * except when the memory quota can no longer hold what was offered: then
+   * it moves back to what the quota allows, so that a peer that keeps to
+   * the window sends nothing that would be dropped (RFC 9293 §3.8.6.2.2
+   * discourages shrinking but allows it; Linux does it under memory
+   * pressure with tcp_shrink_window).
    */
   advertise(): number {
     const tcb = this.#tcb;
@@ -217,7 +301,9 @@ export class TcpReceiver {
     if (grow < Math.min(tcb.config.recvBufferBytes / 2, tcb.sendMss) && grow > 0 && free > 0) {
       right = tcb.rcvAdvRight;
     }
-    if (seqLt(right, tcb.rcvAdvRight)) right = tcb.rcvAdvRight;
+    if (seqLt(right, tcb.rcvAdvRight)) {
+      right = seqMin(tcb.rcvAdvRight, seqAdd(tcb.rcvNxt, this.#quotaWindow()));
+    }
     const shift = tcb.rcvWscale;
     const field = Math.min(65535, (seqSpan(tcb.rcvNxt, right) + (1 << shift) - 1) >>> shift);
     tcb.rcvAdvRight = seqAdd(tcb.rcvNxt, field << shift);
@@ -240,8 +326,19 @@ export class TcpReceiver {
     tcb.timers.stop(TcpTimer.DELAYED_ACK);
   }
 
-  /** Drops what the connection still holds (it closed). */
-  clear(): void {
+  /** Frees the out-of-order store (the connection closed: nothing more arrives). */
+  closed(): void {
     this.reassembler.clear();
+  }
+
+  /** Frees everything it holds, unread bytes included (nobody will read them). */
+  free(): void {
+    this.reassembler.clear();
+    this.queue.clear();
+  }
+
+  /** Bytes of storage charged to the memory quota now. */
+  get chargedBytes(): number {
+    return this.queue.chargedBytes + this.reassembler.chargedBytes;
   }
 }

@@ -8,6 +8,7 @@ import {
   drainOne,
   established,
   FIN,
+  FULL_PEER,
   PSH,
   RST,
   seg,
@@ -294,5 +295,60 @@ describe("the sequence number check (RFC 9293 §3.10.7.4 first)", () => {
     });
     assert.equal(conn.readableBytes, 10);
     assert.deepEqual(conn.read(100, h.now), bytes(10, 10));
+  });
+});
+
+describe("the ACKs for unacceptable segments are rate-limited (RFC 9293 §3.10.7.4, RFC 5961 §7)", () => {
+  it("answers at most unacceptableAcksPerSecond out-of-window segments per second and counts the rest", () => {
+    const { h, s, pureAck } = withPureAck({ unacceptableAcksPerSecond: 3 });
+    for (let i = 0; i < 10; i++) {
+      h.inject({ seqNumber: 900, ackNumber: s, flags: ACK, payload: bytes(10), windowLen: 1000 });
+    }
+    assert.deepEqual(h.drain(), [pureAck(), pureAck(), pureAck()]);
+    assert.equal(h.drops("tcp_out_of_window"), 10);
+    assert.equal(h.stack.tcp.stats.unacceptableAcksLimited, 7);
+    h.advance(1000);
+    h.inject({ seqNumber: 900, ackNumber: s, flags: ACK, payload: bytes(10), windowLen: 1000 });
+    assert.deepEqual(h.drain(), [pureAck()], "a new second, a new allowance");
+  });
+
+  it("answers 100 of 100,000 forged segments in one second by default (not 66,666)", () => {
+    const { h, s, pureAck } = withPureAck();
+    const frame = h.frame({ seqNumber: 900, ackNumber: s, flags: ACK, payload: bytes(10) });
+    for (let i = 0; i < 100_000; i++) h.stack.input(frame, h.now);
+    const out = h.drain();
+    assert.equal(out.length, 100);
+    assert.deepEqual(out[99], pureAck());
+    assert.equal(h.stack.tcp.stats.unacceptableAcksLimited, 99_900);
+  });
+
+  it("limits the ACKs of PAWS-rejected segments and of ACKs for unsent data the same way", () => {
+    const o = established({
+      peer: FULL_PEER,
+      tcpLimits: { unacceptableAcksPerSecond: 2 },
+    });
+    const { h, s } = o;
+    for (let i = 0; i < 3; i++) {
+      h.inject({ seqNumber: 1001, ackNumber: s, flags: ACK, timestamp: { value: 5, echo: 0 } });
+    }
+    assert.equal(h.drops("tcp_paws_rejected"), 3);
+    assert.equal(h.drain().length, 2);
+    h.inject({
+      seqNumber: 1001,
+      ackNumber: u32(s + 100),
+      flags: ACK,
+      timestamp: { value: 200, echo: 0 },
+    });
+    assert.equal(h.drops("tcp_ack_unsent"), 1);
+    assertSilent(h, "the allowance of this second is spent");
+    assert.equal(h.stack.tcp.stats.unacceptableAcksLimited, 2);
+  });
+
+  it("keeps the challenge ACK allowance separate (RFC 5961 §7)", () => {
+    const { h, s, pureAck } = withPureAck({ unacceptableAcksPerSecond: 1 });
+    h.inject({ seqNumber: 900, ackNumber: s, flags: ACK, payload: bytes(10), windowLen: 1000 });
+    h.inject({ seqNumber: 900, ackNumber: s, flags: ACK, payload: bytes(10), windowLen: 1000 });
+    h.inject({ seqNumber: 1002, flags: RST });
+    assert.deepEqual(h.drain(), [pureAck(), pureAck()], "one for the first segment, one challenge");
   });
 });

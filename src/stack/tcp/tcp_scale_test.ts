@@ -1,4 +1,5 @@
 import { describe, it } from "node:test";
+import { createSessionQuota } from "../session_quota.ts";
 import assert from "node:assert/strict";
 import { bytes, established, HARNESS_PEER_IP, Peer, readAll, TcpHarness } from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
@@ -18,9 +19,12 @@ function assertEmpty(h: TcpHarness): void {
   assert.equal(tcp.nextDeadline(), undefined, "no timer left");
 }
 
+/** Quotas for thousands of connections nobody's socket layer adopts (each holds its unit). */
+const roomy = () => createSessionQuota({ maxBufferedBytes: 1 << 30, maxSockets: 10_000 });
+
 describe("TcpLayer with thousands of concurrent connections", () => {
   it(`accepts ${N} connections, exchanges data on each, closes them all, and empties every list`, () => {
-    const h = new TcpHarness();
+    const h = new TcpHarness({ quota: roomy() });
     const peers: Peer[] = [];
     for (let i = 0; i < N; i++) {
       peers.push(established({ harness: h, peer: { port: 10_000 + i, isn: i * 7919 } }).peer);
@@ -110,7 +114,7 @@ describe("TcpLayer with thousands of concurrent connections", () => {
   });
 
   it("keeps the timers of many idle connections independent (delayed ACKs fire together)", () => {
-    const h = new TcpHarness();
+    const h = new TcpHarness({ quota: roomy() });
     const peers: Peer[] = [];
     for (let i = 0; i < 500; i++) {
       peers.push(established({ harness: h, peer: { port: 20_000 + i } }).peer);

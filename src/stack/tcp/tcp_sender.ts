@@ -67,7 +67,7 @@ export class TcpSender {
     this.#tcb = tcb;
     this.#receiver = receiver;
     const c = tcb.config;
-    this.buffer = new SendBuffer(c.sendBufferBytes);
+    this.buffer = new SendBuffer(c.sendBufferBytes, tcb.host.quota.memory);
     this.rtt = new RttEstimator({
       initialRtoMs: c.initialRtoMs,
       minRtoMs: c.minRtoMs,
@@ -138,7 +138,7 @@ export class TcpSender {
     const ack = seg.ackNumber;
     // RFC 5961 §5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
     if (seqGt(ack, tcb.sndMax)) {
-      this.sendAck(now);
+      this.ackUnacceptable(now);
       return "tcp_ack_unsent";
     }
     if (seqLt(ack, seqAdd(tcb.sndUna, -Math.max(tcb.maxSndWnd, 1)))) {
@@ -342,6 +342,16 @@ export class TcpSender {
   /** Sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT>. */
   sendAck(now: number): void {
     this.transmit(TcpFlags.ACK, this.#tcb.sndNxt, EMPTY, now);
+  }
+
+  /**
+   * The ACK RFC 9293 §3.10.7.4 sends after an unacceptable segment (out of
+   * window, PAWS, unsent data acknowledged, text the quota cannot hold),
+   * under the layer's rate limit so that forged segments cannot draw a
+   * reply each.
+   */
+  ackUnacceptable(now: number): void {
+    if (this.#tcb.host.allowUnacceptableAck(now)) this.sendAck(now);
   }
 
   /** RFC 5961 §7: a rate-limited ACK in answer to a suspicious RST, SYN or ACK. */
