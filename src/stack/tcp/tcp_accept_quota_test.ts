@@ -1,21 +1,20 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import { createSessionQuota } from "../session_quota.ts";
 import {
-  ACK,
   assertSilent,
   BARE_PEER,
   bytes,
   drainOne,
   established,
   LOCAL_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
+
+const { ACK, PSH, RST, SYN } = TcpFlags;
 
 /** A harness whose session has `sockets` units of socket quota. */
 function withSockets(sockets: number, backlog = 8) {

@@ -1,20 +1,18 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   assertSilent,
   BARE_PEER,
   bytes,
   drainOne,
   established,
-  FIN,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 /**
  * The connections here have a peer that offered no options: no timestamps

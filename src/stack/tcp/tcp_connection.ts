@@ -22,14 +22,19 @@ import type { SessionQuota } from "../session_quota.ts";
 import type { CongestionControlName } from "./congestion.ts";
 import { seqGt, seqLe, seqLt } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
-import { TcpControlBlock, TcpEvent, type TcpState } from "./tcp_control_block.ts";
+import {
+  type TcpConnectionStats,
+  TcpControlBlock,
+  TcpEvent,
+  type TcpState,
+} from "./tcp_control_block.ts";
 import { TcpHandshake } from "./tcp_handshake.ts";
 import type { TcpListener } from "./tcp_listener.ts";
 import { TcpReceived, TcpReceiver } from "./tcp_receiver.ts";
 import { TcpSender } from "./tcp_sender.ts";
 import { TcpTimer, TcpTimers } from "./tcp_timers.ts";
 
-export { TcpEvent, type TcpState } from "./tcp_control_block.ts";
+export { type TcpConnectionStats, TcpEvent, type TcpState } from "./tcp_control_block.ts";
 
 /** An endpoint that receives the events of a core object it owns (a socket). */
 export interface EventOwner {
@@ -60,7 +65,7 @@ export interface TcpHost {
 }
 
 /** Counters and estimates for GET /sockets/:id and `ss -ti`-style views. */
-export interface TcpInfo {
+export interface TcpInfo extends TcpConnectionStats {
   state: TcpState;
   sendMss: number;
   rttMs: number | null;
@@ -79,18 +84,6 @@ export interface TcpInfo {
   sendQueued: number;
   recvQueued: number;
   outOfOrderBytes: number;
-  retransmits: number;
-  timeouts: number;
-  fastRetransmits: number;
-  segmentsIn: number;
-  segmentsOut: number;
-  bytesAcked: number;
-  bytesReceived: number;
-  challengeAcks: number;
-  /** D-SACKs received (RFC 2883). */
-  dsacks: number;
-  /** Retransmissions a D-SACK showed to be unnecessary. */
-  spuriousRetransmits: number;
   /** The duplicate-ACK threshold now in force (raised by reordering). */
   reordering: number;
 }

@@ -1,22 +1,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ACK,
+  ACTIVE_PEER,
   assertSilent,
   bytes,
   drainOne,
-  FIN,
+  established,
   FULL_SYN_OPTIONS,
   HARNESS_PEER_IP,
+  intoTimeWait,
   LOCAL_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
+import { TcpFlags } from "../../wire/mod.ts";
 import type { TcpRepr } from "../../wire/mod.ts";
+
+const { ACK, PSH, RST, SYN } = TcpFlags;
 
 /** SYNs from ports 30000.. with ISN 1000 + port; returns the SYN-ACKs in order. */
 function flood(h: TcpHarness, n: number, first = 30000, extra = {}): TcpRepr[] {
@@ -357,24 +358,9 @@ describe("maxConnections", () => {
 
   it("counts TIME-WAIT connections against the limit", () => {
     const h = new TcpHarness({ tcpLimits: { maxConnections: 1 }, tcp: { timeWaitMs: 1000 } });
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 });
-    const syn = drainOne(h);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 1,
-      ackNumber: u32(syn.seqNumber + 1),
-      flags: SYN | ACK,
-    });
-    c.shutdownWrite(h.now);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 2,
-      ackNumber: u32(syn.seqNumber + 2),
-      flags: FIN | ACK,
-    });
-    assert.equal(c.state, "TIME_WAIT");
+    intoTimeWait(
+      established({ harness: h, active: true, peer: { ...ACTIVE_PEER, syn: {} } }),
+    );
     assert.throws(() => h.stack.tcp.connect(HARNESS_PEER_IP, 8081, h.now, { localPort: 50001 }));
     h.advance(1000);
     h.stack.tcp.connect(HARNESS_PEER_IP, 8081, h.now, { localPort: 50001 });

@@ -17,18 +17,27 @@ function sender(window = 65535, tcp: Partial<TcpConfig> = {}) {
   return o;
 }
 
+/**
+ * A sender whose first `first` bytes (segment `seg`) the peer acknowledged
+ * 100 ms later while closing its window, with `more` bytes waiting.
+ */
+function zeroWindow(first: number, more: number) {
+  const o = sender();
+  o.conn.send(bytes(first), o.h.now);
+  const [seg] = o.peer.drain();
+  o.h.advance(100);
+  o.peer.ackTo(end(seg), { windowLen: 0 });
+  o.conn.send(bytes(more), o.h.now);
+  return { ...o, seg };
+}
+
 function end(s: TcpRepr): number {
   return (s.seqNumber + s.payload.length) >>> 0;
 }
 
 describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () => {
   it("sends nothing into a zero window and probes it after one RTO", () => {
-    const { h, peer, conn } = sender();
-    conn.send(bytes(1000), h.now);
-    const [seg] = peer.drain();
-    h.advance(100);
-    peer.ackTo(end(seg), { windowLen: 0 });
-    conn.send(bytes(500), h.now);
+    const { h, peer, conn } = zeroWindow(1000, 500);
     assert.deepEqual(peer.drain(), [], "the window is closed");
     const una = conn.debugSeq().sndUna;
     const rto = conn.info().rtoMs;
@@ -44,12 +53,7 @@ describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () 
   });
 
   it("backs off the probe interval exponentially (RFC 9293 §3.8.6.1, RFC 6298 §5.5)", () => {
-    const { h, peer, conn } = sender();
-    conn.send(bytes(10), h.now);
-    const [seg] = peer.drain();
-    h.advance(100);
-    peer.ackTo(end(seg), { windowLen: 0 });
-    conn.send(bytes(10), h.now);
+    const { h, peer, conn } = zeroWindow(10, 10);
     const start = h.now;
     const at: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -62,12 +66,7 @@ describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () 
   });
 
   it("caps the probe interval at 60 s", () => {
-    const { h, peer, conn } = sender();
-    conn.send(bytes(10), h.now);
-    const [seg] = peer.drain();
-    h.advance(100);
-    peer.ackTo(end(seg), { windowLen: 0 });
-    conn.send(bytes(10), h.now);
+    const { h, peer } = zeroWindow(10, 10);
     let last = h.now;
     let gap = 0;
     for (let i = 0; i < 12; i++) {
@@ -98,12 +97,7 @@ describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () 
   });
 
   it("resumes sending at once when a window update opens the window, and stops probing", () => {
-    const { h, peer, conn } = sender();
-    conn.send(bytes(1000), h.now);
-    const [seg] = peer.drain();
-    h.advance(100);
-    peer.ackTo(end(seg), { windowLen: 0 });
-    conn.send(bytes(3000), h.now);
+    const { h, peer, conn, seg } = zeroWindow(1000, 3000);
     h.advance(300);
     assert.equal(peer.drain().length, 1, "one probe");
     h.advance(100);
@@ -125,12 +119,7 @@ describe("TcpConnection zero window and persist timer (RFC 9293 §3.8.6.1)", () 
   });
 
   it("does not count a window update as a duplicate ACK (RFC 5681 §2)", () => {
-    const { h, peer, conn } = sender();
-    conn.send(bytes(1000), h.now);
-    const [seg] = peer.drain();
-    h.advance(100);
-    peer.ackTo(end(seg), { windowLen: 0 });
-    conn.send(bytes(3 * MSS), h.now);
+    const { peer, conn } = zeroWindow(1000, 3 * MSS);
     for (let w = 1; w <= 3; w++) peer.inject({ windowLen: w * 200 });
     assert.equal(conn.info().fastRetransmits, 0);
   });

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_PEER,
   ACTIVE_REMOTE_PORT,
@@ -10,23 +10,38 @@ import {
   bytes,
   drainOne,
   established,
-  FIN,
   FULL_PEER,
   FULL_SYN_OPTIONS,
   HARNESS_PEER_IP,
   LOCAL_PORT,
   PEER_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
   type SynOptions,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
 import type { TcpConfig } from "./tcp_config.ts";
+import type { TcpConnection } from "./tcp_connection.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 const A = { srcPort: ACTIVE_LOCAL_PORT, dstPort: ACTIVE_REMOTE_PORT } as const;
+
+/** What the handshake put in force, as the connection reports it. */
+function inForce(conn: TcpConnection) {
+  const { sendMss, sendWindowScale, recvWindowScale, timestamps, sack } = conn.info();
+  return { sendMss, sendWindowScale, recvWindowScale, timestamps, sack };
+}
+
+/** An active open of a fresh harness, its SYN sent (not drained). */
+function synSent(config?: Partial<TcpConfig>) {
+  const h = new TcpHarness();
+  const c = h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
+    localPort: ACTIVE_LOCAL_PORT,
+    config,
+  });
+  return { h, c };
+}
 const P = { srcPort: ACTIVE_REMOTE_PORT, dstPort: ACTIVE_LOCAL_PORT } as const;
 
 /**
@@ -182,15 +197,7 @@ describe("passive open: completing the handshake (RFC 9293 §3.10.7.4 SYN-RECEIV
   for (const c of NEGOTIATED) {
     it(`${c.name} (RFC 9293 §3.7.1, RFC 7323 §2.2)`, () => {
       const { conn } = established({ peer: c.peer, synWindow: 65535 });
-      const info = conn.info();
-      assert.deepEqual({
-        sendMss: info.sendMss,
-        sendWindowScale: info.sendWindowScale,
-        recvWindowScale: info.recvWindowScale,
-        timestamps: info.timestamps,
-        sack: info.sack,
-        sendWindow: info.sendWindow,
-      }, c.info);
+      assert.deepEqual({ ...inForce(conn), sendWindow: conn.info().sendWindow }, c.info);
     });
   }
 
@@ -336,14 +343,7 @@ describe("active open: the SYN (RFC 9293 §3.10.1)", () => {
         expected.timestamp = { ...expected.timestamp, value: u32(h.now + tsOffset) };
       }
       assert.deepEqual(ack, seg({ ...A, seqNumber: s, ackNumber: 5001, flags: ACK, ...expected }));
-      const info = conn.info();
-      assert.deepEqual({
-        sendMss: info.sendMss,
-        sendWindowScale: info.sendWindowScale,
-        recvWindowScale: info.recvWindowScale,
-        timestamps: info.timestamps,
-        sack: info.sack,
-      }, c.info);
+      assert.deepEqual(inForce(conn), c.info);
       assert.ok(conn.events & 4, "CONNECTED is raised");
     });
   }
@@ -356,10 +356,7 @@ describe("active open: the SYN (RFC 9293 §3.10.1)", () => {
   });
 
   it("completes after a retransmitted SYN and stops the timer", () => {
-    const h = new TcpHarness();
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
-      localPort: ACTIVE_LOCAL_PORT,
-    });
+    const { h, c } = synSent();
     const syn = drainOne(h);
     h.fireNextTimer();
     h.drain();
@@ -408,10 +405,7 @@ describe("active open: the SYN (RFC 9293 §3.10.1)", () => {
   });
 
   it("ignores a segment without SYN or RST in SYN-SENT (RFC 9293 §3.10.7.3 fifth)", () => {
-    const h = new TcpHarness();
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
-      localPort: ACTIVE_LOCAL_PORT,
-    });
+    const { h, c } = synSent();
     const syn = drainOne(h);
     h.inject({ ...P, seqNumber: 7, ackNumber: u32(syn.seqNumber + 1), flags: ACK });
     assertSilent(h);
@@ -419,10 +413,7 @@ describe("active open: the SYN (RFC 9293 §3.10.1)", () => {
   });
 
   it("deletes the TCB silently when closed in SYN-SENT (RFC 9293 §3.10.4)", () => {
-    const h = new TcpHarness();
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
-      localPort: ACTIVE_LOCAL_PORT,
-    });
+    const { h, c } = synSent();
     h.drain();
     c.close(h.now);
     assertSilent(h);
@@ -431,10 +422,7 @@ describe("active open: the SYN (RFC 9293 §3.10.1)", () => {
   });
 
   it("aborts silently in SYN-SENT (RFC 9293 §3.10.5)", () => {
-    const h = new TcpHarness();
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, ACTIVE_REMOTE_PORT, h.now, {
-      localPort: ACTIVE_LOCAL_PORT,
-    });
+    const { h, c } = synSent();
     h.drain();
     c.abort(h.now);
     assertSilent(h);

@@ -47,12 +47,7 @@ export const HARNESS_STACK_MAC: Uint8Array = parseMacAddress("02:00:00:00:00:02"
 /** The peer's MAC. */
 export const HARNESS_PEER_MAC: Uint8Array = parseMacAddress("52:54:00:12:34:56");
 
-/** TCP flag bits, short for assertions. */
-export const SYN: number = TcpFlags.SYN;
-export const ACK: number = TcpFlags.ACK;
-export const FIN: number = TcpFlags.FIN;
-export const RST: number = TcpFlags.RST;
-export const PSH: number = TcpFlags.PSH;
+const { ACK, FIN, PSH, SYN } = TcpFlags;
 
 /** The stack's port of passive openings (the listener). */
 export const LOCAL_PORT = 80;
@@ -637,6 +632,22 @@ export function established(o: EstablishedOptions = {}): Established {
     handshake: syn[0],
     ack: ack[0],
   };
+}
+
+/**
+ * Closes an established connection actively into TIME-WAIT: our FIN, then
+ * the peer's FIN that acknowledges it (RFC 9293 §3.6).
+ */
+export function intoTimeWait(o: Established): Established {
+  o.conn.shutdownWrite(o.h.now);
+  const fin = o.peer.drain();
+  assert.equal(fin.length, 1, "our FIN");
+  o.peer.inject({ flags: FIN | ACK, ackNumber: seqAdd(o.s, 1) });
+  o.peer.seq = seqAdd(o.peer.seq, 1);
+  o.peer.ack = seqAdd(o.s, 1);
+  o.peer.drain();
+  assert.equal(o.conn.state, "TIME_WAIT");
+  return o;
 }
 
 /** A harness whose ISN for the passive tuple (80 ← 10.0.2.15:40000) at its start is `target` ± 250. */

@@ -185,8 +185,7 @@ export class TcpLayer implements TcpHost {
       nextIss: (localPort, remoteAddr, remotePort, now) =>
         this.#isn.next(this.localAddr, localPort, remoteAddr, remotePort, now),
       openPassive: (l, src, srcPort, now, iss) => this.#openPassive(l, src, srcPort, now, iss),
-      sendRst: (dst, dstPort, srcPort, seq, ack, withAck, now) =>
-        this.#sendRst(dst, dstPort, srcPort, seq, ack, withAck, now),
+      reset: (src, seg, now) => this.#rstForNowhere(src, seg, now),
       emitRepr: (dst, repr, now) => this.#emitRepr(dst, repr, now),
     };
     this.#ephemeralPorts = new EphemeralPorts("TCP", deps.random);

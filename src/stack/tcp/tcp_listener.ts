@@ -46,16 +46,11 @@ export interface TcpListenerHost {
     now: number,
     iss: number | undefined,
   ): TcpConnection | string;
-  /** Sends a RST (with an ACK when `withAck`). */
-  sendRst(
-    dst: Ipv4Address,
-    dstPort: number,
-    srcPort: number,
-    seq: number,
-    ack: number,
-    withAck: boolean,
-    now: number,
-  ): void;
+  /**
+   * Answers a segment nothing will take with a RST (RFC 9293 §3.10.7.1):
+   * <SEQ=SEG.ACK><CTL=RST> for one that carries an ACK.
+   */
+  reset(src: Ipv4Address, seg: TcpRepr, now: number): void;
   /** Emits a segment to `dst` (the layer adds IP and the checksum). */
   emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number): void;
 }
@@ -118,7 +113,7 @@ export class TcpListener {
     if (f & TcpFlags.RST) return "tcp_rst_to_listener";
     if (f & TcpFlags.ACK) {
       if (!(f & TcpFlags.SYN)) return this.#inputCookieAck(src, seg, now);
-      host.sendRst(src, seg.srcPort, this.port, seg.ackNumber, 0, false, now);
+      host.reset(src, seg, now);
       return "tcp_listen_bad_segment";
     }
     if (!(f & TcpFlags.SYN)) return "tcp_listen_bad_segment";
@@ -164,7 +159,7 @@ export class TcpListener {
       host.stats.synCookiesAccepted++;
       return conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
     }
-    host.sendRst(src, seg.srcPort, this.port, seg.ackNumber, 0, false, now);
+    host.reset(src, seg, now);
     return decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
   }
 

@@ -1,15 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { NetError } from "../../errors/net_error.ts";
-import { formatIpv4Address, parseIpv4Address, TcpRepr } from "../../wire/mod.ts";
-import {
-  assertSilent,
-  drainOne,
-  HARNESS_STACK_IP,
-  LOCAL_PORT,
-  SYN,
-  TcpHarness,
-} from "./tcp_harness.ts";
+import { formatIpv4Address, parseIpv4Address, TcpFlags, TcpRepr } from "../../wire/mod.ts";
+import { assertSilent, drainOne, HARNESS_STACK_IP, LOCAL_PORT, TcpHarness } from "./tcp_harness.ts";
+
+const { SYN } = TcpFlags;
 
 /** Destinations and sources no TCP peer can have on 10.0.2.0/24 (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7). */
 const MARTIANS = [

@@ -1,11 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import { bufferCost, createSessionQuota } from "../session_quota.ts";
 import { BARE_PEER, bytes, established, readAll, seg } from "./tcp_harness.ts";
 import { RECEIVE_MIN_CHUNK_BYTES } from "./receive_queue.ts";
 import { DEFAULT_PAGE_BYTES } from "./paged_ring.ts";
 
-const ACK = 0x10;
+const { ACK } = TcpFlags;
+
 const CHUNK_1K = bufferCost(RECEIVE_MIN_CHUNK_BYTES);
 const PAGE = bufferCost(DEFAULT_PAGE_BYTES);
 

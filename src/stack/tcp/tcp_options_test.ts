@@ -1,7 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_PEER,
   ACTIVE_REMOTE_PORT,
@@ -10,17 +9,15 @@ import {
   decodeTcpFrame,
   drainOne,
   established,
-  FIN,
   FULL_PEER,
   FULL_SYN_OPTIONS,
   HARNESS_PEER_IP,
   HARNESS_STACK_IP,
   HARNESS_STACK_MAC,
   LOCAL_PORT,
+  Peer,
   type PeerOptions,
-  PSH,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
@@ -33,7 +30,10 @@ import {
   IpProtocol,
   Ipv4Repr,
   seededRandom,
+  TcpFlags,
 } from "../../wire/mod.ts";
+
+const { ACK, FIN, PSH, SYN } = TcpFlags;
 
 describe("window scaling (RFC 7323 §2)", () => {
   // [receive buffer, the shift we offer]
@@ -166,10 +166,14 @@ describe("window scaling (RFC 7323 §2)", () => {
   });
 });
 
+/** Segment text of `n` bytes at `seq` from the peer, carrying TSval `value`. */
+function withTs(peer: Peer, seq: number, n: number, value: number, flags = ACK | PSH): void {
+  peer.sendAt(seq, bytes(n), { flags, timestamp: { value, echo: 0 } });
+}
+
 describe("timestamps (RFC 7323 §3, §4)", () => {
   it("ticks TSval once per millisecond (§5.4)", () => {
-    const h = new TcpHarness();
-    const { conn, handshake } = established({ harness: h, peer: FULL_PEER });
+    const { h, conn, handshake } = established({ peer: FULL_PEER });
     const t0 = h.now;
     h.advance(1234);
     conn.send(bytes(1), h.now);
@@ -178,94 +182,46 @@ describe("timestamps (RFC 7323 §3, §4)", () => {
   });
 
   it("echoes the TSval of the latest in-order segment in TSecr (§4.3)", () => {
-    const h = new TcpHarness();
-    const { conn, iss, tsOffset } = established({ harness: h, peer: FULL_PEER });
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 500, echo: 0 },
-    });
+    const { h, peer, tsOffset } = established({ peer: FULL_PEER });
+    withTs(peer, 1001, 10, 500);
     h.advance(40);
     const ack = drainOne(h);
     assert.deepEqual(ack.timestamp, { value: u32(h.now + tsOffset), echo: 500 });
-    conn.read(10, h.now);
   });
 
   it("echoes the earliest unacknowledged segment's TSval when one ACK covers two (§4.3 rule 2)", () => {
-    const h = new TcpHarness();
-    const { iss } = established({ harness: h, peer: FULL_PEER });
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 500, echo: 0 },
-    });
-    h.inject({
-      seqNumber: 1101,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 510, echo: 0 },
-    });
+    const { h, peer } = established({ peer: FULL_PEER });
+    withTs(peer, 1001, 100, 500, ACK);
+    withTs(peer, 1101, 100, 510, ACK);
     const ack = drainOne(h);
     assert.equal(ack.ackNumber, 1201);
     assert.equal(ack.timestamp!.echo, 500);
   });
 
   it("does not take TS.Recent from an out-of-order segment (§4.3)", () => {
-    const h = new TcpHarness();
-    const { iss } = established({ harness: h, peer: FULL_PEER });
-    h.inject({
-      seqNumber: 1101,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 600, echo: 0 },
-    });
+    const { h, peer } = established({ peer: FULL_PEER });
+    withTs(peer, 1101, 100, 600, ACK);
     const dup = drainOne(h);
     assert.equal(dup.ackNumber, 1001);
     assert.equal(dup.timestamp!.echo, 101, "still the TSval of the handshake's ACK");
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 601, echo: 0 },
-    });
+    withTs(peer, 1001, 100, 601, ACK);
     const ack = drainOne(h);
     assert.equal(ack.ackNumber, 1201);
     assert.equal(ack.timestamp!.echo, 601);
   });
 
   it("sends no timestamps when they were not negotiated, even if the peer adds them later (§3.2)", () => {
-    const h = new TcpHarness();
-    const { conn, iss } = established({ harness: h, peer: { syn: { mss: 1460 } } });
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(5),
-      timestamp: { value: 9, echo: 9 },
-    });
+    const { h, peer, conn } = established({ peer: { syn: { mss: 1460 } } });
+    peer.sendAt(1001, bytes(5), { timestamp: { value: 9, echo: 9 } });
     conn.send(bytes(3), h.now);
     for (const s of h.drain()) assert.equal(s.timestamp, undefined);
     assert.equal(conn.readableBytes, 5);
   });
 
   it("includes timestamps on every segment once negotiated: data, ACKs, FIN", () => {
-    const h = new TcpHarness();
-    const { conn, iss } = established({ harness: h, peer: FULL_PEER });
+    const { h, peer, conn } = established({ peer: FULL_PEER });
     conn.send(bytes(5), h.now);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(5),
-      timestamp: { value: 102, echo: 0 },
-    });
+    withTs(peer, 1001, 5, 102);
     h.advance(40);
     conn.shutdownWrite(h.now);
     const out = h.drain();

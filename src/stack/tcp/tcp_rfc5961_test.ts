@@ -1,22 +1,20 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   assertSilent,
   BARE_PEER,
   bytes,
   drainOne,
   established,
-  FIN,
   FULL_PEER,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
 import type { TcpLayerLimits } from "./tcp_layer.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 /**
  * An established connection with a peer that offered no options and a

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_REMOTE_PORT,
   assertSilent,
@@ -9,17 +9,15 @@ import {
   bytes,
   drainOne,
   established,
-  FIN,
   FULL_PEER,
   HARNESS_PEER_IP,
   LOCAL_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 const A = { srcPort: ACTIVE_LOCAL_PORT, dstPort: ACTIVE_REMOTE_PORT } as const;
 const P = { srcPort: ACTIVE_REMOTE_PORT, dstPort: ACTIVE_LOCAL_PORT } as const;

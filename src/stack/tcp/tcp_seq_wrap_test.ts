@@ -1,25 +1,22 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_REMOTE_PORT,
   assertSilent,
   bytes,
   drainOne,
   established,
-  FIN,
   HARNESS_PEER_IP,
   harnessWithPassiveIsnNear,
   LOCAL_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
-import { tcpSeqLe } from "../../wire/mod.ts";
+import { TcpFlags, tcpSeqLe } from "../../wire/mod.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 function isnAt(
   seed: number,

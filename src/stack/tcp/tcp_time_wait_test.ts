@@ -1,24 +1,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ACK,
+  ACTIVE_PEER,
   assertSilent,
   BARE_PEER,
   bytes,
   drainOne,
   established,
-  FIN,
   FULL_PEER,
   HARNESS_PEER_IP,
-  PSH,
-  RST,
+  intoTimeWait,
   seg,
-  SYN,
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
 import type { TcpConfig } from "./tcp_config.ts";
-import { tcpSeqGt } from "../../wire/mod.ts";
+import { TcpFlags, tcpSeqGt } from "../../wire/mod.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 /**
  * A passive connection the stack closed first, now in TIME-WAIT. The peer
@@ -123,24 +122,9 @@ describe("TIME-WAIT (RFC 9293 §3.10.7.4, §3.4.2)", () => {
 
   it("keeps the 4-tuple from a new active open (EADDRINUSE)", () => {
     const h = new TcpHarness({ tcp: { timeWaitMs: 1000 } });
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 });
-    const syn = drainOne(h);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 1,
-      ackNumber: u32(syn.seqNumber + 1),
-      flags: SYN | ACK,
-    });
-    c.shutdownWrite(h.now);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 2,
-      ackNumber: u32(syn.seqNumber + 2),
-      flags: FIN | ACK,
-    });
-    assert.equal(c.state, "TIME_WAIT");
+    intoTimeWait(
+      established({ harness: h, active: true, peer: { ...ACTIVE_PEER, syn: {} } }),
+    );
     assert.throws(
       () => h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 }),
       (e: Error & { code?: string }) => e.code === "EADDRINUSE",
