@@ -34,10 +34,10 @@ interface Chunk {
 /**
  * In-order received bytes waiting for the application, oldest first, in
  * chunks the queue owns. A segment is appended to the last chunk while it
- * has room; a new chunk is allocated when it does not: the first of a burst
- * into an empty queue is small (the segment's size rounded up to a power of
- * two, at least {@linkcode RECEIVE_MIN_CHUNK_BYTES}), each next one twice
- * the last, up to {@linkcode RECEIVE_CHUNK_BYTES}; a segment of at least
+ * has room; a new chunk is allocated when it does not: twice the size of
+ * the last one, up to {@linkcode RECEIVE_CHUNK_BYTES}, or, in a queue that
+ * was emptied, half of it, from {@linkcode RECEIVE_MIN_CHUNK_BYTES} (and at
+ * least the segment's size rounded up to a power of two); a segment of at least
  * {@linkcode RECEIVE_OWN_CHUNK_BYTES} gets a chunk of exactly its size.
  * Every chunk costs
  * `bufferCost(byteLength)` of the memory quota from its allocation until it
@@ -61,6 +61,8 @@ export class ReceiveQueue {
   #headOffset = 0;
   #length = 0;
   #charged = 0;
+  /** Size of the last chunk allocated (own chunks excluded). */
+  #lastChunkSize = 0;
 
   /** Creates an empty queue charging `quota` (default: one without a practical limit). */
   constructor(quota: MemoryQuota = new MemoryQuota(Number.MAX_SAFE_INTEGER)) {
@@ -120,6 +122,7 @@ export class ReceiveQueue {
     if (own) {
       buf = data.slice(); // one pass: no zero-fill before the copy
     } else {
+      this.#lastChunkSize = size;
       buf = new Uint8Array(size);
       buf.set(room === 0 ? data : data.subarray(room));
     }
@@ -138,26 +141,33 @@ export class ReceiveQueue {
   /**
    * Takes up to `max` bytes from the front, or undefined when the queue is
    * empty. A full chunk at the front that fits in `max` is handed over
-   * whole, without a copy (its charge goes with it), even when more bytes
-   * follow; otherwise the bytes are copied into one new array of
-   * `min(max, length)` bytes. Either way the result is the caller's, one
-   * array per read whatever the segments were, and a chunk read out is
-   * freed and its charge released.
+   * whole, without a copy (its charge goes with it); otherwise the bytes up
+   * to `max` are copied into one new array, stopping before a full chunk
+   * that the next read can hand over. Either way the result is the
+   * caller's, one array per read whatever the segments were, and a chunk
+   * read out is freed and its charge released.
    */
   read(max: number): Uint8Array | undefined {
     if (this.#length === 0 || max <= 0) return undefined;
-    const first = this.#chunks[this.#head];
+    const chunks = this.#chunks;
+    const first = chunks[this.#head];
     if (this.#headOffset === 0 && first.end === first.buf.length && first.end <= max) {
       this.#consume(first.end);
       return first.buf;
     }
-    const n = Math.min(max, this.#length);
+    const limit = Math.min(max, this.#length);
+    let n = first.end - this.#headOffset;
+    for (let i = this.#head + 1; n < limit; i++) {
+      const c = chunks[i];
+      if (c.end === c.buf.length && c.end <= max) break; // the next read takes it whole
+      n += c.end;
+    }
+    if (n > limit) n = limit;
     const out = new Uint8Array(n);
     let done = 0;
-    let i = this.#head;
     let offset = this.#headOffset;
-    while (done < n) {
-      const c = this.#chunks[i++];
+    for (let i = this.#head; done < n; i++) {
+      const c = chunks[i];
       const take = Math.min(c.end - offset, n - done);
       out.set(c.buf.subarray(offset, offset + take), done);
       done += take;
@@ -209,10 +219,12 @@ export class ReceiveQueue {
 
   /** The size of a new chunk for `need` bytes: doubling from a small first chunk. */
   #nextChunkSize(need: number): number {
-    const last = this.#head === this.#chunks.length
-      ? 0
-      : this.#chunks[this.#chunks.length - 1].buf.length;
-    let size = Math.max(RECEIVE_MIN_CHUNK_BYTES, last * 2);
+    // Twice the last chunk while bytes stream in; an emptied queue starts again from half the
+    // last one, so that a connection that keeps receiving does not climb from 1 KiB each time
+    // and one that receives little comes back down to small chunks.
+    const empty = this.#head === this.#chunks.length;
+    const from = empty ? this.#lastChunkSize / 2 : this.#lastChunkSize * 2;
+    let size = Math.max(RECEIVE_MIN_CHUNK_BYTES, from);
     while (size < need) size *= 2;
     return Math.min(size, RECEIVE_CHUNK_BYTES);
   }

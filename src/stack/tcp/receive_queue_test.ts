@@ -39,6 +39,12 @@ describe("ReceiveQueue", () => {
     assert.equal(q.length, 200_000);
     assert.deepEqual(drain(q), pattern(200_000));
     assert.equal(quota.used, 0, "every chunk read out is freed");
+    // Emptied while streaming: the next burst starts at half the last chunk, then halves again.
+    q.append(pattern(10));
+    assert.equal(q.chargedBytes, bufferCost(32768));
+    q.read(10);
+    q.append(pattern(10));
+    assert.equal(q.chargedBytes, bufferCost(16384));
   });
 
   it("gives a large segment a chunk of its own size", () => {
@@ -47,7 +53,10 @@ describe("ReceiveQueue", () => {
     q.append(pattern(60_000, 10));
     assert.equal(q.chargedBytes, bufferCost(1024) + bufferCost(60_000));
     assert.equal(q.tailRoom, 0);
-    assert.deepEqual(q.read(1 << 20), pattern(60_010));
+    assert.deepEqual(q.read(1 << 20), pattern(10), "the small chunk, then the large one whole");
+    const big = q.read(1 << 20)!;
+    assert.equal(big.buffer.byteLength, 60_000);
+    assert.deepEqual(big, pattern(60_000, 10));
   });
 
   it("reads up to max bytes across chunks, as one new array the caller owns", () => {
@@ -76,7 +85,7 @@ describe("ReceiveQueue", () => {
       "the whole storage: nothing else in it",
     );
     assert.deepEqual(out, pattern(RECEIVE_CHUNK_BYTES));
-    assert.equal(quota.used, bufferCost(RECEIVE_CHUNK_BYTES), "its charge went with it");
+    assert.equal(quota.used, bufferCost(1024), "its charge went with it");
     assert.deepEqual(q.read(1 << 20), pattern(100, RECEIVE_CHUNK_BYTES));
   });
 
