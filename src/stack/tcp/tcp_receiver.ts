@@ -250,9 +250,12 @@ export class TcpReceiver {
     if (this.reassembler.contiguousBytes(tcb.rcvNxt) > 0 && this.#drainReassembler()) {
       this.ackNow = true;
     }
-    if (tcb.synchronized() && !this.finReceived) {
+    // A window update only when the window we advertised is at most half the buffer (the peer
+    // may be held back: as Linux's tcp_cleanup_rbuf) and it opens by a useful amount.
+    const window = this.window();
+    if (tcb.synchronized() && !this.finReceived && 2 * window <= tcb.config.recvBufferBytes) {
       const after = this.advertisableWindow();
-      const opened = after - this.window();
+      const opened = after - window;
       if (
         opened >= 2 * tcb.sendMss || opened >= tcb.config.recvBufferBytes / 2 ||
         (before < tcb.sendMss && after >= tcb.sendMss)
