@@ -120,7 +120,7 @@ export class ReceiveQueue {
     }
     let buf: Uint8Array;
     if (own) {
-      buf = data.slice(); // one pass: no zero-fill before the copy
+      buf = new Uint8Array(data); // one pass: a copy with no zero-fill first
     } else {
       this.#lastChunkSize = size;
       buf = new Uint8Array(size);

@@ -250,8 +250,17 @@ export class TcpReceiver {
     if (this.reassembler.contiguousBytes(tcb.rcvNxt) > 0 && this.#drainReassembler()) {
       this.ackNow = true;
     }
+    // A delayed ACK is owed for a full segment and the application took everything: acknowledge
+    // now, so that a bulk sender waiting on it (Nagle, cwnd) goes on; a smaller one waits to
+    // ride on the reply (as Linux's tcp_cleanup_rbuf).
+    if (
+      this.#unackedSegments > 0 && this.queue.length === 0 &&
+      seqSpan(tcb.lastAckSent, tcb.rcvNxt) >= tcb.sendMss
+    ) {
+      this.ackNow = true;
+    }
     // A window update only when the window we advertised is at most half the buffer (the peer
-    // may be held back: as Linux's tcp_cleanup_rbuf) and it opens by a useful amount.
+    // may be held back, as in tcp_cleanup_rbuf) and it opens by a useful amount.
     const window = this.window();
     if (tcb.synchronized() && !this.finReceived && 2 * window <= tcb.config.recvBufferBytes) {
       const after = this.advertisableWindow();
