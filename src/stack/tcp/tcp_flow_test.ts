@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { seqGe } from "./seq.ts";
 import { bytes, dataSegs, DEFAULT_PEER_SYN, established, flagsOf, readAll } from "./tcp_harness.ts";
 import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import type { TcpConfig } from "./tcp_config.ts";
@@ -302,7 +303,7 @@ describe("TcpConnection receive window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4)", 
       for (const s of peer.drain()) {
         const r = (s.ackNumber + s.windowLen) >>> 0;
         if (right !== 0) {
-          assert.ok(((r - right) | 0) >= 0, `right edge moved back: ${r} < ${right}`);
+          assert.ok(seqGe(r, right), `right edge moved back: ${r} < ${right}`);
         }
         right = r;
       }

@@ -14,7 +14,8 @@ import {
   TcpHarness,
   u32,
 } from "./tcp_harness.ts";
-import { TcpFlags, tcpSeqLe } from "../../wire/mod.ts";
+import { TcpFlags } from "../../wire/mod.ts";
+import { seqLe } from "./seq.ts";
 
 const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
@@ -165,7 +166,7 @@ describe("our sequence numbers across 2^32", () => {
     const h = harnessWithPassiveIsnNear(TARGET, { tcp: { timestamps: false } });
     const o = established({ harness: h, peer: { syn: { mss: 536 } } });
     assert.ok(
-      tcpSeqLe(u32(TARGET - 250), o.iss) && tcpSeqLe(o.iss, TARGET),
+      seqLe(u32(TARGET - 250), o.iss) && seqLe(o.iss, TARGET),
       `ISS ${o.iss.toString(16)} near ${TARGET.toString(16)}`,
     );
     return o;

@@ -15,7 +15,8 @@ import {
   u32,
 } from "./tcp_harness.ts";
 import type { TcpConfig } from "./tcp_config.ts";
-import { TcpFlags, tcpSeqGt } from "../../wire/mod.ts";
+import { TcpFlags } from "../../wire/mod.ts";
+import { seqGt } from "./seq.ts";
 
 const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
@@ -156,7 +157,7 @@ describe("TIME-WAIT reuse by a new SYN (RFC 9293 §3.10.7.4, RFC 6191, RFC 1122 
     const synAck = drainOne(h);
     assert.equal(synAck.flags, SYN | ACK);
     assert.equal(synAck.ackNumber, 500_001);
-    assert.ok(tcpSeqGt(synAck.seqNumber, s), `new ISS ${synAck.seqNumber} beyond old SND.NXT ${s}`);
+    assert.ok(seqGt(synAck.seqNumber, s), `new ISS ${synAck.seqNumber} beyond old SND.NXT ${s}`);
     assert.equal(conn.state, "CLOSED", "the old incarnation is gone");
     assert.equal(h.stack.tcp.timeWait.size, 0);
     const [fresh] = listener!.synQueue;
