@@ -17,6 +17,7 @@ import { HttpProblem, problemResponse } from "./problem.ts";
 import { HttpMetrics, type MetricsCollector } from "./metrics.ts";
 import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";
 import { type AnyRoute, type AppEnv, registerRoutes } from "./route_table.ts";
+import { corsMiddleware } from "./cors.ts";
 import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
@@ -49,6 +50,11 @@ export interface AppOptions {
   stream?: SocketStreamOptions;
   /** Where requests are counted (default: a new one); lets an embedder render the counts. */
   httpMetrics?: HttpMetrics;
+  /**
+   * Origins whose pages may call the API (CORS, `*` for any); WebSocket
+   * upgrades from other origins answer 403. Default: no CORS headers.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -95,6 +101,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.use(
     requestObserver({ log: options.requestLog ?? consoleRequestLogger, metrics: httpMetrics }),
   );
+
+  if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
 
   app.onError((err) => {
     if (err instanceof HttpProblem) {

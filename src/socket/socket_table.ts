@@ -782,6 +782,22 @@ export class SocketTable {
     return sock;
   }
 
+  /**
+   * Marks an attachment (a datagram stream) on a UDP socket, binding an
+   * ephemeral port first when it has none; EBUSY when one exists, EOPNOTSUPP
+   * for TCP.
+   */
+  attachUdp(entry: SocketEntry, attachment: SocketAttachment): UdpSocket {
+    this.#checkLive(entry);
+    this.#checkNotStreaming(entry);
+    if (entry.protocol !== "udp") {
+      throw new NetError("EOPNOTSUPP", `a datagram stream needs a UDP socket; ${entry.id} is TCP`);
+    }
+    const s = this.#udpBound(entry, this.#host.withCore((stack) => stack.config.ipv4.address));
+    entry.attachment = attachment;
+    return s;
+  }
+
   /** Removes `attachment` from `entry` if it is still the one attached. */
   detach(entry: SocketEntry, attachment: SocketAttachment): void {
     if (entry.attachment === attachment) entry.attachment = undefined;

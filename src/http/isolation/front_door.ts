@@ -19,6 +19,7 @@
 import { type Context, Hono } from "hono";
 import { HttpProblem, problemResponse } from "../problem.ts";
 import { createApp, type WebSocketUpgrader } from "../app.ts";
+import { corsMiddleware } from "../cors.ts";
 import { bearerToken, constantTimeEqual } from "../auth.ts";
 import { HttpMetrics, MetricsWriter, PROMETHEUS_CONTENT_TYPE } from "../metrics.ts";
 import { consoleRequestLogger, type RequestLogger, routePattern } from "../request_log.ts";
@@ -74,6 +75,8 @@ export interface IsolatedAppOptions {
   testHooks?: boolean;
   /** Starts a worker; default: `session_worker_main.ts` as a module worker. */
   workerFactory?: () => WorkerLike;
+  /** Origins whose pages may call the API (CORS; see `createApp`). */
+  corsOrigins?: readonly string[];
 }
 
 /** One session as the front door knows it. */
@@ -216,6 +219,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
       }
     }
   });
+  if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
   app.onError((err) => {
     if (err instanceof HttpProblem) {
       return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
