@@ -26,6 +26,16 @@ import { Session, SessionRegistry, SystemClock } from "../src/session/mod.ts";
 import { TcpServer, TcpSocket, UdpSocket } from "../src/socket/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../src/wire/mod.ts";
 import { wireTo } from "./_abuse_server.ts";
+import { DENO, Proc } from "./e2e/harness.ts";
+
+/** Starts this script in a child process; resolves with its server URL and session. */
+export async function startSdkServer(
+  env: Record<string, string> = {},
+): Promise<{ proc: Proc; server: string; id: string; token: string }> {
+  const proc = new Proc(DENO, ["run", "-A", "tests/_sdk_server.ts"], env);
+  const m = await proc.waitFor(/SDKSERVER (\{.*\})/);
+  return { proc, ...JSON.parse(m[1]) };
+}
 
 /** Runs the peer's services on `peer` (a stack at 10.0.2.15). */
 export function startPeerServices(peer: Session): void {

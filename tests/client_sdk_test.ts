@@ -13,22 +13,13 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import WsWebSocket from "ws";
-import { BUN, DENO, Proc, ROOT } from "./e2e/harness.ts";
+import { BUN, DENO, ROOT } from "./e2e/harness.ts";
 import { openSession, startServer, type TestServer, type TestSession } from "./_abuse_server.ts";
-import { startPeerServices } from "./_sdk_server.ts";
+import { startPeerServices, startSdkServer } from "./_sdk_server.ts";
 import { NetisleClient, NetisleError, type NetisleSession } from "../src/client/mod.ts";
 import type { WebSocketConstructor } from "../src/client/mod.ts";
 import { TcpServer } from "../src/socket/mod.ts";
 import { STREAM_WINDOW_BYTES } from "../src/http/socket_stream_protocol.ts";
-
-/** Starts tests/_sdk_server.ts; resolves with its server URL and session. */
-export async function startSdkServer(
-  env: Record<string, string> = {},
-): Promise<{ proc: Proc; server: string; id: string; token: string }> {
-  const proc = new Proc(DENO, ["run", "-A", "tests/_sdk_server.ts"], env);
-  const m = await proc.waitFor(/SDKSERVER (\{.*\})/);
-  return { proc, ...JSON.parse(m[1]) };
-}
 
 const STEPS = ["session", "echo", "listen/accept", "udp", "errors", "done"];
 

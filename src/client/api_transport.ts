@@ -121,11 +121,15 @@ export class ApiTransport {
       if (r.signal?.aborted) {
         throw new NetisleError("ECANCELED", `${r.what}: cancelled`, { cause: err });
       }
+      // In a page a CORS refusal looks the same as a network failure: say so.
+      const page = "document" in globalThis
+        ? "; or the server does not allow this page's origin (NETISLE_CORS_ORIGINS)"
+        : "";
       throw new NetisleError(
         "EUNREACHABLE",
         `${r.what}: the netisle server at ${this.server.origin} did not answer (${
           (err as Error)?.message ?? err
-        })`,
+        }${page})`,
         { cause: err },
       );
     }
