@@ -40,6 +40,7 @@ export async function runScenario(sdk, o) {
     }
     await w.close(); // FIN: the echo answers with its own after the last byte
   })();
+  writing.catch(() => {}); // awaited below; a failed read must not leave it unhandled
   const back = new Uint8Array(payload.length + 1);
   let got = 0;
   for await (const chunk of socket.readable) {

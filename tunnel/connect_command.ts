@@ -109,21 +109,24 @@ function fail(where: string, err: unknown): number {
   return 1;
 }
 
-/** Writes to standard output, waiting when its buffer is full. */
-function writeOut(chunk: Uint8Array): Promise<void> | undefined {
+/** Resolves (with the error) once standard output failed: its reader went away. */
+const outputGone: Promise<unknown> = new Promise((resolve) => {
+  process.stdout.once("error", resolve);
+});
+outputGone.catch(() => {});
+
+/** Writes to standard output, waiting while its buffer is full (or until it fails). */
+function writeOut(chunk: Uint8Array): Promise<unknown> | undefined {
   if (process.stdout.write(chunk)) return undefined;
-  return new Promise((resolve, reject) => {
-    const onError = (e: Error) => {
-      process.stdout.off("drain", onDrain);
-      reject(e);
-    };
-    const onDrain = () => {
-      process.stdout.off("error", onError);
-      resolve();
-    };
-    process.stdout.once("drain", onDrain);
-    process.stdout.once("error", onError);
-  });
+  return Promise.race([
+    new Promise<void>((resolve) => process.stdout.once("drain", () => resolve())),
+    outputGone,
+  ]);
+}
+
+/** An error of standard output itself (EPIPE: the reader left): exit quietly. */
+function isOutputError(err: unknown): boolean {
+  return (err as { code?: string })?.code === "EPIPE" && !(err instanceof NetisleError);
 }
 
 async function tcpFlow(session: NetisleSession, where: string, timeoutMs: number): Promise<number> {
@@ -136,9 +139,9 @@ async function tcpFlow(session: NetisleSession, where: string, timeoutMs: number
   let failed: unknown;
   const stop = (err: unknown) => {
     failed ??= err;
-    socket.writable.abort(err).catch(() => {});
+    void socket.reset();
   };
-  process.stdout.on("error", stop);
+  outputGone.then(stop);
   // Input to the connection; its end is a FIN.
   const up = (async () => {
     const writer = socket.writable.getWriter();
@@ -155,6 +158,7 @@ async function tcpFlow(session: NetisleSession, where: string, timeoutMs: number
       for await (const chunk of socket.readable) {
         const w = writeOut(chunk);
         if (w) await w;
+        if (failed !== undefined) break;
       }
     } catch (err) {
       stop(err);
@@ -167,8 +171,12 @@ async function tcpFlow(session: NetisleSession, where: string, timeoutMs: number
   await socket.closed.catch((err) => {
     failed ??= err;
   });
+  if (failed !== undefined && isOutputError(failed)) return 1;
   // Let the last write reach the pipe before the process ends.
-  await new Promise<void>((r) => process.stdout.write(new Uint8Array(0), () => r()));
+  await Promise.race([
+    new Promise<void>((r) => process.stdout.write(new Uint8Array(0), () => r())),
+    outputGone,
+  ]);
   if (failed !== undefined) return fail(where, failed);
   return 0;
 }
@@ -241,6 +249,9 @@ async function udpFlow(
   }
   await udp.close().catch(() => {});
   await down.catch(() => {});
-  await new Promise<void>((r) => process.stdout.write(new Uint8Array(0), () => r()));
+  await Promise.race([
+    new Promise<void>((r) => process.stdout.write(new Uint8Array(0), () => r())),
+    outputGone,
+  ]);
   return failed === undefined ? 0 : fail(where, failed);
 }

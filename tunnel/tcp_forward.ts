@@ -60,7 +60,7 @@ async function pipe(
     if (error !== undefined) return;
     error = err;
     local.resetAndDestroy();
-    remote.writable.abort(err).catch(() => {});
+    void remote.reset();
   };
   local.on("error", fail);
   // Events, not the async iterator: at the end of input that one destroys the socket,
@@ -219,7 +219,7 @@ export async function startRemoteTcp(
         });
       } catch (err) {
         // Nothing listens here: the tunnelled machine sees a reset, as from a closed port.
-        await remote.writable.abort(err).catch(() => {});
+        await remote.reset();
         done(ctx, label, from, started, { into: 0, out: 0, error: err });
         return;
       }
@@ -266,7 +266,7 @@ export async function startRemoteTcp(
     label,
     close: async () => {
       closed = true;
-      for (const s of open) s.writable.abort().catch(() => {});
+      for (const s of open) void s.reset();
       await listener.close().catch(() => {});
     },
   };

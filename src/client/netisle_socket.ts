@@ -181,6 +181,17 @@ export class NetisleSocket {
     return this.closed;
   }
 
+  /**
+   * Drops the connection at once (not in Cloudflare's API): the stream
+   * closes without a FIN, so the stack resets the connection (RST), and
+   * `closed` resolves. What a proxy does when the other side of it failed.
+   */
+  reset(): Promise<void> {
+    this.#abort();
+    this.#writableController?.error(new NetisleError("ECONNRESET", "the socket was reset"));
+    return this.closed;
+  }
+
   async #start(open: () => Promise<string>): Promise<void> {
     let id: string;
     try {
@@ -219,6 +230,7 @@ export class NetisleSocket {
           this.#peerFin = true;
           this.#push("fin");
           if (!this.#options.allowHalfOpen) void this.#autoFin();
+          this.#maybeDone();
         },
         error: () => {},
         closed: (error) => this.#onChannelClosed(error),
@@ -324,6 +336,12 @@ export class NetisleSocket {
     if (this.#finSent) return;
     this.#finSent = true;
     ch.fin();
+    this.#maybeDone();
+  }
+
+  /** Both directions ended: the client closes the stream (the protocol's rule). */
+  #maybeDone(): void {
+    if (this.#finSent && this.#peerFin) this.#channel?.close(1000, "end of stream");
   }
 
   /** The peer's FIN with allowHalfOpen false: end our side too, after the write in progress. */
@@ -336,12 +354,15 @@ export class NetisleSocket {
     } catch {
       // Ended meanwhile.
     }
+    this.#maybeDone();
   }
 
   #abort(): void {
     // The server resets the connection when its stream closes without our FIN.
+    if (this.#closing) return;
     this.#closing = true;
-    this.#channel?.close(CLOSE_ABORT, "aborted by the client");
+    const ch = this.#channel;
+    if (ch) ch.close(CLOSE_ABORT, "aborted by the client");
     this.#push(new NetisleError("ENOTCONN", "the socket was aborted"));
   }
 

@@ -57,6 +57,8 @@ export class StreamChannel {
   #toAck = 0;
   #ended = false;
   #opened = false;
+  /** The server sent FIN: it sends no more DATA, so it needs no more credit. */
+  #peerFin = false;
 
   /** Opens the WebSocket at `url` offering `netisle.stream.v1`. */
   constructor(url: string, WS: WebSocketConstructor, events: StreamChannelEvents) {
@@ -149,6 +151,10 @@ export class StreamChannel {
 
   /** The reader consumed `bytes` of DATA bodies: return credit in steps of window/8. */
   consumed(bytes: number): void {
+    // After the server's FIN no ACK goes out: the server may already be closing the
+    // WebSocket (both directions ended), and a message after its close frame is a
+    // protocol error to some servers, which then drop what they had not flushed.
+    if (this.#peerFin) return;
     this.#toAck += bytes;
     if (this.#toAck >= STREAM_WINDOW_BYTES / 8) this.#flushAck();
   }
@@ -196,6 +202,7 @@ export class StreamChannel {
         return;
       }
       case "fin":
+        this.#peerFin = true;
         this.#events.fin();
         return;
       case "open":

@@ -31,8 +31,12 @@
  *
  * **TCP life.** The server sends OPEN first. The peer's FIN becomes a FIN
  * message after all DATA before it; the client's FIN becomes a TCP FIN after
- * all DATA before it. Once both directions ended the server closes the
- * WebSocket with 1000. A reset or timeout closes it with 1011 and the error
+ * all DATA before it. Once both directions ended the client closes the
+ * WebSocket (1000); the server does it after 10 s if the client does not, and
+ * a client sends nothing after the server's FIN (no ACK is needed then). A
+ * server that closed first would race the client's last messages, and closing
+ * a TCP connection with unread bytes in it resets it, which can discard data
+ * the client had not read yet. A reset or timeout closes it with 1011 and the error
  * code (`ECONNRESET`, `ETIMEDOUT`) as the reason. The stream owns its socket:
  * when the WebSocket ends the socket is deleted, gracefully (RFC 9293 close)
  * when the client had sent FIN, and with a RST otherwise: a WebSocket that

@@ -10,11 +10,13 @@
  *   against the session's buffer quota; a client past its credit (more than
  *   `maxQueuedBytes` waiting) is closed with 1009.
  * - Peer → client: bytes are read from the connection only while the client
- *   has credit and the WebSocket's `bufferedAmount` is under the high-water
- *   mark, so a slow reader closes the TCP window on the peer.
- * - FIN each way; both ended: close 1000 and delete the socket gracefully.
- *   The WebSocket ending earlier deletes it with a RST unless the client had
- *   sent FIN. A reset closes with 1011 and the code as reason; deleting the
+ *   has credit, so a slow reader closes the TCP window on the peer. The
+ *   credit honoured is capped at `maxQueuedBytes`, which also bounds what
+ *   waits in the WebSocket's send buffer (no `bufferedAmount` polling).
+ * - FIN each way; both ended: the socket is deleted gracefully and the
+ *   client closes the WebSocket (the server does after 10 s otherwise). The
+ *   WebSocket ending earlier deletes the socket with a RST unless the client
+ *   had sent FIN. A reset closes with 1011 and the code as reason; deleting the
  *   socket over HTTP closes with 1001.
  *
  * @module
@@ -43,6 +45,9 @@ import {
 
 /** WebSocket close code: the client broke the v1 protocol (the reason says how). */
 export const STREAM_CLOSE_PROTOCOL_ERROR = 1002;
+
+/** How long the server waits for the client to close a stream whose both directions ended. */
+export const STREAM_LINGER_MS = 10_000;
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -92,10 +97,8 @@ class TcpStreamV1 {
   #sock: TcpSocket;
   #ws: TunnelSocket;
   #attachment: SocketAttachment;
-  #highWater: number;
   #maxQueued: number;
   #chunk: number;
-  #pollMs: number;
   #ackEvery: number;
   #pump = new AbortController();
   /** Client → peer bytes not yet in the send buffer. */
@@ -111,6 +114,7 @@ class TcpStreamV1 {
   #clientGone = false;
   #writesEnded = false;
   #peerEnded = false;
+  #linger: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
 
   constructor(
@@ -126,10 +130,8 @@ class TcpStreamV1 {
     this.#sock = sock;
     this.#ws = ws;
     this.#attachment = attachment;
-    this.#highWater = options.highWaterBytes ?? 1024 * 1024;
     this.#maxQueued = Math.max(options.maxQueuedBytes ?? 4 * 1024 * 1024, STREAM_WINDOW_BYTES);
-    this.#chunk = options.chunkBytes ?? 64 * 1024;
-    this.#pollMs = options.drainPollMs ?? 10;
+    this.#chunk = options.chunkBytes ?? 256 * 1024;
     this.#ackEvery = STREAM_WINDOW_BYTES / 8;
   }
 
@@ -139,6 +141,7 @@ class TcpStreamV1 {
     ws.addEventListener("message", (ev) => this.#onMessage(ev.data));
     ws.addEventListener("close", () => this.#onClientGone());
     ws.addEventListener("error", () => this.#onClientGone());
+    ws.addEventListener("close", () => clearTimeout(this.#linger));
     if (ws.readyState === CONNECTING) ws.addEventListener("open", () => this.#opened());
     else if (ws.readyState === OPEN) this.#opened();
     else this.#onClientGone();
@@ -169,7 +172,6 @@ class TcpStreamV1 {
     const signal = this.#pump.signal;
     try {
       for (;;) {
-        while (this.#ws.bufferedAmount > this.#highWater) await sleep(this.#pollMs, signal);
         while (this.#credit <= 0) await this.#waitCredit(signal);
         if (signal.aborted) return;
         // Take bytes only when the client can take them: until then they stay in the
@@ -226,7 +228,8 @@ class TcpStreamV1 {
         this.#onData(m.data);
         return;
       case "ack": {
-        this.#credit += m.bytes;
+        // Capped: what the client may be owed also bounds the WebSocket's send buffer.
+        this.#credit = Math.min(this.#credit + m.bytes, this.#maxQueued);
         const wake = this.#creditWaiter;
         this.#creditWaiter = undefined;
         wake?.();
@@ -314,10 +317,20 @@ class TcpStreamV1 {
     this.#maybeDone();
   }
 
+  /**
+   * Both directions ended: the socket is deleted gracefully, and the client
+   * closes the WebSocket. Closing it here instead would race the client's
+   * last ACKs: a server that closes its TCP connection with unread bytes in
+   * it sends a RST, and a RST discards what the client had not yet read.
+   * A client that does not close is closed after {@linkcode STREAM_LINGER_MS}.
+   */
   #maybeDone(): void {
     if (!this.#peerEnded || !this.#writesEnded || this.#finished) return;
-    this.#close(STREAM_CLOSE_EOF, "end of stream");
     this.#finish({ abort: false });
+    this.#linger = setTimeout(
+      () => this.#close(STREAM_CLOSE_EOF, "end of stream"),
+      STREAM_LINGER_MS,
+    );
   }
 
   /** The WebSocket closed or failed. */
@@ -371,23 +384,4 @@ class TcpStreamV1 {
     this.#table.detach(this.#entry, this.#attachment);
     if (remove && !this.#entry.removed) this.#table.delete(this.#entry.id, remove);
   }
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason; leaves no timer or listener behind. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

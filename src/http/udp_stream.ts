@@ -8,8 +8,8 @@
  *   (EMSGSIZE, EHOSTUNREACH, ENOTCONN) is answered with an ERROR message and
  *   the stream goes on.
  * - Stack → client: datagrams are taken from the socket's receive queue only
- *   while the client has credit and the WebSocket's `bufferedAmount` is under
- *   the high-water mark; meanwhile they wait in the socket's bounded queue,
+ *   while the client has credit (capped at 4 MiB, which also bounds the
+ *   WebSocket's send buffer); meanwhile they wait in the socket's bounded queue,
  *   which drops (and counts, `rxQueueDrops`) what does not fit. ICMP errors
  *   of a connected socket (ECONNREFUSED, EHOSTUNREACH) become ERROR messages.
  * - The WebSocket ending deletes the socket; deleting the socket closes the
@@ -38,7 +38,10 @@ import {
   STREAM_WINDOW_BYTES,
   UDP_DATA_HEADER_BYTES,
 } from "./socket_stream_protocol.ts";
-import { sleep, STREAM_CLOSE_PROTOCOL_ERROR } from "./socket_stream_v1.ts";
+import { STREAM_CLOSE_PROTOCOL_ERROR } from "./socket_stream_v1.ts";
+
+/** The most credit honoured: it bounds what waits in the WebSocket's send buffer. */
+const MAX_CREDIT_BYTES = 4 * 1024 * 1024;
 
 const CONNECTING = 0;
 const OPEN = 1;
@@ -56,7 +59,7 @@ const OPEN = 1;
 export function openUdpStream(
   table: SocketTable,
   entry: UdpSocketEntry,
-  options: SocketStreamOptions = {},
+  _options: SocketStreamOptions = {},
 ): PendingSocketStream {
   let bridge: UdpStream | undefined;
   let detached: string | undefined;
@@ -69,7 +72,7 @@ export function openUdpStream(
   const sock = table.attachUdp(entry, attachment);
   return {
     start(ws) {
-      bridge = new UdpStream(table, entry, sock, ws, attachment, options);
+      bridge = new UdpStream(table, entry, sock, ws, attachment);
       if (detached !== undefined) bridge.detach(detached);
       else bridge.start();
     },
@@ -97,8 +100,6 @@ class UdpStream {
   #sock: UdpSocket;
   #ws: TunnelSocket;
   #attachment: SocketAttachment;
-  #highWater: number;
-  #pollMs: number;
   #pump = new AbortController();
   #credit = STREAM_WINDOW_BYTES;
   #creditWaiter: (() => void) | undefined;
@@ -111,15 +112,12 @@ class UdpStream {
     sock: UdpSocket,
     ws: TunnelSocket,
     attachment: SocketAttachment,
-    options: SocketStreamOptions,
   ) {
     this.#table = table;
     this.#entry = entry;
     this.#sock = sock;
     this.#ws = ws;
     this.#attachment = attachment;
-    this.#highWater = options.highWaterBytes ?? 1024 * 1024;
-    this.#pollMs = options.drainPollMs ?? 10;
   }
 
   start(): void {
@@ -166,7 +164,6 @@ class UdpStream {
           throw err;
         }
         const need = UDP_DATA_HEADER_BYTES - 1 + d.data.length;
-        while (this.#ws.bufferedAmount > this.#highWater) await sleep(this.#pollMs, signal);
         while (this.#credit < need) await this.#waitCredit(signal);
         if (this.#ws.readyState !== OPEN) return;
         this.#credit -= need;
@@ -206,7 +203,7 @@ class UdpStream {
       return;
     }
     if (m.type === "ack") {
-      this.#credit += m.bytes;
+      this.#credit = Math.min(this.#credit + m.bytes, MAX_CREDIT_BYTES);
       const wake = this.#creditWaiter;
       this.#creditWaiter = undefined;
       wake?.();
