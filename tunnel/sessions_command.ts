@@ -59,7 +59,11 @@ export async function sessionsCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 1) throw new CliError(`one action, not "${positionals.join(" ")}"`);
   const action = positionals[0];
-  const target = resolveTarget(values);
+  // create writes the session file: the server then comes from the flag or the environment.
+  const target = resolveTarget(
+    action === "create" ? { ...values, "session-file": undefined } : values,
+    action === "create" ? { ...process.env, NETISLE_SESSION_FILE: undefined } : process.env,
+  );
   const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
   switch (action) {
     case "create": {
