@@ -18,7 +18,14 @@ import type { WebSocketConstructor } from "../src/client/mod.ts";
 /** The server when nothing names one. */
 export const DEFAULT_SERVER = "http://127.0.0.1:8787";
 
-/** A usage or setup error: printed as one line, exits with `status` (2 by default). */
+/**
+ * A usage or setup error: printed as one line, exits with `status` (2 by default).
+ *
+ * @example
+ * ```ts
+ * throw new CliError(`--mtu must be an integer, got "${text}"`);
+ * ```
+ */
 export class CliError extends Error {
   /** The exit status. */
   readonly status: number;
@@ -77,7 +84,14 @@ export function joinValues(argv: string[], takesValue: ReadonlySet<string>): str
   return out;
 }
 
-/** The flags of `options` that take a value, as they appear on the command line. */
+/**
+ * The flags of `options` that take a value, as they appear on the command line.
+ *
+ * @example
+ * ```ts
+ * valueFlags({ token: { type: "string" }, udp: { type: "boolean" } }); // Set {"--token"}
+ * ```
+ */
 export function valueFlags(options: NonNullable<ParseArgsConfig["options"]>): Set<string> {
   const s = new Set<string>();
   for (const [name, o] of Object.entries(options)) {
@@ -88,7 +102,14 @@ export function valueFlags(options: NonNullable<ParseArgsConfig["options"]>): Se
   return s;
 }
 
-/** Parses `argv` with `options` (strict), or throws a CliError naming the problem. */
+/**
+ * Parses `argv` with `options` (strict), or throws a CliError naming the problem.
+ *
+ * @example
+ * ```ts
+ * const { values, positionals } = parseCommand(argv, { udp: { type: "boolean" } }, true);
+ * ```
+ */
 export function parseCommand<O extends NonNullable<ParseArgsConfig["options"]>>(
   argv: string[],
   options: O,
@@ -131,6 +152,11 @@ export interface SessionFile {
  * Resolves server, session and token: flags, then the session file
  * (`--session-file` or `$NETISLE_SESSION_FILE`), then `$NETISLE_SERVER`,
  * `$NETISLE_SESSION`, `$NETISLE_TOKEN`.
+ *
+ * @example
+ * ```ts
+ * resolveTarget({ token: "t" }, { NETISLE_SESSION: "s_…" }); // { server: "http://127.0.0.1:8787", id: "s_…", token: "t" }
+ * ```
  */
 export function resolveTarget(
   values: { server?: string; session?: string; token?: string; "session-file"?: string },
@@ -145,7 +171,14 @@ export function resolveTarget(
   };
 }
 
-/** Reads a session file (CliError naming the path when it is missing or malformed). */
+/**
+ * Reads a session file (CliError naming the path when it is missing or malformed).
+ *
+ * @example
+ * ```ts
+ * const { server, id, token } = readSessionFile(".netisle.json");
+ * ```
+ */
 export function readSessionFile(path: string): SessionFile {
   let text: string;
   try {
@@ -165,7 +198,14 @@ export function readSessionFile(path: string): SessionFile {
   return { server: v.server, id: v.id, token: v.token };
 }
 
-/** Writes a session file readable by its owner only (it holds the token). */
+/**
+ * Writes a session file readable by its owner only (it holds the token).
+ *
+ * @example
+ * ```ts
+ * writeSessionFile(".netisle.json", { server, id: session.id, token: session.token });
+ * ```
+ */
 export function writeSessionFile(path: string, s: SessionFile): void {
   try {
     writeFileSync(path, JSON.stringify(s, null, 2) + "\n", { mode: 0o600 });
@@ -175,7 +215,14 @@ export function writeSessionFile(path: string, s: SessionFile): void {
   }
 }
 
-/** An SDK client for `server` with the `ws` WebSocket (TCP_NODELAY; Deno's own stalls on Nagle). */
+/**
+ * An SDK client for `server` with the `ws` WebSocket (TCP_NODELAY; Deno's own stalls on Nagle).
+ *
+ * @example
+ * ```ts
+ * const session = clientFor("http://127.0.0.1:8787").session(id, token);
+ * ```
+ */
 export function clientFor(server: string, adminToken?: string): NetisleClient {
   try {
     return new NetisleClient({
@@ -192,6 +239,11 @@ export function clientFor(server: string, adminToken?: string): NetisleClient {
  * The session of `target`, checked with the server: a CliError that names
  * the cause when none is named, it does not exist, the token is wrong, or the
  * server does not answer.
+ *
+ * @example
+ * ```ts
+ * const session = await openTargetSession(resolveTarget(values));
+ * ```
  */
 export async function openTargetSession(target: SessionTarget): Promise<NetisleSession> {
   if (!target.id || !target.token) {
@@ -207,7 +259,14 @@ export async function openTargetSession(target: SessionTarget): Promise<NetisleS
   }
 }
 
-/** A CliError for a failure to reach or authenticate a session. */
+/**
+ * A CliError for a failure to reach or authenticate a session.
+ *
+ * @example
+ * ```ts
+ * await session.info().catch((err) => { throw sessionError(err, target); });
+ * ```
+ */
 export function sessionError(err: unknown, target: SessionTarget): CliError {
   if (!(err instanceof NetisleError)) return new CliError(String((err as Error)?.message ?? err));
   switch (err.code) {
@@ -223,7 +282,14 @@ export function sessionError(err: unknown, target: SessionTarget): CliError {
   }
 }
 
-/** Words for a connection error code, for one-line messages. */
+/**
+ * Words for a connection error code, for one-line messages.
+ *
+ * @example
+ * ```ts
+ * describeCode("ECONNREFUSED"); // "connection refused"
+ * ```
+ */
 export function describeCode(code: string): string {
   const words: Record<string, string> = {
     ECONNREFUSED: "connection refused",
@@ -237,7 +303,14 @@ export function describeCode(code: string): string {
   return words[code] ?? code;
 }
 
-/** Formats a byte count: `512 B`, `1.5 kB`, `64.0 MB`. */
+/**
+ * Formats a byte count: `512 B`, `1.5 kB`, `64.0 MB`.
+ *
+ * @example
+ * ```ts
+ * formatBytes(67_108_864); // "67.1 MB"
+ * ```
+ */
 export function formatBytes(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
   let v = n;

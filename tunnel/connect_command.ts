@@ -63,7 +63,14 @@ const OPTIONS = {
   wait: { type: "string" },
 } as const;
 
-/** Runs `netisle connect` with `argv`; resolves to the exit status. */
+/**
+ * Runs `netisle connect` with `argv`; resolves to the exit status.
+ *
+ * @example
+ * ```ts
+ * process.exit(await connectCommand(["10.0.2.15:22"]));
+ * ```
+ */
 export async function connectCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(argv, OPTIONS, true);
   if (values.help) {

@@ -61,7 +61,14 @@ const OPTIONS = {
   "udp-idle": { type: "string" },
 } as const;
 
-/** Runs `netisle forward` with `argv`; resolves to the exit status. */
+/**
+ * Runs `netisle forward` with `argv`; resolves to the exit status.
+ *
+ * @example
+ * ```ts
+ * process.exit(await forwardCommand(["-L", "8080:10.0.2.15:80"]));
+ * ```
+ */
 export async function forwardCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(argv, OPTIONS, false);
   if (values.help) {

@@ -91,7 +91,14 @@ export function parseForwardSpec(
   };
 }
 
-/** A short label of a forward: `-L 127.0.0.1:8080 -> 10.0.2.15:80`. */
+/**
+ * A short label of a forward: `-L 127.0.0.1:8080 -> 10.0.2.15:80`.
+ *
+ * @example
+ * ```ts
+ * forwardLabel(parseForwardSpec("local", "8080:10.0.2.15:80")); // "-L 127.0.0.1:8080 -> 10.0.2.15:80"
+ * ```
+ */
 export function forwardLabel(s: ForwardSpec, boundPort = s.bindPort): string {
   const flag = s.kind === "local" ? (s.protocol === "udp" ? "-U" : "-L") : "-R";
   const udp = s.protocol === "udp" && s.kind === "remote" ? "/udp" : "";

@@ -9,7 +9,15 @@
 import { formatByteRate } from "./status_line.ts";
 import { formatBytes } from "./cli_common.ts";
 
-/** What every forward counts, summed. */
+/**
+ * What every forward counts, summed.
+ *
+ * @example
+ * ```ts
+ * const stats = new ForwardStats();
+ * stats.open++;
+ * ```
+ */
 export class ForwardStats {
   /** Connections (TCP) or flows (UDP) open now. */
   open = 0;
@@ -46,6 +54,11 @@ export interface ForwardReporterOptions {
 /**
  * The status line of `netisle forward`, e.g.
  * `2 open, 15 done, 1 failed | in 1.2 MB/s, out 30.1 MB/s | total in 4.0 MB, out 1.1 GB`.
+ *
+ * @example
+ * ```ts
+ * forwardStatusLine(stats, { inPerS: 0, outPerS: 1e6 }); // "0 open, … | in 0 B/s, out 1.0 MB/s | …"
+ * ```
  */
 export function forwardStatusLine(
   s: ForwardStats,
@@ -61,6 +74,12 @@ export function forwardStatusLine(
 /**
  * Reports: on a terminal, lines go above one status line redrawn every
  * second; elsewhere only the lines.
+ *
+ * @example
+ * ```ts
+ * const r = new ForwardReporter({ stats, tty: false, write: (t) => process.stdout.write(t), describe: () => "" });
+ * r.line("forwarding -L 127.0.0.1:8080 -> 10.0.2.15:80");
+ * ```
  */
 export class ForwardReporter implements ForwardLog {
   #o: ForwardReporterOptions;

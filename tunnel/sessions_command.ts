@@ -50,7 +50,14 @@ const OPTIONS = {
   json: { type: "boolean", default: false },
 } as const;
 
-/** Runs `netisle sessions` with `argv`; resolves to the exit status. */
+/**
+ * Runs `netisle sessions` with `argv`; resolves to the exit status.
+ *
+ * @example
+ * ```ts
+ * process.exit(await sessionsCommand(["create", "--session-file", ".netisle.json"]));
+ * ```
+ */
 export async function sessionsCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(argv, OPTIONS, true);
   if (values.help || positionals.length === 0) {

@@ -138,7 +138,14 @@ function done(
   );
 }
 
-/** Starts a local TCP forward (`-L`); rejects with a CliError when the port cannot be bound. */
+/**
+ * Starts a local TCP forward (`-L`); rejects with a CliError when the port cannot be bound.
+ *
+ * @example
+ * ```ts
+ * const f = await startLocalTcp({ session, stats, log }, parseForwardSpec("local", "8080:10.0.2.15:80"));
+ * ```
+ */
 export async function startLocalTcp(
   ctx: ForwardContext,
   spec: ForwardSpec,
@@ -183,6 +190,11 @@ export async function startLocalTcp(
 /**
  * Starts a remote TCP forward (`-R`): listens on the stack, rejects with a
  * CliError when the port is taken, then serves until closed.
+ *
+ * @example
+ * ```ts
+ * const f = await startRemoteTcp({ session, stats, log }, parseForwardSpec("remote", "8000:127.0.0.1:8000"));
+ * ```
  */
 export async function startRemoteTcp(
   ctx: ForwardContext,

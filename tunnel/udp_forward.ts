@@ -84,7 +84,14 @@ class Flows<F extends Flow> {
   }
 }
 
-/** Starts a local UDP forward; rejects with a CliError when the port cannot be bound. */
+/**
+ * Starts a local UDP forward; rejects with a CliError when the port cannot be bound.
+ *
+ * @example
+ * ```ts
+ * await startLocalUdp(ctx, parseForwardSpec("local", "5353:10.0.2.15:53", "udp"));
+ * ```
+ */
 export async function startLocalUdp(
   ctx: ForwardContext,
   spec: ForwardSpec,
@@ -160,6 +167,11 @@ export async function startLocalUdp(
 /**
  * Starts a remote UDP forward: a socket on the stack's port (CliError when it
  * is taken), opened again with backoff when its stream drops.
+ *
+ * @example
+ * ```ts
+ * await startRemoteUdp(ctx, parseForwardSpec("remote", "5353:127.0.0.1:53/udp"));
+ * ```
  */
 export async function startRemoteUdp(
   ctx: ForwardContext,

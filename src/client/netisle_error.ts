@@ -57,6 +57,11 @@ export class NetisleError extends Error {
 /**
  * Turns a non-2xx response into a {@linkcode NetisleError}: the problem's
  * `code` and `detail` when the body is problem+json, else the status.
+ *
+ * @example
+ * ```ts
+ * if (!res.ok) throw await errorFromResponse(res, "create a session");
+ * ```
  */
 export async function errorFromResponse(res: Response, what: string): Promise<NetisleError> {
   let code: NetisleErrorCode = "EPROTO";
@@ -73,7 +78,14 @@ export async function errorFromResponse(res: Response, what: string): Promise<Ne
   return new NetisleError(code, `${what}: ${detail}`, { status: res.status, issues });
 }
 
-/** The code a stream's WebSocket close code and reason stand for. */
+/**
+ * The code a stream's WebSocket close code and reason stand for.
+ *
+ * @example
+ * ```ts
+ * errorFromClose(1011, "ECONNRESET").code; // "ECONNRESET"
+ * ```
+ */
 export function errorFromClose(code: number, reason: string): NetisleError {
   switch (code) {
     case 1011: {

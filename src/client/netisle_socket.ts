@@ -379,7 +379,14 @@ export class NetisleSocket {
   }
 }
 
-/** Bytes of a chunk written to a socket: bytes as they are, strings as UTF-8. */
+/**
+ * Bytes of a chunk written to a socket: bytes as they are, strings as UTF-8.
+ *
+ * @example
+ * ```ts
+ * toBytes("hi"); // Uint8Array [104, 105]
+ * ```
+ */
 export function toBytes(chunk: Uint8Array | ArrayBufferView | ArrayBuffer | string): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   if (typeof chunk === "string") return encoder.encode(chunk);
@@ -390,7 +397,14 @@ export function toBytes(chunk: Uint8Array | ArrayBufferView | ArrayBuffer | stri
   throw new TypeError(`cannot write a ${typeof chunk} to a socket: give bytes or a string`);
 }
 
-/** Any error as a NetisleError (TypeErrors of misuse pass through as EINVAL). */
+/**
+ * Any error as a NetisleError (TypeErrors of misuse pass through as EINVAL).
+ *
+ * @example
+ * ```ts
+ * asNetisleError(new TypeError("bad")).code; // "EINVAL"
+ * ```
+ */
 export function asNetisleError(err: unknown): NetisleError {
   if (err instanceof NetisleError) return err;
   return new NetisleError("EINVAL", (err as Error)?.message ?? String(err), { cause: err });

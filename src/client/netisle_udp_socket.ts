@@ -215,6 +215,11 @@ export class NetisleUdpSocket implements AsyncIterable<Datagram> {
 /**
  * Splits `host:port` (`10.0.2.15:53`) into address and port; TypeError when
  * it is not that.
+ *
+ * @example
+ * ```ts
+ * splitHostPort("10.0.2.15:53"); // { address: "10.0.2.15", port: 53 }
+ * ```
  */
 export function splitHostPort(text: string): { address: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(text.trim());

@@ -227,7 +227,14 @@ export class StreamChannel {
   }
 }
 
-/** A URL without its token, for messages. */
+/**
+ * A URL without its token, for messages.
+ *
+ * @example
+ * ```ts
+ * redact("ws://h/x?token=abc"); // "ws://h/x?token=…"
+ * ```
+ */
 export function redact(url: string): string {
   return url.replace(/([?&]token=)[^&]*/, "$1…");
 }

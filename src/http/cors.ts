@@ -72,7 +72,14 @@ export function parseCorsOrigins(text: string): string[] | string {
   return out;
 }
 
-/** Whether `origin` (an `Origin` header) is allowed by `origins`. */
+/**
+ * Whether `origin` (an `Origin` header) is allowed by `origins`.
+ *
+ * @example
+ * ```ts
+ * originAllowed(["https://app.example"], "https://evil.example"); // false
+ * ```
+ */
 export function originAllowed(origins: readonly string[], origin: string): boolean {
   return origins.includes("*") || origins.includes(origin);
 }

@@ -150,6 +150,11 @@ export function encodeUdpData(peer: StreamEndpoint, payload: Uint8Array): Uint8A
  * Splits the body of a UDP DATA message (the message without its type byte)
  * into peer and payload (a view, not a copy); undefined when it is shorter
  * than the 6-byte address.
+ *
+ * @example
+ * ```ts
+ * decodeUdpData(encodeUdpData({ address: "10.0.2.15", port: 53 }, q).subarray(1))?.peer.port; // 53
+ * ```
  */
 export function decodeUdpData(
   body: Uint8Array,
@@ -164,7 +169,14 @@ export function decodeUdpData(
   };
 }
 
-/** An ACK message granting `bytes` of credit back (1..2^32-1). */
+/**
+ * An ACK message granting `bytes` of credit back (1..2^32-1).
+ *
+ * @example
+ * ```ts
+ * ws.send(encodeStreamAck(128 * 1024)); // the reader took 128 KiB
+ * ```
+ */
 export function encodeStreamAck(bytes: number): Uint8Array<ArrayBuffer> {
   if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0xffffffff) {
     throw new RangeError(`encodeStreamAck: bytes must be in 1..4294967295, got ${bytes}`);
@@ -175,17 +187,38 @@ export function encodeStreamAck(bytes: number): Uint8Array<ArrayBuffer> {
   return m;
 }
 
-/** A FIN message. */
+/**
+ * A FIN message.
+ *
+ * @example
+ * ```ts
+ * ws.send(encodeStreamFin()); // a half-close
+ * ```
+ */
 export function encodeStreamFin(): Uint8Array<ArrayBuffer> {
   return new Uint8Array([StreamMessageType.FIN]);
 }
 
-/** An OPEN message (server → client). */
+/**
+ * An OPEN message (server → client).
+ *
+ * @example
+ * ```ts
+ * ws.send(encodeStreamOpen({ protocol: "tcp", local, remote }));
+ * ```
+ */
 export function encodeStreamOpen(info: StreamOpenInfo): Uint8Array<ArrayBuffer> {
   return withJson(StreamMessageType.OPEN, info);
 }
 
-/** An ERROR message (server → client). */
+/**
+ * An ERROR message (server → client).
+ *
+ * @example
+ * ```ts
+ * ws.send(encodeStreamError({ code: "EMSGSIZE", message: "a datagram of 9000 bytes" }));
+ * ```
+ */
 export function encodeStreamError(error: StreamErrorInfo): Uint8Array<ArrayBuffer> {
   return withJson(StreamMessageType.ERROR, error);
 }
