@@ -9,10 +9,15 @@
  * - `NETISLE_ISOLATION=worker|off` (default off): one Worker isolate per
  *   session, with `NETISLE_WORKER_TIMEOUT_MS` (>= 100, default 10000),
  *   `NETISLE_MAX_SESSIONS` (>= 1, default 100) and `NETISLE_TEST_HOOKS=1`
- *   (tests only).
+ *   (tests only);
+ * - `NETISLE_CORS_ORIGINS`: a comma list of origins whose pages may call the
+ *   API (CORS; `*` for any, warned about), WebSocket upgrades from other
+ *   origins refused.
  *
  * @module
  */
+
+import { parseCorsOrigins } from "../src/http/cors.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -29,6 +34,8 @@ export interface ServerConfig {
     heartbeatIntervalMs: number;
     testHooks: boolean;
   } | undefined;
+  /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -60,6 +67,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     requestLog: env.NETISLE_LOG === "0" ? false : undefined,
     isolation: undefined,
   };
+  if (env.NETISLE_CORS_ORIGINS) {
+    const origins = parseCorsOrigins(env.NETISLE_CORS_ORIGINS);
+    if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
+    config.corsOrigins = origins;
+  }
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
     const max = Number(env.NETISLE_MAX_SESSIONS ?? "100");
@@ -85,5 +97,9 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   if (config.isolation) notes.push("one worker per session");
   if (config.adminToken) notes.push("admin token required");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
-  return `netisle listening on ${url} (${notes.join(", ")})`;
+  if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
+  const line = `netisle listening on ${url} (${notes.join(", ")})`;
+  if (!config.corsOrigins?.includes("*")) return line;
+  return `${line}\nnetisle: WARNING: NETISLE_CORS_ORIGINS=* lets a page on any web site call ` +
+    "this API and open its WebSockets; only session and admin tokens protect it. List the origins.";
 }

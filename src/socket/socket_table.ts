@@ -44,6 +44,7 @@ import {
 } from "./table_context.ts";
 import { TcpOperations } from "./tcp_operations.ts";
 import type { TcpSocket } from "./tcp_socket.ts";
+import type { UdpSocket } from "./udp_socket.ts";
 import { UdpOperations } from "./udp_operations.ts";
 import { bufferCost, type SessionQuota } from "../stack/session_quota.ts";
 import { BufferHold } from "./buffer_hold.ts";
@@ -388,6 +389,22 @@ export class SocketTable {
     }
     entry.attachment = attachment;
     return sock;
+  }
+
+  /**
+   * Marks an attachment (a datagram stream) on a UDP socket, binding an
+   * ephemeral port first when it has none; EBUSY when one exists, EOPNOTSUPP
+   * for TCP.
+   */
+  attachUdp(entry: SocketEntry, attachment: SocketAttachment): UdpSocket {
+    checkLive(entry);
+    checkNotStreaming(entry);
+    if (entry.protocol !== "udp") {
+      throw new NetError("EOPNOTSUPP", `a datagram stream needs a UDP socket; ${entry.id} is TCP`);
+    }
+    const s = this.#udp.bound(entry, this.#host.withCore((stack) => stack.config.ipv4.address));
+    entry.attachment = attachment;
+    return s;
   }
 
   /** Removes `attachment` from `entry` if it is still the one attached. */
