@@ -15,6 +15,7 @@ export type HttpErrorCode =
   | "ETOOLARGE"
   | "EBODYTIMEOUT"
   | "EUPGRADE"
+  | "ERATELIMIT"
   | "ENOTSUP"
   | "EINTERNAL";
 
@@ -41,6 +42,7 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
   ENFILE: 429,
   EMFILE: 429,
   ENOBUFS: 429,
+  ERATELIMIT: 429,
   EINTERNAL: 500,
   ENOTSUP: 501,
   ECONNREFUSED: 502,
