@@ -370,6 +370,10 @@ export class ServerWebSocket implements TunnelSocket {
         const hdr = this.#hdr;
         while (this.#hdrLen < 2 && i < chunk.length) hdr[this.#hdrLen++] = chunk[i++];
         if (this.#hdrLen < 2) return;
+        if ((hdr[1] & 0x80) === 0) {
+          this.#fail(CLOSE_PROTOCOL_ERROR, "client frames must be masked");
+          return;
+        }
         const len7 = hdr[1] & 0x7f;
         const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + 4;
         while (this.#hdrLen < need && i < chunk.length) hdr[this.#hdrLen++] = chunk[i++];
