@@ -5,8 +5,8 @@
  * requests with its header, request and keep-alive timeouts. A Deno adapter
  * file: it uses `Deno.*`.
  *
- * - Reads go through one loop (64 KiB reads; chunks under half of that are
- *   copied out to their size, so a slow client cannot pin 64 KiB per byte).
+ * - Reads go through one loop into one reused 64 KiB buffer; each chunk is
+ *   copied out to its size (a slow client cannot pin 64 KiB per byte).
  * - `setTimeout` is a real inactivity timer (node's server arms it for
  *   keep-alive), `destroySoon` ends and then destroys (after a
  *   `Connection: close` response, the connection really goes).
@@ -42,6 +42,7 @@ export class DenoConnSocket extends Duplex {
   #pendingRead: Promise<void> | undefined;
   #stash: Uint8Array[] = [];
   #stashEof = false;
+  #scratch = new Uint8Array(READ_BYTES);
   #lingering = false;
   #timeoutMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -123,19 +124,25 @@ export class DenoConnSocket extends Duplex {
   async #linger(): Promise<void> {
     if (this.#lingering) return;
     this.#lingering = true;
-    const timer = setTimeout(() => this.#closeConn(), LINGER_MS);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<void>((r) => timer = setTimeout(r, LINGER_MS));
+    let eof = false;
     try {
       if (this.#reading) await this.#pendingRead;
       const buf = new Uint8Array(16 * 1024);
       let total = 0;
       while (!this.#closed && !this.#detached && total < LINGER_BYTES) {
-        const n = await this.#conn.read(buf);
-        if (n === null) break;
+        const n = await Promise.race([this.#conn.read(buf), expired.then(() => -1)]);
+        if (n === null) eof = true;
+        if (n === null || n === -1) break;
         total += n;
       }
     } catch {
-      // Reset or closed by the timer.
+      eof = true; // reset by the peer
     }
+    // Still sending: stop reading and give the client the rest of the linger time to
+    // read its response before the close (which, with unread data, sends a RST).
+    if (!eof) await expired;
     clearTimeout(timer);
     if (!this.#detached) this.#closeConn();
     this.destroy();
@@ -149,7 +156,7 @@ export class DenoConnSocket extends Duplex {
     this.#reading = true;
     try {
       while (!this.#detached && !this.#lingering) {
-        const buf = new Uint8Array(READ_BYTES);
+        const buf = this.#scratch;
         const n = await this.#conn.read(buf);
         this.#lastActivity = Date.now();
         if (n === null) {
@@ -157,7 +164,9 @@ export class DenoConnSocket extends Duplex {
           else this.push(null);
           break;
         }
-        const chunk = n < READ_BYTES / 2 ? buf.slice(0, n) : buf.subarray(0, n);
+        // The scratch buffer is reused: the chunk is a copy of its size (a slow client
+        // cannot pin more than it sent).
+        const chunk = buf.slice(0, n);
         if (this.#lingering) break; // a body nobody reads any more: dropped
         if (this.#detached) {
           this.#stash.push(chunk);

@@ -131,9 +131,9 @@ export function createNodeHttpEngine(
     async (req, env) => {
       const incoming = (env as { incoming: http.IncomingMessage }).incoming;
       const peer = (incoming.socket as unknown as UpgradableSocket).remoteAddress ?? "";
-      return closeOnError(await handler(webRequest(req), peer));
+      return closeOnError(await handler(req, peer));
     },
-    { overrideGlobalObjects: false },
+    { overrideGlobalObjects: true },
   );
 
   const server = http.createServer({
@@ -229,23 +229,6 @@ export function createNodeHttpEngine(
       server.close(() => {});
     },
   };
-}
-
-/**
- * A real `Request` for `@hono/node-server`'s lightweight one (which the
- * runtime's own `new Request(req, …)` refuses; the app rebuilds requests with
- * a body deadline). The body stream and the abort signal carry over.
- */
-function webRequest(req: Request): Request {
-  const method = req.method;
-  const body = method === "GET" || method === "HEAD" ? null : req.body;
-  return new Request(req.url, {
-    method,
-    headers: req.headers,
-    body,
-    signal: req.signal,
-    duplex: "half",
-  } as RequestInit);
 }
 
 async function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> {
