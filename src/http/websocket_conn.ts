@@ -44,7 +44,7 @@ export interface ServerWebSocketOptions {
   maxMessageBytes: number;
   /** Ping after this long without a byte from the client; close when nothing follows as long again. 0: off. */
   idleTimeoutMs: number;
-  /** How long a close handshake may take before the connection is dropped. Default 5000. */
+  /** How long a close handshake (or a failed connection's linger) may take before the connection is dropped. Default 5000 (linger 2000). */
   closeTimeoutMs?: number;
   /** The negotiated subprotocol (for `protocol`). */
   protocol?: string;
@@ -78,6 +78,8 @@ const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
 const READ_BYTES = 64 * 1024;
+/** What a failed connection reads and drops at most before it closes. */
+const DRAIN_BYTES = 1024 * 1024;
 /** Queued messages smaller than this are coalesced into one write. */
 const COALESCE_BYTES = 16 * 1024;
 
@@ -180,6 +182,8 @@ export class ServerWebSocket implements TunnelSocket {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #heard = true;
+  /** Bytes dropped since the connection failed; -1 while it has not. */
+  #drained = -1;
   #pinged = false;
   // Reader state (a frame may span reads).
   #hdr = new Uint8Array(14);
@@ -339,22 +343,28 @@ export class ServerWebSocket implements TunnelSocket {
     } finally {
       this.#writing = false;
     }
-    if (this.#closeSent && this.#state === CLOSED) this.#teardown();
+    if (this.#closeSent && this.#state === CLOSED && this.#drained < 0) this.#teardown();
   }
 
   async #readLoop(): Promise<void> {
     const conn = this.#conn!;
     const buf = new Uint8Array(READ_BYTES);
     try {
-      while (this.#state === OPEN || this.#state === CLOSING) {
+      while (this.#state === OPEN || this.#state === CLOSING || this.#drained >= 0) {
         const n = await conn.read(buf);
         if (n === null) break;
         this.#heard = true;
+        if (this.#drained >= 0) {
+          // Failed: what the client still sends is dropped unread, a bounded amount.
+          this.#drained += n;
+          if (this.#drained > DRAIN_BYTES) break;
+          continue;
+        }
         this.#consume(buf.subarray(0, n));
       }
-      // Failed or closed by a close frame: the write loop (or its timer) ends the
-      // connection once our close frame is out.
-      if (this.#state === CLOSED && this.#writing) return;
+      // Closed by a close frame: the write loop (or its timer) ends the connection once
+      // our close frame is out.
+      if (this.#state === CLOSED && this.#writing && this.#drained < 0) return;
     } catch {
       // A reset or a closed conn: reported as an abnormal close below.
     }
@@ -543,8 +553,12 @@ export class ServerWebSocket implements TunnelSocket {
     this.#payload = undefined;
     this.#fragments = [];
     this.#fragmentBytes = 0;
-    if (!this.#writing) this.#teardown();
-    else this.#closeTimer ??= setTimeout(() => this.#teardown(), this.#opts.closeTimeoutMs ?? 5000);
+    // Linger: a client still sending (the rest of a refused message) would make an
+    // immediate close a reset that can destroy our close frame before it is read. Read
+    // and drop up to DRAIN_BYTES until the client closes, at most closeTimeoutMs.
+    this.#drained = 0;
+    this.#closeTimer ??= setTimeout(() => this.#teardown(), this.#opts.closeTimeoutMs ?? 2000);
+    this.#emitClose();
     return false;
   }
 
@@ -584,11 +598,14 @@ export class ServerWebSocket implements TunnelSocket {
       this.#onEnd = undefined;
       end?.();
     }
-    if (!this.#closeEmitted) {
-      this.#closeEmitted = true;
-      const ev = { data: undefined, code: this.#closeCode, reason: this.#closeReason };
-      for (const l of this.#listeners.get("close") ?? []) l(ev);
-    }
+    this.#emitClose();
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    const ev = { data: undefined, code: this.#closeCode, reason: this.#closeReason };
+    for (const l of this.#listeners.get("close") ?? []) l(ev);
   }
 
   #emit(type: string, data: unknown): void {

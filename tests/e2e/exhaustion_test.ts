@@ -54,35 +54,47 @@ async function checkRecovers(probe: Proc, what: string): Promise<number> {
   assert.fail(`${what}: the server did not recover within 60 s (last: ${last})`);
 }
 
+/** One attacker process holds at most this many (it cannot raise its hard fd limit here). */
+const PER_ATTACKER = 10_000;
+
 async function attack(
   bed: Bed,
   n: number,
   label: string,
 ): Promise<void> {
-  const attacker = bed.ns.spawn("python3", [
-    "tests/e2e/fixtures/idle_attacker.py",
-    "127.0.0.1",
-    String(PORT),
-    String(n),
-    "127.0.0.2",
-  ]);
+  const attackers: Proc[] = [];
+  for (let left = n; left > 0; left -= PER_ATTACKER) {
+    attackers.push(bed.ns.spawn("python3", [
+      "tests/e2e/fixtures/idle_attacker.py",
+      "127.0.0.1",
+      String(PORT),
+      String(Math.min(PER_ATTACKER, left)),
+      "127.0.0.2",
+    ]));
+  }
   try {
-    const [, opened] = await attacker.waitFor(/OPENED (\d+)/, 120_000);
-    // Let the server meet the connections (accept until EMFILE): wait for its log line
-    // when it must run out, else for the connections to be seen.
-    const emfile = await bed.server.waitFor(/accept failed \(EMFILE/, 30_000).then(
+    let opened = 0;
+    let connected = 0;
+    for (const a of attackers) {
+      const m = await a.waitFor(/OPENED (\d+) CONNECTED (\d+)/, 120_000);
+      opened += Number(m[1]);
+      connected += Number(m[2]);
+    }
+    // Let the server meet the connections (accept until EMFILE): its log line shows it ran out.
+    const emfile = await bed.server.waitFor(/accept failed \(EMFILE/, 10_000).then(
       () => true,
       () => false,
     );
-    attacker.child.stdin!.write("release\n");
-    await attacker.waitFor(/RELEASED/, 60_000);
+    for (const a of attackers) a.child.stdin!.write("release\n");
+    for (const a of attackers) await a.waitFor(/RELEASED/, 60_000);
     const ms = await checkRecovers(bed.probe, label);
     console.log(
-      `${label}: ${opened} idle connections; EMFILE seen: ${emfile}; ` +
+      `${label}: ${opened} idle connections (${connected} handshakes completed); ` +
+        `EMFILE logged: ${emfile}; ` +
         `healthz, tunnel and socket API OK ${ms} ms after release`,
     );
   } finally {
-    attacker.child.kill("SIGKILL");
+    for (const a of attackers) a.child.kill("SIGKILL");
   }
 }
 
