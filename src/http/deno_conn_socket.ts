@@ -21,6 +21,8 @@ import { Buffer } from "node:buffer";
 import type { ByteConn } from "./websocket_conn.ts";
 
 const READ_BYTES = 64 * 1024;
+/** Bytes a socket may have in flight before writes report completion only when done. */
+const WRITE_AHEAD_BYTES = 64 * 1024;
 /** How long a closing connection waits for its client before it is closed anyway (ms). */
 export const LINGER_MS = 2000;
 /** How much of an unwanted request body a closing connection reads and drops at most. */
@@ -43,6 +45,9 @@ export class DenoConnSocket extends Duplex {
   #stash: Uint8Array[] = [];
   #stashEof = false;
   #scratch = new Uint8Array(READ_BYTES);
+  #writeChain: Promise<void> = Promise.resolve();
+  #inFlight = 0;
+  #writeError: Error | undefined;
   #lingering = false;
   #timeoutMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -186,7 +191,7 @@ export class DenoConnSocket extends Duplex {
     _encoding: string,
     callback: (err?: Error | null) => void,
   ): void {
-    this.#writeAll(chunk).then(() => callback(), (err) => callback(err));
+    this.#queueWrite(chunk, callback);
   }
 
   override _writev(
@@ -194,19 +199,42 @@ export class DenoConnSocket extends Duplex {
     callback: (err?: Error | null) => void,
   ): void {
     const data = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this.#writeAll(data).then(() => callback(), (err) => callback(err));
+    this.#queueWrite(data, callback);
   }
 
-  async #writeAll(data: Uint8Array): Promise<void> {
+  /**
+   * Writes in order behind the writes in flight. While less than
+   * {@linkcode WRITE_AHEAD_BYTES} are in flight the stream is told at once that
+   * the chunk is written (a response is done without waiting for the write's
+   * completion, as net.Socket's synchronous writes do); beyond that, when it is.
+   */
+  #queueWrite(data: Uint8Array, callback: (err?: Error | null) => void): void {
     this.#lastActivity = Date.now();
-    let off = 0;
-    while (off < data.length) {
-      off += await this.#conn.write(off === 0 ? data : data.subarray(off));
-    }
+    this.#inFlight += data.length;
+    const early = this.#inFlight <= WRITE_AHEAD_BYTES;
+    this.#writeChain = this.#writeChain.then(async () => {
+      if (this.#writeError) throw this.#writeError;
+      let off = 0;
+      while (off < data.length) {
+        off += await this.#conn.write(off === 0 ? data : data.subarray(off));
+      }
+    }).then(() => {
+      this.#inFlight -= data.length;
+      if (!early) callback();
+    }, (err) => {
+      this.#inFlight -= data.length;
+      this.#writeError ??= err as Error;
+      if (!early) callback(err as Error);
+      else if (!this.destroyed) this.destroy(err as Error);
+    });
+    if (early) callback();
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    (this.#conn as Deno.TcpConn).closeWrite().then(() => callback(), () => callback());
+    this.#writeChain.then(() => (this.#conn as Deno.TcpConn).closeWrite()).then(
+      () => callback(),
+      () => callback(),
+    );
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {

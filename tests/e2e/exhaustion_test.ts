@@ -194,7 +194,24 @@ describe("resource exhaustion (issue 11)", { skip }, () => {
       assert.ok(growth < BOUND_MIB, `RSS grew ${growth.toFixed(1)} MiB`);
     });
 
-    it("the session's tunnel still works after both", async () => {
+    it("300 slow 1 MiB bodies: growth within 300 × 1.5 MiB, each answered 408 and closed", async () => {
+      const pid = bed!.server.child.pid!;
+      const before = rssKiB(pid);
+      await command(bed!.probe, "slow 300", /SLOW SENT (\d+)/, 120_000);
+      const peak = (rssKiB(pid) - before) / 1024;
+      const m = await command(bed!.probe, "", /SLOW DONE (\d+) (\d+)/, 120_000);
+      const after = (rssKiB(pid) - before) / 1024;
+      console.log(
+        `300 slow 1 MiB bodies: server RSS growth ${peak.toFixed(1)} MiB while held ` +
+          `(bound ${300 * 1.5} MiB), ${after.toFixed(1)} MiB after; ` +
+          `${m[1]} answered 408, ${m[2]} closed by the server`,
+      );
+      assert.ok(peak < 300 * 1.5, `RSS grew ${peak.toFixed(1)} MiB`);
+      assert.equal(Number(m[1]), 300, "every slow body got its 408");
+      assert.equal(Number(m[2]), 300, "and its connection was closed");
+    });
+
+    it("the session's tunnel still works after all of them", async () => {
       const ok = await command(bed!.probe, "check", /CHECK (ok|fail.*)/);
       assert.equal(ok[1], "ok");
     });
