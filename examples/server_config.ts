@@ -15,7 +15,8 @@
  *   (default 256, 0 = none), `NETISLE_HEADERS_TIMEOUT_MS` (default 10000),
  *   `NETISLE_SESSIONS_PER_MINUTE` (per client address, default 30, 0 = no
  *   limit), `NETISLE_TRUST_PROXY` (proxies in front whose `X-Forwarded-For`
- *   entries are trusted, default 0).
+ *   entries are trusted, default 0), `NETISLE_ENGINE` (Deno: `netisle`, the
+ *   default, or `deno-serve`: faster requests without the limits).
  *
  * Tokens must be RFC 6750 `b64token`s (what a `Bearer` header can carry),
  * or no client could ever present them.
@@ -50,6 +51,8 @@ export interface ServerLimits {
   headersTimeoutMs: number;
   sessionsPerMinute: number;
   trustProxy: number;
+  /** Deno only: `"deno-serve"` trades the limits for `Deno.serve`'s request rate. */
+  engine: "netisle" | "deno-serve";
 }
 
 /** RFC 6750 §2.1 `b64token`: what `Authorization: Bearer` can carry. */
@@ -132,12 +135,17 @@ function readLimits(env: Record<string, string | undefined>): ServerLimits | str
   for (const v of [maxConnections, perIp, headers, sessions, trust]) {
     if (typeof v === "string") return v;
   }
+  const engine = env.NETISLE_ENGINE || "netisle";
+  if (engine !== "netisle" && engine !== "deno-serve") {
+    return `NETISLE_ENGINE must be "netisle" or "deno-serve", got "${engine}"`;
+  }
   return {
     maxConnections: maxConnections as number | undefined,
     maxConnectionsPerAddress: perIp as number,
     headersTimeoutMs: headers as number,
     sessionsPerMinute: sessions as number,
     trustProxy: trust as number,
+    engine,
   };
 }
 
