@@ -15,7 +15,8 @@
  *   (default 256, 0 = none), `NETISLE_HEADERS_TIMEOUT_MS` (default 10000),
  *   `NETISLE_SESSIONS_PER_MINUTE` (per client address, default 30, 0 = no
  *   limit), `NETISLE_TRUST_PROXY` (proxies in front whose `X-Forwarded-For`
- *   entries are trusted, default 0), `NETISLE_ENGINE` (Deno: `netisle`, the
+ *   entries are trusted, default 0), `NETISLE_BODY_BUDGET_MIB` (request
+ *   bodies in flight, default 64, one address a quarter; 0 = none), `NETISLE_ENGINE` (Deno: `netisle`, the
  *   default, or `deno-serve`: faster requests without the limits).
  *
  * Tokens must be RFC 6750 `b64token`s (what a `Bearer` header can carry),
@@ -51,6 +52,8 @@ export interface ServerLimits {
   headersTimeoutMs: number;
   sessionsPerMinute: number;
   trustProxy: number;
+  /** Request bodies in flight at most, in bytes (one address: a quarter); 0 = no budget. */
+  bodyBudgetBytes: number;
   /** Deno only: `"deno-serve"` trades the limits for `Deno.serve`'s request rate. */
   engine: "netisle" | "deno-serve";
 }
@@ -132,7 +135,8 @@ function readLimits(env: Record<string, string | undefined>): ServerLimits | str
   const headers = int("NETISLE_HEADERS_TIMEOUT_MS", 10_000, 100);
   const sessions = int("NETISLE_SESSIONS_PER_MINUTE", 30, 0);
   const trust = int("NETISLE_TRUST_PROXY", 0, 0);
-  for (const v of [maxConnections, perIp, headers, sessions, trust]) {
+  const bodies = int("NETISLE_BODY_BUDGET_MIB", 64, 0);
+  for (const v of [maxConnections, perIp, headers, sessions, trust, bodies]) {
     if (typeof v === "string") return v;
   }
   const engine = env.NETISLE_ENGINE || "netisle";
@@ -145,6 +149,7 @@ function readLimits(env: Record<string, string | undefined>): ServerLimits | str
     headersTimeoutMs: headers as number,
     sessionsPerMinute: sessions as number,
     trustProxy: trust as number,
+    bodyBudgetBytes: (bodies as number) * 1024 * 1024,
     engine,
   };
 }

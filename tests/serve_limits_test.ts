@@ -179,6 +179,49 @@ describe("adapter limits (issue 11)", () => {
     });
   });
 
+  it("request bodies in flight are budgeted before they are read: 429 ENOBUFS past the budget", async () => {
+    // Budget 4 MiB: one address may hold a quarter, 1 MiB: one slow 1 MiB body, not two.
+    await withDeno(
+      { bodyBudgetBytes: 4 * 1024 * 1024, bodyTimeoutMs: 2000 },
+      async (base, port, server) => {
+        const s = await (await fetch(`${base}/v1/sessions`, { method: "POST" })).json();
+        const sock = await (await fetch(`${base}/v1/sessions/${s.id}/sockets`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${s.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ protocol: "udp" }),
+        })).json();
+        const head = `POST /v1/sessions/${s.id}/sockets/${sock.id}/send?address=10.0.2.15&port=9 ` +
+          `HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+          "Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nabc";
+        const first = rawExchange(port, head, { timeoutMs: 8000 });
+        await waitFor(
+          () => server.bodyBytesInFlight!() === 1024 * 1024,
+          "the first body's reservation",
+        );
+        const second = await rawExchange(port, head, { timeoutMs: 8000 });
+        assert.match(second.text, /^HTTP\/1\.1 429 /);
+        assert.match(second.text, /"code":"ENOBUFS"/);
+        assert.match(second.text, /retry-after: 1/i);
+        const other = await rawExchange(port, head, { localAddress: "127.0.0.9", timeoutMs: 8000 });
+        assert.match(other.text, /^HTTP\/1\.1 408 /, "another address has its own share");
+        assert.match((await first).text, /^HTTP\/1\.1 408 /);
+        const again = await fetch(
+          `${base}/v1/sessions/${s.id}/sockets/${sock.id}/send?address=10.0.2.15&port=9`,
+          {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${s.token}`,
+              "content-type": "application/octet-stream",
+            },
+            body: new Uint8Array(100),
+          },
+        );
+        await again.body?.cancel();
+        assert.equal(again.status, 200, "the budget is released after the 408");
+      },
+    );
+  });
+
   it("session creation is rate-limited per address: 429 ERATELIMIT with Retry-After", async () => {
     await withDeno({ sessionsPerMinute: 3 }, async (base) => {
       const statuses: number[] = [];

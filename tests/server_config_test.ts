@@ -16,6 +16,7 @@ describe("the example servers' environment (examples/server_config.ts)", () => {
         headersTimeoutMs: 10_000,
         sessionsPerMinute: 30,
         trustProxy: 0,
+        bodyBudgetBytes: 64 * 1024 * 1024,
         engine: "netisle",
       },
       isolation: undefined,

@@ -5,8 +5,9 @@
  * requests with its header, request and keep-alive timeouts. A Deno adapter
  * file: it uses `Deno.*`.
  *
- * - Reads go through one loop into one reused 64 KiB buffer; each chunk is
- *   copied out to its size (a slow client cannot pin 64 KiB per byte).
+ * - Reads go through one loop into one reused buffer of 4 KiB, grown to 64 KiB
+ *   while reads fill it; each chunk is copied out to its size (a slow client
+ *   cannot pin 64 KiB per byte, an idle connection holds 4 KiB).
  * - `setTimeout` is a real inactivity timer (node's server arms it for
  *   keep-alive), `destroySoon` ends and then destroys (after a
  *   `Connection: close` response, the connection really goes).
@@ -21,6 +22,8 @@ import { Buffer } from "node:buffer";
 import type { ByteConn } from "./websocket_conn.ts";
 
 const READ_BYTES = 64 * 1024;
+/** The read buffer of a connection that is not receiving in bulk (request heads, idle). */
+const MIN_READ_BYTES = 4 * 1024;
 /** Bytes a socket may have in flight before writes report completion only when done. */
 const WRITE_AHEAD_BYTES = 64 * 1024;
 /** How long a closing connection waits for its client before it is closed anyway (ms). */
@@ -44,11 +47,12 @@ export class DenoConnSocket extends Duplex {
   #pendingRead: Promise<void> | undefined;
   #stash: Uint8Array[] = [];
   #stashEof = false;
-  #scratch = new Uint8Array(READ_BYTES);
+  #scratch = new Uint8Array(MIN_READ_BYTES);
   #writeChain: Promise<void> = Promise.resolve();
   #inFlight = 0;
   #writeError: Error | undefined;
   #lingering = false;
+  #lingerStarted = false;
   #timeoutMs = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastActivity = 0;
@@ -118,6 +122,9 @@ export class DenoConnSocket extends Duplex {
    */
   destroySoon(): void {
     if (this.destroyed || this.#lingering) return;
+    // Stop reading now: what the client still sends is not parsed (or drained by
+    // anyone) any more, only dropped by the linger, a bounded amount.
+    this.#lingering = true;
     if (this.writableFinished) {
       void this.#linger();
       return;
@@ -127,8 +134,8 @@ export class DenoConnSocket extends Duplex {
   }
 
   async #linger(): Promise<void> {
-    if (this.#lingering) return;
-    this.#lingering = true;
+    if (this.#lingerStarted) return;
+    this.#lingerStarted = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<void>((r) => timer = setTimeout(r, LINGER_MS));
     let eof = false;
@@ -163,6 +170,13 @@ export class DenoConnSocket extends Duplex {
       while (!this.#detached && !this.#lingering) {
         const buf = this.#scratch;
         const n = await this.#conn.read(buf);
+        // Grow while reads fill the buffer (bodies, bulk), shrink back when they do not:
+        // an idle connection's pending read holds only MIN_READ_BYTES.
+        if (n === buf.length && buf.length < READ_BYTES) {
+          this.#scratch = new Uint8Array(buf.length * 4);
+        } else if (n !== null && n < MIN_READ_BYTES && buf.length > MIN_READ_BYTES) {
+          this.#scratch = new Uint8Array(MIN_READ_BYTES);
+        }
         this.#lastActivity = Date.now();
         if (n === null) {
           if (this.#detached) this.#stashEof = true;

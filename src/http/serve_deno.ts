@@ -28,7 +28,7 @@ import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
 import { ConnectionGate, RateLimitedLog } from "./connection_gate.ts";
 import { DenoConnSocket } from "./deno_conn_socket.ts";
 import { createNodeHttpEngine, type NodeHttpEngineOptions } from "./node_http_engine.ts";
-import { guardHandler, type ServeGuardOptions } from "./serve_guard.ts";
+import { type GuardedHandler, guardHandler, type ServeGuardOptions } from "./serve_guard.ts";
 import { HttpProblem } from "./problem.ts";
 
 /** How {@linkcode serveDenoFetch} listens (shared by the in-process and the isolated server). */
@@ -73,6 +73,8 @@ export interface DenoServer {
   readonly finished: Promise<void>;
   /** Stops accepting, closes every connection; resolves when done. */
   shutdown(): Promise<void>;
+  /** Bytes of request bodies reserved in the body budget now (default engine). */
+  readonly bodyBytesInFlight?: () => number;
   /** Connections open now and refused so far (by reason); undefined with `Deno.serve`. */
   readonly connections?: { open(): number; refused: { total: number; "per-address": number } };
 }
@@ -85,7 +87,8 @@ export function defaultMaxConnections(): number {
     const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
     if (m) soft = m[1] === "unlimited" ? 1 << 20 : Number(m[1]);
   } catch {
-    // Not Linux, or no read permission: assume the common 1024.
+    // Not Linux, or no permission (Deno reads /proc/self only with --allow-all):
+    // assume the common 1024.
   }
   return Math.max(64, Math.min(10_000, Math.floor(soft * 0.75)));
 }
@@ -114,7 +117,8 @@ export function serveDenoFetch(
     maxConnections: options.maxConnections ?? defaultMaxConnections(),
     maxConnectionsPerAddress: trustProxy > 0 ? 0 : options.maxConnectionsPerAddress ?? 0,
   });
-  const http = createNodeHttpEngine(options, build, (h) => guardHandler(h, options));
+  let guard: GuardedHandler | undefined;
+  const http = createNodeHttpEngine(options, build, (h) => guard = guardHandler(h, options));
   const listener = Deno.listen({
     hostname: options.hostname ?? "0.0.0.0",
     port: options.port ?? 8000,
@@ -205,6 +209,7 @@ export function serveDenoFetch(
     finished,
     shutdown,
     connections: { open: () => gate.open, refused: gate.refused },
+    bodyBytesInFlight: () => guard?.bodyBytesInFlight() ?? 0,
   };
 }
 

@@ -194,7 +194,7 @@ describe("resource exhaustion (issue 11)", { skip }, () => {
       assert.ok(growth < BOUND_MIB, `RSS grew ${growth.toFixed(1)} MiB`);
     });
 
-    it("300 slow 1 MiB bodies: peak growth within 300 × 1.6 MiB, each answered 408 and closed", async () => {
+    it("300 slow 1 MiB bodies: the body budget holds the growth under 160 MiB (476 without); 408 or 429, all closed", async () => {
       const pid = bed!.server.child.pid!;
       const before = rssKiB(pid);
       await command(bed!.probe, "slow 300", /SLOW SENT (\d+)/, 120_000);
@@ -202,9 +202,9 @@ describe("resource exhaustion (issue 11)", { skip }, () => {
       let peak = 0;
       const mark = bed!.probe.mark();
       let done: RegExpMatchArray | undefined;
-      const waiting = bed!.probe.waitFor(/SLOW DONE (\d+) (\d+)/, 120_000, mark).then((m) =>
-        done = m
-      );
+      const waiting = bed!.probe.waitFor(/SLOW DONE (\d+) (\d+) (\d+)/, 120_000, mark).then((
+        m,
+      ) => done = m);
       while (!done) {
         peak = Math.max(peak, (rssKiB(pid) - before) / 1024);
         await Promise.race([waiting, new Promise((r) => setTimeout(r, 200))]);
@@ -212,13 +212,15 @@ describe("resource exhaustion (issue 11)", { skip }, () => {
       const m = done;
       const after = (rssKiB(pid) - before) / 1024;
       console.log(
-        `300 slow 1 MiB bodies: server RSS peak growth ${peak.toFixed(1)} MiB ` +
-          `(${(peak / 300).toFixed(2)} MiB per body; bound ${300 * 1.6} MiB), ` +
-          `${after.toFixed(1)} MiB after the 408s; ${m[1]} answered 408, ${m[2]} closed by the server`,
+        `300 slow 1 MiB bodies from one address (body budget 64 MiB, 16 MiB per address): ` +
+          `server RSS peak growth ${peak.toFixed(1)} MiB, ${after.toFixed(1)} MiB after; ` +
+          `${m[1]} held until their 408, ${m[2]} refused at once with 429 ENOBUFS, ` +
+          `${m[3]} closed by the server`,
       );
-      assert.ok(peak < 300 * 1.6, `RSS grew ${peak.toFixed(1)} MiB`);
-      assert.equal(Number(m[1]), 300, "every slow body got its 408");
-      assert.equal(Number(m[2]), 300, "and its connection was closed");
+      assert.ok(peak < 160, `RSS grew ${peak.toFixed(1)} MiB`);
+      assert.equal(Number(m[1]) + Number(m[2]), 300, "each got 408 or 429");
+      assert.ok(Number(m[1]) >= 1 && Number(m[1]) <= 16, `${m[1]} bodies held`);
+      assert.equal(Number(m[3]), 300, "every connection was closed by the server");
     });
 
     it("the session's tunnel still works after all of them", async () => {
