@@ -13,10 +13,11 @@
  *
  * - Reading: one reused 64 KiB buffer; payload bytes are copied once into the
  *   message's own buffer (allocated by the frame's declared length, never
- *   more than the limit) and unmasked there 32 bits at a time.
+ *   more than the limit; a large remainder is read straight into it) and
+ *   unmasked there 32 bits at a time.
  * - Writing: `send` copies the payload behind its frame header at once (the
  *   caller may reuse its buffer, as with the standard WebSocket); one write
- *   loop drains the queue, small messages coalesced into one write.
+ *   loop drains the queue, queued frames coalesced into writes of up to 256 KiB.
  *   `bufferedAmount` counts the queued bytes.
  * - Keepalive: a connection that received nothing for `idleTimeoutMs` gets a
  *   ping; when nothing arrives within as long again it is closed (1001).
@@ -80,8 +81,10 @@ const OP_PONG = 0xa;
 const READ_BYTES = 64 * 1024;
 /** What a failed connection reads and drops at most before it closes. */
 const DRAIN_BYTES = 1024 * 1024;
-/** Queued messages smaller than this are coalesced into one write. */
-const COALESCE_BYTES = 16 * 1024;
+/** Queued frames are coalesced into writes of up to this many bytes. */
+const WRITE_BYTES = 256 * 1024;
+/** A payload with at least this much left to arrive is read straight into its buffer. */
+const DIRECT_READ_BYTES = 16 * 1024;
 
 type Listener = (ev: { data: unknown; code?: number; reason?: string }) => void;
 
@@ -314,10 +317,10 @@ export class ServerWebSocket implements TunnelSocket {
       while (this.#queue.length > 0) {
         let chunk = this.#queue[0];
         let taken = 1;
-        if (chunk.length < COALESCE_BYTES && this.#queue.length > 1) {
-          // Coalesce a run of small frames into one write.
+        if (chunk.length < WRITE_BYTES && this.#queue.length > 1) {
+          // Coalesce queued frames into one write (one system call instead of one per message).
           let total = chunk.length;
-          while (taken < this.#queue.length && total + this.#queue[taken].length <= READ_BYTES) {
+          while (taken < this.#queue.length && total + this.#queue[taken].length <= WRITE_BYTES) {
             total += this.#queue[taken].length;
             taken++;
           }
@@ -351,6 +354,19 @@ export class ServerWebSocket implements TunnelSocket {
     const buf = new Uint8Array(READ_BYTES);
     try {
       while (this.#state === OPEN || this.#state === CLOSING || this.#drained >= 0) {
+        // A large payload in progress is read straight into its own buffer (no copy).
+        const p = this.#payload;
+        if (p !== undefined && p.length - this.#payloadFilled >= DIRECT_READ_BYTES) {
+          const into = p.subarray(this.#payloadFilled);
+          const got = await conn.read(into);
+          if (got === null) break;
+          this.#heard = true;
+          if (this.#payload !== p) continue; // failed or closed meanwhile
+          unmask(into.subarray(0, got), this.#mask, this.#payloadFilled);
+          this.#payloadFilled += got;
+          if (this.#payloadFilled === p.length) this.#endFrame();
+          continue;
+        }
         const n = await conn.read(buf);
         if (n === null) break;
         this.#heard = true;

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { problemResponse } from "./problem.ts";
+import { HttpProblem, problemResponse } from "./problem.ts";
 
 /** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -22,20 +22,21 @@ export function wantsWebSocket(req: Request): boolean {
 
 /**
  * Checks the client's handshake (RFC 6455 §4.2.1). Returns undefined when it
- * is acceptable, else the problem response to send.
+ * is acceptable, else the problem to answer: `EINVAL` (400) for a malformed
+ * one, `EUPGRADE` (426, with `Sec-WebSocket-Version: 13`) for another
+ * version (§4.4).
  *
  * @example
  * ```ts
- * const refusal = checkWebSocketHandshake(req);
- * if (refusal) return refusal; // 400 EINVAL or 426 EUPGRADE
+ * const problem = handshakeProblem(req);
+ * if (problem) throw problem; // the app's onError answers it
  * ```
  */
-export function checkWebSocketHandshake(req: Request): Response | undefined {
-  const bad = (detail: string) => {
-    const res = problemResponse("EINVAL", `malformed WebSocket handshake: ${detail}`);
-    res.headers.set("connection", "close");
-    return res;
-  };
+export function handshakeProblem(req: Request): HttpProblem | undefined {
+  const bad = (detail: string) =>
+    new HttpProblem("EINVAL", `malformed WebSocket handshake: ${detail}`, {
+      headers: { connection: "close" },
+    });
   if (req.method !== "GET") return bad(`the method must be GET, got "${req.method}"`);
   const connection = req.headers.get("connection") ?? "";
   if (!/(^|,)\s*upgrade\s*(,|$)/i.test(connection)) {
@@ -48,13 +49,28 @@ export function checkWebSocketHandshake(req: Request): Response | undefined {
   }
   const version = req.headers.get("sec-websocket-version");
   if (version?.trim() !== "13") {
-    return problemResponse(
+    return new HttpProblem(
       "EUPGRADE",
       `unsupported Sec-WebSocket-Version "${version ?? ""}": this server speaks 13`,
       { headers: { "sec-websocket-version": "13", connection: "close" } },
     );
   }
   return undefined;
+}
+
+/**
+ * {@linkcode handshakeProblem} as a response: undefined when the handshake
+ * is acceptable, else the problem+json response to send.
+ *
+ * @example
+ * ```ts
+ * const refusal = checkWebSocketHandshake(req);
+ * if (refusal) return refusal; // 400 EINVAL or 426 EUPGRADE
+ * ```
+ */
+export function checkWebSocketHandshake(req: Request): Response | undefined {
+  const p = handshakeProblem(req);
+  return p ? problemResponse(p.code, p.message, { headers: p.headers }) : undefined;
 }
 
 /** A base64 encoding of 16 bytes (§4.2.1 item 5): 22 characters and "==". */
