@@ -85,7 +85,8 @@ export const upgradeWorkerdWebSocket: WebSocketUpgrader = (
   options?: { protocol?: string },
 ) => {
   // A malformed handshake answers 400 (426 for another version), as on Deno and Bun.
-  const problem = handshakeProblem(req);
+  // (Cloudflare's front end handles the hop-by-hop Connection header itself.)
+  const problem = handshakeProblem(req, { requireConnectionUpgrade: false });
   if (problem) throw problem;
   const Pair = (globalThis as { WebSocketPair?: WebSocketPairConstructor }).WebSocketPair;
   if (typeof Pair !== "function") {

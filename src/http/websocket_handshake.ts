@@ -22,7 +22,9 @@ export function wantsWebSocket(req: Request): boolean {
 
 /**
  * Checks the client's handshake (RFC 6455 §4.2.1). Returns undefined when it
- * is acceptable, else the problem to answer: `EINVAL` (400) for a malformed
+ * is acceptable, else the problem to answer (`requireConnectionUpgrade:
+ * false` skips the hop-by-hop `Connection` header, which a platform's front
+ * end may have consumed): `EINVAL` (400) for a malformed
  * one, `EUPGRADE` (426, with `Sec-WebSocket-Version: 13`) for another
  * version (§4.4).
  *
@@ -32,14 +34,19 @@ export function wantsWebSocket(req: Request): boolean {
  * if (problem) throw problem; // the app's onError answers it
  * ```
  */
-export function handshakeProblem(req: Request): HttpProblem | undefined {
+export function handshakeProblem(
+  req: Request,
+  options: { requireConnectionUpgrade?: boolean } = {},
+): HttpProblem | undefined {
   const bad = (detail: string) =>
     new HttpProblem("EINVAL", `malformed WebSocket handshake: ${detail}`, {
       headers: { connection: "close" },
     });
   if (req.method !== "GET") return bad(`the method must be GET, got "${req.method}"`);
   const connection = req.headers.get("connection") ?? "";
-  if (!/(^|,)\s*upgrade\s*(,|$)/i.test(connection)) {
+  if (
+    options.requireConnectionUpgrade !== false && !/(^|,)\s*upgrade\s*(,|$)/i.test(connection)
+  ) {
     return bad(`Connection must include "upgrade", got "${connection}"`);
   }
   const key = req.headers.get("sec-websocket-key");
