@@ -186,8 +186,15 @@ export function base64Url(bytes: Uint8Array): string {
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** The stack's DHCP settings for {@linkcode CreateSessionParams.dhcp}. */
-function dhcpConfig(dhcp: CreateSessionParams["dhcp"]): DhcpServerConfig {
+/**
+ * The stack's DHCP settings for {@linkcode CreateSessionParams.dhcp}.
+ *
+ * @example
+ * ```ts
+ * dhcpConfig({ poolSize: 4 }); // { enabled: true, poolSize: 4, leasesPerMac: undefined, leaseMs: undefined }
+ * ```
+ */
+export function dhcpConfig(dhcp: CreateSessionParams["dhcp"]): DhcpServerConfig {
   if (dhcp === undefined || typeof dhcp === "boolean") return { enabled: dhcp ?? true };
   return {
     enabled: true,
