@@ -264,6 +264,31 @@ export class EgressPolicy {
   }
 
   /**
+   * Whether every flow to `ip` is denied, whatever the port and protocol:
+   * the reason, or undefined when some flow to it may be allowed. The DNS
+   * forwarder drops answers with such addresses (a public name that
+   * resolves to 127.0.0.1 or 169.254.169.254: DNS rebinding), so a guest
+   * learns no address it could not reach anyway. Deny rules count only
+   * when they name no port and no protocol; any allow rule for the address
+   * opens it.
+   */
+  addressDenied(ip: IpAddress): EgressDenyReason | undefined {
+    const ips = candidates(ip);
+    const covers = (r: EgressRule) => ips.some((a) => cidrContains(r.cidr, a));
+    if (this.deny.some((r) => r.protocol === "any" && r.ports === undefined && covers(r))) {
+      return "deny_rule";
+    }
+    if (ips.some((a) => this.serverAddresses.some((s) => sameAddress(a, s)))) {
+      return "server_address";
+    }
+    if (this.allow.some(covers)) return undefined;
+    if (ips.some((a) => this.#defaults.some((c) => cidrContains(c, a)))) {
+      return "reserved_address";
+    }
+    return undefined;
+  }
+
+  /**
    * The policy in words, one line each, for the server's startup log: the
    * operator's rules first (they are what an operator checks), then the
    * defaults.
