@@ -9,10 +9,15 @@
  * - `NETISLE_ISOLATION=worker|off` (default off): one Worker isolate per
  *   session, with `NETISLE_WORKER_TIMEOUT_MS` (>= 100, default 10000),
  *   `NETISLE_MAX_SESSIONS` (>= 1, default 100) and `NETISLE_TEST_HOOKS=1`
- *   (tests only).
+ *   (tests only);
+ * - `NETISLE_EGRESS=on|off` (default off), `NETISLE_EGRESS_ALLOW`,
+ *   `NETISLE_EGRESS_DENY`, `NETISLE_DNS_UPSTREAM`: egress
+ *   (src/apps/egress/egress_config.ts).
  *
  * @module
  */
+
+import { type EgressConfig, readEgressConfig } from "../src/apps/egress/egress_config.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -29,6 +34,8 @@ export interface ServerConfig {
     heartbeatIntervalMs: number;
     testHooks: boolean;
   } | undefined;
+  /** Set when `NETISLE_EGRESS=on`: the egress rules and DNS upstream. */
+  egress: EgressConfig | undefined;
 }
 
 /**
@@ -59,7 +66,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     metricsToken: env.NETISLE_METRICS_TOKEN || undefined,
     requestLog: env.NETISLE_LOG === "0" ? false : undefined,
     isolation: undefined,
+    egress: undefined,
   };
+  const egress = readEgressConfig(env);
+  if (typeof egress === "string") return egress;
+  config.egress = egress;
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
     const max = Number(env.NETISLE_MAX_SESSIONS ?? "100");
@@ -84,6 +95,7 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   const notes = [runtime, "in memory"];
   if (config.isolation) notes.push("one worker per session");
   if (config.adminToken) notes.push("admin token required");
+  if (config.egress) notes.push("egress on");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
   return `netisle listening on ${url} (${notes.join(", ")})`;
 }

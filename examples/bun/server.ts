@@ -6,6 +6,7 @@
  *   bun run examples/bun/server.ts                 # 127.0.0.1:8787 (npm run start:bun)
  *   PORT=9000 HOSTNAME=0.0.0.0 NETISLE_ADMIN_TOKEN=secret bun run examples/bun/server.ts
  *   NETISLE_METRICS_TOKEN=scrape NETISLE_LOG=0 bun run examples/bun/server.ts
+ *   NETISLE_EGRESS=on bun run examples/bun/server.ts   # egress (README "Egress")
  *
  * @module
  */
@@ -13,6 +14,10 @@
 import process from "node:process";
 import { serveBun } from "../../src/http/serve_bun.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
+import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
+import { bunDialer } from "../../src/apps/egress/dial_bun.ts";
+import { hostAddresses, nodeSystemDns } from "../../src/apps/egress/node_net.ts";
+import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
 import { listeningLine, readServerConfig } from "../server_config.ts";
 
 const config = readServerConfig(process.env);
@@ -39,12 +44,20 @@ if (config.isolation) {
   await new Promise<never>(() => {});
 }
 
-const registry = new SessionRegistry({ clock: new SystemClock() });
+const egress = config.egress && createEgressService(config.egress, {
+  dialer: bunDialer(),
+  systemDns: nodeSystemDns(),
+  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
+const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();
 
 const server = serveBun({
   ...config,
   registry,
+  metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   onListen: (url) => console.log(listeningLine(url, "Bun", config)),
 });
 

@@ -4,12 +4,17 @@
  *   deno task start            # 127.0.0.1:8787
  *   PORT=9000 HOSTNAME=0.0.0.0 NETISLE_ADMIN_TOKEN=secret deno task start
  *   NETISLE_METRICS_TOKEN=scrape NETISLE_LOG=0 deno task start   # /metrics needs a token; no request log
+ *   NETISLE_EGRESS=on deno task start   # sessions' machines reach the world (README "Egress")
  *
  * @module
  */
 
 import { serveDeno } from "../../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
+import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
+import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
+import { hostAddresses } from "../../src/apps/egress/node_net.ts";
+import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
 import { listeningLine, readServerConfig } from "../server_config.ts";
 
 const config = readServerConfig(Deno.env.toObject());
@@ -36,12 +41,20 @@ if (config.isolation) {
   Deno.exit(0);
 }
 
-const registry = new SessionRegistry({ clock: new SystemClock() });
+const egress = config.egress && createEgressService(config.egress, {
+  dialer: denoDialer(),
+  systemDns: denoSystemDns(),
+  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
+const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();
 
 const server = serveDeno({
   ...config,
   registry,
+  metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   onListen: (url) => console.log(listeningLine(url, "Deno", config)),
 });
 

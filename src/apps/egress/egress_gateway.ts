@@ -13,7 +13,7 @@
 import type { EgressEvent } from "../../stack/stack_egress.ts";
 import type { DnsCacheLimits } from "./dns/dns_cache.ts";
 import { DnsCache } from "./dns/dns_cache.ts";
-import { DnsForwarder, type DnsForwarderLimits } from "./dns/dns_forwarder.ts";
+import { DnsRelay, type DnsRelayLimits } from "./dns/dns_relay.ts";
 import type { DnsUpstream } from "./dns/dns_upstream.ts";
 import type { EgressDialer } from "./dialer.ts";
 import { EgressCore, type EgressHost } from "./egress_core.ts";
@@ -39,8 +39,8 @@ export interface EgressGatewayOptions {
   limits?: Partial<EgressLimits>;
   /** The DNS cache's limits. */
   dnsCache?: Partial<DnsCacheLimits>;
-  /** The DNS forwarder's limits. */
-  dns?: Partial<DnsForwarderLimits>;
+  /** The DNS relay's limits. */
+  dns?: Partial<DnsRelayLimits>;
 }
 
 /** A flow as the session view lists it. */
@@ -95,7 +95,7 @@ export class EgressGateway {
   readonly #core: EgressCore;
   readonly #options: EgressGatewayOptions;
   readonly #udp: UdpFlowTable;
-  readonly #dns: DnsForwarder;
+  readonly #dns: DnsRelay;
   readonly #cache: DnsCache;
   #scheduled = false;
   #closed = false;
@@ -120,7 +120,7 @@ export class EgressGateway {
       deny,
     });
     this.#cache = new DnsCache(options.dnsCache, host.stack.quota.memory);
-    this.#dns = new DnsForwarder({
+    this.#dns = new DnsRelay({
       upstream: options.upstream,
       cache: this.#cache,
       policy: options.policy,

@@ -266,7 +266,7 @@ export class EgressPolicy {
   /**
    * Whether every flow to `ip` is denied, whatever the port and protocol:
    * the reason, or undefined when some flow to it may be allowed. The DNS
-   * forwarder drops answers with such addresses (a public name that
+   * relay drops answers with such addresses (a public name that
    * resolves to 127.0.0.1 or 169.254.169.254: DNS rebinding), so a guest
    * learns no address it could not reach anyway. Deny rules count only
    * when they name no port and no protocol; any allow rule for the address

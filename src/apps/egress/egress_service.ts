@@ -9,7 +9,7 @@
 
 import type { Session, SessionEgressProvider } from "../../session/mod.ts";
 import type { DnsCacheLimits } from "./dns/dns_cache.ts";
-import type { DnsForwarderLimits } from "./dns/dns_forwarder.ts";
+import type { DnsRelayLimits } from "./dns/dns_relay.ts";
 import type { DnsUpstream } from "./dns/dns_upstream.ts";
 import type { EgressDialer } from "./dialer.ts";
 import { EgressGateway } from "./egress_gateway.ts";
@@ -34,8 +34,8 @@ export interface EgressServiceOptions {
   limits?: Partial<EgressLimits>;
   /** Per-session DNS cache limits. */
   dnsCache?: Partial<DnsCacheLimits>;
-  /** Per-session DNS forwarder limits. */
-  dns?: Partial<DnsForwarderLimits>;
+  /** Per-session DNS relay limits. */
+  dns?: Partial<DnsRelayLimits>;
 }
 
 /** Flows open now, summed over the live gateways. */

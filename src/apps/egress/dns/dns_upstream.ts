@@ -3,7 +3,7 @@
  * (`NETISLE_DNS_UPSTREAM`): the runtime's own resolver (`system`),
  * DNS-over-HTTPS (`https://…`, RFC 8484) or a DNS server over UDP
  * (`udp:IP:PORT`, with TCP when an answer is truncated). Each upstream
- * answers one question with a set of records; the forwarder caches it and
+ * answers one question with a set of records; the relay caches it and
  * builds the guest's response.
  *
  * @module
@@ -26,14 +26,14 @@ export interface DnsAnswerSet {
 
 /** Options of one resolution. */
 export interface DnsResolveOptions {
-  /** Ends the resolution (the forwarder's timeout, the session closing). */
+  /** Ends the resolution (the relay's timeout, the session closing). */
   signal: AbortSignal;
   /** The clock retransmissions run on (the session's). */
   clock: TimerClock;
 }
 
 /**
- * A resolver the forwarder asks.
+ * A resolver the relay asks.
  *
  * @example
  * ```ts

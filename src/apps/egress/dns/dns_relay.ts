@@ -2,7 +2,7 @@
  * The egress resolver of one session: the DNS queries the session's
  * responder defers (names it does not own) are answered from the session's
  * cache or resolved upstream, and the answer goes back through the core
- * ({@linkcode DnsForwarderDeps.answer}). It never stays silent: a failed or
+ * ({@linkcode DnsRelayDeps.answer}). It never stays silent: a failed or
  * timed-out upstream, or too many questions in flight, is SERVFAIL
  * (RFC 1035 §4.1.1). Identical questions in flight share one upstream
  * resolution.
@@ -25,22 +25,22 @@ import type { DnsCache } from "./dns_cache.ts";
 import { buildDnsMessage, type DnsRecord, DnsRecordType, parseDnsMessage } from "./dns_message.ts";
 import type { DnsAnswerSet, DnsUpstream } from "./dns_upstream.ts";
 
-/** Limits of a forwarder. */
-export interface DnsForwarderLimits {
+/** Limits of a relay. */
+export interface DnsRelayLimits {
   /** Upstream resolutions in flight; a question beyond gets SERVFAIL. */
   maxPending: number;
   /** How long an upstream may take (ms) before the client gets SERVFAIL. */
   timeoutMs: number;
 }
 
-/** Defaults for {@linkcode DnsForwarderLimits}: 64 in flight, 5 s. */
-export const DEFAULT_DNS_FORWARDER_LIMITS: DnsForwarderLimits = {
+/** Defaults for {@linkcode DnsRelayLimits}: 64 in flight, 5 s. */
+export const DEFAULT_DNS_RELAY_LIMITS: DnsRelayLimits = {
   maxPending: 64,
   timeoutMs: 5000,
 };
 
-/** Counters of a forwarder. */
-export interface DnsForwarderStats {
+/** Counters of a relay. */
+export interface DnsRelayStats {
   /** Queries taken from the responder. */
   queries: number;
   /** Answered from the cache. */
@@ -57,8 +57,8 @@ export interface DnsForwarderStats {
   answered: number;
 }
 
-/** What a forwarder needs. */
-export interface DnsForwarderDeps {
+/** What a relay needs. */
+export interface DnsRelayDeps {
   upstream: DnsUpstream;
   cache: DnsCache;
   policy: EgressPolicy;
@@ -70,7 +70,7 @@ export interface DnsForwarderDeps {
   onFiltered?(reason: EgressDenyReason): void;
   /** The largest UDP answer the link carries (MTU − 28). */
   maxUdpSize: number;
-  limits?: Partial<DnsForwarderLimits>;
+  limits?: Partial<DnsRelayLimits>;
 }
 
 interface Query {
@@ -101,15 +101,15 @@ function addressOf(r: DnsRecord): IpAddress | undefined {
  *
  * @example
  * ```ts
- * const fwd = new DnsForwarder({ upstream, cache, policy, clock, maxUdpSize: 1472, answer });
+ * const fwd = new DnsRelay({ upstream, cache, policy, clock, maxUdpSize: 1472, answer });
  * fwd.handle(event.client, event.clientPort, event.query);
  * ```
  */
-export class DnsForwarder {
+export class DnsRelay {
   /** The limits in force. */
-  readonly limits: DnsForwarderLimits;
+  readonly limits: DnsRelayLimits;
   /** Counters. */
-  readonly stats: DnsForwarderStats = {
+  readonly stats: DnsRelayStats = {
     queries: 0,
     cacheHits: 0,
     upstreamQueries: 0,
@@ -118,14 +118,14 @@ export class DnsForwarder {
     filteredRecords: 0,
     answered: 0,
   };
-  #deps: DnsForwarderDeps;
+  #deps: DnsRelayDeps;
   #inFlight = new Map<string, { waiting: Query[]; abort: AbortController }>();
   #closed = false;
 
-  /** Creates the forwarder. */
-  constructor(deps: DnsForwarderDeps) {
+  /** Creates the relay. */
+  constructor(deps: DnsRelayDeps) {
     this.#deps = deps;
-    this.limits = { ...DEFAULT_DNS_FORWARDER_LIMITS, ...deps.limits };
+    this.limits = { ...DEFAULT_DNS_RELAY_LIMITS, ...deps.limits };
   }
 
   /** Upstream resolutions in flight. */
