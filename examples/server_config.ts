@@ -13,11 +13,15 @@
  * - `NETISLE_EGRESS=on|off` (default off), `NETISLE_EGRESS_ALLOW`,
  *   `NETISLE_EGRESS_DENY`, `NETISLE_DNS_UPSTREAM`: egress
  *   (src/apps/egress/egress_config.ts).
+ * - `NETISLE_CORS_ORIGINS`: a comma list of origins whose pages may call the
+ *   API (CORS; `*` for any, warned about), WebSocket upgrades from other
+ *   origins refused.
  *
  * @module
  */
 
 import { type EgressConfig, readEgressConfig } from "../src/apps/egress/egress_config.ts";
+import { parseCorsOrigins } from "../src/http/cors.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -36,6 +40,8 @@ export interface ServerConfig {
   } | undefined;
   /** Set when `NETISLE_EGRESS=on`: the egress rules and DNS upstream. */
   egress: EgressConfig | undefined;
+  /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -71,6 +77,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
   const egress = readEgressConfig(env);
   if (typeof egress === "string") return egress;
   config.egress = egress;
+  if (env.NETISLE_CORS_ORIGINS) {
+    const origins = parseCorsOrigins(env.NETISLE_CORS_ORIGINS);
+    if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
+    config.corsOrigins = origins;
+  }
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
     const max = Number(env.NETISLE_MAX_SESSIONS ?? "100");
@@ -97,5 +108,9 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   if (config.adminToken) notes.push("admin token required");
   if (config.egress) notes.push("egress on");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
-  return `netisle listening on ${url} (${notes.join(", ")})`;
+  if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
+  const line = `netisle listening on ${url} (${notes.join(", ")})`;
+  if (!config.corsOrigins?.includes("*")) return line;
+  return `${line}\nnetisle: WARNING: NETISLE_CORS_ORIGINS=* lets a page on any web site call ` +
+    "this API and open its WebSockets; only session and admin tokens protect it. List the origins.";
 }

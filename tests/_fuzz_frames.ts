@@ -41,7 +41,8 @@ import {
 import { NetError } from "../src/errors/net_error.ts";
 import { type PeerSegment, TcpHarness } from "../src/stack/tcp/tcp_harness.ts";
 import type { TcpConnection, TcpState } from "../src/stack/tcp/tcp_connection.ts";
-import { type TcpListener, tupleKey } from "../src/stack/tcp/tcp_layer.ts";
+import { tupleKey } from "../src/stack/tcp/tcp_layer.ts";
+import type { TcpListener } from "../src/stack/tcp/tcp_listener.ts";
 
 /** The fuzzing peer's MAC. */
 export const PEER_MAC: Uint8Array = parseMacAddress("52:54:00:12:34:56");

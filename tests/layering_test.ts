@@ -1,7 +1,8 @@
 /**
  * DESIGN.md: data flows one way and each folder imports only the ones below
- * it: errors ← wire ← stack ← socket ← session ← apps ← http, with the
- * tunnel client and the examples above them all. This test reads every
+ * it: errors ← wire ← stack ← socket ← session ← apps ← http ← client (the
+ * SDK, which shares the http layer's schemas), with the tunnel client and the
+ * CLI and the examples above them all. This test reads every
  * non-test source file and fails on any relative import (static, dynamic,
  * `import type` and re-exports alike) that points up.
  */
@@ -21,6 +22,7 @@ export const LAYERS: readonly string[] = [
   "src/session",
   "src/apps",
   "src/http",
+  "src/client",
   "tunnel",
   "examples",
 ];

@@ -19,6 +19,7 @@ import { openApiDocument, registerOpenApiComponents } from "./openapi.ts";
 import { problemNotFound, problemOnError } from "./problem.ts";
 import { DEFAULT_BODY_TIMEOUT_MS } from "./request_body.ts";
 import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";
+import { corsMiddleware } from "./cors.ts";
 import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
@@ -51,6 +52,11 @@ export interface AppOptions {
   stream?: SocketStreamOptions;
   /** Where requests are counted (default: a new one); lets an embedder render the counts. */
   httpMetrics?: HttpMetrics;
+  /**
+   * Origins whose pages may call the API (CORS, `*` for any); WebSocket
+   * upgrades from other origins answer 403. Default: no CORS headers.
+   */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -79,6 +85,8 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.onError(problemOnError("request"));
   app.notFound(problemNotFound);
   registerOpenApiComponents(app);
+
+  if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
 
   app.route("/", sessionRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket }));
   app.route(

@@ -35,11 +35,16 @@ export interface BodyCharge {
 
 /**
  * Upgrades a request to a WebSocket, as each runtime does it
- * (`Deno.upgradeWebSocket`, Bun's `server.upgrade`, workerd's `WebSocketPair`).
+ * (`Deno.upgradeWebSocket`, Bun's `server.upgrade`, workerd's `WebSocketPair`),
+ * answering `options.protocol` (the subprotocol the route picked from the
+ * offered ones) when given.
  *
  * @example
  * ```ts
  * const upgrade: WebSocketUpgrader = (req) => Deno.upgradeWebSocket(req);
  * ```
  */
-export type WebSocketUpgrader = (req: Request) => { socket: TunnelSocket; response: Response };
+export type WebSocketUpgrader = (
+  req: Request,
+  options?: { protocol?: string },
+) => { socket: TunnelSocket; response: Response };

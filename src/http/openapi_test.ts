@@ -236,6 +236,14 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
     assert.equal(egressField.type, "boolean");
     assert.match(egressField.description, /NETISLE_EGRESS/);
     createBody(before["POST /v1/sessions"]).properties.egress = egressField;
+    // The stream route also speaks netisle.stream.v1 (issue 14), for TCP and UDP sockets.
+    const stream = before["GET /v1/sessions/{sid}/sockets/{id}/stream"];
+    stream.summary =
+      "Stream a TCP connection (or, with netisle.stream.v1, a UDP socket) over a WebSocket";
+    stream.description += " With the subprotocol `netisle.stream.v1` every message starts with " +
+      "a type byte (DATA, ACK, FIN, OPEN, ERROR): credit-based flow control both ways, a " +
+      "half-close each way, UDP sockets one datagram per message, and the stream owns the " +
+      'socket (README, "The stream protocol").';
     // /metrics is text (a string, not binary); /openapi.json is a JSON object.
     assert.deepEqual(now["GET /metrics"].responses["200"].content, ["text/plain"]);
     assert.deepEqual(now["GET /openapi.json"].responses["200"].content, ["application/json"]);

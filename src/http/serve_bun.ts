@@ -30,6 +30,7 @@
 import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
+import { selectStreamSubprotocol } from "./socket_stream_protocol.ts";
 import { problemResponse } from "./problem.ts";
 
 /** The part of Bun's `ServerWebSocket` this adapter uses. */
@@ -215,7 +216,7 @@ export function serveBunFetch(
     // Answer the subprotocol the route picks (RFC 6455 §4.2.2), like serve_deno.ts. Left to
     // itself Bun echoes the first one offered; an empty value makes it send none.
     const offered = req.headers.get("sec-websocket-protocol");
-    const protocol = selectTunnelSubprotocol(offered);
+    const protocol = selectTunnelSubprotocol(offered) ?? selectStreamSubprotocol(offered);
     const headers: Record<string, string> = {};
     if (offered) headers["sec-websocket-protocol"] = protocol ?? "";
     if (current?.upgrade(req, { data: socket, headers })) {

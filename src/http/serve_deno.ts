@@ -9,6 +9,7 @@
 import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
+import { selectStreamSubprotocol } from "./socket_stream_protocol.ts";
 
 /** How {@linkcode serveDenoFetch} listens (shared by the in-process and the isolated server). */
 export interface DenoListenOptions {
@@ -48,7 +49,8 @@ export function serveDenoFetch(
   const handler = build((req) => {
     // Echo the tunnel subprotocol the route picks; Deno pings an idle peer and closes
     // the socket when no pong comes back within idleTimeout (dead tunnel detection).
-    const protocol = selectTunnelSubprotocol(req.headers.get("sec-websocket-protocol"));
+    const offered = req.headers.get("sec-websocket-protocol");
+    const protocol = selectTunnelSubprotocol(offered) ?? selectStreamSubprotocol(offered);
     const { socket, response } = Deno.upgradeWebSocket(req, {
       idleTimeout: options.idleTimeoutSeconds ?? 60,
       protocol,

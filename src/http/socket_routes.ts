@@ -22,6 +22,9 @@ import type { AppEnv, WebSocketUpgrader } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
 import { openSocketStream, type SocketStreamOptions } from "./socket_stream.ts";
 import { socketDetails, socketListView, socketView } from "./socket_view.ts";
+import { selectStreamSubprotocol } from "./socket_stream_protocol.ts";
+import { openStreamV1 } from "./socket_stream_v1.ts";
+import { openUdpStream } from "./udp_stream.ts";
 import {
   AcceptBodySchema,
   AcceptResultSchema,
@@ -429,12 +432,16 @@ export function socketRoutes(
       operationId: "streamSocket",
       method: "get",
       path: `${SOCKET}/stream`,
-      summary: "Stream a TCP connection over a WebSocket",
+      summary:
+        "Stream a TCP connection (or, with netisle.stream.v1, a UDP socket) over a WebSocket",
       description: "Upgrade to a WebSocket: binary messages both ways carry the byte stream " +
         "(text messages are taken as UTF-8). Closing the WebSocket sends FIN; the peer's FIN " +
         "closes the WebSocket (1000) after everything was delivered; a reset closes it with " +
         "1011. The session token may come as `?token=`. While a stream is attached, send and " +
-        "recv answer 409 EBUSY.",
+        "recv answer 409 EBUSY. With the subprotocol `netisle.stream.v1` every message starts " +
+        "with a type byte (DATA, ACK, FIN, OPEN, ERROR): credit-based flow control both ways, " +
+        "a half-close each way, UDP sockets one datagram per message, and the stream owns the " +
+        'socket (README, "The stream protocol").',
       tags: TAGS,
       auth: "session-or-query",
       websocket: true,
@@ -456,15 +463,21 @@ export function socketRoutes(
       if (!upgrade) {
         throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
       }
-      const pending = openSocketStream(
-        table,
-        entry,
-        { quota: session.stack.quota.memory, clock: ctx.clock },
-        options.stream,
-      );
+      // `netisle.stream.v1` when offered (socket_stream_protocol.ts), else the original stream.
+      const protocol = selectStreamSubprotocol(c.req.header("sec-websocket-protocol"));
+      const pending = !protocol
+        ? openSocketStream(
+          table,
+          entry,
+          { quota: session.stack.quota.memory, clock: ctx.clock },
+          options.stream,
+        )
+        : entry.protocol === "udp"
+        ? openUdpStream(table, entry, options.stream)
+        : openStreamV1(table, entry, options.stream);
       let upgraded;
       try {
-        upgraded = upgrade(c.req.raw);
+        upgraded = upgrade(c.req.raw, { protocol });
       } catch (err) {
         pending.cancel();
         throw err;

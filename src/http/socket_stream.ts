@@ -32,6 +32,7 @@ import type { Clock } from "../session/clock.ts";
 import type { BufferHold } from "../socket/buffer_hold.ts";
 import type { SocketAttachment, SocketEntry } from "../socket/socket_entry.ts";
 import type { SocketTable } from "../socket/socket_table.ts";
+import { sleepOn } from "../socket/poll_deadline.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { bufferCost, type MemoryQuota } from "../stack/session_quota.ts";
@@ -201,7 +202,7 @@ class StreamBridge {
         // Take bytes only when the client drained and the quota takes a chunk: until then
         // they stay in the receive buffer and the TCP window closes on the peer.
         while (this.#ws.bufferedAmount > this.#highWater || !this.#quota.tryCharge(chunkCost)) {
-          await sleep(this.#clock, this.#pollMs, signal);
+          await sleepOn(this.#clock, this.#pollMs, signal);
           this.#releaseDrained();
         }
         if (signal.aborted) {
@@ -245,7 +246,7 @@ class StreamBridge {
     const quiet = new AbortController();
     const both = AbortSignal.any([signal, quiet.signal]);
     const readable = this.#sock.waitReadable(both);
-    const tick = sleep(this.#clock, this.#pollMs, both);
+    const tick = sleepOn(this.#clock, this.#pollMs, both);
     readable.catch(() => {});
     tick.catch(() => {});
     try {
@@ -373,23 +374,4 @@ class StreamBridge {
     this.#releaseDrained();
     this.#table.detach(this.#entry, this.#attachment);
   }
-}
-
-/** Resolves after `ms` on `clock`, or rejects with the signal's reason; leaves no timer behind. */
-function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clock.clearTimer(t);
-      reject(signal.reason);
-    };
-    const t = clock.setTimer(clock.now() + ms, () => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    });
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

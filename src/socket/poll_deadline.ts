@@ -131,3 +131,31 @@ export class PollDeadline {
     this.#ac.abort(new DOMException("the wait timed out", "TimeoutError"));
   }
 }
+
+/**
+ * Resolves after `ms` on `clock` (the session's), or rejects with the
+ * signal's reason; leaves no timer or listener behind. For loops that poll
+ * something no event announces (a WebSocket's `bufferedAmount`, a quota).
+ *
+ * @example
+ * ```ts
+ * while (ws.bufferedAmount > highWater) await sleepOn(session.clock, 10, signal);
+ * ```
+ */
+export function sleepOn(clock: TimerClock, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clock.clearTimer(t);
+      reject(signal.reason);
+    };
+    const t = clock.setTimer(clock.now() + ms, () => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

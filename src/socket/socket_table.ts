@@ -44,8 +44,8 @@ import {
 } from "./table_context.ts";
 import { TcpOperations } from "./tcp_operations.ts";
 import type { TcpSocket } from "./tcp_socket.ts";
+import type { UdpSocket } from "./udp_socket.ts";
 import { UdpOperations } from "./udp_operations.ts";
-import { bringsQuotaUnit, passesUnchargedLimit, takeQuotaUnit } from "./core_quota_adapter.ts";
 import { bufferCost, type SessionQuota } from "../stack/session_quota.ts";
 import { BufferHold } from "./buffer_hold.ts";
 
@@ -391,6 +391,22 @@ export class SocketTable {
     return sock;
   }
 
+  /**
+   * Marks an attachment (a datagram stream) on a UDP socket, binding an
+   * ephemeral port first when it has none; EBUSY when one exists, EOPNOTSUPP
+   * for TCP.
+   */
+  attachUdp(entry: SocketEntry, attachment: SocketAttachment): UdpSocket {
+    checkLive(entry);
+    checkNotStreaming(entry);
+    if (entry.protocol !== "udp") {
+      throw new NetError("EOPNOTSUPP", `a datagram stream needs a UDP socket; ${entry.id} is TCP`);
+    }
+    const s = this.#udp.bound(entry, this.#host.withCore((stack) => stack.config.ipv4.address));
+    entry.attachment = attachment;
+    return s;
+  }
+
   /** Removes `attachment` from `entry` if it is still the one attached. */
   detach(entry: SocketEntry, attachment: SocketAttachment): void {
     if (entry.attachment === attachment) entry.attachment = undefined;
@@ -407,15 +423,6 @@ export class SocketTable {
    */
   holdBuffer(entry: SocketEntry, data: Uint8Array, charged?: number): BufferHold {
     const memory = this.quota.memory;
-    const queued = this.bufferedBytes();
-    if (passesUnchargedLimit(queued, data.length, memory.limit)) {
-      if (charged) memory.release(charged);
-      throw new NetError(
-        "ENOBUFS",
-        `the session's buffer quota is full: ${queued} bytes queued for its sockets, ` +
-          `${data.length} more would pass the limit of ${memory.limit}`,
-      );
-    }
     if (charged !== undefined) return new BufferHold(entry, memory, charged, data.length);
     const cost = bufferCost(data.buffer.byteLength);
     if (!memory.tryCharge(cost)) {
@@ -432,10 +439,10 @@ export class SocketTable {
 
   /**
    * Adds an accepted connection: its socket unit passes from the connection
-   * to the entry (core_quota_adapter.ts), or the table takes one for it.
+   * to the entry (`TcpConnection.takeQuotaUnit`), or the table takes one for it.
    */
   #adoptAccepted(listener: TcpSocketEntry, sock: TcpSocket): TcpSocketEntry {
-    const held = this.#host.withCore(() => takeQuotaUnit(sock.conn));
+    const held = this.#host.withCore(() => sock.conn.takeQuotaUnit());
     try {
       this.#checkOpen();
       if (!held) this.#takeUnit();
@@ -477,7 +484,7 @@ export class SocketTable {
     const s = this.quota.sockets;
     if (s.used < s.limit) return;
     const next = listener.server?.listener.acceptQueue[0];
-    if (next && bringsQuotaUnit(next)) return;
+    if (next?.holdsQuotaUnit) return;
     throw this.#emfile();
   }
 

@@ -359,7 +359,7 @@ describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => 
     assert.equal(units.used, 0, "closing the session gives every unit back");
   });
 
-  it("an accept on a full quota fails with EMFILE and leaves a connection without a unit queued", async () => {
+  it("an accept on a full quota fails with EMFILE; the peer's handshake completes once a unit is free", async () => {
     const { session, tunnel } = makeSession({}, { maxSockets: 2 });
     const table = session.sockets;
     const u = table.create("udp");
@@ -370,10 +370,12 @@ describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => 
     const peer = new SessionPeer(session, tunnel, 80);
     peer.connect();
     await assert.rejects(table.accept(l, { timeoutMs: 5 }), isNetError("EMFILE"));
-    const queue = session.stack.tcp.listeners.get(80)!.acceptQueue;
-    assert.equal(queue.length, 1, "the connection stays queued");
+    const listener = session.stack.tcp.listeners.get(80)!;
+    assert.equal(listener.acceptQueue.length, 0, "no unit: the handshake's last ACK was dropped");
+    assert.equal(listener.synQueue.size, 1, "the connection waits half-open");
     assert.ok(!peer.drain().some((s) => s.flags & TcpFlags.RST), "and is not reset");
     table.delete(u.id);
+    peer.inject({}); // the peer's next ACK (after the SYN-ACK's retransmission, or with data)
     const child = await table.accept(l, { timeoutMs: 5 });
     assert.equal(child?.state, "connected", "accepted once a unit is free");
     assert.equal(session.stack.quota.sockets.used, 2);
@@ -389,19 +391,11 @@ describe("SocketTable: the session's socket quota (stack.quota.sockets)", () => 
     new SessionPeer(session, tunnel, 80).connect();
     // The core's side of the contract: the queued connection holds a unit.
     const conn = session.stack.tcp.listeners.get(80)!.acceptQueue[0];
-    assert.ok(units.tryTake());
-    let held = true;
-    Object.assign(conn, {
-      takeQuotaUnit: () => {
-        const h = held;
-        held = false;
-        return h;
-      },
-    });
+    assert.equal(conn.holdsQuotaUnit, true);
     assert.equal(units.used, units.limit, "the quota is full: listener and queued connection");
     const child = await table.accept(l, { timeoutMs: 5 });
     assert.equal(child?.state, "connected", "accepted without a free unit");
-    assert.equal(held, false, "the table took the connection's unit");
+    assert.equal(conn.holdsQuotaUnit, false, "the table took the connection's unit");
     assert.equal(units.used, 2, "no second unit");
     table.delete(child!.id);
     table.delete(l.id);
@@ -437,13 +431,18 @@ describe("SocketTable: the session's memory quota (stack.quota.memory)", () => {
     assert.equal(await table.send(conn, new Uint8Array(200)), 200, "taken once there is room");
   });
 
-  it("bytes queued in the core count too, until the core charges them itself", async () => {
-    const { table, conn, peer } = await acceptedPair({}, { maxBufferedBytes: 64 * 1024 });
-    for (let i = 0; i < 40; i++) peer.send(new Uint8Array(1400)); // 56,000 bytes unread
-    assert.equal(table.bufferedBytes(), 56_000);
-    await assert.rejects(table.send(conn, new Uint8Array(16 * 1024)), isNetError("ENOBUFS"));
+  it("bytes the core holds count against the same quota as what the API holds", async () => {
+    const { table, conn, peer, session } = await acceptedPair({}, { maxBufferedBytes: 96 * 1024 });
+    const memory = session.stack.quota.memory;
+    for (let i = 0; i < 20; i++) peer.send(new Uint8Array(1400)); // 28,000 bytes unread
+    assert.equal(table.bufferedBytes(), 28_000);
+    assert.ok(memory.used >= 28_000, `the core charged its receive queue: ${memory.used}`);
+    // A send body of what is left costs more than is left (its per-buffer overhead).
+    const left = memory.available;
+    await assert.rejects(table.send(conn, new Uint8Array(left)), isNetError("ENOBUFS"));
     let read = 0;
-    while (read < 56_000) read += (await table.receive(conn, { maxBytes: 65536 }))!.data.length;
+    while (read < 28_000) read += (await table.receive(conn, { maxBytes: 65536 }))!.data.length;
+    assert.ok(memory.available > left, "reading gave the receive queue's memory back");
     assert.equal(await table.send(conn, new Uint8Array(4096)), 4096, "room again once read");
   });
 });

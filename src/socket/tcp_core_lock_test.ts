@@ -5,9 +5,12 @@ import { TcpEvent } from "../stack/tcp/tcp_connection.ts";
 import { TcpServer, type TcpSocket } from "./tcp_socket.ts";
 import { drainAll, makeSession, SessionPeer, settle } from "./_session_peer_test_util.ts";
 
-/** A session with `n` accepted connections from peers on ports 40000.. */
+/**
+ * A session with `n` accepted connections from peers on ports 40000.. (each
+ * holds a unit of the session's socket quota, so the quota is raised to fit).
+ */
 async function connections(n: number, tcp = {}) {
-  const env = makeSession(tcp);
+  const env = makeSession(tcp, { maxSockets: Math.max(256, n + 16) });
   const server = TcpServer.listen(env.session, { port: 80, backlog: 1024 });
   const peers: SessionPeer[] = [];
   const socks: TcpSocket[] = [];

@@ -220,7 +220,8 @@ export class TcpSocket {
   /**
    * Queues as much of `data` as the send buffer takes now and returns that
    * count (0 when it is full). Throws NetError EPIPE after a write shutdown,
-   * or the connection's error when it failed.
+   * ENOBUFS when the buffer has room but the session's memory quota refuses
+   * it more storage, or the connection's error when it failed.
    */
   trySend(data: Uint8Array): number {
     return this.#core.withCore((_s, now) => {
@@ -232,7 +233,16 @@ export class TcpSocket {
           "cannot write: the connection was shut down for writing or closed",
         );
       }
-      return c.send(data, now);
+      const n = c.send(data, now);
+      if (n === 0 && data.length > 0 && c.writableBytes > 0) {
+        // The send buffer has room but could not grow: the session's memory quota refused it.
+        throw new NetError(
+          "ENOBUFS",
+          `the session's memory quota is full: the send buffer cannot grow for ${data.length} ` +
+            "more bytes",
+        );
+      }
+      return n;
     });
   }
 

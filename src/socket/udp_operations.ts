@@ -47,7 +47,7 @@ export class UdpOperations {
 
   /** Sets the default peer (binding an ephemeral port first if needed). */
   connect(entry: UdpSocketEntry, address: string, port: number, ours: Ipv4Address): void {
-    this.#bound(entry, ours).connect(address, port);
+    this.bound(entry, ours).connect(address, port);
   }
 
   /** Sends one datagram to `to` or the connected peer; returns its length. */
@@ -73,7 +73,7 @@ export class UdpOperations {
           `netisle does not fragment)`,
       );
     }
-    this.#bound(entry, ours).send(data, to);
+    this.bound(entry, ours).send(data, to);
     return data.length;
   }
 
@@ -108,7 +108,7 @@ export class UdpOperations {
   }
 
   /** The entry's UDP socket, binding an ephemeral port first when it has none. */
-  #bound(entry: UdpSocketEntry, ours: Ipv4Address): UdpSocket {
+  bound(entry: UdpSocketEntry, ours: Ipv4Address): UdpSocket {
     if (entry.socket) {
       if (entry.socket.endpoint.closed) {
         throw new NetError("ENOTCONN", `socket ${entry.id} is closed`);

@@ -228,7 +228,9 @@ export class Stack {
     // Transports and the stack's own services.
     this.tcp = new TcpLayer({
       localAddr: address,
+      prefixLength: ipv4.prefixLength,
       mtu,
+      quota: this.quota,
       random,
       config: config.tcp,
       limits: config.tcpLimits,

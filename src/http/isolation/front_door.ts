@@ -20,6 +20,7 @@ import { type Context, Hono } from "hono";
 import { HttpProblem, problemNotFound, problemOnError } from "../problem.ts";
 import { createApp } from "../app.ts";
 import type { WebSocketUpgrader } from "../app_env.ts";
+import { corsMiddleware } from "../cors.ts";
 import { bearerToken, constantTimeEqual } from "../auth.ts";
 import { HttpMetrics, MetricsWriter, PROMETHEUS_CONTENT_TYPE } from "../metrics.ts";
 import { DEFAULT_BODY_TIMEOUT_MS, readRequestBody } from "../request_body.ts";
@@ -79,6 +80,8 @@ export interface IsolatedAppOptions {
   testHooks?: boolean;
   /** Starts a worker; default: `session_worker_main.ts` as a module worker. */
   workerFactory?: () => WorkerLike;
+  /** Origins whose pages may call the API (CORS; see `createApp`). */
+  corsOrigins?: readonly string[];
 }
 
 /** One session as the front door knows it. */
@@ -213,6 +216,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
       }
     }
   });
+  if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
   app.onError(problemOnError("the front door"));
   app.notFound(problemNotFound);
 

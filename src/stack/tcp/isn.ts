@@ -10,6 +10,8 @@
  * @module
  */
 
+import { seqAdd } from "./seq.ts";
+
 /** Fills a buffer with unpredictable bytes, e.g. `crypto.getRandomValues`. */
 export type RandomSource = (buf: Uint8Array) => void;
 
@@ -283,7 +285,7 @@ export class IsnGenerator {
     writeTuple(this.#buf, localAddr, localPort, remoteAddr, remotePort);
     const f = this.#key.hash32(this.#buf, 12);
     // ToUint32 reduces any integer-valued double modulo 2^32 exactly.
-    return (Math.floor(now * 250) % 0x100000000 + f) >>> 0;
+    return seqAdd(Math.floor(now * 250) % 0x100000000, f);
   }
 }
 
@@ -413,7 +415,7 @@ export class SynCookieCodec {
     const offset = this.#offset(localAddr, localPort, remoteAddr, remotePort, peerIsn);
     const counter = Math.floor(now / SYN_COOKIE_PERIOD_MS);
     const word = ((counter & 31) << 27) | (mssIndex << 24) | this.#mac(counter, mssIndex);
-    return (word + offset) >>> 0;
+    return seqAdd(word, offset);
   }
 
   /**
@@ -434,7 +436,7 @@ export class SynCookieCodec {
   ): { mssIndex: number } | undefined {
     checkTuple("SynCookieCodec.decode", localAddr, localPort, remoteAddr, remotePort, now);
     const offset = this.#offset(localAddr, localPort, remoteAddr, remotePort, peerIsn >>> 0);
-    const word = ((cookie >>> 0) - offset) >>> 0;
+    const word = seqAdd(cookie, -offset);
     const low5 = word >>> 27;
     const mssIndex = (word >>> 24) & 7;
     if (mssIndex >= SYN_COOKIE_MSS_TABLE.length) return undefined;

@@ -7,6 +7,9 @@
  */
 
 import type { TcpSackBlock } from "../../wire/mod.ts";
+import { MemoryQuota } from "../session_quota.ts";
+import { DEFAULT_PAGE_BYTES, PagedRing } from "./paged_ring.ts";
+import { seqAdd, seqLe, seqSub } from "./seq.ts";
 
 /** The largest capacity: the largest TCP receive window, 2^30 bytes (RFC 7323 §2.3). */
 const MAX_CAPACITY = 0x40000000;
@@ -30,6 +33,13 @@ export interface ReassemblerOptions {
    * RCV.NXT; a segment that would start one more is dropped. Default 32.
    */
   maxRanges?: number;
+  /**
+   * The memory quota charged for the pages that hold bytes. Default: a quota
+   * of its own without a practical limit (for standalone use).
+   */
+  quota?: MemoryQuota;
+  /** Bytes of one storage page, a power of two. Default {@linkcode DEFAULT_PAGE_BYTES}. */
+  pageBytes?: number;
 }
 
 /**
@@ -78,6 +88,10 @@ export interface ReassemblerCounters {
   rangeLimitBytes: number;
   /** Segments refused because their range would have exceeded `maxRanges`. */
   rangeLimitSegments: number;
+  /** Bytes refused because the memory quota refused the storage they needed. */
+  quotaBytes: number;
+  /** Segments refused because the memory quota refused the storage they needed. */
+  quotaSegments: number;
 }
 
 /**
@@ -85,11 +99,13 @@ export interface ReassemblerCounters {
  * the hole in front of them is filled (RFC 9293 §3.10.7.4), and reports them
  * as SACK blocks (RFC 2018 §4).
  *
- * Storage is a ring of `capacity` bytes, allocated on the first byte stored,
- * addressed by the sequence number's distance from RCV.NXT, plus a sorted
- * list of at most `maxRanges` (+1, see below) disjoint, non-adjacent ranges
- * kept in typed arrays. Every operation is O(ranges) plus the bytes copied;
- * nothing is allocated per segment except the small result objects.
+ * Storage is a ring of at least `capacity` bytes addressed by the sequence
+ * number's distance from RCV.NXT, kept in pages ({@linkcode PagedRing})
+ * that exist only where bytes are held and are charged to the memory quota,
+ * plus a sorted list of at most `maxRanges` (+1, see below) disjoint,
+ * non-adjacent ranges kept in typed arrays. Every operation is O(ranges)
+ * plus the bytes copied (and O(pages) when bytes leave); nothing is
+ * allocated per segment except the small result objects and new pages.
  *
  * Decisions the caller relies on:
  * - **Last copy wins.** Bytes that overlap held data overwrite it (one copy
@@ -102,8 +118,10 @@ export interface ReassemblerCounters {
  *   when `maxRanges` ranges are held it is dropped, unless it starts exactly
  *   at RCV.NXT (in-order data is always taken: it is delivered by the next
  *   {@linkcode Reassembler.pop}).
- * - **Views.** {@linkcode Reassembler.pop} hands out views of the ring,
+ * - **Views.** {@linkcode Reassembler.pop} hands out views of the pages,
  *   valid only during the `sink` call.
+ * - **Quota.** A segment that needs a new page the quota refuses is dropped
+ *   whole and counted (`quotaSegments`); held bytes are never given up.
  *
  * @example
  * ```ts
@@ -113,14 +131,14 @@ export interface ReassemblerCounters {
  * r.add(1005, new Uint8Array(5), rcvNxt); // out of order: held
  * r.sackBlocks(4); // [{ left: 1005, right: 1010 }]
  * r.add(1000, new Uint8Array(5), rcvNxt); // fills the hole
- * rcvNxt = (rcvNxt + r.pop(rcvNxt, (chunk) => received.push(chunk.slice()))) >>> 0;
+ * rcvNxt = seqAdd(rcvNxt, r.pop(rcvNxt, (chunk) => received.push(chunk.slice())));
  * // rcvNxt === 1010
  * ```
  */
 export class Reassembler {
   readonly #capacity: number;
   readonly #maxRanges: number;
-  #ring: Uint8Array = new Uint8Array(0);
+  readonly #ring: PagedRing;
   /** Sequence number of ring offset 0 (the caller's RCV.NXT at the last call). */
   #base = 0;
   /** Ring index of `#base`. */
@@ -140,13 +158,15 @@ export class Reassembler {
     beyondWindowBytes: 0,
     rangeLimitBytes: 0,
     rangeLimitSegments: 0,
+    quotaBytes: 0,
+    quotaSegments: 0,
   };
 
   /**
    * Creates an empty reassembler.
    *
-   * @throws {RangeError} when `capacity` is not an integer in 1..2^30 or
-   * `maxRanges` is not a positive integer.
+   * @throws {RangeError} when `capacity` is not an integer in 1..2^30,
+   * `maxRanges` is not a positive integer or `pageBytes` not a power of two.
    */
   constructor(options: ReassemblerOptions) {
     const { capacity, maxRanges = 32 } = options;
@@ -160,6 +180,11 @@ export class Reassembler {
     }
     this.#capacity = capacity;
     this.#maxRanges = maxRanges;
+    this.#ring = new PagedRing(
+      capacity,
+      options.pageBytes ?? DEFAULT_PAGE_BYTES,
+      options.quota ?? new MemoryQuota(Number.MAX_SAFE_INTEGER),
+    );
     // One spare slot: a range starting at RCV.NXT is admitted beyond the limit.
     this.#starts = new Uint32Array(maxRanges + 1);
     this.#ends = new Uint32Array(maxRanges + 1);
@@ -186,6 +211,36 @@ export class Reassembler {
     return this.#count;
   }
 
+  /** Bytes of storage charged to the quota now (pages times their cost). */
+  get chargedBytes(): number {
+    return this.#ring.chargedBytes;
+  }
+
+  /**
+   * Bytes held contiguously from `rcvNxt` on: what
+   * {@linkcode Reassembler.pop} would deliver now.
+   */
+  contiguousBytes(rcvNxt: number): number {
+    for (let i = 0; i < this.#count; i++) {
+      const end = this.#ends[i];
+      if (seqLe(end, rcvNxt)) continue; // already delivered by the caller
+      return seqLe(this.#starts[i], rcvNxt) ? seqSub(end, rcvNxt) : 0;
+    }
+    return 0;
+  }
+
+  /**
+   * Bytes held contiguously from `rcvNxt` on within its storage page: what
+   * {@linkcode Reassembler.pop} with that `max` hands over in one view.
+   */
+  nextPopSize(rcvNxt: number): number {
+    const n = this.contiguousBytes(rcvNxt);
+    if (n === 0) return 0;
+    const idx = this.#ringIndex(seqSub(rcvNxt, this.#base));
+    const page = this.#ring.pageBytes;
+    return Math.min(n, page - (idx & (page - 1)));
+  }
+
   /** Cumulative counts of bytes by fate (a live object; read, don't write). */
   get counters(): Readonly<ReassemblerCounters> {
     return this.#counters;
@@ -197,7 +252,8 @@ export class Reassembler {
    * happened to its bytes. Bytes before `rcvNxt` and beyond the window are
    * dropped (RFC 9293 §3.10.7.4: trim to the window); bytes overlapping held
    * data replace it (last copy wins). `data` is copied and may be reused at
-   * once. Even a segment starting at `rcvNxt` is stored: deliver it with
+   * once; a segment whose storage the memory quota refuses is dropped whole
+   * (counted as `quotaBytes`). Even a segment starting at `rcvNxt` is stored: deliver it with
    * {@linkcode Reassembler.pop} (or, when nothing is held, skip the
    * reassembler entirely and deliver it directly).
    *
@@ -229,7 +285,7 @@ export class Reassembler {
     this.#sync(rcvNxt);
     const counters = this.#counters;
     const len = data.length;
-    const lo = (seq - rcvNxt) | 0; // signed offset of data[0] from RCV.NXT
+    const lo = seqSub(seq, rcvNxt); // signed offset of data[0] from RCV.NXT
     const hi = lo + len;
     const limit = window >= this.#capacity ? this.#capacity : window > 0 ? Math.floor(window) : 0;
     const s = lo > 0 ? lo : 0;
@@ -249,15 +305,15 @@ export class Reassembler {
     const ends = this.#ends;
     const count = this.#count;
     let a = 0;
-    while (a < count && ((ends[a] - base) | 0) < s) a++;
+    while (a < count && seqSub(ends[a], base) < s) a++;
     let b = a;
     let covered = 0;
     let mergedStart = s;
     let mergedEnd = e;
     while (b < count) {
-      const rs = (starts[b] - base) | 0;
+      const rs = seqSub(starts[b], base);
       if (rs > e) break;
-      const re = (ends[b] - base) | 0;
+      const re = seqSub(ends[b], base);
       const ov = (re < e ? re : e) - (rs > s ? rs : s);
       if (ov > 0) covered += ov;
       if (rs < mergedStart) mergedStart = rs;
@@ -266,14 +322,19 @@ export class Reassembler {
     }
     // Now ranges a..b-1 merge with the segment.
     const merging = b - a;
+    if (merging === 0 && count >= this.#maxRanges && s !== 0) {
+      counters.oldBytes += old;
+      counters.beyondWindowBytes += beyond;
+      counters.rangeLimitBytes += e - s;
+      counters.rangeLimitSegments++;
+      return { accepted: 0, dropped: len };
+    }
+    if (!this.#ring.reserve(this.#ringIndex(s), e - s)) {
+      counters.quotaBytes += len;
+      counters.quotaSegments++;
+      return { accepted: 0, dropped: len };
+    }
     if (merging === 0) {
-      if (count >= this.#maxRanges && s !== 0) {
-        counters.oldBytes += old;
-        counters.beyondWindowBytes += beyond;
-        counters.rangeLimitBytes += e - s;
-        counters.rangeLimitSegments++;
-        return { accepted: 0, dropped: len };
-      }
       if (a < count) {
         starts.copyWithin(a + 1, a, count);
         ends.copyWithin(a + 1, a, count);
@@ -286,11 +347,11 @@ export class Reassembler {
       this.#stamps.copyWithin(a + 1, b, count);
       this.#count = count - merging + 1;
     }
-    starts[a] = base + mergedStart;
-    ends[a] = base + mergedEnd;
+    starts[a] = seqAdd(base, mergedStart);
+    ends[a] = seqAdd(base, mergedEnd);
     this.#stamps[a] = ++this.#clock;
 
-    this.#store(data.subarray(s - lo, e - lo), s);
+    this.#ring.write(this.#ringIndex(s), data.subarray(s - lo, e - lo));
     const accepted = e - s - covered;
     this.#buffered += accepted;
     counters.acceptedBytes += accepted;
@@ -301,10 +362,11 @@ export class Reassembler {
   }
 
   /**
-   * Removes the bytes contiguous from `rcvNxt`, hands them to `sink` in order
-   * (one or two views of the ring), and returns how many there were; the
-   * caller advances RCV.NXT by that (RFC 9293 §3.10.7.4). Returns 0 when the
-   * byte at `rcvNxt` is not held.
+   * Removes the bytes contiguous from `rcvNxt` (at most `max` of them),
+   * hands them to `sink` in order (one view per storage page), and returns
+   * how many there were; the caller advances RCV.NXT by that (RFC 9293
+   * §3.10.7.4). Returns 0 when the byte at `rcvNxt` is not held. The pages
+   * emptied are freed and released.
    *
    * Each chunk is a view valid only during its `sink` call: copy it (into the
    * application's receive buffer) before returning. `sink` must not call into
@@ -321,32 +383,28 @@ export class Reassembler {
    * r.pop(0, (c) => chunks.push(c.slice())); // 3
    * ```
    */
-  pop(rcvNxt: number, sink: (chunk: Uint8Array) => void): number {
+  pop(rcvNxt: number, sink: (chunk: Uint8Array) => void, max = Infinity): number {
     this.#sync(rcvNxt);
     if (this.#count === 0 || this.#starts[0] !== this.#base) return 0;
-    const n = (this.#ends[0] - this.#starts[0]) >>> 0;
-    const cap = this.#capacity;
-    const p = this.#baseIdx;
+    const whole = seqSub(this.#ends[0], this.#starts[0]);
+    const n = Math.min(whole, max);
+    if (n <= 0) return 0;
+    const from = this.#baseIdx;
     // Update the state first so that it is consistent whatever sink does.
-    const count = this.#count - 1;
-    this.#starts.copyWithin(0, 1, count + 1);
-    this.#ends.copyWithin(0, 1, count + 1);
-    this.#stamps.copyWithin(0, 1, count + 1);
-    this.#count = count;
+    if (n === whole) {
+      const count = this.#count - 1;
+      this.#starts.copyWithin(0, 1, count + 1);
+      this.#ends.copyWithin(0, 1, count + 1);
+      this.#stamps.copyWithin(0, 1, count + 1);
+      this.#count = count;
+    } else {
+      this.#starts[0] = seqAdd(this.#starts[0], n);
+    }
     this.#buffered -= n;
-    this.#base = (this.#base + n) >>> 0;
-    if (count === 0) this.#baseIdx = 0;
-    else {
-      const idx = p + n;
-      this.#baseIdx = idx >= cap ? idx - cap : idx;
-    }
-    const ring = this.#ring;
-    const first = cap - p;
-    if (n <= first) sink(ring.subarray(p, p + n));
-    else {
-      sink(ring.subarray(p, cap));
-      sink(ring.subarray(0, n - first));
-    }
+    this.#base = seqAdd(this.#base, n);
+    this.#baseIdx = this.#count === 0 ? 0 : (from + n) % this.#ring.size;
+    this.#ring.read(from, n, sink);
+    this.#releaseSpan(from, n);
     return n;
   }
 
@@ -387,11 +445,12 @@ export class Reassembler {
     return out;
   }
 
-  /** Drops every held byte and range (the connection closed or was reset). */
+  /** Drops every held byte and range and frees the storage (the connection closed or was reset). */
   clear(): void {
     this.#count = 0;
     this.#buffered = 0;
     this.#baseIdx = 0;
+    this.#ring.clear();
   }
 
   /** Moves the window base to `rcvNxt`, discarding held bytes before it. */
@@ -402,7 +461,7 @@ export class Reassembler {
       this.#baseIdx = 0;
       return;
     }
-    const d = (rcvNxt - this.#base) | 0;
+    const d = seqSub(rcvNxt, this.#base);
     if (d === 0) return;
     if (d < 0) {
       throw new RangeError(
@@ -413,8 +472,8 @@ export class Reassembler {
     const ends = this.#ends;
     const count = this.#count;
     let gone = 0;
-    while (gone < count && ((ends[gone] - rcvNxt) | 0) <= 0) {
-      this.#buffered -= (ends[gone] - starts[gone]) >>> 0;
+    while (gone < count && seqLe(ends[gone], rcvNxt)) {
+      this.#buffered -= seqSub(ends[gone], starts[gone]);
       gone++;
     }
     if (gone > 0) {
@@ -426,28 +485,39 @@ export class Reassembler {
     this.#base = rcvNxt;
     if (this.#count === 0) {
       this.#baseIdx = 0;
+      this.#ring.clear();
       return;
     }
-    const early = (rcvNxt - starts[0]) | 0;
+    const early = seqSub(rcvNxt, starts[0]);
     if (early > 0) {
       this.#buffered -= early;
       starts[0] = rcvNxt;
     }
-    this.#baseIdx = (this.#baseIdx + d) % this.#capacity;
+    const from = this.#baseIdx;
+    this.#baseIdx = (from + d) % this.#ring.size;
+    if (gone > 0 || early > 0) this.#releaseSpan(from, d);
   }
 
-  /** Copies `bytes` to ring offset `offset` (relative to the base). */
-  #store(bytes: Uint8Array, offset: number): void {
-    const cap = this.#capacity;
-    if (this.#ring.length !== cap) this.#ring = new Uint8Array(cap);
-    let idx = this.#baseIdx + offset;
-    if (idx >= cap) idx -= cap;
-    const n = bytes.length;
-    const first = cap - idx;
-    if (n <= first) this.#ring.set(bytes, idx);
-    else {
-      this.#ring.set(bytes.subarray(0, first), idx);
-      this.#ring.set(bytes.subarray(first), 0);
+  /** The ring index of offset `offset` from the base (RCV.NXT). */
+  #ringIndex(offset: number): number {
+    const idx = this.#baseIdx + offset;
+    return idx >= this.#ring.size ? idx - this.#ring.size : idx;
+  }
+
+  /**
+   * Frees the pages of the ring span `[from, from + len)` that bytes left,
+   * but not the page where the first held range starts nor the one where the
+   * last held byte lies: ranges are sorted, so held bytes reach into the
+   * span only there (the last one across the ring's wrap).
+   */
+  #releaseSpan(from: number, len: number): void {
+    const n = this.#count;
+    if (n === 0) {
+      this.#ring.releaseSpan(from, len, -1, -1);
+      return;
     }
+    const first = this.#ringIndex(seqSub(this.#starts[0], this.#base));
+    const last = this.#ringIndex(seqSub(this.#ends[n - 1], this.#base) - 1);
+    this.#ring.releaseSpan(from, len, first, last);
   }
 }

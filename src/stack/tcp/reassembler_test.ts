@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { seededRandom, type TcpSackBlock } from "../../wire/mod.ts";
 import { Reassembler } from "./reassembler.ts";
+import { bufferCost, MemoryQuota } from "../session_quota.ts";
 
 /** Byte `i` of the test stream (not periodic in 256, to catch misplaced bytes). */
 function streamByte(i: number): number {
@@ -111,6 +112,8 @@ for (const isn of [1000, 0xffffff00]) {
         beyondWindowBytes: 0,
         rangeLimitBytes: 0,
         rangeLimitSegments: 0,
+        quotaBytes: 0,
+        quotaSegments: 0,
       });
     });
 
@@ -317,6 +320,80 @@ for (const isn of [1000, 0xffffff00]) {
   });
 }
 
+describe("Reassembler storage: owned pages charged to the memory quota", () => {
+  const PAGE = 4096;
+  const COST = bufferCost(PAGE);
+
+  it("holds no storage until bytes arrive, and coalesces adjacent bytes into one page", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const r = new Reassembler({ capacity: 64 * 1024, quota });
+    assert.equal(r.chargedBytes, 0);
+    for (let i = 0; i < 1000; i++) r.add(1000 + i, stream(i, 1), 0); // 1,000 one-byte segments
+    assert.equal(r.bufferedBytes, 1000);
+    assert.equal(r.rangeCount, 1);
+    assert.equal(r.chargedBytes, COST, "one page holds them all");
+    assert.equal(quota.used, COST);
+  });
+
+  it("copies: the segment's array may be reused at once", () => {
+    const r = new Reassembler({ capacity: 1000 });
+    const data = stream(10, 5);
+    r.add(10, data, 0);
+    data.fill(0);
+    r.add(0, stream(0, 10), 0);
+    const out: Uint8Array[] = [];
+    r.pop(0, (c) => out.push(c.slice()));
+    assert.deepEqual(new Uint8Array([...out[0]]), stream(0, 15));
+  });
+
+  it("charges a page per page touched and releases pages as bytes are popped, discarded or cleared", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const r = new Reassembler({ capacity: 64 * 1024, quota });
+    r.add(100, stream(100, 10), 0); // page 0
+    r.add(5 * PAGE, stream(5 * PAGE, 2 * PAGE), 0); // pages 5 and 6
+    assert.equal(quota.used, 3 * COST);
+    r.add(0, stream(0, 100), 0);
+    assert.equal(r.pop(0, () => {}), 110);
+    assert.equal(quota.used, 2 * COST, "page 0 held only the popped bytes: freed");
+    // The caller delivered up to the middle of page 6 itself: page 5 is discarded.
+    r.add(7 * PAGE, stream(7 * PAGE, 1), 6 * PAGE + 10);
+    assert.equal(r.bufferedBytes, PAGE - 10 + 1);
+    assert.equal(quota.used, 2 * COST, "page 5 freed, page 7 charged");
+    r.clear();
+    assert.equal(quota.used, 0);
+    assert.equal(r.chargedBytes, 0);
+  });
+
+  it("drops a segment whose new page the quota refuses, counts it, and keeps what it holds", () => {
+    const quota = new MemoryQuota(COST);
+    const r = new Reassembler({ capacity: 64 * 1024, quota });
+    assert.deepEqual(r.add(100, stream(100, 10), 0), { accepted: 10, dropped: 0 });
+    assert.deepEqual(r.add(200, stream(200, 10), 0), { accepted: 10, dropped: 0 }, "same page");
+    assert.deepEqual(r.add(PAGE + 1, stream(PAGE + 1, 10), 0), { accepted: 0, dropped: 10 });
+    assert.equal(r.counters.quotaSegments, 1);
+    assert.equal(r.counters.quotaBytes, 10);
+    assert.equal(r.bufferedBytes, 20);
+    assert.deepEqual(r.sackBlocks(4), [{ left: 200, right: 210 }, { left: 100, right: 110 }]);
+    assert.equal(quota.stats().refused, 1);
+    r.clear();
+    assert.equal(quota.used, 0);
+  });
+
+  it("pops at most max bytes and keeps the rest at RCV.NXT", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const r = new Reassembler({ capacity: 64 * 1024, quota });
+    r.add(0, stream(0, 3 * PAGE), 0);
+    assert.equal(r.contiguousBytes(0), 3 * PAGE);
+    const out: Uint8Array[] = [];
+    assert.equal(r.pop(0, (c) => out.push(c.slice()), PAGE + 10), PAGE + 10);
+    assert.equal(quota.used, 2 * COST, "the first page is freed");
+    assert.equal(r.contiguousBytes(PAGE + 10), 2 * PAGE - 10);
+    assert.equal(r.pop(PAGE + 10, (c) => out.push(c.slice())), 2 * PAGE - 10);
+    assert.deepEqual(new Uint8Array(out.flatMap((c) => [...c])), stream(0, 3 * PAGE));
+    assert.equal(quota.used, 0);
+  });
+});
+
 describe("Reassembler options", () => {
   it("rejects a bad capacity or maxRanges", () => {
     for (const capacity of [0, -1, 2.5, NaN, 0x40000001]) {
@@ -335,8 +412,8 @@ describe("Reassembler options", () => {
     assert.equal(r.maxRanges, 32);
   });
 
-  it("delivers a range wrapping the end of its ring as two views", () => {
-    const r = new Reassembler({ capacity: 8 });
+  it("delivers a range wrapping the end of its ring as one view per page", () => {
+    const r = new Reassembler({ capacity: 8, pageBytes: 4 });
     r.add(0, stream(0, 4), 0);
     r.add(5, stream(5, 3), 0); // keeps the ring base from resetting
     assert.equal(r.pop(0, () => {}), 4); // base now at ring index 4
@@ -371,11 +448,19 @@ class Model {
   }
 }
 
-function randomized(seed: number, capacity: number, maxRanges: number, maxLen: number) {
+function randomized(
+  seed: number,
+  capacity: number,
+  maxRanges: number,
+  maxLen: number,
+  pageBytes = 4096,
+) {
   const rng = seededRandom(seed);
   const isn = 0xffffff00 - (rng.u32() % 0x400); // the stream crosses 2^32
   const total = 20_000;
-  const r = new Reassembler({ capacity, maxRanges });
+  const quota = new MemoryQuota(1 << 30);
+  const r = new Reassembler({ capacity, maxRanges, quota, pageBytes });
+  const pageCost = bufferCost(pageBytes);
   const model = new Model();
   const seq = (off: number) => (isn + off) >>> 0;
   const received = new Uint8Array(total);
@@ -447,8 +532,15 @@ function randomized(seed: number, capacity: number, maxRanges: number, maxLen: n
     const blocks = r.sackBlocks(Infinity).map((b) => [b.left, b.right]);
     blocks.sort((x, y) => ((x[0] - seq(rcv)) >>> 0) - ((y[0] - seq(rcv)) >>> 0));
     assert.deepEqual(blocks, runs.map(([a, b]) => [seq(a), seq(b)]));
+    // Storage: enough pages for the bytes held, none beyond the pages the runs touch.
+    assert.equal(quota.used, r.chargedBytes);
+    const pages = r.chargedBytes / pageCost;
+    assert.ok(pages >= Math.ceil(r.bufferedBytes / pageBytes), `seed ${seed}: too few pages`);
+    const most = runs.reduce((n, [a, b]) => n + Math.ceil((b - a) / pageBytes) + 1, 0);
+    assert.ok(pages <= most, `seed ${seed}: ${pages} pages for runs that touch at most ${most}`);
   }
   assert.deepEqual(received, stream(0, total), `seed ${seed}: delivered stream differs`);
+  assert.equal(quota.used, 0, `seed ${seed}: every page is released once all is delivered`);
   return r.counters;
 }
 
@@ -460,6 +552,10 @@ describe("Reassembler against a reference model", () => {
       assert.ok(counters.duplicateBytes > 0 && counters.oldBytes > 0);
       assert.ok(counters.beyondWindowBytes > 0);
     }
+  });
+
+  it("does the same with small pages: every page released when its bytes leave", () => {
+    for (const seed of [4, 5, 6]) randomized(seed, 4096, 1000, 600, 64);
   });
 
   it("does the same with a small ring and a tight range limit", () => {

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type TcpSackBlock, tcpSeqGe, tcpSeqGt, tcpSeqLe, tcpSeqLt } from "../../wire/mod.ts";
+import type { TcpSackBlock } from "../../wire/mod.ts";
+import { seqGe, seqGt, seqLe, seqLt, seqMax, seqMin, seqSpan } from "./seq.ts";
 
 /**
  * Sorted, merged SACKed ranges (half-open `[left, right)` in sequence space).
@@ -56,8 +57,8 @@ export class SackScoreboard {
     for (const b of blocks) {
       let left = b.left;
       const right = b.right;
-      if (!tcpSeqLt(left, right) || tcpSeqGt(right, sndMax) || tcpSeqLe(right, sndUna)) continue;
-      if (tcpSeqLt(left, sndUna)) left = sndUna;
+      if (!seqLt(left, right) || seqGt(right, sndMax) || seqLe(right, sndUna)) continue;
+      if (seqLt(left, sndUna)) left = sndUna;
       this.#insert(left, right);
     }
     return this.#sacked - before;
@@ -67,13 +68,13 @@ export class SackScoreboard {
   advance(sndUna: number): void {
     const r = this.#ranges;
     let drop = 0;
-    while (drop < r.length && tcpSeqLe(r[drop].right, sndUna)) {
-      this.#sacked -= (r[drop].right - r[drop].left) >>> 0;
+    while (drop < r.length && seqLe(r[drop].right, sndUna)) {
+      this.#sacked -= seqSpan(r[drop].left, r[drop].right);
       drop++;
     }
     if (drop > 0) r.splice(0, drop);
-    if (r.length > 0 && tcpSeqLt(r[0].left, sndUna)) {
-      this.#sacked -= (sndUna - r[0].left) >>> 0;
+    if (r.length > 0 && seqLt(r[0].left, sndUna)) {
+      this.#sacked -= seqSpan(r[0].left, sndUna);
       r[0].left = sndUna;
     }
   }
@@ -81,15 +82,15 @@ export class SackScoreboard {
   /** If `seq` lies in a SACKed range, that range's right edge; otherwise undefined. */
   sackedRangeEnd(seq: number): number | undefined {
     for (const r of this.#ranges) {
-      if (tcpSeqLt(seq, r.left)) return undefined;
-      if (tcpSeqLt(seq, r.right)) return r.right;
+      if (seqLt(seq, r.left)) return undefined;
+      if (seqLt(seq, r.right)) return r.right;
     }
     return undefined;
   }
 
   /** The first SACKed range's left edge above or at `seq`, or undefined. */
   nextSackedStart(seq: number): number | undefined {
-    for (const r of this.#ranges) if (tcpSeqGe(r.left, seq)) return r.left;
+    for (const r of this.#ranges) if (seqGe(r.left, seq)) return r.left;
     return undefined;
   }
 
@@ -97,9 +98,7 @@ export class SackScoreboard {
   sackedBetween(from: number, to: number): number {
     let n = 0;
     for (const r of this.#ranges) {
-      const l = tcpSeqGt(r.left, from) ? r.left : from;
-      const h = tcpSeqLt(r.right, to) ? r.right : to;
-      if (tcpSeqLt(l, h)) n += (h - l) >>> 0;
+      n += seqSpan(seqMax(r.left, from), seqMin(r.right, to));
     }
     return n;
   }
@@ -114,22 +113,22 @@ export class SackScoreboard {
     const r = this.#ranges;
     // Find the first range whose right edge is >= left (could merge).
     let i = 0;
-    while (i < r.length && tcpSeqLt(r[i].right, left)) i++;
+    while (i < r.length && seqLt(r[i].right, left)) i++;
     let j = i;
     let newLeft = left;
     let newRight = right;
     let removed = 0;
-    while (j < r.length && tcpSeqLe(r[j].left, newRight)) {
-      if (tcpSeqLt(r[j].left, newLeft)) newLeft = r[j].left;
-      if (tcpSeqGt(r[j].right, newRight)) newRight = r[j].right;
-      removed += (r[j].right - r[j].left) >>> 0;
+    while (j < r.length && seqLe(r[j].left, newRight)) {
+      newLeft = seqMin(newLeft, r[j].left);
+      newRight = seqMax(newRight, r[j].right);
+      removed += seqSpan(r[j].left, r[j].right);
       j++;
     }
     r.splice(i, j - i, { left: newLeft, right: newRight });
-    this.#sacked += ((newRight - newLeft) >>> 0) - removed;
+    this.#sacked += seqSpan(newLeft, newRight) - removed;
     if (r.length > this.maxRanges) {
       const last = r.pop()!;
-      this.#sacked -= (last.right - last.left) >>> 0;
+      this.#sacked -= seqSpan(last.left, last.right);
     }
   }
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { bufferCost, MemoryQuota } from "../session_quota.ts";
+
 /** Bytes of storage the first write allocates (less when the capacity is smaller). */
 export const SEND_BUFFER_INITIAL_STORAGE = 4096;
 
@@ -20,13 +22,16 @@ function checkCapacity(what: string, capacity: number): void {
  * stream (RFC 9293 §3.3.1). Offset 0 is the byte at SND.UNA, the oldest byte
  * not yet acknowledged; the bytes between SND.UNA and SND.NXT (sent, awaiting
  * acknowledgement) come first, then the bytes not yet sent. The connection
- * maps sequence numbers to offsets with `tcpSeqDiff(seq, sndUna)`.
+ * maps sequence numbers to offsets with `seqSub(seq, sndUna)` (seq.ts).
  *
  * The storage is allocated on the first {@linkcode SendBuffer.write}, so a
  * connection that never sends costs no buffer memory, and it grows by
  * doubling (from {@linkcode SEND_BUFFER_INITIAL_STORAGE} bytes) up to the
  * capacity only as the bytes held require, so a connection that exchanges
- * small messages keeps a small buffer. Whenever the buffer
+ * small messages keeps a small buffer. The storage is charged to a memory
+ * quota (`bufferCost(byteLength)`) from its allocation until it is replaced
+ * or cleared; when the quota refuses a growth the buffer keeps its size and a
+ * write takes only what fits. Whenever the buffer
  * becomes empty its read position returns to the start of the storage, which
  * keeps most {@linkcode SendBuffer.peek} calls contiguous (zero-copy).
  *
@@ -47,16 +52,26 @@ export class SendBuffer {
   /** Index in `#buf` of offset 0 (the byte at SND.UNA). */
   #head = 0;
   #length = 0;
+  readonly #quota: MemoryQuota;
+  /** What the storage costs the quota now (0 while none is allocated). */
+  #charged = 0;
 
   /**
-   * Creates an empty buffer that holds at most `capacity` bytes.
+   * Creates an empty buffer that holds at most `capacity` bytes, charging
+   * its storage to `quota` (default: a quota without a practical limit).
    *
    * @throws {RangeError} when `capacity` is not a positive integer.
    */
-  constructor(capacity: number) {
+  constructor(capacity: number, quota: MemoryQuota = new MemoryQuota(Number.MAX_SAFE_INTEGER)) {
     checkCapacity("SendBuffer", capacity);
     this.#capacity = capacity;
     this.#buf = new Uint8Array(0);
+    this.#quota = quota;
+  }
+
+  /** Bytes of storage charged to the quota now. */
+  get chargedBytes(): number {
+    return this.#charged;
   }
 
   /** Bytes held: sent but unacknowledged, plus not yet sent. */
@@ -78,7 +93,9 @@ export class SendBuffer {
    * Appends as much of `data` as fits (copied; `data` may be reused at once)
    * and returns how many bytes were taken, from 0 to `data.length`. The
    * caller keeps the rest until {@linkcode SendBuffer.free} grows again
-   * (backpressure towards the application).
+   * (backpressure towards the application). When the memory quota refuses
+   * the storage to grow, only what fits in the storage held is taken
+   * (possibly nothing, with {@linkcode SendBuffer.free} still positive).
    *
    * @example
    * ```ts
@@ -88,9 +105,12 @@ export class SendBuffer {
    */
   write(data: Uint8Array): number {
     const cap = this.#capacity;
-    const n = Math.min(data.length, cap - this.#length);
+    let n = Math.min(data.length, cap - this.#length);
     if (n === 0) return 0;
-    if (this.#buf.length < this.#length + n) this.#grow(this.#length + n);
+    if (this.#buf.length < this.#length + n && !this.#grow(this.#length + n)) {
+      n = this.#buf.length - this.#length;
+      if (n === 0) return 0;
+    }
     const buf = this.#buf;
     const size = buf.length;
     let tail = this.#head + this.#length;
@@ -193,19 +213,34 @@ export class SendBuffer {
     this.#capacity = capacity;
   }
 
-  /** Grows the storage (doubling, at most to the capacity) to hold `need` bytes, linearized. */
-  #grow(need: number): void {
+  /**
+   * Grows the storage (doubling, at most to the capacity; just enough when
+   * the quota refuses the doubling) to hold `need` bytes, linearized.
+   * Returns false, keeping the storage, when the quota refuses even that.
+   */
+  #grow(need: number): boolean {
     let size = Math.max(this.#buf.length * 2, SEND_BUFFER_INITIAL_STORAGE);
     while (size < need) size *= 2;
-    const next = new Uint8Array(Math.min(size, this.#capacity));
+    size = Math.min(size, this.#capacity);
+    if (!this.#quota.tryCharge(bufferCost(size))) {
+      size = need;
+      if (!this.#quota.tryCharge(bufferCost(size))) return false;
+    }
+    const next = new Uint8Array(size);
     if (this.#length > 0) next.set(this.peek(0, this.#length, next), 0);
     this.#buf = next;
     this.#head = 0;
+    if (this.#charged > 0) this.#quota.release(this.#charged);
+    this.#charged = bufferCost(size);
+    return true;
   }
 
-  /** Drops every byte held (the connection was aborted or reset). */
+  /** Drops every byte held and frees the storage (the connection was closed or reset). */
   clear(): void {
     this.#head = 0;
     this.#length = 0;
+    this.#buf = new Uint8Array(0);
+    if (this.#charged > 0) this.#quota.release(this.#charged);
+    this.#charged = 0;
   }
 }

@@ -1,35 +1,29 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { TcpHarness } from "./tcp_harness.ts";
-import type { TcpConfig } from "./tcp_config.ts";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   assertSilent,
+  BARE_PEER,
   bytes,
   drainOne,
-  FIN,
-  passiveOpen,
-  PSH,
-  RST,
+  established,
   seg,
-  SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
+} from "./tcp_harness.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 /**
- * An established connection with a peer that offered no options: no
- * timestamps (the RTO stays at the initial 1 s), MSS 536, unscaled windows.
- * The peer's next sequence number is 1001.
+ * The connections here have a peer that offered no options: no timestamps
+ * (the RTO stays at the initial 1 s), MSS 536, unscaled windows. The peer's
+ * next sequence number is 1001, ours `s`.
  */
-function established(config: Partial<TcpConfig> = {}) {
-  const h = new TcpHarness({ tcp: config });
-  const o = passiveOpen(h, { synOptions: {} });
-  return { h, ...o, s: o.iss + 1 };
-}
+const BARE = { peer: BARE_PEER } as const;
 
 describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   it("sends <SEQ=SND.NXT><ACK=RCV.NXT><CTL=FIN,ACK> and enters FIN-WAIT-1", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     assert.deepEqual(h.drain(), [
       seg({ seqNumber: s, ackNumber: 1001, flags: FIN | ACK, windowLen: 65535 }),
@@ -41,7 +35,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("moves to FIN-WAIT-2 when the FIN is acknowledged, silently", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.drain();
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
@@ -55,7 +49,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("sends one FIN however often the application shuts down", () => {
-    const { h, conn } = established();
+    const { h, conn } = established(BARE);
     conn.shutdownWrite(h.now);
     conn.shutdownWrite(h.now);
     conn.close(h.now);
@@ -63,7 +57,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("keeps receiving after a half-close: data in FIN-WAIT-2 is delivered and acknowledged (RFC 9293 §3.6)", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
     h.drain();
@@ -82,7 +76,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("keeps receiving in FIN-WAIT-1", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.drain();
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: ACK | PSH, payload: bytes(10) });
@@ -91,7 +85,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("enters TIME-WAIT on the peer's FIN in FIN-WAIT-2 and acknowledges it at once", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
     h.drain();
@@ -107,7 +101,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
   });
 
   it("goes from FIN-WAIT-1 straight to TIME-WAIT on a FIN that acknowledges our FIN", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.drain();
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: FIN | ACK });
@@ -120,7 +114,7 @@ describe("active close (RFC 9293 §3.10.4, §3.10.7.4)", () => {
 
 describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", () => {
   it("acknowledges the peer's FIN at once, enters CLOSE-WAIT and signals end of stream", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.events = 0;
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     assert.deepEqual(h.drain(), [
@@ -133,7 +127,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("still sends data in CLOSE-WAIT (the peer half-closed)", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     h.drain();
     assert.equal(conn.canWrite, true);
@@ -150,7 +144,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("sends its FIN on close, enters LAST-ACK, and closes cleanly on the ACK", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     h.drain();
     conn.close(h.now);
@@ -169,7 +163,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("re-acknowledges the peer's retransmitted FIN in LAST-ACK", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     conn.close(h.now);
     h.drain();
@@ -181,7 +175,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("closes on a RST at RCV.NXT in LAST-ACK", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     conn.close(h.now);
     h.drain();
@@ -192,7 +186,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("stays in LAST-ACK on an ACK that does not cover the FIN", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     conn.send(bytes(10), h.now);
     conn.close(h.now);
@@ -204,7 +198,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("re-acknowledges a retransmitted FIN in CLOSE-WAIT", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     h.drain();
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
@@ -215,7 +209,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
   });
 
   it("ignores data beyond the peer's FIN (RFC 9293 §3.10.7.4 seventh, CLOSE-WAIT)", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     h.drain();
     h.inject({ seqNumber: 1002, ackNumber: u32(s), flags: ACK | PSH, payload: bytes(10) });
@@ -226,7 +220,7 @@ describe("passive close (RFC 9293 §3.10.7.4 eighth, CLOSE-WAIT and LAST-ACK)", 
 
 describe("FIN with data", () => {
   it("delivers the data of a segment that also carries the peer's FIN and acknowledges both", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK | PSH, payload: bytes(100) });
     assert.deepEqual(h.drain(), [
       seg({ seqNumber: s, ackNumber: 1102, flags: ACK, windowLen: 65535 - 101 }),
@@ -237,7 +231,7 @@ describe("FIN with data", () => {
   });
 
   it("processes a FIN that arrives before missing data only once the hole is filled", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1011, ackNumber: u32(s), flags: FIN | ACK, payload: bytes(10, 10) });
     assert.equal(conn.state, "ESTABLISHED");
     assert.equal(drainOne(h).ackNumber, 1001, "a duplicate ACK for the hole");
@@ -248,7 +242,7 @@ describe("FIN with data", () => {
   });
 
   it("sends our queued data before our FIN, with sequence numbers back to back", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.send(bytes(100), h.now);
     conn.send(bytes(50, 100), h.now); // held by Nagle while the first is in flight
     const first = h.drain();
@@ -280,7 +274,11 @@ describe("FIN with data", () => {
 
   it("holds the FIN behind data the peer's window does not admit yet (RFC 9293 §3.10.4)", () => {
     const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h, { synOptions: {}, synWindow: 100, ackWindow: 100 });
+    const { conn, iss } = established({
+      harness: h,
+      peer: { syn: {}, window: 100 },
+      synWindow: 100,
+    });
     const s = iss + 1;
     conn.send(bytes(150), h.now);
     conn.shutdownWrite(h.now);
@@ -303,7 +301,7 @@ describe("FIN with data", () => {
 
 describe("simultaneous close (RFC 9293 §3.6, figure 13)", () => {
   it("goes FIN-WAIT-1 → CLOSING on the peer's FIN, then TIME-WAIT on the ACK of ours", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     assert.equal(drainOne(h).flags, FIN | ACK);
     // The peer's FIN crossed ours: it acknowledges only what it had seen.
@@ -318,7 +316,7 @@ describe("simultaneous close (RFC 9293 §3.6, figure 13)", () => {
   });
 
   it("retransmits its FIN from CLOSING when the ACK is lost", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.shutdownWrite(h.now);
     h.drain();
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
@@ -334,7 +332,7 @@ describe("simultaneous close (RFC 9293 §3.6, figure 13)", () => {
 
 describe("FIN retransmission (RFC 9293 §3.8.1, RFC 6298 §5)", () => {
   it("retransmits an unacknowledged FIN after the initial RTO of 1 s and then backs off", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     const t0 = h.now;
     conn.shutdownWrite(h.now);
     const fin = drainOne(h);
@@ -354,7 +352,7 @@ describe("FIN retransmission (RFC 9293 §3.8.1, RFC 6298 §5)", () => {
   });
 
   it("retransmits the FIN from LAST-ACK", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     h.inject({ seqNumber: 1001, ackNumber: u32(s), flags: FIN | ACK });
     h.drain();
     conn.close(h.now);
@@ -365,7 +363,7 @@ describe("FIN retransmission (RFC 9293 §3.8.1, RFC 6298 §5)", () => {
   });
 
   it("retransmits data and FIN in order after an RTO", () => {
-    const { h, conn, s } = established();
+    const { h, conn, s } = established(BARE);
     conn.send(bytes(30), h.now);
     conn.shutdownWrite(h.now);
     assert.equal(h.drain().length, 2);
@@ -388,7 +386,7 @@ describe("FIN retransmission (RFC 9293 §3.8.1, RFC 6298 §5)", () => {
   });
 
   it("gives up with ETIMEDOUT after maxRetransmits unanswered FINs (RFC 9293 §3.8.3 R2)", () => {
-    const { h, conn } = established({ maxRetransmits: 2 });
+    const { h, conn } = established({ ...BARE, tcp: { maxRetransmits: 2 } });
     conn.close(h.now);
     h.drain();
     h.fireNextTimer();
@@ -403,7 +401,7 @@ describe("FIN retransmission (RFC 9293 §3.8.1, RFC 6298 §5)", () => {
 
 describe("FIN-WAIT-2 timeout of an orphaned connection (Linux tcp_fin_timeout)", () => {
   it("closes an orphan silently finWait2TimeoutMs after entering FIN-WAIT-2", () => {
-    const { h, conn, s } = established({ finWait2TimeoutMs: 30_000 });
+    const { h, conn, s } = established({ ...BARE, tcp: { finWait2TimeoutMs: 30_000 } });
     conn.close(h.now);
     h.drain();
     h.advance(100);
@@ -418,7 +416,7 @@ describe("FIN-WAIT-2 timeout of an orphaned connection (Linux tcp_fin_timeout)",
   });
 
   it("starts the timer when the application closes a half-closed connection already in FIN-WAIT-2", () => {
-    const { h, conn, s } = established({ finWait2TimeoutMs: 5_000 });
+    const { h, conn, s } = established({ ...BARE, tcp: { finWait2TimeoutMs: 5_000 } });
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
     h.drain();
@@ -429,7 +427,7 @@ describe("FIN-WAIT-2 timeout of an orphaned connection (Linux tcp_fin_timeout)",
   });
 
   it("keeps a half-closed connection whose application is still there in FIN-WAIT-2 indefinitely", () => {
-    const { h, conn, s } = established({ finWait2TimeoutMs: 5_000 });
+    const { h, conn, s } = established({ ...BARE, tcp: { finWait2TimeoutMs: 5_000 } });
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
     h.drain();
@@ -439,7 +437,10 @@ describe("FIN-WAIT-2 timeout of an orphaned connection (Linux tcp_fin_timeout)",
   });
 
   it("still completes normally when the peer's FIN arrives before the timeout", () => {
-    const { h, conn, s } = established({ finWait2TimeoutMs: 5_000, timeWaitMs: 1_000 });
+    const { h, conn, s } = established({
+      ...BARE,
+      tcp: { finWait2TimeoutMs: 5_000, timeWaitMs: 1_000 },
+    });
     conn.close(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(s + 1), flags: ACK });
     h.advance(4_000);

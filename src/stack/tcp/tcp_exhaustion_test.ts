@@ -1,25 +1,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
-import type { TcpRepr } from "../../wire/mod.ts";
 import {
-  ACK,
+  ACTIVE_PEER,
   assertSilent,
   bytes,
   drainOne,
-  FIN,
+  established,
   FULL_SYN_OPTIONS,
+  HARNESS_PEER_IP,
+  intoTimeWait,
   LOCAL_PORT,
-  PSH,
-  RST,
   seg,
-  SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
+} from "./tcp_harness.ts";
+import { TcpFlags } from "../../wire/mod.ts";
+import type { TcpRepr } from "../../wire/mod.ts";
 
-function drops(h: TcpHarness, reason: string): number {
-  return (h.stack.counters.drops as unknown as Record<string, number>)[reason] ?? 0;
-}
+const { ACK, PSH, RST, SYN } = TcpFlags;
 
 /** SYNs from ports 30000.. with ISN 1000 + port; returns the SYN-ACKs in order. */
 function flood(h: TcpHarness, n: number, first = 30000, extra = {}): TcpRepr[] {
@@ -210,7 +208,7 @@ describe("SYN flood beyond the backlog: SYN cookies (RFC 4987 §3.6)", () => {
     ]);
     assert.equal(l.acceptQueue.length, 0);
     assert.equal(h.stack.tcp.active.size, 1);
-    assert.equal(drops(h, "tcp_bad_cookie"), 2);
+    assert.equal(h.drops("tcp_bad_cookie"), 2);
   });
 
   it("accepts a cookie for 64 to 128 s and refuses it after", () => {
@@ -302,7 +300,7 @@ describe("a full accept queue", () => {
     const { h, l } = fill(2);
     h.inject({ srcPort: 45000, seqNumber: 1, flags: SYN, mss: 1460 });
     assertSilent(h);
-    assert.equal(drops(h, "tcp_accept_queue_full"), 1);
+    assert.equal(h.drops("tcp_accept_queue_full"), 1);
     assert.equal(l.synQueue.size, 0);
     assert.equal(h.stack.tcp.active.size, 2);
   });
@@ -360,24 +358,9 @@ describe("maxConnections", () => {
 
   it("counts TIME-WAIT connections against the limit", () => {
     const h = new TcpHarness({ tcpLimits: { maxConnections: 1 }, tcp: { timeWaitMs: 1000 } });
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 });
-    const syn = drainOne(h);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 1,
-      ackNumber: u32(syn.seqNumber + 1),
-      flags: SYN | ACK,
-    });
-    c.shutdownWrite(h.now);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 2,
-      ackNumber: u32(syn.seqNumber + 2),
-      flags: FIN | ACK,
-    });
-    assert.equal(c.state, "TIME_WAIT");
+    intoTimeWait(
+      established({ harness: h, active: true, peer: { ...ACTIVE_PEER, syn: {} } }),
+    );
     assert.throws(() => h.stack.tcp.connect(HARNESS_PEER_IP, 8081, h.now, { localPort: 50001 }));
     h.advance(1000);
     h.stack.tcp.connect(HARNESS_PEER_IP, 8081, h.now, { localPort: 50001 });

@@ -2,26 +2,52 @@
  * The TCP layer of one stack: control blocks on lists as in lwIP (bound,
  * listen, active, time-wait), demultiplexing in the order active, time-wait,
  * listen (RFC 9293 §3.10.7), RSTs for segments to nowhere, listeners with a
- * bounded SYN backlog that falls back to SYN cookies (RFC 4987 §3.6), and the
- * global challenge-ACK rate limit of RFC 5961 §7.
+ * bounded SYN backlog that falls back to SYN cookies (RFC 4987 §3.6), the
+ * rate limits of the ACKs it sends for segments it does not take (RFC 5961
+ * §7), martian filtering (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7), and the
+ * session's quotas: every passively opened connection holds a socket unit
+ * until the API accepts it, and every byte the core holds is charged.
  *
  * @module
  */
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
-import { type Ipv4Address, TcpFlags, TcpPacket, TcpRepr, tcpSeqGt } from "../../wire/mod.ts";
-import { IsnGenerator, SYN_COOKIE_MSS_TABLE, SynCookieCodec } from "./isn.ts";
+import {
+  formatIpv4Address,
+  type Ipv4Address,
+  ipv4Netmask,
+  ipv4SubnetBroadcast,
+  isIpv4MartianSource,
+  isIpv4Unicast,
+  TcpFlags,
+  TcpPacket,
+  TcpRepr,
+} from "../../wire/mod.ts";
+import type { SessionQuota } from "../session_quota.ts";
+import { AckRateLimiter } from "./ack_rate_limiter.ts";
+import { IsnGenerator, SynCookieCodec } from "./isn.ts";
+import { seqAdd } from "./seq.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
 import { earlier } from "../deadline.ts";
 import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
+import { checkTcpInvariants } from "./tcp_invariants.ts";
+import { LISTENER_ACCEPTABLE, TcpListener, type TcpListenerHost } from "./tcp_listener.ts";
 
 /** What the TCP layer needs from the stack below it. */
 export interface TcpLayerDeps {
   /** The stack's IPv4 address. */
   localAddr: Ipv4Address;
+  /** The prefix length of the stack's subnet (for its network and broadcast addresses). */
+  prefixLength: number;
   /** The link's IP MTU. */
   mtu: number;
+  /**
+   * The session's quotas: `memory` is charged for every byte the layer's
+   * connections hold (receive queues, out-of-order pages, send buffers);
+   * `sockets` gives a unit to every passively opened connection.
+   */
+  quota: SessionQuota;
   /** Sends an IPv4 packet whose payload `fill` writes in place. */
   sendIpv4With(
     dst: Ipv4Address,
@@ -43,6 +69,12 @@ export interface TcpLayerLimits {
   maxConnections: number;
   /** Challenge ACKs per second for the whole stack (RFC 5961 §7). */
   challengeAcksPerSecond: number;
+  /**
+   * ACKs per second for the whole stack in answer to unacceptable segments
+   * (RFC 9293 §3.10.7.4: out of window, PAWS, unsent data acknowledged,
+   * data the memory quota cannot hold).
+   */
+  unacceptableAcksPerSecond: number;
   /** Largest listen backlog accepted. */
   maxBacklog: number;
 }
@@ -51,6 +83,7 @@ export interface TcpLayerLimits {
 export const DEFAULT_TCP_LAYER_LIMITS: TcpLayerLimits = {
   maxConnections: 4096,
   challengeAcksPerSecond: 100,
+  unacceptableAcksPerSecond: 100,
   maxBacklog: 1024,
 };
 
@@ -75,48 +108,11 @@ export const TCP_DROP_REASONS: readonly string[] = [
   "tcp_no_syn",
   "tcp_ack_unsent",
   "tcp_ack_too_old",
+  "tcp_rcv_quota",
+  "tcp_accept_quota",
+  "tcp_martian_source",
   "icmp_frag_needed_ignored",
 ];
-
-/** Event bit of a listener: a connection waits to be accepted. */
-export const LISTENER_ACCEPTABLE = 16;
-
-/**
- * A listening endpoint (an lwIP listen pcb): the SYN queue of half-open
- * connections and the accept queue of established ones, each bounded by the
- * backlog.
- */
-export class TcpListener {
-  readonly port: number;
-  readonly backlog: number;
-  readonly config: TcpConfig;
-  /** Half-open connections (SYN_RECEIVED). */
-  readonly synQueue = new Set<TcpConnection>();
-  /** Established connections not yet accepted. */
-  readonly acceptQueue: TcpConnection[] = [];
-  /** Pending event bits ({@linkcode LISTENER_ACCEPTABLE}, or 8 = closed). */
-  events = 0;
-  /** Opaque owner (the socket layer's endpoint). */
-  owner: unknown;
-  closed = false;
-  /** SYN cookies sent and accepted for this listener. */
-  cookiesSent = 0;
-  cookiesAccepted = 0;
-
-  /** Created by {@linkcode TcpLayer.listen}. */
-  constructor(port: number, backlog: number, config: TcpConfig) {
-    this.port = port;
-    this.backlog = backlog;
-    this.config = config;
-  }
-
-  /** Takes the oldest established connection, or undefined. */
-  accept(): TcpConnection | undefined {
-    const c = this.acceptQueue.shift();
-    if (c) c.listener = undefined;
-    return c;
-  }
-}
 
 /**
  * All TCP state of one stack.
@@ -146,27 +142,53 @@ export class TcpLayer implements TcpHost {
   readonly stats = {
     rstsSent: 0,
     challengeAcksLimited: 0,
+    /** ACKs for unacceptable segments not sent because of the rate limit. */
+    unacceptableAcksLimited: 0,
     synCookiesSent: 0,
     synCookiesAccepted: 0,
   };
+  /** The session's quotas (see {@linkcode TcpLayerDeps.quota}). */
+  readonly quota: SessionQuota;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
-  #cookies: SynCookieCodec;
+  #listenerHost: TcpListenerHost;
   #portUse = new Map<number, number>();
   #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
-  #challengeWindowStart = 0;
-  #challengeCount = 0;
+  #challengeAcks: AckRateLimiter;
+  #unacceptableAcks: AckRateLimiter;
+  #prefixLength: number;
+  #network: Ipv4Address;
+  #broadcast: Ipv4Address;
 
   /** Creates an empty layer. */
   constructor(deps: TcpLayerDeps) {
     this.#deps = deps;
     this.localAddr = deps.localAddr;
     this.mtu = deps.mtu;
+    this.quota = deps.quota;
     this.config = resolveTcpConfig(deps.config);
     this.limits = { ...DEFAULT_TCP_LAYER_LIMITS, ...deps.limits };
+    this.#challengeAcks = new AckRateLimiter(this.limits.challengeAcksPerSecond);
+    this.#unacceptableAcks = new AckRateLimiter(this.limits.unacceptableAcksPerSecond);
+    this.#prefixLength = deps.prefixLength;
+    this.#network = (deps.localAddr & ipv4Netmask(deps.prefixLength)) >>> 0;
+    this.#broadcast = ipv4SubnetBroadcast(deps.localAddr, deps.prefixLength);
     this.#isn = new IsnGenerator(deps.random);
-    this.#cookies = new SynCookieCodec(deps.random);
+    this.#listenerHost = {
+      localAddr: this.localAddr,
+      mtu: this.mtu,
+      synCookies: new SynCookieCodec(deps.random),
+      quota: deps.quota,
+      stats: this.stats,
+      hasRoomForConnection: () => this.connectionCount < this.limits.maxConnections,
+      nextIss: (localPort, remoteAddr, remotePort, now) =>
+        this.#isn.next(this.localAddr, localPort, remoteAddr, remotePort, now),
+      openPassive: (l, src, srcPort, now, iss, takeUnit) =>
+        this.#openPassive(l, src, srcPort, now, iss, takeUnit),
+      reset: (src, seg, now) => this.#rstForNowhere(src, seg, now),
+      emitRepr: (dst, repr, now) => this.#emitRepr(dst, repr, now),
+    };
     this.#ephemeralPorts = new EphemeralPorts("TCP", deps.random);
   }
 
@@ -237,7 +259,12 @@ export class TcpLayer implements TcpHost {
       throw new NetError("EADDRINUSE", `TCP port ${port} is bound`);
     }
     const b = Math.max(1, Math.min(Math.floor(backlog), this.limits.maxBacklog));
-    const l = new TcpListener(port, b, resolveTcpConfig({ ...this.config, ...config }));
+    const l = new TcpListener(
+      port,
+      b,
+      resolveTcpConfig({ ...this.config, ...config }),
+      this.#listenerHost,
+    );
     if (fromBound) this.unbindPort(port);
     this.listeners.set(port, l);
     this.#usePort(port, 1);
@@ -283,6 +310,14 @@ export class TcpLayer implements TcpHost {
     if (!Number.isInteger(remotePort) || remotePort < 1 || remotePort > 65535) {
       throw new RangeError(`connect: port must be an integer in 1..65535, got ${remotePort}`);
     }
+    if (!this.#unicastPeer(remoteAddr)) {
+      throw new NetError(
+        "EINVAL",
+        `cannot connect to ${
+          formatIpv4Address(remoteAddr)
+        }: not a unicast host address (broadcast, multicast, loopback, 0/8 and 240/4 are refused)`,
+      );
+    }
     if (this.connectionCount >= this.limits.maxConnections) {
       throw new NetError(
         "EMFILE",
@@ -309,6 +344,16 @@ export class TcpLayer implements TcpHost {
     return conn;
   }
 
+  /**
+   * Whether `addr` can be a TCP peer (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): a
+   * unicast host address, not the subnet's network or broadcast address.
+   */
+  #unicastPeer(addr: Ipv4Address): boolean {
+    if (!isIpv4Unicast(addr)) return false;
+    // RFC 3021: a /31 (or /32) has no network or broadcast address.
+    return this.#prefixLength >= 31 || (addr !== this.#network && addr !== this.#broadcast);
+  }
+
   #newConnection(
     key: string,
     localPort: number,
@@ -332,6 +377,7 @@ export class TcpLayer implements TcpHost {
       mtu: this.mtu,
       tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
       state,
+      holdsQuotaUnit: false,
     });
   }
 
@@ -365,14 +411,19 @@ export class TcpLayer implements TcpHost {
             listener && tw.acceptsNewSyn(seg)
           ) {
             // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may take over TIME_WAIT.
-            const floor = (tw.sndNxt + 128_000) >>> 0;
+            const floor = seqAdd(tw.sndNxt, 128_000);
             tw.abort(now);
-            return this.#inputListen(listener, src, seg, now, floor);
+            return listener.input(src, seg, now, floor);
           }
           return tw.input(seg, now);
         }
+        // No connection from a martian source, and no RST to one: RFC 1122 §3.2.1.3 discards
+        // such datagrams silently (§4.2.3.10: SYNs to broadcast or multicast, likewise).
+        if (isIpv4MartianSource(src, this.localAddr, this.#prefixLength)) {
+          return "tcp_martian_source";
+        }
         const listener = this.listeners.get(seg.dstPort);
-        if (listener) return this.#inputListen(listener, src, seg, now);
+        if (listener) return listener.input(src, seg, now);
         this.#rstForNowhere(src, seg, now);
         return "tcp_port_closed";
       }
@@ -382,110 +433,32 @@ export class TcpLayer implements TcpHost {
     return conn.input(seg, now);
   }
 
-  /** RFC 9293 §3.10.7.2 (LISTEN), with SYN cookies when the SYN queue is full (RFC 4987 §3.6). */
-  #inputListen(
-    l: TcpListener,
-    src: Ipv4Address,
-    seg: TcpRepr,
-    now: number,
-    issFloor?: number,
-  ): string | undefined {
-    const f = seg.flags;
-    if (f & TcpFlags.RST) return "tcp_rst_to_listener";
-    if (f & TcpFlags.ACK) {
-      if (!(f & TcpFlags.SYN) && !(f & TcpFlags.FIN) || (f & TcpFlags.FIN && !(f & TcpFlags.SYN))) {
-        // Possibly the third segment of a handshake answered with a SYN cookie.
-        const cookie = (seg.ackNumber - 1) >>> 0;
-        const peerIsn = (seg.seqNumber - 1) >>> 0;
-        const decoded = this.#cookies.decode(
-          this.localAddr,
-          l.port,
-          src,
-          seg.srcPort,
-          peerIsn,
-          cookie,
-          now,
-        );
-        if (
-          decoded && l.acceptQueue.length < l.backlog &&
-          this.connectionCount < this.limits.maxConnections
-        ) {
-          const conn = this.#addPassive(l, src, seg.srcPort, now, cookie);
-          l.cookiesAccepted++;
-          this.stats.synCookiesAccepted++;
-          conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
-          return undefined;
-        }
-        this.#sendRst(src, seg.srcPort, l.port, seg.ackNumber, 0, false, now);
-        return decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
-      }
-      this.#sendRst(src, seg.srcPort, l.port, seg.ackNumber, 0, false, now);
-      return "tcp_listen_bad_segment";
-    }
-    if (!(f & TcpFlags.SYN)) return "tcp_listen_bad_segment";
-    if (l.acceptQueue.length >= l.backlog) return "tcp_accept_queue_full";
-    if (l.synQueue.size >= l.backlog || this.connectionCount >= this.limits.maxConnections) {
-      return this.#sendCookie(l, src, seg, now);
-    }
-    let iss: number | undefined;
-    if (issFloor !== undefined) {
-      const fresh = this.#isn.next(this.localAddr, l.port, src, seg.srcPort, now);
-      iss = tcpSeqGt(fresh, issFloor) ? fresh : issFloor;
-    }
-    const conn = this.#addPassive(l, src, seg.srcPort, now, iss);
-    l.synQueue.add(conn);
-    conn.acceptSyn(seg, now);
-    return undefined;
-  }
-
-  /** A connection of listener `l` in SYN_RECEIVED, put on the active list. */
-  #addPassive(
+  /**
+   * A connection of listener `l` in SYN_RECEIVED, put on the active list.
+   * A half-open connection holds no unit of the session's socket quota (the
+   * SYN queue bounds them, so that a SYN flood cannot take the session's
+   * sockets); it takes one when its handshake completes and it joins the
+   * accept queue (handed over to the socket that accepts it, see
+   * {@linkcode TcpConnection.takeQuotaUnit}). With `takeUnit` (a SYN
+   * cookie's ACK, which completes the handshake at once) it takes the unit
+   * now; when none is left, no connection: "tcp_accept_quota".
+   */
+  #openPassive(
     l: TcpListener,
     src: Ipv4Address,
     srcPort: number,
     now: number,
     iss: number | undefined,
-  ): TcpConnection {
+    takeUnit: boolean,
+  ): TcpConnection | string {
+    if (takeUnit && !this.quota.sockets.tryTake()) return "tcp_accept_quota";
     const key = tupleKey(src, srcPort, l.port);
     const conn = this.#newConnection(key, l.port, src, srcPort, now, "SYN_RECEIVED", l.config, iss);
+    if (takeUnit) conn.adoptQuotaUnit();
     conn.listener = l;
     this.active.set(key, conn);
     this.#usePort(l.port, 1);
     return conn;
-  }
-
-  #sendCookie(l: TcpListener, src: Ipv4Address, seg: TcpRepr, now: number): string | undefined {
-    const peerMss = seg.mss ?? 536;
-    let mssIndex = 0;
-    for (let i = 0; i < SYN_COOKIE_MSS_TABLE.length; i++) {
-      if (SYN_COOKIE_MSS_TABLE[i] <= peerMss && SYN_COOKIE_MSS_TABLE[i] <= this.mtu - 40) {
-        mssIndex = i;
-      }
-    }
-    const iss = this.#cookies.encode(
-      this.localAddr,
-      l.port,
-      src,
-      seg.srcPort,
-      seg.seqNumber,
-      mssIndex,
-      now,
-    );
-    const repr: TcpRepr = {
-      srcPort: l.port,
-      dstPort: seg.srcPort,
-      seqNumber: iss,
-      ackNumber: (seg.seqNumber + 1) >>> 0,
-      flags: TcpFlags.SYN | TcpFlags.ACK,
-      windowLen: Math.min(65535, l.config.recvBufferBytes),
-      // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.
-      mss: Math.min(this.mtu - 40, 65535),
-      payload: new Uint8Array(0),
-    };
-    this.#emitRepr(src, repr, now);
-    l.cookiesSent++;
-    this.stats.synCookiesSent++;
-    return undefined;
   }
 
   /** RFC 9293 §3.10.7.1: the answer to a segment for a connection that does not exist. */
@@ -496,7 +469,7 @@ export class TcpLayer implements TcpHost {
     } else {
       const len = seg.payload.length + ((seg.flags & TcpFlags.SYN) ? 1 : 0) +
         ((seg.flags & TcpFlags.FIN) ? 1 : 0);
-      this.#sendRst(src, seg.srcPort, seg.dstPort, 0, (seg.seqNumber + len) >>> 0, true, now);
+      this.#sendRst(src, seg.srcPort, seg.dstPort, 0, seqAdd(seg.seqNumber, len), true, now);
     }
   }
 
@@ -580,7 +553,7 @@ export class TcpLayer implements TcpHost {
     }
     if (removed) this.#usePort(conn.localPort, -1);
     if (this.#lastHit === conn) this.#lastHit = undefined;
-    const l = conn.listener as TcpListener | undefined;
+    const l = conn.listener;
     if (l) {
       l.synQueue.delete(conn);
       const i = l.acceptQueue.indexOf(conn);
@@ -590,7 +563,7 @@ export class TcpLayer implements TcpHost {
 
   /** A passive connection completed its handshake: it moves to the accept queue. */
   established(conn: TcpConnection): void {
-    const l = conn.listener as TcpListener | undefined;
+    const l = conn.listener;
     if (!l) return;
     l.synQueue.delete(conn);
     if (l.closed) return;
@@ -601,97 +574,31 @@ export class TcpLayer implements TcpHost {
 
   /** RFC 5961 §7: at most `challengeAcksPerSecond` challenge ACKs per second. */
   allowChallengeAck(now: number): boolean {
-    if (now - this.#challengeWindowStart >= 1000) {
-      this.#challengeWindowStart = now;
-      this.#challengeCount = 0;
-    }
-    if (this.#challengeCount >= this.limits.challengeAcksPerSecond) {
-      this.stats.challengeAcksLimited++;
-      return false;
-    }
-    this.#challengeCount++;
-    return true;
+    if (this.#challengeAcks.allow(now)) return true;
+    this.stats.challengeAcksLimited++;
+    return false;
+  }
+
+  /**
+   * At most `unacceptableAcksPerSecond` ACKs per second in answer to
+   * unacceptable segments (RFC 9293 §3.10.7.4 asks for one each; RFC 5961
+   * §7's reasoning limits them).
+   */
+  allowUnacceptableAck(now: number): boolean {
+    if (this.#unacceptableAcks.allow(now)) return true;
+    this.stats.unacceptableAcksLimited++;
+    return false;
   }
 
   // ------------------------------------------------------------ invariants
 
   /**
    * Checks the layer's bookkeeping and returns every violation found (empty
-   * when all hold). Costs O(connections); meant for tests and fuzzing, not
-   * the data path. Checked:
-   * - each connection is on exactly one list and the list matches its state
-   *   (active: neither TIME_WAIT nor CLOSED; time-wait: TIME_WAIT), under the
-   *   demux key of its own 4-tuple;
-   * - connections ≤ `limits.maxConnections`; each listener is registered
-   *   under its port, open, with SYN and accept queues ≤ its backlog holding
-   *   only live connections of that listener (SYN queue: SYN_RECEIVED);
-   * - port reference counts equal bound reservations + listeners +
-   *   connections per local port;
-   * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
-   *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding).
+   * when all hold); see {@linkcode checkTcpInvariants}. O(connections), for
+   * tests and fuzzing.
    */
   checkInvariants(): string[] {
-    const bad: string[] = [];
-    const uses = new Map<number, number>();
-    const use = (p: number) => uses.set(p, (uses.get(p) ?? 0) + 1);
-    for (const [list, name] of [[this.active, "active"], [this.timeWait, "time-wait"]] as const) {
-      for (const [key, c] of list) {
-        const where = `${name} ${key} (${c.state})`;
-        if (key !== c.key || key !== tupleKey(c.remoteAddr, c.remotePort, c.localPort)) {
-          bad.push(`${where}: demux key does not match the connection's 4-tuple ${c.key}`);
-        }
-        if (c.pcbList !== name) bad.push(`${where}: state belongs on the ${c.pcbList} list`);
-        use(c.localPort);
-        const i = c.info();
-        const recvMax = c.config.recvBufferBytes + (1 << 14);
-        if (i.sendQueued > c.config.sendBufferBytes) {
-          bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferBytes}`);
-        }
-        if (i.recvQueued > recvMax) {
-          bad.push(`${where}: receive queue ${i.recvQueued} > ${recvMax}`);
-        }
-        if (i.outOfOrderBytes > recvMax) {
-          bad.push(`${where}: out-of-order bytes ${i.outOfOrderBytes} > ${recvMax}`);
-        }
-      }
-    }
-    for (const key of this.timeWait.keys()) {
-      if (this.active.has(key)) bad.push(`${key} is on both the active and time-wait lists`);
-    }
-    if (this.connectionCount > this.limits.maxConnections) {
-      bad.push(`${this.connectionCount} connections > limit ${this.limits.maxConnections}`);
-    }
-    for (const [port, l] of this.listeners) {
-      use(port);
-      if (l.port !== port || l.closed) bad.push(`listener under port ${port} is ${l.port}/closed`);
-      if (l.synQueue.size > l.backlog || l.acceptQueue.length > l.backlog) {
-        bad.push(
-          `listener ${port}: queues ${l.synQueue.size}/${l.acceptQueue.length} > ${l.backlog}`,
-        );
-      }
-      for (const c of l.synQueue) {
-        if (c.state !== "SYN_RECEIVED" || c.listener !== l || this.active.get(c.key) !== c) {
-          bad.push(`listener ${port}: SYN queue holds ${c.key} in ${c.state}`);
-        }
-      }
-      for (const c of l.acceptQueue) {
-        const listed = this.active.get(c.key) === c || this.timeWait.get(c.key) === c;
-        if (c.listener !== l || !listed) {
-          bad.push(`listener ${port}: accept queue holds ${c.key} in ${c.state}, not listed`);
-        }
-      }
-    }
-    for (const [port, n] of this.bound) for (let k = 0; k < n; k++) use(port);
-    for (const port of new Set([...uses.keys(), ...this.#portUse.keys()])) {
-      if ((uses.get(port) ?? 0) !== (this.#portUse.get(port) ?? 0)) {
-        bad.push(
-          `port ${port}: use count ${this.#portUse.get(port) ?? 0} but ${
-            uses.get(port) ?? 0
-          } holders`,
-        );
-      }
-    }
-    return bad;
+    return checkTcpInvariants(this, this.#portUse);
   }
 
   // ------------------------------------------------------------ timers

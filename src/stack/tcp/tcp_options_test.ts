@@ -1,6 +1,26 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { decodeTcpFrame, HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
+import {
+  ACTIVE_LOCAL_PORT,
+  ACTIVE_PEER,
+  ACTIVE_REMOTE_PORT,
+  assertSilent,
+  bytes,
+  decodeTcpFrame,
+  drainOne,
+  established,
+  FULL_PEER,
+  FULL_SYN_OPTIONS,
+  HARNESS_PEER_IP,
+  HARNESS_STACK_IP,
+  HARNESS_STACK_MAC,
+  LOCAL_PORT,
+  Peer,
+  type PeerOptions,
+  seg,
+  TcpHarness,
+  u32,
+} from "./tcp_harness.ts";
 import {
   ETHERNET_HEADER_LEN,
   EthernetRepr,
@@ -10,40 +30,24 @@ import {
   IpProtocol,
   Ipv4Repr,
   seededRandom,
+  TcpFlags,
 } from "../../wire/mod.ts";
-import { HARNESS_STACK_IP, HARNESS_STACK_MAC } from "./tcp_harness.ts";
-import {
-  ACK,
-  ACTIVE_LOCAL_PORT,
-  ACTIVE_REMOTE_PORT,
-  activeOpen,
-  bytes,
-  drainOne,
-  FIN,
-  FULL_SYN_OPTIONS,
-  LOCAL_PORT,
-  passiveOpen,
-  PSH,
-  seg,
-  SYN,
-  u32,
-} from "./_tcp_conformance_util.ts";
 
-function drops(h: TcpHarness, reason: string): number {
-  return (h.stack.counters.drops as unknown as Record<string, number>)[reason] ?? 0;
-}
+const { ACK, FIN, PSH, SYN } = TcpFlags;
 
 describe("window scaling (RFC 7323 §2)", () => {
-  it("offers the smallest shift whose window covers the receive buffer (§2.3)", () => {
-    for (
-      const [buffer, shift] of [[4096, 0], [65535, 0], [65536, 1], [131070, 1], [131071, 2], [
-        1 << 20,
-        5,
-      ], [
-        1 << 30,
-        14,
-      ]]
-    ) {
+  // [receive buffer, the shift we offer]
+  const SHIFTS = [
+    [4096, 0],
+    [65535, 0],
+    [65536, 1],
+    [131070, 1],
+    [131071, 2],
+    [1 << 20, 5],
+    [1 << 30, 14],
+  ];
+  for (const [buffer, shift] of SHIFTS) {
+    it(`offers shift ${shift} for a ${buffer}-byte buffer: the smallest that covers it (§2.3)`, () => {
       const h = new TcpHarness({ tcp: { recvBufferBytes: buffer } });
       h.stack.tcp.listen(LOCAL_PORT, 8);
       h.inject({ seqNumber: 1, flags: SYN, mss: 1460, windowScale: 0 });
@@ -54,12 +58,12 @@ describe("window scaling (RFC 7323 §2)", () => {
         Math.min(65535, buffer),
         "the SYN-ACK window is unscaled (§2.2)",
       );
-    }
-  });
+    });
+  }
 
   it("scales the window field of every non-SYN segment by our shift", () => {
     const h = new TcpHarness({ tcp: { recvBufferBytes: 1 << 20 } });
-    const { conn, iss, tsOffset } = passiveOpen(h);
+    const { conn, iss, tsOffset } = established({ harness: h, peer: FULL_PEER });
     conn.send(bytes(10), h.now);
     assert.deepEqual(h.drain(), [
       seg({
@@ -76,9 +80,10 @@ describe("window scaling (RFC 7323 §2)", () => {
 
   it("applies the peer's shift to its window fields, up to 14 (§2.3)", () => {
     const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h, {
-      synOptions: { ...FULL_SYN_OPTIONS, windowScale: 14 },
-      ackWindow: 3,
+    const { conn, iss } = established({
+      harness: h,
+      peer: { syn: { ...FULL_SYN_OPTIONS, windowScale: 14 }, window: 3 << 14 },
+      synWindow: 65535,
     });
     assert.equal(conn.info().sendWindowScale, 14);
     assert.equal(conn.info().sendWindow, 3 << 14);
@@ -94,7 +99,7 @@ describe("window scaling (RFC 7323 §2)", () => {
 
   it("does not scale when only we offer it, and advertises at most 65535", () => {
     const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
+    const { conn, iss } = established({ harness: h, peer: { syn: { mss: 1460 } } });
     conn.send(bytes(1), h.now);
     assert.deepEqual(h.drain(), [
       seg({
@@ -110,7 +115,7 @@ describe("window scaling (RFC 7323 §2)", () => {
 
   it("never moves the right edge of the window to the left (§2.4, RFC 9293 §3.8.6.2.2)", () => {
     const h = new TcpHarness({ tcp: { recvBufferBytes: 8192, delayedAckMs: 1 } });
-    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460, windowScale: 0 } });
+    const { conn, iss } = established({ harness: h, peer: { syn: { mss: 1460, windowScale: 0 } } });
     const rnd = seededRandom(42);
     const r = new Uint8Array(2);
     let seq = 1001;
@@ -144,7 +149,7 @@ describe("window scaling (RFC 7323 §2)", () => {
 
   it("keeps the offered window while data fills the buffer: it closes from the left", () => {
     const h = new TcpHarness({ tcp: { recvBufferBytes: 4096 } });
-    const { iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
+    const { iss } = established({ harness: h, peer: { syn: { mss: 1460 } } });
     const wins: number[] = [];
     for (let i = 0; i < 4; i++) {
       h.inject({
@@ -161,10 +166,14 @@ describe("window scaling (RFC 7323 §2)", () => {
   });
 });
 
+/** Segment text of `n` bytes at `seq` from the peer, carrying TSval `value`. */
+function withTs(peer: Peer, seq: number, n: number, value: number, flags = ACK | PSH): void {
+  peer.sendAt(seq, bytes(n), { flags, timestamp: { value, echo: 0 } });
+}
+
 describe("timestamps (RFC 7323 §3, §4)", () => {
   it("ticks TSval once per millisecond (§5.4)", () => {
-    const h = new TcpHarness();
-    const { conn, handshake } = passiveOpen(h);
+    const { h, conn, handshake } = established({ peer: FULL_PEER });
     const t0 = h.now;
     h.advance(1234);
     conn.send(bytes(1), h.now);
@@ -173,94 +182,46 @@ describe("timestamps (RFC 7323 §3, §4)", () => {
   });
 
   it("echoes the TSval of the latest in-order segment in TSecr (§4.3)", () => {
-    const h = new TcpHarness();
-    const { conn, iss, tsOffset } = passiveOpen(h);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 500, echo: 0 },
-    });
+    const { h, peer, tsOffset } = established({ peer: FULL_PEER });
+    withTs(peer, 1001, 10, 500);
     h.advance(40);
     const ack = drainOne(h);
     assert.deepEqual(ack.timestamp, { value: u32(h.now + tsOffset), echo: 500 });
-    conn.read(10, h.now);
   });
 
   it("echoes the earliest unacknowledged segment's TSval when one ACK covers two (§4.3 rule 2)", () => {
-    const h = new TcpHarness();
-    const { iss } = passiveOpen(h);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 500, echo: 0 },
-    });
-    h.inject({
-      seqNumber: 1101,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 510, echo: 0 },
-    });
+    const { h, peer } = established({ peer: FULL_PEER });
+    withTs(peer, 1001, 100, 500, ACK);
+    withTs(peer, 1101, 100, 510, ACK);
     const ack = drainOne(h);
     assert.equal(ack.ackNumber, 1201);
     assert.equal(ack.timestamp!.echo, 500);
   });
 
   it("does not take TS.Recent from an out-of-order segment (§4.3)", () => {
-    const h = new TcpHarness();
-    const { iss } = passiveOpen(h);
-    h.inject({
-      seqNumber: 1101,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 600, echo: 0 },
-    });
+    const { h, peer } = established({ peer: FULL_PEER });
+    withTs(peer, 1101, 100, 600, ACK);
     const dup = drainOne(h);
     assert.equal(dup.ackNumber, 1001);
     assert.equal(dup.timestamp!.echo, 101, "still the TSval of the handshake's ACK");
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK,
-      payload: bytes(100),
-      timestamp: { value: 601, echo: 0 },
-    });
+    withTs(peer, 1001, 100, 601, ACK);
     const ack = drainOne(h);
     assert.equal(ack.ackNumber, 1201);
     assert.equal(ack.timestamp!.echo, 601);
   });
 
   it("sends no timestamps when they were not negotiated, even if the peer adds them later (§3.2)", () => {
-    const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h, { synOptions: { mss: 1460 } });
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(5),
-      timestamp: { value: 9, echo: 9 },
-    });
+    const { h, peer, conn } = established({ peer: { syn: { mss: 1460 } } });
+    peer.sendAt(1001, bytes(5), { timestamp: { value: 9, echo: 9 } });
     conn.send(bytes(3), h.now);
     for (const s of h.drain()) assert.equal(s.timestamp, undefined);
     assert.equal(conn.readableBytes, 5);
   });
 
   it("includes timestamps on every segment once negotiated: data, ACKs, FIN", () => {
-    const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h);
+    const { h, peer, conn } = established({ peer: FULL_PEER });
     conn.send(bytes(5), h.now);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(5),
-      timestamp: { value: 102, echo: 0 },
-    });
+    withTs(peer, 1001, 5, 102);
     h.advance(40);
     conn.shutdownWrite(h.now);
     const out = h.drain();
@@ -271,68 +232,69 @@ describe("timestamps (RFC 7323 §3, §4)", () => {
 
 describe("PAWS (RFC 7323 §5)", () => {
   function withTsRecent(value: number) {
-    const h = new TcpHarness();
-    const o = passiveOpen(h, {
-      synOptions: { ...FULL_SYN_OPTIONS, timestamp: { value, echo: 0 } },
+    return established({
+      peer: { syn: { ...FULL_SYN_OPTIONS, timestamp: { value, echo: 0 } } },
       ackTsVal: value,
     });
-    return { h, ...o };
   }
 
-  it("drops a segment with an older TSval and answers with an ACK (§5.3 R1)", () => {
-    const { h, conn, iss, tsOffset } = withTsRecent(1000);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 999, echo: 0 },
+  /** TS.Recent, then the TSvals of two 10-byte segments, and which of them PAWS lets in. */
+  const PAWS_CASES = [
+    {
+      name: "drops a segment with an older TSval and answers with an ACK (§5.3 R1)",
+      tsRecent: 1000,
+      tsVals: [999],
+      accepted: [false],
+    },
+    {
+      name: "accepts a segment whose TSval equals TS.Recent",
+      tsRecent: 1000,
+      tsVals: [1000],
+      accepted: [true],
+    },
+    {
+      name:
+        "compares TSvals modulo 2^32: a TSval that wrapped is newer, one before it older (§5.2)",
+      tsRecent: 0xfffffff0,
+      tsVals: [0x10, 0xfffffff5],
+      accepted: [true, false],
+    },
+  ];
+  for (const c of PAWS_CASES) {
+    it(c.name, () => {
+      const { h, conn, s, tsOffset } = withTsRecent(c.tsRecent);
+      let rcvNxt = 1001;
+      let tsRecent = c.tsRecent;
+      c.tsVals.forEach((value, i) => {
+        h.inject({
+          seqNumber: rcvNxt,
+          ackNumber: s,
+          flags: ACK | PSH,
+          payload: bytes(10),
+          timestamp: { value, echo: 0 },
+        });
+        if (c.accepted[i]) {
+          rcvNxt += 10;
+          tsRecent = value;
+          assertSilent(h, "the first in-order segment's ACK is delayed");
+          h.advance(40);
+          h.drain();
+        } else {
+          assert.deepEqual(h.drain(), [
+            seg({
+              seqNumber: s,
+              ackNumber: rcvNxt,
+              flags: ACK,
+              windowLen: ((512 * 1024) >> 4) - ((rcvNxt - 1001) >> 4),
+              timestamp: { value: u32(h.now + tsOffset), echo: tsRecent },
+            }),
+          ]);
+        }
+        assert.equal(conn.readableBytes, rcvNxt - 1001);
+      });
+      assert.equal(h.drops("tcp_paws_rejected"), c.accepted.filter((a) => !a).length);
     });
-    assert.deepEqual(h.drain(), [
-      seg({
-        seqNumber: iss + 1,
-        ackNumber: 1001,
-        flags: ACK,
-        windowLen: (512 * 1024) >> 4,
-        timestamp: { value: u32(h.now + tsOffset), echo: 1000 },
-      }),
-    ]);
-    assert.equal(conn.readableBytes, 0);
-    assert.equal(drops(h, "tcp_paws_rejected"), 1);
-  });
-
-  it("accepts a segment whose TSval equals TS.Recent", () => {
-    const { h, conn, iss } = withTsRecent(1000);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 1000, echo: 0 },
-    });
-    assert.equal(conn.readableBytes, 10);
-  });
-
-  it("compares TSvals modulo 2^32: a TSval that wrapped is newer (§5.2)", () => {
-    const { h, conn, iss } = withTsRecent(0xfffffff0);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 0x10, echo: 0 },
-    });
-    assert.equal(conn.readableBytes, 10);
-    h.inject({
-      seqNumber: 1011,
-      ackNumber: u32(iss + 1),
-      flags: ACK | PSH,
-      payload: bytes(10),
-      timestamp: { value: 0xfffffff5, echo: 0 },
-    });
-    assert.equal(conn.readableBytes, 10, "older than the wrapped TS.Recent");
-    assert.equal(drops(h, "tcp_paws_rejected"), 1);
-  });
+  }
 
   it("does not let a PAWS-rejected segment acknowledge data or close the connection", () => {
     const { h, conn, iss } = withTsRecent(1000);
@@ -361,53 +323,71 @@ describe("MSS and MTU (RFC 9293 §3.7.1, RFC 6691)", () => {
     assert.equal(drainOne(h).mss, 536);
   });
 
-  it("sends at most the peer's MSS minus the 12 bytes of timestamps per segment (RFC 6691 §2)", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 536 } });
-    conn.send(bytes(5000), h.now);
-    const out = h.drain();
-    assert.ok(out.length >= 5);
-    for (const s of out) assert.ok(s.payload.length <= 524, `payload ${s.payload.length}`);
-    assert.equal(out[0].payload.length, 524);
-    assert.equal(conn.info().sendMss, 524);
-  });
-
-  it("sends whole peer-MSS segments when timestamps are off", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h, { synOptions: { mss: 1000 } });
-    conn.send(bytes(3000), h.now);
-    const out = h.drain();
-    assert.deepEqual(out.map((s) => s.payload.length), [1000, 1000, 1000]);
-  });
-
-  it("never exceeds the link MTU even when the peer's MSS is larger", () => {
-    const h = new TcpHarness({ mtu: 576 });
-    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 9000 } });
-    conn.send(bytes(20_000), h.now);
-    const frames = h.link.drain();
-    assert.ok(frames.length >= 10);
-    for (const f of frames) {
-      assert.ok(f.length - 14 <= 576, `IP packet of ${f.length - 14} bytes`);
-      assert.ok(decodeTcpFrame(f).payload.length <= 536 - 12);
-    }
-    assert.equal(decodeTcpFrame(frames[0]).payload.length, 524);
-  });
-
-  it("caps a jumbo peer MSS at our MTU on Ethernet: 1448-byte segments with timestamps", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h, { synOptions: { ...FULL_SYN_OPTIONS, mss: 9000 } });
-    conn.send(bytes(3000), h.now);
-    const frames = h.link.drain();
-    for (const f of frames) assert.ok(f.length <= 1514);
-    assert.equal(decodeTcpFrame(frames[0]).payload.length, 1448);
-  });
-
-  it("uses the SYN-ACK's MSS on an active open", () => {
-    const h = new TcpHarness();
-    const { conn } = activeOpen(h, { synAckOptions: { mss: 700 } });
-    conn.send(bytes(1400), h.now);
-    assert.deepEqual(h.drain().map((s) => s.payload.length), [700, 700]);
-  });
+  /**
+   * The send MSS in force and the segments of one write: the peer's MSS,
+   * less 12 bytes when timestamps are on (RFC 6691 §2), never more than the
+   * link MTU allows (RFC 9293 §3.7.1).
+   */
+  const SEGMENT_SIZES: Array<{
+    name: string;
+    mtu?: number;
+    active?: boolean;
+    peer: PeerOptions;
+    write: number;
+    sendMss: number;
+    sizes: number[];
+  }> = [
+    {
+      name: "sends at most the peer's MSS minus the 12 bytes of timestamps per segment",
+      peer: { syn: { ...FULL_SYN_OPTIONS, mss: 536 } },
+      write: 5000,
+      sendMss: 524,
+      sizes: Array(9).fill(524), // the last 284 bytes wait for an ACK (Nagle)
+    },
+    {
+      name: "sends whole peer-MSS segments when timestamps are off",
+      peer: { syn: { mss: 1000 } },
+      write: 3000,
+      sendMss: 1000,
+      sizes: [1000, 1000, 1000],
+    },
+    {
+      name: "never exceeds the link MTU even when the peer's MSS is larger",
+      mtu: 576,
+      peer: { syn: { ...FULL_SYN_OPTIONS, mss: 9000 } },
+      write: 20_000,
+      sendMss: 536 - 12,
+      sizes: Array(10).fill(524), // the initial window: 10 segments (RFC 6928)
+    },
+    {
+      name: "caps a jumbo peer MSS at our MTU on Ethernet: 1448-byte segments with timestamps",
+      peer: { syn: { ...FULL_SYN_OPTIONS, mss: 9000 } },
+      write: 3000,
+      sendMss: 1448,
+      sizes: [1448, 1448],
+    },
+    {
+      name: "uses the SYN-ACK's MSS on an active open",
+      active: true,
+      peer: { ...ACTIVE_PEER, syn: { mss: 700 } },
+      write: 1400,
+      sendMss: 700,
+      sizes: [700, 700],
+    },
+  ];
+  for (const c of SEGMENT_SIZES) {
+    it(c.name, () => {
+      const { h, conn } = established({ mtu: c.mtu, active: c.active, peer: c.peer });
+      conn.send(bytes(c.write), h.now);
+      const frames = h.link.drain();
+      const mtu = c.mtu ?? 1500;
+      for (const f of frames) {
+        assert.ok(f.length - 14 <= mtu, `IP packet of ${f.length - 14} bytes`);
+      }
+      assert.deepEqual(frames.map((f) => decodeTcpFrame(f).payload.length), c.sizes);
+      assert.equal(conn.info().sendMss, c.sendMss);
+    });
+  }
 
   it("caps a cookie's MSS at the link MTU", () => {
     const h = new TcpHarness({ mtu: 576 });
@@ -451,68 +431,72 @@ function fragNeeded(quoted: Uint8Array, nextHopMtu: number): Uint8Array {
   return f;
 }
 
-describe("ICMP fragmentation-needed (RFC 5927 §4.1)", () => {
-  it("ignores a fragmentation-needed whose quoted sequence number is not in flight", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h);
-    conn.send(bytes(1448), h.now);
-    const [frame] = h.link.drain();
-    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
-    // Forge the quoted SEG.SEQ far outside [SND.UNA, SND.NXT).
-    quoted[24] ^= 0x80;
-    h.stack.input(fragNeeded(quoted, 576), h.now);
-    assert.deepEqual(h.link.drain(), [], "no answer to the ICMP message");
-    assert.equal(conn.state, "ESTABLISHED");
-    assert.equal(conn.info().sendMss, 1448);
-    conn.send(bytes(2 * 1448), h.now);
-    h.inject({
-      seqNumber: 1001,
-      ackNumber: u32(conn.debugSeq().sndNxt),
-      flags: ACK,
-      timestamp: { value: 102, echo: 0 },
-    });
-    for (const s of h.drain()) assert.ok(s.payload.length === 0 || s.payload.length === 1448);
-  });
-
-  it("lowers the send MSS and resends what is in flight in the smaller size (RFC 1191 §6.3)", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h);
-    conn.send(bytes(2 * 1448), h.now);
-    const frames = h.link.drain();
-    assert.equal(frames.length, 2);
-    const quoted = frames[0].slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
-    h.stack.input(fragNeeded(quoted, 1280), h.now);
+/**
+ * An ICMP fragmentation-needed quoting (a forgery of) the first of two
+ * full segments in flight, and what the stack makes of it: a new send MSS
+ * and the in-flight data resent in that size, or nothing but a drop counted.
+ */
+const FRAG_NEEDED_CASES: Array<{
+  name: string;
+  mtu: number;
+  forge?: (quoted: Uint8Array) => void;
+  sendMss: number;
+  drop?: string;
+}> = [
+  {
+    name: "lowers the send MSS and resends what is in flight in the smaller size (RFC 1191 §6.3)",
+    mtu: 1280,
     // 1280 - 20 (IP) - 20 (TCP) - 12 (timestamps) = 1228 bytes of payload per segment.
-    assert.equal(conn.info().sendMss, 1228);
-    const resent = h.drain();
-    assert.ok(resent.length >= 1, "the data in flight is resent at once");
-    for (const s of resent) {
-      assert.ok(s.payload.length <= 1228, `segment of ${s.payload.length} bytes`);
-    }
-    assert.equal(resent[0].seqNumber, conn.debugSeq().sndUna);
-    assert.equal(h.stack.counters.drops.icmp_frag_needed_ignored, 0);
-  });
+    sendMss: 1228,
+  },
+  {
+    name: "ignores a fragmentation-needed whose quoted sequence number is not in flight",
+    mtu: 576,
+    forge: (quoted) => quoted[24] ^= 0x80, // SEG.SEQ far outside [SND.UNA, SND.NXT)
+    sendMss: 1448,
+    drop: "icmp_frag_needed_ignored",
+  },
+  {
+    name:
+      "ignores an implausibly small MTU (below 576) so that segments cannot be shrunk to nothing",
+    mtu: 200,
+    sendMss: 1448,
+    drop: "icmp_frag_needed_ignored",
+  },
+  {
+    name: "ignores a fragmentation-needed quoting a datagram the stack did not send",
+    mtu: 1280,
+    forge: (quoted) => quoted[12] ^= 1, // the quoted source address is no longer ours
+    sendMss: 1448,
+    drop: "icmp_bad_quote",
+  },
+];
 
-  it("ignores an implausibly small MTU (below 576) so that segments cannot be shrunk to nothing", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h);
-    conn.send(bytes(1448), h.now);
-    const [frame] = h.link.drain();
-    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
-    h.stack.input(fragNeeded(quoted, 200), h.now);
-    assert.equal(conn.info().sendMss, 1448);
-    assert.equal(h.stack.counters.drops.icmp_frag_needed_ignored, 1);
-  });
-
-  it("ignores a fragmentation-needed quoting a datagram the stack did not send", () => {
-    const h = new TcpHarness();
-    const { conn } = passiveOpen(h);
-    conn.send(bytes(1448), h.now);
-    const [frame] = h.link.drain();
-    const quoted = frame.slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
-    quoted[12] ^= 1; // the quoted source address is no longer ours
-    h.stack.input(fragNeeded(quoted, 1280), h.now);
-    assert.equal(conn.info().sendMss, 1448);
-    assert.equal(h.stack.counters.drops.icmp_bad_quote, 1);
-  });
+describe("ICMP fragmentation-needed (RFC 5927 §4.1)", () => {
+  for (const c of FRAG_NEEDED_CASES) {
+    it(c.name, () => {
+      const { h, conn } = established({ peer: FULL_PEER });
+      conn.send(bytes(2 * 1448), h.now);
+      const frames = h.link.drain();
+      assert.equal(frames.length, 2);
+      const quoted = frames[0].slice(ETHERNET_HEADER_LEN, ETHERNET_HEADER_LEN + 28);
+      c.forge?.(quoted);
+      h.stack.input(fragNeeded(quoted, c.mtu), h.now);
+      assert.equal(conn.state, "ESTABLISHED");
+      assert.equal(conn.info().sendMss, c.sendMss);
+      const out = h.drain();
+      if (c.drop) {
+        assert.deepEqual(out, [], "no answer to the ICMP message");
+        assert.equal(h.drops(c.drop), 1);
+      } else {
+        const { sndUna } = conn.debugSeq();
+        assert.deepEqual(
+          out.map((s) => [s.seqNumber, s.payload.length]),
+          [[sndUna, 1228], [u32(sndUna + 1228), 1228], [u32(sndUna + 2456), 440]],
+          "the data in flight is resent at once, in the smaller size",
+        );
+        assert.equal(h.drops("icmp_frag_needed_ignored"), 0);
+      }
+    });
+  }
 });

@@ -1,7 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { seqGt } from "./seq.ts";
+import { bytes, DEFAULT_PEER_SYN, established, flagsOf, readAll } from "./tcp_harness.ts";
 import { seededRandom, TcpFlags, type TcpRepr } from "../../wire/mod.ts";
-import { bytes, flagsOf, open, readAll } from "./_scripted_peer_test_util.ts";
+
+const WITH_TIMESTAMPS = { ...DEFAULT_PEER_SYN, timestamp: { value: 5000, echo: 0 } };
 
 /** Checks that `data` is the peer's stream from sequence number `firstSeq` (byte = seq & 0xff). */
 function assertStream(data: Uint8Array, firstSeq: number, len: number): void {
@@ -22,7 +25,7 @@ function onlyAck(segs: TcpRepr[]): TcpRepr {
 
 describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RFC 5681 §4.2)", () => {
   it("answers an out-of-order segment at once with a duplicate ACK for RCV.NXT (RFC 5681 §4.2)", () => {
-    const { peer, conn } = open();
+    const { peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     const ack = onlyAck(peer.drain());
@@ -33,7 +36,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("reports the out-of-order block in a SACK option on that duplicate ACK (RFC 2018 §4)", () => {
-    const { peer } = open();
+    const { peer } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     const ack = onlyAck(peer.drain());
@@ -41,7 +44,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("sends no SACK option when the peer did not offer SACK-permitted (RFC 2018 §2)", () => {
-    const { peer } = open({ peer: { sack: false } });
+    const { peer } = established({ peer: { syn: { mss: 1460 } } });
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     const ack = onlyAck(peer.drain());
@@ -50,7 +53,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("sends no SACK option when SACK is disabled locally, even if the peer offers it", () => {
-    const { peer } = open({ tcp: { sack: false } });
+    const { peer } = established({ tcp: { sack: false } });
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     const ack = onlyAck(peer.drain());
@@ -58,7 +61,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("ACKs at once, cumulatively and without SACK blocks, when the hole fills (RFC 5681 §4.2)", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 1000);
     peer.sendAt(base + 2000, 1000);
@@ -73,7 +76,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("ACKs at once with the remaining SACK block when a segment fills part of a gap (RFC 5681 §4.2)", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     peer.sendAt(base + 3000, 500);
@@ -87,7 +90,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("ACKs at once when an in-order segment arrives while a hole is still open further on", () => {
-    const { peer } = open();
+    const { peer } = established();
     const base = peer.seq;
     peer.sendAt(base + 2000, 500);
     peer.drain();
@@ -98,7 +101,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("delivers segments that arrived in any order as one byte-exact stream", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     const n = 40;
     const order = Array.from({ length: n }, (_, i) => i);
@@ -116,7 +119,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
   });
 
   it("holds an out-of-order FIN until the data before it arrives, then enters CLOSE_WAIT (RFC 9293 §3.10.7.4)", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500, { flags: TcpFlags.ACK | TcpFlags.FIN });
     const dup = onlyAck(peer.drain());
@@ -132,7 +135,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
 
   it("keeps receiving in order across the 2^32 sequence number wrap", () => {
     const isn = 0xffff_fc00; // 1024 bytes below the wrap
-    const { h, peer, conn } = open({ peer: { isn } });
+    const { h, peer, conn } = established({ peer: { isn } });
     const base = peer.seq;
     assert.equal(base, 0xffff_fc01);
     peer.sendAt((base + 2000) >>> 0, 1000); // past the wrap, out of order
@@ -150,7 +153,7 @@ describe("TcpConnection receive path: out-of-order data (RFC 9293 §3.10.7.4, RF
 
 describe("TcpConnection receive path: duplicate and overlapping segments (RFC 9293 §3.10.7.4)", () => {
   it("answers a wholly duplicate segment with an immediate ACK and delivers nothing twice", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base, 1000);
     h.advance(40);
@@ -165,7 +168,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("delivers only the new part of a segment that overlaps data already received", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base, 1000);
     peer.sendAt(base + 500, 1000); // 500 old, 500 new
@@ -176,7 +179,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("merges an out-of-order segment that overlaps two held blocks into one SACK block", () => {
-    const { peer } = open();
+    const { peer } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500); // [1000, 1500)
     peer.sendAt(base + 2000, 500); // [2000, 2500)
@@ -188,7 +191,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("answers a duplicate out-of-order segment with an immediate ACK reporting its block first (RFC 2018 §4)", () => {
-    const { peer, conn } = open();
+    const { peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     peer.sendAt(base + 3000, 500);
@@ -203,7 +206,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("delivers a segment that covers held out-of-order data together with it, in order", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 300, 300);
     peer.sendAt(base + 1200, 300);
@@ -216,7 +219,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("trims a segment that extends past the advertised window to the window", () => {
-    const { h, peer, conn } = open({ tcp: { recvBufferBytes: 4096, windowScaling: false } });
+    const { h, peer, conn } = established({ tcp: { recvBufferBytes: 4096, windowScaling: false } });
     const base = peer.seq;
     peer.sendAt(base, 1400);
     peer.sendAt(base + 1400, 1400);
@@ -230,7 +233,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("drops a segment wholly beyond the window and answers with an ACK (RFC 9293 §3.10.7.4)", () => {
-    const { peer, conn } = open({ tcp: { recvBufferBytes: 4096, windowScaling: false } });
+    const { peer, conn } = established({ tcp: { recvBufferBytes: 4096, windowScaling: false } });
     const base = peer.seq;
     peer.sendAt(base + 4096, 100);
     const ack = onlyAck(peer.drain());
@@ -240,7 +243,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
   });
 
   it("ignores data after the peer's FIN and re-ACKs the FIN", () => {
-    const { peer, conn } = open();
+    const { peer, conn } = established();
     const base = peer.seq;
     peer.send(100, { flags: TcpFlags.ACK | TcpFlags.FIN });
     peer.drain();
@@ -254,7 +257,7 @@ describe("TcpConnection receive path: duplicate and overlapping segments (RFC 92
 
 describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   it("lists the block of the most recently received segment first, then by recency", () => {
-    const { peer } = open();
+    const { peer } = established();
     const base = peer.seq;
     const a = { left: base + 1000, right: base + 1100 };
     const b = { left: base + 2000, right: base + 2100 };
@@ -275,7 +278,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   });
 
   it("sends at most 3 SACK blocks when timestamps are on (RFC 2018 §3)", () => {
-    const { peer } = open({ peer: { timestamps: true } });
+    const { peer } = established({ peer: { syn: WITH_TIMESTAMPS } });
     const base = peer.seq;
     for (let i = 1; i <= 5; i++) peer.sendAt(base + i * 1000, 100);
     const segs = peer.drain();
@@ -289,7 +292,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   });
 
   it("sends at most 4 SACK blocks without timestamps (RFC 2018 §3: 40 option bytes)", () => {
-    const { peer } = open({ peer: { timestamps: false } });
+    const { peer } = established();
     const base = peer.seq;
     for (let i = 1; i <= 6; i++) peer.sendAt(base + i * 1000, 100);
     const segs = peer.drain();
@@ -304,7 +307,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   });
 
   it("reports the older blocks again once the newer ones are filled (RFC 2018 §4)", () => {
-    const { peer } = open({ peer: { timestamps: true } });
+    const { peer } = established({ peer: { syn: WITH_TIMESTAMPS } });
     const base = peer.seq;
     for (let i = 1; i <= 5; i++) peer.sendAt(base + i * 1000, 100);
     peer.drain();
@@ -322,7 +325,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   });
 
   it("carries SACK blocks on data segments too while out-of-order data is held", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 100);
     peer.drain();
@@ -334,7 +337,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
   });
 
   it("never reports a SACK block at or below the cumulative ACK", () => {
-    const { peer } = open();
+    const { peer } = established();
     const base = peer.seq;
     peer.sendAt(base + 1000, 500);
     peer.sendAt(base + 2000, 500);
@@ -343,7 +346,7 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
     const ack = onlyAck(peer.drain());
     assert.equal(ack.ackNumber, base + 1500);
     for (const b of ack.sackBlocks ?? []) {
-      assert.ok(((b.left - ack.ackNumber) | 0) > 0, `block ${b.left}-${b.right} is above the ACK`);
+      assert.ok(seqGt(b.left, ack.ackNumber), `block ${b.left}-${b.right} is above the ACK`);
     }
     assert.deepEqual(ack.sackBlocks, [{ left: base + 2000, right: base + 2500 }]);
   });

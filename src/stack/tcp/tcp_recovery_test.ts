@@ -1,10 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { seqGe, seqGt, seqLe, seqLt } from "./seq.ts";
+import { bytes, dataSegs, DEFAULT_PEER_SYN, established, Peer, TcpHarness } from "./tcp_harness.ts";
 import type { TcpRepr, TcpSackBlock } from "../../wire/mod.ts";
-import { bytes, dataSegs, open, type Peer } from "./_scripted_peer_test_util.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
-import type { TcpHarness } from "./tcp_harness.ts";
 
 const MSS = 1460;
 
@@ -13,11 +13,11 @@ const MSS = 1460;
  * peer with a large window; `n` full segments are sent and returned.
  */
 function inFlight(n: number, tcp: Partial<TcpConfig> = {}, sack = false) {
-  const o = open({
+  const o = established({
     active: true,
     handshakeRttMs: 100,
     tcp,
-    peer: { sack, windowScale: 7, window: 8 << 20 },
+    peer: { syn: { mss: 1460, sackPermitted: sack, windowScale: 7 }, window: 8 << 20 },
   });
   o.peer.inject({}); // the peer's first ACK carries its scaled window (RFC 7323 §2.2)
   o.conn.send(bytes(n * MSS), o.h.now);
@@ -126,7 +126,7 @@ describe("TcpConnection fast retransmit (RFC 5681 §3.2)", () => {
     assert.ok(fresh.length >= 1, "new data is clocked out by the duplicate ACKs");
     for (const s of fresh) {
       assert.ok(
-        ((s.seqNumber - sent[9].seqNumber) | 0) > 0,
+        seqGt(s.seqNumber, sent[9].seqNumber),
         "only new data, no spurious retransmission",
       );
     }
@@ -221,7 +221,7 @@ describe("TcpConnection SACK-based loss recovery (RFC 6675, RFC 2018)", () => {
     // Segment 0 is lost; 1..7 arrive one by one and are SACKed, 8 and 9 are on their way.
     for (let i = 1; i <= 7; i++) peer.dupAck([block(sent, 1, i)]);
     const newData = (sent[9].seqNumber + MSS) >>> 0;
-    const old = dataSegs(peer.drain()).filter((s) => ((s.seqNumber - newData) | 0) < 0);
+    const old = dataSegs(peer.drain()).filter((s) => seqLt(s.seqNumber, newData));
     assert.deepEqual(seqs(old), [sent[0].seqNumber], "only the hole is retransmitted, not 8 or 9");
     assert.equal(conn.info().retransmits, 1);
   });
@@ -241,11 +241,11 @@ describe("TcpConnection SACK-based loss recovery (RFC 6675, RFC 2018)", () => {
   });
 
   it("keeps the pipe at or below cwnd while retransmitting holes (RFC 6675 §5 step 4)", () => {
-    const { h, peer, conn } = open({
+    const { h, peer, conn } = established({
       active: true,
       handshakeRttMs: 100,
       tcp: { congestionControl: "newreno" },
-      peer: { sack: true, windowScale: 7, window: 8 << 20 },
+      peer: { syn: { ...DEFAULT_PEER_SYN, windowScale: 7 }, window: 8 << 20 },
     });
     peer.inject({});
     conn.send(bytes(30 * MSS), h.now);
@@ -381,11 +381,11 @@ class Path {
   drop: (seg: TcpRepr) => boolean = () => false;
 
   constructor(congestionControl: "cubic" | "newreno", rtt: number) {
-    const o = open({
+    const o = established({
       active: true,
       handshakeRttMs: rtt,
       tcp: { congestionControl, sendBufferBytes: 4 << 20 },
-      peer: { sack: true, windowScale: 9, window: 32 << 20 },
+      peer: { syn: { ...DEFAULT_PEER_SYN, windowScale: 9 }, window: 32 << 20 },
     });
     this.h = o.h;
     this.peer = o.peer;
@@ -425,16 +425,16 @@ class Path {
   #receive(seg: TcpRepr, now: number): void {
     const l = seg.seqNumber;
     const r = (l + seg.payload.length) >>> 0;
-    if (((l - this.#rcvNxt) | 0) <= 0) {
-      if (((r - this.#rcvNxt) | 0) > 0) this.#rcvNxt = r;
+    if (seqLe(l, this.#rcvNxt)) {
+      if (seqGt(r, this.#rcvNxt)) this.#rcvNxt = r;
       // Pull in held blocks that are now contiguous.
       let moved = true;
       while (moved) {
         moved = false;
         for (let i = 0; i < this.#ooo.length; i++) {
           const b = this.#ooo[i];
-          if (((b.left - this.#rcvNxt) | 0) <= 0) {
-            if (((b.right - this.#rcvNxt) | 0) > 0) this.#rcvNxt = b.right;
+          if (seqLe(b.left, this.#rcvNxt)) {
+            if (seqGt(b.right, this.#rcvNxt)) this.#rcvNxt = b.right;
             this.#ooo.splice(i, 1);
             moved = true;
             break;
@@ -446,9 +446,9 @@ class Path {
       let nl = l;
       let nr = r;
       this.#ooo = this.#ooo.filter((b) => {
-        if (((b.right - nl) | 0) >= 0 && ((nr - b.left) | 0) >= 0) {
-          if (((b.left - nl) | 0) < 0) nl = b.left;
-          if (((b.right - nr) | 0) > 0) nr = b.right;
+        if (seqGe(b.right, nl) && seqGe(nr, b.left)) {
+          if (seqLt(b.left, nl)) nl = b.left;
+          if (seqGt(b.right, nr)) nr = b.right;
           return false;
         }
         return true;

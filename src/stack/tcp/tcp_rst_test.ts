@@ -1,29 +1,26 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
+import { TcpFlags } from "../../wire/mod.ts";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_REMOTE_PORT,
   assertSilent,
+  BARE_PEER,
   bytes,
   drainOne,
-  FIN,
+  established,
+  FULL_PEER,
+  HARNESS_PEER_IP,
   LOCAL_PORT,
-  passiveOpen,
-  PSH,
-  RST,
   seg,
-  SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
+} from "./tcp_harness.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 const A = { srcPort: ACTIVE_LOCAL_PORT, dstPort: ACTIVE_REMOTE_PORT } as const;
 const P = { srcPort: ACTIVE_REMOTE_PORT, dstPort: ACTIVE_LOCAL_PORT } as const;
-
-function drops(h: TcpHarness, reason: string): number {
-  return (h.stack.counters.drops as unknown as Record<string, number>)[reason] ?? 0;
-}
 
 describe("RST for a segment to a closed port (RFC 9293 §3.10.7.1)", () => {
   it("answers a SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>", () => {
@@ -74,14 +71,14 @@ describe("RST for a segment to a closed port (RFC 9293 §3.10.7.1)", () => {
     h.inject({ dstPort: 81, seqNumber: 1000, flags: RST });
     h.inject({ dstPort: 81, seqNumber: 1000, ackNumber: 5, flags: RST | ACK });
     assertSilent(h);
-    assert.equal(drops(h, "tcp_port_closed"), 2);
+    assert.equal(h.drops("tcp_port_closed"), 2);
     assert.equal(h.stack.tcp.stats.rstsSent, 0);
   });
 
   it("counts the drop as tcp_port_closed", () => {
     const h = new TcpHarness();
     h.inject({ dstPort: 81, seqNumber: 1, flags: SYN });
-    assert.equal(drops(h, "tcp_port_closed"), 1);
+    assert.equal(h.drops("tcp_port_closed"), 1);
   });
 
   it("drops a segment with a bad checksum without a RST", () => {
@@ -92,7 +89,7 @@ describe("RST for a segment to a closed port (RFC 9293 §3.10.7.1)", () => {
 
   it("answers a segment for a connection that was reset as if the port were closed", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     h.inject({ seqNumber: 1001, flags: RST });
     assert.equal(conn.state, "CLOSED");
     h.inject({ seqNumber: 1001, ackNumber: u32(iss + 1), flags: ACK, payload: bytes(3) });
@@ -107,7 +104,7 @@ describe("a listener (RFC 9293 §3.10.7.2)", () => {
     h.inject({ seqNumber: 1000, flags: RST });
     h.inject({ seqNumber: 1000, ackNumber: 77, flags: RST | ACK });
     assertSilent(h);
-    assert.equal(drops(h, "tcp_rst_to_listener"), 2);
+    assert.equal(h.drops("tcp_rst_to_listener"), 2);
   });
 
   it("answers an ACK that is no valid cookie with <SEQ=SEG.ACK><CTL=RST>", () => {
@@ -132,12 +129,12 @@ describe("a listener (RFC 9293 §3.10.7.2)", () => {
     h.inject({ seqNumber: 1000, flags: PSH, payload: bytes(4) });
     h.inject({ seqNumber: 1000, flags: FIN });
     assertSilent(h);
-    assert.equal(drops(h, "tcp_listen_bad_segment"), 2);
+    assert.equal(h.drops("tcp_listen_bad_segment"), 2);
   });
 
   it("resets the connections still queued when it closes (RFC 9293 §3.10.5)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn, listener } = passiveOpen(h, { synOptions: {} });
+    const { conn, listener } = established({ harness: h, peer: BARE_PEER });
     // A second connection completes and waits in the accept queue; a third is half-open.
     h.inject({ srcPort: 40001, seqNumber: 5000, flags: SYN });
     const synAck2 = drainOne(h);
@@ -285,7 +282,7 @@ describe("SYN-RECEIVED (RFC 9293 §3.10.7.4)", () => {
 describe("synchronized states", () => {
   it("resets on a RST at exactly RCV.NXT with ECONNRESET and sends nothing (RFC 9293 §3.10.7.4, RFC 5961 §3.2)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn } = passiveOpen(h, { synOptions: {} });
+    const { conn } = established({ harness: h, peer: BARE_PEER });
     h.inject({ seqNumber: 1001, flags: RST });
     assertSilent(h);
     assert.equal(conn.state, "CLOSED");
@@ -296,14 +293,14 @@ describe("synchronized states", () => {
 
   it("resets on a RST,ACK at RCV.NXT whatever its ACK field", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn } = passiveOpen(h, { synOptions: {} });
+    const { conn } = established({ harness: h, peer: BARE_PEER });
     h.inject({ seqNumber: 1001, ackNumber: 12345, flags: RST | ACK });
     assert.equal(conn.error, "ECONNRESET");
   });
 
   it("accepts a RST at RCV.NXT even when it carries an old timestamp (RFC 7323 §5.3 R1 exempts RSTs)", () => {
     const h = new TcpHarness();
-    const { conn } = passiveOpen(h);
+    const { conn } = established({ harness: h, peer: FULL_PEER });
     h.inject({ seqNumber: 1001, flags: RST, timestamp: { value: 1, echo: 0 } });
     assert.equal(conn.state, "CLOSED");
     assert.equal(conn.error, "ECONNRESET");
@@ -311,7 +308,7 @@ describe("synchronized states", () => {
 
   it("aborts with <SEQ=SND.NXT><CTL=RST> and removes the connection (RFC 9293 §3.10.5)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     conn.send(bytes(100), h.now);
     h.drain();
     conn.abort(h.now);
@@ -323,7 +320,7 @@ describe("synchronized states", () => {
 
   it("resets instead of closing when unread data would be lost (RFC 2525 §2.17)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     h.inject({ seqNumber: 1001, ackNumber: u32(iss + 1), flags: ACK | PSH, payload: bytes(10) });
     h.drain();
     conn.close(h.now);
@@ -333,7 +330,7 @@ describe("synchronized states", () => {
 
   it("resets when data arrives for a connection the application closed (RFC 2525 §2.17)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     conn.close(h.now);
     assert.deepEqual(h.drain(), [
       seg({ seqNumber: iss + 1, ackNumber: 1001, flags: FIN | ACK, windowLen: 65535 }),
@@ -345,12 +342,12 @@ describe("synchronized states", () => {
 
   it("does not answer an out-of-window RST (RFC 5961 §3.2)", () => {
     const h = new TcpHarness({ tcp: { timestamps: false } });
-    const { conn } = passiveOpen(h, { synOptions: {} });
+    const { conn } = established({ harness: h, peer: BARE_PEER });
     h.inject({ seqNumber: 1000, flags: RST });
     h.inject({ seqNumber: u32(1001 + 65535), flags: RST });
     h.inject({ seqNumber: u32(1001 - 0x40000000), flags: RST | ACK });
     assertSilent(h);
     assert.equal(conn.state, "ESTABLISHED");
-    assert.equal(drops(h, "tcp_rst_out_of_window"), 3);
+    assert.equal(h.drops("tcp_rst_out_of_window"), 3);
   });
 });

@@ -1,13 +1,20 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import {
+  bytes,
+  dataSegs,
+  established,
+  flagsOf,
+  HARNESS_PEER_IP,
+  type SynOptions,
+  TcpHarness,
+} from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
-import { bytes, dataSegs, flagsOf, open } from "./_scripted_peer_test_util.ts";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
 import { TcpEvent } from "./tcp_connection.ts";
 
 /** An established connection whose RTT estimator has exactly one sample of `rtt` ms (the SYN). */
-function withRtt(rtt: number, tcp = {}, peer = {}) {
-  return open({ active: true, handshakeRttMs: rtt, tcp, peer: { sack: false, ...peer } });
+function withRtt(rtt: number, tcp = {}, syn: SynOptions = { mss: 1460 }) {
+  return established({ active: true, handshakeRttMs: rtt, tcp, peer: { syn } });
 }
 
 describe("TcpConnection retransmission timer (RFC 6298)", () => {
@@ -25,7 +32,7 @@ describe("TcpConnection retransmission timer (RFC 6298)", () => {
   });
 
   it("times the first data segment with the 1 s initial RTO when there is no RTT sample (RFC 6298 §2.1)", () => {
-    const { h, peer, conn } = open(); // passive, no timestamps: the handshake gives no sample
+    const { h, peer, conn } = established(); // passive, no timestamps: the handshake gives no sample
     assert.equal(conn.info().rttMs, null);
     assert.equal(conn.info().rtoMs, 1000);
     conn.send(bytes(100), h.now);
@@ -66,7 +73,7 @@ describe("TcpConnection retransmission timer (RFC 6298)", () => {
   });
 
   it("measures RTT from the echoed timestamp when timestamps are on (RFC 7323 §4.1)", () => {
-    const { h, peer, conn } = withRtt(100, {}, { timestamps: true });
+    const { h, peer, conn } = withRtt(100, {}, { mss: 1460, timestamp: { value: 5000, echo: 0 } });
     conn.send(bytes(100), h.now);
     peer.drain(); // the peer echoes this segment's TSval
     h.advance(60);
@@ -118,7 +125,7 @@ describe("TcpConnection retransmission timer (RFC 6298)", () => {
   });
 
   it("caps the backed-off RTO at maxRtoMs (RFC 6298 §2.5)", () => {
-    const { h, peer, conn } = open({ tcp: { maxRtoMs: 2500 } });
+    const { h, peer, conn } = established({ tcp: { maxRtoMs: 2500 } });
     conn.send(bytes(100), h.now);
     peer.drain();
     const start = h.now;
@@ -134,7 +141,7 @@ describe("TcpConnection retransmission timer (RFC 6298)", () => {
   });
 
   it("aborts with ETIMEDOUT after maxRetransmits timeouts (RFC 9293 §3.8.3 R2)", () => {
-    const { h, peer, conn } = open({ tcp: { maxRetransmits: 3 } });
+    const { h, peer, conn } = established({ tcp: { maxRetransmits: 3 } });
     conn.send(bytes(100), h.now);
     peer.drain();
     const start = h.now;

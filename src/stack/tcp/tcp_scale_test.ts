@@ -1,8 +1,8 @@
 import { describe, it } from "node:test";
+import { createSessionQuota } from "../session_quota.ts";
 import assert from "node:assert/strict";
+import { bytes, established, HARNESS_PEER_IP, Peer, readAll, TcpHarness } from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
-import { bytes, open, type Peer, readAll } from "./_scripted_peer_test_util.ts";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 
 const N = 2000;
@@ -19,12 +19,15 @@ function assertEmpty(h: TcpHarness): void {
   assert.equal(tcp.nextDeadline(), undefined, "no timer left");
 }
 
+/** Quotas for thousands of connections nobody's socket layer adopts (each holds its unit). */
+const roomy = () => createSessionQuota({ maxBufferedBytes: 1 << 30, maxSockets: 10_000 });
+
 describe("TcpLayer with thousands of concurrent connections", () => {
   it(`accepts ${N} connections, exchanges data on each, closes them all, and empties every list`, () => {
-    const h = new TcpHarness();
+    const h = new TcpHarness({ quota: roomy() });
     const peers: Peer[] = [];
     for (let i = 0; i < N; i++) {
-      peers.push(open({ harness: h, peer: { port: 10_000 + i, isn: i * 7919 } }).peer);
+      peers.push(established({ harness: h, peer: { port: 10_000 + i, isn: i * 7919 } }).peer);
     }
     assert.equal(h.stack.tcp.active.size, N);
     assert.equal(new Set(peers.map((p) => p.conn)).size, N, "one connection per peer");
@@ -111,9 +114,11 @@ describe("TcpLayer with thousands of concurrent connections", () => {
   });
 
   it("keeps the timers of many idle connections independent (delayed ACKs fire together)", () => {
-    const h = new TcpHarness();
+    const h = new TcpHarness({ quota: roomy() });
     const peers: Peer[] = [];
-    for (let i = 0; i < 500; i++) peers.push(open({ harness: h, peer: { port: 20_000 + i } }).peer);
+    for (let i = 0; i < 500; i++) {
+      peers.push(established({ harness: h, peer: { port: 20_000 + i } }).peer);
+    }
     for (const p of peers) p.send(10);
     assert.deepEqual(h.drain(), []);
     h.advance(40);

@@ -1,24 +1,23 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
-import { tcpSeqLe } from "../../wire/mod.ts";
 import {
-  ACK,
   ACTIVE_LOCAL_PORT,
   ACTIVE_REMOTE_PORT,
   assertSilent,
   bytes,
   drainOne,
-  FIN,
+  established,
+  HARNESS_PEER_IP,
   harnessWithPassiveIsnNear,
   LOCAL_PORT,
-  passiveOpen,
-  PSH,
-  RST,
   seg,
-  SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
+} from "./tcp_harness.ts";
+import { TcpFlags } from "../../wire/mod.ts";
+import { seqLe } from "./seq.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 function isnAt(
   seed: number,
@@ -81,9 +80,10 @@ describe("initial sequence numbers (RFC 6528 §3)", () => {
 
 describe("the peer's sequence numbers across 2^32 (RFC 9293 §3.4.1)", () => {
   function peerNearWrap(peerIsn: number) {
-    const h = new TcpHarness({ tcp: { timestamps: false } });
-    const o = passiveOpen(h, { peerIsn, synOptions: { mss: 1460, sackPermitted: true } });
-    return { h, ...o, s: u32(o.iss + 1) };
+    return established({
+      tcp: { timestamps: false },
+      peer: { isn: peerIsn, syn: { mss: 1460, sackPermitted: true } },
+    });
   }
 
   it("acknowledges a SYN at 0xffffffff with ACK 0", () => {
@@ -164,12 +164,12 @@ describe("our sequence numbers across 2^32", () => {
 
   function ourIsnNearWrap() {
     const h = harnessWithPassiveIsnNear(TARGET, { tcp: { timestamps: false } });
-    const o = passiveOpen(h, { synOptions: { mss: 536 } });
+    const o = established({ harness: h, peer: { syn: { mss: 536 } } });
     assert.ok(
-      tcpSeqLe(u32(TARGET - 250), o.iss) && tcpSeqLe(o.iss, TARGET),
+      seqLe(u32(TARGET - 250), o.iss) && seqLe(o.iss, TARGET),
       `ISS ${o.iss.toString(16)} near ${TARGET.toString(16)}`,
     );
-    return { h, ...o, s: u32(o.iss + 1) };
+    return o;
   }
 
   it("can start a connection with an ISS just below the wrap (found via RFC 6528's clock)", () => {

@@ -1,21 +1,24 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HARNESS_PEER_IP, TcpHarness } from "./tcp_harness.ts";
-import type { TcpConfig } from "./tcp_config.ts";
-import { tcpSeqGt } from "../../wire/mod.ts";
 import {
-  ACK,
+  ACTIVE_PEER,
   assertSilent,
+  BARE_PEER,
   bytes,
   drainOne,
-  FIN,
-  passiveOpen,
-  PSH,
-  RST,
+  established,
+  FULL_PEER,
+  HARNESS_PEER_IP,
+  intoTimeWait,
   seg,
-  SYN,
+  TcpHarness,
   u32,
-} from "./_tcp_conformance_util.ts";
+} from "./tcp_harness.ts";
+import type { TcpConfig } from "./tcp_config.ts";
+import { TcpFlags } from "../../wire/mod.ts";
+import { seqGt } from "./seq.ts";
+
+const { ACK, FIN, PSH, RST, SYN } = TcpFlags;
 
 /**
  * A passive connection the stack closed first, now in TIME-WAIT. The peer
@@ -23,8 +26,11 @@ import {
  * ours `s`.
  */
 function timeWait(config: Partial<TcpConfig> = {}, timestamps = false) {
-  const h = new TcpHarness({ tcp: { timeWaitMs: 10_000, ...config } });
-  const o = passiveOpen(h, timestamps ? {} : { synOptions: {} });
+  const o = established({
+    tcp: { timeWaitMs: 10_000, ...config },
+    peer: timestamps ? FULL_PEER : BARE_PEER,
+  });
+  const h = o.h;
   const ts = (v: number) => timestamps ? { timestamp: { value: v, echo: 0 } } : {};
   o.conn.close(h.now);
   h.drain();
@@ -33,7 +39,7 @@ function timeWait(config: Partial<TcpConfig> = {}, timestamps = false) {
   h.inject({ seqNumber: 1001, ackNumber: s, flags: FIN | ACK, ...ts(201) });
   const lastAck = drainOne(h);
   assert.equal(o.conn.state, "TIME_WAIT");
-  return { h, ...o, s, lastAck, ts, entered: h.now };
+  return { ...o, s, lastAck, ts, entered: h.now };
 }
 
 describe("TIME-WAIT (RFC 9293 §3.10.7.4, §3.4.2)", () => {
@@ -58,7 +64,7 @@ describe("TIME-WAIT (RFC 9293 §3.10.7.4, §3.4.2)", () => {
 
   it("uses 60 s by default (Linux's TCP_TIMEWAIT_LEN)", () => {
     const h = new TcpHarness();
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(iss + 2), flags: FIN | ACK });
     const t0 = h.now;
@@ -117,24 +123,9 @@ describe("TIME-WAIT (RFC 9293 §3.10.7.4, §3.4.2)", () => {
 
   it("keeps the 4-tuple from a new active open (EADDRINUSE)", () => {
     const h = new TcpHarness({ tcp: { timeWaitMs: 1000 } });
-    const c = h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 });
-    const syn = drainOne(h);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 1,
-      ackNumber: u32(syn.seqNumber + 1),
-      flags: SYN | ACK,
-    });
-    c.shutdownWrite(h.now);
-    h.inject({
-      srcPort: 8080,
-      dstPort: 50000,
-      seqNumber: 2,
-      ackNumber: u32(syn.seqNumber + 2),
-      flags: FIN | ACK,
-    });
-    assert.equal(c.state, "TIME_WAIT");
+    intoTimeWait(
+      established({ harness: h, active: true, peer: { ...ACTIVE_PEER, syn: {} } }),
+    );
     assert.throws(
       () => h.stack.tcp.connect(HARNESS_PEER_IP, 8080, h.now, { localPort: 50000 }),
       (e: Error & { code?: string }) => e.code === "EADDRINUSE",
@@ -146,7 +137,7 @@ describe("TIME-WAIT (RFC 9293 §3.10.7.4, §3.4.2)", () => {
 
   it("also follows CLOSING and lasts 2MSL from there", () => {
     const h = new TcpHarness({ tcp: { timeWaitMs: 3_000 } });
-    const { conn, iss } = passiveOpen(h, { synOptions: {} });
+    const { conn, iss } = established({ harness: h, peer: BARE_PEER });
     conn.shutdownWrite(h.now);
     h.inject({ seqNumber: 1001, ackNumber: u32(iss + 1), flags: FIN | ACK });
     assert.equal(conn.state, "CLOSING");
@@ -166,7 +157,7 @@ describe("TIME-WAIT reuse by a new SYN (RFC 9293 §3.10.7.4, RFC 6191, RFC 1122 
     const synAck = drainOne(h);
     assert.equal(synAck.flags, SYN | ACK);
     assert.equal(synAck.ackNumber, 500_001);
-    assert.ok(tcpSeqGt(synAck.seqNumber, s), `new ISS ${synAck.seqNumber} beyond old SND.NXT ${s}`);
+    assert.ok(seqGt(synAck.seqNumber, s), `new ISS ${synAck.seqNumber} beyond old SND.NXT ${s}`);
     assert.equal(conn.state, "CLOSED", "the old incarnation is gone");
     assert.equal(h.stack.tcp.timeWait.size, 0);
     const [fresh] = listener!.synQueue;

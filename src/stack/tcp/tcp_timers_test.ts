@@ -1,12 +1,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { bytes, dataSegs, established } from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
-import { bytes, dataSegs, open } from "./_scripted_peer_test_util.ts";
 import { TcpEvent } from "./tcp_connection.ts";
 
 describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () => {
   it("delays the ACK of one in-order segment by exactly delayedAckMs (40 ms)", () => {
-    const { h, peer } = open();
+    const { h, peer } = established();
     peer.send(100);
     assert.deepEqual(peer.drain(), [], "not at once");
     h.advance(39);
@@ -18,7 +18,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("honours a configured delayedAckMs", () => {
-    const { h, peer } = open({ tcp: { delayedAckMs: 200 } });
+    const { h, peer } = established({ tcp: { delayedAckMs: 200 } });
     peer.send(100);
     h.advance(199);
     assert.deepEqual(peer.drain(), []);
@@ -27,7 +27,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("ACKs at once on the second full-sized segment (RFC 5681 §4.2: at least every second)", () => {
-    const { peer } = open();
+    const { peer } = established();
     peer.send(1460);
     assert.deepEqual(peer.drain(), []);
     peer.send(1460);
@@ -36,7 +36,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("sends one ACK per two segments in a stream of full-sized segments", () => {
-    const { h, peer } = open();
+    const { h, peer } = established();
     for (let i = 0; i < 10; i++) peer.send(1460);
     const acks = peer.drain();
     assert.equal(acks.length, 5);
@@ -46,7 +46,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("does not restart the delayed ACK timer for a later segment (the bound is from the first)", () => {
-    const { h, peer } = open();
+    const { h, peer } = established();
     peer.send(100);
     h.advance(30);
     peer.inject({}); // a pure ACK does not owe an ACK
@@ -56,7 +56,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("piggybacks the pending ACK on data the application sends (RFC 9293 §3.8.6.3)", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     peer.send(100);
     h.advance(10);
     conn.send(bytes(50), h.now);
@@ -68,7 +68,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("ACKs a FIN at once", () => {
-    const { peer, conn } = open();
+    const { peer, conn } = established();
     peer.send(100, { flags: TcpFlags.ACK | TcpFlags.FIN });
     const [ack] = peer.drain();
     assert.equal(ack.ackNumber, peer.seq);
@@ -76,7 +76,7 @@ describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () =
   });
 
   it("does not ACK a pure ACK (RFC 9293 §3.10.7.4: no ACK for an ACK)", () => {
-    const { h, peer } = open();
+    const { h, peer } = established();
     for (let i = 0; i < 3; i++) peer.inject({});
     h.advance(1000);
     assert.deepEqual(peer.drain(), []);
@@ -87,7 +87,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   const ka = { keepaliveIdleMs: 10_000, keepaliveIntervalMs: 1000, keepaliveProbes: 3 };
 
   it("sends no keepalives by default", () => {
-    const { h, peer, conn } = open();
+    const { h, peer, conn } = established();
     assert.equal(conn.nextDeadline(), undefined);
     h.advance(3 * 3600_000);
     assert.deepEqual(peer.drain(), []);
@@ -95,7 +95,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   });
 
   it("probes after keepaliveIdleMs of silence with SEG.SEQ = SND.NXT - 1 and no data", () => {
-    const { h, peer, conn } = open({ tcp: ka });
+    const { h, peer, conn } = established({ tcp: ka });
     const t0 = h.now;
     h.advance(9_999);
     assert.deepEqual(peer.drain(), []);
@@ -110,7 +110,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
 
   it("starts the idle time when the handshake completes, on passive and active opens", () => {
     for (const active of [false, true]) {
-      const { h, peer } = open({ tcp: ka, active });
+      const { h, peer } = established({ tcp: ka, active });
       const t0 = h.now;
       h.fireNextTimer();
       assert.equal(h.now - t0, 10_000, active ? "active" : "passive");
@@ -119,7 +119,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   });
 
   it("repeats unanswered probes every keepaliveIntervalMs, then aborts with ETIMEDOUT", () => {
-    const { h, peer, conn } = open({ tcp: ka });
+    const { h, peer, conn } = established({ tcp: ka });
     const t0 = h.now;
     const probesAt: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -140,7 +140,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   });
 
   it("keeps the connection when the peer answers a probe, and restarts the idle time", () => {
-    const { h, peer, conn } = open({ tcp: ka });
+    const { h, peer, conn } = established({ tcp: ka });
     h.advance(10_000);
     assert.equal(peer.drain().length, 1);
     h.advance(500);
@@ -158,7 +158,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   });
 
   it("restarts the idle time when data arrives", () => {
-    const { h, peer } = open({ tcp: ka });
+    const { h, peer } = established({ tcp: ka });
     h.advance(8_000);
     peer.send(10);
     h.advance(40);
@@ -171,7 +171,7 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
   });
 
   it("does not send keepalives while data is unacknowledged (the retransmission timer runs)", () => {
-    const { h, peer, conn } = open({ tcp: { ...ka, keepaliveIdleMs: 500 } });
+    const { h, peer, conn } = established({ tcp: { ...ka, keepaliveIdleMs: 500 } });
     conn.send(bytes(10), h.now);
     peer.drain();
     h.advance(900);

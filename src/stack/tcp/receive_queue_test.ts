@@ -1,0 +1,143 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { bufferCost, MemoryQuota } from "../session_quota.ts";
+import { RECEIVE_CHUNK_BYTES, ReceiveQueue } from "./receive_queue.ts";
+
+/** `n` bytes of a pattern starting at `start`. */
+function pattern(n: number, start = 0): Uint8Array {
+  return new Uint8Array(n).map((_, i) => (start + i) * 7 & 0xff);
+}
+
+/** Reads everything queued, concatenated. */
+function drain(q: ReceiveQueue): Uint8Array {
+  const parts: number[] = [];
+  for (let out = q.read(1 << 30); out; out = q.read(1 << 30)) parts.push(...out);
+  return new Uint8Array(parts);
+}
+
+describe("ReceiveQueue", () => {
+  it("copies what it appends: the caller's array may be reused at once", () => {
+    const q = new ReceiveQueue();
+    const data = pattern(10);
+    q.append(data);
+    data.fill(0);
+    assert.deepEqual(q.read(100), pattern(10));
+  });
+
+  it("coalesces small segments into chunks that double from 1 KiB up to 64 KiB", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const q = new ReceiveQueue(quota);
+    q.append(pattern(1000));
+    assert.equal(q.chargedBytes, bufferCost(1024));
+    q.append(pattern(1000, 1000)); // 24 fill the first chunk, 976 go to a 2 KiB one
+    assert.equal(q.chargedBytes, bufferCost(1024) + bufferCost(2048));
+    for (let i = 2; i < 200; i++) q.append(pattern(1000, i * 1000));
+    // 200,000 bytes: 1 + 2 + 4 + 8 + 16 + 32 + 64 + 64 + 64 KiB chunks.
+    const sizes = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 65536, 65536];
+    assert.equal(q.chargedBytes, sizes.reduce((n, s) => n + bufferCost(s), 0));
+    assert.equal(quota.used, q.chargedBytes);
+    assert.equal(q.length, 200_000);
+    assert.deepEqual(drain(q), pattern(200_000));
+    assert.equal(quota.used, 0, "every chunk read out is freed");
+    // Emptied while streaming: the next burst starts at half the last chunk, then halves again.
+    q.append(pattern(10));
+    assert.equal(q.chargedBytes, bufferCost(32768));
+    q.read(10);
+    q.append(pattern(10));
+    assert.equal(q.chargedBytes, bufferCost(16384));
+  });
+
+  it("gives a large segment a chunk of its own size", () => {
+    const q = new ReceiveQueue();
+    q.append(pattern(10));
+    q.append(pattern(60_000, 10));
+    assert.equal(q.chargedBytes, bufferCost(1024) + bufferCost(60_000));
+    assert.equal(q.tailRoom, 0);
+    assert.deepEqual(q.read(1 << 20), pattern(10), "the small chunk, then the large one whole");
+    const big = q.read(1 << 20)!;
+    assert.equal(big.buffer.byteLength, 60_000);
+    assert.deepEqual(big, pattern(60_000, 10));
+  });
+
+  it("reads up to max bytes across chunks, as one new array the caller owns", () => {
+    const q = new ReceiveQueue();
+    for (let i = 0; i < 5; i++) q.append(pattern(700, i * 700)); // chunks of 1024 and 2476 of 4096
+    const a = q.read(100)!;
+    assert.deepEqual(a, pattern(100));
+    a.fill(0); // the caller's: changing it changes nothing queued
+    const b = q.read(2000)!;
+    assert.deepEqual(b, pattern(2000, 100), "the rest of the first chunk and part of the next");
+    assert.deepEqual(q.read(10_000), pattern(1400, 2100));
+    assert.equal(q.read(10), undefined);
+  });
+
+  it("hands over a full chunk at the front without copying, even when more follows", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const q = new ReceiveQueue(quota);
+    q.append(pattern(RECEIVE_CHUNK_BYTES)); // a chunk of its own, full
+    q.append(pattern(100, RECEIVE_CHUNK_BYTES));
+    const out = q.read(1 << 20)!;
+    assert.equal(out.length, RECEIVE_CHUNK_BYTES);
+    assert.equal(out.byteOffset, 0);
+    assert.equal(
+      out.buffer.byteLength,
+      RECEIVE_CHUNK_BYTES,
+      "the whole storage: nothing else in it",
+    );
+    assert.deepEqual(out, pattern(RECEIVE_CHUNK_BYTES));
+    assert.equal(quota.used, bufferCost(1024), "its charge went with it");
+    assert.deepEqual(q.read(1 << 20), pattern(100, RECEIVE_CHUNK_BYTES));
+  });
+
+  it("refuses, whole, a segment whose storage the quota refuses", () => {
+    const quota = new MemoryQuota(bufferCost(1024));
+    const q = new ReceiveQueue(quota);
+    assert.equal(q.append(pattern(1000)), true);
+    assert.equal(q.append(pattern(24, 1000)), true, "fits in the room left");
+    assert.equal(q.append(pattern(100, 1024)), false);
+    assert.equal(q.length, 1024);
+    assert.equal(q.append(pattern(100, 1024), true), true, "forced: bytes already held elsewhere");
+    assert.equal(quota.used, bufferCost(1024) + bufferCost(2048));
+    assert.deepEqual(drain(q), pattern(1124));
+  });
+
+  it("frees every chunk on clear", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const q = new ReceiveQueue(quota);
+    for (let i = 0; i < 10; i++) q.append(pattern(3000));
+    q.clear();
+    assert.equal(q.length, 0);
+    assert.equal(q.chargedBytes, 0);
+    assert.equal(quota.used, 0);
+    assert.equal(q.read(10), undefined);
+  });
+
+  it("matches a reference byte stream under random appends and reads", () => {
+    const quota = new MemoryQuota(1 << 30);
+    const q = new ReceiveQueue(quota);
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    let written = 0;
+    let read = 0;
+    for (let step = 0; step < 5000; step++) {
+      if (rnd(2) === 0) {
+        const n = 1 + (rnd(4) === 0 ? rnd(40_000) : rnd(300));
+        q.append(pattern(n, written));
+        written += n;
+      } else {
+        const out = q.read(1 + rnd(20_000));
+        if (out) {
+          assert.deepEqual(out, pattern(out.length, read));
+          read += out.length;
+        }
+      }
+      assert.equal(q.length, written - read);
+      assert.equal(quota.used, q.chargedBytes);
+    }
+    q.clear();
+    assert.equal(quota.used, 0);
+  });
+});
