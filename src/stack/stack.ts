@@ -234,8 +234,8 @@ export class Stack {
       random,
       config: config.tcp,
       limits: config.tcpLimits,
-      sendIpv4With: (dst, len, fill, now) =>
-        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+      sendIpv4With: (dst, len, fill, now, src) =>
+        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true, src }),
     });
     this.udp = new UdpLayer({
       localAddr: address,
@@ -253,12 +253,14 @@ export class Stack {
         localAddr: address,
         memory: this.quota.memory,
         udp: this.udp,
+        tcp: this.tcp,
         limits: config.egress.limits,
         sendIcmpError: (quote, to, code, from, now) =>
           this.#icmp.sendError(quote, to, code, now, "dest_unreachable", from),
       })
       : undefined;
     this.udp.setEgress(this.egress);
+    this.tcp.setEgress(this.egress);
     if (config.dns?.enabled ?? true) {
       this.dns = new DnsResponder(
         { [DNS_DEFAULT_NAME]: address, ...config.dns?.names },
@@ -291,6 +293,7 @@ export class Stack {
       udp: this.udp,
       outside: this.egress && {
         udp: (src, dst, bytes, now) => this.udp.inputOutside(src, dst, bytes, now),
+        tcp: (src, dst, bytes, now) => this.tcp.inputOutside(src, dst, bytes, now),
       },
     });
   }

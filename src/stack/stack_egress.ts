@@ -7,6 +7,12 @@
  * The core never calls a runtime and never waits for one.
  *
  * What becomes an event:
+ * - a SYN to an outside address, held unanswered by the TCP layer
+ *   ({@linkcode TcpEgressHook}) until the gateway accepts it
+ *   ({@linkcode StackEgress.acceptTcp}: the SYN-ACK), refuses it
+ *   ({@linkcode StackEgress.refuseTcp}: a RST) or reports it unreachable
+ *   ({@linkcode StackEgress.tcpUnreachable}: ICMP); and a RST by which the
+ *   guest gives a held SYN up;
  * - a UDP datagram to an outside address (UDP layer, {@linkcode UdpEgressHook});
  * - a DNS query for a name the responder does not own (its
  *   {@linkcode DnsForwarder}), answered later with
@@ -30,6 +36,10 @@ import {
 import { bufferCost, type MemoryQuota } from "./session_quota.ts";
 import type { UdpEgressHook, UdpLayer } from "./udp/udp_layer.ts";
 import type { DnsForwarder } from "./dns_responder.ts";
+import type { HeldSyn, TcpEgressHook } from "./tcp/tcp_egress.ts";
+import type { TcpLayer } from "./tcp/tcp_layer.ts";
+import type { TcpConnection } from "./tcp/tcp_connection.ts";
+import type { TcpConfig } from "./tcp/tcp_config.ts";
 
 /** A UDP datagram from the session's machine to an outside address. */
 export interface EgressUdpEvent {
@@ -61,8 +71,24 @@ export interface EgressDnsEvent {
   readonly charge: number;
 }
 
+/** A SYN to an outside address, held until the gateway answers (or the guest gives up). */
+export interface EgressTcpEvent {
+  /** `tcp_syn`: a new SYN is held; `tcp_cancel`: the guest reset it before an answer. */
+  readonly kind: "tcp_syn" | "tcp_cancel";
+  /** The held SYN's key: what {@linkcode StackEgress.acceptTcp} and the others take. */
+  readonly key: string;
+  /** The guest's address and port. */
+  readonly src: Ipv4Address;
+  readonly srcPort: number;
+  /** The outside destination. */
+  readonly dst: Ipv4Address;
+  readonly dstPort: number;
+  /** Nothing is charged for a TCP event (0). */
+  readonly charge: number;
+}
+
 /** What the core records for the gateway. */
-export type EgressEvent = EgressUdpEvent | EgressDnsEvent;
+export type EgressEvent = EgressUdpEvent | EgressDnsEvent | EgressTcpEvent;
 
 /** Event bit of {@linkcode StackEgress}: events wait in its queue. */
 export const EGRESS_EVENTS_PENDING = 32;
@@ -89,7 +115,8 @@ export const DEFAULT_STACK_EGRESS_LIMITS: StackEgressLimits = {
  * - `egress_unsupported_protocol`: a transport other than TCP and UDP to an
  *   outside address (ICMP echo is not relayed).
  * - `egress_tcp_unsupported`: a TCP segment to an outside address while the
- *   core has no TCP egress.
+ *   core has no TCP egress (the TCP layer's own reasons are
+ *   `TCP_EGRESS_DROP_REASONS`).
  */
 export const EGRESS_DROP_REASONS: readonly string[] = [
   "egress_queue_full",
@@ -106,6 +133,8 @@ export interface StackEgressDeps {
   memory: MemoryQuota;
   /** The UDP layer, which sends the gateway's datagrams. */
   udp: UdpLayer;
+  /** The TCP layer, which holds SYNs to outside addresses and opens their connections. */
+  tcp: TcpLayer;
   /**
    * Sends an ICMP destination unreachable with `code` quoting `quote` to
    * `to`, from `from` (rate-limited with the stack's other errors).
@@ -127,6 +156,10 @@ export interface StackEgressStats {
   udpQueued: number;
   /** DNS queries queued for the gateway. */
   dnsQueued: number;
+  /** SYNs to outside addresses reported to the gateway. */
+  synsHeld: number;
+  /** Held SYNs the guest gave up before the gateway answered. */
+  synsCancelled: number;
   /** Events dropped because the queue was full. */
   queueFull: number;
   /** Events dropped because the memory quota refused their copy. */
@@ -154,7 +187,7 @@ const DNS_PORT = 53;
  * session.withCore((stack, now) => stack.egress!.sendUdp(from, fromPort, guest, guestPort, data, now));
  * ```
  */
-export class StackEgress implements UdpEgressHook, DnsForwarder {
+export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
   /** Pending event bits ({@linkcode EGRESS_EVENTS_PENDING}); the session clears them. */
   events = 0;
   /** The gateway, told of events through `onEvents` after the lock is released. */
@@ -165,6 +198,8 @@ export class StackEgress implements UdpEgressHook, DnsForwarder {
   readonly stats: StackEgressStats = {
     udpQueued: 0,
     dnsQueued: 0,
+    synsHeld: 0,
+    synsCancelled: 0,
     queueFull: 0,
     quotaRefused: 0,
     udpDelivered: 0,
@@ -240,7 +275,92 @@ export class StackEgress implements UdpEgressHook, DnsForwarder {
     return true;
   }
 
+  /** The TCP layer's hook: a SYN to an outside address is held. False when the queue is full. */
+  synHeld(h: HeldSyn, _now: number): boolean {
+    if (this.#queue.length >= this.limits.maxQueuedEvents) {
+      this.stats.queueFull++;
+      return false;
+    }
+    this.#push(this.#tcpEvent("tcp_syn", h));
+    this.stats.synsHeld++;
+    return true;
+  }
+
+  /** The TCP layer's hook: the guest reset a held SYN. */
+  synCancelled(h: HeldSyn, _now: number): void {
+    this.stats.synsCancelled++;
+    // Beyond the queue's limit the gateway learns it when its accept finds nothing held.
+    if (this.#queue.length < this.limits.maxQueuedEvents) {
+      this.#push(this.#tcpEvent("tcp_cancel", h));
+    }
+  }
+
+  #tcpEvent(kind: "tcp_syn" | "tcp_cancel", h: HeldSyn): EgressTcpEvent {
+    return {
+      kind,
+      key: h.key,
+      src: h.guest,
+      srcPort: h.guestPort,
+      dst: h.outside,
+      dstPort: h.outsidePort,
+      charge: 0,
+    };
+  }
+
   // ------------------------------------------------------------ for the gateway
+
+  /**
+   * The outbound connection for the held SYN `key` opened: the SYN-ACK goes
+   * out and the connection (SYN-RECEIVED, from the outside address) is
+   * returned for the gateway to own. Undefined when the SYN is no longer
+   * held (the guest gave up) or the TCP layer is full (then a RST).
+   */
+  acceptTcp(key: string, now: number, config?: Partial<TcpConfig>): TcpConnection | undefined {
+    return this.#deps.tcp.acceptHeld(key, now, config);
+  }
+
+  /**
+   * The destination of the held SYN `key` refused the connection, or the
+   * policy denied it: a RST from the outside address. Returns whether it was
+   * still held.
+   */
+  refuseTcp(key: string, now: number): boolean {
+    return this.#deps.tcp.refuseHeld(key, now);
+  }
+
+  /**
+   * The destination of the held SYN `key` is unreachable (or the dial timed
+   * out, or the platform prohibits it): an ICMP destination unreachable with
+   * `code` from the stack, the router (RFC 792, RFC 1812 §5.2.7.1), quoting
+   * the SYN's IP header and first 8 bytes (ports and sequence number, which
+   * the guest's TCP checks, RFC 5927 §4.1). Returns whether it was held.
+   */
+  tcpUnreachable(key: string, code: number, now: number): boolean {
+    const h = this.#deps.tcp.dropHeld(key);
+    if (h === undefined) return false;
+    const quote = new Uint8Array(IPV4_HEADER_LEN + 8);
+    Ipv4Repr.emit({
+      src: h.guest,
+      dst: h.outside,
+      protocol: IpProtocol.TCP,
+      payloadLen: 20,
+      ttl: 64,
+      dontFragment: true,
+    }, quote);
+    const t = IPV4_HEADER_LEN;
+    quote[t] = h.guestPort >>> 8;
+    quote[t + 1] = h.guestPort & 0xff;
+    quote[t + 2] = h.outsidePort >>> 8;
+    quote[t + 3] = h.outsidePort & 0xff;
+    const seq = h.syn.seqNumber;
+    quote[t + 4] = seq >>> 24;
+    quote[t + 5] = (seq >>> 16) & 0xff;
+    quote[t + 6] = (seq >>> 8) & 0xff;
+    quote[t + 7] = seq & 0xff;
+    this.#deps.sendIcmpError(quote, h.guest, code, this.#deps.localAddr, now);
+    this.stats.icmpErrors++;
+    return true;
+  }
 
   /**
    * Removes and returns the queued events (oldest first). Each carries the
@@ -360,7 +480,11 @@ export class StackEgress implements UdpEgressHook, DnsForwarder {
 
   #push(e: EgressEvent): void {
     this.#queue.push(e);
-    this.#queuedBytes += e.kind === "udp" ? e.payload.length : e.query.length;
+    this.#queuedBytes += e.kind === "udp"
+      ? e.payload.length
+      : e.kind === "dns"
+      ? e.query.length
+      : 0;
     this.events |= EGRESS_EVENTS_PENDING;
     this.#dirty = true;
   }

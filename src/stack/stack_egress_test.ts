@@ -181,11 +181,12 @@ describe("StackEgress: UDP to outside addresses becomes an event (issue 13)", ()
     assert.equal(egress.queued, 0);
   });
 
-  it("counts TCP to outside addresses while the core has no TCP egress", () => {
-    const { h } = egressStack();
+  it("holds a TCP SYN to an outside address for the gateway, answering nothing yet", () => {
+    const { h, egress } = egressStack();
     h.input(tcpSyn(OUTSIDE, 80));
-    assert.equal(h.drops.egress_tcp_unsupported, 1);
     assert.deepEqual(h.drain(), []);
+    assert.deepEqual(egress.take().map((e) => e.kind), ["tcp_syn"]);
+    assert.equal(h.stack.tcp.heldSyns.size, 1);
   });
 
   it("drops beyond the queue's event limit (egress_queue_full)", () => {
