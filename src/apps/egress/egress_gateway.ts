@@ -26,6 +26,7 @@ import {
 } from "./egress_limits.ts";
 import type { EgressPolicy } from "./egress_policy.ts";
 import { UdpFlowTable, type UdpFlowView } from "./udp_flows.ts";
+import { TcpFlowTable, type TcpFlowView } from "./tcp_flows.ts";
 
 /** What a gateway is made of: the server's dialer, policy and upstream, the session's limits. */
 export interface EgressGatewayOptions {
@@ -44,7 +45,7 @@ export interface EgressGatewayOptions {
 }
 
 /** A flow as the session view lists it. */
-export type EgressFlowView = UdpFlowView;
+export type EgressFlowView = TcpFlowView | UdpFlowView;
 
 /** The egress section of the session view (`GET /v1/sessions/:sid`). */
 export interface EgressView {
@@ -95,6 +96,7 @@ export class EgressGateway {
   readonly #core: EgressCore;
   readonly #options: EgressGatewayOptions;
   readonly #udp: UdpFlowTable;
+  readonly #tcp: TcpFlowTable;
   readonly #dns: DnsRelay;
   readonly #cache: DnsCache;
   #scheduled = false;
@@ -110,7 +112,7 @@ export class EgressGateway {
     const core = this.#core = new EgressCore(host);
     const clock = host.clock;
     const deny = (reason: EgressDenial) => this.#counters.denied[reason]++;
-    this.#udp = new UdpFlowTable({
+    const flowDeps = {
       core,
       clock,
       dialer: options.dialer,
@@ -118,7 +120,9 @@ export class EgressGateway {
       limits: this.limits,
       counters: this.#counters,
       deny,
-    });
+    };
+    this.#udp = new UdpFlowTable(flowDeps);
+    this.#tcp = new TcpFlowTable(flowDeps);
     this.#cache = new DnsCache(options.dnsCache, host.stack.quota.memory);
     this.#dns = new DnsRelay({
       upstream: options.upstream,
@@ -162,12 +166,19 @@ export class EgressGateway {
   }
 
   #dispatch(e: EgressEvent): void {
-    if (e.kind === "udp") {
-      this.#udp.handle(e);
-      return;
+    switch (e.kind) {
+      case "tcp_syn":
+      case "tcp_cancel":
+        this.#tcp.handle(e);
+        return;
+      case "udp":
+        this.#udp.handle(e);
+        return;
+      case "dns":
+        this.#dns.handle(e.client, e.clientPort, e.query);
+        this.#core.release(e.charge);
+        return;
     }
-    this.#dns.handle(e.client, e.clientPort, e.query);
-    this.#core.release(e.charge);
   }
 
   /**
@@ -178,6 +189,7 @@ export class EgressGateway {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#tcp.close();
     this.#udp.close();
     this.#dns.close();
     this.#cache.clear();
@@ -202,7 +214,7 @@ export class EgressGateway {
 
   /** Open flows: TCP and UDP. */
   get flowCount(): { tcp: number; udp: number } {
-    return { tcp: 0, udp: this.#udp.size };
+    return { tcp: this.#tcp.size, udp: this.#udp.size };
   }
 
   /** The egress section of the session view. */
@@ -212,7 +224,7 @@ export class EgressGateway {
     return {
       dialer: this.#options.dialer.name,
       dnsUpstream: this.#options.upstream.description,
-      flows: [...this.#udp.view(now)],
+      flows: [...this.#tcp.view(now), ...this.#udp.view(now)],
       denied: { ...denied },
       counters: structuredClone(counters),
       dnsCache: {

@@ -12,6 +12,7 @@ export * from "./egress_limits.ts";
 export * from "./dialer.ts";
 export * from "./egress_core.ts";
 export * from "./udp_flows.ts";
+export * from "./tcp_flows.ts";
 export * from "./egress_gateway.ts";
 export * from "./egress_service.ts";
 export * from "./egress_config.ts";
