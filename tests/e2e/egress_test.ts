@@ -8,8 +8,18 @@
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import { commandExists, e2eSkipReason } from "./harness.ts";
-import { EgressTestbed, PRIVATE, SERVER_OUT, UDP_PORT, WEB } from "./egress_testbed.ts";
+import {
+  ECHO_PORT,
+  EgressTestbed,
+  HTTP_PORT,
+  PRIVATE,
+  SERVER_OUT,
+  UDP_PORT,
+  WEB,
+} from "./egress_testbed.ts";
+import { rate, sha256File } from "./testbed.ts";
 
 const skip = e2eSkipReason() ??
   (["dnsmasq", "python3", "curl", "nft"].some((c) => !commandExists(c))
@@ -104,5 +114,161 @@ describe("e2e: egress through a session (Deno server)", { skip }, () => {
     assert.equal(v1.reserved_address - v0.reserved_address, 2);
     // The private address is reachable from the server's namespace itself: the policy refused it.
     assert.match(bed.server.exec("ping", ["-c", "1", "-W", "2", PRIVATE]), /1 received/);
+  });
+});
+
+const MiB = 1024 * 1024;
+
+describe("e2e: TCP egress through a session (Deno server)", { skip }, () => {
+  const bed = new EgressTestbed();
+  let big = "";
+  let bigSha = "";
+  before(async () => {
+    await bed.start("egt");
+    big = bed.makeFile("big", 256);
+    bigSha = await sha256File(big);
+  });
+  after(async () => await bed.stop());
+
+  /** curl in the guest: downloads `name` through egress and checks its sha256. */
+  async function download(label: string): Promise<void> {
+    const out = `${bed.dir}/down-${label}`;
+    const t0 = performance.now();
+    bed.guest.exec("curl", [
+      "-sS",
+      "--fail",
+      "-o",
+      out,
+      `http://www.egress.test:${HTTP_PORT}/big`,
+    ], 600_000);
+    const ms = performance.now() - t0;
+    assert.equal(await sha256File(out), bigSha, `${label}: the download is byte-exact`);
+    rmSync(out);
+    console.log(`egress download (${label}): ${rate(256 * MiB, ms)}`);
+  }
+
+  /** curl in the guest: uploads the file; the server answers its byte count and sha256. */
+  function upload(label: string): void {
+    const t0 = performance.now();
+    const out = bed.guest.exec("curl", [
+      "-sS",
+      "--fail",
+      "-T",
+      big,
+      `http://${WEB}:${HTTP_PORT}/upload`,
+    ], 600_000);
+    const ms = performance.now() - t0;
+    assert.equal(out.trim(), `${256 * MiB} ${bigSha}`, `${label}: the upload is byte-exact`);
+    console.log(`egress upload (${label}): ${rate(256 * MiB, ms)}`);
+  }
+
+  it("downloads and uploads 256 MiB byte-exact with curl, clean", async () => {
+    await download("clean");
+    upload("clean");
+    const v = bed.view();
+    assert.ok(v.egress.counters.tcp.bytesIn >= 256 * MiB);
+    assert.ok(v.egress.counters.tcp.bytesOut >= 256 * MiB);
+    assert.match(
+      bed.metrics(),
+      /netisle_egress_bytes_total\{protocol="tcp",direction="in"\} \d{9,}/,
+    );
+  });
+
+  it("downloads and uploads 256 MiB byte-exact with 2% loss on the guest's link", async () => {
+    bed.lossy(bed.guest, 2);
+    try {
+      await download("2% loss");
+      upload("2% loss");
+      const dropped = bed.dropped(bed.guest);
+      assert.ok(dropped > 1000, `the bridge dropped ${dropped} frames`);
+      console.log(`egress with loss: the guest's bridge dropped ${dropped} frames`);
+    } finally {
+      bed.clean(bed.guest);
+    }
+  });
+
+  it("answers denied destinations at once (RST) and counts them by reason", () => {
+    const v0 = bed.view().egress.denied;
+    const cases: Array<[string, number]> = [
+      [SERVER_OUT, 8787], // the server namespace's own address (its API port)
+      ["169.254.169.254", 80], // cloud metadata
+      [PRIVATE, HTTP_PORT], // routed, but outside the allow rule
+      [WEB, 25], // port 25
+    ];
+    for (const [dst, port] of cases) {
+      const out = bed.guest.exec("python3", [
+        "tests/e2e/fixtures/egress_guest.py",
+        "connect",
+        dst,
+        String(port),
+      ]).trim();
+      const m = /^ERROR ECONNREFUSED (\d+)$/.exec(out);
+      assert.ok(m, `${dst}:${port}: ${out}`);
+      assert.ok(Number(m[1]) < 1000, `${dst}:${port} answered at once (${m[1]} ms)`);
+    }
+    // A name resolving to 127.0.0.1: no address, at once.
+    const t0 = performance.now();
+    const r = bed.guest.try("curl", ["-sS", "-m", "10", "http://rebind.egress.test/"]);
+    assert.equal(r.ok, false);
+    assert.match(r.out, /Could not resolve host/);
+    assert.ok(performance.now() - t0 < 5000);
+    const v1 = bed.view().egress.denied;
+    assert.equal(v1.server_address - v0.server_address, 1);
+    assert.equal(v1.reserved_address - v0.reserved_address, 2);
+    assert.equal(v1.smtp_port - v0.smtp_port, 1);
+    // From the server's namespace the private address answers: the policy refused it.
+    assert.match(
+      bed.server.exec("curl", [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `http://${PRIVATE}:${HTTP_PORT}/x`,
+      ]),
+      /404/,
+    );
+  });
+
+  it("takes 256 concurrent connections and resets the rest; another session's transfer completes meanwhile", async () => {
+    const other = await bed.addGuest("egt-g2");
+    bed.makeFile("mid", 32);
+    const midSha = await sha256File(`${bed.dir}/mid`);
+    const many = bed.guest.ns.spawn("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "many",
+      WEB,
+      String(ECHO_PORT),
+      "300",
+      "40", // 40 new connections per second: under the rate limit (50/s, burst 100)
+    ]);
+    bed.procs.push(many);
+    const m = await many.waitFor(/RESULT (\{.*\})/, 120_000);
+    const result = JSON.parse(m[1]);
+    assert.equal(result.established, 256, JSON.stringify(result));
+    assert.equal(result.echoed, 256, JSON.stringify(result));
+    assert.deepEqual(result.errors, { ECONNREFUSED: 44 });
+    assert.equal(result.firstError, 256, "the first 256 work, the rest are reset");
+    const v = bed.view();
+    assert.equal(v.egress.denied.limit_tcp_connections, 44);
+    assert.equal(
+      v.egress.flows.filter((f: { protocol: string }) => f.protocol === "tcp").length,
+      256,
+    );
+    assert.match(bed.metrics(), /netisle_egress_denied_total\{reason="limit_tcp_connections"\} 44/);
+    // Another session downloads while this one holds its 256 connections at the limit.
+    const out = `${bed.dir}/down-other`;
+    const t0 = performance.now();
+    other.exec("curl", ["-sS", "--fail", "-o", out, `http://${WEB}:${HTTP_PORT}/mid`], 300_000);
+    const ms = performance.now() - t0;
+    assert.equal(await sha256File(out), midSha, "the other session's transfer is byte-exact");
+    console.log(`another session's download during the 256 connections: ${rate(32 * MiB, ms)}`);
+    many.send("go");
+    await many.waitFor(/CLOSED/, 30_000);
+    const deadline = Date.now() + 30_000;
+    while (bed.view().egress.flows.some((f: { protocol: string }) => f.protocol === "tcp")) {
+      assert.ok(Date.now() < deadline, "the flows went away after the guest closed them");
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 });

@@ -232,6 +232,13 @@ export class EgressTestbed {
     return g;
   }
 
+  /** Writes `mib` MiB of random bytes to the HTTP server's directory as `name`; returns its path. */
+  makeFile(name: string, mib: number): string {
+    const path = `${this.dir}/${name}`;
+    sh("sh", ["-c", `head -c ${mib}M /dev/urandom > ${path}`], { timeoutMs: 120_000 });
+    return path;
+  }
+
   /** Drops `percent` of the frames crossing `guest`'s bridge (its link to the session), at random. */
   lossy(guest: EgressGuest, percent: number): void {
     const rules = `table bridge lossy {
