@@ -15,7 +15,8 @@
  *   (br0) to a veth pair whose other end carries 10.0.2.15/24 with the
  *   default route via 10.0.2.2, so losses can be injected on the bridge's
  *   forward hook (TESTING.md) and every packet to the world goes through the
- *   session. Its resolv.conf (/etc/netns/NAME/resolv.conf) names 10.0.2.2.
+ *   session. The guest sends large GSO packets (the tunnel CLI's offload
+ *   cuts them), except while losses are injected. Its resolv.conf (/etc/netns/NAME/resolv.conf) names 10.0.2.2.
  *
  * Further guests (each its own namespace, session and tunnel) can be added
  * with {@linkcode EgressTestbed.addGuest}.
@@ -222,8 +223,6 @@ export class EgressTestbed {
     gx("ip", "link", "set", "tap0", "master", "br0");
     gx("ip", "link", "set", "gv0", "master", "br0");
     for (const d of ["br0", "gv0", "tap0"]) gx("ip", "link", "set", d, "up");
-    // One segment per packet, so that a dropped packet is one lost segment.
-    gx("ip", "link", "set", "gv1", "gso_max_segs", "1");
     gx("ip", "addr", "add", "10.0.2.15/24", "dev", "gv1");
     gx("ip", "link", "set", "gv1", "up");
     gx("ip", "route", "add", "default", "via", "10.0.2.2", "dev", "gv1");
@@ -239,17 +238,23 @@ export class EgressTestbed {
     return path;
   }
 
-  /** Drops `percent` of the frames crossing `guest`'s bridge (its link to the session), at random. */
+  /**
+   * Drops `percent` of the frames crossing `guest`'s bridge (its link to the
+   * session), at random; the guest then sends one segment per packet
+   * (`gso_max_segs 1`), so that a dropped packet is one lost segment.
+   */
   lossy(guest: EgressGuest, percent: number): void {
+    guest.exec("ip", ["link", "set", "gv1", "gso_max_segs", "1"]);
     const rules = `table bridge lossy {
       chain forward_loss { type filter hook forward priority 0; numgen random mod 100 < ${percent} counter drop; }
     }`;
     guest.ns.exec("nft", ["-f", "-"], { input: rules });
   }
 
-  /** Removes the loss rule of `guest`. */
+  /** Removes the loss rule of `guest` (and lets it send large GSO packets again). */
   clean(guest: EgressGuest): void {
     guest.ns.exec("nft", ["delete", "table", "bridge", "lossy"]);
+    guest.exec("ip", ["link", "set", "gv1", "gso_max_segs", "65535"]);
   }
 
   /** Frames the loss rule of `guest` dropped so far. */
