@@ -9,7 +9,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
-import { commandExists, e2eSkipReason } from "./harness.ts";
+import { commandExists, DENO, e2eSkipReason } from "./harness.ts";
+import { buildGuestInitramfs, guestQemuArgs, QEMU, qemuGuestSkipReason } from "./qemu_guest.ts";
 import {
   ECHO_PORT,
   EgressTestbed,
@@ -114,6 +115,55 @@ describe("e2e: egress through a session (Deno server)", { skip }, () => {
     assert.equal(v1.reserved_address - v0.reserved_address, 2);
     // The private address is reachable from the server's namespace itself: the policy refused it.
     assert.match(bed.server.exec("ping", ["-c", "1", "-W", "2", PRIVATE]), /1 received/);
+  });
+
+  it("lets the QEMU guest (-netdev stream) fetch a file from the internet and resolve names", {
+    skip: qemuGuestSkipReason("the QEMU egress test"),
+  }, async () => {
+    const file = bed.makeFile("small", 1);
+    const sha = await sha256File(file);
+    const sock = `${bed.dir}/qemu.sock`;
+    const cli = bed.guest.ns.spawn(DENO, [
+      "run",
+      "-A",
+      "tunnel/cli.ts",
+      "--server",
+      "http://192.168.100.1:8787",
+      "--create",
+      "--qemu-stream",
+      `unix:${sock}`,
+    ], { DENO_NO_UPDATE_CHECK: "1" });
+    bed.procs.push(cli);
+    const [, id, token] = await cli.waitFor(/session (s_\S+) token (\S+)/, 60_000);
+    await cli.waitFor(/listening for QEMU -netdev stream/, 60_000);
+    const vm = bed.guest.ns.spawn(
+      QEMU,
+      guestQemuArgs(
+        buildGuestInitramfs(bed.dir),
+        `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
+      ),
+    );
+    bed.procs.push(vm);
+    await vm.waitFor(/NETISLE-GUEST dhcp-ok/, 180_000);
+    let mark = vm.mark();
+    vm.send(`fetch ${WEB} ${HTTP_PORT} /small`);
+    const got = await vm.waitFor(
+      /NETISLE-GUEST fetch-(done|failed) (\S+)(?: (\d+))?/,
+      120_000,
+      mark,
+    );
+    assert.deepEqual(got.slice(1, 4), ["done", sha, String(1024 * 1024)], vm.output.slice(mark));
+    mark = vm.mark();
+    vm.send("resolve www.egress.test");
+    const res = await vm.waitFor(/NETISLE-GUEST resolved (.*)/, 60_000, mark);
+    assert.match(res[1], new RegExp(`Address: ${WEB.replaceAll(".", "\\.")}`));
+    const view = bed.api("GET", `/v1/sessions/${id}`, token);
+    assert.ok(
+      view.egress.counters.tcp.bytesIn >= 1024 * 1024,
+      JSON.stringify(view.egress.counters),
+    );
+    vm.send("poweroff");
+    await vm.waitFor(/NETISLE-GUEST bye/, 30_000);
   });
 });
 
