@@ -322,3 +322,65 @@ describe("e2e: TCP egress through a session (Deno server)", { skip }, () => {
     }
   });
 });
+
+describe("e2e: egress through a session (Bun server)", { skip }, () => {
+  const bed = new EgressTestbed();
+  let sha = "";
+  before(async () => {
+    await bed.start("egb", { runtime: "bun" });
+    sha = await sha256File(bed.makeFile("bun", 64));
+  });
+  after(async () => await bed.stop());
+
+  it("moves 64 MiB down and up byte-exact (Bun.connect), resolves names, and resets denied destinations", async () => {
+    const out = `${bed.dir}/down-bun`;
+    const t0 = performance.now();
+    bed.guest.exec("curl", ["-sS", "--fail", "-o", out, `http://www.egress.test:${HTTP_PORT}/bun`]);
+    console.log(`egress download on Bun: ${rate(64 * MiB, performance.now() - t0)}`);
+    assert.equal(await sha256File(out), sha);
+    const t1 = performance.now();
+    const up = bed.guest.exec("curl", [
+      "-sS",
+      "--fail",
+      "-T",
+      out,
+      `http://${WEB}:${HTTP_PORT}/upload`,
+    ]);
+    console.log(`egress upload on Bun: ${rate(64 * MiB, performance.now() - t1)}`);
+    assert.equal(up.trim(), `${64 * MiB} ${sha}`);
+    for (const [dst, port] of [[SERVER_OUT, 8787], [WEB, 25]] as const) {
+      const r = bed.guest.exec("python3", [
+        "tests/e2e/fixtures/egress_guest.py",
+        "connect",
+        dst,
+        String(port),
+      ]);
+      assert.match(r, /^ERROR ECONNREFUSED/, `${dst}:${port}`);
+    }
+    const v = bed.view();
+    assert.equal(v.egress.dialer, "bun");
+    assert.equal(v.egress.denied.server_address, 1);
+    assert.equal(v.egress.denied.smtp_port, 1);
+  });
+
+  it("carries UDP both ways and reports the runtime's port unreachable as ICMP (Bun passes ECONNREFUSED on)", () => {
+    const echo = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "udp",
+      WEB,
+      String(UDP_PORT),
+      "hi from bun",
+    ]);
+    assert.equal(echo.trim(), "REPLY echo:hi from bun");
+    // Nothing listens on port 9 of the internet host: its kernel answers port unreachable.
+    const closed = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "udp",
+      WEB,
+      "9",
+      "anyone?",
+    ]);
+    assert.equal(closed.trim(), "ERROR ECONNREFUSED");
+    assert.equal(bed.view().egress.counters.udp.portUnreachable, 1);
+  });
+});
