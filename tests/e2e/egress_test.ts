@@ -384,3 +384,76 @@ describe("e2e: egress through a session (Bun server)", { skip }, () => {
     assert.equal(bed.view().egress.counters.udp.portUnreachable, 1);
   });
 });
+
+describe("e2e: egress through a session (the Cloudflare Worker in local workerd)", { skip }, () => {
+  const bed = new EgressTestbed();
+  let sha = "";
+  before(async () => {
+    await bed.start("egw", { runtime: "workerd" });
+    sha = await sha256File(bed.makeFile("wd", 64));
+    bed.makeFile("one", 1);
+  });
+  after(async () => await bed.stop());
+
+  it("moves 64 MiB down and up byte-exact through connect() (cloudflare:sockets), names over DNS-on-TCP", async () => {
+    const out = `${bed.dir}/down-wd`;
+    const t0 = performance.now();
+    bed.guest.exec("curl", ["-sS", "--fail", "-o", out, `http://www.egress.test:${HTTP_PORT}/wd`]);
+    console.log(`egress download in workerd: ${rate(64 * MiB, performance.now() - t0)}`);
+    assert.equal(await sha256File(out), sha);
+    const t1 = performance.now();
+    const up = bed.guest.exec("curl", [
+      "-sS",
+      "--fail",
+      "-T",
+      out,
+      `http://${WEB}:${HTTP_PORT}/upload`,
+    ]);
+    console.log(`egress upload in workerd: ${rate(64 * MiB, performance.now() - t1)}`);
+    assert.equal(up.trim(), `${64 * MiB} ${sha}`);
+    const v = bed.view();
+    assert.equal(v.egress.dialer, "workerd");
+    // Workers have no outbound UDP: the udp: upstream is asked over TCP.
+    assert.ok(v.egress.counters.dns.upstreamQueries >= 1);
+    assert.equal(v.egress.counters.dns.upstreamFailures, 0);
+  });
+
+  it("queues dials beyond 6 open connections instead of failing them (Workers' per-context limit)", () => {
+    const urls = Array.from({ length: 12 }, (_, i) => `http://${WEB}:${HTTP_PORT}/one?${i}`);
+    const out = bed.guest.exec("sh", [
+      "-c",
+      `for u in ${
+        urls.join(" ")
+      }; do curl -sS --fail -o /dev/null -w '%{http_code}\\n' "$u" & done; wait`,
+    ], 300_000);
+    assert.deepEqual(out.trim().split("\n").sort(), Array(12).fill("200"));
+  });
+
+  it("resets the server's own address and answers UDP with ICMP prohibited (no outbound UDP)", () => {
+    const r = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "connect",
+      SERVER_OUT,
+      "8787",
+    ]);
+    assert.match(r, /^ERROR ECONNREFUSED/);
+    const u = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "udp",
+      WEB,
+      String(UDP_PORT),
+      "x",
+    ]);
+    assert.equal(u.trim(), "ERROR EHOSTUNREACH");
+    const v = bed.view();
+    assert.equal(v.egress.denied.server_address, 1);
+    assert.equal(v.egress.denied.udp_unsupported, 1);
+    const metrics = bed.server.exec("curl", [
+      "-s",
+      "-H",
+      `Authorization: Bearer ${bed.guest.session.token}`,
+      `http://127.0.0.1:8787/v1/sessions/${bed.guest.session.id}/metrics`,
+    ]);
+    assert.match(metrics, /^netisle_egress_denied_total\{reason="udp_unsupported"\} 1$/m);
+  });
+});

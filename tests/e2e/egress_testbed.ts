@@ -84,8 +84,12 @@ export class EgressGuest {
 
 /** Options of {@linkcode EgressTestbed.start}. */
 export interface EgressTestbedOptions {
-  /** The server's runtime; Deno by default. */
-  runtime?: "deno" | "bun";
+  /**
+   * The server's runtime; Deno by default. `workerd` runs the Cloudflare
+   * Worker (examples/cloudflare) in local workerd: TCP through `connect()`,
+   * no outbound UDP.
+   */
+  runtime?: "deno" | "bun" | "workerd";
   /** Extra environment of the server. */
   env?: Record<string, string>;
   /** Files for the HTTP server to serve (name → bytes), written to a temporary directory. */
@@ -172,11 +176,21 @@ export class EgressTestbed {
       NETISLE_DNS_UPSTREAM: `udp:${DNS}:53`,
       ...options.env,
     };
-    this.serverProc = options.runtime === "bun"
-      ? this.server.spawn(BUN, ["run", "examples/bun/server.ts"], env)
-      : this.server.spawn(DENO, ["run", "-A", "examples/deno/server.ts"], env);
-    this.procs.push(this.serverProc);
-    await this.serverProc.waitFor(/listening on http:\/\/0\.0\.0\.0:8787/, 60_000);
+    if (options.runtime === "workerd") {
+      mkdirSync(`${this.dir}/storage`);
+      this.serverProc = this.server.spawn("node", ["scripts/build_workerd.mjs", "--serve"], {
+        ...env,
+        NETISLE_STORAGE_DIR: `${this.dir}/storage`,
+      });
+      this.procs.push(this.serverProc);
+      await this.server.waitListening(8787, false, 60_000);
+    } else {
+      this.serverProc = options.runtime === "bun"
+        ? this.server.spawn(BUN, ["run", "examples/bun/server.ts"], env)
+        : this.server.spawn(DENO, ["run", "-A", "examples/deno/server.ts"], env);
+      this.procs.push(this.serverProc);
+      await this.serverProc.waitFor(/listening on http:\/\/0\.0\.0\.0:8787/, 60_000);
+    }
     this.guest = await this.addGuest(`${prefix}-g`);
   }
 
