@@ -15,6 +15,7 @@ import process from "node:process";
 import { serveBun } from "../../src/http/serve_bun.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
 import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
+import { formatIpAddress } from "../../src/apps/egress/ip_address.ts";
 import { bunDialer } from "../../src/apps/egress/dial_bun.ts";
 import { hostAddresses, nodeSystemDns } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
@@ -26,6 +27,13 @@ if (typeof config === "string") {
   process.exit(2);
 }
 
+const egress = config.egress && createEgressService(config.egress, {
+  dialer: bunDialer(),
+  systemDns: nodeSystemDns(),
+  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
 if (config.isolation) {
   // Each session in its own Web Worker (README "Sessions in their own isolates"). Serves
   // until a signal; the in-process server below is then never started.
@@ -33,6 +41,11 @@ if (config.isolation) {
   const { server, isolated } = serveIsolatedBun({
     ...config,
     ...config.isolation,
+    // Each session's worker builds its own egress from the same variables.
+    egress: config.egress && {
+      env: config.egress.env,
+      serverAddresses: serverAddresses(config.hostname, hostAddresses).map(formatIpAddress),
+    },
     onListen: (url) => console.log(listeningLine(url, "Bun", config)),
   });
   const stopIsolated = () => {
@@ -43,13 +56,6 @@ if (config.isolation) {
   process.on("SIGTERM", stopIsolated);
   await new Promise<never>(() => {});
 }
-
-const egress = config.egress && createEgressService(config.egress, {
-  dialer: bunDialer(),
-  systemDns: nodeSystemDns(),
-  serverAddresses: serverAddresses(config.hostname, hostAddresses),
-});
-for (const line of egress?.describe() ?? []) console.log(line);
 
 const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();

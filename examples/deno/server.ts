@@ -12,6 +12,7 @@
 import { serveDeno } from "../../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
 import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
+import { formatIpAddress } from "../../src/apps/egress/ip_address.ts";
 import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
 import { hostAddresses } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
@@ -23,12 +24,24 @@ if (typeof config === "string") {
   Deno.exit(2);
 }
 
+const egress = config.egress && createEgressService(config.egress, {
+  dialer: denoDialer(),
+  systemDns: denoSystemDns(),
+  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
 if (config.isolation) {
   // Each session in its own Web Worker (README "Sessions in their own isolates").
   const { serveIsolatedDeno } = await import("../../src/http/isolation/serve_isolated_deno.ts");
   const { server, isolated } = serveIsolatedDeno({
     ...config,
     ...config.isolation,
+    // Each session's worker builds its own egress from the same variables.
+    egress: config.egress && {
+      env: config.egress.env,
+      serverAddresses: serverAddresses(config.hostname, hostAddresses).map(formatIpAddress),
+    },
     onListen: (url) => console.log(listeningLine(url, "Deno", config)),
   });
   const stopIsolated = () => {
@@ -40,13 +53,6 @@ if (config.isolation) {
   await server.finished;
   Deno.exit(0);
 }
-
-const egress = config.egress && createEgressService(config.egress, {
-  dialer: denoDialer(),
-  systemDns: denoSystemDns(),
-  serverAddresses: serverAddresses(config.hostname, hostAddresses),
-});
-for (const line of egress?.describe() ?? []) console.log(line);
 
 const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();

@@ -457,3 +457,51 @@ describe("e2e: egress through a session (the Cloudflare Worker in local workerd)
     assert.match(metrics, /^netisle_egress_denied_total\{reason="udp_unsupported"\} 1$/m);
   });
 });
+
+describe(
+  "e2e: egress with sessions in their own isolates (NETISLE_ISOLATION=worker)",
+  { skip },
+  () => {
+    const bed = new EgressTestbed();
+    let sha = "";
+    before(async () => {
+      await bed.start("egi", { env: { NETISLE_ISOLATION: "worker" } });
+      sha = await sha256File(bed.makeFile("iso", 16));
+    });
+    after(async () => await bed.stop());
+
+    it("resolves, downloads byte-exact, carries UDP and resets denials from the session's worker", async () => {
+      const out = `${bed.dir}/down-iso`;
+      bed.guest.exec("curl", [
+        "-sS",
+        "--fail",
+        "-o",
+        out,
+        `http://www.egress.test:${HTTP_PORT}/iso`,
+      ]);
+      assert.equal(await sha256File(out), sha);
+      const u = bed.guest.exec("python3", [
+        "tests/e2e/fixtures/egress_guest.py",
+        "udp",
+        WEB,
+        String(UDP_PORT),
+        "isolated",
+      ]);
+      assert.equal(u.trim(), "REPLY echo:isolated");
+      const r = bed.guest.exec("python3", [
+        "tests/e2e/fixtures/egress_guest.py",
+        "connect",
+        "169.254.169.254",
+        "80",
+      ]);
+      assert.match(r, /^ERROR ECONNREFUSED/);
+      const v = bed.view();
+      assert.equal(v.egress.denied.reserved_address, 1);
+      // The front door sums the workers' egress families.
+      assert.match(
+        bed.metrics(),
+        /^netisle_egress_bytes_total\{protocol="tcp",direction="in"\} \d{8,}$/m,
+      );
+    });
+  },
+);

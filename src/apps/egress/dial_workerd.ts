@@ -19,8 +19,8 @@
 import { connect } from "cloudflare:sockets";
 import {
   classifyDialError,
-  DialError,
   type DialedTcp,
+  DialError,
   type EgressDialer,
   LimitedDialer,
 } from "./dialer.ts";

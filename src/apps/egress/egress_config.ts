@@ -36,7 +36,17 @@ export interface EgressConfig {
   deny: EgressRule[];
   /** `NETISLE_DNS_UPSTREAM`. */
   upstream: DnsUpstreamSpec;
+  /** The egress variables as given (what a session worker reads again). */
+  env: Record<string, string>;
 }
+
+/** The variables {@linkcode readEgressConfig} reads. */
+export const EGRESS_ENV_VARS: readonly string[] = [
+  "NETISLE_EGRESS",
+  "NETISLE_EGRESS_ALLOW",
+  "NETISLE_EGRESS_DENY",
+  "NETISLE_DNS_UPSTREAM",
+];
 
 /**
  * Reads the egress variables: undefined when egress is off, the settings,
@@ -55,11 +65,14 @@ export function readEgressConfig(
   const on = (env.NETISLE_EGRESS ?? "off").trim().toLowerCase();
   if (on === "off" || on === "") return undefined;
   if (on !== "on") return `NETISLE_EGRESS must be "on" or "off", got "${env.NETISLE_EGRESS}"`;
+  const given: Record<string, string> = {};
+  for (const k of EGRESS_ENV_VARS) if (env[k] !== undefined) given[k] = env[k]!;
   try {
     return {
       allow: parseEgressRules(env.NETISLE_EGRESS_ALLOW),
       deny: parseEgressRules(env.NETISLE_EGRESS_DENY),
       upstream: parseDnsUpstreamSpec(env.NETISLE_DNS_UPSTREAM || defaultUpstream),
+      env: given,
     };
   } catch (err) {
     const which = /NETISLE_DNS_UPSTREAM/.test((err as Error).message) ? "" : "NETISLE_EGRESS_*: ";

@@ -35,6 +35,12 @@ export interface WorkerInit {
   idleTimeoutMs?: number;
   /** Interval of the worker's idle sweep (ms). */
   sweepIntervalMs?: number;
+  /**
+   * Egress for the worker's session (the server runs with `NETISLE_EGRESS=on`):
+   * the server's egress variables as given, and its own addresses (which
+   * egress never dials). The worker builds its egress from them.
+   */
+  egress?: { env: Record<string, string>; serverAddresses: string[] };
 }
 
 /** A request forwarded to a worker. */
