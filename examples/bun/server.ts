@@ -15,7 +15,6 @@ import process from "node:process";
 import { serveBun } from "../../src/http/serve_bun.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
 import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
-import { formatIpAddress } from "../../src/apps/egress/ip_address.ts";
 import { bunDialer } from "../../src/apps/egress/dial_bun.ts";
 import { hostAddresses, nodeSystemDns } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
@@ -30,7 +29,8 @@ if (typeof config === "string") {
 const egress = config.egress && createEgressService(config.egress, {
   dialer: bunDialer(),
   systemDns: nodeSystemDns(),
-  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+  // Asked again every few seconds: interfaces may come and go while the server runs.
+  serverAddresses: () => serverAddresses(config.hostname, hostAddresses),
 });
 for (const line of egress?.describe() ?? []) console.log(line);
 
@@ -42,10 +42,7 @@ if (config.isolation) {
     ...config,
     ...config.isolation,
     // Each session's worker builds its own egress from the same variables.
-    egress: config.egress && {
-      env: config.egress.env,
-      serverAddresses: serverAddresses(config.hostname, hostAddresses).map(formatIpAddress),
-    },
+    egress: config.egress && { env: config.egress.env, hostname: config.hostname },
     onListen: (url) => console.log(listeningLine(url, "Bun", config)),
   });
   const stopIsolated = () => {

@@ -12,7 +12,6 @@
 import { serveDeno } from "../../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
 import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
-import { formatIpAddress } from "../../src/apps/egress/ip_address.ts";
 import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
 import { hostAddresses } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
@@ -27,7 +26,8 @@ if (typeof config === "string") {
 const egress = config.egress && createEgressService(config.egress, {
   dialer: denoDialer(),
   systemDns: denoSystemDns(),
-  serverAddresses: serverAddresses(config.hostname, hostAddresses),
+  // Asked again every few seconds: interfaces may come and go while the server runs.
+  serverAddresses: () => serverAddresses(config.hostname, hostAddresses),
 });
 for (const line of egress?.describe() ?? []) console.log(line);
 
@@ -38,10 +38,7 @@ if (config.isolation) {
     ...config,
     ...config.isolation,
     // Each session's worker builds its own egress from the same variables.
-    egress: config.egress && {
-      env: config.egress.env,
-      serverAddresses: serverAddresses(config.hostname, hostAddresses).map(formatIpAddress),
-    },
+    egress: config.egress && { env: config.egress.env, hostname: config.hostname },
     onListen: (url) => console.log(listeningLine(url, "Deno", config)),
   });
   const stopIsolated = () => {

@@ -92,6 +92,8 @@ export interface EgressTestbedOptions {
   runtime?: "deno" | "bun" | "workerd";
   /** Extra environment of the server. */
   env?: Record<string, string>;
+  /** Extra flags of the Deno server (e.g. `--v8-flags=--perf-basic-prof` to profile it). */
+  denoFlags?: string[];
   /** Files for the HTTP server to serve (name → bytes), written to a temporary directory. */
   files?: Record<string, Uint8Array>;
 }
@@ -187,7 +189,11 @@ export class EgressTestbed {
     } else {
       this.serverProc = options.runtime === "bun"
         ? this.server.spawn(BUN, ["run", "examples/bun/server.ts"], env)
-        : this.server.spawn(DENO, ["run", "-A", "examples/deno/server.ts"], env);
+        : this.server.spawn(
+          DENO,
+          ["run", "-A", ...(options.denoFlags ?? []), "examples/deno/server.ts"],
+          env,
+        );
       this.procs.push(this.serverProc);
       await this.serverProc.waitFor(/listening on http:\/\/0\.0\.0\.0:8787/, 60_000);
     }

@@ -103,8 +103,11 @@ export interface EgressRuntime {
   dialer: EgressDialer;
   /** Its resolver, for `NETISLE_DNS_UPSTREAM=system`. */
   systemDns?: SystemDnsLookup;
-  /** The server's own addresses (see {@linkcode serverAddresses}). */
-  serverAddresses: IpAddress[];
+  /**
+   * The server's own addresses (see {@linkcode serverAddresses}); a function
+   * is asked again every few seconds.
+   */
+  serverAddresses: IpAddress[] | (() => IpAddress[]);
   /** Per-session limits other than the defaults. */
   limits?: Partial<EgressLimits>;
 }

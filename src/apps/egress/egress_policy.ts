@@ -183,8 +183,16 @@ export interface EgressPolicyOptions {
   allow?: readonly EgressRule[];
   /** The operator's deny rules: they win over everything. */
   deny?: readonly EgressRule[];
-  /** The server's own addresses: denied on every port, whatever the allow rules say. */
-  serverAddresses?: readonly IpAddress[];
+  /**
+   * The server's own addresses: denied on every port, whatever the allow
+   * rules say. A function is asked again at most every `refreshMs` (the
+   * machine's interfaces may change while the server runs).
+   */
+  serverAddresses?: readonly IpAddress[] | (() => readonly IpAddress[]);
+  /** How long a list of server addresses from a function is used (ms, default 5000). */
+  refreshMs?: number;
+  /** Monotonic milliseconds for `refreshMs` (default `performance.now`). */
+  now?: () => number;
 }
 
 /** The addresses a rule or range is checked against: the address and its embedded IPv4. */
@@ -227,16 +235,39 @@ export class EgressPolicy {
   readonly allow: readonly EgressRule[];
   /** The operator's deny rules. */
   readonly deny: readonly EgressRule[];
-  /** The server's own addresses. */
-  readonly serverAddresses: readonly IpAddress[];
   #defaults: IpCidr[];
+  #own: readonly IpAddress[];
+  #ownSource: (() => readonly IpAddress[]) | undefined;
+  #ownAt = -Infinity;
+  #refreshMs: number;
+  #now: () => number;
 
   /** Creates a policy. */
   constructor(options: EgressPolicyOptions = {}) {
     this.allow = [...(options.allow ?? [])];
     this.deny = [...(options.deny ?? [])];
-    this.serverAddresses = [...(options.serverAddresses ?? [])];
+    const own = options.serverAddresses ?? [];
+    this.#ownSource = typeof own === "function" ? own : undefined;
+    this.#own = typeof own === "function" ? [] : [...own];
+    this.#refreshMs = options.refreshMs ?? 5000;
+    this.#now = options.now ?? (() => performance.now());
     this.#defaults = DEFAULT_DENIED_RANGES.map((r) => parseIpCidr(r)!);
+  }
+
+  /** The server's own addresses now (asked of the source again when it is older than `refreshMs`). */
+  get serverAddresses(): readonly IpAddress[] {
+    if (this.#ownSource) {
+      const now = this.#now();
+      if (now - this.#ownAt >= this.#refreshMs) {
+        this.#ownAt = now;
+        try {
+          this.#own = [...this.#ownSource()];
+        } catch {
+          // Keep the last list.
+        }
+      }
+    }
+    return this.#own;
   }
 
   /**
@@ -246,9 +277,8 @@ export class EgressPolicy {
   check(protocol: EgressProtocol, ip: IpAddress, port: number): EgressDenyReason | undefined {
     const ips = candidates(ip);
     if (this.deny.some((r) => ruleMatches(r, protocol, ips, port))) return "deny_rule";
-    if (ips.some((a) => this.serverAddresses.some((s) => sameAddress(a, s)))) {
-      return "server_address";
-    }
+    const own = this.serverAddresses;
+    if (ips.some((a) => own.some((s) => sameAddress(a, s)))) return "server_address";
     let smtpOnly = false;
     for (const r of this.allow) {
       if (!ruleMatches(r, protocol, ips, port)) continue;
@@ -278,9 +308,8 @@ export class EgressPolicy {
     if (this.deny.some((r) => r.protocol === "any" && r.ports === undefined && covers(r))) {
       return "deny_rule";
     }
-    if (ips.some((a) => this.serverAddresses.some((s) => sameAddress(a, s)))) {
-      return "server_address";
-    }
+    const own = this.serverAddresses;
+    if (ips.some((a) => own.some((s) => sameAddress(a, s)))) return "server_address";
     if (this.allow.some(covers)) return undefined;
     if (ips.some((a) => this.#defaults.some((c) => cidrContains(c, a)))) {
       return "reserved_address";

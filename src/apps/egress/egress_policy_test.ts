@@ -179,3 +179,25 @@ describe("EgressPolicy.check: operator rules and the server's own addresses", ()
     assert.match(new EgressPolicy().describe()[0], /\(none\)/);
   });
 });
+
+describe("EgressPolicy: server addresses from a function", () => {
+  it("asks the function again once its list is older than refreshMs", () => {
+    let list = [parseIpAddress("198.18.0.1")!];
+    let asked = 0;
+    let now = 1000;
+    const p = new EgressPolicy({
+      serverAddresses: () => {
+        asked++;
+        return list;
+      },
+      refreshMs: 20,
+      now: () => now,
+    });
+    assert.equal(p.check("tcp", parseIpAddress("198.18.0.1")!, 80), "server_address");
+    list = [parseIpAddress("203.0.113.5")!]; // a new interface came up
+    assert.equal(p.check("tcp", parseIpAddress("203.0.113.5")!, 80), undefined, "cached");
+    now += 20;
+    assert.equal(p.check("tcp", parseIpAddress("203.0.113.5")!, 80), "server_address");
+    assert.equal(asked, 2);
+  });
+});

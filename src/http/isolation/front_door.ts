@@ -83,7 +83,7 @@ export interface IsolatedAppOptions {
   /** Origins whose pages may call the API (CORS; see `createApp`). */
   corsOrigins?: readonly string[];
   /** Egress for every session's worker (see `WorkerInit.egress`). */
-  egress?: { env: Record<string, string>; serverAddresses: string[] };
+  egress?: { env: Record<string, string>; hostname: string };
 }
 
 /** One session as the front door knows it. */

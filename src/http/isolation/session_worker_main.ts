@@ -11,12 +11,12 @@ import { serveSessionWorker, type WorkerScope } from "../../session/isolated/mod
 import { buildWorkerApp, type WorkerEgressRuntime } from "./worker_app.ts";
 import { bunDialer } from "../../apps/egress/dial_bun.ts";
 import { denoDialer, denoSystemDns } from "../../apps/egress/dial_deno.ts";
-import { nodeSystemDns } from "../../apps/egress/node_net.ts";
+import { hostAddresses, nodeSystemDns } from "../../apps/egress/node_net.ts";
 
 const egressRuntime: WorkerEgressRuntime = () =>
   "Bun" in globalThis
-    ? { dialer: bunDialer(), systemDns: nodeSystemDns() }
-    : { dialer: denoDialer(), systemDns: denoSystemDns() };
+    ? { dialer: bunDialer(), systemDns: nodeSystemDns(), hostAddresses }
+    : { dialer: denoDialer(), systemDns: denoSystemDns(), hostAddresses };
 
 serveSessionWorker(
   globalThis as unknown as WorkerScope,

@@ -13,15 +13,17 @@ import { SessionRegistry, SystemClock } from "../../session/mod.ts";
 import {
   createEgressService,
   type EgressRuntime,
-  parseIpAddress,
   readEgressConfig,
+  serverAddresses,
 } from "../../apps/egress/mod.ts";
 import { egressMetricsCollector } from "../egress_metrics.ts";
 import type { PortUpgrader, WorkerApp, WorkerInit } from "../../session/isolated/mod.ts";
 import type { TunnelSocket } from "../../session/tunnel_server.ts";
 
 /** The runtime's egress adapters, for a worker whose session has egress. */
-export type WorkerEgressRuntime = () => Pick<EgressRuntime, "dialer" | "systemDns">;
+export type WorkerEgressRuntime = () =>
+  & Pick<EgressRuntime, "dialer" | "systemDns">
+  & { hostAddresses?: () => string[] };
 
 /**
  * Builds the app of one session worker from the front door's init message.
@@ -43,9 +45,12 @@ export function buildWorkerApp(
     const config = readEgressConfig(init.egress.env);
     if (typeof config === "string") throw new TypeError(config);
     if (config && !runtime) throw new TypeError("this worker has no egress adapters");
+    const rt = config ? runtime!() : undefined;
+    const hostname = init.egress.hostname;
     egress = config && createEgressService(config, {
-      ...runtime!(),
-      serverAddresses: init.egress.serverAddresses.map((a) => parseIpAddress(a)!).filter(Boolean),
+      dialer: rt!.dialer,
+      systemDns: rt!.systemDns,
+      serverAddresses: () => serverAddresses(hostname, rt!.hostAddresses ?? (() => [])),
     });
   }
   const collectors: MetricsCollector[] = egress ? [egressMetricsCollector(egress)] : [];
