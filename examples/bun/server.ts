@@ -18,13 +18,14 @@ import { createEgressService, serverAddresses } from "../../src/apps/egress/egre
 import { bunDialer } from "../../src/apps/egress/dial_bun.ts";
 import { hostAddresses, nodeSystemDns } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
-import { listeningLine, readServerConfig } from "../server_config.ts";
+import { listeningLine, readServerConfig, startupWarnings } from "../server_config.ts";
 
 const config = readServerConfig(process.env);
 if (typeof config === "string") {
   console.error(`netisle: ${config}`);
   process.exit(2);
 }
+for (const warning of startupWarnings(config)) console.warn(warning);
 
 const egress = config.egress && createEgressService(config.egress, {
   dialer: bunDialer(),
@@ -40,6 +41,7 @@ if (config.isolation) {
   const { serveIsolatedBun } = await import("../../src/http/isolation/serve_isolated_bun.ts");
   const { server, isolated } = serveIsolatedBun({
     ...config,
+    ...config.limits,
     ...config.isolation,
     // Each session's worker builds its own egress from the same variables.
     egress: config.egress && { env: config.egress.env, hostname: config.hostname },
@@ -59,6 +61,7 @@ registry.startSweeping();
 
 const server = serveBun({
   ...config,
+  ...config.limits,
   registry,
   metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   onListen: (url) => console.log(listeningLine(url, "Bun", config)),

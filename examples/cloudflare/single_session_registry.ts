@@ -16,6 +16,7 @@ import {
   type CreateSessionParams,
   DEFAULT_SESSION_IPV4,
   DEFAULT_SESSION_MTU,
+  dhcpConfig,
   Session,
   type SessionEgressProvider,
   type SessionLimits,
@@ -30,7 +31,7 @@ export interface StoredSession {
   mac: string;
   ipv4: { address: number; prefixLength: number };
   mtu: number;
-  dhcp: boolean;
+  dhcp: CreateSessionParams["dhcp"];
   /** Whether the session has egress (absent in records of older versions: none). */
   egress?: boolean;
 }
@@ -157,7 +158,7 @@ export class SingleSessionRegistry extends SessionRegistry {
         mac: parseMacAddress(record.mac),
         ipv4: { address: record.ipv4.address, prefixLength: record.ipv4.prefixLength },
         mtu: record.mtu,
-        dhcp: { enabled: record.dhcp },
+        dhcp: dhcpConfig(record.dhcp),
         // A stored session keeps egress only while the server still offers it.
         egress: { enabled: record.egress === true && this.#egress !== undefined },
       },

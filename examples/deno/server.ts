@@ -6,6 +6,9 @@
  *   NETISLE_METRICS_TOKEN=scrape NETISLE_LOG=0 deno task start   # /metrics needs a token; no request log
  *   NETISLE_EGRESS=on deno task start   # sessions' machines reach the world (README "Egress")
  *
+ * The limits (connections, header timeout, session creation rate) come from
+ * the environment too: README "Security and limits", examples/server_config.ts.
+ *
  * @module
  */
 
@@ -15,13 +18,14 @@ import { createEgressService, serverAddresses } from "../../src/apps/egress/egre
 import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
 import { hostAddresses } from "../../src/apps/egress/node_net.ts";
 import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
-import { listeningLine, readServerConfig } from "../server_config.ts";
+import { listeningLine, readServerConfig, startupWarnings } from "../server_config.ts";
 
 const config = readServerConfig(Deno.env.toObject());
 if (typeof config === "string") {
   console.error(`netisle: ${config}`);
   Deno.exit(2);
 }
+for (const warning of startupWarnings(config)) console.warn(warning);
 
 const egress = config.egress && createEgressService(config.egress, {
   dialer: denoDialer(),
@@ -36,6 +40,7 @@ if (config.isolation) {
   const { serveIsolatedDeno } = await import("../../src/http/isolation/serve_isolated_deno.ts");
   const { server, isolated } = serveIsolatedDeno({
     ...config,
+    ...config.limits,
     ...config.isolation,
     // Each session's worker builds its own egress from the same variables.
     egress: config.egress && { env: config.egress.env, hostname: config.hostname },
@@ -56,6 +61,7 @@ registry.startSweeping();
 
 const server = serveDeno({
   ...config,
+  ...config.limits,
   registry,
   metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   onListen: (url) => console.log(listeningLine(url, "Deno", config)),
