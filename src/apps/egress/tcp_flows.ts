@@ -150,7 +150,18 @@ export class TcpFlowTable {
     };
     const reason = d.policy.check("tcp", ipFromV4(e.dst), e.dstPort);
     if (reason) return refuse(reason);
-    if (this.#flows.has(e.key)) return refuse("limit_pending_connects"); // cannot happen: one SYN
+    const old = this.#flows.get(e.key);
+    if (old) {
+      if (old.state === "connecting" && old.dial.signal.aborted) {
+        // A new SYN after the guest gave the last one up: the old dial is being torn down.
+        old.state = "closed";
+        this.#flows.delete(e.key);
+      } else {
+        // The 4-tuple's previous connection is still winding down: refuse this one.
+        d.core.enter((egress, now) => egress.refuseTcp(e.key, now));
+        return;
+      }
+    }
     if (this.#flows.size >= d.limits.maxTcpConnections) return refuse("limit_tcp_connections");
     if (this.#connecting >= d.limits.maxPendingConnects) return refuse("limit_pending_connects");
     const now = d.clock.now();

@@ -416,3 +416,25 @@ describe("TCP egress: bytes both ways, backpressure, closes and resets", () => {
     assert.equal(bed.session.stack.tcp.heldSyns.size, 0);
   });
 });
+
+describe("TCP egress: a SYN again after the guest gave one up", () => {
+  it("dials afresh for the same 4-tuple once the first attempt was reset by the guest", async () => {
+    const bed = egressBed();
+    bed.dialer.hold(OUTSIDE);
+    const g = new GuestTcp(bed, OUTSIDE, 80, 43000, 1000);
+    g.syn();
+    await settle();
+    g.rst();
+    await settle();
+    const again = new GuestTcp(bed, OUTSIDE, 80, 43000, 9000);
+    again.syn();
+    await settle();
+    assert.equal(bed.dialer.held.length, 1, "a new dial for the new SYN");
+    bed.dialer.held[0].accept();
+    await settle();
+    const [sa] = again.pump();
+    assert.equal(sa.flags, SYN | ACK);
+    assert.equal(sa.ackNumber, 9001);
+    assert.equal(bed.service.totals().denied.limit_pending_connects, 0);
+  });
+});
