@@ -92,6 +92,13 @@ export interface EgressTestbedOptions {
   runtime?: "deno" | "bun" | "workerd";
   /** Extra environment of the server. */
   env?: Record<string, string>;
+  /**
+   * Whether the guest's address sits behind a bridge (for loss injection, the
+   * default) or on the TAP device itself (as slirp4netns's TAP: the bench).
+   */
+  bridge?: boolean;
+  /** The tunnel CLI's runtime (default Deno; Bun runs `bun tunnel/cli.ts`). */
+  cliRuntime?: "deno" | "bun";
   /** Extra flags of the Deno server (e.g. `--v8-flags=--perf-basic-prof` to profile it). */
   denoFlags?: string[];
   /** Files for the HTTP server to serve (name → bytes), written to a temporary directory. */
@@ -197,14 +204,24 @@ export class EgressTestbed {
       this.procs.push(this.serverProc);
       await this.serverProc.waitFor(/listening on http:\/\/0\.0\.0\.0:8787/, 60_000);
     }
-    this.guest = await this.addGuest(`${prefix}-g`);
+    this.guest = await this.addGuest(
+      `${prefix}-g`,
+      [],
+      options.bridge ?? true,
+      options.cliRuntime,
+    );
   }
 
   /**
    * Adds a guest: its namespace, a veth to the server, the tunnel CLI with a
    * new session, the bridge and 10.0.2.15 behind it.
    */
-  async addGuest(prefix: string, cliArgs: string[] = []): Promise<EgressGuest> {
+  async addGuest(
+    prefix: string,
+    cliArgs: string[] = [],
+    bridge = true,
+    cliRuntime: "deno" | "bun" = "deno",
+  ): Promise<EgressGuest> {
     const g = new EgressGuest(prefix);
     this.guests.push(g);
     const n = this.#nextGuestNet++;
@@ -219,9 +236,8 @@ export class EgressTestbed {
     srv("ip", "link", "set", sv, "up");
     gx("ip", "addr", "add", `${inside}/24`, "dev", "g-sv");
     gx("ip", "link", "set", "g-sv", "up");
-    g.cli = g.ns.spawn(DENO, [
-      "run",
-      "-A",
+    g.cli = g.ns.spawn(cliRuntime === "bun" ? BUN : DENO, [
+      ...(cliRuntime === "bun" ? [] : ["run", "-A"]),
       "tunnel/cli.ts",
       "--server",
       `http://${outside}:8787`,
@@ -238,6 +254,14 @@ export class EgressTestbed {
     const [, id, token] = await g.cli.waitFor(/session (s_\S+) token (\S+)/, 60_000);
     g.session = { id, token };
     await g.cli.waitFor(/tunnel open/, 60_000);
+    if (!bridge) {
+      gx("ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
+      gx("ip", "link", "set", "tap0", "up");
+      gx("ip", "route", "add", "default", "via", "10.0.2.2", "dev", "tap0");
+      gx("ping", "-c", "1", "-W", "5", "10.0.2.2");
+      g.writeResolvConf();
+      return g;
+    }
     gx("ip", "link", "add", "br0", "type", "bridge");
     gx("ip", "link", "add", "gv0", "type", "veth", "peer", "name", "gv1");
     gx("ip", "link", "set", "tap0", "master", "br0");
