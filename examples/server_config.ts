@@ -10,6 +10,9 @@
  *   session, with `NETISLE_WORKER_TIMEOUT_MS` (>= 100, default 10000),
  *   `NETISLE_MAX_SESSIONS` (>= 1, default 100) and `NETISLE_TEST_HOOKS=1`
  *   (tests only);
+ * - `NETISLE_EGRESS=on|off` (default off), `NETISLE_EGRESS_ALLOW`,
+ *   `NETISLE_EGRESS_DENY`, `NETISLE_DNS_UPSTREAM`: egress
+ *   (src/apps/egress/egress_config.ts).
  * - `NETISLE_CORS_ORIGINS`: a comma list of origins whose pages may call the
  *   API (CORS; `*` for any, warned about), WebSocket upgrades from other
  *   origins refused.
@@ -28,6 +31,7 @@
  * @module
  */
 
+import { type EgressConfig, readEgressConfig } from "../src/apps/egress/egress_config.ts";
 import { parseCorsOrigins } from "../src/http/cors.ts";
 
 /** What the servers need from the environment. */
@@ -47,6 +51,8 @@ export interface ServerConfig {
     heartbeatIntervalMs: number;
     testHooks: boolean;
   } | undefined;
+  /** Set when `NETISLE_EGRESS=on`: the egress rules and DNS upstream. */
+  egress: EgressConfig | undefined;
   /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
   corsOrigins?: string[];
 }
@@ -106,7 +112,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     requestLog: env.NETISLE_LOG === "0" ? false : undefined,
     limits,
     isolation: undefined,
+    egress: undefined,
   };
+  const egress = readEgressConfig(env);
+  if (typeof egress === "string") return egress;
+  config.egress = egress;
   if (env.NETISLE_CORS_ORIGINS) {
     const origins = parseCorsOrigins(env.NETISLE_CORS_ORIGINS);
     if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
@@ -199,6 +209,7 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   const notes = [runtime, "in memory"];
   if (config.isolation) notes.push("one worker per session");
   if (config.adminToken) notes.push("admin token required");
+  if (config.egress) notes.push("egress on");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
   if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
   const line = `netisle listening on ${url} (${notes.join(", ")})`;

@@ -230,6 +230,12 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
     // ... and send says so in its description.
     send.description += " The body counts against the session's memory quota from before it " +
       "is read until the send returns (429 ENOBUFS when it does not fit).";
+    // Egress (issue 13): a session may be created with `{"egress": false}` (or true).
+    const createBody = (op: Doc) => op.requestBody.content["application/json"].schema;
+    const egressField = createBody(now["POST /v1/sessions"]).properties.egress;
+    assert.equal(egressField.type, "boolean");
+    assert.match(egressField.description, /NETISLE_EGRESS/);
+    createBody(before["POST /v1/sessions"]).properties.egress = egressField;
     // The stream route also speaks netisle.stream.v1 (issue 14), for TCP and UDP sockets.
     const stream = before["GET /v1/sessions/{sid}/sockets/{id}/stream"];
     stream.summary =

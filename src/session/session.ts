@@ -141,6 +141,7 @@ export class Session {
   #timer: TimerHandle | undefined;
   #timerAt: number | undefined;
   #closed = false;
+  #closeHooks: Array<() => void> = [];
 
   /** Creates a session; throws RangeError for an invalid stack configuration. */
   constructor(init: SessionInit) {
@@ -260,13 +261,25 @@ export class Session {
   }
 
   /**
-   * Ends the session: closes every socket (connections with a RST, which
-   * still reaches the tunnel) and whatever else the core holds, then closes
-   * its tunnel, stops its timer and drops queued work.
+   * Runs `fn` when the session ends, before its sockets close (the egress
+   * gateway closes its runtime sockets and timers there). Runs at once when
+   * the session already ended.
+   */
+  onClose(fn: () => void): void {
+    if (this.#closed) fn();
+    else this.#closeHooks.push(fn);
+  }
+
+  /**
+   * Ends the session: runs the {@linkcode Session.onClose} hooks, closes
+   * every socket (connections with a RST, which still reaches the tunnel) and
+   * whatever else the core holds, then closes its tunnel, stops its timer and
+   * drops queued work.
    */
   close(): void {
     if (this.#closed) return;
     try {
+      for (const fn of this.#closeHooks.splice(0)) fn();
       this.sockets.closeAll();
     } finally {
       this.#closed = true;

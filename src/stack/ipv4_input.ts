@@ -1,7 +1,9 @@
 /**
  * IPv4 input for one stack (RFC 791, RFC 1122 §3.2.1): validates a received
  * packet, refuses martian and off-link sources, sends fragments through
- * reassembly, and hands whole datagrams to ICMP, TCP or UDP. It answers what
+ * reassembly, and hands whole datagrams to ICMP, TCP or UDP; with egress,
+ * datagrams to addresses outside the session go to the transports' egress
+ * entries instead of being dropped. It answers what
  * no transport takes with the ICMP error RFC 1122 asks for (port or protocol
  * unreachable), never about a broadcast.
  *
@@ -28,7 +30,8 @@ import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
  * Reasons IPv4 input drops received packets (the wire parser's reasons and
  * the reassembler's come on top).
  *
- * - `ipv4_not_for_us`: to another address than ours or a broadcast address.
+ * - `ipv4_not_for_us`: to another address than ours or a broadcast address
+ *   (and, with egress, not to an outside unicast address either).
  * - `ipv4_martian_source`: from an address that names no host here
  *   (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): 0.0.0.0/8, loopback, multicast,
  *   class E and the limited broadcast, the subnet's network and broadcast
@@ -51,6 +54,27 @@ export interface Ipv4Transport {
   input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined;
 }
 
+/** A transport's entry for datagrams to addresses outside the session (egress). */
+export type Ipv4OutsideInput = (
+  src: Ipv4Address,
+  dst: Ipv4Address,
+  bytes: Uint8Array,
+  now: number,
+) => string | undefined;
+
+/**
+ * Where datagrams to addresses outside the session go when the session has
+ * egress: the transports' outside entries. A transport without one drops
+ * them (`egress_tcp_unsupported`); other protocols are
+ * `egress_unsupported_protocol`.
+ */
+export interface Ipv4Outside {
+  /** TCP segments to outside addresses. */
+  tcp?: Ipv4OutsideInput;
+  /** UDP datagrams to outside addresses. */
+  udp: Ipv4OutsideInput;
+}
+
 /** What IPv4 input needs. */
 export interface Ipv4InputDeps {
   /** The stack's address and the on-link prefix. */
@@ -63,6 +87,12 @@ export interface Ipv4InputDeps {
   tcp: Ipv4Transport;
   /** UDP (its `udp_port_closed` and `udp_peer_mismatch` are answered with port unreachable). */
   udp: Ipv4Transport;
+  /**
+   * Egress: where unicast datagrams to addresses outside the subnet go
+   * instead of being dropped as `ipv4_not_for_us`. Absent when the session
+   * has no egress.
+   */
+  outside?: Ipv4Outside;
 }
 
 /**
@@ -82,6 +112,7 @@ export class Ipv4Input {
   #icmp: IcmpLayer;
   #tcp: Ipv4Transport;
   #udp: Ipv4Transport;
+  #outside: Ipv4Outside | undefined;
 
   /** Creates the input path. */
   constructor(deps: Ipv4InputDeps) {
@@ -92,6 +123,7 @@ export class Ipv4Input {
     this.#icmp = deps.icmp;
     this.#tcp = deps.tcp;
     this.#udp = deps.udp;
+    this.#outside = deps.outside;
   }
 
   /**
@@ -111,9 +143,11 @@ export class Ipv4Input {
     const ip = parsed.value;
     const ours = this.#address;
     const broadcast = ip.dst === IPV4_BROADCAST || ip.dst === this.#broadcast;
-    if (ip.dst !== ours && !broadcast) return "ipv4_not_for_us";
+    const outside = ip.dst !== ours && !broadcast && this.#isOutside(ip.dst, linkBroadcast);
+    if (ip.dst !== ours && !broadcast && !outside) return "ipv4_not_for_us";
     if (isIpv4MartianSource(ip.src, ours, this.#prefixLength)) {
-      if (!isDhcpClientWithoutAddress(pkt.value)) return "ipv4_martian_source";
+      // A DHCP client without an address talks to us only, never outside.
+      if (outside || !isDhcpClientWithoutAddress(pkt.value)) return "ipv4_martian_source";
     } else if (!ipv4InSubnet(ip.src, ours, this.#prefixLength)) {
       return "ipv4_off_link_source";
     }
@@ -124,9 +158,39 @@ export class Ipv4Input {
       // The reassembled datagram goes through the same demux as an unfragmented one.
       const whole = Ipv4Packet.parse(r.datagram);
       if (!whole.ok) return whole.reason;
+      if (outside) return this.#demuxOutside(whole.value, ip, now);
       return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now);
     }
+    if (outside) return this.#demuxOutside(pkt.value, ip, now);
     return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now);
+  }
+
+  /**
+   * Whether `dst` is an address outside the session that egress may take:
+   * only with egress on, in a unicast frame, and never an on-link address,
+   * a multicast or class E address, 0.0.0.0/8 or loopback (RFC 1812
+   * §5.3.7: a router does not forward to martian destinations).
+   */
+  #isOutside(dst: Ipv4Address, linkBroadcast: boolean): boolean {
+    if (this.#outside === undefined || linkBroadcast) return false;
+    const top = dst >>> 24;
+    if (top === 0 || top === 127 || top >= 224) return false;
+    return !ipv4InSubnet(dst, this.#address, this.#prefixLength);
+  }
+
+  /** Hands a whole datagram for an outside address to its transport's egress entry. */
+  #demuxOutside(packet: Ipv4Packet, ip: Ipv4Repr, now: number): string | undefined {
+    const outside = this.#outside!;
+    switch (ip.protocol) {
+      case IpProtocol.UDP:
+        return outside.udp(ip.src, ip.dst, packet.payload, now);
+      case IpProtocol.TCP:
+        return outside.tcp
+          ? outside.tcp(ip.src, ip.dst, packet.payload, now)
+          : "egress_tcp_unsupported";
+      default:
+        return "egress_unsupported_protocol";
+    }
   }
 
   /** Hands a whole (unfragmented or reassembled) datagram to its protocol. */

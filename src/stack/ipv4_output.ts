@@ -43,6 +43,11 @@ export interface Ipv4SendOptions {
    * replies use it.
    */
   fragment?: boolean;
+  /**
+   * The source address; the stack's own by default. The egress gateway sends
+   * from the outside addresses the session's machine talks to.
+   */
+  src?: Ipv4Address;
 }
 
 /** What IPv4 output needs. */
@@ -126,7 +131,7 @@ export class Ipv4Output {
     }
     const frame = new Uint8Array(ETHERNET_HEADER_LEN + ipLen);
     const repr: Ipv4Repr = {
-      src: this.#address,
+      src: options.src ?? this.#address,
       dst,
       protocol,
       payloadLen,
@@ -173,7 +178,7 @@ export class Ipv4Output {
       const part = payload.subarray(off, Math.min(payloadLen, off + chunk));
       const frame = new Uint8Array(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + part.length);
       Ipv4Repr.emit({
-        src: this.#address,
+        src: options.src ?? this.#address,
         dst,
         protocol,
         payloadLen: part.length,

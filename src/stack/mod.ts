@@ -20,3 +20,4 @@ export * from "./ipv4_input.ts";
 export * from "./ipv4_output.ts";
 export * from "./icmp_layer.ts";
 export * from "./token_bucket.ts";
+export * from "./stack_egress.ts";

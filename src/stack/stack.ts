@@ -55,6 +55,7 @@ import { DNS_DEFAULT_NAME, DNS_DROP_REASONS, DNS_PORT, DnsResponder } from "./dn
 import { ETHERNET_DROP_REASONS, EthernetLayer } from "./ethernet_layer.ts";
 import { ARP_DROP_REASONS, ArpLayer } from "./arp_layer.ts";
 import { IPV4_DROP_REASONS, Ipv4Input } from "./ipv4_input.ts";
+import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stack_egress.ts";
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
 
@@ -95,6 +96,13 @@ export interface StackConfig {
    * override) `netisle.internal`, which names the stack's address.
    */
   dns?: { enabled?: boolean; names?: Record<string, Ipv4Address> };
+  /**
+   * Egress: datagrams to addresses outside the subnet, and DNS queries for
+   * names the responder does not own, become events for a gateway
+   * ({@linkcode StackEgress}) instead of being dropped or refused. Off by
+   * default.
+   */
+  egress?: { enabled: boolean; limits?: Partial<StackEgressLimits> };
 }
 
 /** What a stack needs from its environment. */
@@ -120,6 +128,7 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...ARP_DROP_REASONS,
   ...IPV4_DROP_REASONS,
   ...ICMP_DROP_REASONS,
+  ...EGRESS_DROP_REASONS,
 ];
 
 /** The quota a stack gets when its deps name none: the session defaults. */
@@ -159,6 +168,8 @@ export class Stack {
   readonly dns: DnsResponder | undefined;
   /** The session's quotas (memory and sockets), shared with the layers above. */
   readonly quota: SessionQuota;
+  /** Egress events and entries, when `config.egress.enabled`. */
+  readonly egress: StackEgress | undefined;
   #eth: EthernetLayer;
   #arp: ArpLayer;
   #ipv4In: Ipv4Input;
@@ -223,8 +234,8 @@ export class Stack {
       random,
       config: config.tcp,
       limits: config.tcpLimits,
-      sendIpv4With: (dst, len, fill, now) =>
-        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+      sendIpv4With: (dst, len, fill, now, src) =>
+        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true, src }),
     });
     this.udp = new UdpLayer({
       localAddr: address,
@@ -234,11 +245,27 @@ export class Stack {
       memory: this.quota.memory,
       hasRoute: (dst) => this.#ipv4Out.hasRoute(dst),
       // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
-      sendIpv4With: (dst, len, fill, now, dstMac) =>
-        this.#ipv4Out.send(dst, IpProtocol.UDP, len, fill, now, { dstMac }),
+      sendIpv4With: (dst, len, fill, now, dstMac, src) =>
+        this.#ipv4Out.send(dst, IpProtocol.UDP, len, fill, now, { dstMac, src }),
     });
+    this.egress = config.egress?.enabled
+      ? new StackEgress({
+        localAddr: address,
+        memory: this.quota.memory,
+        udp: this.udp,
+        tcp: this.tcp,
+        limits: config.egress.limits,
+        sendIcmpError: (quote, to, code, from, now) =>
+          this.#icmp.sendError(quote, to, code, now, "dest_unreachable", from),
+      })
+      : undefined;
+    this.udp.setEgress(this.egress);
+    this.tcp.setEgress(this.egress);
     if (config.dns?.enabled ?? true) {
-      this.dns = new DnsResponder({ [DNS_DEFAULT_NAME]: address, ...config.dns?.names });
+      this.dns = new DnsResponder(
+        { [DNS_DEFAULT_NAME]: address, ...config.dns?.names },
+        this.egress,
+      );
       this.udp.serve(DNS_PORT, this.dns, { sharing: "fallback", name: "the DNS responder" });
     }
     this.dhcp = config.dhcp?.enabled
@@ -264,6 +291,10 @@ export class Stack {
       icmp: this.#icmp,
       tcp: this.tcp,
       udp: this.udp,
+      outside: this.egress && {
+        udp: (src, dst, bytes, now) => this.udp.inputOutside(src, dst, bytes, now),
+        tcp: (src, dst, bytes, now) => this.tcp.inputOutside(src, dst, bytes, now),
+      },
     });
   }
 
@@ -313,9 +344,11 @@ export class Stack {
    * `events` and `owner`), for the session to deliver after releasing the
    * core lock.
    */
-  takeDirty(): Array<TcpConnection | TcpListener | UdpEndpoint> {
-    const tcp: Array<TcpConnection | TcpListener | UdpEndpoint> = this.tcp.takeDirty();
+  takeDirty(): Array<TcpConnection | TcpListener | UdpEndpoint | StackEgress> {
+    const tcp: Array<TcpConnection | TcpListener | UdpEndpoint | StackEgress> = this.tcp
+      .takeDirty();
     const udp = this.udp.takeDirty();
+    if (this.egress?.takeDirty()) tcp.push(this.egress);
     if (udp.length === 0) return tcp;
     if (tcp.length === 0) return udp;
     for (const u of udp) tcp.push(u);
@@ -375,6 +408,10 @@ export class Stack {
       bad.push(
         `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
       );
+    }
+    const e = this.egress;
+    if (e && (e.queued > e.limits.maxQueuedEvents || e.queuedBytes > e.limits.maxQueuedBytes)) {
+      bad.push(`egress queues ${e.queued} events of ${e.queuedBytes} bytes, over its limits`);
     }
     const u = this.udp.limits;
     for (const [port, e] of this.udp.endpoints) {

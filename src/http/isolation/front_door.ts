@@ -82,6 +82,8 @@ export interface IsolatedAppOptions {
   workerFactory?: () => WorkerLike;
   /** Origins whose pages may call the API (CORS; see `createApp`). */
   corsOrigins?: readonly string[];
+  /** Egress for every session's worker (see `WorkerInit.egress`). */
+  egress?: { env: Record<string, string>; hostname: string };
 }
 
 /** One session as the front door knows it. */
@@ -238,6 +240,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
         requestLog: log !== undefined,
         idleTimeoutMs: options.idleTimeoutMs,
         sweepIntervalMs: options.sweepIntervalMs,
+        egress: options.egress,
       },
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,

@@ -101,6 +101,8 @@ export interface TcpInfo extends TcpConnectionStats {
  * ```
  */
 export class TcpConnection {
+  /** The local address: the stack's, or (egress) the outside address the peer dialled. */
+  readonly localAddr: number;
   readonly localPort: number;
   readonly remoteAddr: number;
   readonly remotePort: number;
@@ -134,6 +136,8 @@ export class TcpConnection {
   constructor(init: {
     host: TcpHost;
     key: string;
+    /** The local address; the stack's (`host.localAddr`) by default. */
+    localAddr?: number;
     localPort: number;
     remoteAddr: number;
     remotePort: number;
@@ -146,6 +150,7 @@ export class TcpConnection {
     holdsQuotaUnit?: boolean;
   }) {
     this.key = init.key;
+    this.localAddr = init.localAddr ?? init.host.localAddr;
     this.localPort = init.localPort;
     this.remoteAddr = init.remoteAddr;
     this.remotePort = init.remotePort;

@@ -7,6 +7,7 @@
 
 import type { TcpLayer } from "./tcp_layer.ts";
 import { tupleKey } from "./tcp_layer.ts";
+import { egressKey } from "./tcp_egress.ts";
 
 /**
  * Checks the bookkeeping of `layer` and returns every violation found (empty
@@ -19,7 +20,8 @@ import { tupleKey } from "./tcp_layer.ts";
  *   under its port, open, with SYN and accept queues ≤ its backlog holding
  *   only live connections of that listener (SYN queue: SYN_RECEIVED);
  * - port reference counts equal bound reservations + listeners +
- *   connections per local port;
+ *   connections on the stack's address per local port (egress connections
+ *   use ports of outside addresses);
  * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
  *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
  * - quotas: the storage the listed connections are charged for is within
@@ -44,11 +46,15 @@ export function checkTcpInvariants(
   for (const [list, name] of [[layer.active, "active"], [layer.timeWait, "time-wait"]] as const) {
     for (const [key, c] of list) {
       const where = `${name} ${key} (${c.state})`;
-      if (key !== c.key || key !== tupleKey(c.remoteAddr, c.remotePort, c.localPort)) {
+      const own = c.localAddr === layer.localAddr;
+      const tuple = own
+        ? tupleKey(c.remoteAddr, c.remotePort, c.localPort)
+        : egressKey(c.remoteAddr, c.remotePort, c.localAddr, c.localPort);
+      if (key !== c.key || key !== tuple) {
         bad.push(`${where}: demux key does not match the connection's 4-tuple ${c.key}`);
       }
       if (c.pcbList !== name) bad.push(`${where}: state belongs on the ${c.pcbList} list`);
-      use(c.localPort);
+      if (own) use(c.localPort); // egress connections use ports of outside addresses
       charged += c.chargedBytes;
       if (c.holdsQuotaUnit) units++;
       const i = c.info();
