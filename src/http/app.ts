@@ -24,6 +24,8 @@ import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
 import { validationHook } from "./validation.ts";
+import { wispRoutes } from "./wisp/wisp_routes.ts";
+import type { WispOptions } from "./wisp/wisp_link.ts";
 
 // The runtime adapters import the upgrade's type from here.
 export type { WebSocketUpgrader } from "./app_env.ts";
@@ -57,6 +59,8 @@ export interface AppOptions {
    * upgrades from other origins answer 403. Default: no CORS headers.
    */
   corsOrigins?: readonly string[];
+  /** Tuning and limits of Wisp connections (`GET /v1/sessions/:sid/wisp/`). */
+  wisp?: WispOptions;
 }
 
 /**
@@ -92,6 +96,10 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.route(
     "/",
     socketRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, stream: options.stream }),
+  );
+  app.route(
+    "/",
+    wispRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, wisp: options.wisp }),
   );
   app.route(
     "/",

@@ -211,12 +211,13 @@ export function serveBunFetch(
   /** Requests upgraded by the hook: their fetch answers nothing (Bun sends the 101). */
   const upgraded = new WeakSet<Request>();
   let current: BunServer | undefined;
-  const handler = build((req) => {
+  const handler = build((req, upgradeOptions) => {
     const socket = new BunTunnelSocket();
     // Answer the subprotocol the route picks (RFC 6455 §4.2.2), like serve_deno.ts. Left to
     // itself Bun echoes the first one offered; an empty value makes it send none.
     const offered = req.headers.get("sec-websocket-protocol");
-    const protocol = selectTunnelSubprotocol(offered) ?? selectStreamSubprotocol(offered);
+    const protocol = upgradeOptions?.protocol ?? selectTunnelSubprotocol(offered) ??
+      selectStreamSubprotocol(offered);
     const headers: Record<string, string> = {};
     if (offered) headers["sec-websocket-protocol"] = protocol ?? "";
     if (current?.upgrade(req, { data: socket, headers })) {

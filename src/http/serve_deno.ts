@@ -46,11 +46,12 @@ export function serveDenoFetch(
   options: DenoListenOptions,
   build: (upgradeWebSocket: WebSocketUpgrader) => (req: Request) => Response | Promise<Response>,
 ): Deno.HttpServer {
-  const handler = build((req) => {
+  const handler = build((req, upgradeOptions) => {
     // Echo the tunnel subprotocol the route picks; Deno pings an idle peer and closes
     // the socket when no pong comes back within idleTimeout (dead tunnel detection).
     const offered = req.headers.get("sec-websocket-protocol");
-    const protocol = selectTunnelSubprotocol(offered) ?? selectStreamSubprotocol(offered);
+    const protocol = upgradeOptions?.protocol ?? selectTunnelSubprotocol(offered) ??
+      selectStreamSubprotocol(offered);
     const { socket, response } = Deno.upgradeWebSocket(req, {
       idleTimeout: options.idleTimeoutSeconds ?? 60,
       protocol,
