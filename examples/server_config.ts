@@ -13,11 +13,14 @@
  * - `NETISLE_CORS_ORIGINS`: a comma list of origins whose pages may call the
  *   API (CORS; `*` for any, warned about), WebSocket upgrades from other
  *   origins refused.
+ * - `NETISLE_SHARE_DOMAIN`: `[http(s)://]domain[:port]`; share links become
+ *   host-based (`<key>.<domain>`) instead of `/share/<key>/` on the API's origin.
  *
  * @module
  */
 
 import { parseCorsOrigins } from "../src/http/cors.ts";
+import { parseShareDomain } from "../src/http/share/share_routes.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -36,6 +39,8 @@ export interface ServerConfig {
   } | undefined;
   /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
   corsOrigins?: string[];
+  /** `NETISLE_SHARE_DOMAIN`: host-based share links. */
+  shares?: { domain: string };
 }
 
 /**
@@ -72,6 +77,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
     config.corsOrigins = origins;
   }
+  if (env.NETISLE_SHARE_DOMAIN) {
+    const d = parseShareDomain(env.NETISLE_SHARE_DOMAIN);
+    if (typeof d === "string") return `NETISLE_SHARE_DOMAIN: ${d}`;
+    config.shares = { domain: env.NETISLE_SHARE_DOMAIN };
+  }
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
     const max = Number(env.NETISLE_MAX_SESSIONS ?? "100");
@@ -98,6 +108,7 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   if (config.adminToken) notes.push("admin token required");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
   if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
+  if (config.shares) notes.push(`share links on ${config.shares.domain}`);
   const line = `netisle listening on ${url} (${notes.join(", ")})`;
   if (!config.corsOrigins?.includes("*")) return line;
   return `${line}\nnetisle: WARNING: NETISLE_CORS_ORIGINS=* lets a page on any web site call ` +

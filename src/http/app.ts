@@ -26,6 +26,12 @@ import type { SocketStreamOptions } from "./socket_stream.ts";
 import { validationHook } from "./validation.ts";
 import { wispRoutes } from "./wisp/wisp_routes.ts";
 import type { WispOptions } from "./wisp/wisp_link.ts";
+import {
+  shareLinkMiddleware,
+  type ShareOptions,
+  ShareRegistry,
+  shareRoutes,
+} from "./share/share_routes.ts";
 
 // The runtime adapters import the upgrade's type from here.
 export type { WebSocketUpgrader } from "./app_env.ts";
@@ -61,6 +67,8 @@ export interface AppOptions {
   corsOrigins?: readonly string[];
   /** Tuning and limits of Wisp connections (`GET /v1/sessions/:sid/wisp/`). */
   wisp?: WispOptions;
+  /** Share links: the share domain (host-based links) and limits. */
+  shares?: ShareOptions;
 }
 
 /**
@@ -89,6 +97,17 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.onError(problemOnError("request"));
   app.notFound(problemNotFound);
   registerOpenApiComponents(app);
+  // Share links answer before CORS and the API: their requests belong to the app behind them.
+  const shares = new ShareRegistry({
+    clock: ctx.clock,
+    maxPerSession: options.shares?.maxPerSession,
+    maxShares: options.shares?.maxShares,
+  });
+  app.use(shareLinkMiddleware(shares, {
+    domain: options.shares?.domain,
+    upgradeWebSocket: options.upgradeWebSocket,
+    proxy: options.shares?.proxy,
+  }));
 
   if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
 
@@ -101,6 +120,7 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
     "/",
     wispRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, wisp: options.wisp }),
   );
+  app.route("/", shareRoutes(ctx, shares, options.shares));
   app.route(
     "/",
     serviceRoutes(ctx, {
