@@ -92,10 +92,13 @@ export async function proxyShare(call: ProxyCall): Promise<Response> {
   const ac = new AbortController();
   share.active.add(ac);
   share.requests++;
+  // The share expiring cuts this connection too.
+  const expiry = share.clock.setTimer(share.deadline, () => ac.abort(new Error("expired")));
   const signal = AbortSignal.any([ac.signal, request.signal]);
   let up: Upstream | undefined;
   let handedOver = false;
   const done = (abort: boolean) => {
+    share.clock.clearTimer(expiry);
     share.active.delete(ac);
     up?.close(abort);
   };

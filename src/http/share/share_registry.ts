@@ -10,7 +10,8 @@
  *
  * One registry serves every session of an app (a link names no session).
  * Shares end when revoked, when they expire, or with their session; their
- * connections in flight are cut then.
+ * connections in flight are cut then (each arms a timer for its share's
+ * deadline while it lasts: the registry itself holds no timer).
  *
  * @module
  */
@@ -66,6 +67,8 @@ export class Share {
   readonly expiresAt: number;
   /** Expiry on the registry's monotonic clock. */
   readonly deadline: number;
+  /** The registry's clock (connections in flight arm a timer for the deadline on it). */
+  readonly clock: Clock;
   /** Requests proxied so far. */
   requests = 0;
   /** Connections in flight: each aborts when the share ends. */
@@ -84,6 +87,7 @@ export class Share {
     createdAt: number;
     expiresAt: number;
     deadline: number;
+    clock: Clock;
   }) {
     this.id = init.id;
     this.#secret = init.secret;
@@ -94,6 +98,7 @@ export class Share {
     this.createdAt = init.createdAt;
     this.expiresAt = init.expiresAt;
     this.deadline = init.deadline;
+    this.clock = init.clock;
   }
 
   /** Whether the share was revoked, expired or its session ended. */
@@ -153,7 +158,6 @@ export interface ShareView {
  */
 export class ShareRegistry {
   #byId = new Map<string, Share>();
-  #timers = new Map<Share, number>();
   #clock: Clock;
   #wallNow: () => number;
   #random: (b: Uint8Array) => void;
@@ -206,10 +210,9 @@ export class ShareRegistry {
       createdAt: wall,
       expiresAt: wall + ttl * 1000,
       deadline: this.#clock.now() + ttl * 1000,
+      clock: this.#clock,
     });
     this.#byId.set(idPart, share);
-    // At expiry the share's connections in flight are cut too.
-    this.#timers.set(share, this.#clock.setTimer(share.deadline, () => this.sweep()));
     return { share, key: idPart + secret };
   }
 
@@ -268,9 +271,6 @@ export class ShareRegistry {
 
   #remove(s: Share): void {
     this.#byId.delete(s.id.slice(3));
-    const t = this.#timers.get(s);
-    if (t !== undefined) this.#clock.clearTimer(t);
-    this.#timers.delete(s);
     s.end();
   }
 
