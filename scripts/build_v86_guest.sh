@@ -53,7 +53,13 @@ if [ -z "$pkg" ]; then
   pkg=$(kernel_pkg)
 fi
 [ -n "$pkg" ] || { echo "build_v86_guest: no linux-image-686:i386 in apt's lists" >&2; exit 1; }
-apt-get download -qq "$pkg" "busybox-static:i386" 2>/dev/null
+if ! apt-get download -qq "$pkg" "busybox-static:i386" 2>/dev/null; then
+  # The archive moved on since apt's lists were made: refresh them once.
+  [ "$(id -u)" = 0 ] || { echo "build_v86_guest: apt-get download failed" >&2; exit 1; }
+  apt-get update -qq
+  pkg=$(kernel_pkg)
+  apt-get download -qq "$pkg" "busybox-static:i386"
+fi
 bios_dir=/usr/share/seabios
 if [ ! -s "$bios_dir/bios.bin" ] || [ ! -s "$bios_dir/vgabios-stdvga.bin" ]; then
   apt-get download -qq seabios 2>/dev/null

@@ -302,6 +302,12 @@ describe("share links (host-based, NETISLE_SHARE_DOMAIN)", () => {
       assert.equal((await viaHost("/v1/sessions")).status, 404);
       assert.equal((await viaHost("/healthz", `${"b".repeat(34)}.share.test`)).status, 404);
       assert.equal((await viaHost("/healthz", `localhost:${port}`)).status, 200);
+      const key = u.hostname.split(".")[0];
+      assert.equal(
+        (await viaHost(`/share/${key}/headers`, `localhost:${port}`)).status,
+        404,
+        "with a share domain, links never answer on the API's origin",
+      );
       assert.ok(env.log.some((e) => e.route === "(share host)"));
       assert.ok(!JSON.stringify(env.log).includes(u.hostname.split(".")[0]));
     });

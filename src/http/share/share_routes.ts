@@ -282,7 +282,8 @@ export function shareLinkMiddleware(
       key = hostname.slice(0, -suffix.length);
       target = url.pathname + url.search;
       label = SHARE_HOST_ROUTE;
-    } else if (url.pathname.startsWith("/share/")) {
+    } else if (!suffix && url.pathname.startsWith("/share/")) {
+      // With a share domain, links live on their own origins only: never on the API's.
       const rest = url.pathname.slice("/share/".length);
       const slash = rest.indexOf("/");
       key = slash < 0 ? rest : rest.slice(0, slash);
