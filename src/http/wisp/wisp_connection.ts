@@ -77,8 +77,14 @@ export interface WispConnectionInit {
   authenticated: boolean;
   /** Tuning and limits. */
   options?: WispOptions;
-  /** Called once when the connection ends. */
-  onEnd?: () => void;
+  /**
+   * Called when a connection without a token authenticates (v2 password);
+   * false refuses it (CLOSE 0x49 on stream 0: the session has its maximum of
+   * connections).
+   */
+  onAuthenticated?: () => boolean;
+  /** Called once when the connection ends, with whether it had authenticated. */
+  onEnd?: (authenticated: boolean) => void;
 }
 
 type Stream = WispTcpStream | WispUdpStream;
@@ -121,7 +127,8 @@ export class WispConnection implements WispLink {
   #authenticated: boolean;
   #ready = false;
   #ended = false;
-  #onEnd: (() => void) | undefined;
+  #onEnd: ((authenticated: boolean) => void) | undefined;
+  #onAuthenticated: (() => boolean) | undefined;
   #confirmsOpen = false;
   #streams = new Map<number, Stream>();
   #counters: Map<string, number>;
@@ -143,6 +150,7 @@ export class WispConnection implements WispLink {
     this.#v2 = init.v2;
     this.#authenticated = init.authenticated;
     this.#onEnd = init.onEnd;
+    this.#onAuthenticated = init.onAuthenticated;
     let c = SESSION_COUNTERS.get(init.session);
     if (!c) SESSION_COUNTERS.set(init.session, c = new Map());
     this.#counters = c;
@@ -308,6 +316,11 @@ export class WispConnection implements WispLink {
       if (!good) {
         this.count("auth_failed");
         this.#reject(WispCloseReason.AUTH_BAD_PASSWORD, "wrong password");
+        return;
+      }
+      if (this.#onAuthenticated && !this.#onAuthenticated()) {
+        this.count("refused_connections_per_session");
+        this.#reject(WispCloseReason.THROTTLED, "the session has its maximum of Wisp connections");
         return;
       }
       this.#authenticated = true;
@@ -537,6 +550,6 @@ export class WispConnection implements WispLink {
     for (const m of this.#sent) if (m.cost) quota.release(m.cost);
     this.#sent = [];
     this.#sentBytes = 0;
-    this.#onEnd?.();
+    this.#onEnd?.(this.#authenticated);
   }
 }

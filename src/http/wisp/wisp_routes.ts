@@ -48,8 +48,12 @@ const WispQuerySchema = z.object({ token: TokenSchema.optional() });
 
 const TAGS = ["wisp"];
 
-/** Open Wisp connections of each session. */
+/** Open Wisp connections of each session (authenticated). */
 const OPEN = new WeakMap<Session, number>();
+/** Wisp v2 handshakes of each session still waiting for the password. */
+const PENDING = new WeakMap<Session, number>();
+/** Handshakes without a token one session may have waiting at once (429 EMFILE beyond). */
+export const MAX_PENDING_PER_SESSION = 4;
 
 const DESCRIPTION = "Upgrade to a WebSocket speaking Wisp (v1.2; v2 when the client offers a " +
   "subprotocol, which is echoed): TCP and UDP streams to hosts inside the session's network " +
@@ -102,22 +106,44 @@ export function wispRoutes(
     if (!upgrade) {
       throw new HttpProblem("ENOTSUP", "this server was started without WebSocket support");
     }
-    const open = OPEN.get(session) ?? 0;
-    if (open >= maxPerSession) {
+    // Connections that authenticate with v2's password wait in their own small pool, so
+    // that holding handshakes open without the token cannot crowd out token holders.
+    const authenticated = given !== undefined;
+    const pool = authenticated ? OPEN : PENDING;
+    const max = authenticated ? maxPerSession : MAX_PENDING_PER_SESSION;
+    const n = pool.get(session) ?? 0;
+    if (n >= max) {
       throw new HttpProblem(
         "EMFILE",
-        `session "${sid}" has its maximum of ${maxPerSession} Wisp connections open`,
+        authenticated
+          ? `session "${sid}" has its maximum of ${maxPerSession} Wisp connections open`
+          : `session "${sid}" has ${max} Wisp handshakes waiting for a password; send the token`,
       );
     }
     const { socket, response } = upgrade(c.req.raw, { protocol });
-    OPEN.set(session, open + 1);
+    pool.set(session, n + 1);
+    let counted: WeakMap<Session, number> | undefined = pool;
+    const less = (m: WeakMap<Session, number>) =>
+      m.set(session, Math.max(0, (m.get(session) ?? 1) - 1));
     new WispConnection({
       session,
       socket,
       v2: protocol !== undefined,
-      authenticated: given !== undefined,
+      authenticated,
       options: options.wisp,
-      onEnd: () => OPEN.set(session, Math.max(0, (OPEN.get(session) ?? 1) - 1)),
+      onAuthenticated: () => {
+        less(PENDING);
+        counted = undefined;
+        const open = OPEN.get(session) ?? 0;
+        if (open >= maxPerSession) return false;
+        OPEN.set(session, open + 1);
+        counted = OPEN;
+        return true;
+      },
+      onEnd: () => {
+        if (counted) less(counted);
+        counted = undefined;
+      },
     }).start();
     return response;
   };
