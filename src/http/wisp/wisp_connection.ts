@@ -28,7 +28,6 @@
 import type { Session } from "../../session/mod.ts";
 import type { TunnelSocket } from "../../session/tunnel_server.ts";
 import type { SocketTable } from "../../socket/socket_table.ts";
-import { bufferCost } from "../../stack/session_quota.ts";
 import { constantTimeEqual } from "../auth.ts";
 import {
   decodeWispPacket,
@@ -51,6 +50,7 @@ import {
 } from "./wisp_link.ts";
 import { WispTcpStream } from "./wisp_tcp_stream.ts";
 import { WispUdpStream } from "./wisp_udp_stream.ts";
+import { WsSendLedger } from "./ws_send_ledger.ts";
 
 /** WebSocket close code: a text message (RFC 6455 §7.4.1). */
 export const WISP_CLOSE_UNSUPPORTED_DATA = 1003;
@@ -63,7 +63,6 @@ export const WISP_CLOSE_SESSION_ENDED = 4001;
 
 const CONNECTING = 0;
 const OPEN = 1;
-const CLOSED = 3;
 
 /** How the connection was authenticated at the upgrade. */
 export interface WispConnectionInit {
@@ -132,12 +131,7 @@ export class WispConnection implements WispLink {
   #confirmsOpen = false;
   #streams = new Map<number, Stream>();
   #counters: Map<string, number>;
-  // The WebSocket ledger: what was handed to it and not yet seen sent, and reservations.
-  #sent: Array<{ bytes: number; cost: number }> = [];
-  #sentBytes = 0;
-  #reservedBytes = 0;
-  #waiters: Array<{ bytes: number; resolve: () => void; drop: () => void }> = [];
-  #drainTimer: number | undefined;
+  #ledger: WsSendLedger;
   #handshakeTimer: number | undefined;
   #sessionTimer: number | undefined;
 
@@ -154,6 +148,13 @@ export class WispConnection implements WispLink {
     let c = SESSION_COUNTERS.get(init.session);
     if (!c) SESSION_COUNTERS.set(init.session, c = new Map());
     this.#counters = c;
+    this.#ledger = new WsSendLedger(
+      init.socket,
+      init.session.stack.quota.memory,
+      init.session.clock,
+      this.options.highWaterBytes,
+      this.options.drainPollMs,
+    );
   }
 
   /** Whether the client asked for v2's stream-open confirmation. */
@@ -188,66 +189,29 @@ export class WispConnection implements WispLink {
   /** Sends a control packet now; closes with 1008 when the client leaves too many unread. */
   sendControl(message: Uint8Array<ArrayBuffer>): void {
     if (this.#ended || this.#ws.readyState !== OPEN) return;
-    this.#ws.send(message);
-    this.#sent.push({ bytes: message.length, cost: 0 });
-    this.#sentBytes += message.length;
+    this.#ledger.sendNow(message);
     const limit = this.options.highWaterBytes + this.options.chunkBytes +
       this.options.maxControlBacklogBytes;
     if (this.#ws.bufferedAmount > limit) {
       this.count("closed_backlog");
       this.#close(WISP_CLOSE_POLICY, "the client does not read what the server sends");
       this.#end();
-      return;
     }
-    this.#armDrain();
   }
 
   /** Resolves once `bytes` fit the WebSocket budget and the memory quota. */
   reserve(bytes: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason);
-    if (this.#ended) return Promise.reject(new DOMException("the connection ended", "AbortError"));
-    this.#releaseDrained();
-    if (this.#waiters.length === 0 && this.#tryTake(bytes)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.#waiters.indexOf(w);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(signal.reason);
-      };
-      const w = {
-        bytes,
-        resolve: () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        drop: () => {
-          signal.removeEventListener("abort", onAbort);
-          reject(new DOMException("the connection ended", "AbortError"));
-        },
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(w);
-      this.#armDrain();
-    });
+    return this.#ledger.reserve(bytes, signal);
   }
 
   /** Sends a DATA packet against a reservation. */
   sendReserved(message: Uint8Array<ArrayBuffer>, reserved: number): void {
-    this.#giveBack(reserved);
-    if (this.#ended || this.#ws.readyState !== OPEN) return;
-    const cost = bufferCost(message.length);
-    // No more than the reservation just given back.
-    this.session.stack.quota.memory.forceCharge(cost);
-    this.#ws.send(message);
-    this.#sent.push({ bytes: message.length, cost });
-    this.#sentBytes += message.length;
-    this.#armDrain();
+    this.#ledger.sendReserved(message, reserved);
   }
 
   /** Gives a reservation back unused. */
   cancelReservation(reserved: number): void {
-    this.#giveBack(reserved);
-    this.#grantWaiters();
+    this.#ledger.cancelReservation(reserved);
   }
 
   /** Removes stream `id`. */
@@ -474,52 +438,6 @@ export class WispConnection implements WispLink {
     this.#end();
   }
 
-  // ------------------------------------------------------------ ledger
-
-  #tryTake(bytes: number): boolean {
-    const pending = this.#sentBytes + this.#reservedBytes;
-    if (pending > 0 && pending + bytes > this.options.highWaterBytes) return false;
-    if (!this.session.stack.quota.memory.tryCharge(bufferCost(bytes))) return false;
-    this.#reservedBytes += bytes;
-    return true;
-  }
-
-  #giveBack(reserved: number): void {
-    this.#reservedBytes -= reserved;
-    this.session.stack.quota.memory.release(bufferCost(reserved));
-  }
-
-  /** Releases what the WebSocket sent on: of what it was handed, `bufferedAmount` (the newest) waits. */
-  #releaseDrained(): void {
-    const buffered = this.#ws.readyState === CLOSED ? 0 : this.#ws.bufferedAmount;
-    const quota = this.session.stack.quota.memory;
-    while (this.#sent.length > 0 && this.#sentBytes - this.#sent[0].bytes >= buffered) {
-      const m = this.#sent.shift()!;
-      this.#sentBytes -= m.bytes;
-      if (m.cost) quota.release(m.cost);
-    }
-  }
-
-  #grantWaiters(): void {
-    while (this.#waiters.length > 0 && this.#tryTake(this.#waiters[0].bytes)) {
-      this.#waiters.shift()!.resolve();
-    }
-  }
-
-  /** Keeps one timer running while anything waits on the WebSocket draining. */
-  #armDrain(): void {
-    if (this.#drainTimer !== undefined || this.#ended) return;
-    if (this.#sent.length === 0 && this.#waiters.length === 0) return;
-    const clock = this.session.clock;
-    this.#drainTimer = clock.setTimer(clock.now() + this.options.drainPollMs, () => {
-      this.#drainTimer = undefined;
-      if (this.#ended) return;
-      this.#releaseDrained();
-      this.#grantWaiters();
-      this.#armDrain();
-    });
-  }
-
   // ------------------------------------------------------------ end
 
   #close(code: number, reason: string): void {
@@ -537,19 +455,13 @@ export class WispConnection implements WispLink {
     if (this.#ended) return;
     this.#ended = true;
     const clock = this.session.clock;
-    for (const t of [this.#drainTimer, this.#handshakeTimer, this.#sessionTimer]) {
+    for (const t of [this.#handshakeTimer, this.#sessionTimer]) {
       if (t !== undefined) clock.clearTimer(t);
     }
     const streams = [...this.#streams.values()];
     this.#streams.clear();
     for (const s of streams) s.onConnectionGone();
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w.drop();
-    const quota = this.session.stack.quota.memory;
-    for (const m of this.#sent) if (m.cost) quota.release(m.cost);
-    this.#sent = [];
-    this.#sentBytes = 0;
+    this.#ledger.close();
     this.#onEnd?.(this.#authenticated);
   }
 }
