@@ -27,12 +27,15 @@
  *
  * Tokens must be RFC 6750 `b64token`s (what a `Bearer` header can carry),
  * or no client could ever present them.
+ * - `NETISLE_SHARE_DOMAIN`: `[http(s)://]domain[:port]`; share links become
+ *   host-based (`<key>.<domain>`) instead of `/share/<key>/` on the API's origin.
  *
  * @module
  */
 
 import { type EgressConfig, readEgressConfig } from "../src/apps/egress/egress_config.ts";
 import { parseCorsOrigins } from "../src/http/cors.ts";
+import { parseShareDomain } from "../src/http/share/share_routes.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -55,6 +58,8 @@ export interface ServerConfig {
   egress: EgressConfig | undefined;
   /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
   corsOrigins?: string[];
+  /** `NETISLE_SHARE_DOMAIN`: host-based share links. */
+  shares?: { domain: string };
 }
 
 /** The limits of the README's security section (adapter options of the same names). */
@@ -121,6 +126,11 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     const origins = parseCorsOrigins(env.NETISLE_CORS_ORIGINS);
     if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
     config.corsOrigins = origins;
+  }
+  if (env.NETISLE_SHARE_DOMAIN) {
+    const d = parseShareDomain(env.NETISLE_SHARE_DOMAIN);
+    if (typeof d === "string") return `NETISLE_SHARE_DOMAIN: ${d}`;
+    config.shares = { domain: env.NETISLE_SHARE_DOMAIN };
   }
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
@@ -212,6 +222,7 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   if (config.egress) notes.push("egress on");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
   if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
+  if (config.shares) notes.push(`share links on ${config.shares.domain}`);
   const line = `netisle listening on ${url} (${notes.join(", ")})`;
   if (!config.corsOrigins?.includes("*")) return line;
   return `${line}\nnetisle: WARNING: NETISLE_CORS_ORIGINS=* lets a page on any web site call ` +
