@@ -16,7 +16,7 @@ import { internetChecksum, parseIpv4Address, parseMacAddress } from "../src/wire
 import { type BenchRow, median, type Reporter } from "./report.ts";
 
 /** Moves a bulk transfer between two stacks; returns Gbit/s, segments/s and CPU s/GB. */
-function tcpThroughput(
+export function tcpThroughput(
   mtu: number,
   bytes: number,
 ): { gbps: number; segs: number; cpuPerGb: number } {

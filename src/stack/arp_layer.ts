@@ -138,15 +138,16 @@ export class ArpLayer {
    * Returns false when the frame was dropped (`arp_queue_full`).
    */
   transmitIpv4(nextHop: Ipv4Address, frame: Uint8Array, now: number): boolean {
+    const mac = this.cache.lookup(nextHop, now);
+    if (mac) {
+      this.#eth.writeHeader(frame, mac, EtherType.IPV4);
+      this.#eth.transmit(frame);
+      return true;
+    }
     const finish = (mac: MacAddress): Uint8Array => {
       this.#eth.writeHeader(frame, mac, EtherType.IPV4);
       return frame;
     };
-    const mac = this.cache.lookup(nextHop, now);
-    if (mac) {
-      this.#eth.transmit(finish(mac));
-      return true;
-    }
     switch (this.cache.enqueue(nextHop, finish, now)) {
       case "request":
         this.#sendRequest(nextHop);
@@ -186,7 +187,7 @@ export class ArpLayer {
 
   #emit(dstMac: MacAddress, repr: ArpRepr): void {
     // Pad to the Ethernet minimum (60 bytes without FCS) as real NICs do.
-    const frame = new Uint8Array(Math.max(60, ETHERNET_HEADER_LEN + ARP_PACKET_LEN));
+    const frame = this.#eth.allocFrame(Math.max(60, ETHERNET_HEADER_LEN + ARP_PACKET_LEN));
     this.#eth.writeHeader(frame, dstMac, EtherType.ARP);
     ArpRepr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
     this.#eth.transmit(frame);

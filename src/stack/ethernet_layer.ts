@@ -9,7 +9,6 @@
 import {
   ETHERNET_HEADER_LEN,
   EthernetFrame,
-  EthernetRepr,
   EtherType,
   isBroadcastMac,
   isMulticastMac,
@@ -18,6 +17,7 @@ import {
 } from "../wire/mod.ts";
 import type { Link } from "./channel_link.ts";
 import type { StackCounters } from "./counters.ts";
+import { FrameArena } from "./frame_arena.ts";
 
 /**
  * Reasons the link layer drops received frames.
@@ -70,6 +70,8 @@ export class EthernetLayer {
   readonly mac: MacAddress;
   /** The largest frame accepted or emitted: the MTU plus the 14-byte header. */
   readonly maxFrameLen: number;
+  /** Where emitted frames are carved from (see frame_arena.ts). */
+  readonly arena: FrameArena = new FrameArena();
   #link: Link;
   #counters: StackCounters;
   #upper: EthernetUpperLayers;
@@ -106,9 +108,20 @@ export class EthernetLayer {
     }
   }
 
+  /** A zero-filled frame of `len` bytes for the stack to build and transmit. */
+  allocFrame(len: number): Uint8Array {
+    return this.arena.alloc(len);
+  }
+
   /** Writes the Ethernet header of an outgoing frame (from our MAC) into its first 14 bytes. */
   writeHeader(frame: Uint8Array, dstMac: MacAddress, etherType: number): void {
-    EthernetRepr.emit({ dst: dstMac, src: this.mac, etherType }, frame);
+    const src = this.mac;
+    for (let i = 0; i < 6; i++) {
+      frame[i] = dstMac[i];
+      frame[6 + i] = src[i];
+    }
+    frame[12] = etherType >>> 8;
+    frame[13] = etherType & 0xff;
   }
 
   /** Hands a finished frame to the link; counts it, or `link_queue_full` when refused. */

@@ -223,8 +223,7 @@ export class Stack {
       random,
       config: config.tcp,
       limits: config.tcpLimits,
-      sendIpv4With: (dst, len, fill, now) =>
-        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+      out: this.#ipv4Out,
     });
     this.udp = new UdpLayer({
       localAddr: address,

@@ -521,6 +521,126 @@ export const TcpRepr = {
 };
 
 /**
+ * Writes the fixed 20-byte TCP header (RFC 9293 §3.1) at `buf[at..at+20]`
+ * with a zero checksum and urgent pointer, for a segment whose header
+ * (options included) is `headerLen` bytes. No checks: the sending path
+ * passes fields it keeps in range, and {@linkcode TcpRepr.emit} is the
+ * checked way to build a segment.
+ *
+ * @example
+ * ```ts
+ * writeTcpHeader(frame, 34, 80, 40000, seq, ack, 32, TcpFlags.ACK, 512);
+ * writeTcpTimestamps(frame, 34 + 20, tsVal, tsEcr);
+ * writeTcpChecksum(frame, 34, 32 + payloadLen, pseudoSum);
+ * ```
+ */
+export function writeTcpHeader(
+  buf: Uint8Array,
+  at: number,
+  srcPort: number,
+  dstPort: number,
+  seq: number,
+  ack: number,
+  headerLen: number,
+  flags: number,
+  window: number,
+): void {
+  buf[at] = srcPort >>> 8;
+  buf[at + 1] = srcPort & 0xff;
+  buf[at + 2] = dstPort >>> 8;
+  buf[at + 3] = dstPort & 0xff;
+  buf[at + 4] = seq >>> 24;
+  buf[at + 5] = (seq >>> 16) & 0xff;
+  buf[at + 6] = (seq >>> 8) & 0xff;
+  buf[at + 7] = seq & 0xff;
+  buf[at + 8] = ack >>> 24;
+  buf[at + 9] = (ack >>> 16) & 0xff;
+  buf[at + 10] = (ack >>> 8) & 0xff;
+  buf[at + 11] = ack & 0xff;
+  buf[at + 12] = (headerLen >>> 2) << 4;
+  buf[at + 13] = flags;
+  buf[at + 14] = window >>> 8;
+  buf[at + 15] = window & 0xff;
+  buf[at + 16] = 0;
+  buf[at + 17] = 0;
+  buf[at + 18] = 0;
+  buf[at + 19] = 0;
+}
+
+/**
+ * Writes the 12-byte timestamps option as NOP, NOP, TS (RFC 7323 §3.2,
+ * Appendix A's layout, as Linux sends it outside a SYN) at `buf[at..at+12]`.
+ *
+ * @example
+ * ```ts
+ * writeTcpTimestamps(frame, tcpAt + 20, tsVal, tsEcr);
+ * ```
+ */
+export function writeTcpTimestamps(
+  buf: Uint8Array,
+  at: number,
+  value: number,
+  echo: number,
+): void {
+  buf[at] = TcpOptionKind.NOP;
+  buf[at + 1] = TcpOptionKind.NOP;
+  buf[at + 2] = TcpOptionKind.TIMESTAMP;
+  buf[at + 3] = 10;
+  writeU32(buf, at + 4, value);
+  writeU32(buf, at + 8, echo);
+}
+
+/**
+ * Writes a SACK option of `blocks` as NOP, NOP, SACK (RFC 2018 §3) at
+ * `buf[at..]` and returns its length, `4 + 8 * blocks.length` (0 for none).
+ *
+ * @example
+ * ```ts
+ * const n = writeTcpSackBlocks(frame, tcpAt + 32, [{ left: 1000, right: 2448 }]); // 12
+ * ```
+ */
+export function writeTcpSackBlocks(
+  buf: Uint8Array,
+  at: number,
+  blocks: readonly TcpSackBlock[],
+): number {
+  const n = blocks.length;
+  if (n === 0) return 0;
+  buf[at] = TcpOptionKind.NOP;
+  buf[at + 1] = TcpOptionKind.NOP;
+  buf[at + 2] = TcpOptionKind.SACK;
+  buf[at + 3] = 2 + 8 * n;
+  let i = at + 4;
+  for (let b = 0; b < n; b++) {
+    writeU32(buf, i, blocks[b].left);
+    writeU32(buf, i + 4, blocks[b].right);
+    i += 8;
+  }
+  return 4 + 8 * n;
+}
+
+/**
+ * Computes the TCP checksum (RFC 9293 §3.1) of the `len`-byte segment at
+ * `buf[at..at+len]`, whose checksum field is zero, over the pseudo-header sum
+ * `pseudoSum` (e.g. {@linkcode ipv4PseudoHeaderSum}), and stores it.
+ *
+ * @example
+ * ```ts
+ * writeTcpChecksum(frame, 34, segmentLen, ipv4PseudoHeaderSum(src, dst, 6, segmentLen));
+ * ```
+ */
+export function writeTcpChecksum(
+  buf: Uint8Array,
+  at: number,
+  len: number,
+  pseudoSum: number,
+): void {
+  const sum = checksumFinish(checksumAdd(pseudoSum, buf, at, at + len));
+  buf[at + 16] = sum >>> 8;
+  buf[at + 17] = sum & 0xff;
+}
+
+/**
  * Whether sequence number `a` comes before `b`, modulo 2^32 (RFC 9293 §3.4).
  *
  * @example

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ETHERNET_HEADER_LEN } from "./ethernet.ts";
-import { IPV4_HEADER_LEN } from "./ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LEN } from "./ipv4.ts";
 import {
   parseTcpOptions,
   TCP_HEADER_LEN,
@@ -9,12 +9,17 @@ import {
   TcpFlags,
   TcpPacket,
   TcpRepr,
+  type TcpSackBlock,
   tcpSeqAdd,
   tcpSeqDiff,
   tcpSeqGe,
   tcpSeqGt,
   tcpSeqLe,
   tcpSeqLt,
+  writeTcpChecksum,
+  writeTcpHeader,
+  writeTcpSackBlocks,
+  writeTcpTimestamps,
 } from "./tcp.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
 import { atOffset, GOLDEN_SYN, hex, LINUX_IP, STACK_IP, toHex } from "./_test_util.ts";
@@ -410,6 +415,52 @@ describe("TcpRepr", () => {
       () => TcpRepr.emit({ ...SYN_REPR, sackBlocks: [{ left: -1, right: 0 }] }, buf, 1, 2),
       { name: "RangeError", message: /sackBlocks\[0\]\.left/ },
     );
+  });
+});
+
+describe("the in-place TCP writers", () => {
+  it("write the bytes TcpRepr.emit writes, options and checksum included (RFC 9293 §3.1)", () => {
+    const src = 0x0a000202;
+    const dst = 0x0a00020f;
+    const payload = new Uint8Array(37).map((_, i) => i * 11);
+    const cases: Array<{ ts: boolean; sack: TcpSackBlock[] }> = [
+      { ts: false, sack: [] },
+      { ts: true, sack: [] },
+      { ts: true, sack: [{ left: 1000, right: 2448 }, { left: 0xfffffff0, right: 16 }] },
+      { ts: false, sack: [1, 2, 3, 4].map((i) => ({ left: i * 100, right: i * 100 + 50 })) },
+    ];
+    for (const c of cases) {
+      const repr: TcpRepr = {
+        srcPort: 80,
+        dstPort: 40000,
+        seqNumber: 0xdeadbeef,
+        ackNumber: 0x01020304,
+        flags: TcpFlags.ACK | TcpFlags.PSH,
+        windowLen: 0xabcd,
+        payload,
+      };
+      if (c.ts) repr.timestamp = { value: 0x11223344, echo: 0x55667788 };
+      if (c.sack.length > 0) repr.sackBlocks = c.sack;
+      const len = TcpRepr.bufferLen(repr);
+      const want = new Uint8Array(len);
+      TcpRepr.emit(repr, want, src, dst);
+      const got = new Uint8Array(len + 6).fill(0xee);
+      const at = 3;
+      const headerLen = TcpRepr.headerLen(repr);
+      writeTcpHeader(got, at, 80, 40000, 0xdeadbeef, 0x01020304, headerLen, repr.flags, 0xabcd);
+      let o = at + 20;
+      if (c.ts) {
+        writeTcpTimestamps(got, o, 0x11223344, 0x55667788);
+        o += 12;
+      }
+      o += writeTcpSackBlocks(got, o, c.sack);
+      assert.equal(o, at + headerLen);
+      got.set(payload, o);
+      writeTcpChecksum(got, at, len, ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len));
+      assert.deepEqual(Array.from(got.subarray(at, at + len)), Array.from(want));
+      assert.equal(got[0], 0xee);
+      assert.equal(got[at + len], 0xee);
+    }
   });
 });
 

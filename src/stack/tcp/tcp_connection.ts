@@ -19,6 +19,7 @@
 import type { NetErrorCode } from "../../errors/net_error.ts";
 import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
+import type { TxPacket } from "../tx_packet.ts";
 import type { CongestionControlName } from "./congestion.ts";
 import { seqGt, seqLe, seqLt } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
@@ -48,6 +49,14 @@ export interface TcpHost {
   readonly localAddr: number;
   /** Emits a segment of `conn` (the layer adds IP and the checksum). */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void;
+  /**
+   * Begins a segment of `conn` of `len` bytes (TCP header included) to be
+   * written in place at `frame[l4..]`; undefined when it cannot be sent (the
+   * drop is counted). The hot path: no segment object is built.
+   */
+  beginSegment(conn: TcpConnection, len: number): TxPacket | undefined;
+  /** Sends the segment begun with `beginSegment`. */
+  commitSegment(now: number): void;
   /** Records that `conn` has events for its owner. */
   markDirty(conn: TcpConnection): void;
   /** `conn` entered TIME_WAIT: move it to the time-wait list. */

@@ -15,6 +15,7 @@ import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
   formatIpv4Address,
+  IpProtocol,
   type Ipv4Address,
   ipv4Netmask,
   ipv4SubnetBroadcast,
@@ -25,6 +26,7 @@ import {
   TcpRepr,
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
+import type { PacketOutput, TxPacket } from "../tx_packet.ts";
 import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
@@ -48,13 +50,8 @@ export interface TcpLayerDeps {
    * `sockets` gives a unit to every passively opened connection.
    */
   quota: SessionQuota;
-  /** Sends an IPv4 packet whose payload `fill` writes in place. */
-  sendIpv4With(
-    dst: Ipv4Address,
-    payloadLen: number,
-    fill: (buf: Uint8Array) => void,
-    now: number,
-  ): boolean;
+  /** Where segments go: IPv4 output, which builds each packet in place. */
+  out: PacketOutput;
   /** Fills `buf` with random bytes (keys for ISNs and SYN cookies). */
   random: (buf: Uint8Array) => void;
   /** Defaults for every connection of this stack. */
@@ -119,7 +116,7 @@ export const TCP_DROP_REASONS: readonly string[] = [
  *
  * @example
  * ```ts
- * const tcp = new TcpLayer({ localAddr, mtu: 1500, sendIpv4With, random });
+ * const tcp = new TcpLayer({ localAddr, prefixLength: 24, mtu: 1500, quota, out, random });
  * const listener = tcp.listen(8080, 128);
  * ```
  */
@@ -495,13 +492,12 @@ export class TcpLayer implements TcpHost {
   }
 
   #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number): void {
-    const src = this.localAddr;
-    this.#deps.sendIpv4With(
-      dst,
-      TcpRepr.bufferLen(repr),
-      (buf) => TcpRepr.emit(repr, buf, src, dst),
-      now,
-    );
+    const out = this.#deps.out;
+    const len = TcpRepr.bufferLen(repr);
+    const tx = out.begin(dst, IpProtocol.TCP, len, true);
+    if (tx === undefined) return;
+    TcpRepr.emit(repr, tx.frame.subarray(tx.l4, tx.l4 + len), this.localAddr, dst);
+    out.commit(now);
   }
 
   /**
@@ -527,6 +523,16 @@ export class TcpLayer implements TcpHost {
   /** Emits a segment of `conn`. */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void {
     this.#emitRepr(conn.remoteAddr, repr, now);
+  }
+
+  /** Begins a segment of `conn` of `len` bytes, built in place (see tx_packet.ts). */
+  beginSegment(conn: TcpConnection, len: number): TxPacket | undefined {
+    return this.#deps.out.begin(conn.remoteAddr, IpProtocol.TCP, len, true);
+  }
+
+  /** Sends the segment begun with {@linkcode TcpLayer.beginSegment}. */
+  commitSegment(now: number): void {
+    this.#deps.out.commit(now);
   }
 
   /** Queues `conn` for event delivery. */

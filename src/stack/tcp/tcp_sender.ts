@@ -11,7 +11,15 @@
  * @module
  */
 
-import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
+import {
+  TCP_HEADER_LEN,
+  TcpFlags,
+  type TcpRepr,
+  writeTcpChecksum,
+  writeTcpHeader,
+  writeTcpSackBlocks,
+  writeTcpTimestamps,
+} from "../../wire/mod.ts";
 import { type CongestionControl, createCongestionControl } from "./congestion.ts";
 import { RttEstimator } from "./rtt_estimator.ts";
 import { SendBuffer } from "./send_buffer.ts";
@@ -306,10 +314,9 @@ export class TcpSender {
     const len = Math.min(tcb.sendMss, seqSub(end, seq), this.buffer.length - offset);
     if (len <= 0 || offset < 0) return 0;
     const retransmission = isRetransmit || seqLt(seq, tcb.sndMax);
-    const payload = this.buffer.peek(offset, len);
     let flags = TcpFlags.ACK;
     if (seqAdd(seq, len) === seqAdd(start, this.buffer.length)) flags |= TcpFlags.PSH;
-    this.transmit(flags, seq, payload, now);
+    this.transmit(flags, seq, now, offset, len);
     if (retransmission) {
       tcb.stats.retransmits++;
       this.recovery.noteRetransmission(seq, seqAdd(seq, len));
@@ -330,7 +337,7 @@ export class TcpSender {
     const tcb = this.#tcb;
     const seq = this.dataEnd();
     this.finSeqNo = seq;
-    this.transmit(TcpFlags.FIN | TcpFlags.ACK, seq, EMPTY, now);
+    this.transmit(TcpFlags.FIN | TcpFlags.ACK, seq, now);
     tcb.sndNxt = seqAdd(seq, 1);
     tcb.sndMax = seqMax(tcb.sndMax, tcb.sndNxt);
     tcb.timers.startIfStopped(TcpTimer.RTO, now + this.rtt.currentRto);
@@ -341,7 +348,7 @@ export class TcpSender {
 
   /** Sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT>. */
   sendAck(now: number): void {
-    this.transmit(TcpFlags.ACK, this.#tcb.sndNxt, EMPTY, now);
+    this.transmit(TcpFlags.ACK, this.#tcb.sndNxt, now);
   }
 
   /**
@@ -377,25 +384,41 @@ export class TcpSender {
     }, now);
   }
 
-  /** Builds and emits a segment carrying our ACK, window, timestamps and SACK blocks. */
-  transmit(flags: number, seq: number, payload: Uint8Array, now: number): void {
+  /**
+   * Sends a segment carrying our ACK, window, timestamps and SACK blocks,
+   * with `dataLen` bytes of the send buffer from `dataOffset` as its text:
+   * written in place into its frame (tx_packet.ts), no segment object built.
+   */
+  transmit(flags: number, seq: number, now: number, dataOffset = 0, dataLen = 0): void {
     const tcb = this.#tcb;
     const receiver = this.#receiver;
     const conn = tcb.conn;
-    const repr: TcpRepr = {
-      srcPort: conn.localPort,
-      dstPort: conn.remotePort,
-      seqNumber: seq,
-      ackNumber: tcb.rcvNxt,
-      flags,
-      windowLen: receiver.advertise(),
-      payload,
-    };
-    if (tcb.tsEnabled) repr.timestamp = { value: tcb.tsNow(now), echo: tcb.tsRecent };
+    const ack = tcb.rcvNxt;
+    const window = receiver.advertise();
+    const ts = tcb.tsEnabled;
     const sackBlocks = receiver.sackBlocks();
-    if (sackBlocks) repr.sackBlocks = sackBlocks;
     receiver.ackSent();
-    tcb.emit(repr, now);
+    const headerLen = TCP_HEADER_LEN + (ts ? 12 : 0) +
+      (sackBlocks === undefined ? 0 : 4 + 8 * sackBlocks.length);
+    const len = headerLen + dataLen;
+    tcb.stats.segmentsOut++;
+    const host = tcb.host;
+    const tx = host.beginSegment(conn, len);
+    if (tx !== undefined) {
+      const f = tx.frame;
+      const at = tx.l4;
+      writeTcpHeader(f, at, conn.localPort, conn.remotePort, seq, ack, headerLen, flags, window);
+      let o = at + TCP_HEADER_LEN;
+      if (ts) {
+        writeTcpTimestamps(f, o, tcb.tsNow(now), tcb.tsRecent);
+        o += 12;
+      }
+      if (sackBlocks !== undefined) o += writeTcpSackBlocks(f, o, sackBlocks);
+      if (dataLen > 0) this.buffer.copyOut(dataOffset, dataLen, f, o);
+      writeTcpChecksum(f, at, len, tx.pseudoSum);
+      host.commitSegment(now);
+    }
+    tcb.sent(now);
   }
 
   // ------------------------------------------------------------ timers
@@ -433,7 +456,7 @@ export class TcpSender {
   onPersistTimer(now: number): void {
     const tcb = this.#tcb;
     if (tcb.sndWnd === 0) {
-      this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), EMPTY, now);
+      this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), now);
       this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
       tcb.timers.start(TcpTimer.PERSIST, now + this.#persistInterval());
     } else if (tcb.sndMax === tcb.sndUna) {
@@ -463,7 +486,7 @@ export class TcpSender {
     }
     if (this.keepalivesSent >= c.keepaliveProbes) return false;
     this.keepalivesSent++;
-    this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), EMPTY, now);
+    this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), now);
     tcb.timers.start(TcpTimer.KEEPALIVE, now + c.keepaliveIntervalMs);
     return true;
   }
