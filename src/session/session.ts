@@ -353,11 +353,22 @@ export class Session {
     else this.tunnelStats.framesWithoutTunnel += frames.length;
   }
 
+  /**
+   * Keeps the runtime timer at or before the stack's next deadline. It is
+   * re-armed only when that deadline moves earlier (or after it fired): a
+   * deadline that moved later (every ACK pushes the retransmission timer
+   * out) leaves the timer where it is, to fire early once with nothing due
+   * and re-arm then, instead of clearing and setting a runtime timer per
+   * core entry. With no deadline left, the timer is cleared.
+   */
   #armTimer(): void {
     const next = this.stack.nextDeadline();
-    if (next === this.#timerAt) return;
+    if (next === undefined) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timerAt !== undefined && this.#timerAt <= next) return;
     this.#clearTimer();
-    if (next === undefined) return;
     this.#timerAt = next;
     this.#timer = this.#clock.setTimer(next, () => {
       this.#timer = undefined;

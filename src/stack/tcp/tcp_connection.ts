@@ -33,7 +33,7 @@ import { TcpHandshake } from "./tcp_handshake.ts";
 import type { TcpListener } from "./tcp_listener.ts";
 import { TcpReceived, TcpReceiver } from "./tcp_receiver.ts";
 import { TcpSender } from "./tcp_sender.ts";
-import { TcpTimer, TcpTimers } from "./tcp_timers.ts";
+import { TcpTimer, type TcpTimerQueue, TcpTimers } from "./tcp_timers.ts";
 
 export { type TcpConnectionStats, TcpEvent, type TcpState } from "./tcp_control_block.ts";
 
@@ -71,6 +71,8 @@ export interface TcpHost {
   readonly quota: SessionQuota;
   /** The connection became established (a passive one joins its listener's accept queue). */
   established(conn: TcpConnection): void;
+  /** The layer's queue of every connection's timers. */
+  readonly timerQueue: TcpTimerQueue;
 }
 
 /** Counters and estimates for GET /sockets/:id and `ss -ti`-style views. */
@@ -125,8 +127,11 @@ export class TcpConnection {
   /** The listener that accepted this connection (passive open), until it is accepted. */
   listener: TcpListener | undefined;
 
+  /** Creation order within the layer (connections due at once fire in this order). */
+  readonly serial: number;
+
   readonly #tcb: TcpControlBlock;
-  readonly #timers = new TcpTimers();
+  readonly #timers: TcpTimers;
   readonly #receiver: TcpReceiver;
   readonly #sender: TcpSender;
   readonly #handshake: TcpHandshake;
@@ -153,8 +158,12 @@ export class TcpConnection {
     state: "SYN_SENT" | "SYN_RECEIVED";
     /** The layer took a unit of the session's socket quota for this (passive) connection. */
     holdsQuotaUnit?: boolean;
+    /** Creation order within the layer. */
+    serial?: number;
   }) {
     this.key = init.key;
+    this.serial = init.serial ?? 0;
+    this.#timers = new TcpTimers(init.host.timerQueue, this);
     this.localPort = init.localPort;
     this.remoteAddr = init.remoteAddr;
     this.remotePort = init.remotePort;
@@ -552,6 +561,15 @@ export class TcpConnection {
   /** The earliest deadline of this connection's timers, or undefined. */
   nextDeadline(): number | undefined {
     return this.#timers.nextDeadline();
+  }
+
+  /**
+   * The connection's key in the layer's timer queue: a lower bound of
+   * {@linkcode TcpConnection.nextDeadline}, Infinity when it is not queued
+   * (for the invariants).
+   */
+  get timerQueueKey(): number {
+    return this.#timers.heapIndex < 0 ? Infinity : this.#timers.heapKey;
   }
 
   /** Fires the timers due at `now`. */

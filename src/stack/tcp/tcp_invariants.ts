@@ -22,6 +22,9 @@ import { tupleKey } from "./tcp_layer.ts";
  *   connections per local port;
  * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
  *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
+ * - timers: every connection with a running timer is in the layer's timer
+ *   queue no later than its earliest deadline, and the queue holds no more
+ *   entries than there are connections;
  * - quotas: the storage the listed connections are charged for is within
  *   what the session's memory quota counts, and the units they hold within
  *   what its socket quota counts (others hold some too).
@@ -49,6 +52,10 @@ export function checkTcpInvariants(
       }
       if (c.pcbList !== name) bad.push(`${where}: state belongs on the ${c.pcbList} list`);
       use(c.localPort);
+      const deadline = c.nextDeadline();
+      if (deadline !== undefined && !(c.timerQueueKey <= deadline)) {
+        bad.push(`${where}: timer due at ${deadline} but queued at ${c.timerQueueKey}`);
+      }
       charged += c.chargedBytes;
       if (c.holdsQuotaUnit) units++;
       const i = c.info();
@@ -73,6 +80,9 @@ export function checkTcpInvariants(
   }
   for (const key of layer.timeWait.keys()) {
     if (layer.active.has(key)) bad.push(`${key} is on both the active and time-wait lists`);
+  }
+  if (layer.timerQueue.size > layer.connectionCount) {
+    bad.push(`timer queue holds ${layer.timerQueue.size} > ${layer.connectionCount} connections`);
   }
   if (layer.connectionCount > layer.limits.maxConnections) {
     bad.push(`${layer.connectionCount} connections > limit ${layer.limits.maxConnections}`);

@@ -31,9 +31,9 @@ import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
-import { earlier } from "../deadline.ts";
 import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
 import { checkTcpInvariants } from "./tcp_invariants.ts";
+import { TcpTimerQueue } from "./tcp_timers.ts";
 import { LISTENER_ACCEPTABLE, TcpListener, type TcpListenerHost } from "./tcp_listener.ts";
 
 /** What the TCP layer needs from the stack below it. */
@@ -146,6 +146,9 @@ export class TcpLayer implements TcpHost {
   };
   /** The session's quotas (see {@linkcode TcpLayerDeps.quota}). */
   readonly quota: SessionQuota;
+  /** Every connection's timers, by deadline. */
+  readonly timerQueue: TcpTimerQueue = new TcpTimerQueue();
+  #serial = 0;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
   #listenerHost: TcpListenerHost;
@@ -375,6 +378,7 @@ export class TcpLayer implements TcpHost {
       tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
       state,
       holdsQuotaUnit: false,
+      serial: ++this.#serial,
     });
   }
 
@@ -609,22 +613,18 @@ export class TcpLayer implements TcpHost {
 
   // ------------------------------------------------------------ timers
 
-  /** The earliest timer deadline of all connections, or undefined. */
+  /**
+   * The earliest timer deadline of all connections, or undefined: the top
+   * of the timer queue, O(1) but for entries whose timers moved later since
+   * (O(log n) each, once).
+   */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const list of [this.active, this.timeWait]) {
-      for (const c of list.values()) d = earlier(d, c.nextDeadline());
-    }
-    return d;
+    return this.timerQueue.nextDeadline();
   }
 
-  /** Fires every connection timer due at `now`. */
+  /** Fires every connection timer due at `now`: only the connections that have one. */
   poll(now: number): void {
-    // A copy: firing a timer may move a connection between the lists or remove it.
-    for (const c of [...this.active.values(), ...this.timeWait.values()]) {
-      const t = c.nextDeadline();
-      if (t !== undefined && t <= now) c.poll(now);
-    }
+    this.timerQueue.poll(now);
   }
 
   /** Removes and returns the objects with pending events. */
