@@ -6,15 +6,7 @@
  * @module
  */
 
-import {
-  ETHERNET_HEADER_LEN,
-  EthernetFrame,
-  EtherType,
-  isBroadcastMac,
-  isMulticastMac,
-  type MacAddress,
-  macEquals,
-} from "../wire/mod.ts";
+import { ETHERNET_HEADER_LEN, EtherType, type MacAddress } from "../wire/mod.ts";
 import type { Link } from "./channel_link.ts";
 import type { StackCounters } from "./counters.ts";
 import { FrameArena } from "./frame_arena.ts";
@@ -91,18 +83,27 @@ export class EthernetLayer {
    * or undefined when the frame was handled.
    */
   input(bytes: Uint8Array, now: number): string | undefined {
-    if (bytes.length > this.maxFrameLen) return "ethernet_oversized";
-    const parsed = EthernetFrame.parse(bytes);
-    if (!parsed.ok) return parsed.reason;
-    const frame = parsed.value;
-    const dst = frame.dst;
-    if (!macEquals(dst, this.mac) && !isBroadcastMac(dst)) return "ethernet_not_for_us";
-    if (isMulticastMac(frame.src)) return "ethernet_bad_source";
-    switch (frame.etherType) {
+    // The checks of EthernetFrame.parse and the addresses, read in place (no object per frame).
+    const len = bytes.length;
+    if (len > this.maxFrameLen) return "ethernet_oversized";
+    if (len < ETHERNET_HEADER_LEN) return "ethernet_truncated";
+    const etherType = (bytes[12] << 8) | bytes[13];
+    if (etherType < 0x0600) return "ethernet_not_ethernet_ii";
+    const mac = this.mac;
+    let broadcast = false;
+    if (
+      bytes[0] !== mac[0] || bytes[1] !== mac[1] || bytes[2] !== mac[2] ||
+      bytes[3] !== mac[3] || bytes[4] !== mac[4] || bytes[5] !== mac[5]
+    ) {
+      broadcast = (bytes[0] & bytes[1] & bytes[2] & bytes[3] & bytes[4] & bytes[5]) === 0xff;
+      if (!broadcast) return "ethernet_not_for_us";
+    }
+    if ((bytes[6] & 0x01) !== 0) return "ethernet_bad_source";
+    switch (etherType) {
       case EtherType.ARP:
-        return this.#upper.arp(frame.payload, now);
+        return this.#upper.arp(bytes.subarray(ETHERNET_HEADER_LEN), now);
       case EtherType.IPV4:
-        return this.#upper.ipv4(frame.payload, now, isBroadcastMac(dst));
+        return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast);
       default:
         return "ethernet_unsupported_ethertype";
     }

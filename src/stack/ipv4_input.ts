@@ -9,17 +9,22 @@
  */
 
 import {
+  checksumAdd,
+  checksumFinish,
   DHCP_CLIENT_PORT,
   DHCP_SERVER_PORT,
   Icmpv4DestUnreachableCode,
   IpProtocol,
   IPV4_BROADCAST,
+  IPV4_HEADER_LEN,
   type Ipv4Address,
   ipv4InSubnet,
+  ipv4Netmask,
   Ipv4Packet,
   Ipv4Repr,
   ipv4SubnetBroadcast,
   isIpv4MartianSource,
+  isIpv4Unicast,
 } from "../wire/mod.ts";
 import type { IcmpLayer } from "./icmp_layer.ts";
 import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
@@ -45,6 +50,9 @@ export const IPV4_DROP_REASONS: readonly string[] = [
   "ipv4_off_link_source",
   "ipv4_unsupported_protocol",
 ];
+
+/** What {@linkcode Ipv4Input}'s data path answers for a packet it leaves to the general path. */
+const NOT_FAST = "ipv4_not_fast";
 
 /** A transport above IPv4: returns a drop reason, or undefined when it took the datagram. */
 export interface Ipv4Transport {
@@ -77,6 +85,7 @@ export interface Ipv4InputDeps {
 export class Ipv4Input {
   #address: Ipv4Address;
   #prefixLength: number;
+  #mask: number;
   #broadcast: Ipv4Address;
   #reassembler: Ipv4Reassembler;
   #icmp: IcmpLayer;
@@ -87,6 +96,7 @@ export class Ipv4Input {
   constructor(deps: Ipv4InputDeps) {
     this.#address = deps.ipv4.address;
     this.#prefixLength = deps.ipv4.prefixLength;
+    this.#mask = ipv4Netmask(deps.ipv4.prefixLength);
     this.#broadcast = ipv4SubnetBroadcast(deps.ipv4.address, deps.ipv4.prefixLength);
     this.#reassembler = deps.reassembler;
     this.#icmp = deps.icmp;
@@ -104,6 +114,8 @@ export class Ipv4Input {
    * (a stored fragment counts as handled).
    */
   input(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
+    const fast = this.#fastTcp(bytes, now, linkBroadcast);
+    if (fast !== NOT_FAST) return fast;
     const pkt = Ipv4Packet.parse(bytes);
     if (!pkt.ok) return pkt.reason;
     const parsed = Ipv4Repr.parse(pkt.value);
@@ -127,6 +139,38 @@ export class Ipv4Input {
       return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now);
     }
     return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now);
+  }
+
+  /**
+   * The data path: a valid, unfragmented TCP segment to our address from an
+   * on-link host, with a 20-byte header, in a unicast frame, checked in place
+   * and handed to TCP without building the objects the general path does.
+   * Anything else (or anything invalid) returns {@linkcode NOT_FAST} for the
+   * general path, which then decides exactly as it would have.
+   */
+  #fastTcp(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
+    if (bytes.length < IPV4_HEADER_LEN || bytes[0] !== 0x45 || bytes[9] !== IpProtocol.TCP) {
+      return NOT_FAST;
+    }
+    const total = (bytes[2] << 8) | bytes[3];
+    // MF clear and offset zero; DF may be set.
+    if (linkBroadcast || total < IPV4_HEADER_LEN || total > bytes.length) return NOT_FAST;
+    if (((bytes[6] & 0x3f) | bytes[7]) !== 0) return NOT_FAST;
+    const dst = ((bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19]) >>> 0;
+    if (dst !== this.#address) return NOT_FAST;
+    const src = ((bytes[12] << 24) | (bytes[13] << 16) | (bytes[14] << 8) | bytes[15]) >>> 0;
+    // An on-link host: in the subnet, unicast, not us, not the network or broadcast address
+    // (what !isIpv4MartianSource && ipv4InSubnet say, with the mask computed once).
+    const mask = this.#mask;
+    if (
+      ((src ^ dst) & mask) !== 0 || src === dst || !isIpv4Unicast(src) ||
+      (mask !== 0xfffffffe && mask !== 0xffffffff &&
+        ((src & ~mask) === 0 || (src | mask) >>> 0 === 0xffffffff)) ||
+      checksumFinish(checksumAdd(0, bytes, 0, IPV4_HEADER_LEN)) !== 0
+    ) {
+      return NOT_FAST;
+    }
+    return this.#tcp.input(src, dst, bytes.subarray(IPV4_HEADER_LEN, total), now);
   }
 
   /** Hands a whole (unfragmented or reassembled) datagram to its protocol. */

@@ -17,7 +17,7 @@ import {
   IPV4_BROADCAST,
   IPV4_HEADER_LEN,
   type Ipv4Address,
-  ipv4InSubnet,
+  ipv4Netmask,
   ipv4PseudoHeaderSum,
   Ipv4Repr,
   ipv4SubnetBroadcast,
@@ -75,6 +75,7 @@ export interface Ipv4OutputDeps {
 export class Ipv4Output implements PacketOutput {
   #address: Ipv4Address;
   #prefixLength: number;
+  #mask: number;
   #broadcast: Ipv4Address;
   #mtu: number;
   #arp: ArpLayer;
@@ -87,6 +88,7 @@ export class Ipv4Output implements PacketOutput {
   constructor(deps: Ipv4OutputDeps) {
     this.#address = deps.ipv4.address;
     this.#prefixLength = deps.ipv4.prefixLength;
+    this.#mask = ipv4Netmask(deps.ipv4.prefixLength);
     this.#broadcast = ipv4SubnetBroadcast(this.#address, this.#prefixLength);
     this.#mtu = deps.mtu;
     this.#arp = deps.arp;
@@ -100,7 +102,7 @@ export class Ipv4Output implements PacketOutput {
    */
   hasRoute(dst: Ipv4Address): boolean {
     if (this.#isBroadcast(dst)) return true;
-    return ipv4InSubnet(dst, this.#address, this.#prefixLength) && !isIpv4Multicast(dst);
+    return ((dst ^ this.#address) & this.#mask) === 0 && !isIpv4Multicast(dst);
   }
 
   /**

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { ETHERNET_HEADER_LEN } from "./ethernet.ts";
 import { IpProtocol, IPV4_HEADER_LEN } from "./ipv4.ts";
 import {
+  cloneTcpRepr,
   parseTcpOptions,
   TCP_HEADER_LEN,
   TCP_MAX_OPTIONS_LEN,
@@ -10,6 +11,7 @@ import {
   TcpPacket,
   TcpRepr,
   type TcpSackBlock,
+  TcpSegment,
   tcpSeqAdd,
   tcpSeqDiff,
   tcpSeqGe,
@@ -22,6 +24,7 @@ import {
   writeTcpTimestamps,
 } from "./tcp.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
+import { seededRandom } from "./random.ts";
 import { atOffset, GOLDEN_SYN, hex, LINUX_IP, STACK_IP, toHex } from "./_test_util.ts";
 import type { ParseResult } from "./parse_result.ts";
 
@@ -415,6 +418,125 @@ describe("TcpRepr", () => {
       () => TcpRepr.emit({ ...SYN_REPR, sackBlocks: [{ left: -1, right: 0 }] }, buf, 1, 2),
       { name: "RangeError", message: /sackBlocks\[0\]\.left/ },
     );
+  });
+});
+
+describe("TcpSegment (the reused receive-path segment)", () => {
+  it("parses exactly what TcpRepr.parse does, reason or fields, on mutated segments", () => {
+    const rnd = seededRandom(42);
+    const src = 0x0a00020f;
+    const dst = 0x0a000202;
+    const seg = new TcpSegment();
+    const bases: TcpRepr[] = [
+      {
+        srcPort: 1,
+        dstPort: 2,
+        seqNumber: 3,
+        ackNumber: 4,
+        flags: 0x10,
+        windowLen: 5,
+        payload: EMPTY,
+      },
+      {
+        srcPort: 40000,
+        dstPort: 80,
+        seqNumber: 0xfffffff0,
+        ackNumber: 77,
+        flags: TcpFlags.SYN,
+        windowLen: 64240,
+        mss: 1460,
+        windowScale: 7,
+        sackPermitted: true,
+        timestamp: { value: 9, echo: 0 },
+        payload: EMPTY,
+      },
+      {
+        srcPort: 80,
+        dstPort: 40000,
+        seqNumber: 1000,
+        ackNumber: 2000,
+        flags: TcpFlags.ACK | TcpFlags.PSH,
+        windowLen: 512,
+        urgentPointer: 3,
+        timestamp: { value: 1, echo: 2 },
+        sackBlocks: [{ left: 10, right: 20 }, { left: 30, right: 40 }, { left: 50, right: 60 }],
+        payload: new Uint8Array(25).map((_, i) => i),
+      },
+    ];
+    let compared = 0;
+    for (let round = 0; round < 3000; round++) {
+      const base = bases[round % bases.length];
+      const bytes = new Uint8Array(TcpRepr.bufferLen(base));
+      TcpRepr.emit(base, bytes, src, dst);
+      // Mutate a few bytes (sometimes none), sometimes truncate.
+      const flips = rnd.u32() % 3;
+      for (let k = 0; k < flips; k++) bytes[rnd.u32() % bytes.length] = rnd.u32() & 0xff;
+      const cut = rnd.u32() % 4 === 0 ? bytes.subarray(0, rnd.u32() % bytes.length) : bytes;
+      const verified = rnd.u32() % 2 === 0;
+      const pkt = TcpPacket.parse(cut);
+      let want: ParseResult<TcpRepr>;
+      if (!pkt.ok) want = pkt;
+      else if (verified) {
+        // What TcpRepr.parse decodes, checksum aside.
+        const fix = cut.slice();
+        fix[16] = fix[17] = 0;
+        const sum = checksumFinish(
+          checksumAdd(ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, fix.length), fix),
+        );
+        fix[16] = sum >> 8;
+        fix[17] = sum & 0xff;
+        want = TcpRepr.parse(parsed(TcpPacket.parse(fix)), src, dst);
+        if (want.ok) want.value.payload = cut.subarray(pkt.value.dataOffset);
+      } else want = TcpRepr.parse(pkt.value, src, dst);
+      const reason = seg.parse(cut, src, dst, verified);
+      if (!want.ok) {
+        assert.equal(reason, want.reason);
+        continue;
+      }
+      assert.equal(reason, undefined);
+      const got: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(seg)) if (v !== undefined) got[k] = v;
+      assert.deepEqual(
+        JSON.parse(JSON.stringify({ ...got, payload: Array.from(seg.payload) })),
+        JSON.parse(JSON.stringify({ ...want.value, payload: Array.from(want.value.payload) })),
+      );
+      compared++;
+    }
+    assert.ok(compared > 1000, `compared ${compared} valid segments`);
+  });
+
+  it("reuses its option objects, and cloneTcpRepr makes a copy that survives the next parse", () => {
+    const seg = new TcpSegment();
+    const a: TcpRepr = {
+      srcPort: 1,
+      dstPort: 2,
+      seqNumber: 3,
+      ackNumber: 4,
+      flags: TcpFlags.ACK,
+      windowLen: 5,
+      timestamp: { value: 10, echo: 11 },
+      sackBlocks: [{ left: 1, right: 2 }],
+      payload: new Uint8Array([7, 8]),
+    };
+    const b: TcpRepr = {
+      ...a,
+      timestamp: { value: 20, echo: 21 },
+      sackBlocks: [{ left: 3, right: 4 }],
+    };
+    const frame = (r: TcpRepr) => {
+      const out = new Uint8Array(TcpRepr.bufferLen(r));
+      TcpRepr.emit(r, out, 1, 2);
+      return out;
+    };
+    assert.equal(seg.parse(frame(a), 1, 2), undefined);
+    const ts = seg.timestamp;
+    const kept = cloneTcpRepr(seg);
+    assert.equal(seg.parse(frame(b), 1, 2), undefined);
+    assert.equal(seg.timestamp, ts, "the same object, overwritten");
+    assert.deepEqual(seg.timestamp, { value: 20, echo: 21 });
+    assert.deepEqual(kept.timestamp, { value: 10, echo: 11 });
+    assert.deepEqual(kept.sackBlocks, [{ left: 1, right: 2 }]);
+    assert.deepEqual(Array.from(kept.payload), [7, 8]);
   });
 });
 

@@ -22,8 +22,8 @@ import {
   isIpv4MartianSource,
   isIpv4Unicast,
   TcpFlags,
-  TcpPacket,
   TcpRepr,
+  TcpSegment,
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import type { PacketOutput, TxPacket } from "../tx_packet.ts";
@@ -155,6 +155,7 @@ export class TcpLayer implements TcpHost {
   #portUse = new Map<number, number>();
   #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
+  readonly #rx = new TcpSegment();
   #challengeAcks: AckRateLimiter;
   #unacceptableAcks: AckRateLimiter;
   #prefixLength: number;
@@ -389,11 +390,10 @@ export class TcpLayer implements TcpHost {
    * addresses). Returns a drop reason, or undefined when the segment was used.
    */
   input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
-    const pkt = TcpPacket.parse(bytes);
-    if (!pkt.ok) return pkt.reason;
-    const parsed = TcpRepr.parse(pkt.value, src, dst);
-    if (!parsed.ok) return parsed.reason;
-    const seg = parsed.value;
+    // One segment object for every input: nothing keeps it past this call.
+    const seg = this.#rx;
+    const reason = seg.parse(bytes, src, dst);
+    if (reason !== undefined) return reason;
     if (dst !== this.localAddr) return "tcp_broadcast";
 
     let conn = this.#lastHit;
