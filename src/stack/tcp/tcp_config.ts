@@ -14,6 +14,12 @@ export interface TcpConfig {
   congestionControl: "cubic" | "newreno";
   /** Disables Nagle's algorithm (RFC 9293 §3.7.4) when true. */
   noDelay: boolean;
+  /**
+   * Paces new data at twice cwnd per smoothed RTT in slow start and 1.2
+   * times in congestion avoidance (as Linux), in small batches per timer
+   * tick, instead of sending each window in one burst (tcp_pacer.ts).
+   */
+  pacing: boolean;
   /** Longest delay of an ACK for in-order data (RFC 9293 §3.8.6.3 allows up to 500 ms; we use 40). */
   delayedAckMs: number;
   /** Offer and accept window scaling (RFC 7323 §2). */
@@ -50,6 +56,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   recvBufferBytes: 512 * 1024,
   congestionControl: "cubic",
   noDelay: false,
+  pacing: true,
   delayedAckMs: 40,
   windowScaling: true,
   timestamps: true,

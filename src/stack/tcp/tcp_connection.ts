@@ -593,7 +593,9 @@ export class TcpConnection {
     if (t.expire(TcpTimer.DELAYED_ACK, now)) sender.sendAck(now);
     if (t.expire(TcpTimer.KEEPALIVE, now) && !sender.onKeepaliveTimer(now)) {
       this.#finish("ETIMEDOUT", now);
+      return;
     }
+    if (t.expire(TcpTimer.PACE, now)) sender.output(now);
   }
 
   /** RFC 6298 §5.5-5.7 and RFC 9293 §3.8.3 R2: back off, retransmit, or give up. */
@@ -654,6 +656,7 @@ export class TcpConnection {
     t.stop(TcpTimer.KEEPALIVE);
     t.stop(TcpTimer.FIN_WAIT_2);
     t.stop(TcpTimer.DELAYED_ACK);
+    t.stop(TcpTimer.PACE);
     t.start(TcpTimer.TIME_WAIT, now + this.config.timeWaitMs);
     this.#tcb.signal(TcpEvent.READABLE);
     this.#tcb.host.enteredTimeWait(this);

@@ -116,7 +116,10 @@ export class TcpHarness {
   readonly link: ChannelLink;
   now: number;
 
-  /** Creates a stack at 10.0.2.2/24 that already knows the peer's MAC. */
+  /**
+   * Creates a stack at 10.0.2.2/24 that already knows the peer's MAC. Its
+   * connections do not pace (`pacing: false`) unless `options.tcp` says so.
+   */
   constructor(
     options: {
       tcp?: Partial<TcpConfig>;
@@ -134,7 +137,9 @@ export class TcpHarness {
       mac: HARNESS_STACK_MAC,
       ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
       mtu: options.mtu ?? 1500,
-      tcp: options.tcp,
+      // Pacing off unless a test asks for it: segments leave as soon as the windows allow,
+      // so that each test's exact frames do not depend on the pacing rate.
+      tcp: { pacing: false, ...options.tcp },
       tcpLimits: options.tcpLimits,
       arp: { reachableMs: 1e12 },
     }, { link: this.link, random: (b) => rnd.fill(b), quota: options.quota });

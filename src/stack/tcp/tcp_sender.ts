@@ -26,6 +26,7 @@ import { SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqSpan, seqSub } from "./seq.ts";
 import { type TcpControlBlock, TcpEvent } from "./tcp_control_block.ts";
 import type { TcpReceiver } from "./tcp_receiver.ts";
+import { TcpPacer } from "./tcp_pacer.ts";
 import { TcpRecovery } from "./tcp_recovery.ts";
 import { TcpTimer } from "./tcp_timers.ts";
 
@@ -51,6 +52,10 @@ export class TcpSender {
   readonly recovery: TcpRecovery;
   rtt: RttEstimator;
   readonly cc: CongestionControl;
+  /** Pacing of new data (when `config.pacing`). */
+  readonly pacer: TcpPacer = new TcpPacer();
+  /** The latest RTT sample (ms). */
+  lastRtt = 0;
   /** The application shut down writing: a FIN follows the data. */
   finQueued = false;
   /** Sequence number of our FIN once it was first sent. */
@@ -213,7 +218,10 @@ export class TcpSender {
       rttSample = now - this.#rttSentAt;
     }
     if (this.#rttSeq !== undefined && seqGe(ack, this.#rttSeq)) this.#rttSeq = undefined;
-    if (rttSample !== undefined && this.timeouts === 0) this.rtt.sample(Math.max(rttSample, 0));
+    if (rttSample !== undefined && this.timeouts === 0) {
+      this.rtt.sample(Math.max(rttSample, 0));
+      this.lastRtt = rttSample;
+    }
     this.timeouts = 0;
     this.rtt.resetBackoff();
 
@@ -252,6 +260,8 @@ export class TcpSender {
       this.cc.onIdleRestart(now);
     }
     let sentAny = false;
+    /** Pacing holds the next segment back (the pacing timer will send it). */
+    let paced = false;
     if (recovery.inRecovery) sentAny = recovery.output(now);
     for (;;) {
       const dataEnd = this.dataEnd();
@@ -269,6 +279,17 @@ export class TcpSender {
         const retransmitting = seqLt(tcb.sndNxt, tcb.sndMax);
         const nagleOk = tcb.config.noDelay || nothingInFlight || this.finQueued;
         if (!(full || retransmitting || halfWindow || (allQueued && nagleOk))) len = 0;
+      }
+      if (len > 0 && tcb.config.pacing) {
+        const pacer = this.pacer;
+        const srtt = this.rtt.srtt;
+        const rtt = srtt !== undefined && this.lastRtt > srtt ? this.lastRtt : srtt;
+        pacer.setRate(this.cc.cwnd, this.cc.ssthresh, rtt, tcb.sendMss);
+        if (!pacer.allows(now)) {
+          tcb.timers.start(TcpTimer.PACE, pacer.nextSendAt(now));
+          paced = true;
+          break;
+        }
       }
       if (len > 0) {
         const seq = tcb.sndNxt;
@@ -299,7 +320,7 @@ export class TcpSender {
     const dataEnd = this.dataEnd();
     const waiting = seqLt(tcb.sndNxt, dataEnd) ||
       (this.finQueued && !this.finAcked && tcb.sndNxt === dataEnd);
-    if (waiting && tcb.sndMax === tcb.sndUna) {
+    if (waiting && tcb.sndMax === tcb.sndUna && !paced) {
       tcb.timers.startIfStopped(TcpTimer.PERSIST, now + this.#persistInterval());
       tcb.timers.stop(TcpTimer.RTO);
     }
@@ -317,6 +338,7 @@ export class TcpSender {
     let flags = TcpFlags.ACK;
     if (seqAdd(seq, len) === seqAdd(start, this.buffer.length)) flags |= TcpFlags.PSH;
     this.transmit(flags, seq, now, offset, len);
+    this.pacer.spend(len, now);
     if (retransmission) {
       tcb.stats.retransmits++;
       this.recovery.noteRetransmission(seq, seqAdd(seq, len));

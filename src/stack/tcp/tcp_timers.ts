@@ -39,12 +39,14 @@ export const TcpTimer = {
   DELAYED_ACK: 5,
   /** Keepalive (RFC 9293 §3.8.4). */
   KEEPALIVE: 6,
+  /** Pacing: when the next paced segment may leave (tcp_pacer.ts). */
+  PACE: 7,
 } as const;
 
 /** One of the {@linkcode TcpTimer} slots. */
 export type TcpTimerKind = typeof TcpTimer[keyof typeof TcpTimer];
 
-const SLOTS = 7;
+const SLOTS = 8;
 
 /** What the timer queue calls when a connection's timers are due. */
 export interface TcpTimerOwner {
