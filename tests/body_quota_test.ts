@@ -33,6 +33,8 @@ describe("request bodies on a real server (Deno)", () => {
     proc = new Proc(DENO, ["run", "-A", "examples/deno/server.ts"], {
       PORT: "0",
       NETISLE_LOG: "0",
+      // 300 connections from one address: past the default per-address cap of 256.
+      NETISLE_MAX_CONNECTIONS_PER_IP: "0",
     });
     base = (await proc.waitFor(/listening on (http:\/\/\S+)/))[1];
   });

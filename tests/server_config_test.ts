@@ -10,6 +10,15 @@ describe("the example servers' environment (examples/server_config.ts)", () => {
       adminToken: undefined,
       metricsToken: undefined,
       requestLog: undefined,
+      limits: {
+        maxConnections: undefined,
+        maxConnectionsPerAddress: 256,
+        headersTimeoutMs: 10_000,
+        sessionsPerMinute: 30,
+        trustProxy: 0,
+        bodyBudgetBytes: 64 * 1024 * 1024,
+        engine: "netisle",
+      },
       isolation: undefined,
     });
   });

@@ -13,13 +13,14 @@
 import process from "node:process";
 import { serveBun } from "../../src/http/serve_bun.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
-import { listeningLine, readServerConfig } from "../server_config.ts";
+import { listeningLine, readServerConfig, startupWarnings } from "../server_config.ts";
 
 const config = readServerConfig(process.env);
 if (typeof config === "string") {
   console.error(`netisle: ${config}`);
   process.exit(2);
 }
+for (const warning of startupWarnings(config)) console.warn(warning);
 
 if (config.isolation) {
   // Each session in its own Web Worker (README "Sessions in their own isolates"). Serves
@@ -27,6 +28,7 @@ if (config.isolation) {
   const { serveIsolatedBun } = await import("../../src/http/isolation/serve_isolated_bun.ts");
   const { server, isolated } = serveIsolatedBun({
     ...config,
+    ...config.limits,
     ...config.isolation,
     onListen: (url) => console.log(listeningLine(url, "Bun", config)),
   });
@@ -44,6 +46,7 @@ registry.startSweeping();
 
 const server = serveBun({
   ...config,
+  ...config.limits,
   registry,
   onListen: (url) => console.log(listeningLine(url, "Bun", config)),
 });

@@ -16,6 +16,7 @@ import {
   type CreateSessionParams,
   DEFAULT_SESSION_IPV4,
   DEFAULT_SESSION_MTU,
+  dhcpConfig,
   Session,
   type SessionLimits,
   SessionRegistry,
@@ -29,7 +30,7 @@ export interface StoredSession {
   mac: string;
   ipv4: { address: number; prefixLength: number };
   mtu: number;
-  dhcp: boolean;
+  dhcp: CreateSessionParams["dhcp"];
 }
 
 /** Options of {@linkcode SingleSessionRegistry}. */
@@ -144,7 +145,7 @@ export class SingleSessionRegistry extends SessionRegistry {
         mac: parseMacAddress(record.mac),
         ipv4: { address: record.ipv4.address, prefixLength: record.ipv4.prefixLength },
         mtu: record.mtu,
-        dhcp: { enabled: record.dhcp },
+        dhcp: dhcpConfig(record.dhcp),
       },
       limits: this.#sessionLimits,
     });

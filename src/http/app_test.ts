@@ -61,6 +61,12 @@ describe("HTTP API: sessions", () => {
       ["an MTU out of range", { mtu: 40 }, "mtu"],
       ["a bad address", { ipv4: { address: "10.0.2.300", prefixLength: 24 } }, "ipv4.address"],
       ["a network address", { ipv4: { address: "10.0.2.0", prefixLength: 24 } }, "ipv4.address"],
+      ["a loopback address", { ipv4: { address: "127.0.0.2", prefixLength: 8 } }, "ipv4.address"],
+      ["a multicast address", { ipv4: { address: "224.0.0.5", prefixLength: 4 } }, "ipv4.address"],
+      ["a class E address", { ipv4: { address: "240.0.0.2", prefixLength: 24 } }, "ipv4.address"],
+      ["a 0/8 address", { ipv4: { address: "0.0.2.2", prefixLength: 24 } }, "ipv4.address"],
+      ["a DHCP pool out of range", { dhcp: { poolSize: 5000 } }, "dhcp.poolSize"],
+      ["an unknown DHCP setting", { dhcp: { pool: 4 } }, undefined],
       [
         "a prefix out of range",
         { ipv4: { address: "10.0.2.2", prefixLength: 31 } },

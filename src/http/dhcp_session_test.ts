@@ -113,6 +113,31 @@ describe("HTTP API: the session's DHCP server", () => {
     assert.equal(bad.status, 400);
   });
 
+  it("takes its pool size, leases per MAC and lease time at creation", async () => {
+    const { app, registry } = setup();
+    const { id } = await createSession(app, {
+      dhcp: { poolSize: 4, leasesPerMac: 2, leaseSeconds: 3600 },
+    });
+    const dhcp = registry.get(id)!.stack.dhcp!;
+    assert.equal(dhcp.poolSize, 4);
+    assert.equal(dhcp.poolStart, parseIpv4Address("10.0.2.15"));
+    assert.equal(dhcp.leaseMs, 3_600_000);
+    // A pool that does not fit the subnet passes the schema but not the stack: 400, nothing made.
+    const bad = await app.request("/v1/sessions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        ipv4: { address: "192.168.9.1", prefixLength: 29 },
+        dhcp: { poolSize: 64 },
+      }),
+    });
+    assert.equal(bad.status, 400);
+    const p = await bad.json();
+    assert.equal(p.code, "EINVAL");
+    assert.match(p.detail, /pool 192\.168\.9\.1 \+ 64 must lie in 192\.168\.9\.0\/29/);
+    assert.equal(registry.size, 1);
+  });
+
   it("fits the pool to a small custom subnet", async () => {
     const { app, registry } = setup();
     const { id } = await createSession(app, { ipv4: { address: "192.168.9.1", prefixLength: 29 } });

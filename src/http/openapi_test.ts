@@ -238,6 +238,16 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
       "a type byte (DATA, ACK, FIN, OPEN, ERROR): credit-based flow control both ways, a " +
       "half-close each way, UDP sockets one datagram per message, and the stream owns the " +
       'socket (README, "The stream protocol").';
+    // Session creation takes the DHCP server's settings (issue 11): true, false or an object.
+    const create = before["POST /v1/sessions"];
+    create.requestBody.content = now["POST /v1/sessions"].requestBody.content;
+    const dhcp = create.requestBody.content["application/json"].schema.properties.dhcp;
+    assert.deepEqual(dhcp.anyOf.map((s: Doc) => s.type), ["boolean", "object"]);
+    assert.deepEqual(Object.keys(dhcp.anyOf[1].properties), [
+      "poolSize",
+      "leasesPerMac",
+      "leaseSeconds",
+    ]);
     // /metrics is text (a string, not binary); /openapi.json is a JSON object.
     assert.deepEqual(now["GET /metrics"].responses["200"].content, ["text/plain"]);
     assert.deepEqual(now["GET /openapi.json"].responses["200"].content, ["application/json"]);

@@ -18,6 +18,7 @@ export type HttpErrorCode =
   | "ETOOLARGE"
   | "EBODYTIMEOUT"
   | "EUPGRADE"
+  | "ERATELIMIT"
   | "ENOTSUP"
   | "EINTERNAL";
 
@@ -44,6 +45,7 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, number> = {
   ENFILE: 429,
   EMFILE: 429,
   ENOBUFS: 429,
+  ERATELIMIT: 429,
   EINTERNAL: 500,
   ENOTSUP: 501,
   ECONNREFUSED: 502,

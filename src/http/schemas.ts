@@ -10,6 +10,7 @@ import {
   ipv4InSubnet,
   ipv4Netmask,
   ipv4SubnetBroadcast,
+  isIpv4Unicast,
   isMulticastMac,
   parseIpv4Address,
   parseMacAddress,
@@ -49,6 +50,16 @@ export const Ipv4ConfigSchema = z.strictObject({
   // Refinements run even when a field failed; judge only well-formed values.
   if (!IPV4_PATTERN.test(v.address) || !(v.prefixLength >= 1 && v.prefixLength <= 30)) return;
   const addr = parseIpv4Address(v.address);
+  if (!isIpv4Unicast(addr)) {
+    // RFC 1122 §3.2.1.3: 0/8, 127/8, 224/4 and 240/4 never name a host.
+    ctx.addIssue({
+      code: "custom",
+      path: ["address"],
+      message: `${v.address} is not a unicast host address (0/8, loopback 127/8, multicast ` +
+        "224/4 and reserved 240/4 are refused)",
+    });
+    return;
+  }
   const network = (addr & ipv4Netmask(v.prefixLength)) >>> 0;
   if (addr === network || addr === ipv4SubnetBroadcast(addr, v.prefixLength)) {
     ctx.addIssue({
@@ -62,14 +73,28 @@ export const Ipv4ConfigSchema = z.strictObject({
   }
 });
 
+/** The DHCP server's settings at session creation (RFC 2131); absent fields take defaults. */
+export const DhcpConfigSchema = z.strictObject({
+  poolSize: z.int().min(1).max(4096).optional().describe(
+    "Addresses in the pool (from .15 of the stack's subnet); 16 by default. It must fit in " +
+      "the subnet.",
+  ),
+  leasesPerMac: z.int().min(1).max(4096).optional().describe(
+    "Offers and bound leases one MAC address may hold across client identifiers; 1 by default.",
+  ),
+  leaseSeconds: z.int().min(60).max(7 * 24 * 3600).optional().describe(
+    "Lease time in seconds; 86400 (24 h) by default.",
+  ),
+});
+
 /** Body of `POST /v1/sessions`. Every field is optional; unknown fields are refused. */
 export const CreateSessionBodySchema = z.strictObject({
   ipv4: Ipv4ConfigSchema.optional(),
   mac: MacSchema.optional(),
   mtu: z.int().min(576).max(65535).optional(),
-  dhcp: z.boolean().optional().describe(
-    "Run a DHCP server in the session (guests from .15, the stack as router and DNS server). " +
-      "Default true, like QEMU's user networking.",
+  dhcp: z.union([z.boolean(), DhcpConfigSchema]).optional().describe(
+    "Run a DHCP server in the session (guests from .15, the stack as router and DNS server): " +
+      "true (the default, like QEMU's user networking), false, or its settings.",
   ),
 });
 

@@ -29,9 +29,10 @@
 
 import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
-import { selectTunnelSubprotocol } from "../wire/tunnel_protocol.ts";
-import { selectStreamSubprotocol } from "./socket_stream_protocol.ts";
+import { answeredSubprotocol } from "./subprotocol.ts";
 import { problemResponse } from "./problem.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../session/tunnel_server.ts";
+import { guardHandler, type ServeGuardOptions } from "./serve_guard.ts";
 
 /** The part of Bun's `ServerWebSocket` this adapter uses. */
 export interface BunServerWebSocket {
@@ -50,6 +51,7 @@ export interface BunServer {
   readonly port?: number;
   upgrade(req: Request, options: { data: BunTunnelSocket; headers?: HeadersInit }): boolean;
   timeout(req: Request, seconds: number): void;
+  requestIP?(req: Request): { address: string } | null;
   stop(closeActiveConnections?: boolean): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ interface BunGlobal {
   serve(options: {
     hostname: string;
     port: number;
+    idleTimeout?: number;
     fetch(req: Request, server: BunServer): Promise<Response | undefined>;
     websocket: {
       idleTimeout: number;
@@ -170,7 +173,7 @@ export class BunTunnelSocket implements TunnelSocket {
 }
 
 /** How {@linkcode serveBunFetch} listens (shared by the in-process and the isolated server). */
-export interface BunListenOptions {
+export interface BunListenOptions extends ServeGuardOptions {
   hostname: string;
   port: number;
   /** Called once the server listens, with its base URL. */
@@ -182,8 +185,18 @@ export interface BunListenOptions {
    * back (Bun's `idleTimeout` with `sendPings`). Default 60.
    */
   idleTimeoutSeconds?: number;
-  /** Largest WebSocket message accepted (Bun closes with 1009 above it). Default 16 MiB. */
+  /**
+   * Largest WebSocket message accepted, fragments together (Bun closes with
+   * 1009 above it, before buffering more). Default 1 MiB, the tunnel's and the
+   * streams' own limit.
+   */
   maxMessageBytes?: number;
+  /**
+   * A connection that sends no request (head) for this long is closed: Bun's
+   * HTTP `idleTimeout`, in whole seconds (1..255). Default 10000 ms. Each
+   * request switches it off for itself once its head arrived (long-polls).
+   */
+  headersTimeoutMs?: number;
 }
 
 /** Options of {@linkcode serveBun}. */
@@ -211,12 +224,12 @@ export function serveBunFetch(
   /** Requests upgraded by the hook: their fetch answers nothing (Bun sends the 101). */
   const upgraded = new WeakSet<Request>();
   let current: BunServer | undefined;
-  const handler = build((req) => {
+  const app = build((req, upgradeOptions) => {
     const socket = new BunTunnelSocket();
     // Answer the subprotocol the route picks (RFC 6455 §4.2.2), like serve_deno.ts. Left to
     // itself Bun echoes the first one offered; an empty value makes it send none.
     const offered = req.headers.get("sec-websocket-protocol");
-    const protocol = selectTunnelSubprotocol(offered) ?? selectStreamSubprotocol(offered);
+    const protocol = answeredSubprotocol(req, upgradeOptions);
     const headers: Record<string, string> = {};
     if (offered) headers["sec-websocket-protocol"] = protocol ?? "";
     if (current?.upgrade(req, { data: socket, headers })) {
@@ -230,20 +243,30 @@ export function serveBunFetch(
       response: problemResponse("EUPGRADE", "the WebSocket upgrade failed (bad handshake)"),
     };
   });
+  const handler = guardHandler(app, options);
   const server = bun.serve({
     hostname: options.hostname,
     port: options.port,
+    // Closes connections idle before their request head (and between requests).
+    idleTimeout: Math.max(1, Math.min(255, Math.ceil((options.headersTimeoutMs ?? 10_000) / 1000))),
     async fetch(req, srv) {
       current = srv;
-      // Long-polls and streams end on their own terms, not on Bun's 10 s request timeout.
+      // Long-polls and streams end on their own terms, not on Bun's idle timeout.
       srv.timeout(req, 0);
-      const res = await handler(req);
-      return upgraded.has(req) ? undefined : res;
+      const res = await handler(req, srv.requestIP?.(req)?.address ?? "");
+      if (upgraded.has(req)) return undefined;
+      // A body that timed out or was too large is not read on: close the connection.
+      if (res.status === 408 || res.status === 413) {
+        const headers = new Headers(res.headers);
+        headers.set("connection", "close");
+        return new Response(res.body, { status: res.status, headers });
+      }
+      return res;
     },
     websocket: {
       idleTimeout: options.idleTimeoutSeconds ?? 60,
       sendPings: true,
-      maxPayloadLength: options.maxMessageBytes ?? 16 * 1024 * 1024,
+      maxPayloadLength: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       // Above the tunnel's and the streams' own high-water marks (4 MiB, 1 MiB): Bun
       // only drops once they already stopped sending.
       backpressureLimit: 16 * 1024 * 1024,

@@ -16,6 +16,7 @@
 
 import type { WebSocketUpgrader } from "./app.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
+import { handshakeProblem } from "./websocket_handshake.ts";
 
 /** The part of workerd's `WebSocket` this adapter uses. */
 export interface WorkerdWebSocket {
@@ -71,7 +72,8 @@ export function workerdTunnelSocket(ws: WorkerdWebSocket): TunnelSocket {
 /**
  * Upgrades `req` the workerd way: a `WebSocketPair`, the server end accepted
  * here, the client end in a `101` response. `protocol`, when given, is
- * answered in `Sec-WebSocket-Protocol`. Throws TypeError outside workerd.
+ * answered in `Sec-WebSocket-Protocol`. Throws TypeError outside workerd, and
+ * the `HttpProblem` of a malformed handshake (400 `EINVAL`, 426 `EUPGRADE`).
  *
  * @example
  * ```ts
@@ -79,9 +81,13 @@ export function workerdTunnelSocket(ws: WorkerdWebSocket): TunnelSocket {
  * ```
  */
 export const upgradeWorkerdWebSocket: WebSocketUpgrader = (
-  _req: Request,
+  req: Request,
   options?: { protocol?: string },
 ) => {
+  // A malformed handshake answers 400 (426 for another version), as on Deno and Bun.
+  // (Cloudflare's front end handles the hop-by-hop Connection header itself.)
+  const problem = handshakeProblem(req, { requireConnectionUpgrade: false });
+  if (problem) throw problem;
   const Pair = (globalThis as { WebSocketPair?: WebSocketPairConstructor }).WebSocketPair;
   if (typeof Pair !== "function") {
     throw new TypeError("upgradeWorkerdWebSocket: this runtime has no WebSocketPair (not workerd)");

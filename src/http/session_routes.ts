@@ -156,15 +156,22 @@ export function sessionRoutes(
     }),
     (c) => {
       const body = c.req.valid("json");
-      const session = registry.create({
-        ipv4: body.ipv4 && {
-          address: parseIpv4Address(body.ipv4.address),
-          prefixLength: body.ipv4.prefixLength,
-        },
-        mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
-        mtu: body.mtu,
-        dhcp: body.dhcp,
-      });
+      let session;
+      try {
+        session = registry.create({
+          ipv4: body.ipv4 && {
+            address: parseIpv4Address(body.ipv4.address),
+            prefixLength: body.ipv4.prefixLength,
+          },
+          mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
+          mtu: body.mtu,
+          dhcp: body.dhcp,
+        });
+      } catch (err) {
+        // Settings that pass the schema but not together (a DHCP pool larger than the subnet).
+        if (err instanceof RangeError) throw new HttpProblem("EINVAL", err.message);
+        throw err;
+      }
       const view = sessionView(session);
       return c.json(
         {

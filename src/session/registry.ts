@@ -7,6 +7,7 @@
 
 import { NetError } from "../errors/mod.ts";
 import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
+import type { DhcpServerConfig } from "../stack/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { Session, type SessionLimits } from "./session.ts";
 import { addSessionTotals, emptySessionTotals, type SessionTotals } from "./session_totals.ts";
@@ -36,9 +37,10 @@ export interface CreateSessionParams {
   /**
    * Runs the DHCP server on the session's stack (QEMU user-networking
    * defaults: guests from .15 of the stack's /24, the stack as router and
-   * DNS server). True by default, like QEMU.
+   * DNS server). True by default, like QEMU; an object sets the pool size,
+   * the leases per MAC and the lease time.
    */
-  dhcp?: boolean;
+  dhcp?: boolean | { poolSize?: number; leasesPerMac?: number; leaseSeconds?: number };
 }
 
 /** Defaults like QEMU's user networking: the stack at 10.0.2.2/24. */
@@ -107,7 +109,7 @@ export class SessionRegistry {
         mac: params.mac ?? randomLocalMac(this.#random),
         ipv4: { address: ipv4.address, prefixLength: ipv4.prefixLength },
         mtu: params.mtu ?? DEFAULT_SESSION_MTU,
-        dhcp: { enabled: params.dhcp ?? true },
+        dhcp: dhcpConfig(params.dhcp),
       },
       limits: this.#sessionLimits,
     });
@@ -182,4 +184,22 @@ export function base64Url(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * The stack's DHCP settings for {@linkcode CreateSessionParams.dhcp}.
+ *
+ * @example
+ * ```ts
+ * dhcpConfig({ poolSize: 4 }); // { enabled: true, poolSize: 4, leasesPerMac: undefined, leaseMs: undefined }
+ * ```
+ */
+export function dhcpConfig(dhcp: CreateSessionParams["dhcp"]): DhcpServerConfig {
+  if (dhcp === undefined || typeof dhcp === "boolean") return { enabled: dhcp ?? true };
+  return {
+    enabled: true,
+    poolSize: dhcp.poolSize,
+    leasesPerMac: dhcp.leasesPerMac,
+    leaseMs: dhcp.leaseSeconds === undefined ? undefined : dhcp.leaseSeconds * 1000,
+  };
 }

@@ -1,12 +1,12 @@
 /**
- * The Deno adapter of the isolated front door: the same `Deno.serve` and
- * `Deno.upgradeWebSocket` as `serve_deno.ts` ({@linkcode serveDenoFetch}). With `serve_deno.ts`, the only files of src/http
- * that use `Deno.*`.
+ * The Deno adapter of the isolated front door: the same accept loop, engine
+ * and checks as `serve_deno.ts` ({@linkcode serveDenoFetch}) around the front
+ * door.
  *
  * @module
  */
 
-import { type DenoListenOptions, serveDenoFetch } from "../serve_deno.ts";
+import { type DenoListenOptions, type DenoServer, serveDenoFetch } from "../serve_deno.ts";
 import { createIsolatedApp, type IsolatedApp, type IsolatedAppOptions } from "./front_door.ts";
 
 /** Options of {@linkcode serveIsolatedDeno}. */
@@ -23,7 +23,7 @@ export interface ServeIsolatedDenoOptions
  */
 export function serveIsolatedDeno(
   options: ServeIsolatedDenoOptions,
-): { server: Deno.HttpServer; isolated: IsolatedApp } {
+): { server: DenoServer; isolated: IsolatedApp } {
   let isolated: IsolatedApp | undefined;
   const server = serveDenoFetch(options, (upgradeWebSocket) => {
     isolated = createIsolatedApp({ ...options, upgradeWebSocket });

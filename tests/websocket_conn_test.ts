@@ -1,0 +1,286 @@
+/**
+ * The bounded server-side WebSocket engine (src/http/websocket_conn.ts),
+ * driven over an in-memory byte connection: exact frames in, exact frames
+ * out, and the message bound enforced from frame headers (RFC 6455 §5.2,
+ * §5.4, §5.5, §7.4.1).
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { type ByteConn, encodeFrame, ServerWebSocket, unmask } from "../src/http/websocket_conn.ts";
+
+/** A ByteConn fed by the test; records what the socket writes. */
+class MemoryConn implements ByteConn {
+  written: Uint8Array[] = [];
+  closed = false;
+  #chunks: Uint8Array[] = [];
+  #waiter: (() => void) | undefined;
+  #eof = false;
+  /** Bytes handed to read() so far. */
+  delivered = 0;
+
+  feed(bytes: Uint8Array): void {
+    this.#chunks.push(bytes);
+    this.#waiter?.();
+  }
+
+  end(): void {
+    this.#eof = true;
+    this.#waiter?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#eof || this.closed) return null;
+      await new Promise<void>((r) => this.#waiter = r);
+      this.#waiter = undefined;
+    }
+    const c = this.#chunks[0];
+    const n = Math.min(c.length, p.length);
+    p.set(c.subarray(0, n));
+    if (n === c.length) this.#chunks.shift();
+    else this.#chunks[0] = c.subarray(n);
+    this.delivered += n;
+    return n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    if (this.closed) return Promise.reject(new Error("closed"));
+    this.written.push(p.slice());
+    return Promise.resolve(p.length);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.#waiter?.();
+  }
+
+  /** Every frame written, parsed (server frames are unmasked). */
+  frames(): { fin: boolean; opcode: number; payload: Uint8Array }[] {
+    const all = concat(this.written);
+    const out = [];
+    let i = 0;
+    while (i < all.length) {
+      const fin = (all[i] & 0x80) !== 0;
+      const opcode = all[i] & 0x0f;
+      let len = all[i + 1] & 0x7f;
+      let off = i + 2;
+      if (len === 126) {
+        len = (all[off] << 8) | all[off + 1];
+        off += 2;
+      } else if (len === 127) {
+        len = new DataView(all.buffer, all.byteOffset + off + 4, 4).getUint32(0);
+        off += 8;
+      }
+      out.push({ fin, opcode, payload: all.slice(off, off + len) });
+      i = off + len;
+    }
+    return out;
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
+
+/** A masked client frame (RFC 6455 §5.2); `declared` overrides the length field. */
+function clientFrame(
+  opcode: number,
+  payload: Uint8Array,
+  { fin = true, declared }: { fin?: boolean; declared?: number } = {},
+): Uint8Array {
+  const len = declared ?? payload.length;
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + ext + 4 + payload.length);
+  out[0] = (fin ? 0x80 : 0) | opcode;
+  if (ext === 0) out[1] = 0x80 | len;
+  else if (ext === 2) {
+    out[1] = 0x80 | 126;
+    out[2] = len >>> 8;
+    out[3] = len & 0xff;
+  } else {
+    out[1] = 0x80 | 127;
+    const dv = new DataView(out.buffer);
+    dv.setUint32(2, Math.floor(len / 2 ** 32));
+    dv.setUint32(6, len >>> 0);
+  }
+  out.set(MASK, 2 + ext);
+  const body = payload.slice();
+  unmask(body, MASK, 0); // masking is its own inverse
+  out.set(body, 2 + ext + 4);
+  return out;
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+function open(maxMessageBytes = 1024) {
+  const conn = new MemoryConn();
+  const ws = new ServerWebSocket({ maxMessageBytes, idleTimeoutMs: 0 });
+  const messages: unknown[] = [];
+  let closeEvent: { code?: number; reason?: string } | undefined;
+  ws.addEventListener("message", (ev) => messages.push(ev.data));
+  ws.addEventListener("close", (ev) => closeEvent = ev);
+  ws.start(conn, new Uint8Array(0));
+  return { conn, ws, messages, closed: () => closeEvent };
+}
+
+describe("ServerWebSocket (RFC 6455, bounded)", () => {
+  it("unmask matches the byte-wise definition at every offset and phase (§5.3)", () => {
+    const data = new Uint8Array(67).map((_, i) => (i * 31) & 0xff);
+    for (let start = 0; start < 4; start++) {
+      for (let phase = 0; phase < 4; phase++) {
+        const a = data.slice();
+        const view = a.subarray(start);
+        unmask(view, MASK, phase);
+        for (let i = 0; i < view.length; i++) {
+          assert.equal(view[i], data[start + i] ^ MASK[(phase + i) & 3]);
+        }
+      }
+    }
+  });
+
+  it("delivers a binary message split at every byte boundary, and a fragmented one (§5.4)", async () => {
+    const { conn, messages } = open();
+    const payload = new Uint8Array(300).map((_, i) => i & 0xff);
+    for (const b of clientFrame(0x2, payload)) conn.feed(new Uint8Array([b]));
+    conn.feed(clientFrame(0x2, payload.subarray(0, 100), { fin: false }));
+    conn.feed(clientFrame(0x0, payload.subarray(100, 200), { fin: false }));
+    conn.feed(clientFrame(0x9, new Uint8Array([7]))); // a ping between fragments
+    conn.feed(clientFrame(0x0, payload.subarray(200), { fin: true }));
+    await until(() => messages.length === 2, "two messages");
+    for (const m of messages) assert.deepEqual(new Uint8Array(m as ArrayBuffer), payload);
+    const pong = conn.frames().find((f) => f.opcode === 0xa);
+    assert.deepEqual(pong?.payload, new Uint8Array([7]), "the ping is answered with its payload");
+  });
+
+  it("a text message arrives as a string; bad UTF-8 closes with 1007 (§8.1)", async () => {
+    const a = open();
+    a.conn.feed(clientFrame(0x1, new TextEncoder().encode("héllo")));
+    await until(() => a.messages.length === 1, "the text message");
+    assert.equal(a.messages[0], "héllo");
+    const b = open();
+    b.conn.feed(clientFrame(0x1, new Uint8Array([0xc3, 0x28])));
+    await until(() => b.closed() !== undefined, "the close");
+    assert.equal(b.closed()!.code, 1007);
+  });
+
+  it("refuses a message over the limit from its header, before reading the payload (1009)", async () => {
+    const { conn, messages, closed } = open(1024 * 1024);
+    // A 60 MiB message announced in one header: nothing of it is ever read.
+    conn.feed(clientFrame(0x2, new Uint8Array(0), { declared: 60 * 1024 * 1024 }));
+    await until(() => closed() !== undefined, "the close");
+    assert.equal(closed()!.code, 1009);
+    assert.match(closed()!.reason ?? "", /exceeds the limit of 1048576/);
+    const sent = conn.frames();
+    assert.equal(sent.at(-1)!.opcode, 0x8);
+    assert.equal((sent.at(-1)!.payload[0] << 8) | sent.at(-1)!.payload[1], 1009);
+    assert.ok(!conn.closed, "the TCP connection lingers for the client to read the close");
+    conn.end();
+    await until(() => conn.closed, "the TCP close once the client closed its side");
+    assert.equal(messages.length, 0);
+  });
+
+  it("counts fragments together: a never-ending fragmented message closes at the limit (1009)", async () => {
+    const limit = 1024 * 1024;
+    const { conn, closed } = open(limit);
+    const piece = new Uint8Array(256 * 1024);
+    conn.feed(clientFrame(0x2, piece, { fin: false }));
+    for (let i = 0; i < 20; i++) conn.feed(clientFrame(0x0, piece, { fin: false }));
+    await until(() => closed() !== undefined, "the close");
+    assert.equal(closed()!.code, 1009);
+    // Four whole 256 KiB fragments fit; the fifth header is refused. What follows is
+    // read and dropped unparsed (at most 1 MiB, the linger before the close): nothing
+    // beyond the limit is held.
+    assert.ok(conn.delivered <= 2 * limit + 2 * 64 * 1024, `read ${conn.delivered} bytes`);
+    await until(() => conn.closed, "the TCP close after the linger");
+    console.log(`never-ending fragmented message: closed 1009 after ${conn.delivered} bytes read`);
+  });
+
+  it("protocol errors close with 1002: unmasked, RSV bits, bad continuation, long control (§5.1, §5.2, §5.5)", async () => {
+    const cases: [string, Uint8Array][] = [
+      ["unmasked frame", new Uint8Array([0x82, 0x01, 0xff])],
+      [
+        "RSV1 set",
+        (() => {
+          const f = clientFrame(0x2, new Uint8Array([1]));
+          f[0] |= 0x40;
+          return f;
+        })(),
+      ],
+      ["continuation first", clientFrame(0x0, new Uint8Array([1]))],
+      ["ping of 126 bytes", clientFrame(0x9, new Uint8Array(126))],
+      ["fragmented ping", clientFrame(0x9, new Uint8Array(1), { fin: false })],
+      ["reserved opcode 3", clientFrame(0x3, new Uint8Array(1))],
+    ];
+    for (const [what, bytes] of cases) {
+      const { conn, closed } = open();
+      conn.feed(bytes);
+      await until(() => closed() !== undefined, what);
+      assert.equal(closed()!.code, 1002, what);
+      conn.end();
+      await until(() => conn.closed, `${what}: connection closed`);
+    }
+  });
+
+  it("close handshake: the client's close is echoed, then the connection goes (§5.5.1, §7.1.1)", async () => {
+    const { conn, ws, closed } = open();
+    conn.feed(clientFrame(0x8, new Uint8Array([0x03, 0xe8, 0x62, 0x79, 0x65]))); // 1000 "bye"
+    await until(() => closed() !== undefined, "the close event");
+    assert.equal(closed()!.code, 1000);
+    assert.equal(closed()!.reason, "bye");
+    assert.equal(ws.readyState, 3);
+    const echo = conn.frames().at(-1)!;
+    assert.equal(echo.opcode, 0x8);
+    assert.deepEqual([...echo.payload], [0x03, 0xe8]);
+    await until(() => conn.closed, "the TCP close");
+  });
+
+  it("send frames are unmasked with the right length encoding; bufferedAmount drains (§5.2)", async () => {
+    const { conn, ws } = open();
+    ws.send(new Uint8Array(10));
+    ws.send(new Uint8Array(300));
+    ws.send(new Uint8Array(70_000));
+    ws.send("hi");
+    await until(() => ws.bufferedAmount === 0, "the queue to drain");
+    const f = conn.frames();
+    assert.deepEqual(f.map((x) => [x.opcode, x.payload.length, x.fin]), [
+      [2, 10, true],
+      [2, 300, true],
+      [2, 70_000, true],
+      [1, 2, true],
+    ]);
+    assert.deepEqual(
+      encodeFrame(0x2, new Uint8Array([1, 2, 3])),
+      new Uint8Array([0x82, 3, 1, 2, 3]),
+    );
+  });
+
+  it("close() before start closes as soon as it starts; server close waits for the client's", async () => {
+    const conn = new MemoryConn();
+    const ws = new ServerWebSocket({ maxMessageBytes: 10, idleTimeoutMs: 0, closeTimeoutMs: 50 });
+    let code: number | undefined;
+    ws.addEventListener("close", (ev) => code = ev.code);
+    ws.close(4000, "replaced");
+    ws.start(conn, new Uint8Array(0));
+    await until(() => code !== undefined, "the close");
+    assert.equal(code, 4000);
+    assert.ok(conn.closed);
+    const b = open();
+    b.ws.close(4001, "session ended");
+    assert.equal(b.ws.readyState, 2, "CLOSING until the client answers or the timeout");
+    b.conn.feed(clientFrame(0x8, new Uint8Array([0x0f, 0xa1])));
+    await until(() => b.closed() !== undefined, "the close");
+    assert.equal(b.closed()!.code, 4001);
+  });
+});
