@@ -8,6 +8,7 @@
 
 import { ETHERNET_HEADER_LEN, EtherType, type MacAddress } from "../wire/mod.ts";
 import type { Link } from "./channel_link.ts";
+import { FrameOffload } from "./frame_offload.ts";
 import type { StackCounters } from "./counters.ts";
 import { FrameArena } from "./frame_arena.ts";
 
@@ -30,8 +31,16 @@ export const ETHERNET_DROP_REASONS: readonly string[] = [
 export interface EthernetUpperLayers {
   /** An ARP packet (the frame's payload). */
   arp(payload: Uint8Array, now: number): string | undefined;
-  /** An IPv4 packet; `linkBroadcast` tells whether the frame went to ff:ff:ff:ff:ff:ff. */
-  ipv4(payload: Uint8Array, now: number, linkBroadcast: boolean): string | undefined;
+  /**
+   * An IPv4 packet; `linkBroadcast` tells whether the frame went to
+   * ff:ff:ff:ff:ff:ff, `offload` is the frame's {@linkcode FrameOffload}.
+   */
+  ipv4(
+    payload: Uint8Array,
+    now: number,
+    linkBroadcast: boolean,
+    offload: number,
+  ): string | undefined;
 }
 
 /** What the link layer needs. */
@@ -79,13 +88,19 @@ export class EthernetLayer {
 
   /**
    * Validates a received frame (IEEE 802.3: to us or broadcast, from a
-   * unicast MAC) and hands its payload to ARP or IPv4. Returns a drop reason,
-   * or undefined when the frame was handled.
+   * unicast MAC) and hands its payload to ARP or IPv4. `offload` is what the
+   * link says of it ({@linkcode FrameOffload}: a GSO packet may exceed the
+   * MTU). Returns a drop reason, or undefined when the frame was handled.
    */
-  input(bytes: Uint8Array, now: number): string | undefined {
+  input(bytes: Uint8Array, now: number, offload = 0): string | undefined {
     // The checks of EthernetFrame.parse and the addresses, read in place (no object per frame).
     const len = bytes.length;
-    if (len > this.maxFrameLen) return "ethernet_oversized";
+    if (len > this.maxFrameLen) {
+      // A segmentation-offload packet may hold up to a whole IPv4 packet (64 KiB).
+      if ((offload & FrameOffload.GSO_TCPV4) === 0 || len > ETHERNET_HEADER_LEN + 65535) {
+        return "ethernet_oversized";
+      }
+    }
     if (len < ETHERNET_HEADER_LEN) return "ethernet_truncated";
     const etherType = (bytes[12] << 8) | bytes[13];
     if (etherType < 0x0600) return "ethernet_not_ethernet_ii";
@@ -103,7 +118,7 @@ export class EthernetLayer {
       case EtherType.ARP:
         return this.#upper.arp(bytes.subarray(ETHERNET_HEADER_LEN), now);
       case EtherType.IPV4:
-        return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast);
+        return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast, offload);
       default:
         return "ethernet_unsupported_ethertype";
     }
@@ -125,9 +140,12 @@ export class EthernetLayer {
     frame[13] = etherType & 0xff;
   }
 
-  /** Hands a finished frame to the link; counts it, or `link_queue_full` when refused. */
-  transmit(frame: Uint8Array): boolean {
-    if (this.#link.transmit(frame)) {
+  /**
+   * Hands a frame to the link, with its {@linkcode FrameOffload} metadata;
+   * counts it, or `link_queue_full` when refused.
+   */
+  transmit(frame: Uint8Array, offload = 0): boolean {
+    if (this.#link.transmit(frame, offload)) {
       this.#counters.txFrames++;
       this.#counters.txBytes += frame.length;
       return true;

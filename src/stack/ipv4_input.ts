@@ -56,7 +56,14 @@ const NOT_FAST = "ipv4_not_fast";
 
 /** A transport above IPv4: returns a drop reason, or undefined when it took the datagram. */
 export interface Ipv4Transport {
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined;
+  /** `offload` is the frame's `FrameOffload` metadata (a checksum the link vouched for). */
+  input(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload?: number,
+  ): string | undefined;
 }
 
 /** What IPv4 input needs. */
@@ -110,11 +117,11 @@ export class Ipv4Input {
    * datagram. Packets from martian or off-link sources are refused before
    * they reach reassembly or a transport: no connection, datagram or reply
    * comes from them. `linkBroadcast` tells whether it came in a link-layer broadcast
-   * frame. Returns a drop reason, or undefined when the packet was handled
+   * frame; `offload` is what the link said of it (`FrameOffload`). Returns a drop reason, or undefined when the packet was handled
    * (a stored fragment counts as handled).
    */
-  input(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
-    const fast = this.#fastTcp(bytes, now, linkBroadcast);
+  input(bytes: Uint8Array, now: number, linkBroadcast: boolean, offload = 0): string | undefined {
+    const fast = this.#fastTcp(bytes, now, linkBroadcast, offload);
     if (fast !== NOT_FAST) return fast;
     const pkt = Ipv4Packet.parse(bytes);
     if (!pkt.ok) return pkt.reason;
@@ -136,9 +143,9 @@ export class Ipv4Input {
       // The reassembled datagram goes through the same demux as an unfragmented one.
       const whole = Ipv4Packet.parse(r.datagram);
       if (!whole.ok) return whole.reason;
-      return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now);
+      return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now, 0);
     }
-    return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now);
+    return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now, offload);
   }
 
   /**
@@ -148,7 +155,12 @@ export class Ipv4Input {
    * Anything else (or anything invalid) returns {@linkcode NOT_FAST} for the
    * general path, which then decides exactly as it would have.
    */
-  #fastTcp(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
+  #fastTcp(
+    bytes: Uint8Array,
+    now: number,
+    linkBroadcast: boolean,
+    offload: number,
+  ): string | undefined {
     if (bytes.length < IPV4_HEADER_LEN || bytes[0] !== 0x45 || bytes[9] !== IpProtocol.TCP) {
       return NOT_FAST;
     }
@@ -170,7 +182,7 @@ export class Ipv4Input {
     ) {
       return NOT_FAST;
     }
-    return this.#tcp.input(src, dst, bytes.subarray(IPV4_HEADER_LEN, total), now);
+    return this.#tcp.input(src, dst, bytes.subarray(IPV4_HEADER_LEN, total), now, offload);
   }
 
   /** Hands a whole (unfragmented or reassembled) datagram to its protocol. */
@@ -180,13 +192,14 @@ export class Ipv4Input {
     broadcast: boolean,
     linkBroadcast: boolean,
     now: number,
+    offload: number,
   ): string | undefined {
     const payload = packet.payload;
     switch (ip.protocol) {
       case IpProtocol.ICMP:
         return this.#icmp.input(ip, payload, broadcast, now);
       case IpProtocol.TCP:
-        return this.#tcp.input(ip.src, ip.dst, payload, now);
+        return this.#tcp.input(ip.src, ip.dst, payload, now, offload);
       case IpProtocol.UDP: {
         const r = this.#udp.input(ip.src, ip.dst, payload, now);
         // RFC 1122 §4.1.3.1: port unreachable; §3.2.2: never about a broadcast.

@@ -121,9 +121,10 @@ export class Ipv4Output implements PacketOutput {
     dontFragment: boolean,
     ttl = 64,
     src: Ipv4Address = this.#address,
+    gso = false,
   ): TxPacket | undefined {
     const ipLen = IPV4_HEADER_LEN + payloadLen;
-    if (ipLen > this.#mtu) {
+    if (ipLen > (gso ? 0xffff : this.#mtu)) {
       this.#counters.txDrop("ipv4_exceeds_mtu");
       return undefined;
     }
@@ -132,12 +133,16 @@ export class Ipv4Output implements PacketOutput {
       return undefined;
     }
     const frame = this.#eth.allocFrame(ETHERNET_HEADER_LEN + ipLen);
+    // The EtherType now (the addresses when the next hop is known): the frame reads as IPv4.
+    frame[12] = EtherType.IPV4 >> 8;
+    frame[13] = EtherType.IPV4 & 0xff;
     this.#writeHeader(frame, src, dst, protocol, ipLen, ttl, this.#nextIdent(), dontFragment);
     const tx = this.#tx;
     tx.frame = frame;
     tx.l4 = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
     tx.pseudoSum = ipv4PseudoHeaderSum(src, dst, protocol, payloadLen);
     tx.dst = dst;
+    tx.offload = 0;
     return tx;
   }
 
@@ -148,7 +153,7 @@ export class Ipv4Output implements PacketOutput {
    */
   commit(now: number): boolean {
     const tx = this.#tx;
-    return this.#route(tx.dst, tx.frame, now);
+    return this.#route(tx.dst, tx.frame, now, tx.offload);
   }
 
   /**
@@ -269,13 +274,13 @@ export class Ipv4Output implements PacketOutput {
   }
 
   /** Sends an IPv4 frame (Ethernet header still blank): broadcast, or to the neighbour via ARP. */
-  #route(dst: Ipv4Address, frame: Uint8Array, now: number): boolean {
+  #route(dst: Ipv4Address, frame: Uint8Array, now: number, offload = 0): boolean {
     if (this.#isBroadcast(dst)) {
       this.#eth.writeHeader(frame, BROADCAST_MAC, EtherType.IPV4);
       this.#eth.transmit(frame);
       return true;
     }
-    return this.#arp.transmitIpv4(dst, frame, now);
+    return this.#arp.transmitIpv4(dst, frame, now, offload);
   }
 
   #isBroadcast(dst: Ipv4Address): boolean {

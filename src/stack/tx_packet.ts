@@ -34,6 +34,8 @@ export class TxPacket {
   pseudoSum = 0;
   /** The destination address (the next hop: there is no gateway). */
   dst = 0;
+  /** Offload metadata the transport sets before committing (`FrameOffload`), 0 by default. */
+  offload = 0;
 }
 
 /**
@@ -51,7 +53,9 @@ export interface PacketOutput {
   /**
    * Begins a packet of `payloadLen` transport bytes to `dst` (from `src`
    * when given, else the stack's address); undefined when it cannot be sent
-   * (the drop is counted).
+   * (the drop is counted). With `gso` the packet may exceed the MTU, up to
+   * a whole IPv4 packet: a segmentation-offload packet for a link that
+   * takes them.
    */
   begin(
     dst: number,
@@ -60,6 +64,7 @@ export interface PacketOutput {
     dontFragment: boolean,
     ttl?: number,
     src?: number,
+    gso?: boolean,
   ): TxPacket | undefined;
   /** Sends the packet begun; false when it was dropped (counted). */
   commit(now: number): boolean;

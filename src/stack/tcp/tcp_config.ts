@@ -6,8 +6,17 @@
 
 /** Per-connection TCP options. Every field has a default in {@linkcode DEFAULT_TCP_CONFIG}. */
 export interface TcpConfig {
-  /** Bytes the application may queue before writes wait (the send buffer). */
+  /** Bytes the application may queue before writes wait (the send buffer), at first. */
   sendBufferBytes: number;
+  /**
+   * The most the send buffer grows to as the congestion window grows (twice
+   * cwnd, as Linux's send-buffer autotuning), so that a fast path is not
+   * held back by a buffer sized for a slow one; its storage is allocated
+   * (and charged) only as bytes are queued. No less than `sendBufferBytes`;
+   * equal to it turns the growth off, and a `sendBufferBytes` given without
+   * it is taken as fixed (as `SO_SNDBUF` is on Linux).
+   */
+  sendBufferMaxBytes: number;
   /** Bytes of received data held for the application, in order and out of order (the receive window). */
   recvBufferBytes: number;
   /** Congestion control: CUBIC (RFC 9438) by default, or NewReno (RFC 5681, RFC 6582). */
@@ -53,6 +62,7 @@ export interface TcpConfig {
 /** Defaults, close to Linux's. */
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   sendBufferBytes: 512 * 1024,
+  sendBufferMaxBytes: 4 * 1024 * 1024,
   recvBufferBytes: 512 * 1024,
   congestionControl: "cubic",
   noDelay: false,
@@ -77,6 +87,10 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
 /** Merges `partial` over the defaults and checks every value; throws RangeError naming the field. */
 export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   const c = { ...DEFAULT_TCP_CONFIG, ...partial };
+  // A send buffer set without a maximum is a fixed size (as SO_SNDBUF turns Linux's growth off).
+  if (partial.sendBufferMaxBytes === undefined && partial.sendBufferBytes !== undefined) {
+    c.sendBufferMaxBytes = c.sendBufferBytes;
+  }
   const positive = (name: keyof TcpConfig, min: number, max: number) => {
     const v = c[name] as number;
     if (!Number.isInteger(v) || v < min || v > max) {
@@ -84,6 +98,7 @@ export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
     }
   };
   positive("sendBufferBytes", 1024, 1 << 30);
+  positive("sendBufferMaxBytes", c.sendBufferBytes, 1 << 30);
   positive("recvBufferBytes", 1024, 1 << 30);
   positive("delayedAckMs", 1, 500);
   positive("synRetries", 0, 20);

@@ -54,7 +54,9 @@ export interface TcpHost {
    * written in place at `frame[l4..]`; undefined when it cannot be sent (the
    * drop is counted). The hot path: no segment object is built.
    */
-  beginSegment(conn: TcpConnection, len: number): TxPacket | undefined;
+  beginSegment(conn: TcpConnection, len: number, gso?: boolean): TxPacket | undefined;
+  /** What the link takes (`LinkOffload` bits: TSO, partial checksums). */
+  readonly linkOffload: number;
   /** Sends the segment begun with `beginSegment`. */
   commitSegment(now: number): void;
   /** Records that `conn` has events for its owner. */

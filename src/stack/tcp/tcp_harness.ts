@@ -179,8 +179,16 @@ export class TcpHarness {
   }
 
   /** Injects a peer segment at the current instant. */
-  inject(seg: PeerSegment, options: { corrupt?: boolean; src?: number } = {}): void {
-    this.stack.input(this.frame(seg, options), this.now);
+  /**
+   * Injects a peer segment at the current instant; `offload` is what the
+   * link says of the frame (`FrameOffload`: a GSO packet, a checksum it
+   * vouched for).
+   */
+  inject(
+    seg: PeerSegment,
+    options: { corrupt?: boolean; src?: number; offload?: number } = {},
+  ): void {
+    this.stack.input(this.frame(seg, options), this.now, options.offload ?? 0);
   }
 
   /** Removes and decodes every TCP segment the stack emitted; throws on anything else. */

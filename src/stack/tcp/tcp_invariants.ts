@@ -20,7 +20,7 @@ import { tupleKey } from "./tcp_layer.ts";
  *   only live connections of that listener (SYN queue: SYN_RECEIVED);
  * - port reference counts equal bound reservations + listeners +
  *   connections per local port;
- * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
+ * - per connection: send queue ≤ `sendBufferMaxBytes`, receive queue and
  *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
  * - timers: every connection with a running timer is in the layer's timer
  *   queue no later than its earliest deadline, and the queue holds no more
@@ -60,8 +60,8 @@ export function checkTcpInvariants(
       if (c.holdsQuotaUnit) units++;
       const i = c.info();
       const recvMax = c.config.recvBufferBytes + (1 << 14);
-      if (i.sendQueued > c.config.sendBufferBytes) {
-        bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferBytes}`);
+      if (i.sendQueued > c.config.sendBufferMaxBytes) {
+        bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferMaxBytes}`);
       }
       if (i.recvQueued > recvMax) {
         bad.push(`${where}: receive queue ${i.recvQueued} > ${recvMax}`);

@@ -27,6 +27,7 @@ import {
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import type { PacketOutput, TxPacket } from "../tx_packet.ts";
+import { FrameOffload } from "../frame_offload.ts";
 import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
@@ -148,6 +149,8 @@ export class TcpLayer implements TcpHost {
   readonly quota: SessionQuota;
   /** Every connection's timers, by deadline. */
   readonly timerQueue: TcpTimerQueue = new TcpTimerQueue();
+  /** What the link takes (`LinkOffload` bits), set through `Stack.setLinkOffload`. */
+  linkOffload = 0;
   #serial = 0;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
@@ -387,12 +390,22 @@ export class TcpLayer implements TcpHost {
 
   /**
    * Processes a TCP segment for `dst` from `src` (the IP layer validated the
-   * addresses). Returns a drop reason, or undefined when the segment was used.
+   * addresses); its checksum is not verified when the link vouched for it
+   * (`offload` has `FrameOffload.CSUM_VALID`). A segment may be larger than
+   * the MSS (a GSO packet the link passed whole): it is taken as the
+   * segments it stands for would be. Returns a drop reason, or undefined
+   * when the segment was used.
    */
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
+  input(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload = 0,
+  ): string | undefined {
     // One segment object for every input: nothing keeps it past this call.
     const seg = this.#rx;
-    const reason = seg.parse(bytes, src, dst);
+    const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
     if (reason !== undefined) return reason;
     if (dst !== this.localAddr) return "tcp_broadcast";
 
@@ -530,8 +543,8 @@ export class TcpLayer implements TcpHost {
   }
 
   /** Begins a segment of `conn` of `len` bytes, built in place (see tx_packet.ts). */
-  beginSegment(conn: TcpConnection, len: number): TxPacket | undefined {
-    return this.#deps.out.begin(conn.remoteAddr, IpProtocol.TCP, len, true);
+  beginSegment(conn: TcpConnection, len: number, gso = false): TxPacket | undefined {
+    return this.#deps.out.begin(conn.remoteAddr, IpProtocol.TCP, len, true, 64, undefined, gso);
   }
 
   /** Sends the segment begun with {@linkcode TcpLayer.beginSegment}. */

@@ -164,7 +164,10 @@ export class TcpReceiver {
           if (this.reassembler.bufferedBytes > 0 && this.#drainReassembler()) this.ackNow = true;
           // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
           if (orphaned) return TcpReceived.DATA_FOR_ORPHAN;
-          this.#unackedSegments++;
+          // A large segment (a GSO packet the link passed whole) counts as the segments it
+          // stands for: acknowledged by bytes, as Linux's GRO would have it.
+          const mss = tcb.mssOffer;
+          this.#unackedSegments += payload.length > mss ? Math.ceil(payload.length / mss) : 1;
           if (this.#unackedSegments >= 2 || this.reassembler.bufferedBytes > 0) this.ackNow = true;
           else tcb.timers.startIfStopped(TcpTimer.DELAYED_ACK, now + tcb.config.delayedAckMs);
         }

@@ -15,22 +15,26 @@ import {
   TCP_HEADER_LEN,
   TcpFlags,
   type TcpRepr,
+  writePartialTcpChecksum,
   writeTcpChecksum,
   writeTcpHeader,
   writeTcpSackBlocks,
   writeTcpTimestamps,
 } from "../../wire/mod.ts";
+import { FrameOffload, LinkOffload } from "../frame_offload.ts";
 import { type CongestionControl, createCongestionControl } from "./congestion.ts";
 import { RttEstimator } from "./rtt_estimator.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqSpan, seqSub } from "./seq.ts";
 import { type TcpControlBlock, TcpEvent } from "./tcp_control_block.ts";
 import type { TcpReceiver } from "./tcp_receiver.ts";
-import { TcpPacer } from "./tcp_pacer.ts";
+import { PACING_TICK_MS, TcpPacer } from "./tcp_pacer.ts";
 import { TcpRecovery } from "./tcp_recovery.ts";
 import { TcpTimer } from "./tcp_timers.ts";
 
 const MAX_PERSIST_MS = 60_000;
+/** Most payload of a segmentation-offload segment: a 64 KiB IPv4 packet less the headers. */
+const MAX_GSO_PAYLOAD = 0xffff - 20 - 60;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -227,6 +231,7 @@ export class TcpSender {
 
     // Congestion control and recovery (RFC 5681, RFC 6582, RFC 6675).
     this.recovery.onNewAck(ack, dataAcked, inFlightBefore, rttSample, now);
+    this.#autotune();
 
     // Retransmission timer (RFC 6298 §5.2, §5.3), and the tail loss probe (RFC 8985 §7).
     this.recovery.tlpOutstanding = false;
@@ -238,6 +243,23 @@ export class TcpSender {
       this.recovery.armTlp(now);
     }
     if (dataAcked > 0) tcb.signal(TcpEvent.WRITABLE);
+  }
+
+  /**
+   * Send-buffer autotuning (as Linux's tcp_sndbuf_expand): a capacity of
+   * twice cwnd, in steps of 64 KiB, up to `sendBufferMaxBytes`, so that the
+   * application can keep a growing window full. Raises WRITABLE when it grew.
+   */
+  #autotune(): void {
+    const c = this.#tcb.config;
+    const buffer = this.buffer;
+    const cap = buffer.capacity;
+    if (cap >= c.sendBufferMaxBytes) return;
+    const want = 2 * this.cc.cwnd;
+    if (want <= cap) return;
+    const step = 64 * 1024;
+    buffer.resize(Math.min(c.sendBufferMaxBytes, Math.ceil(want / step) * step));
+    this.#tcb.signal(TcpEvent.WRITABLE);
   }
 
   /** (Re)starts the retransmission timer with the current RTO (RFC 6298 §5). */
@@ -262,17 +284,29 @@ export class TcpSender {
     let sentAny = false;
     /** Pacing holds the next segment back (the pacing timer will send it). */
     let paced = false;
+    const mss = tcb.sendMss;
+    // With TCP segmentation offload, one segment carries up to 64 KiB of whole MSS-sized pieces.
+    const tso = (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
+    const gsoMax = tso ? Math.max(mss, Math.floor(MAX_GSO_PAYLOAD / mss) * mss) : mss;
     if (recovery.inRecovery) sentAny = recovery.output(now);
     for (;;) {
       const dataEnd = this.dataEnd();
       const unsent = seqSpan(tcb.sndNxt, dataEnd);
       const usableWnd = seqSpan(tcb.sndNxt, seqAdd(tcb.sndUna, tcb.sndWnd));
       const usableCwnd = Math.max(0, this.cc.cwnd - recovery.pipe());
-      let len = Math.min(unsent, tcb.sendMss, usableWnd, usableCwnd);
+      let maxLen = gsoMax;
+      if (tso && tcb.config.pacing && this.pacer.rate > 0) {
+        // As Linux's TSO autosizing: no more than about one tick of the pacing rate at once.
+        const tick = Math.floor((this.pacer.rate * PACING_TICK_MS) / mss) * mss;
+        maxLen = Math.min(gsoMax, Math.max(2 * mss, tick));
+      }
+      let len = Math.min(unsent, maxLen, usableWnd, usableCwnd);
+      // Only the last piece of a large segment may be short: whole MSS-sized pieces otherwise.
+      if (len > mss && len < unsent) len -= len % mss;
       const finReady = this.finQueued && !this.finAcked && unsent === 0 && tcb.sndNxt === dataEnd;
       if (len > 0) {
         // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4).
-        const full = len === tcb.sendMss;
+        const full = len >= mss;
         const allQueued = len === unsent;
         const nothingInFlight = tcb.sndMax === tcb.sndUna;
         const halfWindow = len >= tcb.maxSndWnd / 2 && tcb.maxSndWnd > 0;
@@ -302,7 +336,8 @@ export class TcpSender {
         const limit = seqLt(seq, tcb.sndMax)
           ? (recovery.scoreboard.nextSackedStart(seq) ?? tcb.sndMax)
           : dataEnd;
-        const sent = this.sendData(seq, seqAdd(seq, Math.min(seqSub(limit, seq), len)), now, false);
+        const end = seqAdd(seq, Math.min(seqSub(limit, seq), len));
+        const sent = this.sendData(seq, end, now, false, len > mss ? len : mss);
         if (sent === 0) break;
         tcb.sndNxt = seqAdd(seq, sent);
         tcb.sndMax = seqMax(tcb.sndMax, tcb.sndNxt);
@@ -327,12 +362,21 @@ export class TcpSender {
     if (this.#receiver.ackNow && !sentAny) this.sendAck(now);
   }
 
-  /** Sends data `[seq, end)` in at most one MSS; returns the bytes sent. */
-  sendData(seq: number, end: number, now: number, isRetransmit: boolean): number {
+  /**
+   * Sends data `[seq, end)` in at most one MSS, or `maxLen` bytes in one
+   * segmentation-offload segment; returns the bytes sent.
+   */
+  sendData(
+    seq: number,
+    end: number,
+    now: number,
+    isRetransmit: boolean,
+    maxLen: number = this.#tcb.sendMss,
+  ): number {
     const tcb = this.#tcb;
     const start = this.dataStart();
     const offset = seqSub(seq, start);
-    const len = Math.min(tcb.sendMss, seqSub(end, seq), this.buffer.length - offset);
+    const len = Math.min(maxLen, seqSub(end, seq), this.buffer.length - offset);
     if (len <= 0 || offset < 0) return 0;
     const retransmission = isRetransmit || seqLt(seq, tcb.sndMax);
     let flags = TcpFlags.ACK;
@@ -425,7 +469,9 @@ export class TcpSender {
     const len = headerLen + dataLen;
     tcb.stats.segmentsOut++;
     const host = tcb.host;
-    const tx = host.beginSegment(conn, len);
+    const mss = tcb.sendMss;
+    const gso = dataLen > mss;
+    const tx = host.beginSegment(conn, len, gso);
     if (tx !== undefined) {
       const f = tx.frame;
       const at = tx.l4;
@@ -437,7 +483,15 @@ export class TcpSender {
       }
       if (sackBlocks !== undefined) o += writeTcpSackBlocks(f, o, sackBlocks);
       if (dataLen > 0) this.buffer.copyOut(dataOffset, dataLen, f, o);
-      writeTcpChecksum(f, at, len, tx.pseudoSum);
+      if (gso || (host.linkOffload & LinkOffload.CSUM) !== 0) {
+        // The link finishes the checksum (and cuts a large segment into MSS-sized ones).
+        writePartialTcpChecksum(f, at, tx.pseudoSum);
+        tx.offload = gso
+          ? FrameOffload.GSO_TCPV4 | FrameOffload.CSUM_PARTIAL | mss
+          : FrameOffload.CSUM_PARTIAL;
+      } else {
+        writeTcpChecksum(f, at, len, tx.pseudoSum);
+      }
       host.commitSegment(now);
     }
     tcb.sent(now);
