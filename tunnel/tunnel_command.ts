@@ -13,8 +13,8 @@
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { CliError as CommonCliError, DEFAULT_SERVER, readSessionFile } from "./cli_common.ts";
-import WsWebSocket from "ws";
 import { TunnelClient, type WebSocketConstructor } from "./client.ts";
+import { TunnelWebSocket } from "./ws_client.ts";
 import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
 import type { FramePort } from "./ports/frame_port.ts";
 import { FaultPort, parseFaultSpec, startDisconnects } from "./ports/fault_port.ts";
@@ -385,9 +385,9 @@ async function run(values: {
     sessionId: session.id,
     token: session.token,
     port,
-    // The `ws` package sets TCP_NODELAY; Deno's built-in client stalls ~40 ms per full-size
-    // frame on Nagle (DESIGN.md, environment facts), which would add that to every RTT.
-    WebSocket: WsWebSocket as unknown as WebSocketConstructor,
+    // Our own client: TCP_NODELAY (Deno's built-in client stalls ~40 ms per full-size frame on
+    // Nagle, DESIGN.md), and masking 32 bits at a time (the `ws` package masks byte by byte).
+    WebSocket: TunnelWebSocket as unknown as WebSocketConstructor,
     reconnect: values["no-reconnect"] ? false : { minDelayMs: 250, maxDelayMs: 10_000 },
     framing,
     keepalive: keepalive > 0 && keepaliveTimeout > 0

@@ -30,3 +30,43 @@ describe("TcpConnection send-buffer autotuning (as Linux's tcp_sndbuf_expand)", 
     );
   });
 });
+
+describe("TcpConnection receive-buffer autotuning (as Linux's tcp_rcv_space_adjust)", () => {
+  it("offers a window scale for the largest buffer, and grows the window for a fast reader", () => {
+    const { h, peer, conn } = established({
+      tcp: { recvBufferMaxBytes: 2 * 1024 * 1024 },
+      peer: { syn: FULL_SYN_OPTIONS },
+    });
+    assert.equal(conn.info().recvWindowScale, 6, "65535 << 6 covers 2 MiB");
+    const windowOf = () => conn.info().recvWindow;
+    assert.ok(windowOf() <= 512 * 1024);
+    // Each millisecond (the round trip the timestamps show) the peer sends what the window
+    // allows and the application reads it all.
+    for (let ms = 0; ms < 12; ms++) {
+      let left = conn.info().recvWindow;
+      while (left >= 1448) {
+        peer.send(1448);
+        left -= 1448;
+      }
+      h.advance(1);
+      while (conn.read(1 << 20, h.now)) { /* the application keeps up */ }
+      peer.drain();
+    }
+    assert.ok(windowOf() > 1024 * 1024, `window ${windowOf()}`);
+    assert.ok(windowOf() <= 2 * 1024 * 1024);
+  });
+
+  it("keeps the window of a reader that does not keep up", () => {
+    const { h, peer, conn } = established({
+      tcp: { recvBufferMaxBytes: 2 * 1024 * 1024 },
+      peer: { syn: FULL_SYN_OPTIONS },
+    });
+    for (let ms = 0; ms < 12; ms++) {
+      for (let i = 0; i < 20; i++) peer.send(1448);
+      h.advance(1);
+      conn.read(1448, h.now); // one segment a millisecond
+      peer.drain();
+    }
+    assert.ok(conn.readableBytes + conn.info().recvWindow <= 512 * 1024 + 1448);
+  });
+});

@@ -17,8 +17,16 @@ export interface TcpConfig {
    * it is taken as fixed (as `SO_SNDBUF` is on Linux).
    */
   sendBufferMaxBytes: number;
-  /** Bytes of received data held for the application, in order and out of order (the receive window). */
+  /** Bytes of received data held for the application, in order and out of order (the receive window), at first. */
   recvBufferBytes: number;
+  /**
+   * The most the receive window grows to while the application reads as
+   * fast as data arrives (twice what it read in a round trip, as Linux's
+   * receive-buffer autotuning); the window scale offered covers it. No less
+   * than `recvBufferBytes`; equal to it turns the growth off, and a
+   * `recvBufferBytes` given without it is taken as fixed (as `SO_RCVBUF`).
+   */
+  recvBufferMaxBytes: number;
   /** Congestion control: CUBIC (RFC 9438) by default, or NewReno (RFC 5681, RFC 6582). */
   congestionControl: "cubic" | "newreno";
   /** Disables Nagle's algorithm (RFC 9293 §3.7.4) when true. */
@@ -64,6 +72,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   sendBufferBytes: 512 * 1024,
   sendBufferMaxBytes: 4 * 1024 * 1024,
   recvBufferBytes: 512 * 1024,
+  recvBufferMaxBytes: 4 * 1024 * 1024,
   congestionControl: "cubic",
   noDelay: false,
   pacing: true,
@@ -91,6 +100,9 @@ export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   if (partial.sendBufferMaxBytes === undefined && partial.sendBufferBytes !== undefined) {
     c.sendBufferMaxBytes = c.sendBufferBytes;
   }
+  if (partial.recvBufferMaxBytes === undefined && partial.recvBufferBytes !== undefined) {
+    c.recvBufferMaxBytes = c.recvBufferBytes;
+  }
   const positive = (name: keyof TcpConfig, min: number, max: number) => {
     const v = c[name] as number;
     if (!Number.isInteger(v) || v < min || v > max) {
@@ -100,6 +112,7 @@ export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   positive("sendBufferBytes", 1024, 1 << 30);
   positive("sendBufferMaxBytes", c.sendBufferBytes, 1 << 30);
   positive("recvBufferBytes", 1024, 1 << 30);
+  positive("recvBufferMaxBytes", c.recvBufferBytes, 1 << 30);
   positive("delayedAckMs", 1, 500);
   positive("synRetries", 0, 20);
   positive("synAckRetries", 0, 20);

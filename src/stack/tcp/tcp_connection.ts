@@ -21,7 +21,7 @@ import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import type { TxPacket } from "../tx_packet.ts";
 import type { CongestionControlName } from "./congestion.ts";
-import { seqGt, seqLe, seqLt } from "./seq.ts";
+import { seqGt, seqLe, seqLt, seqSub } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 import {
   type TcpConnectionStats,
@@ -312,7 +312,7 @@ export class TcpConnection {
    * queued. Opening the window may send a window update (RFC 9293 §3.8.6.2.2).
    */
   read(max: number, now: number): Uint8Array | undefined {
-    const out = this.#receiver.read(max);
+    const out = this.#receiver.read(max, now);
     if (this.#receiver.ackNow) this.#sender.output(now);
     return out;
   }
@@ -440,6 +440,10 @@ export class TcpConnection {
     // Timestamp bookkeeping (RFC 7323 §4.3): TS.Recent from in-window segments.
     if (tcb.tsEnabled && seg.timestamp && seqLe(seg.seqNumber, tcb.lastAckSent)) {
       tcb.tsRecent = seg.timestamp.value;
+    }
+    // The receiver's round trip (for its buffer autotuning): data echoing one of our TSvals.
+    if (tcb.tsEnabled && seg.timestamp && seg.timestamp.echo !== 0 && seg.payload.length > 0) {
+      this.#receiver.noteRtt(seqSub(tcb.tsNow(now), seg.timestamp.echo));
     }
 
     if (tcb.state === "SYN_RECEIVED") {

@@ -31,7 +31,7 @@ import { ChannelLink } from "../channel_link.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import { Stack } from "../stack.ts";
 import { seqAdd, seqGt } from "./seq.ts";
-import type { TcpConfig } from "./tcp_config.ts";
+import { DEFAULT_TCP_CONFIG, type TcpConfig } from "./tcp_config.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 import type { TcpLayerLimits } from "./tcp_layer.ts";
 import type { TcpListener } from "./tcp_listener.ts";
@@ -118,7 +118,8 @@ export class TcpHarness {
 
   /**
    * Creates a stack at 10.0.2.2/24 that already knows the peer's MAC. Its
-   * connections do not pace (`pacing: false`) unless `options.tcp` says so.
+   * connections do not pace (`pacing: false`) and their buffers do not grow
+   * (`*BufferMaxBytes` as the buffers) unless `options.tcp` says so.
    */
   constructor(
     options: {
@@ -139,7 +140,14 @@ export class TcpHarness {
       mtu: options.mtu ?? 1500,
       // Pacing off unless a test asks for it: segments leave as soon as the windows allow,
       // so that each test's exact frames do not depend on the pacing rate.
-      tcp: { pacing: false, ...options.tcp },
+      // Buffers of fixed size unless a test asks: the window scale and windows it offers do
+      // not depend on autotuning.
+      tcp: {
+        pacing: false,
+        recvBufferMaxBytes: options.tcp?.recvBufferBytes ?? DEFAULT_TCP_CONFIG.recvBufferBytes,
+        sendBufferMaxBytes: options.tcp?.sendBufferBytes ?? DEFAULT_TCP_CONFIG.sendBufferBytes,
+        ...options.tcp,
+      },
       tcpLimits: options.tcpLimits,
       arp: { reachableMs: 1e12 },
     }, { link: this.link, random: (b) => rnd.fill(b), quota: options.quota });

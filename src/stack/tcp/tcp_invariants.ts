@@ -21,7 +21,7 @@ import { tupleKey } from "./tcp_layer.ts";
  * - port reference counts equal bound reservations + listeners +
  *   connections per local port;
  * - per connection: send queue ≤ `sendBufferMaxBytes`, receive queue and
- *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
+ *   out-of-order bytes ≤ `recvBufferMaxBytes` + 2^14 (window-scale rounding);
  * - timers: every connection with a running timer is in the layer's timer
  *   queue no later than its earliest deadline, and the queue holds no more
  *   entries than there are connections;
@@ -59,7 +59,7 @@ export function checkTcpInvariants(
       charged += c.chargedBytes;
       if (c.holdsQuotaUnit) units++;
       const i = c.info();
-      const recvMax = c.config.recvBufferBytes + (1 << 14);
+      const recvMax = c.config.recvBufferMaxBytes + (1 << 14);
       if (i.sendQueued > c.config.sendBufferMaxBytes) {
         bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferMaxBytes}`);
       }
