@@ -445,6 +445,23 @@ export class Reassembler {
     return out;
   }
 
+  /**
+   * Discards what is held before `rcvNxt`: ranges that in-order text
+   * covered (a retransmission or a large segment spanning them) would
+   * otherwise stay, be reported as SACK blocks and hold their storage.
+   *
+   * @example
+   * ```ts
+   * const r = new Reassembler({ capacity: 10000 });
+   * r.add(5500, new Uint8Array(500), 5000);
+   * r.discardBefore(6000); // the caller got 5000..6000 in order
+   * r.bufferedBytes; // 0
+   * ```
+   */
+  discardBefore(rcvNxt: number): void {
+    this.#sync(rcvNxt);
+  }
+
   /** Drops every held byte and range and frees the storage (the connection closed or was reset). */
   clear(): void {
     this.#count = 0;

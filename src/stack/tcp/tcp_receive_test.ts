@@ -351,3 +351,37 @@ describe("TcpConnection SACK blocks (RFC 2018 §4)", () => {
     assert.deepEqual(ack.sackBlocks, [{ left: base + 2000, right: base + 2500 }]);
   });
 });
+
+describe("TcpConnection: held ranges that in-order text covers (RFC 2018 §4)", () => {
+  it("drops a held range a longer in-order segment covered: no stale SACK block, no held bytes", () => {
+    const { peer, conn, h } = established();
+    const base = peer.seq;
+    peer.sendAt(base + 500, 300);
+    assert.deepEqual(onlyAck(peer.drain()).sackBlocks, [{ left: base + 500, right: base + 800 }]);
+    // A retransmission coalesced by the peer (or a GSO packet the link passed whole) spans it.
+    peer.sendAt(base, 1000);
+    const ack = onlyAck(peer.drain());
+    assert.equal(ack.ackNumber, (base + 1000) >>> 0);
+    assert.equal(ack.sackBlocks, undefined, "the covered range is no SACK block");
+    assert.equal(conn.info().outOfOrderBytes, 0);
+    assertStream(readAll(conn, h.now), base, 1000);
+  });
+});
+
+describe("TcpConnection: segment text shortened by the SACK option (RFC 2018 §3)", () => {
+  it("keeps every data segment within the MTU while it reports SACK blocks", () => {
+    const { peer, conn, h } = established();
+    const base = peer.seq;
+    peer.sendAt(base + 1000, 500); // a hole: every segment we send now carries a SACK block
+    peer.drain();
+    assert.equal(conn.send(bytes(8000), h.now), 8000);
+    const data = peer.drain().filter((s) => s.payload.length > 0);
+    assert.ok(data.length >= 2, `sent ${data.length} data segments`);
+    for (const s of data) {
+      assert.deepEqual(s.sackBlocks, [{ left: base + 1000, right: base + 1500 }]);
+      // 1460 (the peer's MSS) less the 12 bytes of a one-block SACK option.
+      assert.ok(s.payload.length <= 1448, `a segment of ${s.payload.length} bytes`);
+    }
+    assert.equal(h.stack.counters.txDrops["ipv4_exceeds_mtu"] ?? 0, 0, "nothing dropped for size");
+  });
+});

@@ -168,8 +168,12 @@ export class TcpReceiver {
         if (!this.#deliver(payload, false)) {
           result |= TcpReceived.QUOTA_DROP;
         } else {
-          // A hole was filled (RFC 5681 §4.2): ACK at once.
-          if (this.reassembler.bufferedBytes > 0 && this.#drainReassembler()) this.ackNow = true;
+          // Text into the hole before held ranges fills all or part of a gap (RFC 5681 §4.2):
+          // ACK at once, with what it joined (or covered) gone from the SACK blocks.
+          if (this.reassembler.bufferedBytes > 0) {
+            this.#drainReassembler();
+            this.ackNow = true;
+          }
           // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
           if (orphaned) return TcpReceived.DATA_FOR_ORPHAN;
           // A large segment (a GSO packet the link passed whole) counts as the segments it
@@ -223,6 +227,8 @@ export class TcpReceiver {
    */
   #drainReassembler(): boolean {
     const tcb = this.#tcb;
+    // Ranges an in-order segment covered are gone: they are no SACK blocks any more.
+    this.reassembler.discardBefore(tcb.rcvNxt);
     let moved = false;
     for (;;) {
       const k = this.reassembler.nextPopSize(tcb.rcvNxt);
@@ -371,6 +377,18 @@ export class TcpReceiver {
     const tcb = this.#tcb;
     if (!tcb.sackEnabled || this.reassembler.rangeCount === 0) return undefined;
     return this.reassembler.sackBlocks(tcb.tsEnabled ? 3 : 4);
+  }
+
+  /**
+   * The bytes the SACK option (two NOPs, kind, length, the blocks; RFC 2018
+   * §3) takes in our next segment: 0 without blocks. A segment's text is
+   * that much shorter than the MSS, so that header and text fit the MTU.
+   */
+  sackOptionBytes(): number {
+    const tcb = this.#tcb;
+    const n = this.reassembler.rangeCount;
+    if (!tcb.sackEnabled || n === 0) return 0;
+    return 4 + 8 * Math.min(n, tcb.tsEnabled ? 3 : 4);
   }
 
   /** A segment carrying our ACK of RCV.NXT was sent: nothing is owed any more. */

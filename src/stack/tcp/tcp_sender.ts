@@ -376,7 +376,12 @@ export class TcpSender {
     const tcb = this.#tcb;
     const start = this.dataStart();
     const offset = seqSub(seq, start);
-    const len = Math.min(maxLen, seqSub(end, seq), this.buffer.length - offset);
+    // One segment's text is the MSS less the SACK option it carries (RFC 2018 §3); a large
+    // segment for the link to cut keeps its length (transmit cuts it by the same measure).
+    const cap = maxLen > tcb.sendMss
+      ? maxLen
+      : Math.min(maxLen, tcb.sendMss - this.#receiver.sackOptionBytes());
+    const len = Math.min(cap, seqSub(end, seq), this.buffer.length - offset);
     if (len <= 0 || offset < 0) return 0;
     const retransmission = isRetransmit || seqLt(seq, tcb.sndMax);
     let flags = TcpFlags.ACK;
@@ -469,7 +474,8 @@ export class TcpSender {
     const len = headerLen + dataLen;
     tcb.stats.segmentsOut++;
     const host = tcb.host;
-    const mss = tcb.sendMss;
+    // The text of each segment on the wire: the MSS less the SACK option (RFC 2018 §3).
+    const mss = tcb.sendMss - (sackBlocks === undefined ? 0 : 4 + 8 * sackBlocks.length);
     const gso = dataLen > mss;
     const tx = host.beginSegment(conn, len, gso);
     if (tx !== undefined) {
