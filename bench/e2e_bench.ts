@@ -38,7 +38,7 @@ const SECONDS = Number(process.env.NETISLE_BENCH_E2E_SECONDS ?? 5);
 const RUNS = Number(process.env.NETISLE_BENCH_E2E_RUNS ?? 3);
 /**
  * NETISLE_BENCH_E2E_ONLY: a comma-separated subset of the parts (veth, slirp, frame, stream,
- * bun, jumbo) to run; all by default.
+ * nopacing, bun, jumbo) to run; all by default.
  */
 const ONLY = process.env.NETISLE_BENCH_E2E_ONLY?.split(",").map((s) => s.trim());
 const part = (name: string) => ONLY === undefined || ONLY.includes(name);
@@ -193,17 +193,21 @@ async function measureNetisle(
   base: { veth: BenchRow; slirpFwd?: BenchRow; slirpRev?: BenchRow; ws: WsRows },
   mtu = 1500,
   cliRuntime: "deno" | "bun" = "deno",
-): Promise<void> {
-  const ns = new Netns(`iperf-netisle-${framing}-${mtu}-${cliRuntime}`);
+  pacing = true,
+): Promise<{ rev?: BenchRow }> {
+  const ns = new Netns(`iperf-netisle-${framing}-${mtu}-${cliRuntime}${pacing ? "" : "-nopace"}`);
   const procs: Proc[] = [];
-  const label = `netisle (${framing} framing${cliRuntime === "bun" ? ", CLI on Bun" : ""})`;
+  const label = `netisle (${framing} framing${cliRuntime === "bun" ? ", CLI on Bun" : ""}${
+    pacing ? "" : ", pacing off"
+  })`;
   const both = (
     name: string,
     m: { gbps: number; cpuPerGb: number[] },
     slirp: BenchRow | undefined,
-  ) => {
-    if (slirp) r.report(SECTION, name, m.gbps, "Gbit/s", { note, baseline: slirp });
-    else r.report(SECTION, name, m.gbps, "Gbit/s", { note });
+  ): BenchRow => {
+    const row = slirp
+      ? r.report(SECTION, name, m.gbps, "Gbit/s", { note, baseline: slirp })
+      : r.report(SECTION, name, m.gbps, "Gbit/s", { note });
     if (mtu === 1500) {
       r.report(SECTION, `  the same, against veth`, m.gbps, "Gbit/s", { baseline: base.veth });
     }
@@ -211,12 +215,14 @@ async function measureNetisle(
     r.report(SECTION, `  CPU seconds per GB, server + tunnel CLI`, srv + tun, "s/GB", {
       note: `server ${srv.toFixed(1)}, tunnel ${tun.toFixed(1)}`,
     });
+    return row;
   };
   try {
     const server = ns.spawn(DENO, ["run", "-A", "tests/e2e/fixtures/stack_server.ts"], {
       PORT: "8787",
       NETISLE_LOG: "0",
       NETISLE_MTU: String(mtu),
+      NETISLE_TCP_PACING: pacing ? "1" : "0",
     });
     procs.push(server);
     const [, id, token] = await server.waitFor(/SESSION (\S+) (\S+)/, 60_000);
@@ -242,17 +248,19 @@ async function measureNetisle(
     ns.exec("ping", ["-c", "1", "-W", "5", "10.0.2.2"]);
 
     const pids = [server.child.pid, tunnel.child.pid];
-    both(
-      `${label}: Linux iperf3 -c → stack's iperf3 server, MTU ${mtu}`,
-      await measure(RUNS, () => iperf(ns, "10.0.2.2"), pids),
-      base.slirpFwd,
-    );
-    both(
+    if (pacing) {
+      both(
+        `${label}: Linux iperf3 -c → stack's iperf3 server, MTU ${mtu}`,
+        await measure(RUNS, () => iperf(ns, "10.0.2.2"), pids),
+        base.slirpFwd,
+      );
+    }
+    const rev = both(
       `${label}: Linux iperf3 -c -R (stack sends), MTU ${mtu}`,
       await measure(RUNS, () => iperf(ns, "10.0.2.2", ["-R"]), pids),
       base.slirpRev,
     );
-    if (mtu !== 1500) return;
+    if (mtu !== 1500 || !pacing) return { rev };
     const linux = ns.spawn("iperf3", ["-s", "--forceflush", "-B", "10.0.2.15"]);
     procs.push(linux);
     await linux.waitFor(/Server listening/);
@@ -288,6 +296,7 @@ async function measureNetisle(
     r.report(SECTION, `${label}: ping through the tunnel, p99`, quantile(rtts, 0.99), "ms", {
       baseline: base.ws.p99,
     });
+    return { rev };
   } finally {
     await stopAll(procs);
     ns.delete();
@@ -362,8 +371,18 @@ export async function runE2eBenchmarks(r: Reporter): Promise<void> {
     }
   };
   if (part("frame")) await attempt("netisle frame framing", () => measureNetisle(r, "frame", base));
+  let paced: BenchRow | undefined;
   if (part("stream")) {
-    await attempt("netisle stream framing", () => measureNetisle(r, "stream", base));
+    await attempt("netisle stream framing", async () => {
+      paced = (await measureNetisle(r, "stream", base)).rev;
+    });
+  }
+  if (part("nopacing")) {
+    // The stack sending with pacing off, against the same with it on (the ratio: off / on).
+    await attempt(
+      "netisle stream framing, pacing off",
+      () => measureNetisle(r, "stream", { ...base, slirpRev: paced }, 1500, "deno", false),
+    );
   }
   if (part("bun") && existsSync(BUN)) {
     await attempt(

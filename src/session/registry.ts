@@ -7,7 +7,7 @@
 
 import { NetError } from "../errors/mod.ts";
 import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
-import type { DhcpServerConfig } from "../stack/mod.ts";
+import type { DhcpServerConfig, TcpConfig } from "../stack/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { Session, type SessionLimits } from "./session.ts";
 import { addSessionTotals, emptySessionTotals, type SessionTotals } from "./session_totals.ts";
@@ -80,6 +80,7 @@ export class SessionRegistry {
   #random: (buf: Uint8Array) => void;
   #sessionLimits: Partial<SessionLimits> | undefined;
   #egress: SessionEgressProvider | undefined;
+  #tcp: Partial<TcpConfig> | undefined;
   #sweepTimer: TimerHandle | undefined;
   /** Sessions created since start. */
   created = 0;
@@ -96,12 +97,15 @@ export class SessionRegistry {
     sessionLimits?: Partial<SessionLimits>;
     /** Egress for the sessions (on by default for each when given). */
     egress?: SessionEgressProvider;
+    /** Defaults for every TCP connection of every session (e.g. `{pacing: false}`). */
+    tcp?: Partial<TcpConfig>;
   }) {
     this.#clock = options.clock;
     this.#random = options.random ?? ((buf) => crypto.getRandomValues(buf));
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
     this.#sessionLimits = options.sessionLimits;
     this.#egress = options.egress;
+    this.#tcp = options.tcp;
   }
 
   /** Whether sessions get egress unless created with `egress: false`. */
@@ -142,6 +146,7 @@ export class SessionRegistry {
         mtu: params.mtu ?? DEFAULT_SESSION_MTU,
         dhcp: dhcpConfig(params.dhcp),
         egress: { enabled: egress },
+        tcp: this.#tcp,
       },
       limits: this.#sessionLimits,
     });
