@@ -87,6 +87,8 @@ export const LINGER_BYTES = 1024 * 1024 + 64 * 1024;
 export const IDLE_BUFFER_BYTES = 1024;
 /** The read buffer at most while a body streams in. */
 const BODY_BUFFER_BYTES = 64 * 1024;
+/** Microtasks a handler may take before it counts as slow (waiting for I/O or time). */
+const SLOW_TURNS = 64;
 /** The read buffer at most while lingering. */
 const LINGER_BUFFER_BYTES = 16 * 1024;
 
@@ -157,6 +159,9 @@ export class Http1Connection {
   /** The last read filled all the room it had: grow before the next. */
   #filled = false;
   #reading: Promise<void> | undefined;
+  /** The buffer the read in flight reads into, and where. */
+  #readBuf: Uint8Array = EMPTY;
+  #readAt = 0;
   #eof = false;
   #state = RUNNING;
   #ended = false;
@@ -172,8 +177,11 @@ export class Http1Connection {
   #bodyError: string | undefined;
   #expectContinue = false;
   #mayUpgrade = false;
+  /** The handler did not answer within {@linkcode SLOW_TURNS} microtasks. */
+  #slow = false;
   #responseStarted = false;
   #sideWrite: Promise<void> | undefined;
+  #probe = new ReadProbe();
 
   /** A connection on `conn` from `peer`; `onClose` runs once when it is gone. */
   constructor(ctx: Http1Context, conn: Http1Transport, peer: string, onClose?: () => void) {
@@ -286,7 +294,7 @@ export class Http1Connection {
       await this.#refuse(400, `the request cannot be represented: ${(err as Error).message}`);
       return false;
     }
-    if (!hasBody && !head.upgrade) this.#watch();
+    this.#slow = false;
     let upgrade: PendingUpgrade | undefined;
     if (head.upgrade) {
       upgrade = {};
@@ -294,7 +302,20 @@ export class Http1Connection {
     }
     let res: Response;
     try {
-      res = await ctx.handler(req, this.peer);
+      const answer = ctx.handler(req, this.peer);
+      if (answer instanceof Promise) {
+        // A handler that answers within a few microtasks needs no read watching for the
+        // client's leaving (the read for the next request starts after the response); one
+        // that waits for I/O or time (a long-poll, a body still arriving) gets it.
+        let settled = false;
+        answer.then(() => settled = true, () => settled = true);
+        for (let i = 0; i < SLOW_TURNS && !settled; i++) await null;
+        if (!settled) {
+          this.#slow = true;
+          if (!this.#bodyOpen && !head.upgrade) this.#watch();
+        }
+      }
+      res = await answer;
     } catch (err) {
       console.error("netisle: unhandled error in a request:", err);
       res = problemResponse("EINTERNAL", "internal error; see the server log");
@@ -388,8 +409,8 @@ export class Http1Connection {
         if (chunk !== undefined) controller.enqueue(chunk);
         if (!this.#bodyOpen) {
           controller.close();
-          // The body is in: a read waits for the next request (or the client's leaving).
-          if (!this.#mayUpgrade) this.#watch();
+          // The body is in: under a slow handler a read watches for the client's leaving.
+          if (this.#slow && !this.#mayUpgrade) this.#watch();
           return;
         }
         if (chunk !== undefined) return;
@@ -502,15 +523,16 @@ export class Http1Connection {
     // A body that is all there at once (a Response made from a string or bytes) goes out
     // with its length; any other is streamed, its head written now.
     const reader = body.getReader();
-    const first = await readNow(reader);
-    if (first.result === undefined) {
-      return await this.#stream(text, close, head, reader, length, undefined, first);
+    const probe = this.#probe;
+    const first = await probe.now(reader.read());
+    if (first === undefined) {
+      return await this.#stream(text, close, head, reader, length, undefined, probe.pending);
     }
-    if (first.result.done) return await this.#finish(text, close, head, EMPTY);
-    const chunk = first.result.value;
-    const second = await readNow(reader);
-    if (second.result?.done) return await this.#finish(text, close, head, chunk);
-    return await this.#stream(text, close, head, reader, length, chunk, second);
+    if (first.done) return await this.#finish(text, close, head, EMPTY);
+    const chunk = first.value;
+    const second = await probe.now(reader.read());
+    if (second?.done) return await this.#finish(text, close, head, chunk);
+    return await this.#stream(text, close, head, reader, length, chunk, probe.pending);
   }
 
   /**
@@ -562,7 +584,7 @@ export class Http1Connection {
     reader: ReadableStreamDefaultReader<Uint8Array>,
     length: number,
     first: Uint8Array | undefined,
-    next: { result?: ReadResult; pending?: Promise<ReadResult> },
+    next: Promise<ReadResult>,
   ): Promise<boolean> {
     this.#responseStarted = true;
     // The app's Content-Length, else chunked; HTTP/1.0 has no chunked: until the close.
@@ -595,11 +617,9 @@ export class Http1Connection {
     try {
       await this.#writeAll(latin1Bytes(text));
       if (first !== undefined) await send(first);
-      let pending: Promise<ReadResult> | undefined = next.pending;
-      let result: ReadResult | undefined = next.result;
+      let pending = next;
       for (;;) {
-        const r = result ?? await pending!;
-        result = undefined;
+        const r = await pending;
         if (r.done) break;
         await send(r.value);
         if (this.#state !== RUNNING) throw new Error("the connection closed");
@@ -676,27 +696,38 @@ export class Http1Connection {
 
   /** Waits for the read in flight, or starts one into the buffer's free tail. */
   #fill(): Promise<void> {
-    return this.#reading ??= this.#read();
+    if (this.#reading === undefined) {
+      const buf = this.#buf;
+      const at = this.#end;
+      this.#readBuf = buf;
+      this.#readAt = at;
+      this.#reading = this.#conn.read(at === 0 ? buf : buf.subarray(at)).then(
+        this.#onRead,
+        this.#onReadError,
+      );
+    }
+    return this.#reading;
   }
 
-  async #read(): Promise<void> {
-    const buf = this.#buf;
-    const at = this.#end;
-    try {
-      const n = await this.#conn.read(at === 0 ? buf : buf.subarray(at));
-      if (buf === this.#buf) {
-        if (n === null) this.#eof = true;
-        else {
-          this.#end = at + n;
-          this.#filled = at + n === buf.length;
-        }
-      }
-    } catch {
-      this.#eof = true; // reset by the peer, or closed here
-    }
+  /** A read completed (one in flight at a time: into `#readBuf` at `#readAt`). */
+  readonly #onRead = (n: number | null): void => {
     this.#reading = undefined;
-    if (this.#eof) this.#peerGone();
-  }
+    if (this.#readBuf !== this.#buf) return; // closed meanwhile
+    if (n === null) {
+      this.#eof = true;
+      this.#peerGone();
+    } else {
+      this.#end = this.#readAt + n;
+      this.#filled = this.#end === this.#buf.length;
+    }
+  };
+
+  readonly #onReadError = (): void => {
+    // Reset by the peer, or closed here.
+    this.#reading = undefined;
+    this.#eof = true;
+    this.#peerGone();
+  };
 
   /** A read is kept pending while the app works, so that a client that leaves is noticed. */
   #watch(): void {
@@ -819,7 +850,7 @@ export class Http1Connection {
     let dropped = 0;
     while (this.#state === LINGERING && !this.#eof) {
       dropped += this.#end - this.#start;
-      this.#start = this.#end = 0;
+      this.#start = this.#end;
       // Enough dropped: the linger timer closes the connection; nothing more is read.
       if (dropped >= LINGER_BYTES) return;
       if (this.#reading === undefined) this.#makeRoom(LINGER_BUFFER_BYTES);
@@ -865,19 +896,34 @@ export class Http1Connection {
 }
 
 /**
- * Reads from `reader` and reports the result if the stream has it at once
- * (within a few microtasks: a `Response` made from a string or bytes), else
- * the pending read, so that a stream that produces later gets its head out now.
+ * Tells whether a read settles at once (within a few microtasks: a `Response`
+ * made from a string or bytes has its chunk queued) without a closure per
+ * read; a read that does not stays in `pending`, so that a stream that
+ * produces later gets its head out now. One per connection: reads probed
+ * one at a time.
  */
-async function readNow(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<{ result?: ReadResult; pending?: Promise<ReadResult> }> {
-  const pending = reader.read();
-  let result: ReadResult | undefined;
-  let failed = false;
-  pending.then((r) => result = r, () => failed = true);
-  for (let i = 0; i < 3 && result === undefined && !failed; i++) await null;
-  return result !== undefined ? { result } : { pending };
+class ReadProbe {
+  /** The last probed read. */
+  pending: Promise<ReadResult> = Promise.resolve({ done: true, value: undefined });
+  #settled = false;
+  #result: ReadResult | undefined;
+  readonly #ok = (r: ReadResult): void => {
+    this.#settled = true;
+    this.#result = r;
+  };
+  readonly #failed = (): void => {
+    this.#settled = true;
+  };
+
+  /** The read's result if it settles within 3 microtasks (undefined: not yet, or it failed). */
+  async now(read: Promise<ReadResult>): Promise<ReadResult | undefined> {
+    this.pending = read;
+    this.#settled = false;
+    this.#result = undefined;
+    read.then(this.#ok, this.#failed);
+    for (let i = 0; i < 3 && !this.#settled; i++) await null;
+    return this.#settled ? this.#result : undefined;
+  }
 }
 
 function cancelBody(res: Response): void {

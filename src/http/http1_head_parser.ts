@@ -388,6 +388,15 @@ function latin1String(bytes: Uint8Array): string {
   return s;
 }
 
+/** Whether `name` is `lower` in any case (ASCII letters). */
+function isName(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 65 && c <= 90 ? c | 0x20 : c) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** Field values: OWS trimmed (SP and HTAB only; RFC 9110 §5.5). */
 function trimmed(text: string, from: number, to: number): string {
   while (from < to && isOws(text.charCodeAt(from))) from++;
@@ -446,11 +455,30 @@ function readHead(text: string, minor: number): RequestHead | HeadRefusal {
     const value = trimmed(text, colon + 1, eol);
     fields.push(name, value);
     pos = eol + 2;
-    // Only names of these lengths matter here: host, expect, upgrade, connection,
-    // content-length, transfer-encoding.
-    const len = name.length;
-    if (len !== 4 && len !== 6 && len !== 7 && len !== 10 && len !== 14 && len !== 17) continue;
-    switch (name.toLowerCase()) {
+    // The names that matter here, compared without making lowercase copies.
+    switch (name.length) {
+      case 4:
+        if (!isName(name, "host")) continue;
+        break;
+      case 6:
+        if (!isName(name, "expect")) continue;
+        break;
+      case 7:
+        if (!isName(name, "upgrade")) continue;
+        break;
+      case 10:
+        if (!isName(name, "connection")) continue;
+        break;
+      case 14:
+        if (!isName(name, "content-length")) continue;
+        break;
+      case 17:
+        if (!isName(name, "transfer-encoding")) continue;
+        break;
+      default:
+        continue;
+    }
+    switch (name.length === 4 ? "host" : name.toLowerCase()) {
       case "host":
         hosts++;
         host = value;
