@@ -109,38 +109,32 @@ export class IncomingRequest {
 
   /** The body as bytes. */
   arrayBuffer(): Promise<ArrayBuffer> {
-    return this.#real !== undefined && !this.#detached
-      ? this.#real.arrayBuffer()
-      : this.#consume().arrayBuffer();
+    return this.#read((r) => r.arrayBuffer());
   }
 
   /** The body as a Blob (of the request's content type). */
   blob(): Promise<Blob> {
-    return this.#real !== undefined && !this.#detached ? this.#real.blob() : this.#consume().blob();
+    return this.#read((r) => r.blob());
   }
 
   /** The body as bytes. */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
-    return this.#real !== undefined && !this.#detached
-      ? this.#real.bytes()
-      : this.#consume().bytes();
+    return this.#read((r) => r.bytes());
   }
 
   /** The body as form data. */
   formData(): Promise<FormData> {
-    return this.#real !== undefined && !this.#detached
-      ? this.#real.formData()
-      : this.#consume().formData();
+    return this.#read((r) => r.formData());
   }
 
   /** The body as JSON. */
   json(): Promise<unknown> {
-    return this.#real !== undefined && !this.#detached ? this.#real.json() : this.#consume().json();
+    return this.#read((r) => r.json());
   }
 
   /** The body as text (UTF-8). */
   text(): Promise<string> {
-    return this.#real !== undefined && !this.#detached ? this.#real.text() : this.#consume().text();
+    return this.#read((r) => r.text());
   }
 
   /** A copy (through a real `Request`). */
@@ -189,6 +183,16 @@ export class IncomingRequest {
       if (this.#aborted) this.#ac.abort();
     }
     return this.#ac;
+  }
+
+  /** Reads the body through `f`: the real request's after materializing, else a Response over it. */
+  #read<T>(f: (r: Request | Response) => Promise<T>): Promise<T> {
+    if (this.#real !== undefined && !this.#detached) return f(this.#real);
+    try {
+      return f(this.#consume());
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   #consume(): Response {
