@@ -4,25 +4,25 @@
  * the `Response`, keeps the connection alive or closes it, and hands an
  * upgraded connection to the WebSocket engine.
  *
- * - **Reading.** One buffer per connection, 1 KiB at rest, grown (×4, up to
- *   the head limit for heads and 64 KiB for bodies) only while reads fill it,
- *   and given up for a fresh 1 KiB one when the connection goes idle. At most
- *   one read is in flight. While the app handles a request whose body is in,
- *   a read stays pending so that a client that goes away aborts
- *   `request.signal` at once (and bytes of a pipelined next request wait in
- *   the buffer, in order).
- * - **Request bodies** are a `ReadableStream` that reads from the connection
- *   only when the app pulls (high-water mark 0): a body refused by the body
- *   budget or a quota check is never read. Chunks are copies of their size.
- *   `Expect: 100-continue` is answered at the first pull (RFC 9110 §10.1.1).
- *   Content-Length and chunked framing (`http1_chunked_decoder.ts`); a
- *   framing error answers 400 in place of the app's response.
- * - **Responses.** A body that is all there at once (Hono's `c.json`,
- *   `c.text`) is written with its `Content-Length` in the same write as the
- *   head, built in a pooled buffer; any other body is streamed with
- *   backpressure (each chunk written before the next is read): `chunked`,
- *   the app's `Content-Length` when it set one, or until the close for
- *   HTTP/1.0. HEAD, 204, 304 and 1xx carry no body (RFC 9112 §6.3).
+ * - **Reading** (`read_buffer.ts`): one buffer per connection, 1 KiB at
+ *   rest, grown (×4, up to the head limit for heads and 64 KiB for bodies)
+ *   only while reads fill it, given up for a fresh 1 KiB one when the
+ *   connection goes idle; at most one read in flight. While a slow handler
+ *   (one that did not answer within a few microtasks: a long-poll) works
+ *   and its body is in, a read stays pending so that a client that goes
+ *   away aborts `request.signal` at once (bytes of a pipelined next request
+ *   wait in the buffer, in order). A quick handler's connection reads again
+ *   after the response: nothing on its critical path.
+ * - **Request bodies** (`http1_request_body.ts`) are read from the
+ *   connection only when the app pulls: a body refused by the body budget or
+ *   a quota check is never read. A framing error answers 400 in place of
+ *   the app's response.
+ * - **Responses** (`http1_response.ts`). A body that is all there at once
+ *   (Hono's `c.json`, `c.text`) is written with its `Content-Length` in the
+ *   same write as the head, built in a pooled buffer; any other body is
+ *   streamed with backpressure: `chunked`, the app's `Content-Length` when it
+ *   set one, or until the close for HTTP/1.0. HEAD, 204, 304 and 1xx carry
+ *   no body (RFC 9112 §6.3).
  * - **Persistence** (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`;
  *   HTTP/1.0 only with `Connection: keep-alive`. A response with
  *   `Connection: close` (the app's 408, 413, 429), a request body the app
@@ -53,11 +53,21 @@ import {
   type RequestHead,
   RequestHeadParser,
 } from "./http1_head_parser.ts";
-import { ChunkedDecoder } from "./http1_chunked_decoder.ts";
 import { type ConnectionTimeouts, TimeoutEntry } from "./connection_timeouts.ts";
 import { headersOf, incomingAbort, incomingBodyUsed, IncomingRequest } from "./incoming_request.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { refusalResponse, statusLine, writeLatin1 } from "./http1_response_head.ts";
+import { ReadBuffer } from "./read_buffer.ts";
+import { type BodyHost, RequestBody } from "./http1_request_body.ts";
+import {
+  cancelBody,
+  CONTINUE_100,
+  headEnd,
+  latin1Bytes,
+  ReadProbe,
+  responseHead,
+  streamBody,
+} from "./http1_response.ts";
 
 /** A byte stream the engine serves: a `ByteConn` that may also half-close. */
 export interface Http1Transport extends ByteConn {
@@ -132,11 +142,7 @@ const CLOSED = 2;
 const UPGRADED = 3;
 
 const EMPTY = new Uint8Array(0);
-const CONTINUE_100 = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
-const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
 const CRLF = "\r\n";
-
-type ReadResult = ReadableStreamReadResult<Uint8Array>;
 
 /**
  * Serves one connection until it closes or is upgraded.
@@ -150,38 +156,24 @@ type ReadResult = ReadableStreamReadResult<Uint8Array>;
 export class Http1Connection {
   /** The client's address. */
   readonly peer: string;
-  #ctx: Http1Context;
-  #conn: Http1Transport;
+  readonly #ctx: Http1Context;
+  readonly #conn: Http1Transport;
   #onClose: (() => void) | undefined;
-  #buf: Uint8Array = new Uint8Array(IDLE_BUFFER_BYTES);
-  #start = 0;
-  #end = 0;
-  /** The last read filled all the room it had: grow before the next. */
-  #filled = false;
-  #reading: Promise<void> | undefined;
-  /** The buffer the read in flight reads into, and where. */
-  #readBuf: Uint8Array = EMPTY;
-  #readAt = 0;
-  #eof = false;
+  readonly #in: ReadBuffer;
   #state = RUNNING;
   #ended = false;
-  #parser: RequestHeadParser;
-  #timeout: TimeoutEntry;
+  readonly #parser: RequestHeadParser;
+  readonly #timeout: TimeoutEntry;
+  readonly #body: RequestBody;
+  readonly #probe = new ReadProbe();
   // The request in progress.
   #req: Request | undefined;
   #ac: AbortController | undefined;
-  #bodyOpen = false;
-  #bodyLeft = 0;
-  #chunked: ChunkedDecoder | undefined;
-  #bodyController: ReadableStreamDefaultController<Uint8Array> | undefined;
-  #bodyError: string | undefined;
-  #expectContinue = false;
   #mayUpgrade = false;
   /** The handler did not answer within {@linkcode SLOW_TURNS} microtasks. */
   #slow = false;
   #responseStarted = false;
   #sideWrite: Promise<void> | undefined;
-  #probe = new ReadProbe();
 
   /** A connection on `conn` from `peer`; `onClose` runs once when it is gone. */
   constructor(ctx: Http1Context, conn: Http1Transport, peer: string, onClose?: () => void) {
@@ -189,13 +181,33 @@ export class Http1Connection {
     this.#conn = conn;
     this.peer = peer;
     this.#onClose = onClose;
+    this.#in = new ReadBuffer(conn, IDLE_BUFFER_BYTES, () => this.#abortRequest());
     this.#parser = new RequestHeadParser(ctx.headLimits);
     this.#timeout = new TimeoutEntry((kind) => this.#onTimeout(kind));
+    const host: BodyHost = {
+      input: this.#in,
+      maxBufferBytes: BODY_BUFFER_BYTES,
+      serving: () => this.#state === RUNNING,
+      sendContinue: async () => {
+        this.#sideWrite = this.#writeAll(CONTINUE_100).catch(() => {});
+        await this.#sideWrite;
+        this.#sideWrite = undefined;
+      },
+      pulled: () => {
+        if (this.#req !== undefined) incomingBodyUsed(this.#req);
+      },
+      ended: () => {
+        if (this.#timeout.kind === TIMEOUT_BODY) this.#ctx.timeouts.disarm(this.#timeout);
+        // The body is in: under a slow handler a read watches for the client's leaving.
+        if (this.#slow && !this.#mayUpgrade) this.#watch();
+      },
+    };
+    this.#body = new RequestBody(host);
   }
 
   /** Bytes of read buffer this connection holds now. */
   get bufferBytes(): number {
-    return this.#buf.length;
+    return this.#in.buf.length;
   }
 
   /** Serves requests until the connection closes or is upgraded. */
@@ -203,6 +215,7 @@ export class Http1Connection {
     const ctx = this.#ctx;
     const timeouts = ctx.timeouts;
     const parser = this.#parser;
+    const input = this.#in;
     const maxHead = ctx.headLimits.maxHeadBytes;
     timeouts.arm(this.#timeout, TIMEOUT_HEAD);
     let fresh = true;
@@ -211,25 +224,25 @@ export class Http1Connection {
         // The next head: from the buffer (pipelined) or from reads.
         parser.reset();
         if (!fresh) {
-          if (this.#start < this.#end) timeouts.arm(this.#timeout, TIMEOUT_HEAD);
+          if (input.start < input.end) timeouts.arm(this.#timeout, TIMEOUT_HEAD);
           else {
             timeouts.arm(this.#timeout, TIMEOUT_IDLE);
-            this.#shrink();
+            input.shrink();
           }
         }
         fresh = false;
-        let n = this.#start < this.#end ? parser.feed(this.#buf, this.#start, this.#end) : 0;
+        let n = input.start < input.end ? parser.feed(input.buf, input.start, input.end) : 0;
         while (n === 0) {
-          if (this.#eof) return;
-          const had = this.#end - this.#start;
-          if (this.#reading === undefined) this.#makeRoom(maxHead);
-          await this.#fill();
+          if (input.eof) return;
+          const had = input.end - input.start;
+          if (!input.reading) input.makeRoom(maxHead);
+          await input.fill();
           if (this.#state !== RUNNING) return;
-          if (had === 0 && this.#end > this.#start && this.#timeout.kind === TIMEOUT_IDLE) {
+          if (had === 0 && input.end > input.start && this.#timeout.kind === TIMEOUT_IDLE) {
             // The first byte of the next request: its head has headersTimeoutMs from now.
             timeouts.arm(this.#timeout, TIMEOUT_HEAD);
           }
-          if (this.#start < this.#end) n = parser.feed(this.#buf, this.#start, this.#end);
+          if (input.start < input.end) n = parser.feed(input.buf, input.start, input.end);
         }
         if (n === HEAD_REFUSED) {
           await this.#refuse(parser.refusal!.status, parser.refusal!.reason);
@@ -252,23 +265,18 @@ export class Http1Connection {
   /** Serves the request whose head is buffered; true to go on with the next. */
   async #serve(headBytes: number): Promise<boolean> {
     const ctx = this.#ctx;
-    const parsed = this.#parser.parse(this.#buf, this.#start);
-    this.#start += headBytes;
+    const parsed = this.#parser.parse(this.#in.buf, this.#in.start);
+    this.#in.start += headBytes;
     if (!("method" in parsed)) {
       await this.#refuse(parsed.status, parsed.reason);
       return false;
     }
     const head = parsed;
     const method = head.method;
-    const hasBody = head.chunked || head.contentLength > 0;
-    this.#bodyOpen = hasBody;
-    this.#bodyLeft = head.chunked ? -1 : hasBody ? head.contentLength : 0;
-    this.#chunked = head.chunked ? new ChunkedDecoder() : undefined;
-    this.#bodyError = undefined;
-    this.#bodyController = undefined;
-    this.#expectContinue = head.expectContinue && hasBody;
+    const hasBody = this.#body.begin(head);
     this.#mayUpgrade = head.upgrade;
     this.#responseStarted = false;
+    this.#slow = false;
     if (hasBody) ctx.timeouts.arm(this.#timeout, TIMEOUT_BODY);
     else ctx.timeouts.disarm(this.#timeout);
     if (head.asterisk) {
@@ -289,12 +297,11 @@ export class Http1Connection {
     const takesBody = hasBody && method !== "GET" && method !== "HEAD";
     let req: Request;
     try {
-      req = this.#request(head, takesBody ? this.#bodyStream() : null);
+      req = this.#request(head, takesBody ? this.#body.stream() : null);
     } catch (err) {
       await this.#refuse(400, `the request cannot be represented: ${(err as Error).message}`);
       return false;
     }
-    this.#slow = false;
     let upgrade: PendingUpgrade | undefined;
     if (head.upgrade) {
       upgrade = {};
@@ -312,7 +319,7 @@ export class Http1Connection {
         for (let i = 0; i < SLOW_TURNS && !settled; i++) await null;
         if (!settled) {
           this.#slow = true;
-          if (!this.#bodyOpen && !head.upgrade) this.#watch();
+          if (!this.#body.open && !head.upgrade) this.#watch();
         }
       }
       res = await answer;
@@ -330,9 +337,9 @@ export class Http1Connection {
       if (res === upgrade.placeholder) return await this.#upgrade(req, upgrade.ws);
       upgrade.ws.terminate();
     }
-    if (this.#bodyError !== undefined) {
+    if (this.#body.error !== undefined) {
       cancelBody(res);
-      await this.#refuse(400, this.#bodyError);
+      await this.#refuse(400, this.#body.error);
       return false;
     }
     return await this.#respond(head, res);
@@ -344,7 +351,7 @@ export class Http1Connection {
     if (this.#ctx.lazyRequests) {
       // The header fields passed the parser's checks; Headers checks them again when made.
       req = new IncomingRequest(head.method, head.url, head.fields, body) as unknown as Request;
-      if (this.#eof) incomingAbort(req);
+      if (this.#in.eof) incomingAbort(req);
     } else {
       const ac = new AbortController();
       this.#ac = ac;
@@ -375,164 +382,38 @@ export class Http1Connection {
     ac?.abort();
   }
 
-  // ------------------------------------------------------------------ request bodies
-
-  #bodyStream(): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#bodyController = controller;
-      },
-      pull: (controller) => this.#pull(controller),
-    }, { highWaterMark: 0 });
-  }
-
-  /** Delivers the next piece of the request body (reads only now, as the app asks). */
-  async #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    if (this.#req !== undefined) incomingBodyUsed(this.#req);
-    if (this.#expectContinue) {
-      this.#expectContinue = false;
-      // RFC 9110 §10.1.1: the client waits for this before it sends the body.
-      if (this.#start === this.#end && this.#state === RUNNING) {
-        this.#sideWrite = this.#writeAll(CONTINUE_100).catch(() => {});
-        await this.#sideWrite;
-        this.#sideWrite = undefined;
-      }
-    }
-    for (;;) {
-      if (controller !== this.#bodyController || !this.#bodyOpen) return;
-      if (this.#start < this.#end) {
-        const chunk = this.#takeBody();
-        if (this.#bodyError !== undefined) {
-          controller.error(new TypeError(`malformed request body: ${this.#bodyError}`));
-          return;
-        }
-        if (chunk !== undefined) controller.enqueue(chunk);
-        if (!this.#bodyOpen) {
-          controller.close();
-          // The body is in: under a slow handler a read watches for the client's leaving.
-          if (this.#slow && !this.#mayUpgrade) this.#watch();
-          return;
-        }
-        if (chunk !== undefined) return;
-      }
-      if (this.#eof || this.#state !== RUNNING) {
-        controller.error(
-          new TypeError("the connection closed before the request body ended"),
-        );
-        return;
-      }
-      if (this.#reading === undefined) this.#makeRoom(BODY_BUFFER_BYTES);
-      await this.#fill();
-    }
-  }
-
-  /** Takes buffered body bytes (a copy), updating the framing; undefined when none were data. */
-  #takeBody(): Uint8Array | undefined {
-    const buf = this.#buf;
-    const d = this.#chunked;
-    if (d !== undefined) {
-      while (this.#start < this.#end) {
-        this.#start += d.decode(buf, this.#start, this.#end);
-        if (d.error !== undefined) {
-          this.#bodyError = d.error;
-          this.#bodyOpen = false;
-          return undefined;
-        }
-        if (d.done) this.#bodyDone();
-        if (d.dataEnd > d.dataStart) return buf.slice(d.dataStart, d.dataEnd);
-        if (d.done) return undefined;
-      }
-      return undefined;
-    }
-    const take = Math.min(this.#bodyLeft, this.#end - this.#start);
-    const chunk = buf.slice(this.#start, this.#start + take);
-    this.#start += take;
-    this.#bodyLeft -= take;
-    if (this.#bodyLeft === 0) this.#bodyDone();
-    return chunk;
-  }
-
-  #bodyDone(): void {
-    this.#bodyOpen = false;
-    if (this.#timeout.kind === TIMEOUT_BODY) this.#ctx.timeouts.disarm(this.#timeout);
-  }
-
-  /** Drops the rest of a request body the app did not read when it is all buffered. */
-  #skipBody(): boolean {
-    if (this.#reading !== undefined) return false;
-    const d = this.#chunked;
-    if (d !== undefined) {
-      while (!d.done && d.error === undefined && this.#start < this.#end) {
-        this.#start += d.decode(this.#buf, this.#start, this.#end);
-      }
-      if (!d.done) return false;
-    } else {
-      if (this.#end - this.#start < this.#bodyLeft) return false;
-      this.#start += this.#bodyLeft;
-      this.#bodyLeft = 0;
-    }
-    this.#bodyDone();
-    const c = this.#bodyController;
-    this.#bodyController = undefined;
-    try {
-      c?.error(new TypeError("the request body was dropped: the response was sent first"));
-    } catch {
-      // Closed already.
-    }
-    return true;
-  }
-
   // ------------------------------------------------------------------ responses
 
   /** Writes the app's response; true to keep the connection. */
   async #respond(head: RequestHead, res: Response): Promise<boolean> {
     const status = res.status;
-    let close = !head.keepAlive || head.upgrade || this.#eof || this.#ctx.stopping;
-    let length = -1;
-    let date = true;
-    let text = statusLine(status);
-    res.headers.forEach((value, name) => {
-      switch (name) {
-        case "connection":
-          if (/(^|,)[ \t]*close[ \t]*(,|$)/i.test(value)) close = true;
-          return;
-        case "content-length":
-          length = /^[0-9]{1,15}$/.test(value) ? Number(value) : -1;
-          return;
-        case "transfer-encoding":
-        case "keep-alive":
-          return;
-        case "date":
-          date = false;
-      }
-      text += name + ": " + value + CRLF;
-    });
-    if (date) text += "date: " + this.#ctx.date() + CRLF;
+    const h = responseHead(res, this.#ctx.date);
+    let close = h.close || !head.keepAlive || head.upgrade || this.#in.eof || this.#ctx.stopping;
     // The rest of a body the app did not read: dropped if it is all here, else the connection goes.
-    if (this.#bodyOpen && (close || !this.#skipBody())) close = true;
+    if (this.#body.open && (close || !this.#body.skip())) close = true;
     const method = head.method;
     if (method === "HEAD" || status === 204 || status === 304 || status < 200) {
-      if (length >= 0 && status !== 204 && status >= 200) {
-        text += "content-length: " + length + CRLF;
-      }
+      const text = h.length >= 0 && status !== 204 && status >= 200
+        ? h.text + "content-length: " + h.length + CRLF
+        : h.text;
       cancelBody(res);
       return await this.#finish(text, close, head, undefined);
     }
     const body = res.body;
-    if (body === null) return await this.#finish(text, close, head, EMPTY);
+    if (body === null) return await this.#finish(h.text, close, head, EMPTY);
     // A body that is all there at once (a Response made from a string or bytes) goes out
     // with its length; any other is streamed, its head written now.
     const reader = body.getReader();
     const probe = this.#probe;
     const first = await probe.now(reader.read());
     if (first === undefined) {
-      return await this.#stream(text, close, head, reader, length, undefined, probe.pending);
+      return await this.#stream(h.text, close, head, reader, h.length, undefined, probe.pending);
     }
-    if (first.done) return await this.#finish(text, close, head, EMPTY);
+    if (first.done) return await this.#finish(h.text, close, head, EMPTY);
     const chunk = first.value;
     const second = await probe.now(reader.read());
-    if (second?.done) return await this.#finish(text, close, head, chunk);
-    return await this.#stream(text, close, head, reader, length, chunk, probe.pending);
+    if (second?.done) return await this.#finish(h.text, close, head, chunk);
+    return await this.#stream(h.text, close, head, reader, h.length, chunk, probe.pending);
   }
 
   /**
@@ -548,11 +429,7 @@ export class Http1Connection {
   ): Promise<boolean> {
     this.#responseStarted = true;
     if (body !== undefined) text += "content-length: " + body.length + CRLF;
-    text += close
-      ? "connection: close\r\n\r\n"
-      : head.minor === 0
-      ? "connection: keep-alive\r\n\r\n"
-      : CRLF;
+    text += headEnd(close, head.minor);
     const pool = this.#ctx.pool;
     const out = pool.take();
     try {
@@ -584,49 +461,19 @@ export class Http1Connection {
     reader: ReadableStreamDefaultReader<Uint8Array>,
     length: number,
     first: Uint8Array | undefined,
-    next: Promise<ReadResult>,
+    next: Promise<ReadableStreamReadResult<Uint8Array>>,
   ): Promise<boolean> {
     this.#responseStarted = true;
     // The app's Content-Length, else chunked; HTTP/1.0 has no chunked: until the close.
-    const mode = length >= 0 ? "length" : head.minor === 1 ? "chunked" : "close";
-    if (mode === "length") text += "content-length: " + length + CRLF;
-    else if (mode === "chunked") text += "transfer-encoding: chunked\r\n";
+    const framing = length >= 0 ? "length" : head.minor === 1 ? "chunked" : "close";
+    if (framing === "length") text += "content-length: " + length + CRLF;
+    else if (framing === "chunked") text += "transfer-encoding: chunked\r\n";
     else close = true;
-    text += close
-      ? "connection: close\r\n\r\n"
-      : head.minor === 0
-      ? "connection: keep-alive\r\n\r\n"
-      : CRLF;
-    let sent = 0;
-    const send = async (chunk: Uint8Array): Promise<void> => {
-      if (chunk.length === 0) return;
-      if (mode === "length") {
-        const room = length - sent;
-        if (chunk.length > room) {
-          close = true;
-          chunk = chunk.subarray(0, room);
-        }
-        sent += chunk.length;
-        if (chunk.length > 0) await this.#writeAll(chunk);
-      } else if (mode === "chunked") {
-        await this.#writeAll(chunkFrame(chunk));
-      } else {
-        await this.#writeAll(chunk);
-      }
-    };
     try {
-      await this.#writeAll(latin1Bytes(text));
-      if (first !== undefined) await send(first);
-      let pending = next;
-      for (;;) {
-        const r = await pending;
-        if (r.done) break;
-        await send(r.value);
-        if (this.#state !== RUNNING) throw new Error("the connection closed");
-        pending = reader.read();
-      }
-      if (mode === "chunked") await this.#writeAll(LAST_CHUNK);
-      if (mode === "length" && sent !== length) close = true;
+      await this.#writeAll(latin1Bytes(text + headEnd(close, head.minor)));
+      const write = (p: Uint8Array) => this.#writeAll(p);
+      const open = () => this.#state === RUNNING;
+      if (!(await streamBody(write, reader, framing, length, first, next, open))) close = true;
     } catch (err) {
       reader.cancel(err).catch(() => {});
       this.#destroy();
@@ -639,7 +486,7 @@ export class Http1Connection {
     this.#req = undefined;
     this.#ac = undefined;
     if (this.#state !== RUNNING) return false;
-    if (close || this.#eof) {
+    if (close || this.#in.eof) {
       this.#linger();
       return false;
     }
@@ -651,7 +498,7 @@ export class Http1Connection {
   async #upgrade(req: Request, ws: ServerWebSocket): Promise<boolean> {
     const ctx = this.#ctx;
     this.#responseStarted = true;
-    if (this.#eof) {
+    if (this.#in.eof) {
       ws.terminate();
       this.#destroy();
       return false;
@@ -661,7 +508,7 @@ export class Http1Connection {
       ws.terminate();
       return false;
     }
-    if (this.#reading !== undefined) {
+    if (this.#in.reading) {
       // No read is started for a request that may be upgraded; a body pulled anyway
       // leaves one in flight that the WebSocket cannot take over.
       ws.terminate();
@@ -676,9 +523,7 @@ export class Http1Connection {
       "sec-websocket-accept: " + accept + CRLF;
     if (ws.protocol) text += "sec-websocket-protocol: " + ws.protocol + CRLF;
     // What the client sent after its head belongs to the WebSocket.
-    const initial = this.#buf.slice(this.#start, this.#end);
-    this.#buf = EMPTY;
-    this.#start = this.#end = 0;
+    const initial = this.#in.release();
     try {
       await this.#writeAll(latin1Bytes(text + CRLF));
     } catch {
@@ -692,85 +537,15 @@ export class Http1Connection {
     return false;
   }
 
-  // ------------------------------------------------------------------ reading
-
-  /** Waits for the read in flight, or starts one into the buffer's free tail. */
-  #fill(): Promise<void> {
-    if (this.#reading === undefined) {
-      const buf = this.#buf;
-      const at = this.#end;
-      this.#readBuf = buf;
-      this.#readAt = at;
-      this.#reading = this.#conn.read(at === 0 ? buf : buf.subarray(at)).then(
-        this.#onRead,
-        this.#onReadError,
-      );
-    }
-    return this.#reading;
-  }
-
-  /** A read completed (one in flight at a time: into `#readBuf` at `#readAt`). */
-  readonly #onRead = (n: number | null): void => {
-    this.#reading = undefined;
-    if (this.#readBuf !== this.#buf) return; // closed meanwhile
-    if (n === null) {
-      this.#eof = true;
-      this.#peerGone();
-    } else {
-      this.#end = this.#readAt + n;
-      this.#filled = this.#end === this.#buf.length;
-    }
-  };
-
-  readonly #onReadError = (): void => {
-    // Reset by the peer, or closed here.
-    this.#reading = undefined;
-    this.#eof = true;
-    this.#peerGone();
-  };
+  // ------------------------------------------------------------------ reading and writing
 
   /** A read is kept pending while the app works, so that a client that leaves is noticed. */
   #watch(): void {
-    if (this.#reading !== undefined || this.#eof || this.#state !== RUNNING) return;
-    this.#makeRoom(this.#ctx.headLimits.maxHeadBytes);
-    if (this.#end < this.#buf.length) void this.#fill();
+    const input = this.#in;
+    if (input.reading || input.eof || this.#state !== RUNNING) return;
+    input.makeRoom(this.#ctx.headLimits.maxHeadBytes);
+    if (input.end < input.buf.length) void input.fill();
   }
-
-  /** Room for a read (no read in flight): compacts, or grows while reads fill the buffer. */
-  #makeRoom(max: number): void {
-    const buf = this.#buf;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    const used = this.#end - this.#start;
-    if ((this.#filled || used === buf.length) && buf.length < max) {
-      const next = new Uint8Array(Math.min(max, buf.length * 4));
-      next.set(buf.subarray(this.#start, this.#end));
-      this.#buf = next;
-      this.#start = 0;
-      this.#end = used;
-    } else if (this.#end === buf.length && this.#start > 0) {
-      buf.copyWithin(0, this.#start, this.#end);
-      this.#start = 0;
-      this.#end = used;
-    }
-    this.#filled = false;
-  }
-
-  /** A connection at rest gives up a grown buffer. */
-  #shrink(): void {
-    if (
-      this.#buf.length > IDLE_BUFFER_BYTES && this.#reading === undefined &&
-      this.#start === this.#end
-    ) {
-      this.#buf = new Uint8Array(IDLE_BUFFER_BYTES);
-      this.#start = this.#end = 0;
-    }
-  }
-
-  #peerGone(): void {
-    this.#abortRequest();
-  }
-
-  // ------------------------------------------------------------------ writing
 
   async #writeAll(p: Uint8Array): Promise<void> {
     if (this.#sideWrite !== undefined && p !== CONTINUE_100) await this.#sideWrite;
@@ -785,35 +560,19 @@ export class Http1Connection {
       this.#destroy();
       return;
     }
-    if (kind === TIMEOUT_IDLE || (kind === TIMEOUT_HEAD && this.#start === this.#end)) {
+    if (kind === TIMEOUT_IDLE || (kind === TIMEOUT_HEAD && this.#in.start === this.#in.end)) {
       this.#destroy(); // nothing started: closed without a word
       return;
     }
+    const ms = this.#ctx.timeouts.durations[kind];
     if (kind === TIMEOUT_HEAD) {
-      void this.#refuse(408, `the request head did not arrive within ${this.#duration(kind)} ms`);
+      void this.#refuse(408, `the request head did not arrive within ${ms} ms`);
       return;
     }
     // The body did not arrive within requestTimeoutMs.
-    this.#bodyError = undefined;
-    const c = this.#bodyController;
-    this.#bodyController = undefined;
-    this.#bodyOpen = false;
-    try {
-      c?.error(new TypeError("the request body did not arrive in time"));
-    } catch {
-      // Closed already.
-    }
+    this.#body.fail("the request body did not arrive in time");
     if (this.#responseStarted) this.#destroy();
-    else {
-      void this.#refuse(
-        408,
-        `the request body did not arrive within ${this.#duration(kind)} ms of its head`,
-      );
-    }
-  }
-
-  #duration(kind: number): number {
-    return this.#ctx.timeouts.durations[kind];
+    else void this.#refuse(408, `the request body did not arrive within ${ms} ms of its head`);
   }
 
   /** Answers `status` with a problem body and `Connection: close`, then lingers. */
@@ -847,14 +606,14 @@ export class Http1Connection {
       this.#destroy();
       return;
     }
+    const input = this.#in;
     let dropped = 0;
-    while (this.#state === LINGERING && !this.#eof) {
-      dropped += this.#end - this.#start;
-      this.#start = this.#end;
+    while (this.#state === LINGERING && !input.eof) {
+      dropped += input.drop();
       // Enough dropped: the linger timer closes the connection; nothing more is read.
       if (dropped >= LINGER_BYTES) return;
-      if (this.#reading === undefined) this.#makeRoom(LINGER_BUFFER_BYTES);
-      await this.#fill();
+      if (!input.reading) input.makeRoom(LINGER_BUFFER_BYTES);
+      await input.fill();
     }
     this.#destroy();
   }
@@ -866,16 +625,8 @@ export class Http1Connection {
     this.#state = CLOSED;
     this.#ctx.timeouts.disarm(this.#timeout);
     this.#abortRequest();
-    const c = this.#bodyController;
-    this.#bodyController = undefined;
-    this.#bodyOpen = false;
-    try {
-      c?.error(new TypeError("the connection closed"));
-    } catch {
-      // Closed already.
-    }
-    this.#buf = EMPTY;
-    this.#start = this.#end = 0;
+    this.#body.fail("the connection closed");
+    this.#in.discard();
     if (!upgraded) this.#closeTransport();
   }
 
@@ -893,58 +644,4 @@ export class Http1Connection {
     this.#onClose = undefined;
     onClose?.();
   }
-}
-
-/**
- * Tells whether a read settles at once (within a few microtasks: a `Response`
- * made from a string or bytes has its chunk queued) without a closure per
- * read; a read that does not stays in `pending`, so that a stream that
- * produces later gets its head out now. One per connection: reads probed
- * one at a time.
- */
-class ReadProbe {
-  /** The last probed read. */
-  pending: Promise<ReadResult> = Promise.resolve({ done: true, value: undefined });
-  #settled = false;
-  #result: ReadResult | undefined;
-  readonly #ok = (r: ReadResult): void => {
-    this.#settled = true;
-    this.#result = r;
-  };
-  readonly #failed = (): void => {
-    this.#settled = true;
-  };
-
-  /** The read's result if it settles within 3 microtasks (undefined: not yet, or it failed). */
-  async now(read: Promise<ReadResult>): Promise<ReadResult | undefined> {
-    this.pending = read;
-    this.#settled = false;
-    this.#result = undefined;
-    read.then(this.#ok, this.#failed);
-    for (let i = 0; i < 3 && !this.#settled; i++) await null;
-    return this.#settled ? this.#result : undefined;
-  }
-}
-
-function cancelBody(res: Response): void {
-  if (res.body !== null && !res.bodyUsed) res.body.cancel().catch(() => {});
-}
-
-/** One chunk of the chunked coding: size in hex, CRLF, the data, CRLF (RFC 9112 §7.1). */
-function chunkFrame(data: Uint8Array): Uint8Array {
-  const size = data.length.toString(16);
-  const out = new Uint8Array(size.length + 4 + data.length);
-  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i);
-  out[size.length] = 13;
-  out[size.length + 1] = 10;
-  out.set(data, size.length + 2);
-  out[out.length - 2] = 13;
-  out[out.length - 1] = 10;
-  return out;
-}
-
-function latin1Bytes(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  writeLatin1(text, out, 0);
-  return out;
 }
