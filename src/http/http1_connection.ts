@@ -15,8 +15,10 @@
  *   after the response: nothing on its critical path.
  * - **Request bodies** (`http1_request_body.ts`) are read from the
  *   connection only when the app pulls: a body refused by the body budget or
- *   a quota check is never read. A framing error answers 400 in place of
- *   the app's response.
+ *   a quota check is never read. The stream is made on first use; a body of
+ *   a declared length up to 64 KiB read with `arrayBuffer()`, `text()` or
+ *   `json()` goes into one buffer of its size without one. A framing error
+ *   answers 400 in place of the app's response.
  * - **Responses** (`http1_response.ts`). A body that is all there at once
  *   (Hono's `c.json`, `c.text`) is written with its `Content-Length` in the
  *   same write as the head, built in a pooled buffer; any other body is
@@ -297,7 +299,7 @@ export class Http1Connection {
     const takesBody = hasBody && method !== "GET" && method !== "HEAD";
     let req: Request;
     try {
-      req = this.#request(head, takesBody ? this.#body.stream() : null);
+      req = this.#request(head, takesBody);
     } catch (err) {
       await this.#refuse(400, `the request cannot be represented: ${(err as Error).message}`);
       return false;
@@ -346,15 +348,18 @@ export class Http1Connection {
   }
 
   /** The app's `Request` (see `incoming_request.ts`); throws what `new Request` throws. */
-  #request(head: RequestHead, body: ReadableStream<Uint8Array> | null): Request {
+  #request(head: RequestHead, hasBody: boolean): Request {
     let req: Request;
     if (this.#ctx.lazyRequests) {
       // The header fields passed the parser's checks; Headers checks them again when made.
+      // The body's stream is made on first use (a small one may be read whole instead).
+      const body = hasBody ? this.#body : null;
       req = new IncomingRequest(head.method, head.url, head.fields, body) as unknown as Request;
       if (this.#in.eof) incomingAbort(req);
     } else {
       const ac = new AbortController();
       this.#ac = ac;
+      const body = hasBody ? this.#body.stream() : null;
       req = new Request(
         head.url,
         body !== null

@@ -123,6 +123,75 @@ describe("Http1Engine", () => {
     t.engine.close();
   });
 
+  it("reads a small body of a declared length whole: one buffer of its size, across reads, no stream made", async () => {
+    const seen: { size: number; text: string; used: boolean }[] = [];
+    const t = testEngine(async (req) => {
+      if (req.method === "GET") return hi();
+      const buf = await req.arrayBuffer();
+      seen.push({
+        size: buf.byteLength,
+        text: new TextDecoder().decode(buf),
+        used: req.bodyUsed,
+      });
+      await assert.rejects(() => req.text(), TypeError, "read once");
+      return new Response("ok");
+    }, OPTS);
+    const c = t.connect();
+    c.push("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n012");
+    await settle();
+    c.push("3456");
+    await settle();
+    c.push("789" + GET);
+    await until(() => c.writes.length === 2, "both responses");
+    assert.deepEqual(seen, [{ size: 10, text: "0123456789", used: true }]);
+    assert.match(c.output, /\r\n\r\nok.*\r\n\r\nhi$/s);
+    t.engine.close();
+  });
+
+  it("the same body through req.body (a stream), and a body over 64 KiB through arrayBuffer, byte-exact", async () => {
+    const t = testEngine(async (req) => {
+      const bytes = new URL(req.url).pathname === "/stream"
+        ? new Uint8Array(await new Response(req.body).arrayBuffer())
+        : new Uint8Array(await req.arrayBuffer());
+      let sum = 0;
+      for (const b of bytes) sum = (sum * 31 + b) >>> 0;
+      return new Response(`${bytes.length}:${sum}`);
+    }, OPTS);
+    const body = "abcdefghij".repeat(7000);
+    let sum = 0;
+    for (const b of latin1(body)) sum = (sum * 31 + b) >>> 0;
+    for (const path of ["/stream", "/big"]) {
+      const c = t.connect();
+      c.push(`POST ${path} HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\n\r\n`);
+      for (let i = 0; i < body.length; i += 5000) c.push(body.slice(i, i + 5000));
+      await until(() => c.writes.length === 1, `the response to ${path}`);
+      assert.match(c.output, new RegExp(`\r\n\r\n${body.length}:${sum}$`), path);
+    }
+    t.engine.close();
+  });
+
+  it("a client that ends its side in the middle of a whole read: the read fails with a TypeError, the answer goes with a close", async () => {
+    let failure: unknown;
+    const t = testEngine(async (req) => {
+      try {
+        await req.arrayBuffer();
+      } catch (err) {
+        failure = err;
+      }
+      return new Response("late");
+    }, OPTS);
+    const c = t.connect();
+    c.push("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+    await settle();
+    c.end();
+    await until(() => failure !== undefined, "the failed read");
+    assert.ok(failure instanceof TypeError);
+    assert.match((failure as Error).message, /closed before the request body ended/);
+    await until(() => c.closed, "the close");
+    assert.match(c.output, /^HTTP\/1\.1 200 OK\r\n.*connection: close\r\n\r\nlate$/s);
+    t.engine.close();
+  });
+
   it("decodes a chunked body across reads; a malformed one answers 400 in place of the app's response (§7.1)", async () => {
     const t = testEngine(async (req) => {
       try {

@@ -9,6 +9,9 @@
  * headers, more than all the rest of the engine's work for a small request.
  * Most requests are read through `method`, `url`, `headers` and `body`
  * only, so those are plain fields here; `headers` is made on first use,
+ * the body stream too (an {@linkcode IncomingBody}: a small body of a
+ * declared length is read by `arrayBuffer()`, `bytes()`, `text()` and
+ * `json()` into one buffer of its size, without a stream),
  * `signal` too (an `AbortController` of its own, aborted by the engine when
  * the client goes away, also before anyone asked for it). Anything else —
  * the rarely used getters, `clone()`, and the runtime's own access to a
@@ -32,6 +35,23 @@ const ABORT = Symbol("netisle.abort");
 const BODY_USED = Symbol("netisle.bodyUsed");
 
 /**
+ * A request body the engine makes on demand: a stream, or the whole of it
+ * in one buffer when it can (a small body of a declared length).
+ */
+export interface IncomingBody {
+  /** The body as a stream (called at most once). */
+  stream(): ReadableStream<Uint8Array>;
+  /**
+   * The whole body in a new buffer of exactly its size, or undefined (and
+   * nothing read) when it cannot be read that way; called at most once,
+   * before `stream`.
+   */
+  whole(): Promise<Uint8Array> | undefined;
+}
+
+const decoder = new TextDecoder();
+
+/**
  * A request made by the engine from a parsed head and a body stream.
  *
  * @example
@@ -48,6 +68,8 @@ export class IncomingRequest {
   #fields: string[] | undefined;
   #headers: Headers | undefined;
   #body: ReadableStream<Uint8Array> | null;
+  /** The body not made into a stream yet. */
+  #source: IncomingBody | undefined;
   #used = false;
   #ac: AbortController | undefined;
   #aborted = false;
@@ -63,12 +85,16 @@ export class IncomingRequest {
     method: string,
     url: string,
     fields: string[],
-    body: ReadableStream<Uint8Array> | null,
+    body: ReadableStream<Uint8Array> | IncomingBody | null,
   ) {
     this.#method = method;
     this.#url = url;
     this.#fields = fields;
-    this.#body = body;
+    if (body === null || body instanceof ReadableStream) this.#body = body;
+    else {
+      this.#body = null;
+      this.#source = body;
+    }
   }
 
   /** The method, as sent. */
@@ -99,7 +125,8 @@ export class IncomingRequest {
 
   /** The body, or null. */
   get body(): ReadableStream<Uint8Array> | null {
-    return this.#real !== undefined && !this.#detached ? this.#real.body : this.#body;
+    if (this.#real !== undefined && !this.#detached) return this.#real.body;
+    return this.#stream();
   }
 
   /** Whether the body was read (or its reading started). */
@@ -109,6 +136,8 @@ export class IncomingRequest {
 
   /** The body as bytes. */
   arrayBuffer(): Promise<ArrayBuffer> {
+    const whole = this.#whole();
+    if (whole !== undefined) return whole.then((b) => b.buffer as ArrayBuffer);
     return this.#read((r) => r.arrayBuffer());
   }
 
@@ -119,6 +148,8 @@ export class IncomingRequest {
 
   /** The body as bytes. */
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    const whole = this.#whole();
+    if (whole !== undefined) return whole as Promise<Uint8Array<ArrayBuffer>>;
     return this.#read((r) => r.bytes());
   }
 
@@ -129,11 +160,15 @@ export class IncomingRequest {
 
   /** The body as JSON. */
   json(): Promise<unknown> {
+    const whole = this.#whole();
+    if (whole !== undefined) return whole.then((b) => JSON.parse(decoder.decode(b)));
     return this.#read((r) => r.json());
   }
 
   /** The body as text (UTF-8). */
   text(): Promise<string> {
+    const whole = this.#whole();
+    if (whole !== undefined) return whole.then((b) => decoder.decode(b));
     return this.#read((r) => r.text());
   }
 
@@ -162,10 +197,11 @@ export class IncomingRequest {
         headers: this.#headers ?? headersOf(this.#fields!),
         signal: this.#controller().signal,
       };
-      if (this.#body !== null && !this.#used && !this.#body.locked) {
-        init.body = this.#body;
+      const body = this.#used ? this.#body : this.#stream();
+      if (body !== null && !this.#used && !body.locked) {
+        init.body = body;
         init.duplex = "half";
-      } else if (this.#body !== null) {
+      } else if (body !== null || this.#source !== undefined) {
         // A read body cannot go into a Request: the real one has none (so that
         // `new Request(req, { body })` works as with a used body), this one keeps it.
         this.#detached = true;
@@ -175,6 +211,25 @@ export class IncomingRequest {
       this.#fields = undefined;
     }
     return this.#real;
+  }
+
+  /** The body stream, made from the source on first need. */
+  #stream(): ReadableStream<Uint8Array> | null {
+    const source = this.#source;
+    if (source !== undefined && !this.#used) {
+      this.#source = undefined;
+      this.#body = source.stream();
+    }
+    return this.#body;
+  }
+
+  /** The whole body at once, when the source offers it and nothing read it yet. */
+  #whole(): Promise<Uint8Array> | undefined {
+    const source = this.#source;
+    if (source === undefined || this.#used || this.#real !== undefined) return undefined;
+    const whole = source.whole();
+    if (whole !== undefined) this.#used = true;
+    return whole;
   }
 
   #controller(): AbortController {
@@ -196,13 +251,14 @@ export class IncomingRequest {
   }
 
   #consume(): Response {
-    if (this.#used || this.#body?.locked) {
+    const body = this.#used ? this.#body : this.#stream();
+    if (this.#used || body?.locked) {
       throw new TypeError("the request body was already read");
     }
     this.#used = true;
     const type = this.headers.get("content-type");
     return new Response(
-      this.#body,
+      body,
       type === null ? undefined : { headers: { "content-type": type } },
     );
   }

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   headersOf,
   incomingAbort,
+  type IncomingBody,
   incomingBodyUsed,
   IncomingRequest,
   lazyRequestsWork,
@@ -25,6 +26,28 @@ function make(method: string, body?: string, fields = ["Host", "h", "Content-Typ
     },
   });
   return new IncomingRequest(method, "http://h/p?q=1", fields, stream) as unknown as Request;
+}
+
+/** A body source as the engine's: counts the streams and whole reads asked of it. */
+function source(body: string, offersWhole: boolean) {
+  const calls = { stream: 0, whole: 0 };
+  const src: IncomingBody = {
+    stream() {
+      calls.stream++;
+      return new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(enc.encode(body));
+          c.close();
+        },
+      });
+    },
+    whole() {
+      calls.whole++;
+      return offersWhole ? Promise.resolve(enc.encode(body)) : undefined;
+    },
+  };
+  const req = new IncomingRequest("POST", "http://h/", ["Content-Type", "text/plain"], src);
+  return { req: req as unknown as Request, calls };
 }
 
 describe("IncomingRequest", () => {
@@ -96,6 +119,38 @@ describe("IncomingRequest", () => {
     incomingAbort(after);
     assert.equal(after.signal.aborted, true);
     assert.equal(make("GET").signal.aborted, false);
+  });
+
+  it("a body source: read whole by arrayBuffer, bytes, text and json, its stream never made", async () => {
+    const a = source("abc", true);
+    const buf = await a.req.arrayBuffer();
+    assert.equal(buf.byteLength, 3);
+    assert.equal(a.req.bodyUsed, true);
+    await assert.rejects(() => a.req.text(), TypeError, "read once");
+    assert.deepEqual(a.calls, { stream: 0, whole: 1 });
+    assert.deepEqual(await source("xy", true).req.bytes(), enc.encode("xy"));
+    assert.equal(await source("héllo", true).req.text(), "héllo");
+    assert.deepEqual(await source('{"a":[1]}', true).req.json(), { a: [1] });
+    await assert.rejects(() => source("{", true).req.json(), SyntaxError);
+    // After a whole read, a copy made through new Request has no body; the original stays used.
+    const copy = new Request(a.req, { body: "new" });
+    assert.equal(await copy.text(), "new");
+    assert.equal(a.req.bodyUsed, true);
+  });
+
+  it("a body source that declines a whole read, or whose body was asked for, is read as a stream", async () => {
+    const d = source("declined", false);
+    assert.equal(await d.req.text(), "declined");
+    assert.deepEqual(d.calls, { stream: 1, whole: 1 });
+    const s = source("streamed", true);
+    const stream = s.req.body!;
+    assert.equal(s.req.body, stream, "one stream");
+    assert.equal(await new Response(stream).text(), "streamed");
+    await assert.rejects(() => s.req.arrayBuffer(), TypeError);
+    assert.deepEqual(s.calls, { stream: 1, whole: 0 });
+    const m = source("passed on", true);
+    assert.equal(await new Request(m.req).text(), "passed on", "materialized with its stream");
+    assert.deepEqual(m.calls, { stream: 1, whole: 0 });
   });
 
   it("headersOf appends flat fields, repeated names joined", () => {
