@@ -62,7 +62,7 @@ export interface Http1EngineOptions {
   maxMessageBytes?: number;
   /** WebSockets idle this long get a ping, and close when no pong comes back (s). Default 60. */
   idleTimeoutSeconds?: number;
-  /** Bounds of request heads (default {@linkcode DEFAULT_HEAD_LIMITS}: 16 KiB, 8 KiB lines, 100 fields). */
+  /** Bounds of request heads (default {@linkcode DEFAULT_HEAD_LIMITS}: 16 KiB, 12 KiB lines, 100 fields). */
   headLimits?: Partial<HeadLimits>;
 }
 
