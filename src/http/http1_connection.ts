@@ -600,6 +600,8 @@ export class Http1Connection {
   #linger(): void {
     if (this.#state !== RUNNING) return;
     this.#state = LINGERING;
+    // What the client still sends is dropped: a read of the body still waiting fails now.
+    this.#body.fail("the response was sent and the connection is closing");
     this.#ctx.timeouts.arm(this.#timeout, TIMEOUT_LINGER);
     void this.#drain();
   }

@@ -192,6 +192,22 @@ describe("Http1Engine", () => {
     t.engine.close();
   });
 
+  it("a read of the body still pending when the app answers with a close fails at once, not at the linger's end", async () => {
+    let failure: unknown;
+    const t = testEngine((req) => {
+      req.arrayBuffer().catch((err) => failure = err);
+      return new Response("no", { status: 413, headers: { connection: "close" } });
+    }, OPTS);
+    const c = t.connect();
+    c.push("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc");
+    await until(() => c.writeClosed, "the answer and FIN");
+    await until(() => failure !== undefined, "the failed read");
+    assert.ok(failure instanceof TypeError);
+    assert.match((failure as Error).message, /connection is closing/);
+    assert.equal(c.closed, false, "still lingering");
+    t.engine.close();
+  });
+
   it("decodes a chunked body across reads; a malformed one answers 400 in place of the app's response (§7.1)", async () => {
     const t = testEngine(async (req) => {
       try {
