@@ -18,6 +18,9 @@
  * - e2e (root): the real iperf3 through TAP → tunnel → WebSocket → the stack, beside
  *   Linux over veth and slirp4netns, and ping through the tunnel beside the raw
  *   WebSocket round trip (bench/e2e_bench.ts).
+ * - egress (root): iperf3 from a machine behind a session to a server in an
+ *   "internet" namespace through the egress gateway, both directions, beside
+ *   slirp4netns doing the same job (bench/egress_bench.ts).
  * - stream (root): bytes/s through `netisle connect` (Linux → stack → socket-stream
  *   WebSocket → the CLI's stdout, and back) beside iperf3 on the TAP in the same run
  *   (bench/stream_bench.ts).
@@ -35,6 +38,7 @@ import { runSessionsBenchmarks } from "./sessions_bench.ts";
 import { runApiBenchmarks } from "./api_bench.ts";
 import { runLockBenchmarks } from "./lock_bench.ts";
 import { runE2eBenchmarks } from "./e2e_bench.ts";
+import { runEgressBenchmarks } from "./egress_bench.ts";
 import { runStreamBenchmarks } from "./stream_bench.ts";
 
 /** Every section, in the order they run. A section reports skips itself. */
@@ -45,6 +49,7 @@ const sections: Record<string, (r: Reporter) => void | Promise<void>> = {
   lock: runLockBenchmarks,
   e2e: runE2eBenchmarks,
   stream: runStreamBenchmarks,
+  egress: runEgressBenchmarks,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

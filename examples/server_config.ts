@@ -10,6 +10,9 @@
  *   session, with `NETISLE_WORKER_TIMEOUT_MS` (>= 100, default 10000),
  *   `NETISLE_MAX_SESSIONS` (>= 1, default 100) and `NETISLE_TEST_HOOKS=1`
  *   (tests only);
+ * - `NETISLE_EGRESS=on|off` (default off), `NETISLE_EGRESS_ALLOW`,
+ *   `NETISLE_EGRESS_DENY`, `NETISLE_DNS_UPSTREAM`: egress
+ *   (src/apps/egress/egress_config.ts).
  * - `NETISLE_CORS_ORIGINS`: a comma list of origins whose pages may call the
  *   API (CORS; `*` for any, warned about), WebSocket upgrades from other
  *   origins refused.
@@ -24,11 +27,15 @@
  *
  * Tokens must be RFC 6750 `b64token`s (what a `Bearer` header can carry),
  * or no client could ever present them.
+ * - `NETISLE_SHARE_DOMAIN`: `[http(s)://]domain[:port]`; share links become
+ *   host-based (`<key>.<domain>`) instead of `/share/<key>/` on the API's origin.
  *
  * @module
  */
 
+import { type EgressConfig, readEgressConfig } from "../src/apps/egress/egress_config.ts";
 import { parseCorsOrigins } from "../src/http/cors.ts";
+import { parseShareDomain } from "../src/http/share/share_routes.ts";
 
 /** What the servers need from the environment. */
 export interface ServerConfig {
@@ -47,8 +54,12 @@ export interface ServerConfig {
     heartbeatIntervalMs: number;
     testHooks: boolean;
   } | undefined;
+  /** Set when `NETISLE_EGRESS=on`: the egress rules and DNS upstream. */
+  egress: EgressConfig | undefined;
   /** `NETISLE_CORS_ORIGINS`, parsed; absent when the variable is unset or empty. */
   corsOrigins?: string[];
+  /** `NETISLE_SHARE_DOMAIN`: host-based share links. */
+  shares?: { domain: string };
 }
 
 /** The limits of the README's security section (adapter options of the same names). */
@@ -106,11 +117,20 @@ export function readServerConfig(env: Record<string, string | undefined>): Serve
     requestLog: env.NETISLE_LOG === "0" ? false : undefined,
     limits,
     isolation: undefined,
+    egress: undefined,
   };
+  const egress = readEgressConfig(env);
+  if (typeof egress === "string") return egress;
+  config.egress = egress;
   if (env.NETISLE_CORS_ORIGINS) {
     const origins = parseCorsOrigins(env.NETISLE_CORS_ORIGINS);
     if (typeof origins === "string") return `NETISLE_CORS_ORIGINS: ${origins}`;
     config.corsOrigins = origins;
+  }
+  if (env.NETISLE_SHARE_DOMAIN) {
+    const d = parseShareDomain(env.NETISLE_SHARE_DOMAIN);
+    if (typeof d === "string") return `NETISLE_SHARE_DOMAIN: ${d}`;
+    config.shares = { domain: env.NETISLE_SHARE_DOMAIN };
   }
   if (isolation === "worker") {
     const timeout = Number(env.NETISLE_WORKER_TIMEOUT_MS ?? "10000");
@@ -199,8 +219,10 @@ export function listeningLine(url: string, runtime: string, config: ServerConfig
   const notes = [runtime, "in memory"];
   if (config.isolation) notes.push("one worker per session");
   if (config.adminToken) notes.push("admin token required");
+  if (config.egress) notes.push("egress on");
   if (config.isolation?.testHooks) notes.push("TEST HOOKS ON");
   if (config.corsOrigins) notes.push(`CORS for ${config.corsOrigins.join(" ")}`);
+  if (config.shares) notes.push(`share links on ${config.shares.domain}`);
   const line = `netisle listening on ${url} (${notes.join(", ")})`;
   if (!config.corsOrigins?.includes("*")) return line;
   return `${line}\nnetisle: WARNING: NETISLE_CORS_ORIGINS=* lets a page on any web site call ` +

@@ -5,7 +5,8 @@
 //
 //   node scripts/build_workerd.mjs [--outfile path] [--quiet]
 //   node scripts/build_workerd.mjs --serve     # build, then run workerd with
-//       examples/cloudflare/workerd.capnp on $HOSTNAME:$PORT (127.0.0.1:8787);
+//       examples/cloudflare/workerd.capnp on $HOSTNAME:$PORT (127.0.0.1:8787), with
+//       NETISLE_SERVER_ADDRESSES (what egress never dials) set to the addresses it listens on;
 //       SIGINT/SIGTERM stop workerd. `npm run start:workerd` is this command.
 //       Durable Object storage goes to $NETISLE_STORAGE_DIR (default
 //       examples/cloudflare/dist/storage).
@@ -14,6 +15,7 @@ import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { dirname, join, relative, resolve } from "node:path";
 import { mkdirSync, statSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { spawn } from "node:child_process";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -35,6 +37,8 @@ await build({
   platform: "neutral",
   target: "es2022",
   conditions: ["workerd", "worker", "browser"],
+  // The runtime's own modules (egress dials with cloudflare:sockets).
+  external: ["cloudflare:*"],
   mainFields: ["module", "main"],
   minify: false,
   sourcemap: false,
@@ -58,6 +62,11 @@ if (values.serve) {
     process.env.NETISLE_STORAGE_DIR || join(root, "examples/cloudflare/dist/storage"),
   );
   mkdirSync(storage, { recursive: true });
+  // The server's own addresses, which egress never dials (a Worker cannot list interfaces).
+  const wildcard = host === "0.0.0.0" || host === "::";
+  const own = wildcard
+    ? Object.values(networkInterfaces()).flat().map((a) => a.address.replace(/%.*$/, ""))
+    : [host === "localhost" ? "127.0.0.1" : host];
   const workerd = spawn(
     join(root, "node_modules/.bin/workerd"),
     [
@@ -68,7 +77,7 @@ if (values.serve) {
       "--directory-path",
       `storage=${storage}`,
     ],
-    { stdio: "inherit" },
+    { stdio: "inherit", env: { ...process.env, NETISLE_SERVER_ADDRESSES: own.join(",") } },
   );
   console.log(`netisle (workerd) starting on http://${addr}, Durable Object storage in ${storage}`);
   const stop = (signal) => workerd.kill(signal);

@@ -119,8 +119,10 @@ function denoTests() {
 }
 
 function bunTests() {
-  // The wire and core layers must run unchanged on Bun.
-  const r = run(bin("bun"), ["test", "src/wire", "src/stack", "src/session"], { capture: true });
+  // The wire and core layers must run unchanged on Bun; so must egress (and its Bun dialer).
+  const r = run(bin("bun"), ["test", "src/wire", "src/stack", "src/session", "src/apps/egress"], {
+    capture: true,
+  });
   const out = `${r.stdout}\n${r.stderr}`;
   const num = (re) => Number(re.exec(out)?.[1] ?? 0);
   const passed = num(/^\s*(\d+) pass/m);

@@ -222,6 +222,99 @@ export function templates(stackMac: Uint8Array): Uint8Array[] {
   ];
 }
 
+/** The outside address of the egress templates (the fuzzed sessions' "internet"). */
+export const FUZZ_OUTSIDE: number = parseIpv4Address("198.18.0.10");
+
+/**
+ * Valid frames of a session with egress, to mutate: a TCP SYN (every
+ * option), an ACK with data and a FIN to outside addresses (ports 80 and 81,
+ * and a second host), UDP to outside ports 7 and 53, a DNS query for a name
+ * the session does not own (deferred to the upstream), and an ICMP echo to
+ * an outside address.
+ */
+export function egressTemplates(stackMac: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const other = parseIpv4Address("198.18.0.11");
+  const tcp = (dst: number, dstPort: number, flags: number, data: number, options: boolean) => {
+    const r: TcpRepr = {
+      srcPort: 41000 + (dstPort % 7),
+      dstPort,
+      seqNumber: 5000,
+      ackNumber: flags & TcpFlags.ACK ? 9000 : 0,
+      flags,
+      windowLen: 64240,
+      payload: new Uint8Array(data),
+    };
+    if (options) {
+      Object.assign(r, { mss: 1460, sackPermitted: true, timestamp: { value: 1, echo: 0 } });
+    }
+    const b = new Uint8Array(TcpRepr.bufferLen(r));
+    TcpRepr.emit(r, b, PEER_IP, dst);
+    return eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.TCP, b, PEER_IP, dst));
+  };
+  const udp = (dst: number, dstPort: number, payload: Uint8Array) => {
+    const r: UdpRepr = { srcPort: 42000 + dstPort, dstPort, payload };
+    const b = new Uint8Array(UdpRepr.bufferLen(r));
+    UdpRepr.emit(r, b, PEER_IP, dst);
+    return eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.UDP, b, PEER_IP, dst));
+  };
+  for (const [dst, port] of [[FUZZ_OUTSIDE, 80], [FUZZ_OUTSIDE, 81], [other, 80]]) {
+    out.push(tcp(dst, port, TcpFlags.SYN, 0, true));
+    out.push(tcp(dst, port, TcpFlags.ACK | TcpFlags.PSH, 100, false));
+  }
+  out.push(tcp(FUZZ_OUTSIDE, 80, TcpFlags.FIN | TcpFlags.ACK, 0, false));
+  out.push(udp(FUZZ_OUTSIDE, 7, new Uint8Array(40)));
+  out.push(udp(FUZZ_OUTSIDE, 53, new Uint8Array(30)));
+  const label = (s: string) => [s.length, ...s.split("").map((c) => c.charCodeAt(0))];
+  out.push(
+    eth(
+      stackMac,
+      EtherType.IPV4,
+      ipv4(
+        IpProtocol.UDP,
+        (() => {
+          const q = Uint8Array.of(
+            0x12,
+            0x34,
+            1,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            ...label("www"),
+            ...label("example"),
+            ...label("test"),
+            0,
+            0,
+            1,
+            0,
+            1,
+          );
+          const r: UdpRepr = { srcPort: 5353, dstPort: 53, payload: q };
+          const b = new Uint8Array(UdpRepr.bufferLen(r));
+          UdpRepr.emit(r, b, PEER_IP, STACK_IP);
+          return b;
+        })(),
+      ),
+    ),
+  );
+  const echoRepr: Icmpv4Repr = {
+    type: "echo_request",
+    ident: 2,
+    seqNo: 1,
+    data: new Uint8Array(8),
+  };
+  const echo = new Uint8Array(Icmpv4Repr.bufferLen(echoRepr));
+  Icmpv4Repr.emit(echoRepr, echo);
+  out.push(eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.ICMP, echo, PEER_IP, FUZZ_OUTSIDE)));
+  return out;
+}
+
 /** Rewrites the IPv4 header checksum of an Ethernet frame in place. */
 export function fixIpv4Checksum(frame: Uint8Array): void {
   const ihl = (frame[IP] & 0xf) * 4;

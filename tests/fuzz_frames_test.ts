@@ -2,10 +2,14 @@
  * Feeds at least a million random and mutated frames to the stack on a
  * manual clock, in three parts:
  *
- * 1. through a session's real entry point, checking through the HTTP API that
- *    every frame is accounted for (handled, or counted under a drop reason);
+ * 1. through a session's real entry point, with egress on (an in-memory
+ *    outside world: a fake dialer and DNS upstream), checking through the
+ *    HTTP API that every frame is accounted for (handled, or counted under a
+ *    drop reason), and that when the session ends no egress flow, runtime
+ *    socket or timer is left;
  * 2. every protocol (Ethernet, ARP, IPv4 with options and fragments, ICMP,
- *    UDP, DHCP, DNS, TCP with options) into a bare stack;
+ *    UDP, DHCP, DNS, TCP with options, egress to outside addresses) into a
+ *    bare stack, whose egress events are answered at random;
  * 3. TCP connections steered into every state (SYN_SENT, SYN_RECEIVED,
  *    ESTABLISHED, FIN_WAIT_1/2, CLOSE_WAIT, LAST_ACK, CLOSING, TIME_WAIT) and
  *    listeners in SYN-cookie mode, hit with mutated copies of valid in-window
@@ -30,8 +34,13 @@ import { ManualClock, SessionRegistry, type TunnelEndpoint } from "../src/sessio
 import { ChannelLink } from "../src/stack/channel_link.ts";
 import { Stack } from "../src/stack/stack.ts";
 import { ETHERNET_HEADER_LEN, type SeededRandom, seededRandom } from "../src/wire/mod.ts";
+import { EgressPolicy, EgressService, parseEgressRules } from "../src/apps/egress/mod.ts";
+import { FakeDialer } from "../src/apps/egress/fake_dialer.ts";
+import { ScriptedUpstream, settle } from "../src/apps/egress/_egress_test_util.ts";
+import { egressMetricsCollector } from "../src/http/mod.ts";
 import {
   assertWellFormed,
+  egressTemplates,
   fixL4Checksum,
   FUZZ_MAX_CONNECTIONS,
   FUZZ_TARGET_STATES,
@@ -131,11 +140,54 @@ describe("Stack.checkInvariants", () => {
 });
 
 describe("fuzz: random and mutated frames", () => {
-  it("into a session: every frame is handled or counted under a drop reason in GET /v1/sessions/:sid", async () => {
+  it("into a session with egress: every frame is handled or counted in GET /v1/sessions/:sid, nothing leaks", async () => {
     const rnd = seededRandom(SEED);
     const clock = new ManualClock(0);
-    const registry = new SessionRegistry({ clock, random: (b) => rnd.fill(b) });
-    const app = createApp({ registry, requestLog: false });
+    // The outside world: an echo server on 198.18.0.10:80, a refusal on :81, a host that
+    // never answers, UDP echo on :7 and :53, a DNS upstream that knows one name.
+    const dialer = new FakeDialer();
+    dialer.pipeCapacity = 32 * 1024;
+    dialer.serve("198.18.0.10", 80, (c) => {
+      void (async () => {
+        try {
+          for (;;) {
+            const d = await c.fromClient.read(4096);
+            if (d === null) break;
+            await c.toClient.write(d);
+          }
+          c.toClient.end();
+        } catch {
+          // Reset: the fuzzer's guest gave up.
+        }
+      })();
+    });
+    dialer.refuse("198.18.0.10", 81);
+    dialer.silent("198.18.0.11");
+    for (const port of [7, 53]) dialer.udp("198.18.0.10", port, (d, reply) => reply(d));
+    const upstream = new ScriptedUpstream();
+    upstream.answers.set("www.example.test", {
+      rcode: 0,
+      answers: [{
+        name: "www.example.test",
+        type: 1,
+        class: 1,
+        ttl: 60,
+        data: Uint8Array.of(198, 18, 0, 10),
+      }],
+      authority: [],
+    });
+    const egress = new EgressService({
+      dialer,
+      upstream,
+      policy: new EgressPolicy({ allow: parseEgressRules("198.18.0.0/15") }),
+      limits: { connectTimeoutMs: 5_000 },
+    });
+    const registry = new SessionRegistry({ clock, random: (b) => rnd.fill(b), egress });
+    const app = createApp({
+      registry,
+      requestLog: false,
+      metricsCollectors: [egressMetricsCollector(egress)],
+    });
     const created = await (await app.request("/v1/sessions", { method: "POST" })).json();
     const session = registry.get(created.id)!;
     let emitted = 0;
@@ -150,11 +202,14 @@ describe("fuzz: random and mutated frames", () => {
       close() {},
     };
     session.attachTunnel(tunnel);
-    const bases = templates(session.stack.config.mac);
+    const mac = session.stack.config.mac;
+    const bases = [...templates(mac), ...egressTemplates(mac)];
     for (let i = 0; i < SESSION_FRAMES; i++) {
       session.input([mutatedFrame(rnd, bases)]);
+      if (i % 250 === 249) await settle(2); // the gateway, the fake world and the relay run
       if (i % 1000 === 999) clock.advance(250);
     }
+    await settle(4);
 
     const res = await app.request(`/v1/sessions/${created.id}`, {
       headers: { authorization: `Bearer ${created.token}` },
@@ -172,10 +227,31 @@ describe("fuzz: random and mutated frames", () => {
     assert.ok(d.n >= 10, "the mutations reach many different checks");
     assert.equal(emitted, c.txFrames);
     assertInvariants(session.stack, "after the session run");
+    const t = egress.totals();
+    console.log(
+      `session egress: TCP opened ${t.tcp.opened} refused ${t.tcp.refused}, UDP flows ` +
+        `${t.udp.flows} (${t.udp.datagramsOut} out, ${t.udp.datagramsIn} in), DNS ` +
+        `${t.dns.queries} queries, denied ${JSON.stringify(t.denied)}, open now ` +
+        `${JSON.stringify(egress.gauges())}`,
+    );
+    if (SESSION_FRAMES >= 10_000) {
+      assert.ok(t.tcp.opened > 0, "egress connections were opened");
+      assert.ok(t.udp.flows > 0 && t.dns.queries > 0, "UDP flows and DNS queries went out");
+    }
     totals.sent += SESSION_FRAMES;
     totals.handled += c.rxHandled;
     totals.dropped += d.total;
     registry.close();
+    await settle(4);
+    // Nothing is left once the session ended: no flow, runtime socket, dial or timer.
+    assert.deepEqual(egress.gauges(), { sessions: 0, tcpConnections: 0, udpFlows: 0 });
+    assert.equal(dialer.openConnections, 0, "every runtime connection closed");
+    assert.equal(dialer.openUdpSockets, 0, "every runtime UDP socket closed");
+    assert.equal(dialer.held.length, 0);
+    assert.equal(clock.pendingTimers, 0, "no timer of the session or its egress is left");
+    // Incomplete fragments stay with the closed stack until their reassembly timeout.
+    session.stack.poll(clock.now() + 120_000);
+    assert.equal(session.stack.quota.memory.used, 0, "every byte charged was released");
   });
 
   it("every protocol into a bare stack: nothing throws, limits and invariants hold", () => {
@@ -188,10 +264,29 @@ describe("fuzz: random and mutated frames", () => {
       dhcp: { enabled: true },
       arp: { maxEntries: 32 },
       reassembly: { maxBytes: 64 * 1024, maxDatagrams: 16 },
+      egress: { enabled: true },
     }, { link, random: (b) => rnd.fill(b) });
+    /** Answers the stack's egress events at random, as a gateway could, and frees their copies. */
+    const answerEgress = () => {
+      const e = stack.egress!;
+      for (const ev of e.take()) {
+        const pick = rnd.u32() % 3;
+        if (ev.kind === "tcp_syn") {
+          if (pick === 0) e.acceptTcp(ev.key, now);
+          else if (pick === 1) e.refuseTcp(ev.key, now);
+          else e.tcpUnreachable(ev.key, 1, now);
+        } else if (ev.kind === "udp") {
+          if (pick === 0) e.sendUdp(ev.dst, ev.dstPort, ev.src, ev.srcPort, ev.payload, now);
+          else if (pick === 1) e.udpUnreachable(ev.src, ev.srcPort, ev.dst, ev.dstPort, 3, now);
+        } else if (ev.kind === "dns") {
+          e.answerDns(ev.client, ev.clientPort, ev.query.slice(0, 12), now);
+        }
+        if (ev.charge) stack.quota.memory.release(ev.charge);
+      }
+    };
     stack.tcp.listen(80, 16);
     const udp = stack.udp.bind(5000);
-    const bases = templates(stack.config.mac);
+    const bases = [...templates(stack.config.mac), ...egressTemplates(stack.config.mac)];
     let now = 0;
     let emitted = 0;
     let maxArp = 0;
@@ -206,6 +301,7 @@ describe("fuzz: random and mutated frames", () => {
           emitted++;
         }
         now += rnd.u32() % 400;
+        answerEgress();
         stack.poll(now);
         maxArp = Math.max(maxArp, stack.arp.size);
         maxReasm = Math.max(maxReasm, stack.reassembler.bytesHeld);

@@ -19,6 +19,11 @@ const ADAPTERS = new Set([
   "src/http/serve_workerd.ts",
   "tunnel/ports/tap_deno.ts",
   "tunnel/ports/tap_bun.ts",
+  // Egress dialers (src/apps/egress/dialer.ts is the interface they implement).
+  "src/apps/egress/dial_deno.ts",
+  "src/apps/egress/dial_bun.ts",
+  "src/apps/egress/dial_workerd.ts",
+  "src/apps/egress/node_net.ts",
 ]);
 
 function sources(dir: string): string[] {

@@ -20,7 +20,48 @@ describe("the example servers' environment (examples/server_config.ts)", () => {
         engine: "netisle",
       },
       isolation: undefined,
+      egress: undefined,
     });
+  });
+
+  it("reads egress: on with its rules and upstream, off by default (issue 13)", () => {
+    const c = readServerConfig({
+      NETISLE_EGRESS: "on",
+      NETISLE_EGRESS_ALLOW: "198.18.0.0/15, tcp:10.9.0.0/16:8000-8999",
+      NETISLE_EGRESS_DENY: "198.18.5.0/24",
+      NETISLE_DNS_UPSTREAM: "udp:198.18.0.53:53",
+    });
+    assert.ok(typeof c !== "string");
+    assert.deepEqual(c.egress?.allow.map((r) => r.text), [
+      "198.18.0.0/15",
+      "tcp:10.9.0.0/16:8000-8999",
+    ]);
+    assert.deepEqual(c.egress?.deny.map((r) => r.text), ["198.18.5.0/24"]);
+    assert.deepEqual(c.egress?.upstream, { kind: "udp", address: "198.18.0.53", port: 53 });
+    assert.equal(
+      listeningLine("http://127.0.0.1:8787", "Deno", c),
+      "netisle listening on http://127.0.0.1:8787 (Deno, in memory, egress on)",
+    );
+    const system = readServerConfig({ NETISLE_EGRESS: "on" });
+    assert.ok(typeof system !== "string");
+    assert.deepEqual(system.egress?.upstream, { kind: "system" });
+    const off = readServerConfig({ NETISLE_EGRESS: "off", NETISLE_EGRESS_ALLOW: "junk" });
+    assert.ok(typeof off !== "string" && off.egress === undefined, "rules are ignored when off");
+  });
+
+  it("names the egress variable and quotes the value it refuses", () => {
+    assert.equal(
+      readServerConfig({ NETISLE_EGRESS: "yes" }),
+      'NETISLE_EGRESS must be "on" or "off", got "yes"',
+    );
+    assert.match(
+      readServerConfig({ NETISLE_EGRESS: "on", NETISLE_EGRESS_ALLOW: "10.0.0.0/8:http" }) as string,
+      /^NETISLE_EGRESS_\*: egress rule "10\.0\.0\.0\/8:http"/,
+    );
+    assert.match(
+      readServerConfig({ NETISLE_EGRESS: "on", NETISLE_DNS_UPSTREAM: "8.8.8.8" }) as string,
+      /^NETISLE_DNS_UPSTREAM must be "system", an https:\/\/ URL or udp:IP:PORT, got "8\.8\.8\.8"/,
+    );
   });
 
   it("reads every variable, and worker isolation with its defaults", () => {

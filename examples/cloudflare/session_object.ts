@@ -26,6 +26,10 @@ import { problemResponse } from "../../src/http/problem.ts";
 import { upgradeWorkerdWebSocket } from "../../src/http/serve_workerd.ts";
 import { SessionIdSchema } from "../../src/http/schemas.ts";
 import { SystemClock } from "../../src/session/mod.ts";
+import { createEgressService, readEgressConfig } from "../../src/apps/egress/egress_config.ts";
+import { type IpAddress, parseIpAddress } from "../../src/apps/egress/ip_address.ts";
+import { workerdDialer } from "../../src/apps/egress/dial_workerd.ts";
+import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
 import { SingleSessionRegistry, type StoredSession } from "./single_session_registry.ts";
 import type { DurableObjectState, Env } from "./workers_types.ts";
 
@@ -37,6 +41,36 @@ const SESSION_KEY = "session";
 const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
 /** Per-session metrics route, answered by the object (the Worker has no global view). */
 const METRICS_PATH = /^\/v1\/sessions\/([^/]+)\/metrics$/;
+/** DNS-over-HTTPS upstream of egress when `NETISLE_DNS_UPSTREAM` is unset (Workers have no resolver). */
+export const WORKERS_DNS_UPSTREAM = "https://cloudflare-dns.com/dns-query";
+
+/**
+ * Egress from the environment (`NETISLE_EGRESS=on`): `connect()` for TCP
+ * (6 at once per request context, more queue), no UDP, DNS over HTTPS.
+ * Undefined when off; TypeError naming the variable when misconfigured.
+ */
+export function egressFromEnv(env: Env): ReturnType<typeof createEgressService> | undefined {
+  const vars: Record<string, string | undefined> = {};
+  for (
+    const k of [
+      "NETISLE_EGRESS",
+      "NETISLE_EGRESS_ALLOW",
+      "NETISLE_EGRESS_DENY",
+      "NETISLE_DNS_UPSTREAM",
+    ] as const
+  ) {
+    vars[k] = env[k] ?? undefined;
+  }
+  const config = readEgressConfig(vars, WORKERS_DNS_UPSTREAM);
+  if (typeof config === "string") throw new TypeError(config);
+  if (!config) return undefined;
+  // On Cloudflare the platform keeps a Worker from its own addresses; locally, the script
+  // that serves workerd names the addresses it listens on.
+  const serverAddresses = (env.NETISLE_SERVER_ADDRESSES ?? "").split(",").map((a) =>
+    parseIpAddress(a.trim())
+  ).filter((a): a is IpAddress => a !== undefined);
+  return createEgressService(config, { dialer: workerdDialer(), serverAddresses });
+}
 
 /** Reads `NETISLE_IDLE_TIMEOUT_MS`; the default when unset, TypeError when invalid. */
 export function idleTimeoutFromEnv(env: Pick<Env, "NETISLE_IDLE_TIMEOUT_MS">): number {
@@ -74,9 +108,11 @@ export class NetisleSession {
     this.#state = state;
     this.#env = env;
     this.#idleTimeoutMs = idleTimeoutFromEnv(env);
+    const egress = egressFromEnv(env);
     this.#registry = new SingleSessionRegistry({
       clock: this.#clock,
       idleTimeoutMs: this.#idleTimeoutMs,
+      egress,
       onCreate: (record) => {
         this.#writes.push(state.storage.put(SESSION_KEY, record));
         this.#writes.push(state.storage.setAlarm(Date.now() + this.#idleTimeoutMs));
@@ -90,6 +126,7 @@ export class NetisleSession {
       upgradeWebSocket: upgradeWorkerdWebSocket,
       adminToken: env.NETISLE_ADMIN_TOKEN || undefined,
       requestLog: env.NETISLE_LOG === "0" ? false : undefined,
+      metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
     });
     void state.blockConcurrencyWhile(async () => {
       const record = await state.storage.get<StoredSession>(SESSION_KEY);

@@ -18,6 +18,7 @@ import {
   DEFAULT_SESSION_MTU,
   dhcpConfig,
   Session,
+  type SessionEgressProvider,
   type SessionLimits,
   SessionRegistry,
 } from "../../src/session/mod.ts";
@@ -31,6 +32,8 @@ export interface StoredSession {
   ipv4: { address: number; prefixLength: number };
   mtu: number;
   dhcp: CreateSessionParams["dhcp"];
+  /** Whether the session has egress (absent in records of older versions: none). */
+  egress?: boolean;
 }
 
 /** Options of {@linkcode SingleSessionRegistry}. */
@@ -44,6 +47,8 @@ export interface SingleSessionRegistryOptions {
   onCreate?: (record: StoredSession) => void;
   /** Called after the session was deleted. */
   onDelete?: (id: string) => void;
+  /** Egress for the session (on unless it is created with `egress: false`). */
+  egress?: SessionEgressProvider;
 }
 
 /**
@@ -65,6 +70,7 @@ export class SingleSessionRegistry extends SessionRegistry {
   #sessionLimits: Partial<SessionLimits> | undefined;
   #onCreate: ((record: StoredSession) => void) | undefined;
   #onDelete: ((id: string) => void) | undefined;
+  #egress: SessionEgressProvider | undefined;
 
   /** An empty registry; idle expiry is the Durable Object's alarm, not a timer. */
   constructor(options: SingleSessionRegistryOptions) {
@@ -75,12 +81,14 @@ export class SingleSessionRegistry extends SessionRegistry {
         ? { maxSessions: 1 }
         : { maxSessions: 1, idleTimeoutMs: options.idleTimeoutMs },
       sessionLimits: options.sessionLimits,
+      egress: options.egress,
     });
     this.#clock = options.clock;
     this.#random = options.random ?? ((buf) => crypto.getRandomValues(buf));
     this.#sessionLimits = options.sessionLimits;
     this.#onCreate = options.onCreate;
     this.#onDelete = options.onDelete;
+    this.#egress = options.egress;
   }
 
   /** The session, if there is one. */
@@ -113,6 +121,10 @@ export class SingleSessionRegistry extends SessionRegistry {
     if (id === undefined) {
       throw new TypeError("SingleSessionRegistry.create: no session id was set with expectId()");
     }
+    const egress = params.egress ?? this.#egress !== undefined;
+    if (egress && this.#egress === undefined) {
+      throw new NetError("EINVAL", "egress is off on this server (NETISLE_EGRESS)");
+    }
     const token = new Uint8Array(32);
     this.#random(token);
     const record: StoredSession = {
@@ -122,6 +134,7 @@ export class SingleSessionRegistry extends SessionRegistry {
       ipv4: { ...(params.ipv4 ?? DEFAULT_SESSION_IPV4) },
       mtu: params.mtu ?? DEFAULT_SESSION_MTU,
       dhcp: params.dhcp ?? true,
+      egress,
     };
     const session = this.restore(record);
     this.created++;
@@ -146,9 +159,12 @@ export class SingleSessionRegistry extends SessionRegistry {
         ipv4: { address: record.ipv4.address, prefixLength: record.ipv4.prefixLength },
         mtu: record.mtu,
         dhcp: dhcpConfig(record.dhcp),
+        // A stored session keeps egress only while the server still offers it.
+        egress: { enabled: record.egress === true && this.#egress !== undefined },
       },
       limits: this.#sessionLimits,
     });
+    if (record.egress === true && this.#egress) this.#egress.attach(this.#session);
     return this.#session;
   }
 

@@ -34,6 +34,11 @@ const netisleWorker :Workerd.Worker = (
     (name = "NETISLE_ADMIN_TOKEN", fromEnvironment = "NETISLE_ADMIN_TOKEN"),
     (name = "NETISLE_IDLE_TIMEOUT_MS", fromEnvironment = "NETISLE_IDLE_TIMEOUT_MS"),
     (name = "NETISLE_LOG", fromEnvironment = "NETISLE_LOG"),
+    (name = "NETISLE_EGRESS", fromEnvironment = "NETISLE_EGRESS"),
+    (name = "NETISLE_EGRESS_ALLOW", fromEnvironment = "NETISLE_EGRESS_ALLOW"),
+    (name = "NETISLE_EGRESS_DENY", fromEnvironment = "NETISLE_EGRESS_DENY"),
+    (name = "NETISLE_DNS_UPSTREAM", fromEnvironment = "NETISLE_DNS_UPSTREAM"),
+    (name = "NETISLE_SERVER_ADDRESSES", fromEnvironment = "NETISLE_SERVER_ADDRESSES"),
   ],
   durableObjectNamespaces = [
     (className = "NetisleSession", uniqueKey = "netisle-session-v1"),

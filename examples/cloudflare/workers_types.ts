@@ -57,4 +57,17 @@ export interface Env {
   NETISLE_IDLE_TIMEOUT_MS?: string | null;
   /** `"0"` turns the request log off. */
   NETISLE_LOG?: string | null;
+  /** `"on"`: sessions reach the world through `connect()` (README "Egress"). */
+  NETISLE_EGRESS?: string | null;
+  /** Egress rules the operator opens (`CIDR[:PORT[-PORT]]`, comma-separated). */
+  NETISLE_EGRESS_ALLOW?: string | null;
+  /** Egress rules the operator closes. */
+  NETISLE_EGRESS_DENY?: string | null;
+  /**
+   * Addresses egress never dials (the server's own; local workerd's --serve
+   * sets them). On Cloudflare the platform keeps Workers from its own ranges.
+   */
+  NETISLE_SERVER_ADDRESSES?: string | null;
+  /** Where other names are resolved: an `https://` DNS-over-HTTPS URL (the default is Cloudflare's). */
+  NETISLE_DNS_UPSTREAM?: string | null;
 }

@@ -10,7 +10,11 @@
  *
  * Environment (set in the project's settings): `NETISLE_ADMIN_TOKEN` (strongly
  * advised: without it anyone who finds the URL can create sessions),
- * `NETISLE_METRICS_TOKEN`, `NETISLE_LOG=0`.
+ * `NETISLE_METRICS_TOKEN`, `NETISLE_LOG=0`, and egress (`NETISLE_EGRESS=on`,
+ * `NETISLE_EGRESS_ALLOW`, `NETISLE_EGRESS_DENY`, `NETISLE_DNS_UPSTREAM`;
+ * README "Egress"): TCP through `Deno.connect`, no outbound UDP (Deploy has
+ * no UDP sockets), DNS through the platform's resolver unless an upstream is
+ * named.
  *
  * What Deno Deploy does not have, and what that means:
  *
@@ -33,6 +37,9 @@
 
 import { serveDeno } from "../../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
+import { createEgressService, readEgressConfig } from "../../src/apps/egress/egress_config.ts";
+import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
+import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
 
 const adminToken = Deno.env.get("NETISLE_ADMIN_TOKEN") || undefined;
 const metricsToken = Deno.env.get("NETISLE_METRICS_TOKEN") || undefined;
@@ -42,11 +49,21 @@ if (!adminToken) {
   console.warn("netisle: NETISLE_ADMIN_TOKEN is not set: anyone can create sessions");
 }
 
-const registry = new SessionRegistry({ clock: new SystemClock() });
+const egressConfig = readEgressConfig(Deno.env.toObject());
+if (typeof egressConfig === "string") throw new TypeError(`netisle: ${egressConfig}`);
+const egress = egressConfig && createEgressService(egressConfig, {
+  dialer: { ...denoDialer(), openUdp: undefined }, // no UDP sockets on Deploy
+  systemDns: denoSystemDns(),
+  serverAddresses: [],
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
+const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();
 
 serveDeno({
   registry,
+  metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   adminToken,
   metricsToken,
   requestLog,

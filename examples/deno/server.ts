@@ -4,6 +4,7 @@
  *   deno task start            # 127.0.0.1:8787
  *   PORT=9000 HOSTNAME=0.0.0.0 NETISLE_ADMIN_TOKEN=secret deno task start
  *   NETISLE_METRICS_TOKEN=scrape NETISLE_LOG=0 deno task start   # /metrics needs a token; no request log
+ *   NETISLE_EGRESS=on deno task start   # sessions' machines reach the world (README "Egress")
  *
  * The limits (connections, header timeout, session creation rate) come from
  * the environment too: README "Security and limits", examples/server_config.ts.
@@ -13,6 +14,10 @@
 
 import { serveDeno } from "../../src/http/serve_deno.ts";
 import { SessionRegistry, SystemClock } from "../../src/session/mod.ts";
+import { createEgressService, serverAddresses } from "../../src/apps/egress/egress_config.ts";
+import { denoDialer, denoSystemDns } from "../../src/apps/egress/dial_deno.ts";
+import { hostAddresses } from "../../src/apps/egress/node_net.ts";
+import { egressMetricsCollector } from "../../src/http/egress_metrics.ts";
 import { listeningLine, readServerConfig, startupWarnings } from "../server_config.ts";
 
 const config = readServerConfig(Deno.env.toObject());
@@ -22,6 +27,14 @@ if (typeof config === "string") {
 }
 for (const warning of startupWarnings(config)) console.warn(warning);
 
+const egress = config.egress && createEgressService(config.egress, {
+  dialer: denoDialer(),
+  systemDns: denoSystemDns(),
+  // Asked again every few seconds: interfaces may come and go while the server runs.
+  serverAddresses: () => serverAddresses(config.hostname, hostAddresses),
+});
+for (const line of egress?.describe() ?? []) console.log(line);
+
 if (config.isolation) {
   // Each session in its own Web Worker (README "Sessions in their own isolates").
   const { serveIsolatedDeno } = await import("../../src/http/isolation/serve_isolated_deno.ts");
@@ -29,6 +42,8 @@ if (config.isolation) {
     ...config,
     ...config.limits,
     ...config.isolation,
+    // Each session's worker builds its own egress from the same variables.
+    egress: config.egress && { env: config.egress.env, hostname: config.hostname },
     onListen: (url) => console.log(listeningLine(url, "Deno", config)),
   });
   const stopIsolated = () => {
@@ -41,13 +56,14 @@ if (config.isolation) {
   Deno.exit(0);
 }
 
-const registry = new SessionRegistry({ clock: new SystemClock() });
+const registry = new SessionRegistry({ clock: new SystemClock(), egress });
 registry.startSweeping();
 
 const server = serveDeno({
   ...config,
   ...config.limits,
   registry,
+  metricsCollectors: egress ? [egressMetricsCollector(egress)] : undefined,
   onListen: (url) => console.log(listeningLine(url, "Deno", config)),
 });
 

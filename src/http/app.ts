@@ -24,6 +24,14 @@ import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
 import { validationHook } from "./validation.ts";
+import { wispRoutes } from "./wisp/wisp_routes.ts";
+import type { WispOptions } from "./wisp/wisp_link.ts";
+import {
+  shareLinkMiddleware,
+  type ShareOptions,
+  ShareRegistry,
+  shareRoutes,
+} from "./share/share_routes.ts";
 
 // The runtime adapters import the upgrade's type from here.
 export type { WebSocketUpgrader } from "./app_env.ts";
@@ -57,6 +65,10 @@ export interface AppOptions {
    * upgrades from other origins answer 403. Default: no CORS headers.
    */
   corsOrigins?: readonly string[];
+  /** Tuning and limits of Wisp connections (`GET /v1/sessions/:sid/wisp/`). */
+  wisp?: WispOptions;
+  /** Share links: the share domain (host-based links) and limits. */
+  shares?: ShareOptions;
 }
 
 /**
@@ -85,6 +97,17 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   app.onError(problemOnError("request"));
   app.notFound(problemNotFound);
   registerOpenApiComponents(app);
+  // Share links answer before CORS and the API: their requests belong to the app behind them.
+  const shares = new ShareRegistry({
+    clock: ctx.clock,
+    maxPerSession: options.shares?.maxPerSession,
+    maxShares: options.shares?.maxShares,
+  });
+  app.use(shareLinkMiddleware(shares, {
+    domain: options.shares?.domain,
+    upgradeWebSocket: options.upgradeWebSocket,
+    proxy: options.shares?.proxy,
+  }));
 
   if (options.corsOrigins?.length) app.use(corsMiddleware(options.corsOrigins));
 
@@ -93,6 +116,11 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
     "/",
     socketRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, stream: options.stream }),
   );
+  app.route(
+    "/",
+    wispRoutes(ctx, { upgradeWebSocket: options.upgradeWebSocket, wisp: options.wisp }),
+  );
+  app.route("/", shareRoutes(ctx, shares, options.shares));
   app.route(
     "/",
     serviceRoutes(ctx, {

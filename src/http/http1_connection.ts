@@ -60,6 +60,7 @@ import { headersOf, incomingAbort, incomingBodyUsed, IncomingRequest } from "./i
 import type { BufferPool } from "./buffer_pool.ts";
 import { refusalResponse, statusLine, writeLatin1 } from "./http1_response_head.ts";
 import { ReadBuffer } from "./read_buffer.ts";
+import { markExactBody } from "./request_body.ts";
 import { type BodyHost, RequestBody } from "./http1_request_body.ts";
 import {
   cancelBody,
@@ -373,6 +374,10 @@ export class Http1Connection {
           : { method: head.method, headers: headersOf(head.fields), signal: ac.signal },
       );
     }
+    // The body is exactly the declared length (the framing enforces it): routes may read a
+    // small one whole (`request_body.ts`), and know a request without a length or chunks
+    // has none.
+    if (head.method !== "GET" && head.method !== "HEAD") markExactBody(req);
     this.#req = req;
     return req;
   }

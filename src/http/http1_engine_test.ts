@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { latin1, MemConn, settle, testEngine, until } from "./_http1_test_kit.ts";
 import { encodeFrame } from "./websocket_conn.ts";
+import { readRequestBody } from "./request_body.ts";
 
 const OPTS = { headersTimeoutMs: 1000, keepAliveTimeoutMs: 2000, requestTimeoutMs: 3000 };
 const GET = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -205,6 +206,42 @@ describe("Http1Engine", () => {
     assert.ok(failure instanceof TypeError);
     assert.match((failure as Error).message, /connection is closing/);
     assert.equal(c.closed, false, "still lingering");
+    t.engine.close();
+  });
+
+  it("the engine's requests have exact bodies: readRequestBody takes a small one whole and never asks for a stream", async () => {
+    const seen: [string, number, boolean][] = [];
+    const t = testEngine(async (req) => {
+      if (req.method === "GET") return hi();
+      let touched = false;
+      const getter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(req), "body")!.get!;
+      Object.defineProperty(req, "body", {
+        get() {
+          touched = true;
+          return getter.call(req);
+        },
+      });
+      const held = await readRequestBody(req, { maxBytes: 1024, timeoutMs: 1000, clock: t.clock });
+      seen.push([new TextDecoder().decode(held.bytes), held.bytes.buffer.byteLength, touched]);
+      held.release();
+      return new Response("ok");
+    }, OPTS);
+    const c = t.connect();
+    c.push("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab");
+    await settle();
+    c.push("cde");
+    await until(() => c.writes.length === 1, "the first response");
+    c.push("POST /e HTTP/1.1\r\nHost: h\r\n\r\n" + GET);
+    await until(() => c.writes.length === 3, "the others");
+    c.push(
+      "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n",
+    );
+    await until(() => c.writes.length === 4, "the chunked one");
+    assert.deepEqual(seen, [
+      ["abcde", 5, false],
+      ["", 0, false],
+      ["xyz", 3, true],
+    ]);
     t.engine.close();
   });
 

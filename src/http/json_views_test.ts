@@ -69,7 +69,7 @@ describe("the API's JSON views, byte for byte", () => {
         '"p50Ms":0,"p99Ms":0,"maxMs":0,"meanMs":0},"timerLateness":{"count":0,"p50Ms":0,' +
         '"p99Ms":0,"maxMs":0,"meanMs":0}},"reassembly":{"completed":0,"timedOut":0,' +
         '"discarded":0},"dhcp":{"leases":[],"stats":"<core>"},"quota":{"sockets":{"used":4,' +
-        '"limit":256,"refused":0},"memory":"<core>"}}',
+        '"limit":256,"refused":0},"memory":"<core>"},"egress":null}',
     );
   });
 

@@ -12,6 +12,7 @@ export * from "./auth.ts";
 export * from "./problem.ts";
 export * from "./schemas.ts";
 export * from "./metrics.ts";
+export * from "./egress_metrics.ts";
 export * from "./pcap_stream.ts";
 export * from "./request_body.ts";
 export * from "./request_log.ts";

@@ -204,6 +204,10 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
   it("has the same operations, parameters, bodies and statuses, with the named changes", async () => {
     const now = skeleton(await doc());
     const before = skeleton(BEFORE);
+    // Issue 16 added operations: the Wisp server and the share links.
+    const added = Object.keys(now).filter((k) => /\{sid\}\/(wisp|shares)/.test(k));
+    assert.ok(added.includes("GET /v1/sessions/{sid}/wisp/"), added.join(", "));
+    for (const k of added) delete now[k];
     assert.deepEqual(Object.keys(now), Object.keys(before), "the same operations, in order");
     // The named improvements: a body on a session route is charged to the session's memory
     // quota before it is read, so every such route documents 429 ENOBUFS (send listed it) ...
@@ -230,6 +234,12 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
     // ... and send says so in its description.
     send.description += " The body counts against the session's memory quota from before it " +
       "is read until the send returns (429 ENOBUFS when it does not fit).";
+    // Egress (issue 13): a session may be created with `{"egress": false}` (or true).
+    const createBody = (op: Doc) => op.requestBody.content["application/json"].schema;
+    const egressField = createBody(now["POST /v1/sessions"]).properties.egress;
+    assert.equal(egressField.type, "boolean");
+    assert.match(egressField.description, /NETISLE_EGRESS/);
+    createBody(before["POST /v1/sessions"]).properties.egress = egressField;
     // The stream route also speaks netisle.stream.v1 (issue 14), for TCP and UDP sockets.
     const stream = before["GET /v1/sessions/{sid}/sockets/{id}/stream"];
     stream.summary =

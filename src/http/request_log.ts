@@ -67,6 +67,9 @@ export const consoleRequestLogger: RequestLogger = (entry) => {
 
 /** The route pattern that answered `c`, or {@linkcode UNMATCHED_ROUTE}. Call after `next()`. */
 export function routePattern(c: Context): string {
+  // A route that answers from a middleware (share links) names itself.
+  const label = c.get("routeLabel" as never) as unknown;
+  if (typeof label === "string") return label;
   let p = "";
   try {
     p = routePath(c, -1);

@@ -96,6 +96,10 @@ export const CreateSessionBodySchema = z.strictObject({
     "Run a DHCP server in the session (guests from .15, the stack as router and DNS server): " +
       "true (the default, like QEMU's user networking), false, or its settings.",
   ),
+  egress: z.boolean().optional().describe(
+    "Let the session's machine reach the world through the server (egress). Default: on when " +
+      "the server runs with NETISLE_EGRESS=on; `true` on a server without egress is refused.",
+  ),
 });
 
 /** The parsed body of `POST /v1/sessions`. */

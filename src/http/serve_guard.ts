@@ -20,6 +20,7 @@
 
 import { checkWebSocketHandshake, wantsWebSocket } from "./websocket_handshake.ts";
 import { clientAddress, SessionRateLimit } from "./session_rate_limit.ts";
+import { noteRequestPeer } from "./request_peer.ts";
 import { addressGroup } from "./connection_gate.ts";
 import { problemResponse } from "./problem.ts";
 
@@ -79,6 +80,7 @@ export function guardHandler(
   let inFlight = 0;
   const byAddress = new Map<string, number>();
   const guarded: PeerHandler = (req, peer) => {
+    noteRequestPeer(req, peer);
     if (wantsWebSocket(req)) {
       const refusal = checkWebSocketHandshake(req);
       if (refusal) return refusal;

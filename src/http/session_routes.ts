@@ -110,6 +110,26 @@ export const SessionViewSchema = z.looseObject({
     stats: z.looseObject({ drops: z.record(z.string(), z.int()) }),
   }).nullable().describe("The DHCP server's leases and counters; null when it is off."),
   quota: QuotaSchema,
+  egress: z.looseObject({
+    dialer: z.string(),
+    dnsUpstream: z.string(),
+    flows: z.array(z.looseObject({
+      protocol: z.enum(["tcp", "udp"]),
+      guest: z.string(),
+      destination: z.string(),
+      state: z.string(),
+      bytesOut: z.int(),
+      bytesIn: z.int(),
+      ageMs: z.number(),
+      idleMs: z.number(),
+    })),
+    denied: z.record(z.string(), z.int()),
+    counters: z.looseObject({}),
+    limits: z.looseObject({}),
+  }).nullable().describe(
+    "Egress: the session's flows to the outside (protocol, guest endpoint, destination, bytes " +
+      "each way, age, state), flows refused by reason, counters and limits; null without egress.",
+  ),
 });
 
 /** What {@linkcode sessionRoutes} needs besides the {@linkcode RouteContext}. */
@@ -166,6 +186,7 @@ export function sessionRoutes(
           mac: body.mac === undefined ? undefined : parseMacAddress(body.mac),
           mtu: body.mtu,
           dhcp: body.dhcp,
+          egress: body.egress,
         });
       } catch (err) {
         // Settings that pass the schema but not together (a DHCP pool larger than the subnet).

@@ -18,6 +18,7 @@ import {
 } from "../stack/mod.ts";
 import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
 import type { CoreLockStats, DelaySummary, Session } from "../session/mod.ts";
+import { egressGatewayOf, type EgressView } from "../apps/egress/mod.ts";
 
 /** A session's quotas: socket units and bytes of storage, used now and at most. */
 export interface QuotaView {
@@ -74,6 +75,8 @@ export interface SessionView {
   dhcp: { leases: Array<ReturnType<typeof describeLease>>; stats: DhcpServerStats } | null;
   /** The session's quotas. */
   quota: QuotaView;
+  /** Egress: flows, denials by reason, counters; null when the session has none. */
+  egress: EgressView | null;
 }
 
 /**
@@ -128,5 +131,6 @@ export function sessionView(session: Session): SessionView {
       }
       : null,
     quota: quotaView(stack.quota),
+    egress: egressGatewayOf(session)?.view() ?? null,
   };
 }

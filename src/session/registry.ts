@@ -41,6 +41,21 @@ export interface CreateSessionParams {
    * the leases per MAC and the lease time.
    */
   dhcp?: boolean | { poolSize?: number; leasesPerMac?: number; leaseSeconds?: number };
+  /**
+   * Whether the session's machine reaches the world through the session
+   * (egress). Default: whether the registry has an egress provider (the
+   * server's `NETISLE_EGRESS`); `true` without one is refused (EINVAL).
+   */
+  egress?: boolean;
+}
+
+/**
+ * What gives sessions egress: the server's egress service
+ * (src/apps/egress), attached to each session created with egress on.
+ */
+export interface SessionEgressProvider {
+  /** Starts egress for `session`, whose stack has egress on; it ends with the session. */
+  attach(session: Session): void;
 }
 
 /** Defaults like QEMU's user networking: the stack at 10.0.2.2/24. */
@@ -64,6 +79,7 @@ export class SessionRegistry {
   #clock: Clock;
   #random: (buf: Uint8Array) => void;
   #sessionLimits: Partial<SessionLimits> | undefined;
+  #egress: SessionEgressProvider | undefined;
   #sweepTimer: TimerHandle | undefined;
   /** Sessions created since start. */
   created = 0;
@@ -78,11 +94,19 @@ export class SessionRegistry {
     random?: (buf: Uint8Array) => void;
     limits?: Partial<RegistryLimits>;
     sessionLimits?: Partial<SessionLimits>;
+    /** Egress for the sessions (on by default for each when given). */
+    egress?: SessionEgressProvider;
   }) {
     this.#clock = options.clock;
     this.#random = options.random ?? ((buf) => crypto.getRandomValues(buf));
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits };
     this.#sessionLimits = options.sessionLimits;
+    this.#egress = options.egress;
+  }
+
+  /** Whether sessions get egress unless created with `egress: false`. */
+  get egressAvailable(): boolean {
+    return this.#egress !== undefined;
   }
 
   /** Number of live sessions. */
@@ -90,8 +114,15 @@ export class SessionRegistry {
     return this.#sessions.size;
   }
 
-  /** Creates a session; throws NetError ENFILE when the quota is full. */
+  /**
+   * Creates a session; throws NetError ENFILE when the quota is full, EINVAL
+   * when `egress: true` is asked of a registry without egress.
+   */
   create(params: CreateSessionParams = {}): Session {
+    const egress = params.egress ?? this.#egress !== undefined;
+    if (egress && this.#egress === undefined) {
+      throw new NetError("EINVAL", "egress is off on this server (NETISLE_EGRESS)");
+    }
     if (this.#sessions.size >= this.limits.maxSessions) {
       throw new NetError(
         "ENFILE",
@@ -110,9 +141,18 @@ export class SessionRegistry {
         ipv4: { address: ipv4.address, prefixLength: ipv4.prefixLength },
         mtu: params.mtu ?? DEFAULT_SESSION_MTU,
         dhcp: dhcpConfig(params.dhcp),
+        egress: { enabled: egress },
       },
       limits: this.#sessionLimits,
     });
+    if (egress) {
+      try {
+        this.#egress!.attach(session);
+      } catch (err) {
+        session.close();
+        throw err;
+      }
+    }
     this.#sessions.set(id, session);
     this.created++;
     return session;

@@ -6,7 +6,11 @@
  * - A (or ANY) for one of its names: the address, TTL 60, AA set.
  * - Any other type for one of its names: NOERROR without answers (NODATA).
  * - Another name under `internal`: NXDOMAIN (the zone is ours).
- * - Any other name, a class other than IN/ANY: REFUSED.
+ * - Any other name: REFUSED; or, when the session has egress, nothing yet:
+ *   the query goes to a {@linkcode DnsForwarder} (the egress gateway
+ *   resolves it upstream and answers later through the core), and SERVFAIL
+ *   at once when the forwarder cannot take it.
+ * - A class other than IN/ANY: REFUSED.
  * - An opcode other than QUERY: NOTIMP.
  * - A malformed question (no or several questions, bad labels, a
  *   compression-pointer loop, truncated): FORMERR without a question.
@@ -42,11 +46,21 @@ export const DNS_DEFAULT_NAME = "netisle.internal";
 /** Reasons the responder drops a query without answering. */
 export const DNS_DROP_REASONS: readonly string[] = ["dns_truncated", "dns_not_query"];
 
+/**
+ * Where the responder defers queries for names it does not own (the
+ * stack's egress). `query` is borrowed: copy what you keep.
+ */
+export interface DnsForwarder {
+  /** Takes a query to answer later; false when it cannot (the responder answers SERVFAIL). */
+  forward(query: Uint8Array, client: Ipv4Address, clientPort: number, now: number): boolean;
+}
+
 /** Answers DNS queries from a fixed table of names. */
 export class DnsResponder implements UdpService {
   readonly #names = new Map<string, Ipv4Address>();
-  /** Queries answered and queries dropped. */
-  readonly stats = { answered: 0, dropped: 0 };
+  /** Queries answered, dropped, and deferred to the forwarder. */
+  readonly stats = { answered: 0, dropped: 0, forwarded: 0 };
+  #forwarder: DnsForwarder | undefined;
 
   /**
    * Creates a responder for `names` (name → address).
@@ -58,12 +72,22 @@ export class DnsResponder implements UdpService {
    * if (r.reply) send(r.reply);
    * ```
    */
-  constructor(names: Record<string, Ipv4Address>) {
+  constructor(names: Record<string, Ipv4Address>, forwarder?: DnsForwarder) {
     for (const [name, addr] of Object.entries(names)) this.#names.set(normalize(name), addr);
+    this.#forwarder = forwarder;
   }
 
-  /** Answers one query: a reply to send, or the reason it was dropped. */
-  answer(query: Uint8Array): { reply: Uint8Array } | { reason: string } {
+  /** Whether queries for other names go to a forwarder (the session has egress). */
+  get forwarding(): boolean {
+    return this.#forwarder !== undefined;
+  }
+
+  /**
+   * Answers one query: a reply to send, the reason it was dropped, or
+   * `forward` when it is for a name the responder does not own and a
+   * forwarder is set.
+   */
+  answer(query: Uint8Array): { reply: Uint8Array } | { reason: string } | { forward: true } {
     const h = parseDnsHeader(query);
     if (!h.ok) return this.#drop(h.reason);
     if (h.value.qr) return this.#drop("dns_not_query");
@@ -79,6 +103,7 @@ export class DnsResponder implements UdpService {
     const addr = this.#names.get(name);
     if (addr === undefined) {
       const ours = name === "internal" || name.endsWith(".internal");
+      if (!ours && this.#forwarder) return { forward: true };
       const rcode = ours ? DnsRcode.NXDOMAIN : DnsRcode.REFUSED;
       return this.#reply({ id, opcode, aa: ours, rd, rcode, question });
     }
@@ -106,8 +131,26 @@ export class DnsResponder implements UdpService {
   receive(d: UdpServiceDatagram, sender: UdpServiceSender, now: number): string | undefined {
     const r = this.answer(d.payload);
     if ("reason" in r) return r.reason;
-    sender.send({ address: d.src, port: d.srcPort }, r.reply, now);
+    let reply: Uint8Array;
+    if ("forward" in r) {
+      if (this.#forwarder!.forward(d.payload, d.src, d.srcPort, now)) {
+        this.stats.forwarded++;
+        return undefined;
+      }
+      reply = this.#serverFailure(d.payload);
+    } else {
+      reply = r.reply;
+    }
+    sender.send({ address: d.src, port: d.srcPort }, reply, now);
     return undefined;
+  }
+
+  /** SERVFAIL for a query that parsed (the forwarder could not take it). */
+  #serverFailure(query: Uint8Array): Uint8Array {
+    const q = parseDnsQuery(query);
+    const { id, opcode, rd } = q.ok ? q.value.header : { id: 0, opcode: 0, rd: false };
+    const question = q.ok ? q.value.question : undefined;
+    return this.#reply({ id, opcode, aa: false, rd, rcode: DnsRcode.SERVFAIL, question }).reply;
   }
 
   #reply(r: Parameters<typeof emitDnsResponse>[0]): { reply: Uint8Array } {

@@ -6,18 +6,11 @@
  * @module
  */
 
-import {
-  ETHERNET_HEADER_LEN,
-  EthernetFrame,
-  EthernetRepr,
-  EtherType,
-  isBroadcastMac,
-  isMulticastMac,
-  type MacAddress,
-  macEquals,
-} from "../wire/mod.ts";
+import { ETHERNET_HEADER_LEN, EtherType, type MacAddress } from "../wire/mod.ts";
 import type { Link } from "./channel_link.ts";
+import { FrameOffload } from "./frame_offload.ts";
 import type { StackCounters } from "./counters.ts";
+import { FrameArena } from "./frame_arena.ts";
 
 /**
  * Reasons the link layer drops received frames.
@@ -38,8 +31,16 @@ export const ETHERNET_DROP_REASONS: readonly string[] = [
 export interface EthernetUpperLayers {
   /** An ARP packet (the frame's payload). */
   arp(payload: Uint8Array, now: number): string | undefined;
-  /** An IPv4 packet; `linkBroadcast` tells whether the frame went to ff:ff:ff:ff:ff:ff. */
-  ipv4(payload: Uint8Array, now: number, linkBroadcast: boolean): string | undefined;
+  /**
+   * An IPv4 packet; `linkBroadcast` tells whether the frame went to
+   * ff:ff:ff:ff:ff:ff, `offload` is the frame's {@linkcode FrameOffload}.
+   */
+  ipv4(
+    payload: Uint8Array,
+    now: number,
+    linkBroadcast: boolean,
+    offload: number,
+  ): string | undefined;
 }
 
 /** What the link layer needs. */
@@ -70,6 +71,8 @@ export class EthernetLayer {
   readonly mac: MacAddress;
   /** The largest frame accepted or emitted: the MTU plus the 14-byte header. */
   readonly maxFrameLen: number;
+  /** Where emitted frames are carved from (see frame_arena.ts). */
+  readonly arena: FrameArena = new FrameArena();
   #link: Link;
   #counters: StackCounters;
   #upper: EthernetUpperLayers;
@@ -85,35 +88,64 @@ export class EthernetLayer {
 
   /**
    * Validates a received frame (IEEE 802.3: to us or broadcast, from a
-   * unicast MAC) and hands its payload to ARP or IPv4. Returns a drop reason,
-   * or undefined when the frame was handled.
+   * unicast MAC) and hands its payload to ARP or IPv4. `offload` is what the
+   * link says of it ({@linkcode FrameOffload}: a GSO packet may exceed the
+   * MTU). Returns a drop reason, or undefined when the frame was handled.
    */
-  input(bytes: Uint8Array, now: number): string | undefined {
-    if (bytes.length > this.maxFrameLen) return "ethernet_oversized";
-    const parsed = EthernetFrame.parse(bytes);
-    if (!parsed.ok) return parsed.reason;
-    const frame = parsed.value;
-    const dst = frame.dst;
-    if (!macEquals(dst, this.mac) && !isBroadcastMac(dst)) return "ethernet_not_for_us";
-    if (isMulticastMac(frame.src)) return "ethernet_bad_source";
-    switch (frame.etherType) {
+  input(bytes: Uint8Array, now: number, offload = 0): string | undefined {
+    // The checks of EthernetFrame.parse and the addresses, read in place (no object per frame).
+    const len = bytes.length;
+    if (len > this.maxFrameLen) {
+      // A segmentation-offload packet may hold up to a whole IPv4 packet (64 KiB).
+      if ((offload & FrameOffload.GSO_TCPV4) === 0 || len > ETHERNET_HEADER_LEN + 65535) {
+        return "ethernet_oversized";
+      }
+    }
+    if (len < ETHERNET_HEADER_LEN) return "ethernet_truncated";
+    const etherType = (bytes[12] << 8) | bytes[13];
+    if (etherType < 0x0600) return "ethernet_not_ethernet_ii";
+    const mac = this.mac;
+    let broadcast = false;
+    if (
+      bytes[0] !== mac[0] || bytes[1] !== mac[1] || bytes[2] !== mac[2] ||
+      bytes[3] !== mac[3] || bytes[4] !== mac[4] || bytes[5] !== mac[5]
+    ) {
+      broadcast = (bytes[0] & bytes[1] & bytes[2] & bytes[3] & bytes[4] & bytes[5]) === 0xff;
+      if (!broadcast) return "ethernet_not_for_us";
+    }
+    if ((bytes[6] & 0x01) !== 0) return "ethernet_bad_source";
+    switch (etherType) {
       case EtherType.ARP:
-        return this.#upper.arp(frame.payload, now);
+        return this.#upper.arp(bytes.subarray(ETHERNET_HEADER_LEN), now);
       case EtherType.IPV4:
-        return this.#upper.ipv4(frame.payload, now, isBroadcastMac(dst));
+        return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast, offload);
       default:
         return "ethernet_unsupported_ethertype";
     }
   }
 
-  /** Writes the Ethernet header of an outgoing frame (from our MAC) into its first 14 bytes. */
-  writeHeader(frame: Uint8Array, dstMac: MacAddress, etherType: number): void {
-    EthernetRepr.emit({ dst: dstMac, src: this.mac, etherType }, frame);
+  /** A zero-filled frame of `len` bytes for the stack to build and transmit. */
+  allocFrame(len: number): Uint8Array {
+    return this.arena.alloc(len);
   }
 
-  /** Hands a finished frame to the link; counts it, or `link_queue_full` when refused. */
-  transmit(frame: Uint8Array): boolean {
-    if (this.#link.transmit(frame)) {
+  /** Writes the Ethernet header of an outgoing frame (from our MAC) into its first 14 bytes. */
+  writeHeader(frame: Uint8Array, dstMac: MacAddress, etherType: number): void {
+    const src = this.mac;
+    for (let i = 0; i < 6; i++) {
+      frame[i] = dstMac[i];
+      frame[6 + i] = src[i];
+    }
+    frame[12] = etherType >>> 8;
+    frame[13] = etherType & 0xff;
+  }
+
+  /**
+   * Hands a frame to the link, with its {@linkcode FrameOffload} metadata;
+   * counts it, or `link_queue_full` when refused.
+   */
+  transmit(frame: Uint8Array, offload = 0): boolean {
+    if (this.#link.transmit(frame, offload)) {
       this.#counters.txFrames++;
       this.#counters.txBytes += frame.length;
       return true;

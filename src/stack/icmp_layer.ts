@@ -143,7 +143,9 @@ export class IcmpLayer {
    * source that does not name one host (RFC 1122 §3.2.2: zero, loopback,
    * class E, broadcast, multicast); the caller leaves out datagrams to a
    * broadcast address. At most `errorsPerSecond`, from a token bucket shared
-   * by every kind of error (RFC 1812 §4.3.2.8).
+   * by every kind of error (RFC 1812 §4.3.2.8). `from` is the error's source
+   * address, the stack's own by default (the egress gateway reports a port
+   * unreachable from the outside host it is about).
    */
   sendError(
     original: Uint8Array,
@@ -151,6 +153,7 @@ export class IcmpLayer {
     code: number,
     now: number,
     type: IcmpErrorType = "dest_unreachable",
+    from?: Ipv4Address,
   ): void {
     if (src === 0 || src >>> 24 === 127 || src >>> 28 >= 0xe) return;
     if (!this.#bucket.take(now)) {
@@ -168,6 +171,7 @@ export class IcmpLayer {
         Icmpv4Repr.bufferLen(repr),
         (buf) => Icmpv4Repr.emit(repr, buf),
         now,
+        { src: from },
       )
     ) {
       this.errorStats.sent++;

@@ -6,6 +6,7 @@
 export * from "./stack.ts";
 export * from "./arp_cache.ts";
 export * from "./channel_link.ts";
+export * from "./frame_offload.ts";
 export * from "./counters.ts";
 export * from "./tcp/mod.ts";
 export * from "./udp/mod.ts";
@@ -20,3 +21,4 @@ export * from "./ipv4_input.ts";
 export * from "./ipv4_output.ts";
 export * from "./icmp_layer.ts";
 export * from "./token_bucket.ts";
+export * from "./stack_egress.ts";

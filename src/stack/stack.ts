@@ -43,6 +43,7 @@ import {
 } from "./tcp/mod.ts";
 import { UDP_DROP_REASONS, type UdpEndpoint, UdpLayer, type UdpLayerLimits } from "./udp/mod.ts";
 import type { Link } from "./channel_link.ts";
+import { LinkOffload } from "./frame_offload.ts";
 import { StackCounters } from "./counters.ts";
 import { DHCP_SERVER_DROP_REASONS, DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";
 import {
@@ -55,6 +56,7 @@ import { DNS_DEFAULT_NAME, DNS_DROP_REASONS, DNS_PORT, DnsResponder } from "./dn
 import { ETHERNET_DROP_REASONS, EthernetLayer } from "./ethernet_layer.ts";
 import { ARP_DROP_REASONS, ArpLayer } from "./arp_layer.ts";
 import { IPV4_DROP_REASONS, Ipv4Input } from "./ipv4_input.ts";
+import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stack_egress.ts";
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
 
@@ -95,6 +97,13 @@ export interface StackConfig {
    * override) `netisle.internal`, which names the stack's address.
    */
   dns?: { enabled?: boolean; names?: Record<string, Ipv4Address> };
+  /**
+   * Egress: datagrams to addresses outside the subnet, and DNS queries for
+   * names the responder does not own, become events for a gateway
+   * ({@linkcode StackEgress}) instead of being dropped or refused. Off by
+   * default.
+   */
+  egress?: { enabled: boolean; limits?: Partial<StackEgressLimits> };
 }
 
 /** What a stack needs from its environment. */
@@ -120,6 +129,7 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...ARP_DROP_REASONS,
   ...IPV4_DROP_REASONS,
   ...ICMP_DROP_REASONS,
+  ...EGRESS_DROP_REASONS,
 ];
 
 /** The quota a stack gets when its deps name none: the session defaults. */
@@ -159,6 +169,8 @@ export class Stack {
   readonly dns: DnsResponder | undefined;
   /** The session's quotas (memory and sockets), shared with the layers above. */
   readonly quota: SessionQuota;
+  /** Egress events and entries, when `config.egress.enabled`. */
+  readonly egress: StackEgress | undefined;
   #eth: EthernetLayer;
   #arp: ArpLayer;
   #ipv4In: Ipv4Input;
@@ -207,7 +219,8 @@ export class Stack {
       counters,
       upper: {
         arp: (payload, now) => this.#arp.input(payload, now),
-        ipv4: (payload, now, linkBroadcast) => this.#ipv4In.input(payload, now, linkBroadcast),
+        ipv4: (payload, now, linkBroadcast, offload) =>
+          this.#ipv4In.input(payload, now, linkBroadcast, offload),
       },
     });
     this.arp = new ArpCache(config.arp);
@@ -223,8 +236,7 @@ export class Stack {
       random,
       config: config.tcp,
       limits: config.tcpLimits,
-      sendIpv4With: (dst, len, fill, now) =>
-        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true }),
+      out: this.#ipv4Out,
     });
     this.udp = new UdpLayer({
       localAddr: address,
@@ -234,11 +246,27 @@ export class Stack {
       memory: this.quota.memory,
       hasRoute: (dst) => this.#ipv4Out.hasRoute(dst),
       // DF clear: UDP does no path MTU discovery here, so a smaller hop may fragment.
-      sendIpv4With: (dst, len, fill, now, dstMac) =>
-        this.#ipv4Out.send(dst, IpProtocol.UDP, len, fill, now, { dstMac }),
+      sendIpv4With: (dst, len, fill, now, dstMac, src) =>
+        this.#ipv4Out.send(dst, IpProtocol.UDP, len, fill, now, { dstMac, src }),
     });
+    this.egress = config.egress?.enabled
+      ? new StackEgress({
+        localAddr: address,
+        memory: this.quota.memory,
+        udp: this.udp,
+        tcp: this.tcp,
+        limits: config.egress.limits,
+        sendIcmpError: (quote, to, code, from, now) =>
+          this.#icmp.sendError(quote, to, code, now, "dest_unreachable", from),
+      })
+      : undefined;
+    this.udp.setEgress(this.egress);
+    this.tcp.setEgress(this.egress);
     if (config.dns?.enabled ?? true) {
-      this.dns = new DnsResponder({ [DNS_DEFAULT_NAME]: address, ...config.dns?.names });
+      this.dns = new DnsResponder(
+        { [DNS_DEFAULT_NAME]: address, ...config.dns?.names },
+        this.egress,
+      );
       this.udp.serve(DNS_PORT, this.dns, { sharing: "fallback", name: "the DNS responder" });
     }
     this.dhcp = config.dhcp?.enabled
@@ -264,6 +292,11 @@ export class Stack {
       icmp: this.#icmp,
       tcp: this.tcp,
       udp: this.udp,
+      outside: this.egress && {
+        udp: (src, dst, bytes, now) => this.udp.inputOutside(src, dst, bytes, now),
+        tcp: (src, dst, bytes, now, offload) =>
+          this.tcp.inputOutside(src, dst, bytes, now, offload),
+      },
     });
   }
 
@@ -280,13 +313,33 @@ export class Stack {
   /**
    * Processes one received Ethernet frame. Never throws for any bytes: a frame
    * the stack cannot use is counted under `counters.drops[reason]`.
+   * `offload` is what the link says of the frame (`FrameOffload`):
+   * a TCPv4 GSO packet of up to 64 KiB (taken whole, as Linux's GRO would
+   * deliver it), or a TCP checksum the link vouched for.
    */
-  input(frame: Uint8Array, now: number): void {
+  input(frame: Uint8Array, now: number, offload = 0): void {
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
-    const reason = this.#eth.input(frame, now);
+    const reason = this.#eth.input(frame, now, offload);
     if (reason === undefined) this.counters.rxHandled++;
     else this.counters.drop(reason);
+  }
+
+  /**
+   * What the link takes ({@linkcode LinkOffload} bits; 0, the default, for
+   * finished frames only). With `TSO` the TCP layer sends segments of up to
+   * 64 KiB to its peers, each with the peer's MSS as the segment size to cut
+   * it into (`FrameOffload.GSO_TCPV4`); with `CSUM` it leaves TCP checksums
+   * partial for the link to finish. Set by the session when a tunnel with
+   * segmentation offload attaches, cleared when it goes.
+   */
+  setLinkOffload(bits: number): void {
+    this.tcp.linkOffload = bits & (LinkOffload.TSO | LinkOffload.CSUM);
+  }
+
+  /** What the link takes ({@linkcode Stack.setLinkOffload}). */
+  get linkOffload(): number {
+    return this.tcp.linkOffload;
   }
 
   /** Runs timers due at `now`: ARP retries and expiry, TCP timers, DHCP leases, reassembly. */
@@ -313,9 +366,11 @@ export class Stack {
    * `events` and `owner`), for the session to deliver after releasing the
    * core lock.
    */
-  takeDirty(): Array<TcpConnection | TcpListener | UdpEndpoint> {
-    const tcp: Array<TcpConnection | TcpListener | UdpEndpoint> = this.tcp.takeDirty();
+  takeDirty(): Array<TcpConnection | TcpListener | UdpEndpoint | StackEgress> {
+    const tcp: Array<TcpConnection | TcpListener | UdpEndpoint | StackEgress> = this.tcp
+      .takeDirty();
     const udp = this.udp.takeDirty();
+    if (this.egress?.takeDirty()) tcp.push(this.egress);
     if (udp.length === 0) return tcp;
     if (tcp.length === 0) return udp;
     for (const u of udp) tcp.push(u);
@@ -375,6 +430,10 @@ export class Stack {
       bad.push(
         `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
       );
+    }
+    const e = this.egress;
+    if (e && (e.queued > e.limits.maxQueuedEvents || e.queuedBytes > e.limits.maxQueuedBytes)) {
+      bad.push(`egress queues ${e.queued} events of ${e.queuedBytes} bytes, over its limits`);
     }
     const u = this.udp.limits;
     for (const [port, e] of this.udp.endpoints) {

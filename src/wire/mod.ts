@@ -41,3 +41,5 @@ export * from "./pcap_writer.ts";
 export * from "./random.ts";
 export * from "./tunnel_protocol.ts";
 export * from "./stream_framing.ts";
+export * from "./wisp.ts";
+export * from "./vnet_header.ts";

@@ -24,37 +24,25 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
-import { commandExists, DENO, e2eSkipReason, Netns, Proc, ROOT, sh } from "./harness.ts";
+import { commandExists, DENO, e2eSkipReason, Netns, Proc } from "./harness.ts";
+import {
+  buildGuestInitramfs,
+  guestQemuArgs,
+  KERNEL_DIR,
+  need,
+  QEMU,
+  qemuGuestSkipReason,
+  VMLINUZ,
+} from "./qemu_guest.ts";
 
-const QEMU = "qemu-system-x86_64";
-const KERNEL_DIR = process.env.NETISLE_QEMU_DIR ?? "/var/cache/netisle-qemu";
-const VMLINUZ = join(KERNEL_DIR, "vmlinuz");
-const E1000 = join(KERNEL_DIR, "e1000.ko");
 const API = "http://127.0.0.1:8787";
-
-/** Skips (or, under CI=true, fails) loudly when something the tests need is missing. */
-function need(what: string, missing: string[]): string | undefined {
-  if (missing.length === 0) return undefined;
-  const why = `needs ${missing.join(", ")}`;
-  if (process.env.CI === "true") {
-    throw new Error(`end-to-end tests must run in CI but cannot: ${why}`);
-  }
-  console.warn(`\n*** SKIPPING ${what}: ${why} ***\n`);
-  return why;
-}
 
 const skip = e2eSkipReason() ??
   need(
     "QEMU end-to-end tests",
     [QEMU, "curl", "ping"].filter((c) => !commandExists(c)),
   );
-const skipGuest = skip ?? need(
-  "the QEMU guest test",
-  [VMLINUZ, E1000, "/usr/bin/busybox"].filter((f) => !existsSync(f)).map((f) =>
-    `${f} (run .ci/run, or set NETISLE_QEMU_DIR)`
-  ),
-);
+const skipGuest = skip ?? qemuGuestSkipReason("the QEMU guest test");
 
 /** The median of some numbers. */
 function median(xs: number[]): number {
@@ -218,27 +206,12 @@ describe("e2e: QEMU -netdev stream and dgram through the tunnel CLI", { skip }, 
       skip: skipGuest,
     },
     async () => {
-      const initrd = join(bed.dir, "initramfs.cpio.gz");
-      sh("bash", [`${ROOT}/tests/e2e/fixtures/qemu/build_initramfs.sh`, initrd, E1000]);
+      const initrd = buildGuestInitramfs(bed.dir);
       const t0 = performance.now();
-      const vm = bed.spawn(QEMU, [
-        "-accel",
-        "tcg",
-        "-nographic",
-        "-m",
-        "256",
-        "-no-reboot",
-        "-kernel",
-        VMLINUZ,
-        "-initrd",
-        initrd,
-        "-append",
-        "console=ttyS0 quiet panic=-1",
-        "-netdev",
-        `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
-        "-device",
-        "e1000,netdev=n0,romfile=",
-      ]);
+      const vm = bed.spawn(
+        QEMU,
+        guestQemuArgs(initrd, `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`),
+      );
       const mac = (await vm.waitFor(/NETISLE-GUEST link-up ([0-9a-f:]{17})/, 120_000))[1];
       const lease = await vm.waitFor(
         /NETISLE-GUEST lease ip=(\S+) mask=(\S+) router=(\S+) dns=(\S+)/,

@@ -53,6 +53,8 @@ export class Testbed {
       tunnelArgs?: string[];
       /** The runtime of the tunnel CLI (default Deno; Bun runs `bun tunnel/cli.ts`). */
       tunnelRuntime?: "deno" | "bun";
+      /** Extra environment of the server. */
+      serverEnv?: Record<string, string>;
     } = {},
   ): Promise<void> {
     const { faults, server = "fixture" } = options;
@@ -61,7 +63,10 @@ export class Testbed {
     const script = server === "fixture"
       ? "tests/e2e/fixtures/stack_server.ts"
       : "examples/deno/server.ts";
-    this.server = this.hub.spawn(DENO, ["run", "-A", script], { PORT: "8787" });
+    this.server = this.hub.spawn(DENO, ["run", "-A", script], {
+      PORT: "8787",
+      ...options.serverEnv,
+    });
     this.#procs.push(this.server);
     if (server === "fixture") {
       const m = await this.server.waitFor(/SESSION (\S+) (\S+)/);

@@ -82,6 +82,8 @@ export interface IsolatedAppOptions {
   workerFactory?: () => WorkerLike;
   /** Origins whose pages may call the API (CORS; see `createApp`). */
   corsOrigins?: readonly string[];
+  /** Egress for every session's worker (see `WorkerInit.egress`). */
+  egress?: { env: Record<string, string>; hostname: string };
 }
 
 /** One session as the front door knows it. */
@@ -238,6 +240,7 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
         requestLog: log !== undefined,
         idleTimeoutMs: options.idleTimeoutMs,
         sweepIntervalMs: options.sweepIntervalMs,
+        egress: options.egress,
       },
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
@@ -414,6 +417,9 @@ export function createIsolatedApp(options: IsolatedAppOptions = {}): IsolatedApp
     if (given === undefined && c.req.header("upgrade")?.toLowerCase() === "websocket") {
       const q = c.req.query("token");
       if (q !== undefined && q.length <= 256) given = q;
+      // Wisp clients take only a URL: the token may be its last segment (`/wisp/<token>/`).
+      const w = /^\/v1\/sessions\/[^/]+\/wisp\/([^/]{1,256})\/$/.exec(c.req.path);
+      if (given === undefined && w) given = w[1];
     }
     if (given === undefined) {
       throw unauthorized(`session "${sid}" needs its token (Authorization: Bearer <token>)`);

@@ -35,6 +35,13 @@ export interface WorkerInit {
   idleTimeoutMs?: number;
   /** Interval of the worker's idle sweep (ms). */
   sweepIntervalMs?: number;
+  /**
+   * Egress for the worker's session (the server runs with `NETISLE_EGRESS=on`):
+   * the server's egress variables as given, and the address it listens on
+   * (its own addresses, which egress never dials, follow from it). The
+   * worker builds its egress from them.
+   */
+  egress?: { env: Record<string, string>; hostname: string };
 }
 
 /** A request forwarded to a worker. */

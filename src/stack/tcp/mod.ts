@@ -8,6 +8,7 @@ export * from "./tcp_config.ts";
 export * from "./tcp_connection.ts";
 export * from "./tcp_layer.ts";
 export * from "./tcp_listener.ts";
+export * from "./tcp_egress.ts";
 export * from "./sack_scoreboard.ts";
 export * from "./send_buffer.ts";
 export * from "./receive_queue.ts";

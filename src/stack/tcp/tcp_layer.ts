@@ -14,25 +14,36 @@
 import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
+  cloneTcpRepr,
   formatIpv4Address,
+  IpProtocol,
   type Ipv4Address,
   ipv4Netmask,
   ipv4SubnetBroadcast,
   isIpv4MartianSource,
   isIpv4Unicast,
   TcpFlags,
-  TcpPacket,
   TcpRepr,
+  TcpSegment,
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
+import type { PacketOutput, TxPacket } from "../tx_packet.ts";
+import { FrameOffload } from "../frame_offload.ts";
 import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
-import { earlier } from "../deadline.ts";
 import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
 import { checkTcpInvariants } from "./tcp_invariants.ts";
+import { TcpTimerQueue } from "./tcp_timers.ts";
 import { LISTENER_ACCEPTABLE, TcpListener, type TcpListenerHost } from "./tcp_listener.ts";
+import {
+  egressKey,
+  type HeldSyn,
+  HeldSyns,
+  TCP_EGRESS_DROP_REASONS,
+  type TcpEgressHook,
+} from "./tcp_egress.ts";
 
 /** What the TCP layer needs from the stack below it. */
 export interface TcpLayerDeps {
@@ -48,13 +59,8 @@ export interface TcpLayerDeps {
    * `sockets` gives a unit to every passively opened connection.
    */
   quota: SessionQuota;
-  /** Sends an IPv4 packet whose payload `fill` writes in place. */
-  sendIpv4With(
-    dst: Ipv4Address,
-    payloadLen: number,
-    fill: (buf: Uint8Array) => void,
-    now: number,
-  ): boolean;
+  /** Where segments go: IPv4 output, which builds each packet in place. */
+  out: PacketOutput;
   /** Fills `buf` with random bytes (keys for ISNs and SYN cookies). */
   random: (buf: Uint8Array) => void;
   /** Defaults for every connection of this stack. */
@@ -77,6 +83,8 @@ export interface TcpLayerLimits {
   unacceptableAcksPerSecond: number;
   /** Largest listen backlog accepted. */
   maxBacklog: number;
+  /** SYNs to outside addresses held for the egress gateway at once (RST beyond). */
+  maxHeldSyns: number;
 }
 
 /** Defaults for {@linkcode TcpLayerLimits}. */
@@ -85,6 +93,7 @@ export const DEFAULT_TCP_LAYER_LIMITS: TcpLayerLimits = {
   challengeAcksPerSecond: 100,
   unacceptableAcksPerSecond: 100,
   maxBacklog: 1024,
+  maxHeldSyns: 64,
 };
 
 /** Reasons the TCP layer drops segments (pre-registered as counters). */
@@ -112,6 +121,7 @@ export const TCP_DROP_REASONS: readonly string[] = [
   "tcp_accept_quota",
   "tcp_martian_source",
   "icmp_frag_needed_ignored",
+  ...TCP_EGRESS_DROP_REASONS,
 ];
 
 /**
@@ -119,7 +129,7 @@ export const TCP_DROP_REASONS: readonly string[] = [
  *
  * @example
  * ```ts
- * const tcp = new TcpLayer({ localAddr, mtu: 1500, sendIpv4With, random });
+ * const tcp = new TcpLayer({ localAddr, prefixLength: 24, mtu: 1500, quota, out, random });
  * const listener = tcp.listen(8080, 128);
  * ```
  */
@@ -149,17 +159,26 @@ export class TcpLayer implements TcpHost {
   };
   /** The session's quotas (see {@linkcode TcpLayerDeps.quota}). */
   readonly quota: SessionQuota;
+  /** Every connection's timers, by deadline. */
+  readonly timerQueue: TcpTimerQueue = new TcpTimerQueue();
+  /** What the link takes (`LinkOffload` bits), set through `Stack.setLinkOffload`. */
+  linkOffload = 0;
+  #serial = 0;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
   #listenerHost: TcpListenerHost;
   #portUse = new Map<number, number>();
   #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
+  readonly #rx = new TcpSegment();
   #challengeAcks: AckRateLimiter;
   #unacceptableAcks: AckRateLimiter;
   #prefixLength: number;
   #network: Ipv4Address;
   #broadcast: Ipv4Address;
+  #egress: TcpEgressHook | undefined;
+  /** SYNs to outside addresses waiting for the gateway's answer. */
+  readonly heldSyns: HeldSyns;
 
   /** Creates an empty layer. */
   constructor(deps: TcpLayerDeps) {
@@ -190,6 +209,15 @@ export class TcpLayer implements TcpHost {
       emitRepr: (dst, repr, now) => this.#emitRepr(dst, repr, now),
     };
     this.#ephemeralPorts = new EphemeralPorts("TCP", deps.random);
+    this.heldSyns = new HeldSyns(this.limits.maxHeldSyns);
+  }
+
+  /**
+   * Sets (or, with undefined, removes) where SYNs to outside addresses are
+   * reported: see {@linkcode TcpLayer.inputOutside}.
+   */
+  setEgress(hook: TcpEgressHook | undefined): void {
+    this.#egress = hook;
   }
 
   /** Number of connections on the active and time-wait lists. */
@@ -286,9 +314,11 @@ export class TcpLayer implements TcpHost {
    * Aborts everything the layer holds: every listener (resetting its queued
    * connections), every connection (RST when synchronized, RFC 9293 §3.10.5),
    * time-wait ones included, and every bound port. Used when a session ends;
-   * afterwards the bound, listen, active and time-wait lists are all empty.
+   * afterwards the bound, listen, active and time-wait lists are all empty,
+   * and no SYN is held for egress.
    */
   abortAll(now: number): void {
+    this.heldSyns.clear();
     for (const l of [...this.listeners.values()]) this.closeListener(l, now);
     for (const c of [...this.active.values(), ...this.timeWait.values()]) c.abort(now);
     for (const port of [...this.bound.keys()]) {
@@ -363,21 +393,24 @@ export class TcpLayer implements TcpHost {
     state: "SYN_SENT" | "SYN_RECEIVED",
     config: Partial<TcpConfig>,
     iss?: number,
+    localAddr: Ipv4Address = this.localAddr,
   ): TcpConnection {
     const off = new Uint8Array(4);
     this.#deps.random(off);
     return new TcpConnection({
       host: this,
       key,
+      localAddr,
       localPort,
       remoteAddr,
       remotePort,
       config: resolveTcpConfig(config),
-      iss: iss ?? this.#isn.next(this.localAddr, localPort, remoteAddr, remotePort, now),
+      iss: iss ?? this.#isn.next(localAddr, localPort, remoteAddr, remotePort, now),
       mtu: this.mtu,
       tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
       state,
       holdsQuotaUnit: false,
+      serial: ++this.#serial,
     });
   }
 
@@ -385,20 +418,29 @@ export class TcpLayer implements TcpHost {
 
   /**
    * Processes a TCP segment for `dst` from `src` (the IP layer validated the
-   * addresses). Returns a drop reason, or undefined when the segment was used.
+   * addresses); its checksum is not verified when the link vouched for it
+   * (`offload` has `FrameOffload.CSUM_VALID`). A segment may be larger than
+   * the MSS (a GSO packet the link passed whole): it is taken as the
+   * segments it stands for would be. Returns a drop reason, or undefined
+   * when the segment was used.
    */
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
-    const pkt = TcpPacket.parse(bytes);
-    if (!pkt.ok) return pkt.reason;
-    const parsed = TcpRepr.parse(pkt.value, src, dst);
-    if (!parsed.ok) return parsed.reason;
-    const seg = parsed.value;
+  input(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload = 0,
+  ): string | undefined {
+    // One segment object for every input: nothing keeps it past this call.
+    const seg = this.#rx;
+    const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
+    if (reason !== undefined) return reason;
     if (dst !== this.localAddr) return "tcp_broadcast";
 
     let conn = this.#lastHit;
     if (
       conn === undefined || conn.remotePort !== seg.srcPort || conn.localPort !== seg.dstPort ||
-      conn.remoteAddr !== src || conn.state === "CLOSED"
+      conn.remoteAddr !== src || conn.localAddr !== dst || conn.state === "CLOSED"
     ) {
       const key = tupleKey(src, seg.srcPort, seg.dstPort);
       conn = this.active.get(key);
@@ -433,6 +475,149 @@ export class TcpLayer implements TcpHost {
     return conn.input(seg, now);
   }
 
+  // ------------------------------------------------------------ egress
+
+  /**
+   * Processes a TCP segment from `src` (on the link) to `dst`, an address
+   * outside the session (egress; the IP layer checked both). A segment of an
+   * egress connection goes to it; a new SYN is held and reported to the
+   * egress hook (see tcp_egress.ts), unanswered until the gateway accepts,
+   * refuses or drops it; a SYN again for a held one is taken silently, a RST
+   * gives it up. Anything else is answered with a RST from `dst`
+   * (RFC 9293 §3.10.7.1). Without a hook every SYN is refused with a RST.
+   */
+  inputOutside(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload = 0,
+  ): string | undefined {
+    const seg = this.#rx;
+    const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
+    if (reason !== undefined) return reason;
+    let conn = this.#lastHit;
+    if (
+      conn === undefined || conn.remotePort !== seg.srcPort || conn.localPort !== seg.dstPort ||
+      conn.remoteAddr !== src || conn.localAddr !== dst || conn.state === "CLOSED"
+    ) {
+      const key = egressKey(src, seg.srcPort, dst, seg.dstPort);
+      conn = this.active.get(key);
+      if (conn === undefined) {
+        const tw = this.timeWait.get(key);
+        const syn = (seg.flags & (TcpFlags.SYN | TcpFlags.ACK | TcpFlags.RST)) === TcpFlags.SYN;
+        if (tw !== undefined) {
+          if (!syn || !tw.acceptsNewSyn(seg)) return tw.input(seg, now);
+          tw.abort(now); // a new incarnation (RFC 9293 §3.10.7.4)
+        }
+        return this.#inputOutsideNew(key, src, dst, seg, syn, now);
+      }
+      this.#lastHit = conn;
+    }
+    conn.noteActivity(now);
+    return conn.input(seg, now);
+  }
+
+  #inputOutsideNew(
+    key: string,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    seg: TcpRepr,
+    syn: boolean,
+    now: number,
+  ): string | undefined {
+    const held = this.heldSyns.get(key);
+    if (held !== undefined) {
+      if (seg.flags & TcpFlags.RST) {
+        this.heldSyns.take(key);
+        this.#egress?.synCancelled(held, now);
+        return undefined;
+      }
+      if (syn && seg.seqNumber === held.syn.seqNumber) return undefined; // retransmitted
+      return "tcp_egress_syn_pending";
+    }
+    if (!syn) {
+      this.#rstForNowhere(src, seg, now, dst);
+      return "tcp_egress_no_connection";
+    }
+    if (this.#egress === undefined || this.heldSyns.full) {
+      this.#rstForNowhere(src, seg, now, dst);
+      return "tcp_egress_held_full";
+    }
+    const h: HeldSyn = {
+      key,
+      guest: src,
+      guestPort: seg.srcPort,
+      outside: dst,
+      outsidePort: seg.dstPort,
+      // The segment object is reused by the next input: the held SYN is a copy.
+      syn: { ...cloneTcpRepr(seg), payload: new Uint8Array(0) },
+      at: now,
+    };
+    this.heldSyns.add(h);
+    if (!this.#egress.synHeld(h, now)) {
+      this.heldSyns.take(key);
+      this.#rstForNowhere(src, seg, now, dst);
+      return "tcp_egress_held_full";
+    }
+    return undefined;
+  }
+
+  /**
+   * The gateway's answer "connected" to the held SYN `key`: a connection in
+   * SYN-RECEIVED from the outside address, which answers the SYN with a
+   * SYN-ACK (RFC 9293 §3.10.7.2) and is then like any other (its storage
+   * charged to the session's memory quota; no socket unit: the gateway
+   * counts its connections). Undefined when no such SYN is held (the guest
+   * gave it up), or when the layer is at its connection limit (then a RST).
+   */
+  acceptHeld(
+    key: string,
+    now: number,
+    config?: Partial<TcpConfig>,
+  ): TcpConnection | undefined {
+    const h = this.heldSyns.take(key);
+    if (h === undefined) return undefined;
+    if (this.connectionCount >= this.limits.maxConnections) {
+      this.#rstForNowhere(h.guest, h.syn, now, h.outside);
+      return undefined;
+    }
+    const conn = this.#newConnection(
+      key,
+      h.outsidePort,
+      h.guest,
+      h.guestPort,
+      now,
+      "SYN_RECEIVED",
+      { ...this.config, ...config },
+      undefined,
+      h.outside,
+    );
+    this.active.set(key, conn);
+    conn.acceptSyn(h.syn, now);
+    return conn;
+  }
+
+  /**
+   * The gateway's answer "refused" (or "denied") to the held SYN `key`: a
+   * RST from the outside address, <SEQ=0><ACK=ISN+1><CTL=RST,ACK>
+   * (RFC 9293 §3.10.7.1). Returns whether a SYN was held.
+   */
+  refuseHeld(key: string, now: number): boolean {
+    const h = this.heldSyns.take(key);
+    if (h === undefined) return false;
+    this.#rstForNowhere(h.guest, h.syn, now, h.outside);
+    return true;
+  }
+
+  /**
+   * Forgets the held SYN `key` without answering, and returns it (the
+   * gateway answers with an ICMP error quoting it).
+   */
+  dropHeld(key: string): HeldSyn | undefined {
+    return this.heldSyns.take(key);
+  }
+
   /**
    * A connection of listener `l` in SYN_RECEIVED, put on the active list.
    * A half-open connection holds no unit of the session's socket quota (the
@@ -461,15 +646,18 @@ export class TcpLayer implements TcpHost {
     return conn;
   }
 
-  /** RFC 9293 §3.10.7.1: the answer to a segment for a connection that does not exist. */
-  #rstForNowhere(src: Ipv4Address, seg: TcpRepr, now: number): void {
+  /**
+   * RFC 9293 §3.10.7.1: the answer to a segment for a connection that does
+   * not exist, from `from` (the stack's address, or an outside address).
+   */
+  #rstForNowhere(src: Ipv4Address, seg: TcpRepr, now: number, from?: Ipv4Address): void {
     if (seg.flags & TcpFlags.RST) return; // never answer a RST with a RST
     if (seg.flags & TcpFlags.ACK) {
-      this.#sendRst(src, seg.srcPort, seg.dstPort, seg.ackNumber, 0, false, now);
+      this.#sendRst(src, seg.srcPort, seg.dstPort, seg.ackNumber, 0, false, now, from);
     } else {
       const len = seg.payload.length + ((seg.flags & TcpFlags.SYN) ? 1 : 0) +
         ((seg.flags & TcpFlags.FIN) ? 1 : 0);
-      this.#sendRst(src, seg.srcPort, seg.dstPort, 0, seqAdd(seg.seqNumber, len), true, now);
+      this.#sendRst(src, seg.srcPort, seg.dstPort, 0, seqAdd(seg.seqNumber, len), true, now, from);
     }
   }
 
@@ -481,27 +669,33 @@ export class TcpLayer implements TcpHost {
     ack: number,
     withAck: boolean,
     now: number,
+    from?: Ipv4Address,
   ): void {
     this.stats.rstsSent++;
-    this.#emitRepr(dst, {
-      srcPort,
-      dstPort,
-      seqNumber: seq,
-      ackNumber: withAck ? ack : 0,
-      flags: TcpFlags.RST | (withAck ? TcpFlags.ACK : 0),
-      windowLen: 0,
-      payload: new Uint8Array(0),
-    }, now);
+    this.#emitRepr(
+      dst,
+      {
+        srcPort,
+        dstPort,
+        seqNumber: seq,
+        ackNumber: withAck ? ack : 0,
+        flags: TcpFlags.RST | (withAck ? TcpFlags.ACK : 0),
+        windowLen: 0,
+        payload: new Uint8Array(0),
+      },
+      now,
+      from,
+    );
   }
 
-  #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number): void {
-    const src = this.localAddr;
-    this.#deps.sendIpv4With(
-      dst,
-      TcpRepr.bufferLen(repr),
-      (buf) => TcpRepr.emit(repr, buf, src, dst),
-      now,
-    );
+  #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number, from?: Ipv4Address): void {
+    const src = from ?? this.localAddr;
+    const out = this.#deps.out;
+    const len = TcpRepr.bufferLen(repr);
+    const tx = out.begin(dst, IpProtocol.TCP, len, true, 64, src);
+    if (tx === undefined) return;
+    TcpRepr.emit(repr, tx.frame.subarray(tx.l4, tx.l4 + len), src, dst);
+    out.commit(now);
   }
 
   /**
@@ -524,9 +718,27 @@ export class TcpLayer implements TcpHost {
 
   // ------------------------------------------------------------ TcpHost
 
-  /** Emits a segment of `conn`. */
+  /** Emits a segment of `conn` (from its local address: the stack's, or an outside one). */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void {
-    this.#emitRepr(conn.remoteAddr, repr, now);
+    this.#emitRepr(conn.remoteAddr, repr, now, conn.localAddr);
+  }
+
+  /** Begins a segment of `conn` of `len` bytes, built in place (see tx_packet.ts). */
+  beginSegment(conn: TcpConnection, len: number, gso = false): TxPacket | undefined {
+    return this.#deps.out.begin(
+      conn.remoteAddr,
+      IpProtocol.TCP,
+      len,
+      true,
+      64,
+      conn.localAddr,
+      gso,
+    );
+  }
+
+  /** Sends the segment begun with {@linkcode TcpLayer.beginSegment}. */
+  commitSegment(now: number): void {
+    this.#deps.out.commit(now);
   }
 
   /** Queues `conn` for event delivery. */
@@ -551,7 +763,8 @@ export class TcpLayer implements TcpHost {
       this.timeWait.delete(conn.key);
       removed = true;
     }
-    if (removed) this.#usePort(conn.localPort, -1);
+    // Egress connections use ports of outside addresses, not the stack's.
+    if (removed && conn.localAddr === this.localAddr) this.#usePort(conn.localPort, -1);
     if (this.#lastHit === conn) this.#lastHit = undefined;
     const l = conn.listener;
     if (l) {
@@ -598,27 +811,30 @@ export class TcpLayer implements TcpHost {
    * tests and fuzzing.
    */
   checkInvariants(): string[] {
-    return checkTcpInvariants(this, this.#portUse);
+    const bad = checkTcpInvariants(this, this.#portUse);
+    if (this.heldSyns.size > this.heldSyns.max) {
+      bad.push(`${this.heldSyns.size} SYNs held > limit ${this.heldSyns.max}`);
+    }
+    for (const h of this.heldSyns.values()) {
+      if (this.active.has(h.key)) bad.push(`${h.key} is held and has a connection`);
+    }
+    return bad;
   }
 
   // ------------------------------------------------------------ timers
 
-  /** The earliest timer deadline of all connections, or undefined. */
+  /**
+   * The earliest timer deadline of all connections, or undefined: the top
+   * of the timer queue, O(1) but for entries whose timers moved later since
+   * (O(log n) each, once).
+   */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const list of [this.active, this.timeWait]) {
-      for (const c of list.values()) d = earlier(d, c.nextDeadline());
-    }
-    return d;
+    return this.timerQueue.nextDeadline();
   }
 
-  /** Fires every connection timer due at `now`. */
+  /** Fires every connection timer due at `now`: only the connections that have one. */
   poll(now: number): void {
-    // A copy: firing a timer may move a connection between the lists or remove it.
-    for (const c of [...this.active.values(), ...this.timeWait.values()]) {
-      const t = c.nextDeadline();
-      if (t !== undefined && t <= now) c.poll(now);
-    }
+    this.timerQueue.poll(now);
   }
 
   /** Removes and returns the objects with pending events. */
@@ -629,7 +845,10 @@ export class TcpLayer implements TcpHost {
   }
 }
 
-/** The demux key of a connection (the local address is the stack's only one). */
+/**
+ * The demux key of a connection on the stack's own address (egress
+ * connections, whose local address is outside, use `egressKey`).
+ */
 export function tupleKey(remoteAddr: Ipv4Address, remotePort: number, localPort: number): string {
   return `${remoteAddr}:${remotePort}:${localPort}`;
 }

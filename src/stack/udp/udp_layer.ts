@@ -39,7 +39,8 @@ export interface UdpLayerDeps {
   mtu: number;
   /**
    * Sends an IPv4 packet whose payload `fill` writes in place; false when it
-   * was dropped. With `dstMac` the frame goes to that MAC without ARP.
+   * was dropped. With `dstMac` the frame goes to that MAC without ARP; with
+   * `src` the packet comes from that address instead of the stack's.
    */
   sendIpv4With(
     dst: Ipv4Address,
@@ -47,6 +48,7 @@ export interface UdpLayerDeps {
     fill: (buf: Uint8Array) => void,
     now: number,
     dstMac?: MacAddress,
+    src?: Ipv4Address,
   ): boolean;
   /** Whether the stack has a route to `dst` (on-link unicast or a broadcast address). */
   hasRoute(dst: Ipv4Address): boolean;
@@ -60,6 +62,25 @@ export interface UdpLayerDeps {
    * endpoint closes. Unlimited when not given.
    */
   memory?: MemoryQuota;
+}
+
+/**
+ * Where the UDP layer hands datagrams to addresses outside the session when
+ * egress is on (the stack's {@linkcode StackEgress}). The payload is
+ * borrowed: valid during the call only.
+ */
+export interface UdpEgressHook {
+  /** Takes a verified datagram to an outside address; returns a drop reason or undefined. */
+  datagram(
+    d: {
+      src: Ipv4Address;
+      srcPort: number;
+      dst: Ipv4Address;
+      dstPort: number;
+      payload: Uint8Array;
+    },
+    now: number,
+  ): string | undefined;
 }
 
 /** Limits of one UDP layer. */
@@ -150,6 +171,7 @@ export class UdpLayer implements UdpHost {
   #services = new Map<number, ServiceEntry>();
   #dirty: UdpEndpoint[] = [];
   #ephemeralPorts: EphemeralPorts;
+  #egress: UdpEgressHook | undefined;
 
   /** Creates an empty layer; throws RangeError for a limit that is not a positive integer. */
   constructor(deps: UdpLayerDeps) {
@@ -239,6 +261,14 @@ export class UdpLayer implements UdpHost {
     this.#services.set(port, { service, options: o, sender });
   }
 
+  /**
+   * Sets (or, with undefined, removes) where datagrams to outside addresses
+   * go: see {@linkcode UdpLayer.inputOutside}.
+   */
+  setEgress(hook: UdpEgressHook | undefined): void {
+    this.#egress = hook;
+  }
+
   /** Removes the service on `port`, if any. */
   unserve(port: number): void {
     this.#services.delete(port);
@@ -285,6 +315,44 @@ export class UdpLayer implements UdpHost {
   }
 
   /**
+   * Processes a UDP datagram from `src` (on the link) to `dst`, an address
+   * outside the session: verifies length and checksum (RFC 768) and hands it
+   * to the egress hook. Without one (egress off) it is `udp_port_closed`.
+   * Endpoints and services never see these: their ports are the stack's.
+   */
+  inputOutside(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+  ): string | undefined {
+    const pkt = UdpPacket.parse(bytes);
+    if (!pkt.ok) return pkt.reason;
+    const parsed = UdpRepr.parse(pkt.value, src, dst);
+    if (!parsed.ok) return parsed.reason;
+    const d = parsed.value;
+    if (this.#egress === undefined) return "udp_port_closed";
+    return this.#egress.datagram(
+      { src, srcPort: d.srcPort, dst, dstPort: d.dstPort, payload: d.payload },
+      now,
+    );
+  }
+
+  /**
+   * Sends one datagram from `from` (any address: the egress gateway relays
+   * replies from outside addresses) to `to`; the checksum is computed over
+   * that source (RFC 768). False when the IP layer dropped it.
+   */
+  sendFrom(
+    from: { address: Ipv4Address; port: number },
+    to: UdpServiceDestination,
+    payload: Uint8Array,
+    now: number,
+  ): boolean {
+    return this.#sendFrom(from.port, to, payload, now, from.address);
+  }
+
+  /**
    * An ICMP destination unreachable quoting a datagram we sent from
    * `localPort` to `remoteAddr:remotePort` (RFC 1122 §4.1.3.3). Returns a drop
    * reason when no connected endpoint sent it.
@@ -315,8 +383,8 @@ export class UdpLayer implements UdpHost {
     to: UdpServiceDestination,
     payload: Uint8Array,
     now: number,
+    src: Ipv4Address = this.localAddr,
   ): boolean {
-    const src = this.localAddr;
     const repr: UdpRepr = { srcPort, dstPort: to.port, payload };
     const ok = this.#deps.sendIpv4With(
       to.address,
@@ -324,6 +392,7 @@ export class UdpLayer implements UdpHost {
       (buf) => UdpRepr.emit(repr, buf, src, to.address),
       now,
       to.dstMac,
+      src === this.localAddr ? undefined : src,
     );
     if (ok) this.stats.txDatagrams++;
     return ok;
