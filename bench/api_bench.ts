@@ -10,6 +10,9 @@
  * accept loop on its own socket table). Clients use `fetch` (keep-alive
  * connection pool) with 1 and 64 concurrent clients and measure:
  *
+ * - the engine against `Deno.serve`: `GET /healthz` on a second child server
+ *   started with `engine: "deno-serve"` (`NETISLE_ENGINE=deno-serve`), and
+ *   the socket API's round trips there too, in the same run;
  * - the baseline: `GET /healthz` requests per second on the same server;
  * - round trips per second of `POST .../send` (64 bytes) then `POST .../recv`
  *   until the 64 bytes are back, on one connected socket per client;
@@ -114,13 +117,14 @@ export function echoRegistry(pairs: number): {
 }
 
 /** The child: serves the app on an ephemeral loopback port and prints {@linkcode ServerInfo}. */
-function serve(pairs: number): void {
+function serve(pairs: number, engine: "netisle" | "deno-serve"): void {
   const { registry, sessions } = echoRegistry(pairs);
   serveDeno({
     registry,
     requestLog: false,
     hostname: "127.0.0.1",
     port: 0,
+    engine,
     onListen: (url) => console.log(JSON.stringify({ url, sessions } satisfies ServerInfo)),
   });
 }
@@ -215,10 +219,13 @@ export function sessionClient(
 }
 
 /** Starts the child server; resolves with its info and a stop function. */
-async function startServer(pairs: number): Promise<{ info: ServerInfo; stop: () => void }> {
+async function startServer(
+  pairs: number,
+  engine: "netisle" | "deno-serve" = "netisle",
+): Promise<{ info: ServerInfo; stop: () => void }> {
   const child = spawn(
     process.execPath,
-    ["run", "--allow-all", new URL(import.meta.url).pathname, "--serve", String(pairs)],
+    ["run", "--allow-all", new URL(import.meta.url).pathname, "--serve", String(pairs), engine],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout! });
@@ -275,15 +282,27 @@ async function inProcess(r: Reporter): Promise<void> {
 export async function runApiBenchmarks(r: Reporter): Promise<void> {
   await inProcess(r);
   const { info, stop } = await startServer(1 + CONCURRENCY.length);
+  const denoServe = await startServer(1, "deno-serve");
   try {
     const echo = sessionClient(info.url, info.sessions[0]);
     const note = `${RUN_SECONDS} s, fetch keep-alive, server in a child process`;
     for (const c of CONCURRENCY) {
-      const base = await measure(c, async () => {
-        const res = await fetch(`${info.url}/healthz`);
-        await (await expectOk(res, "healthz")).body?.cancel();
-      });
+      const healthz = (url: string) =>
+        measure(c, async () => {
+          const res = await fetch(`${url}/healthz`);
+          await (await expectOk(res, "healthz")).body?.cancel();
+        });
+      const reference = await healthz(denoServe.info.url);
+      const denoServeRow = r.report(
+        SECTION,
+        `GET /healthz, ${c} client(s), Deno.serve (NETISLE_ENGINE=deno-serve)`,
+        reference.perSec,
+        "req/s",
+        { note: `the same app and guard on Deno.serve, same run; ${reference.latency}` },
+      );
+      const base = await healthz(info.url);
       const baseline = r.report(SECTION, `GET /healthz, ${c} client(s)`, base.perSec, "req/s", {
+        baseline: denoServeRow,
         note: `${note}; ${base.latency}`,
       });
 
@@ -313,6 +332,25 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { baseline },
       );
+      const deno = sessionClient(denoServe.info.url, denoServe.info.sessions[0]);
+      const denoIds = await Promise.all(Array.from({ length: c }, async () => {
+        const id = await deno.create();
+        await deno.connect(id);
+        return id;
+      }));
+      const drt = await measure(c, async (i) => {
+        await deno.send(denoIds[i], payload);
+        let got = 0;
+        while (got < payload.length) got += await deno.recv(denoIds[i], payload.length - got);
+      });
+      await Promise.all(denoIds.map((id) => deno.close(id)));
+      r.report(
+        SECTION,
+        `  HTTP requests/s in those round trips, ${c} client(s), Deno.serve`,
+        drt.perSec * 2,
+        "req/s",
+        { baseline: denoServeRow, note: `the same on NETISLE_ENGINE=deno-serve; ${drt.latency}` },
+      );
 
       const cc = sessionClient(info.url, info.sessions[1 + CONCURRENCY.indexOf(c)]);
       const conn = await measure(c, async () => {
@@ -330,9 +368,14 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
     }
   } finally {
     stop();
+    denoServe.stop();
   }
 }
 
 if (import.meta.main && process.argv.includes("--serve")) {
-  serve(Number(process.argv[process.argv.indexOf("--serve") + 1]));
+  const at = process.argv.indexOf("--serve");
+  serve(
+    Number(process.argv[at + 1]),
+    process.argv[at + 2] === "deno-serve" ? "deno-serve" : "netisle",
+  );
 }

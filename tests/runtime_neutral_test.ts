@@ -14,7 +14,6 @@ import { ROOT } from "./e2e/harness.ts";
 /** The adapters: the only files allowed to touch a runtime's own API. */
 const ADAPTERS = new Set([
   "src/http/serve_deno.ts",
-  "src/http/deno_conn_socket.ts",
   "src/http/isolation/serve_isolated_deno.ts",
   "src/http/serve_bun.ts",
   "src/http/serve_workerd.ts",

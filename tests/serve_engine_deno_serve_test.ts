@@ -1,9 +1,8 @@
 /**
  * `NETISLE_ENGINE=deno-serve` (`engine: "deno-serve"` of `serveDeno`, the
  * default on Deno Deploy): `Deno.serve` behind the same guard as the default
- * engine. In its own file: the default engine makes `@hono/node-server`'s
- * `Request`/`Response` the process's globals, which `Deno.serve` refuses, so
- * the two engines do not share an isolate (`deno test` gives each file its own).
+ * engine, and both engines in one isolate (the default engine leaves the
+ * process's global `Request` and `Response` alone).
  */
 
 import { describe, it } from "node:test";
@@ -37,6 +36,45 @@ function rawExchange(port: number, request: string): Promise<string> {
 }
 
 describe("serveDeno with engine deno-serve", () => {
+  it("runs beside the default engine in one isolate: both answer, globals untouched", async () => {
+    const registry = new SessionRegistry({ clock: new SystemClock() });
+    const ac = new AbortController();
+    const urls: string[] = [];
+    const globals = [globalThis.Request, globalThis.Response];
+    const servers = (["netisle", "deno-serve"] as const).map((engine) =>
+      serveDeno({
+        registry,
+        hostname: "127.0.0.1",
+        port: 0,
+        signal: ac.signal,
+        requestLog: false,
+        engine,
+        onListen: (url) => urls.push(url),
+      })
+    );
+    try {
+      await new Promise<void>((r) => {
+        const t = setInterval(() => {
+          if (urls.length === 2) {
+            clearInterval(t);
+            r();
+          }
+        }, 5);
+      });
+      for (const url of urls) {
+        const h = await fetch(`${url}/healthz`);
+        assert.equal(h.status, 200, url);
+        assert.equal((await h.json()).status, "ok");
+      }
+      assert.deepEqual([globalThis.Request, globalThis.Response], globals);
+      assert.ok(servers[0].connections !== undefined && servers[1].connections === undefined);
+    } finally {
+      registry.close();
+      ac.abort();
+      await Promise.all(servers.map((s) => s.finished));
+    }
+  });
+
   it("serves the app behind the same guard: healthz, 400 for a malformed upgrade, the session rate limit", async () => {
     const registry = new SessionRegistry({ clock: new SystemClock() });
     const ac = new AbortController();

@@ -76,13 +76,15 @@ const exactBodies = new WeakSet<Request>();
 
 /**
  * Marks `req` as coming from an engine whose HTTP parser delivers exactly
- * the declared `Content-Length` of body (node:http): a small declared body is
- * then read whole in one call, which for the node:http engine's requests
- * skips the web stream. Returns `req`.
+ * the declared `Content-Length` of body (this project's HTTP/1.1 engine,
+ * `http1_connection.ts`): a small declared body is then read whole in one
+ * call (`arrayBuffer()`, which that engine's requests answer without a web
+ * stream), and a request with neither a length nor chunks has none. Returns
+ * `req`.
  *
  * @example
  * ```ts
- * const listener = getRequestListener((req) => handler(markExactBody(req)));
+ * handler(markExactBody(req));
  * ```
  */
 export function markExactBody(req: Request): Request {
@@ -235,14 +237,14 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   if (declared !== undefined && declared > maxBytes) throw tooLarge(maxBytes);
   if (declared === 0) return held(new BodyStore(undefined, 0));
   // An exact-body engine's request with neither a length nor chunks has no body: known
-  // without touching `body` (which makes the node:http engine build a web stream).
+  // without touching `body` (which makes the engine build a web stream).
   const exact = exactBodies.has(req);
   if (exact && declared === undefined && !req.headers.has("transfer-encoding")) {
     return held(new BodyStore(undefined, 0));
   }
   if (!exact && !req.body) return held(new BodyStore(undefined, 0));
   // A small body of a declared length from an engine whose parser delivers exactly that
-  // (node:http, whose requests also read it straight from the connection, without a web
+  // (ours, whose requests also read it straight from the connection, without a web
   // stream) is read whole into a buffer of its own, charged (before it is read) as the
   // store's would be.
   const whole = declared !== undefined && declared <= WHOLE_BODY_BYTES && exact;
@@ -275,7 +277,7 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   if (whole) {
     const reading = req.arrayBuffer();
     try {
-      // A fresh buffer of the body's size (node:http's engine copies it out): kept as it is.
+      // A fresh buffer of the body's size (the engine copies it out): kept as it is.
       const buf = new Uint8Array(await next(reading));
       if (buf.byteLength > declared) throw longerThanDeclared(declared);
       store.adopt(buf);

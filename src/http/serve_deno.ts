@@ -1,13 +1,12 @@
 /**
  * The Deno adapter. It owns the accept loop (`Deno.listen`) and feeds each
- * connection to the engine of `node_http_engine.ts` (node:http with head,
- * request and keep-alive timeouts; Hono through `@hono/node-server`;
- * bounded WebSockets of `websocket_conn.ts`), so that:
+ * connection to this project's HTTP/1.1 engine (`http1_engine.ts`: head,
+ * body and keep-alive timeouts; bounded heads; bounded WebSockets of
+ * `websocket_conn.ts`), so that:
  *
  * - an accept error (EMFILE, ENFILE, ECONNABORTED, …) is logged (at most one
  *   line per kind per 5 s) and retried after a short back-off; it never ends
- *   the server (`Deno.serve` ends on it, and node:http's own accept loop
- *   stops silently);
+ *   the server (`Deno.serve` ends on it);
  * - connections are capped in total and per client address, refused ones
  *   closed at once, before a byte is read;
  * - an idle or half-sent request head is closed after `headersTimeoutMs`;
@@ -16,8 +15,8 @@
  * On Deno Deploy (`DENO_DEPLOYMENT_ID` set, or `engine: "deno-serve"`) the
  * platform owns the sockets: `Deno.serve` and `Deno.upgradeWebSocket` are
  * used as before (see the README's security section for what that leaves
- * unbounded). With `deno_conn_socket.ts` and the isolated front door's
- * adapter, the only files of src/http that use `Deno.*`.
+ * unbounded). With the isolated front door's adapter, the only file of
+ * src/http that uses `Deno.*`.
  *
  * @module
  */
@@ -26,13 +25,12 @@ import { type AppOptions, createApp, type WebSocketUpgrader } from "./app.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import { answeredSubprotocol } from "./subprotocol.ts";
 import { ConnectionGate, RateLimitedLog } from "./connection_gate.ts";
-import { DenoConnSocket } from "./deno_conn_socket.ts";
-import { createNodeHttpEngine, type NodeHttpEngineOptions } from "./node_http_engine.ts";
+import { Http1Engine, type Http1EngineOptions } from "./http1_engine.ts";
 import { type GuardedHandler, guardHandler, type ServeGuardOptions } from "./serve_guard.ts";
 import { HttpProblem } from "./problem.ts";
 
 /** How {@linkcode serveDenoFetch} listens (shared by the in-process and the isolated server). */
-export interface DenoListenOptions extends NodeHttpEngineOptions, ServeGuardOptions {
+export interface DenoListenOptions extends Http1EngineOptions, ServeGuardOptions {
   /** Omitted: 0.0.0.0 (on Deno Deploy the platform picks; see examples/deno/deploy.ts). */
   hostname?: string;
   /** Omitted: 8000 (ignored on Deno Deploy). */
@@ -54,8 +52,7 @@ export interface DenoListenOptions extends NodeHttpEngineOptions, ServeGuardOpti
   maxConnectionsPerAddress?: number;
   /**
    * `"deno-serve"`: `Deno.serve` and `Deno.upgradeWebSocket` (the default on
-   * Deno Deploy): about 4× the request rate of the default engine for small
-   * requests, but no head timeout, no connection caps, WebSocket messages
+   * Deno Deploy): no head timeout, no connection caps, WebSocket messages
    * buffered whole before the size check, and an accept error ends it (it is
    * then started again after a back-off). Default `"netisle"`.
    */
@@ -118,13 +115,12 @@ export function serveDenoFetch(
     maxConnectionsPerAddress: trustProxy > 0 ? 0 : options.maxConnectionsPerAddress ?? 0,
   });
   let guard: GuardedHandler | undefined;
-  const http = createNodeHttpEngine(options, build, (h) => guard = guardHandler(h, options));
+  const http = new Http1Engine(options, build, (h) => guard = guardHandler(h, options));
   const listener = Deno.listen({
     hostname: options.hostname ?? "0.0.0.0",
     port: options.port ?? 8000,
   });
   const addr = listener.addr as Deno.NetAddr;
-  const live = new Set<DenoConnSocket>();
   let stopping = false;
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => resolveFinished = r);
@@ -132,9 +128,9 @@ export function serveDenoFetch(
   const acceptLoop = async () => {
     let backoff = 10;
     while (!stopping) {
-      let conn: Deno.Conn;
+      let conn: Deno.TcpConn;
       try {
-        conn = await listener.accept();
+        conn = await listener.accept() as Deno.TcpConn;
       } catch (err) {
         if (stopping) break;
         if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) break;
@@ -167,18 +163,12 @@ export function serveDenoFetch(
         );
         continue;
       }
-      const socket: DenoConnSocket = new DenoConnSocket(conn, () => {
-        ticket();
-        live.delete(socket);
-      });
-      live.add(socket);
-      socket.setNoDelay(true);
       try {
-        http.handle(socket);
-      } catch (err) {
-        log.log("handle", `a connection failed to start: ${(err as Error).message}`, Date.now());
-        socket.terminate();
+        conn.setNoDelay(true);
+      } catch {
+        // Closed already: the engine finds out.
       }
+      http.serve(conn, peer, ticket);
     }
   };
 
@@ -190,8 +180,6 @@ export function serveDenoFetch(
       } catch {
         // Closed already.
       }
-      for (const ws of http.websockets) ws.terminate();
-      for (const s of live) s.terminate();
       http.close();
       resolveFinished();
     }
