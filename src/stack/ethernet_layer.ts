@@ -23,9 +23,10 @@ import type { StackCounters } from "./counters.ts";
  * Reasons the link layer drops received frames.
  *
  * - `ethernet_oversized`: longer than the MTU + 14.
- * - `ethernet_not_for_us`: to another unicast or a multicast MAC.
+ * - `ethernet_not_for_us`: to another unicast MAC, or a multicast MAC the
+ *   stack does not listen to (it listens to the IPv6 groups it joined).
  * - `ethernet_bad_source`: from a group (multicast or broadcast) MAC.
- * - `ethernet_unsupported_ethertype`: neither ARP nor IPv4.
+ * - `ethernet_unsupported_ethertype`: neither ARP nor IPv4 (nor IPv6 when on).
  */
 export const ETHERNET_DROP_REASONS: readonly string[] = [
   "ethernet_oversized",
@@ -40,6 +41,11 @@ export interface EthernetUpperLayers {
   arp(payload: Uint8Array, now: number): string | undefined;
   /** An IPv4 packet; `linkBroadcast` tells whether the frame went to ff:ff:ff:ff:ff:ff. */
   ipv4(payload: Uint8Array, now: number, linkBroadcast: boolean): string | undefined;
+  /**
+   * An IPv6 packet, when the stack has IPv6; `linkMulticast` tells whether
+   * the frame went to a group MAC (multicast or broadcast).
+   */
+  ipv6?(payload: Uint8Array, now: number, linkMulticast: boolean): string | undefined;
 }
 
 /** What the link layer needs. */
@@ -70,6 +76,12 @@ export class EthernetLayer {
   readonly mac: MacAddress;
   /** The largest frame accepted or emitted: the MTU plus the 14-byte header. */
   readonly maxFrameLen: number;
+  /**
+   * The multicast MACs the stack listens to besides its own and broadcast:
+   * those of the IPv6 groups it joined (33:33 and the group's low 32 bits,
+   * RFC 2464 §7). Empty without IPv6.
+   */
+  multicastMacs: readonly MacAddress[] = [];
   #link: Link;
   #counters: StackCounters;
   #upper: EthernetUpperLayers;
@@ -94,16 +106,31 @@ export class EthernetLayer {
     if (!parsed.ok) return parsed.reason;
     const frame = parsed.value;
     const dst = frame.dst;
-    if (!macEquals(dst, this.mac) && !isBroadcastMac(dst)) return "ethernet_not_for_us";
+    const group = !macEquals(dst, this.mac);
+    if (
+      group && !isBroadcastMac(dst) &&
+      // IPv6 multicast MACs carry IPv6 only (RFC 2464 §7).
+      !(frame.etherType === EtherType.IPV6 && this.#listensTo(dst))
+    ) {
+      return "ethernet_not_for_us";
+    }
     if (isMulticastMac(frame.src)) return "ethernet_bad_source";
     switch (frame.etherType) {
       case EtherType.ARP:
         return this.#upper.arp(frame.payload, now);
       case EtherType.IPV4:
         return this.#upper.ipv4(frame.payload, now, isBroadcastMac(dst));
+      case EtherType.IPV6:
+        if (!this.#upper.ipv6) return "ethernet_unsupported_ethertype";
+        return this.#upper.ipv6(frame.payload, now, group);
       default:
         return "ethernet_unsupported_ethertype";
     }
+  }
+
+  #listensTo(dst: MacAddress): boolean {
+    for (const m of this.multicastMacs) if (macEquals(m, dst)) return true;
+    return false;
   }
 
   /** Writes the Ethernet header of an outgoing frame (from our MAC) into its first 14 bytes. */

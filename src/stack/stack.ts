@@ -7,14 +7,18 @@
  *
  * 1. `ethernet_layer.ts`: Ethernet II validation, demux by EtherType;
  * 2. `arp_layer.ts` (ARP: answers, learns into `arp_cache.ts`), or
- *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux);
+ *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux),
+ *    or `ipv6_input.ts` (validation, extension headers, demux);
  * 3. `icmp_layer.ts` (echo, validated errors), `tcp/`, or `udp/` (bound
  *    endpoints, and the services on a port: `dhcp_server.ts`,
- *    `dns_responder.ts`).
+ *    `dns_responder.ts`); over IPv6, `icmpv6_layer.ts` (echo, errors, MLD)
+ *    and `ndp_layer.ts` (neighbours in `neighbor_cache.ts`, router
+ *    advertisements on the schedule of `router_advertiser.ts`).
  *
  * What the stack sends flows down through `ipv4_output.ts` (header,
  * fragmentation, route), `arp_layer.ts` (next-hop resolution) and
- * `ethernet_layer.ts` (to the link).
+ * `ethernet_layer.ts` (to the link); IPv6 through `ipv6_output.ts` and
+ * `ndp_layer.ts`.
  *
  * @module
  */
@@ -23,13 +27,23 @@ import { earlier } from "./deadline.ts";
 import {
   DHCP_SERVER_PORT,
   formatIpv4Address,
+  formatIpv6Address,
   Icmpv4TimeExceededCode,
   IpProtocol,
   type Ipv4Address,
   ipv4InSubnet,
+  IPV6_MIN_MTU,
+  type Ipv6Address,
+  type Ipv6ExtLimits,
+  ipv6InPrefix,
+  ipv6LinkLocalFromMac,
+  ipv6MulticastMac,
+  ipv6Prefix,
   isIpv4MartianSource,
+  isIpv6Unicast,
   isMulticastMac,
   type MacAddress,
+  parseIpv6Address,
   WIRE_DROP_REASONS,
 } from "../wire/mod.ts";
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
@@ -58,6 +72,13 @@ import { IPV4_DROP_REASONS, Ipv4Input } from "./ipv4_input.ts";
 import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stack_egress.ts";
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
+import { IPV6_DROP_REASONS, Ipv6Input } from "./ipv6_input.ts";
+import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
+import { NDP_DROP_REASONS, NdpLayer } from "./ndp_layer.ts";
+import { ICMPV6_DROP_REASONS, Icmpv6Layer } from "./icmpv6_layer.ts";
+import { NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
+import { RouterAdvertiser, type RouterAdvertOptions } from "./router_advertiser.ts";
+import { PathMtuCache } from "./path_mtu_cache.ts";
 
 export type { Ipv4SendOptions } from "./ipv4_output.ts";
 
@@ -103,7 +124,26 @@ export interface StackConfig {
    * default.
    */
   egress?: { enabled: boolean; limits?: Partial<StackEgressLimits> };
+  /**
+   * IPv6 on the link: the session's /64 `prefix` and the stack's `address`
+   * in it (besides its link-local address, from its MAC). By default
+   * `fd00::/64` and `fd00::2` ({@linkcode DEFAULT_IPV6}) when the MTU is at
+   * least 1280 (RFC 8200 §5); `false` turns IPv6 off.
+   */
+  ipv6?: { prefix: Ipv6Address; address: Ipv6Address } | false;
+  /** Neighbour cache limits and timings (IPv6). */
+  ndp?: Partial<NeighborCacheOptions>;
+  /** Router advertisement timings and lifetimes (IPv6). */
+  routerAdvert?: Partial<RouterAdvertOptions>;
+  /** Limits of the IPv6 extension-header chain of received packets. */
+  ipv6ExtLimits?: Ipv6ExtLimits;
 }
+
+/** The IPv6 addressing a stack gets by default: `fd00::/64`, the stack at `fd00::2`. */
+export const DEFAULT_IPV6: { prefix: Ipv6Address; address: Ipv6Address } = Object.freeze({
+  prefix: parseIpv6Address("fd00::"),
+  address: parseIpv6Address("fd00::2"),
+});
 
 /** What a stack needs from its environment. */
 export interface StackDeps {
@@ -129,7 +169,12 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...IPV4_DROP_REASONS,
   ...ICMP_DROP_REASONS,
   ...EGRESS_DROP_REASONS,
+  ...IPV6_DROP_REASONS,
+  ...ICMPV6_DROP_REASONS,
+  ...NDP_DROP_REASONS,
 ];
+
+const FE80 = parseIpv6Address("fe80::");
 
 /** The quota a stack gets when its deps name none: the session defaults. */
 export const DEFAULT_SESSION_QUOTA: { maxBufferedBytes: number; maxSockets: number } = {
@@ -170,11 +215,22 @@ export class Stack {
   readonly quota: SessionQuota;
   /** Egress events and entries, when `config.egress.enabled`. */
   readonly egress: StackEgress | undefined;
+  /** The IPv6 addresses (prefix, address, link-local); undefined without IPv6. */
+  readonly ipv6: Readonly<Ipv6Addressing> | undefined;
+  /** The IPv6 neighbour cache (RFC 4861); undefined without IPv6. */
+  readonly neighbors: NeighborCache | undefined;
+  /** Path MTUs learned from ICMPv6 packet too big (RFC 8201); undefined without IPv6. */
+  readonly pathMtu: PathMtuCache | undefined;
+  /** The router advertisement schedule and its counts; undefined without IPv6. */
+  readonly routerAdvertiser: RouterAdvertiser | undefined;
   #eth: EthernetLayer;
   #arp: ArpLayer;
   #ipv4In: Ipv4Input;
   #ipv4Out: Ipv4Output;
   #icmp: IcmpLayer;
+  #ndp: NdpLayer | undefined;
+  #icmp6: Icmpv6Layer | undefined;
+  #ipv6In: Ipv6Input | undefined;
 
   /** Creates a stack; throws RangeError for an MTU or prefix out of range. */
   constructor(config: StackConfig, deps: StackDeps) {
@@ -194,7 +250,13 @@ export class Stack {
     if (!Number.isInteger(rate) || rate < 0) {
       throw new RangeError(`Stack: icmpErrorsPerSecond must be an integer >= 0, got ${rate}`);
     }
-    this.config = { ...config, mac: config.mac.slice(), ipv4: { ...config.ipv4 } };
+    const v6 = Stack.#ipv6Config(config);
+    this.config = {
+      ...config,
+      mac: config.mac.slice(),
+      ipv4: { ...config.ipv4 },
+      ipv6: v6 ? { ...v6 } : false,
+    };
     const { mac, ipv4, mtu } = this.config;
     const address = ipv4.address;
     const counters = this.counters = new StackCounters([
@@ -219,6 +281,9 @@ export class Stack {
       upper: {
         arp: (payload, now) => this.#arp.input(payload, now),
         ipv4: (payload, now, linkBroadcast) => this.#ipv4In.input(payload, now, linkBroadcast),
+        ipv6: v6
+          ? (payload, now, multicast) => this.#ipv6Input(payload, now, multicast)
+          : undefined,
       },
     });
     this.arp = new ArpCache(config.arp);
@@ -296,6 +361,74 @@ export class Stack {
         tcp: (src, dst, bytes, now) => this.tcp.inputOutside(src, dst, bytes, now),
       },
     });
+
+    // IPv6 beside it: output, NDP (neighbours, router advertisements), ICMPv6, input.
+    if (v6) {
+      const addressing = { ...v6, linkLocal: ipv6LinkLocalFromMac(mac) };
+      this.ipv6 = Object.freeze(addressing);
+      const allocFrame = (len: number) => new Uint8Array(len);
+      const out = new Ipv6Output({ addressing, mtu, eth: this.#eth, counters, allocFrame });
+      this.neighbors = new NeighborCache(config.ndp);
+      this.routerAdvertiser = new RouterAdvertiser(config.routerAdvert ?? {}, random);
+      this.#ndp = new NdpLayer({
+        out,
+        cache: this.neighbors,
+        advertiser: this.routerAdvertiser,
+        eth: this.#eth,
+        mtu,
+        counters,
+        allocFrame,
+      });
+      this.pathMtu = new PathMtuCache(mtu);
+      this.#icmp6 = new Icmpv6Layer({
+        out,
+        ndp: this.#ndp,
+        pmtu: this.pathMtu,
+        errorsPerSecond: rate,
+        counters,
+      });
+      this.#ipv6In = new Ipv6Input({ out, icmp: this.#icmp6, extLimits: config.ipv6ExtLimits });
+      this.#eth.multicastMacs = this.#ipv6In.groups.map(ipv6MulticastMac);
+    }
+  }
+
+  /** An IPv6 packet from the link: NDP notes that the link speaks IPv6, then input. */
+  #ipv6Input(payload: Uint8Array, now: number, multicast: boolean): string | undefined {
+    this.#ndp!.heard(now);
+    return this.#ipv6In!.input(payload, now, multicast);
+  }
+
+  /**
+   * The IPv6 addressing `config` asks for, checked: undefined when IPv6 is
+   * off (`false`, or by default on a link whose MTU is under 1280).
+   */
+  static #ipv6Config(
+    config: StackConfig,
+  ): { prefix: Ipv6Address; address: Ipv6Address } | undefined {
+    const v6 = config.ipv6;
+    if (v6 === false) return undefined;
+    if (v6 === undefined) return config.mtu >= IPV6_MIN_MTU ? DEFAULT_IPV6 : undefined;
+    if (config.mtu < IPV6_MIN_MTU) {
+      throw new RangeError(
+        `Stack: IPv6 needs an MTU of at least ${IPV6_MIN_MTU}, got ${config.mtu}`,
+      );
+    }
+    const { prefix, address } = v6;
+    if (ipv6Prefix(prefix, IPV6_PREFIX_LENGTH) !== prefix || !isIpv6Unicast(prefix)) {
+      throw new RangeError(
+        `Stack: ipv6.prefix must be a unicast /64 prefix with zero host bits, got "${
+          formatIpv6Address(prefix)
+        }"`,
+      );
+    }
+    if (!ipv6InPrefix(address, prefix, IPV6_PREFIX_LENGTH) || address === prefix) {
+      throw new RangeError(
+        `Stack: ipv6.address must be in ${
+          formatIpv6Address(prefix)
+        }/64 and not the prefix itself, got "${formatIpv6Address(address)}"`,
+      );
+    }
+    return { prefix, address };
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -306,6 +439,11 @@ export class Stack {
   /** ICMP error messages this stack sent, and those the rate limit suppressed. */
   get icmpErrorStats(): { sent: number; rateLimited: number } {
     return this.#icmp.errorStats;
+  }
+
+  /** ICMPv6 error messages this stack sent, and those the rate limit suppressed. */
+  get icmpv6ErrorStats(): { sent: number; rateLimited: number } {
+    return this.#icmp6?.errorStats ?? { sent: 0, rateLimited: 0 };
   }
 
   /**
@@ -323,6 +461,7 @@ export class Stack {
   /** Runs timers due at `now`: ARP retries and expiry, TCP timers, DHCP leases, reassembly. */
   poll(now: number): void {
     this.#arp.poll(now);
+    this.#ndp?.poll(now);
     this.tcp.poll(now);
     this.dhcp?.poll(now);
     for (const e of this.reassembler.poll(now)) {
@@ -365,7 +504,10 @@ export class Stack {
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    const d = earlier(this.arp.nextDeadline(), this.tcp.nextDeadline());
+    const d = earlier(
+      earlier(this.arp.nextDeadline(), this.tcp.nextDeadline()),
+      this.#ndp?.nextDeadline(),
+    );
     return earlier(earlier(d, this.reassembler.nextDeadline()), this.dhcp?.nextDeadline());
   }
 
@@ -409,6 +551,31 @@ export class Stack {
         `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
       );
     }
+    const n = this.neighbors;
+    if (n) {
+      const o = n.options;
+      if (n.size > o.maxEntries || n.queued > o.maxQueuedTotal) {
+        bad.push(`neighbour cache holds ${n.size} entries, ${n.queued} frames, over its limits`);
+      }
+      for (const entry of n.entries()) {
+        if (entry.queued > o.maxQueuedPerEntry) {
+          bad.push(`neighbour ${formatIpv6Address(entry.ip)} queues ${entry.queued} frames`);
+        }
+        const a = this.ipv6!;
+        if (
+          !isIpv6Unicast(entry.ip) || entry.ip === a.address || entry.ip === a.linkLocal ||
+          !(ipv6InPrefix(entry.ip, a.prefix, 64) || ipv6InPrefix(entry.ip, FE80, 10))
+        ) {
+          bad.push(
+            `neighbour cache holds ${formatIpv6Address(entry.ip)}, not an on-link neighbour`,
+          );
+        }
+      }
+    }
+    const pm = this.pathMtu;
+    if (pm && (pm.size > pm.options.maxEntries || pm.entries().some((e) => e.mtu < IPV6_MIN_MTU))) {
+      bad.push(`path MTU table holds ${pm.size} entries or one under ${IPV6_MIN_MTU}`);
+    }
     const e = this.egress;
     if (e && (e.queued > e.limits.maxQueuedEvents || e.queuedBytes > e.limits.maxQueuedBytes)) {
       bad.push(`egress queues ${e.queued} events of ${e.queuedBytes} bytes, over its limits`);
@@ -425,7 +592,8 @@ export class Stack {
   /**
    * Sends a gratuitous ARP request announcing our address, so that neighbours
    * that cached an older MAC for it update (RFC 5227 §3). Called when a tunnel
-   * attaches.
+   * attaches. (Router advertisements start with the first IPv6 packet heard
+   * on the link: see `NdpLayer`.)
    */
   announce(): void {
     this.#arp.announce();

@@ -97,7 +97,7 @@ describe("NdpRepr (RFC 4861 §4)", () => {
           preferredLifetime: 14400,
           prefix: parseIpv6Address("fd00::"),
         }],
-        rdnss: [{ lifetime: 1800, servers: [STACK] }],
+        rdnss: [{ lifetime: 1200, servers: [STACK] }],
       },
     });
     assert.equal(emit(ra, STACK_LL, IPV6_ALL_NODES), toHex(GOLDEN_RA.subarray(54)));
