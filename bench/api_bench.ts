@@ -91,7 +91,7 @@ function echoService(peer: Session): void {
 }
 
 /** Makes a registry with `pairs` client sessions, each joined to an echo peer. */
-function echoRegistry(pairs: number): {
+export function echoRegistry(pairs: number): {
   registry: SessionRegistry;
   sessions: { id: string; token: string }[];
 } {
@@ -128,7 +128,7 @@ function serve(pairs: number): void {
 // ------------------------------------------------------------------ clients
 
 /** Runs `clients` loops of `op` for RUN_SECONDS (or until `maxOps`); returns ops per second. */
-async function measure(
+export async function measure(
   clients: number,
   op: (client: number) => Promise<void>,
   maxOps = Infinity,
@@ -163,7 +163,7 @@ async function expectOk(res: Response, what: string): Promise<Response> {
 type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
 
 /** An HTTP client of one session (`fetch` over the network, or an app's `request`). */
-function sessionClient(
+export function sessionClient(
   url: string,
   s: { id: string; token: string },
   fetch: Fetch = globalThis.fetch,

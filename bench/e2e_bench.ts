@@ -23,7 +23,7 @@
  * and netisle with MTU 65520 on the TAP (NETISLE_BENCH_E2E_JUMBO=0 skips them).
  *
  * NETISLE_BENCH_E2E_SECONDS (default 5) and NETISLE_BENCH_E2E_RUNS (default 3,
- * the median is reported) size the iperf3 runs.
+ * the median is reported) size the iperf3 runs; NETISLE_BENCH_E2E_ONLY picks parts.
  *
  * @module
  */
@@ -36,6 +36,12 @@ import { type BenchRow, median, quantile, type Reporter } from "./report.ts";
 const SECTION = "e2e";
 const SECONDS = Number(process.env.NETISLE_BENCH_E2E_SECONDS ?? 5);
 const RUNS = Number(process.env.NETISLE_BENCH_E2E_RUNS ?? 3);
+/**
+ * NETISLE_BENCH_E2E_ONLY: a comma-separated subset of the parts (veth, slirp, frame, stream,
+ * bun, jumbo) to run; all by default.
+ */
+const ONLY = process.env.NETISLE_BENCH_E2E_ONLY?.split(",").map((s) => s.trim());
+const part = (name: string) => ONLY === undefined || ONLY.includes(name);
 
 interface IperfJson {
   end: { sum_received: { bits_per_second: number; bytes: number } };
@@ -332,16 +338,19 @@ export async function runE2eBenchmarks(r: Reporter): Promise<void> {
   for (const tool of ["ip", "iperf3", "ping"]) {
     if (!commandExists(tool)) return r.skip(SECTION, `needs ${tool}`);
   }
-  const ws = await wsRtts();
+  const ws = part("frame") || part("stream") || part("bun") ? await wsRtts() : [0];
   const wsRows: WsRows = {
     median: r.report(SECTION, "raw WebSocket round trip, median", median(ws), "ms", {
       note: "Deno.serve echo, ws client; 200 × 98 bytes, 10 ms apart",
     }),
     p99: r.report(SECTION, "raw WebSocket round trip, p99", quantile(ws, 0.99), "ms"),
   };
-  const veth = await measureVeth(r);
+  const veth = part("veth")
+    ? await measureVeth(r)
+    : r.report(SECTION, "Linux over veth (not measured)", NaN, "Gbit/s");
   let slirp: { fwd: BenchRow; rev: BenchRow } | undefined;
-  if (commandExists("slirp4netns")) slirp = await measureSlirp(r, veth);
+  if (!part("slirp")) r.skip(`${SECTION} slirp4netns`, "not in NETISLE_BENCH_E2E_ONLY");
+  else if (commandExists("slirp4netns")) slirp = await measureSlirp(r, veth);
   else r.skip(`${SECTION} slirp4netns`, "needs slirp4netns (apt-get install slirp4netns)");
   const base = { veth, slirpFwd: slirp?.fwd, slirpRev: slirp?.rev, ws: wsRows };
   // A failed part is reported as skipped with its reason; the rest still runs.
@@ -352,15 +361,17 @@ export async function runE2eBenchmarks(r: Reporter): Promise<void> {
       r.skip(`${SECTION} ${what}`, `failed: ${(err as Error).message.split("\n")[0]}`);
     }
   };
-  await attempt("netisle frame framing", () => measureNetisle(r, "frame", base));
-  await attempt("netisle stream framing", () => measureNetisle(r, "stream", base));
-  if (existsSync(BUN)) {
+  if (part("frame")) await attempt("netisle frame framing", () => measureNetisle(r, "frame", base));
+  if (part("stream")) {
+    await attempt("netisle stream framing", () => measureNetisle(r, "stream", base));
+  }
+  if (part("bun") && existsSync(BUN)) {
     await attempt(
       "netisle stream framing, Bun CLI",
       () => measureNetisle(r, "stream", base, 1500, "bun"),
     );
   }
-  if (process.env.NETISLE_BENCH_E2E_JUMBO === "0") return;
+  if (process.env.NETISLE_BENCH_E2E_JUMBO === "0" || !part("jumbo")) return;
   // Jumbo frames: 40× fewer frames (and WebSocket messages) per byte.
   const jumbo = 65520;
   await attempt(`MTU ${jumbo}`, async () => {

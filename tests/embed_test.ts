@@ -90,7 +90,7 @@ describe("the library bundle (dist/netisle.js)", () => {
     const [runtime, argv] of [
       ["node", ["node", "examples/node/embed.mjs"]],
       ["bun", [BUN, "examples/node/embed.mjs"]],
-      ["deno", [DENO, "run", "examples/node/embed.mjs"]],
+      ["deno", [DENO, "run", "--allow-read", "examples/node/embed.mjs"]],
     ] as const
   ) {
     it(`${runtime}: two sessions joined in memory exchange a 200 kB TCP echo, byte-exact`, () => {

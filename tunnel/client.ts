@@ -7,6 +7,11 @@
  * Framing: one frame per message by default; with `framing: "qemu-stream"` it
  * offers the `netisle.qemu-stream.v1` subprotocol and sends every batch of
  * frames the port read in one poll as one message (up to `maxBatchBytes`).
+ * With `framing: "vnet-stream"` (a port that passes virtio-net headers
+ * through, a TAP with offloads) it offers `netisle.vnet-stream.v1` first and
+ * QEMU stream after: on the first, the port's records (TSO packets whole,
+ * partial checksums) cross the tunnel as they are, both ways; on the second
+ * the port goes back to plain frames.
  * Keepalive: with a socket that can ping (the `ws` package), a ping every
  * `keepalive.intervalMs`; no pong within `keepalive.timeoutMs` terminates the
  * socket and reconnects.
@@ -20,11 +25,14 @@ import {
   batchFrames,
   CLOSE_STREAM_FRAMING_ERROR,
   DEFAULT_MAX_BATCH_BYTES,
+  DEFAULT_MAX_VNET_BATCH_BYTES,
   QEMU_STREAM_SUBPROTOCOL,
   type TunnelFraming,
   tunnelUrl,
+  VNET_STREAM_SUBPROTOCOL,
 } from "../src/wire/tunnel_protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
+import { VNET_HDR_LEN } from "../src/wire/vnet_header.ts";
 
 /** The states a client goes through. */
 export type TunnelClientState = "connecting" | "open" | "waiting" | "closed";
@@ -47,9 +55,13 @@ export interface TunnelClientOptions {
   onState?: (state: TunnelClientState, reason?: string) => void;
   /** Frames waiting while the WebSocket send buffer is above this many bytes are dropped. */
   maxBufferedBytes?: number;
-  /** `"frame"` (one frame per message, default) or `"qemu-stream"` (the subprotocol, batched). */
+  /**
+   * `"frame"` (one frame per message, default), `"qemu-stream"` (the
+   * subprotocol, batched) or `"vnet-stream"` (offered first, QEMU stream
+   * after; needs a port with `setVnetPassthrough`).
+   */
   framing?: TunnelFraming;
-  /** With `"qemu-stream"`: the largest message sent. Default 64 KiB. */
+  /** With a stream framing: the largest message sent. Default 64 KiB (256 KiB for vnet). */
   maxBatchBytes?: number;
   /**
    * Ping timing, or `false` (the default) for none. Needs a WebSocket with
@@ -123,6 +135,8 @@ export class TunnelClient {
   #closedPromise: Promise<string>;
   #resolveClosed!: (reason: string) => void;
   #interruptReason: string | undefined;
+  /** The open WebSocket carries vnet records (the port passes them through). */
+  #vnet = false;
 
   /** Creates a client; nothing happens until {@linkcode TunnelClient.start}. */
   constructor(options: TunnelClientOptions) {
@@ -136,9 +150,15 @@ export class TunnelClient {
     return this.#state;
   }
 
-  /** The framing in use. */
+  /** The framing asked for. */
   get framing(): TunnelFraming {
     return this.#options.framing ?? "frame";
+  }
+
+  /** The framing of the open WebSocket (vnet-stream may have fallen back to qemu-stream). */
+  get activeFraming(): TunnelFraming {
+    const f = this.framing;
+    return f === "vnet-stream" && !this.#vnet ? "qemu-stream" : f;
   }
 
   /** Resolves with the reason once the client has stopped for good. */
@@ -150,14 +170,18 @@ export class TunnelClient {
   start(): void {
     const maxBuffered = this.#options.maxBufferedBytes ?? 4 * 1024 * 1024;
     const maxBatch = this.#options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
-    const stream = this.framing === "qemu-stream";
+    const maxVnetBatch = this.#options.maxBatchBytes ?? DEFAULT_MAX_VNET_BATCH_BYTES;
+    const stream = this.framing !== "frame";
     this.#options.port.start((frames) => {
       const ws = this.#ws;
       if (!ws || ws.readyState !== 1) {
         this.stats.framesDropped += frames.length;
         return;
       }
-      const groups = stream ? batchFrames(frames, maxBatch) : frames.map((f) => [f]);
+      // vnet records are stream-framed like frames, with their header in front.
+      const groups = stream
+        ? batchFrames(frames, this.#vnet ? maxVnetBatch : maxBatch)
+        : frames.map((f) => [f]);
       for (const group of groups) {
         if (ws.bufferedAmount > maxBuffered) {
           this.stats.framesDropped += group.length;
@@ -166,7 +190,8 @@ export class TunnelClient {
         ws.send(stream ? encodeStreamFrames(group) : group[0]);
         this.stats.messagesUp++;
         this.stats.framesUp += group.length;
-        for (const f of group) this.stats.bytesUp += f.length;
+        const header = this.#vnet ? VNET_HDR_LEN : 0;
+        for (const f of group) this.stats.bytesUp += f.length - header;
       }
     });
     this.#connect();
@@ -205,12 +230,19 @@ export class TunnelClient {
     if (this.#stopped) return;
     const o = this.#options;
     const WS = o.WebSocket ?? globalThis.WebSocket;
-    const stream = this.framing === "qemu-stream";
+    const stream = this.framing !== "frame";
+    const offerVnet = this.framing === "vnet-stream";
     this.#setState("connecting");
     let ws: WebSocket;
     try {
       const url = tunnelUrl(o.server, o.sessionId, o.token);
-      ws = stream ? new WS(url, [QEMU_STREAM_SUBPROTOCOL]) : new WS(url);
+      // A client that offers subprotocols fails if the server picks none: the new framing
+      // first, the older after (DESIGN.md, tunnel wire formats).
+      ws = offerVnet
+        ? new WS(url, [VNET_STREAM_SUBPROTOCOL, QEMU_STREAM_SUBPROTOCOL])
+        : stream
+        ? new WS(url, [QEMU_STREAM_SUBPROTOCOL])
+        : new WS(url);
     } catch (err) {
       this.#stop(`cannot open a WebSocket to ${o.server}: ${(err as Error).message}`);
       return;
@@ -220,16 +252,29 @@ export class TunnelClient {
     this.#interruptReason = undefined;
     let stopKeepalive = () => {};
     // A new stream per connection: a partial frame cannot continue on another socket.
-    const deframer = stream
+    let deframer = stream
       ? new StreamDeframer(o.port.maxFrameLen, (frame) => this.#deliver(frame))
       : undefined;
     ws.onopen = () => {
-      if (stream && ws.protocol !== QEMU_STREAM_SUBPROTOCOL) {
+      const accepted = ws.protocol === QEMU_STREAM_SUBPROTOCOL ||
+        (offerVnet && ws.protocol === VNET_STREAM_SUBPROTOCOL);
+      if (stream && !accepted) {
         this.#stop(
           `the server did not accept subprotocol ${QEMU_STREAM_SUBPROTOCOL} ` +
             `(answered ${JSON.stringify(ws.protocol)}); try --framing frame`,
         );
         return;
+      }
+      if (offerVnet) {
+        // vnet records (up to a 64 KiB segment behind a 10-byte header) pass through the port.
+        this.#vnet = ws.protocol === VNET_STREAM_SUBPROTOCOL;
+        if (o.port.setVnetPassthrough?.(this.#vnet) !== this.#vnet) {
+          this.#stop(`${o.port.name} cannot pass virtio-net headers through for ${ws.protocol}`);
+          return;
+        }
+        if (this.#vnet) {
+          deframer = new StreamDeframer(VNET_HDR_LEN + 14 + 0xffff, (r) => this.#deliver(r));
+        }
       }
       this.stats.connects++;
       if (o.reconnect) this.#delay = o.reconnect.minDelayMs;
@@ -288,12 +333,13 @@ export class TunnelClient {
   }
 
   #deliver(frame: Uint8Array): void {
-    if (frame.length < 14) {
+    const header = this.#vnet ? VNET_HDR_LEN : 0;
+    if (frame.length < header + 14) {
       this.stats.rejectedDown++;
       return;
     }
     this.stats.framesDown++;
-    this.stats.bytesDown += frame.length;
+    this.stats.bytesDown += frame.length - header;
     this.#options.port.send(frame);
   }
 

@@ -13,8 +13,8 @@
 import { parseArgs } from "node:util";
 import process from "node:process";
 import { CliError as CommonCliError, DEFAULT_SERVER, readSessionFile } from "./cli_common.ts";
-import WsWebSocket from "ws";
 import { TunnelClient, type WebSocketConstructor } from "./client.ts";
+import { TunnelWebSocket } from "./ws_client.ts";
 import { checkTapPrerequisites, openTap } from "./ports/tap.ts";
 import type { FramePort } from "./ports/frame_port.ts";
 import { FaultPort, parseFaultSpec, startDisconnects } from "./ports/fault_port.ts";
@@ -55,12 +55,17 @@ Options:
                         without it, the source of the most recent datagram from QEMU
   --no-reconnect        exit when the WebSocket drops instead of reconnecting
   --no-offload          with --tap: one write() per frame, without IFF_VNET_HDR; by
-                        default runs of TCP segments go to the kernel as one GSO frame
+                        default the TAP takes and hands over TCP segments of up to
+                        64 KiB (segmentation offload) and, with the stream framing,
+                        they cross the tunnel whole
   --framing stream|frame
-                        stream (default): subprotocol netisle.qemu-stream.v1, QEMU
-                        stream framing with the frames of one port read batched in one
-                        message (about 3x the throughput); frame: one Ethernet frame per
-                        WebSocket message, for relays that speak only that (v86 style)
+                        stream (default): subprotocol netisle.vnet-stream.v1 (with
+                        --tap and offload: frames with their virtio-net offload header,
+                        TCP segments of up to 64 KiB whole both ways), else or when
+                        the server does not speak it netisle.qemu-stream.v1 (QEMU
+                        stream framing); the frames of one port read batched in one
+                        message. frame: one Ethernet frame per WebSocket message, for
+                        relays that speak only that (v86 style)
   --keepalive SECONDS   ping the server every SECONDS; 0 turns keepalives off (default 15)
   --keepalive-timeout SECONDS
                         no pong within SECONDS: drop the WebSocket and reconnect
@@ -341,7 +346,13 @@ async function run(values: {
   if (values.framing !== "frame" && values.framing !== "stream") {
     throw new CliError(`--framing must be "frame" or "stream", got "${values.framing}"`);
   }
-  const framing = values.framing === "stream" ? "qemu-stream" : "frame";
+  // With a TAP that has offloads (and no fault port between), the stream framing offers the
+  // vnet stream first.
+  const framing = values.framing === "frame"
+    ? "frame"
+    : values.tap && !values["no-offload"] && values.faults === undefined
+    ? "vnet-stream"
+    : "qemu-stream";
   const seconds = (flag: string, text: string, min: number) => {
     const v = Number(text);
     if (!(v === 0 || (v >= min && v <= 3600))) {
@@ -374,18 +385,24 @@ async function run(values: {
     sessionId: session.id,
     token: session.token,
     port,
-    // The `ws` package sets TCP_NODELAY; Deno's built-in client stalls ~40 ms per full-size
-    // frame on Nagle (DESIGN.md, environment facts), which would add that to every RTT.
-    WebSocket: WsWebSocket as unknown as WebSocketConstructor,
+    // Our own client: TCP_NODELAY (Deno's built-in client stalls ~40 ms per full-size frame on
+    // Nagle, DESIGN.md), and masking 32 bits at a time (the `ws` package masks byte by byte).
+    WebSocket: TunnelWebSocket as unknown as WebSocketConstructor,
     reconnect: values["no-reconnect"] ? false : { minDelayMs: 250, maxDelayMs: 10_000 },
     framing,
     keepalive: keepalive > 0 && keepaliveTimeout > 0
       ? { intervalMs: keepalive * 1000, timeoutMs: keepaliveTimeout * 1000 }
       : false,
     onState: (state, reason) => {
+      const active = client.activeFraming;
+      const shown = active === "vnet-stream"
+        ? "vnet-stream (offload)"
+        : active === "qemu-stream"
+        ? "stream"
+        : values.framing;
       status.event(
         `tunnel ${state}${reason ? `: ${reason}` : ""} (${port.name} <-> ${session.id}, ` +
-          `${values.framing} framing)`,
+          `${shown} framing)`,
       );
     },
   });

@@ -4,7 +4,7 @@
 // (RFC 862); 10.0.2.2 connects (ARP, handshake), sends bytes and reads them
 // back, then both close.
 //
-//   npm run build && node examples/node/embed.mjs      # also: bun / deno run
+//   npm run build && node examples/node/embed.mjs      # also: bun, deno run --allow-read
 //
 // Imports the bundle dist/netisle.js (`npm run build`): Node cannot load the
 // TypeScript sources; Deno and Bun can also import mod.ts directly.

@@ -30,6 +30,7 @@
  * @module
  */
 
+import { markExactBody } from "./request_body.ts";
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
@@ -134,7 +135,8 @@ export function createNodeHttpEngine(
     async (req, env) => {
       const incoming = (env as { incoming: http.IncomingMessage }).incoming;
       const peer = (incoming.socket as unknown as UpgradableSocket).remoteAddress ?? "";
-      return closeOnError(await handler(req, peer));
+      // node:http's parser delivers exactly the declared body: small ones are read whole.
+      return closeOnError(await handler(markExactBody(req), peer));
     },
     { overrideGlobalObjects: true },
   );

@@ -9,6 +9,7 @@ import {
   ChannelLink,
   createSessionQuota,
   type EventOwner,
+  finishOffloadedFrames,
   Stack,
   type StackConfig,
   type StackCountersSnapshot,
@@ -23,8 +24,18 @@ import { SocketTable } from "../socket/socket_table.ts";
 export interface TunnelEndpoint {
   /** A short description for logs and the session view (e.g. `websocket frame`). */
   readonly description: string;
-  /** Sends frames emitted by the stack; called outside the core lock. */
-  send(frames: Uint8Array[]): void;
+  /**
+   * What the tunnel takes beyond finished frames (`LinkOffload` bits: TCP
+   * segments of up to 64 KiB and partial checksums, which the far end
+   * finishes). 0 or absent: the session finishes such frames before `send`.
+   */
+  readonly offload?: number;
+  /**
+   * Sends frames emitted by the stack; called outside the core lock. With
+   * `offload`, `offload[i]` is the `FrameOffload` metadata of `frames[i]`
+   * (absent when every frame's is 0).
+   */
+  send(frames: Uint8Array[], offload?: number[]): void;
   /** Closes the tunnel because the session replaced or ended it. */
   close(code: number, reason: string): void;
 }
@@ -136,6 +147,8 @@ export class Session {
   #input: Uint8Array[] = [];
   /** Arrival time of each queued frame (RTT is measured from arrival, not processing). */
   #inputAt: number[] = [];
+  /** Offload metadata of each queued frame (`FrameOffload`, 0 for most). */
+  #inputOffload: number[] = [];
   #tunnel: TunnelEndpoint | undefined;
   #tunnelSince: number | undefined;
   #timer: TimerHandle | undefined;
@@ -193,18 +206,21 @@ export class Session {
    * Hands received frames to the stack. When the lock is free they are
    * processed now, in one acquisition; otherwise they wait in the bounded input
    * queue for the current holder to pick up when it releases the lock.
+   * `offload[i]`, when given, is what the tunnel says of `frames[i]`
+   * (`FrameOffload`: a large TCP segment, a checksum it vouched for).
    */
-  input(frames: Uint8Array[]): void {
+  input(frames: Uint8Array[], offload?: readonly number[]): void {
     if (this.#closed) return;
     this.capture.offer(frames, "rx");
     const now = this.#clock.now();
-    for (const f of frames) {
+    for (let i = 0; i < frames.length; i++) {
       if (this.#input.length >= this.limits.inputQueueFrames) {
         this.tunnelStats.inputQueueDrops++;
         continue;
       }
-      this.#input.push(f);
+      this.#input.push(frames[i]);
       this.#inputAt.push(now);
+      this.#inputOffload.push(offload === undefined ? 0 : offload[i]);
     }
     if (!this.lock.held) this.lock.run(() => this.#drainInput());
   }
@@ -238,7 +254,10 @@ export class Session {
     this.#tunnelSince = this.#clock.now();
     this.tunnelStats.attaches++;
     if (previous) previous.close(CLOSE_REPLACED, "replaced by a newer tunnel for this session");
-    this.withCore((stack) => stack.announce());
+    this.withCore((stack) => {
+      stack.setLinkOffload(endpoint.offload ?? 0);
+      stack.announce();
+    });
   }
 
   /** Detaches `endpoint` if it is still the attached tunnel; the session lives on. */
@@ -246,6 +265,7 @@ export class Session {
     if (this.#tunnel === endpoint) {
       this.#tunnel = undefined;
       this.#tunnelSince = undefined;
+      this.stack.setLinkOffload(0);
     }
   }
 
@@ -287,6 +307,7 @@ export class Session {
     this.#clearTimer();
     this.#input = [];
     this.#inputAt = [];
+    this.#inputOffload = [];
     this.#link.drain();
     this.capture.close();
     const t = this.#tunnel;
@@ -321,16 +342,18 @@ export class Session {
     const stack = this.stack;
     const frames = this.#input;
     const at = this.#inputAt;
+    const offload = this.#inputOffload;
     const wait = this.coreDelay.frames;
     // Frames that arrive while we work are appended and processed in this same pass.
     try {
       for (let i = 0; i < frames.length; i++) {
         wait.record(start - at[i]);
-        stack.input(frames[i], at[i]);
+        stack.input(frames[i], at[i], offload[i]);
       }
     } finally {
       frames.length = 0;
       at.length = 0;
+      offload.length = 0;
     }
   }
 
@@ -360,17 +383,36 @@ export class Session {
 
   #flushOutput(): void {
     if (this.#link.length === 0) return;
-    const frames = this.#link.drain();
+    let { frames, offload } = this.#link.drainWithOffload();
+    const tunnel = this.#tunnel;
+    if (offload !== undefined && !tunnel?.offload) {
+      // Offloaded frames for a tunnel that does not (or no longer) take them: finished here.
+      frames = finishOffloadedFrames(frames, offload);
+      offload = undefined;
+    }
+    // With offload the capture shows the large segments the tunnel carries (as tcpdump
+    // does on an interface with TSO), their TCP checksums left partial.
     this.capture.offer(frames, "tx");
-    if (this.#tunnel) this.#tunnel.send(frames);
+    if (tunnel) tunnel.send(frames, offload);
     else this.tunnelStats.framesWithoutTunnel += frames.length;
   }
 
+  /**
+   * Keeps the runtime timer at or before the stack's next deadline. It is
+   * re-armed only when that deadline moves earlier (or after it fired): a
+   * deadline that moved later (every ACK pushes the retransmission timer
+   * out) leaves the timer where it is, to fire early once with nothing due
+   * and re-arm then, instead of clearing and setting a runtime timer per
+   * core entry. With no deadline left, the timer is cleared.
+   */
   #armTimer(): void {
     const next = this.stack.nextDeadline();
-    if (next === this.#timerAt) return;
+    if (next === undefined) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timerAt !== undefined && this.#timerAt <= next) return;
     this.#clearTimer();
-    if (next === undefined) return;
     this.#timerAt = next;
     this.#timer = this.#clock.setTimer(next, () => {
       this.#timer = undefined;

@@ -6,6 +6,8 @@ import { CLOSE_REPLACED, CLOSE_SESSION_ENDED, Session, type TunnelEndpoint } fro
 import { SessionRegistry } from "./registry.ts";
 import { arpRequest, makeSession, PEER_IP, STACK_IP } from "./_session_test_util.ts";
 import { NetError } from "../errors/mod.ts";
+import { makeSession as makePeerSession, SessionPeer } from "../socket/_session_peer_test_util.ts";
+import { HARNESS_PEER_IP } from "../stack/tcp/tcp_harness.ts";
 
 class RecordingTunnel implements TunnelEndpoint {
   readonly description = "test";
@@ -188,5 +190,37 @@ describe("SessionRegistry", () => {
     reg.close();
     assert.equal(reg.size, 0);
     assert.equal(clock.pendingTimers, 0, "no timer left behind");
+  });
+});
+
+describe("Session timer", () => {
+  it("re-arms only when the next deadline moves earlier or the timer fired", () => {
+    const { clock, session, tunnel } = makePeerSession({ noDelay: true });
+    const peer = new SessionPeer(session, tunnel, 50000, { port: 8080 });
+    const conn = session.withCore((stack, now) =>
+      stack.tcp.connect(HARNESS_PEER_IP, 8080, now, { localPort: 50000 })
+    );
+    const [syn] = peer.drain();
+    assert.equal(session.timerDeadline, 2000, "the SYN's retransmission timer (1 s)");
+    peer.acceptSyn(syn);
+    peer.drain();
+    assert.equal(conn.nextDeadline(), undefined);
+    assert.ok(session.stack.nextDeadline()! > 1e12, "only the ARP entry's expiry is left");
+    assert.equal(session.timerDeadline, 2000, "a later deadline leaves the timer armed");
+    session.withCore((_stack, now) => conn.send(new Uint8Array(2000), now));
+    const [a, b] = peer.drain();
+    assert.equal(b.payload.length, 540);
+    assert.equal(session.timerDeadline, 1200, "an earlier one (RTO 200 ms) re-arms it");
+    clock.advance(50);
+    peer.ack = (a.seqNumber + a.payload.length) >>> 0;
+    peer.inject({});
+    assert.equal(conn.nextDeadline(), 1250, "the ACK moved the RTO later");
+    assert.equal(session.timerDeadline, 1200, "the timer stays where it was");
+    clock.advance(150);
+    assert.deepEqual(peer.drain(), [], "it fired with nothing due");
+    assert.equal(session.timerDeadline, 1250, "and was re-armed at the new deadline");
+    clock.advance(50);
+    const [again] = peer.drain();
+    assert.equal(again.seqNumber, b.seqNumber, "the RTO retransmits at 1250");
   });
 });

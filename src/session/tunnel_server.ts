@@ -5,7 +5,10 @@
  * (`netisle.qemu-stream.v1`, or container2wasm's `binary`) the messages carry
  * QEMU stream framing: incoming messages are deframed across message
  * boundaries, and the frames the stack emits in one core entry go out in as
- * few messages as the batch limit allows.
+ * few messages as the batch limit allows. With the vnet stream
+ * (`netisle.vnet-stream.v1`) each record is a virtio-net header and a frame:
+ * the tunnel takes TCP segments of up to 64 KiB and partial checksums both
+ * ways (segmentation offload), and the stack is told so while it is attached.
  *
  * @module
  */
@@ -15,11 +18,24 @@ import {
   batchFrames,
   CLOSE_STREAM_FRAMING_ERROR,
   DEFAULT_MAX_BATCH_BYTES,
+  DEFAULT_MAX_VNET_BATCH_BYTES,
   describeFraming,
   MIN_FRAME_LEN,
   type TunnelFraming,
 } from "../wire/tunnel_protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../wire/stream_framing.ts";
+import { FrameOffload, LinkOffload } from "../stack/frame_offload.ts";
+import {
+  completeChecksum,
+  tcpv4HeaderOffset,
+  VNET_F_DATA_VALID,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_ECN,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_HDR_LEN,
+  writeVnetHeader,
+} from "../wire/vnet_header.ts";
 
 /**
  * The part of the standard `WebSocket` interface the tunnel uses, so that
@@ -51,7 +67,10 @@ export interface TunnelServerOptions {
   framing?: TunnelFraming;
   /** The negotiated subprotocol name, for the session view. */
   protocol?: string;
-  /** With `"qemu-stream"`: the largest message sent (a longer frame goes alone). Default 64 KiB. */
+  /**
+   * With a stream framing: the largest message sent (a longer frame goes
+   * alone). Default 64 KiB, 256 KiB for the vnet stream.
+   */
   maxBatchBytes?: number;
   /**
    * The largest message accepted from the client, whatever the framing
@@ -94,8 +113,10 @@ export function attachWebSocketTunnel(
   options: TunnelServerOptions = {},
 ): void {
   const maxBuffered = options.maxBufferedBytes ?? 4 * 1024 * 1024;
-  const maxBatch = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const framing = options.framing ?? "frame";
+  const vnet = framing === "vnet-stream";
+  const maxBatch = options.maxBatchBytes ??
+    (vnet ? DEFAULT_MAX_VNET_BATCH_BYTES : DEFAULT_MAX_BATCH_BYTES);
   const maxFrame = session.stack.maxFrameLen;
   const maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   socket.binaryType = "arraybuffer";
@@ -113,13 +134,22 @@ export function attachWebSocketTunnel(
   };
   const endpoint: TunnelEndpoint = {
     description: describeFraming(framing, options.protocol),
-    send(frames) {
+    offload: vnet ? LinkOffload.TSO | LinkOffload.CSUM : 0,
+    send(frames, offload) {
       if (socket.readyState !== OPEN) {
         session.tunnelStats.framesWithoutTunnel += frames.length;
         return;
       }
       if (framing === "frame") {
         for (const f of frames) sendOne(f, 1);
+        return;
+      }
+      if (vnet) {
+        for (let i = 0; i < frames.length;) {
+          const end = vnetBatchEnd(frames, i, maxBatch);
+          sendOne(encodeVnetRecords(frames, offload, i, end), end - i);
+          i = end;
+        }
         return;
       }
       for (const group of batchFrames(frames, maxBatch)) {
@@ -140,10 +170,21 @@ export function attachWebSocketTunnel(
     session.attachTunnel(endpoint);
   };
   let batch: Uint8Array[] = [];
+  let batchOffload: number[] = [];
   const deframer = framing === "qemu-stream"
     ? new StreamDeframer(maxFrame, (frame) => {
       if (frame.length < MIN_FRAME_LEN) session.tunnelStats.rejectedMessages++;
       else batch.push(frame);
+    })
+    : vnet
+    ? new StreamDeframer(VNET_HDR_LEN + MAX_GSO_FRAME, (record) => {
+      const meta = acceptVnetRecord(record, maxFrame);
+      if (meta < 0) {
+        session.tunnelStats.rejectedMessages++;
+        return;
+      }
+      batch.push(record.subarray(VNET_HDR_LEN));
+      batchOffload.push(meta);
     })
     : undefined;
   let failed = false;
@@ -175,14 +216,16 @@ export function attachWebSocketTunnel(
       const err = deframer.push(bytes);
       const frames = batch;
       batch = [];
+      const offload = vnet ? batchOffload : undefined;
+      if (vnet) batchOffload = [];
       // Frames before the bad prefix were whole and valid: deliver them.
-      if (frames.length > 0) session.input(frames);
+      if (frames.length > 0) session.input(frames, offload);
       if (err) {
         failed = true;
         session.tunnelStats.rejectedMessages++;
         endpoint.close(
           CLOSE_STREAM_FRAMING_ERROR,
-          `qemu-stream framing error: length ${err.length} exceeds ${err.limit}`,
+          `${framing} framing error: length ${err.length} exceeds ${err.limit}`,
         );
       }
       return;
@@ -198,4 +241,93 @@ export function attachWebSocketTunnel(
   socket.addEventListener("error", detach);
   if (socket.readyState === OPEN) attach();
   if (session.closed) endpoint.close(CLOSE_SESSION_ENDED, "session ended");
+}
+
+/** The largest frame a vnet record carries: an Ethernet header and a 64 KiB IPv4 packet. */
+const MAX_GSO_FRAME = 14 + 0xffff;
+
+/**
+ * Checks a vnet record from the client (a virtio-net header, then the frame)
+ * and returns the frame's `FrameOffload` metadata, or -1 when it must be
+ * dropped. A TCPv4 GSO packet (up to 64 KiB, a segment size) is passed whole
+ * with its checksum vouched for; a frame with a partial TCP/IPv4 checksum is
+ * vouched for too (it comes from the client's own kernel), any other partial
+ * checksum is completed in place; other GSO types are refused.
+ */
+function acceptVnetRecord(record: Uint8Array, maxFrame: number): number {
+  if (record.length < VNET_HDR_LEN + MIN_FRAME_LEN) return -1;
+  const flags = record[0];
+  const gsoType = record[1] & ~VNET_GSO_ECN;
+  const frame = record.subarray(VNET_HDR_LEN);
+  if (gsoType === VNET_GSO_TCPV4) {
+    const gsoSize = record[4] | (record[5] << 8);
+    if (gsoSize === 0 || tcpv4HeaderOffset(frame) < 0) return -1;
+    return FrameOffload.GSO_TCPV4 | FrameOffload.CSUM_VALID | gsoSize;
+  }
+  if (gsoType !== VNET_GSO_NONE || frame.length > maxFrame) return -1;
+  const tcp = tcpv4HeaderOffset(frame);
+  if ((flags & VNET_F_NEEDS_CSUM) !== 0) {
+    const start = record[6] | (record[7] << 8);
+    const offset = record[8] | (record[9] << 8);
+    if (tcp >= 0 && start === tcp && offset === 16) return FrameOffload.CSUM_VALID;
+    return completeChecksum(frame, start, offset) ? 0 : -1;
+  }
+  return (flags & VNET_F_DATA_VALID) !== 0 && tcp >= 0 ? FrameOffload.CSUM_VALID : 0;
+}
+
+/** The end (exclusive) of the run of frames from `start` whose vnet records fit `maxBytes`. */
+function vnetBatchEnd(frames: readonly Uint8Array[], start: number, maxBytes: number): number {
+  let size = 4 + VNET_HDR_LEN + frames[start].length;
+  let end = start + 1;
+  while (end < frames.length) {
+    const need = 4 + VNET_HDR_LEN + frames[end].length;
+    if (size + need > maxBytes) break;
+    size += need;
+    end++;
+  }
+  return end;
+}
+
+/**
+ * Encodes `frames[start..end)` as vnet records: a big-endian length, the
+ * virtio-net header their `FrameOffload` metadata says (partial checksum,
+ * TCPv4 GSO with its segment size), the frame.
+ */
+function encodeVnetRecords(
+  frames: readonly Uint8Array[],
+  offload: readonly number[] | undefined,
+  start: number,
+  end: number,
+): Uint8Array {
+  let total = 0;
+  for (let i = start; i < end; i++) total += 4 + VNET_HDR_LEN + frames[i].length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (let i = start; i < end; i++) {
+    const f = frames[i];
+    const len = VNET_HDR_LEN + f.length;
+    out[at] = len >>> 24;
+    out[at + 1] = (len >>> 16) & 0xff;
+    out[at + 2] = (len >>> 8) & 0xff;
+    out[at + 3] = len & 0xff;
+    const o = offload === undefined ? 0 : offload[i];
+    if (o !== 0) {
+      const tcp = tcpv4HeaderOffset(f);
+      const gso = (o & FrameOffload.GSO_TCPV4) !== 0 && tcp >= 0;
+      const partial = (o & FrameOffload.CSUM_PARTIAL) !== 0 && tcp >= 0;
+      writeVnetHeader(
+        out,
+        at + 4,
+        partial ? VNET_F_NEEDS_CSUM : 0,
+        gso ? VNET_GSO_TCPV4 : VNET_GSO_NONE,
+        gso ? tcp + (f[tcp + 12] >> 4) * 4 : 0,
+        gso ? o & FrameOffload.GSO_SIZE : 0,
+        partial ? tcp : 0,
+        partial ? 16 : 0,
+      );
+    }
+    out.set(f, at + 4 + VNET_HDR_LEN);
+    at += 4 + len;
+  }
+  return out;
 }

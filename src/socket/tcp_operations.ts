@@ -178,15 +178,27 @@ export class TcpOperations {
       return 0;
     }
     const hold = this.#ctx.holdBuffer(entry, data, options.charged);
+    // The common case first: the send buffer takes it all, and no deadline is needed.
     let off = 0;
+    try {
+      off = sock.trySend(data);
+      hold.taken(off);
+    } catch (err) {
+      hold.release();
+      throw err;
+    }
+    if (off >= data.length) {
+      hold.release();
+      return off;
+    }
     const wait = longPoll(this.#ctx.host, entry, options);
     try {
       for (;;) {
-        const n = sock.trySend(off === 0 ? data : data.subarray(off));
+        await sock.waitWritable(wait.signal);
+        const n = sock.trySend(data.subarray(off));
         off += n;
         hold.taken(n);
         if (off >= data.length) return off;
-        await sock.waitWritable(wait.signal);
       }
     } catch (err) {
       if (wait.timedOut) {
@@ -213,6 +225,11 @@ export class TcpOperations {
   ): Promise<ReceiveResult | undefined> {
     const sock = connectedSocket(entry, "recv");
     if (entry.readShut) return { data: new Uint8Array(0), eof: true };
+    // Data already queued: no deadline, no waiter.
+    const ready = sock.read(options.maxBytes);
+    if (ready !== undefined) {
+      return ready === null ? { data: new Uint8Array(0), eof: true } : { data: ready, eof: false };
+    }
     const wait = longPoll(this.#ctx.host, entry, options);
     try {
       const r = await sock.receive(options.maxBytes, wait.signal);

@@ -25,6 +25,7 @@ import {
 import type { ArpCache } from "./arp_cache.ts";
 import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
+import { finishOffloadedFrame } from "./frame_offload.ts";
 
 /**
  * Reasons ARP drops received packets.
@@ -134,19 +135,29 @@ export class ArpLayer {
   /**
    * Sends an IPv4 frame (its Ethernet header still blank) to the on-link
    * neighbour `nextHop`: at once when its MAC is known, else after an ARP
-   * request is answered (the frame waits in the cache's bounded queue).
-   * Returns false when the frame was dropped (`arp_queue_full`).
+   * request is answered (the frame waits in the cache's bounded queue,
+   * finished in software if it carried offload metadata). Returns false when
+   * the frame was dropped (`arp_queue_full`).
    */
-  transmitIpv4(nextHop: Ipv4Address, frame: Uint8Array, now: number): boolean {
+  transmitIpv4(nextHop: Ipv4Address, frame: Uint8Array, now: number, offload = 0): boolean {
+    const mac = this.cache.lookup(nextHop, now);
+    if (mac) {
+      this.#eth.writeHeader(frame, mac, EtherType.IPV4);
+      this.#eth.transmit(frame, offload);
+      return true;
+    }
+    if (offload !== 0) {
+      // Frames that wait for ARP are queued finished: the link's offload may be gone by then.
+      let ok = true;
+      for (const f of finishOffloadedFrame(frame, offload)) {
+        if (!this.transmitIpv4(nextHop, f, now)) ok = false;
+      }
+      return ok;
+    }
     const finish = (mac: MacAddress): Uint8Array => {
       this.#eth.writeHeader(frame, mac, EtherType.IPV4);
       return frame;
     };
-    const mac = this.cache.lookup(nextHop, now);
-    if (mac) {
-      this.#eth.transmit(finish(mac));
-      return true;
-    }
     switch (this.cache.enqueue(nextHop, finish, now)) {
       case "request":
         this.#sendRequest(nextHop);
@@ -186,7 +197,7 @@ export class ArpLayer {
 
   #emit(dstMac: MacAddress, repr: ArpRepr): void {
     // Pad to the Ethernet minimum (60 bytes without FCS) as real NICs do.
-    const frame = new Uint8Array(Math.max(60, ETHERNET_HEADER_LEN + ARP_PACKET_LEN));
+    const frame = this.#eth.allocFrame(Math.max(60, ETHERNET_HEADER_LEN + ARP_PACKET_LEN));
     this.#eth.writeHeader(frame, dstMac, EtherType.ARP);
     ArpRepr.emit(repr, frame.subarray(ETHERNET_HEADER_LEN));
     this.#eth.transmit(frame);

@@ -3,13 +3,22 @@
  * the test device (tests drain it and assert the exact frames) and the bridge
  * to a tunnel (the session drains it after releasing the core lock).
  *
+ * A frame may carry offload metadata (`FrameOffload` (frame_offload.ts)), for a link
+ * that takes large TCP segments and partial checksums (a tunnel with
+ * segmentation offload, see `Stack.setLinkOffload`): the queue keeps it
+ * beside the frame.
+ *
  * @module
  */
 
 /** Where the stack puts frames it emits. Implementations must not throw. */
 export interface Link {
-  /** Takes ownership of `frame`; returns false when the frame was dropped. */
-  transmit(frame: Uint8Array): boolean;
+  /**
+   * Takes ownership of `frame`; returns false when the frame was dropped.
+   * `offload` (`FrameOffload` (frame_offload.ts)) is non-zero only when the stack was
+   * told that the link takes offloaded frames.
+   */
+  transmit(frame: Uint8Array, offload?: number): boolean;
 }
 
 /**
@@ -24,6 +33,8 @@ export interface Link {
  */
 export class ChannelLink implements Link {
   #queue: Uint8Array[] = [];
+  /** Offload metadata per queued frame; undefined while every frame's is 0. */
+  #offload: number[] | undefined;
   /** Frames refused because the queue was full. */
   overflows = 0;
 
@@ -33,12 +44,15 @@ export class ChannelLink implements Link {
   }
 
   /** Queues a frame, or refuses it and counts an overflow when full. */
-  transmit(frame: Uint8Array): boolean {
-    if (this.#queue.length >= this.limit) {
+  transmit(frame: Uint8Array, offload = 0): boolean {
+    const q = this.#queue;
+    if (q.length >= this.limit) {
       this.overflows++;
       return false;
     }
-    this.#queue.push(frame);
+    if (offload !== 0 && this.#offload === undefined) this.#offload = new Array(q.length).fill(0);
+    q.push(frame);
+    this.#offload?.push(offload);
     return true;
   }
 
@@ -47,10 +61,27 @@ export class ChannelLink implements Link {
     return this.#queue.length;
   }
 
-  /** Removes and returns every queued frame, oldest first. */
+  /**
+   * Removes and returns every queued frame, oldest first. Offload metadata
+   * is dropped: a caller of a link the stack offloads to uses
+   * {@linkcode ChannelLink.drainWithOffload}.
+   */
   drain(): Uint8Array[] {
     const out = this.#queue;
     this.#queue = [];
+    this.#offload = undefined;
     return out;
+  }
+
+  /**
+   * Removes every queued frame, oldest first, with the offload metadata of
+   * each (`offload[i]` for `frames[i]`; undefined when all are 0).
+   */
+  drainWithOffload(): { frames: Uint8Array[]; offload: number[] | undefined } {
+    const frames = this.#queue;
+    const offload = this.#offload;
+    this.#queue = [];
+    this.#offload = undefined;
+    return { frames, offload };
   }
 }

@@ -6,18 +6,11 @@
  * @module
  */
 
-import {
-  ETHERNET_HEADER_LEN,
-  EthernetFrame,
-  EthernetRepr,
-  EtherType,
-  isBroadcastMac,
-  isMulticastMac,
-  type MacAddress,
-  macEquals,
-} from "../wire/mod.ts";
+import { ETHERNET_HEADER_LEN, EtherType, type MacAddress } from "../wire/mod.ts";
 import type { Link } from "./channel_link.ts";
+import { FrameOffload } from "./frame_offload.ts";
 import type { StackCounters } from "./counters.ts";
+import { FrameArena } from "./frame_arena.ts";
 
 /**
  * Reasons the link layer drops received frames.
@@ -39,8 +32,16 @@ export const ETHERNET_DROP_REASONS: readonly string[] = [
 export interface EthernetUpperLayers {
   /** An ARP packet (the frame's payload). */
   arp(payload: Uint8Array, now: number): string | undefined;
-  /** An IPv4 packet; `linkBroadcast` tells whether the frame went to ff:ff:ff:ff:ff:ff. */
-  ipv4(payload: Uint8Array, now: number, linkBroadcast: boolean): string | undefined;
+  /**
+   * An IPv4 packet; `linkBroadcast` tells whether the frame went to
+   * ff:ff:ff:ff:ff:ff, `offload` is the frame's {@linkcode FrameOffload}.
+   */
+  ipv4(
+    payload: Uint8Array,
+    now: number,
+    linkBroadcast: boolean,
+    offload: number,
+  ): string | undefined;
   /**
    * An IPv6 packet, when the stack has IPv6; `linkMulticast` tells whether
    * the frame went to a group MAC (multicast or broadcast).
@@ -76,10 +77,12 @@ export class EthernetLayer {
   readonly mac: MacAddress;
   /** The largest frame accepted or emitted: the MTU plus the 14-byte header. */
   readonly maxFrameLen: number;
+  /** Where emitted frames are carved from (see frame_arena.ts). */
+  readonly arena: FrameArena = new FrameArena();
   /**
    * The multicast MACs the stack listens to besides its own and broadcast:
    * those of the IPv6 groups it joined (33:33 and the group's low 32 bits,
-   * RFC 2464 §7). Empty without IPv6.
+   * RFC 2464 §7), for IPv6 frames only. Empty without IPv6.
    */
   multicastMacs: readonly MacAddress[] = [];
   #link: Link;
@@ -97,50 +100,85 @@ export class EthernetLayer {
 
   /**
    * Validates a received frame (IEEE 802.3: to us or broadcast, from a
-   * unicast MAC) and hands its payload to ARP or IPv4. Returns a drop reason,
-   * or undefined when the frame was handled.
+   * unicast MAC) and hands its payload to ARP or IPv4. `offload` is what the
+   * link says of it ({@linkcode FrameOffload}: a GSO packet may exceed the
+   * MTU). Returns a drop reason, or undefined when the frame was handled.
    */
-  input(bytes: Uint8Array, now: number): string | undefined {
-    if (bytes.length > this.maxFrameLen) return "ethernet_oversized";
-    const parsed = EthernetFrame.parse(bytes);
-    if (!parsed.ok) return parsed.reason;
-    const frame = parsed.value;
-    const dst = frame.dst;
-    const group = !macEquals(dst, this.mac);
-    if (
-      group && !isBroadcastMac(dst) &&
-      // IPv6 multicast MACs carry IPv6 only (RFC 2464 §7).
-      !(frame.etherType === EtherType.IPV6 && this.#listensTo(dst))
-    ) {
-      return "ethernet_not_for_us";
+  input(bytes: Uint8Array, now: number, offload = 0): string | undefined {
+    // The checks of EthernetFrame.parse and the addresses, read in place (no object per frame).
+    const len = bytes.length;
+    if (len > this.maxFrameLen) {
+      // A segmentation-offload packet may hold up to a whole IPv4 packet (64 KiB).
+      if ((offload & FrameOffload.GSO_TCPV4) === 0 || len > ETHERNET_HEADER_LEN + 65535) {
+        return "ethernet_oversized";
+      }
     }
-    if (isMulticastMac(frame.src)) return "ethernet_bad_source";
-    switch (frame.etherType) {
+    if (len < ETHERNET_HEADER_LEN) return "ethernet_truncated";
+    const etherType = (bytes[12] << 8) | bytes[13];
+    if (etherType < 0x0600) return "ethernet_not_ethernet_ii";
+    const mac = this.mac;
+    let group = false;
+    let broadcast = false;
+    if (
+      bytes[0] !== mac[0] || bytes[1] !== mac[1] || bytes[2] !== mac[2] ||
+      bytes[3] !== mac[3] || bytes[4] !== mac[4] || bytes[5] !== mac[5]
+    ) {
+      group = true;
+      broadcast = (bytes[0] & bytes[1] & bytes[2] & bytes[3] & bytes[4] & bytes[5]) === 0xff;
+      // IPv6 multicast MACs carry IPv6 only (RFC 2464 §7).
+      if (!broadcast && !(etherType === EtherType.IPV6 && this.#listensTo(bytes))) {
+        return "ethernet_not_for_us";
+      }
+    }
+    if ((bytes[6] & 0x01) !== 0) return "ethernet_bad_source";
+    switch (etherType) {
       case EtherType.ARP:
-        return this.#upper.arp(frame.payload, now);
+        return this.#upper.arp(bytes.subarray(ETHERNET_HEADER_LEN), now);
       case EtherType.IPV4:
-        return this.#upper.ipv4(frame.payload, now, isBroadcastMac(dst));
+        return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast, offload);
       case EtherType.IPV6:
         if (!this.#upper.ipv6) return "ethernet_unsupported_ethertype";
-        return this.#upper.ipv6(frame.payload, now, group);
+        return this.#upper.ipv6(bytes.subarray(ETHERNET_HEADER_LEN), now, group);
       default:
         return "ethernet_unsupported_ethertype";
     }
   }
 
-  #listensTo(dst: MacAddress): boolean {
-    for (const m of this.multicastMacs) if (macEquals(m, dst)) return true;
+  /** Whether the frame's destination MAC is one of {@linkcode EthernetLayer.multicastMacs}. */
+  #listensTo(frame: Uint8Array): boolean {
+    for (const m of this.multicastMacs) {
+      if (
+        m[0] === frame[0] && m[1] === frame[1] && m[2] === frame[2] && m[3] === frame[3] &&
+        m[4] === frame[4] && m[5] === frame[5]
+      ) {
+        return true;
+      }
+    }
     return false;
+  }
+
+  /** A zero-filled frame of `len` bytes for the stack to build and transmit. */
+  allocFrame(len: number): Uint8Array {
+    return this.arena.alloc(len);
   }
 
   /** Writes the Ethernet header of an outgoing frame (from our MAC) into its first 14 bytes. */
   writeHeader(frame: Uint8Array, dstMac: MacAddress, etherType: number): void {
-    EthernetRepr.emit({ dst: dstMac, src: this.mac, etherType }, frame);
+    const src = this.mac;
+    for (let i = 0; i < 6; i++) {
+      frame[i] = dstMac[i];
+      frame[6 + i] = src[i];
+    }
+    frame[12] = etherType >>> 8;
+    frame[13] = etherType & 0xff;
   }
 
-  /** Hands a finished frame to the link; counts it, or `link_queue_full` when refused. */
-  transmit(frame: Uint8Array): boolean {
-    if (this.#link.transmit(frame)) {
+  /**
+   * Hands a frame to the link, with its {@linkcode FrameOffload} metadata;
+   * counts it, or `link_queue_full` when refused.
+   */
+  transmit(frame: Uint8Array, offload = 0): boolean {
+    if (this.#link.transmit(frame, offload)) {
       this.#counters.txFrames++;
       this.#counters.txBytes += frame.length;
       return true;

@@ -11,17 +11,22 @@
  */
 
 import {
+  checksumAdd,
+  checksumFinish,
   DHCP_CLIENT_PORT,
   DHCP_SERVER_PORT,
   Icmpv4DestUnreachableCode,
   IpProtocol,
   IPV4_BROADCAST,
+  IPV4_HEADER_LEN,
   type Ipv4Address,
   ipv4InSubnet,
+  ipv4Netmask,
   Ipv4Packet,
   Ipv4Repr,
   ipv4SubnetBroadcast,
   isIpv4MartianSource,
+  isIpv4Unicast,
 } from "../wire/mod.ts";
 import type { IcmpLayer } from "./icmp_layer.ts";
 import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
@@ -49,9 +54,19 @@ export const IPV4_DROP_REASONS: readonly string[] = [
   "ipv4_unsupported_protocol",
 ];
 
+/** What {@linkcode Ipv4Input}'s data path answers for a packet it leaves to the general path. */
+const NOT_FAST = "ipv4_not_fast";
+
 /** A transport above IPv4: returns a drop reason, or undefined when it took the datagram. */
 export interface Ipv4Transport {
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined;
+  /** `offload` is the frame's `FrameOffload` metadata (a checksum the link vouched for). */
+  input(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload?: number,
+  ): string | undefined;
 }
 
 /** A transport's entry for datagrams to addresses outside the session (egress). */
@@ -60,6 +75,7 @@ export type Ipv4OutsideInput = (
   dst: Ipv4Address,
   bytes: Uint8Array,
   now: number,
+  offload: number,
 ) => string | undefined;
 
 /**
@@ -107,6 +123,7 @@ export interface Ipv4InputDeps {
 export class Ipv4Input {
   #address: Ipv4Address;
   #prefixLength: number;
+  #mask: number;
   #broadcast: Ipv4Address;
   #reassembler: Ipv4Reassembler;
   #icmp: IcmpLayer;
@@ -118,6 +135,7 @@ export class Ipv4Input {
   constructor(deps: Ipv4InputDeps) {
     this.#address = deps.ipv4.address;
     this.#prefixLength = deps.ipv4.prefixLength;
+    this.#mask = ipv4Netmask(deps.ipv4.prefixLength);
     this.#broadcast = ipv4SubnetBroadcast(deps.ipv4.address, deps.ipv4.prefixLength);
     this.#reassembler = deps.reassembler;
     this.#icmp = deps.icmp;
@@ -132,10 +150,12 @@ export class Ipv4Input {
    * datagram. Packets from martian or off-link sources are refused before
    * they reach reassembly or a transport: no connection, datagram or reply
    * comes from them. `linkBroadcast` tells whether it came in a link-layer broadcast
-   * frame. Returns a drop reason, or undefined when the packet was handled
+   * frame; `offload` is what the link said of it (`FrameOffload`). Returns a drop reason, or undefined when the packet was handled
    * (a stored fragment counts as handled).
    */
-  input(bytes: Uint8Array, now: number, linkBroadcast: boolean): string | undefined {
+  input(bytes: Uint8Array, now: number, linkBroadcast: boolean, offload = 0): string | undefined {
+    const fast = this.#fastTcp(bytes, now, linkBroadcast, offload);
+    if (fast !== NOT_FAST) return fast;
     const pkt = Ipv4Packet.parse(bytes);
     if (!pkt.ok) return pkt.reason;
     const parsed = Ipv4Repr.parse(pkt.value);
@@ -158,11 +178,48 @@ export class Ipv4Input {
       // The reassembled datagram goes through the same demux as an unfragmented one.
       const whole = Ipv4Packet.parse(r.datagram);
       if (!whole.ok) return whole.reason;
-      if (outside) return this.#demuxOutside(whole.value, ip, now);
-      return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now);
+      if (outside) return this.#demuxOutside(whole.value, ip, now, 0);
+      return this.#demux(whole.value, ip, broadcast, r.linkBroadcast, now, 0);
     }
-    if (outside) return this.#demuxOutside(pkt.value, ip, now);
-    return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now);
+    if (outside) return this.#demuxOutside(pkt.value, ip, now, offload);
+    return this.#demux(pkt.value, ip, broadcast, linkBroadcast, now, offload);
+  }
+
+  /**
+   * The data path: a valid, unfragmented TCP segment to our address from an
+   * on-link host, with a 20-byte header, in a unicast frame, checked in place
+   * and handed to TCP without building the objects the general path does.
+   * Anything else (or anything invalid) returns {@linkcode NOT_FAST} for the
+   * general path, which then decides exactly as it would have.
+   */
+  #fastTcp(
+    bytes: Uint8Array,
+    now: number,
+    linkBroadcast: boolean,
+    offload: number,
+  ): string | undefined {
+    if (bytes.length < IPV4_HEADER_LEN || bytes[0] !== 0x45 || bytes[9] !== IpProtocol.TCP) {
+      return NOT_FAST;
+    }
+    const total = (bytes[2] << 8) | bytes[3];
+    // MF clear and offset zero; DF may be set.
+    if (linkBroadcast || total < IPV4_HEADER_LEN || total > bytes.length) return NOT_FAST;
+    if (((bytes[6] & 0x3f) | bytes[7]) !== 0) return NOT_FAST;
+    const dst = ((bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19]) >>> 0;
+    if (dst !== this.#address) return NOT_FAST;
+    const src = ((bytes[12] << 24) | (bytes[13] << 16) | (bytes[14] << 8) | bytes[15]) >>> 0;
+    // An on-link host: in the subnet, unicast, not us, not the network or broadcast address
+    // (what !isIpv4MartianSource && ipv4InSubnet say, with the mask computed once).
+    const mask = this.#mask;
+    if (
+      ((src ^ dst) & mask) !== 0 || src === dst || !isIpv4Unicast(src) ||
+      (mask !== 0xfffffffe && mask !== 0xffffffff &&
+        ((src & ~mask) === 0 || (src | mask) >>> 0 === 0xffffffff)) ||
+      checksumFinish(checksumAdd(0, bytes, 0, IPV4_HEADER_LEN)) !== 0
+    ) {
+      return NOT_FAST;
+    }
+    return this.#tcp.input(src, dst, bytes.subarray(IPV4_HEADER_LEN, total), now, offload);
   }
 
   /**
@@ -178,15 +235,24 @@ export class Ipv4Input {
     return !ipv4InSubnet(dst, this.#address, this.#prefixLength);
   }
 
-  /** Hands a whole datagram for an outside address to its transport's egress entry. */
-  #demuxOutside(packet: Ipv4Packet, ip: Ipv4Repr, now: number): string | undefined {
+  /**
+   * Hands a whole datagram for an outside address to its transport's egress
+   * entry, with what the link said of it (`offload`: a GSO packet, a
+   * checksum it vouched for).
+   */
+  #demuxOutside(
+    packet: Ipv4Packet,
+    ip: Ipv4Repr,
+    now: number,
+    offload: number,
+  ): string | undefined {
     const outside = this.#outside!;
     switch (ip.protocol) {
       case IpProtocol.UDP:
-        return outside.udp(ip.src, ip.dst, packet.payload, now);
+        return outside.udp(ip.src, ip.dst, packet.payload, now, offload);
       case IpProtocol.TCP:
         return outside.tcp
-          ? outside.tcp(ip.src, ip.dst, packet.payload, now)
+          ? outside.tcp(ip.src, ip.dst, packet.payload, now, offload)
           : "egress_tcp_unsupported";
       default:
         return "egress_unsupported_protocol";
@@ -200,13 +266,14 @@ export class Ipv4Input {
     broadcast: boolean,
     linkBroadcast: boolean,
     now: number,
+    offload: number,
   ): string | undefined {
     const payload = packet.payload;
     switch (ip.protocol) {
       case IpProtocol.ICMP:
         return this.#icmp.input(ip, payload, broadcast, now);
       case IpProtocol.TCP:
-        return this.#tcp.input(ip.src, ip.dst, payload, now);
+        return this.#tcp.input(ip.src, ip.dst, payload, now, offload);
       case IpProtocol.UDP: {
         const r = this.#udp.input(ip.src, ip.dst, payload, now);
         // RFC 1122 §4.1.3.1: port unreachable; §3.2.2: never about a broadcast.

@@ -6,6 +6,7 @@
 export * from "./stack.ts";
 export * from "./arp_cache.ts";
 export * from "./channel_link.ts";
+export * from "./frame_offload.ts";
 export * from "./counters.ts";
 export * from "./tcp/mod.ts";
 export * from "./udp/mod.ts";

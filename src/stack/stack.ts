@@ -57,6 +57,7 @@ import {
 } from "./tcp/mod.ts";
 import { UDP_DROP_REASONS, type UdpEndpoint, UdpLayer, type UdpLayerLimits } from "./udp/mod.ts";
 import type { Link } from "./channel_link.ts";
+import { LinkOffload } from "./frame_offload.ts";
 import { StackCounters } from "./counters.ts";
 import { DHCP_SERVER_DROP_REASONS, DhcpServer, type DhcpServerConfig } from "./dhcp_server.ts";
 import {
@@ -280,7 +281,8 @@ export class Stack {
       counters,
       upper: {
         arp: (payload, now) => this.#arp.input(payload, now),
-        ipv4: (payload, now, linkBroadcast) => this.#ipv4In.input(payload, now, linkBroadcast),
+        ipv4: (payload, now, linkBroadcast, offload) =>
+          this.#ipv4In.input(payload, now, linkBroadcast, offload),
         ipv6: v6
           ? (payload, now, multicast) => this.#ipv6Input(payload, now, multicast)
           : undefined,
@@ -299,8 +301,7 @@ export class Stack {
       random,
       config: config.tcp,
       limits: config.tcpLimits,
-      sendIpv4With: (dst, len, fill, now, src) =>
-        this.#ipv4Out.send(dst, IpProtocol.TCP, len, fill, now, { dontFragment: true, src }),
+      out: this.#ipv4Out,
     });
     this.udp = new UdpLayer({
       localAddr: address,
@@ -358,7 +359,8 @@ export class Stack {
       udp: this.udp,
       outside: this.egress && {
         udp: (src, dst, bytes, now) => this.udp.inputOutside(src, dst, bytes, now),
-        tcp: (src, dst, bytes, now) => this.tcp.inputOutside(src, dst, bytes, now),
+        tcp: (src, dst, bytes, now, offload) =>
+          this.tcp.inputOutside(src, dst, bytes, now, offload),
       },
     });
 
@@ -366,7 +368,7 @@ export class Stack {
     if (v6) {
       const addressing = { ...v6, linkLocal: ipv6LinkLocalFromMac(mac) };
       this.ipv6 = Object.freeze(addressing);
-      const allocFrame = (len: number) => new Uint8Array(len);
+      const allocFrame = (len: number) => this.#eth.allocFrame(len);
       const out = new Ipv6Output({ addressing, mtu, eth: this.#eth, counters, allocFrame });
       this.neighbors = new NeighborCache(config.ndp);
       this.routerAdvertiser = new RouterAdvertiser(config.routerAdvert ?? {}, random);
@@ -449,13 +451,33 @@ export class Stack {
   /**
    * Processes one received Ethernet frame. Never throws for any bytes: a frame
    * the stack cannot use is counted under `counters.drops[reason]`.
+   * `offload` is what the link says of the frame (`FrameOffload`):
+   * a TCPv4 GSO packet of up to 64 KiB (taken whole, as Linux's GRO would
+   * deliver it), or a TCP checksum the link vouched for.
    */
-  input(frame: Uint8Array, now: number): void {
+  input(frame: Uint8Array, now: number, offload = 0): void {
     this.counters.rxFrames++;
     this.counters.rxBytes += frame.length;
-    const reason = this.#eth.input(frame, now);
+    const reason = this.#eth.input(frame, now, offload);
     if (reason === undefined) this.counters.rxHandled++;
     else this.counters.drop(reason);
+  }
+
+  /**
+   * What the link takes ({@linkcode LinkOffload} bits; 0, the default, for
+   * finished frames only). With `TSO` the TCP layer sends segments of up to
+   * 64 KiB to its peers, each with the peer's MSS as the segment size to cut
+   * it into (`FrameOffload.GSO_TCPV4`); with `CSUM` it leaves TCP checksums
+   * partial for the link to finish. Set by the session when a tunnel with
+   * segmentation offload attaches, cleared when it goes.
+   */
+  setLinkOffload(bits: number): void {
+    this.tcp.linkOffload = bits & (LinkOffload.TSO | LinkOffload.CSUM);
+  }
+
+  /** What the link takes ({@linkcode Stack.setLinkOffload}). */
+  get linkOffload(): number {
+    return this.tcp.linkOffload;
   }
 
   /** Runs timers due at `now`: ARP retries and expiry, TCP timers, DHCP leases, reassembly. */

@@ -4,10 +4,10 @@
  *
  * The sum is computed 32 bits at a time. A one's complement sum is
  * independent of word size and byte order up to a final fold and byte swap
- * (RFC 1071 §2 (A), (B), (C)), so the bulk of a buffer is read through a
- * `Uint32Array` view in host byte order and the result folded and swapped
- * once. Partial sums are plain JS numbers; a double holds integers up to
- * 2^53, so they are folded only once per 4 MiB.
+ * (RFC 1071 §2 (A), (B), (C)), so the bulk of a buffer is read through an
+ * `Int32Array` view in host byte order, each word split into its two 16-bit
+ * halves summed apart (so that every sum stays a small integer), and the
+ * result folded and swapped once.
  *
  * @example
  * ```ts
@@ -27,8 +27,12 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Below this many bytes the shift loop beats creating a Uint32Array view. */
 const VIEW_MIN_BYTES = 64;
 
-/** Words per inner run: 2^20 words of at most 2^32 each stay below 2^53. */
-const WORDS_PER_RUN = 0x100000;
+/**
+ * Words per inner run: each word adds at most 2^16 - 1 to each of two int32
+ * accumulators, so 2^15 of them cannot overflow int32 (V8 keeps them small
+ * integers, which is what makes the loop fast).
+ */
+const WORDS_PER_RUN = 0x4000;
 
 /** Folds a non-negative integer below 2^53 to 16 bits with end-around carry. */
 function fold16(sum: number): number {
@@ -57,13 +61,28 @@ function sumEvenAddress(bytes: Uint8Array, i: number, end: number): number {
       i += 2;
     }
     const words = (end - i) >>> 2;
-    const view = new Uint32Array(bytes.buffer, bytes.byteOffset + i, words);
+    // An Int32Array split into 16-bit halves keeps every sum an int32 (a Uint32Array's
+    // words above 2^31 would make each addition a double); four words per iteration.
+    const view = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
     let viewSum = 0;
     for (let w = 0; w < words;) {
       const stop = Math.min(words, w + WORDS_PER_RUN);
-      let run = 0;
-      for (; w < stop; w++) run += view[w];
-      viewSum += fold16(run);
+      let lo = 0;
+      let hi = 0;
+      for (; w + 4 <= stop; w += 4) {
+        const a = view[w];
+        const b = view[w + 1];
+        const c = view[w + 2];
+        const d = view[w + 3];
+        lo += (a & 0xffff) + (b & 0xffff) + (c & 0xffff) + (d & 0xffff);
+        hi += (a >>> 16) + (b >>> 16) + (c >>> 16) + (d >>> 16);
+      }
+      for (; w < stop; w++) {
+        const a = view[w];
+        lo += a & 0xffff;
+        hi += a >>> 16;
+      }
+      viewSum += lo + hi;
     }
     viewSum = fold16(viewSum);
     sum += LITTLE_ENDIAN ? swap16(viewSum) : viewSum;

@@ -49,3 +49,4 @@ export * from "./random.ts";
 export * from "./tunnel_protocol.ts";
 export * from "./stream_framing.ts";
 export * from "./wisp.ts";
+export * from "./vnet_header.ts";

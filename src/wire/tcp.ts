@@ -520,6 +520,302 @@ export const TcpRepr = {
   },
 };
 
+const NO_PAYLOAD = new Uint8Array(0);
+
+/**
+ * A received TCP segment parsed into a reused object: the receive path's
+ * {@linkcode TcpRepr}, without a result object, an options object or a
+ * payload view per segment when there is no payload. Every field is always
+ * present (options `undefined` when absent), so the object's shape never
+ * changes; `timestamp` and `sackBlocks` are objects the segment owns and
+ * overwrites on the next {@linkcode TcpSegment.parse}. Nothing may keep the
+ * segment, its `timestamp`, `sackBlocks` or `payload` past the processing
+ * of the segment: copy what must be kept (see {@linkcode cloneTcpRepr}).
+ *
+ * @example
+ * ```ts
+ * const seg = new TcpSegment();
+ * const reason = seg.parse(ipPayload, src, dst); // undefined when valid
+ * if (reason === undefined && seg.timestamp) console.log(seg.timestamp.value);
+ * ```
+ */
+export class TcpSegment implements TcpRepr {
+  /** Source port. */
+  srcPort = 0;
+  /** Destination port. */
+  dstPort = 0;
+  /** Sequence number (u32). */
+  seqNumber = 0;
+  /** Acknowledgment number (u32). */
+  ackNumber = 0;
+  /** Control bits. */
+  flags = 0;
+  /** Window field as received. */
+  windowLen = 0;
+  /** Urgent pointer when non-zero. */
+  urgentPointer: number | undefined = undefined;
+  /** MSS option. */
+  mss: number | undefined = undefined;
+  /** Window scale option (above 14 read as 14). */
+  windowScale: number | undefined = undefined;
+  /** SACK-permitted option. */
+  sackPermitted: boolean | undefined = undefined;
+  /** SACK blocks (owned by the segment, overwritten by the next parse). */
+  sackBlocks: TcpSackBlock[] | undefined = undefined;
+  /** Timestamps (owned by the segment, overwritten by the next parse). */
+  timestamp: { value: number; echo: number } | undefined = undefined;
+  /** The payload: a view into the parsed bytes, or a shared empty array. */
+  payload: Uint8Array = NO_PAYLOAD;
+  readonly #ts = { value: 0, echo: 0 };
+  readonly #sack: TcpSackBlock[][] = [1, 2, 3, 4].map((n) =>
+    Array.from({ length: n }, () => ({ left: 0, right: 0 }))
+  );
+
+  /**
+   * Parses `bytes`, exactly the segment (the IPv4 payload), sent from `src`
+   * to `dst`: checks the layout and, unless `checksumVerified` (the link
+   * vouched for it), the checksum, then decodes the header and options as
+   * {@linkcode TcpRepr.parse} does. Returns a drop reason (`tcp_truncated`,
+   * `tcp_bad_data_offset`, `tcp_bad_checksum`, `tcp_bad_option`), or
+   * undefined when the segment is valid.
+   */
+  parse(
+    bytes: Uint8Array,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    checksumVerified = false,
+  ): string | undefined {
+    const len = bytes.length;
+    if (len < TCP_HEADER_LEN) return "tcp_truncated";
+    const dataOffset = (bytes[12] >>> 4) * 4;
+    if (dataOffset < TCP_HEADER_LEN || dataOffset > len) return "tcp_bad_data_offset";
+    if (!checksumVerified) {
+      const sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len);
+      if (checksumFinish(checksumAdd(sum, bytes)) !== 0) return "tcp_bad_checksum";
+    }
+    this.srcPort = (bytes[0] << 8) | bytes[1];
+    this.dstPort = (bytes[2] << 8) | bytes[3];
+    this.seqNumber = readU32(bytes, 4);
+    this.ackNumber = readU32(bytes, 8);
+    this.flags = bytes[13];
+    this.windowLen = (bytes[14] << 8) | bytes[15];
+    const urgent = (bytes[18] << 8) | bytes[19];
+    this.urgentPointer = urgent === 0 ? undefined : urgent;
+    this.mss = undefined;
+    this.windowScale = undefined;
+    this.sackPermitted = undefined;
+    this.sackBlocks = undefined;
+    this.timestamp = undefined;
+    if (dataOffset > TCP_HEADER_LEN) {
+      const reason = this.#options(bytes, TCP_HEADER_LEN, dataOffset);
+      if (reason !== undefined) return reason;
+    }
+    this.payload = dataOffset === len ? NO_PAYLOAD : bytes.subarray(dataOffset);
+    return undefined;
+  }
+
+  /** The option list at `b[i..end)`, decoded like {@linkcode parseTcpOptions}. */
+  #options(b: Uint8Array, i: number, end: number): string | undefined {
+    while (i < end) {
+      const kind = b[i];
+      if (kind === TcpOptionKind.END) break;
+      if (kind === TcpOptionKind.NOP) {
+        i++;
+        continue;
+      }
+      if (i + 1 >= end) return "tcp_bad_option";
+      const len = b[i + 1];
+      if (len < 2 || i + len > end) return "tcp_bad_option";
+      switch (kind) {
+        case TcpOptionKind.MSS:
+          if (len === 4) this.mss = (b[i + 2] << 8) | b[i + 3];
+          break;
+        case TcpOptionKind.WINDOW_SCALE:
+          if (len === 3) this.windowScale = Math.min(b[i + 2], TCP_MAX_WINDOW_SCALE);
+          break;
+        case TcpOptionKind.SACK_PERMITTED:
+          if (len === 2) this.sackPermitted = true;
+          break;
+        case TcpOptionKind.SACK:
+          if (len >= 10 && (len - 2) % 8 === 0) {
+            const n = (len - 2) / 8;
+            // More than 4 blocks cannot fit in 40 bytes of options.
+            const blocks = this.#sack[n - 1];
+            for (let k = 0, p = i + 2; k < n; k++, p += 8) {
+              blocks[k].left = readU32(b, p);
+              blocks[k].right = readU32(b, p + 4);
+            }
+            this.sackBlocks = blocks;
+          }
+          break;
+        case TcpOptionKind.TIMESTAMP:
+          if (len === 10) {
+            const ts = this.#ts;
+            ts.value = readU32(b, i + 2);
+            ts.echo = readU32(b, i + 6);
+            this.timestamp = ts;
+          }
+          break;
+      }
+      i += len;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * A copy of `repr` that shares nothing with it (options, SACK blocks and
+ * payload copied): what to keep of a {@linkcode TcpSegment} past its
+ * processing.
+ *
+ * @example
+ * ```ts
+ * const kept = cloneTcpRepr(seg); // survives the next seg.parse()
+ * ```
+ */
+export function cloneTcpRepr(repr: TcpRepr): TcpRepr {
+  const out: TcpRepr = {
+    srcPort: repr.srcPort,
+    dstPort: repr.dstPort,
+    seqNumber: repr.seqNumber,
+    ackNumber: repr.ackNumber,
+    flags: repr.flags,
+    windowLen: repr.windowLen,
+    payload: repr.payload.slice(),
+  };
+  if (repr.urgentPointer !== undefined) out.urgentPointer = repr.urgentPointer;
+  if (repr.mss !== undefined) out.mss = repr.mss;
+  if (repr.windowScale !== undefined) out.windowScale = repr.windowScale;
+  if (repr.sackPermitted !== undefined) out.sackPermitted = repr.sackPermitted;
+  if (repr.sackBlocks !== undefined) {
+    out.sackBlocks = repr.sackBlocks.map((b) => ({ left: b.left, right: b.right }));
+  }
+  if (repr.timestamp !== undefined) {
+    out.timestamp = { value: repr.timestamp.value, echo: repr.timestamp.echo };
+  }
+  return out;
+}
+
+/**
+ * Writes the fixed 20-byte TCP header (RFC 9293 §3.1) at `buf[at..at+20]`
+ * with a zero checksum and urgent pointer, for a segment whose header
+ * (options included) is `headerLen` bytes. No checks: the sending path
+ * passes fields it keeps in range, and {@linkcode TcpRepr.emit} is the
+ * checked way to build a segment.
+ *
+ * @example
+ * ```ts
+ * writeTcpHeader(frame, 34, 80, 40000, seq, ack, 32, TcpFlags.ACK, 512);
+ * writeTcpTimestamps(frame, 34 + 20, tsVal, tsEcr);
+ * writeTcpChecksum(frame, 34, 32 + payloadLen, pseudoSum);
+ * ```
+ */
+export function writeTcpHeader(
+  buf: Uint8Array,
+  at: number,
+  srcPort: number,
+  dstPort: number,
+  seq: number,
+  ack: number,
+  headerLen: number,
+  flags: number,
+  window: number,
+): void {
+  buf[at] = srcPort >>> 8;
+  buf[at + 1] = srcPort & 0xff;
+  buf[at + 2] = dstPort >>> 8;
+  buf[at + 3] = dstPort & 0xff;
+  buf[at + 4] = seq >>> 24;
+  buf[at + 5] = (seq >>> 16) & 0xff;
+  buf[at + 6] = (seq >>> 8) & 0xff;
+  buf[at + 7] = seq & 0xff;
+  buf[at + 8] = ack >>> 24;
+  buf[at + 9] = (ack >>> 16) & 0xff;
+  buf[at + 10] = (ack >>> 8) & 0xff;
+  buf[at + 11] = ack & 0xff;
+  buf[at + 12] = (headerLen >>> 2) << 4;
+  buf[at + 13] = flags;
+  buf[at + 14] = window >>> 8;
+  buf[at + 15] = window & 0xff;
+  buf[at + 16] = 0;
+  buf[at + 17] = 0;
+  buf[at + 18] = 0;
+  buf[at + 19] = 0;
+}
+
+/**
+ * Writes the 12-byte timestamps option as NOP, NOP, TS (RFC 7323 §3.2,
+ * Appendix A's layout, as Linux sends it outside a SYN) at `buf[at..at+12]`.
+ *
+ * @example
+ * ```ts
+ * writeTcpTimestamps(frame, tcpAt + 20, tsVal, tsEcr);
+ * ```
+ */
+export function writeTcpTimestamps(
+  buf: Uint8Array,
+  at: number,
+  value: number,
+  echo: number,
+): void {
+  buf[at] = TcpOptionKind.NOP;
+  buf[at + 1] = TcpOptionKind.NOP;
+  buf[at + 2] = TcpOptionKind.TIMESTAMP;
+  buf[at + 3] = 10;
+  writeU32(buf, at + 4, value);
+  writeU32(buf, at + 8, echo);
+}
+
+/**
+ * Writes a SACK option of `blocks` as NOP, NOP, SACK (RFC 2018 §3) at
+ * `buf[at..]` and returns its length, `4 + 8 * blocks.length` (0 for none).
+ *
+ * @example
+ * ```ts
+ * const n = writeTcpSackBlocks(frame, tcpAt + 32, [{ left: 1000, right: 2448 }]); // 12
+ * ```
+ */
+export function writeTcpSackBlocks(
+  buf: Uint8Array,
+  at: number,
+  blocks: readonly TcpSackBlock[],
+): number {
+  const n = blocks.length;
+  if (n === 0) return 0;
+  buf[at] = TcpOptionKind.NOP;
+  buf[at + 1] = TcpOptionKind.NOP;
+  buf[at + 2] = TcpOptionKind.SACK;
+  buf[at + 3] = 2 + 8 * n;
+  let i = at + 4;
+  for (let b = 0; b < n; b++) {
+    writeU32(buf, i, blocks[b].left);
+    writeU32(buf, i + 4, blocks[b].right);
+    i += 8;
+  }
+  return 4 + 8 * n;
+}
+
+/**
+ * Computes the TCP checksum (RFC 9293 §3.1) of the `len`-byte segment at
+ * `buf[at..at+len]`, whose checksum field is zero, over the pseudo-header sum
+ * `pseudoSum` (e.g. {@linkcode ipv4PseudoHeaderSum}), and stores it.
+ *
+ * @example
+ * ```ts
+ * writeTcpChecksum(frame, 34, segmentLen, ipv4PseudoHeaderSum(src, dst, 6, segmentLen));
+ * ```
+ */
+export function writeTcpChecksum(
+  buf: Uint8Array,
+  at: number,
+  len: number,
+  pseudoSum: number,
+): void {
+  const sum = checksumFinish(checksumAdd(pseudoSum, buf, at, at + len));
+  buf[at + 16] = sum >>> 8;
+  buf[at + 17] = sum & 0xff;
+}
+
 /**
  * Whether sequence number `a` comes before `b`, modulo 2^32 (RFC 9293 §3.4).
  *

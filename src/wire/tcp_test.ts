@@ -1,22 +1,30 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ETHERNET_HEADER_LEN } from "./ethernet.ts";
-import { IPV4_HEADER_LEN } from "./ipv4.ts";
+import { IpProtocol, IPV4_HEADER_LEN } from "./ipv4.ts";
 import {
+  cloneTcpRepr,
   parseTcpOptions,
   TCP_HEADER_LEN,
   TCP_MAX_OPTIONS_LEN,
   TcpFlags,
   TcpPacket,
   TcpRepr,
+  type TcpSackBlock,
+  TcpSegment,
   tcpSeqAdd,
   tcpSeqDiff,
   tcpSeqGe,
   tcpSeqGt,
   tcpSeqLe,
   tcpSeqLt,
+  writeTcpChecksum,
+  writeTcpHeader,
+  writeTcpSackBlocks,
+  writeTcpTimestamps,
 } from "./tcp.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
+import { seededRandom } from "./random.ts";
 import { atOffset, GOLDEN_SYN, hex, LINUX_IP, STACK_IP, toHex } from "./_test_util.ts";
 import type { ParseResult } from "./parse_result.ts";
 
@@ -410,6 +418,171 @@ describe("TcpRepr", () => {
       () => TcpRepr.emit({ ...SYN_REPR, sackBlocks: [{ left: -1, right: 0 }] }, buf, 1, 2),
       { name: "RangeError", message: /sackBlocks\[0\]\.left/ },
     );
+  });
+});
+
+describe("TcpSegment (the reused receive-path segment)", () => {
+  it("parses exactly what TcpRepr.parse does, reason or fields, on mutated segments", () => {
+    const rnd = seededRandom(42);
+    const src = 0x0a00020f;
+    const dst = 0x0a000202;
+    const seg = new TcpSegment();
+    const bases: TcpRepr[] = [
+      {
+        srcPort: 1,
+        dstPort: 2,
+        seqNumber: 3,
+        ackNumber: 4,
+        flags: 0x10,
+        windowLen: 5,
+        payload: EMPTY,
+      },
+      {
+        srcPort: 40000,
+        dstPort: 80,
+        seqNumber: 0xfffffff0,
+        ackNumber: 77,
+        flags: TcpFlags.SYN,
+        windowLen: 64240,
+        mss: 1460,
+        windowScale: 7,
+        sackPermitted: true,
+        timestamp: { value: 9, echo: 0 },
+        payload: EMPTY,
+      },
+      {
+        srcPort: 80,
+        dstPort: 40000,
+        seqNumber: 1000,
+        ackNumber: 2000,
+        flags: TcpFlags.ACK | TcpFlags.PSH,
+        windowLen: 512,
+        urgentPointer: 3,
+        timestamp: { value: 1, echo: 2 },
+        sackBlocks: [{ left: 10, right: 20 }, { left: 30, right: 40 }, { left: 50, right: 60 }],
+        payload: new Uint8Array(25).map((_, i) => i),
+      },
+    ];
+    let compared = 0;
+    for (let round = 0; round < 3000; round++) {
+      const base = bases[round % bases.length];
+      const bytes = new Uint8Array(TcpRepr.bufferLen(base));
+      TcpRepr.emit(base, bytes, src, dst);
+      // Mutate a few bytes (sometimes none), sometimes truncate.
+      const flips = rnd.u32() % 3;
+      for (let k = 0; k < flips; k++) bytes[rnd.u32() % bytes.length] = rnd.u32() & 0xff;
+      const cut = rnd.u32() % 4 === 0 ? bytes.subarray(0, rnd.u32() % bytes.length) : bytes;
+      const verified = rnd.u32() % 2 === 0;
+      const pkt = TcpPacket.parse(cut);
+      let want: ParseResult<TcpRepr>;
+      if (!pkt.ok) want = pkt;
+      else if (verified) {
+        // What TcpRepr.parse decodes, checksum aside.
+        const fix = cut.slice();
+        fix[16] = fix[17] = 0;
+        const sum = checksumFinish(
+          checksumAdd(ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, fix.length), fix),
+        );
+        fix[16] = sum >> 8;
+        fix[17] = sum & 0xff;
+        want = TcpRepr.parse(parsed(TcpPacket.parse(fix)), src, dst);
+        if (want.ok) want.value.payload = cut.subarray(pkt.value.dataOffset);
+      } else want = TcpRepr.parse(pkt.value, src, dst);
+      const reason = seg.parse(cut, src, dst, verified);
+      if (!want.ok) {
+        assert.equal(reason, want.reason);
+        continue;
+      }
+      assert.equal(reason, undefined);
+      const got: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(seg)) if (v !== undefined) got[k] = v;
+      assert.deepEqual(
+        JSON.parse(JSON.stringify({ ...got, payload: Array.from(seg.payload) })),
+        JSON.parse(JSON.stringify({ ...want.value, payload: Array.from(want.value.payload) })),
+      );
+      compared++;
+    }
+    assert.ok(compared > 1000, `compared ${compared} valid segments`);
+  });
+
+  it("reuses its option objects, and cloneTcpRepr makes a copy that survives the next parse", () => {
+    const seg = new TcpSegment();
+    const a: TcpRepr = {
+      srcPort: 1,
+      dstPort: 2,
+      seqNumber: 3,
+      ackNumber: 4,
+      flags: TcpFlags.ACK,
+      windowLen: 5,
+      timestamp: { value: 10, echo: 11 },
+      sackBlocks: [{ left: 1, right: 2 }],
+      payload: new Uint8Array([7, 8]),
+    };
+    const b: TcpRepr = {
+      ...a,
+      timestamp: { value: 20, echo: 21 },
+      sackBlocks: [{ left: 3, right: 4 }],
+    };
+    const frame = (r: TcpRepr) => {
+      const out = new Uint8Array(TcpRepr.bufferLen(r));
+      TcpRepr.emit(r, out, 1, 2);
+      return out;
+    };
+    assert.equal(seg.parse(frame(a), 1, 2), undefined);
+    const ts = seg.timestamp;
+    const kept = cloneTcpRepr(seg);
+    assert.equal(seg.parse(frame(b), 1, 2), undefined);
+    assert.equal(seg.timestamp, ts, "the same object, overwritten");
+    assert.deepEqual(seg.timestamp, { value: 20, echo: 21 });
+    assert.deepEqual(kept.timestamp, { value: 10, echo: 11 });
+    assert.deepEqual(kept.sackBlocks, [{ left: 1, right: 2 }]);
+    assert.deepEqual(Array.from(kept.payload), [7, 8]);
+  });
+});
+
+describe("the in-place TCP writers", () => {
+  it("write the bytes TcpRepr.emit writes, options and checksum included (RFC 9293 §3.1)", () => {
+    const src = 0x0a000202;
+    const dst = 0x0a00020f;
+    const payload = new Uint8Array(37).map((_, i) => i * 11);
+    const cases: Array<{ ts: boolean; sack: TcpSackBlock[] }> = [
+      { ts: false, sack: [] },
+      { ts: true, sack: [] },
+      { ts: true, sack: [{ left: 1000, right: 2448 }, { left: 0xfffffff0, right: 16 }] },
+      { ts: false, sack: [1, 2, 3, 4].map((i) => ({ left: i * 100, right: i * 100 + 50 })) },
+    ];
+    for (const c of cases) {
+      const repr: TcpRepr = {
+        srcPort: 80,
+        dstPort: 40000,
+        seqNumber: 0xdeadbeef,
+        ackNumber: 0x01020304,
+        flags: TcpFlags.ACK | TcpFlags.PSH,
+        windowLen: 0xabcd,
+        payload,
+      };
+      if (c.ts) repr.timestamp = { value: 0x11223344, echo: 0x55667788 };
+      if (c.sack.length > 0) repr.sackBlocks = c.sack;
+      const len = TcpRepr.bufferLen(repr);
+      const want = new Uint8Array(len);
+      TcpRepr.emit(repr, want, src, dst);
+      const got = new Uint8Array(len + 6).fill(0xee);
+      const at = 3;
+      const headerLen = TcpRepr.headerLen(repr);
+      writeTcpHeader(got, at, 80, 40000, 0xdeadbeef, 0x01020304, headerLen, repr.flags, 0xabcd);
+      let o = at + 20;
+      if (c.ts) {
+        writeTcpTimestamps(got, o, 0x11223344, 0x55667788);
+        o += 12;
+      }
+      o += writeTcpSackBlocks(got, o, c.sack);
+      assert.equal(o, at + headerLen);
+      got.set(payload, o);
+      writeTcpChecksum(got, at, len, ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len));
+      assert.deepEqual(Array.from(got.subarray(at, at + len)), Array.from(want));
+      assert.equal(got[0], 0xee);
+      assert.equal(got[at + len], 0xee);
+    }
   });
 });
 

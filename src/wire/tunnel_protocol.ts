@@ -13,6 +13,15 @@
  * carries; container2wasm offers the subprotocol name `binary` (websockify's
  * name), which is accepted as an alias.
  *
+ * Stream with offload metadata (subprotocol {@linkcode VNET_STREAM_SUBPROTOCOL}):
+ * the same length-prefixed stream, each record a 10-byte virtio-net header
+ * (`vnet_header.ts`) and then the frame, as a Linux TAP with `IFF_VNET_HDR`
+ * reads and writes them. A frame may be a TCP/IPv4 segment of up to 64 KiB
+ * with the segment size to cut it into, or carry a partial checksum: the
+ * kernel's TSO packets reach the stack whole, and the stack's large segments
+ * reach the kernel in one write. The CLI offers it first when its port is a
+ * TAP with offloads, with QEMU stream as the fallback.
+ *
  * @module
  */
 
@@ -21,6 +30,15 @@ export const MIN_FRAME_LEN = 14;
 
 /** The WebSocket subprotocol of QEMU stream framing inside binary messages. */
 export const QEMU_STREAM_SUBPROTOCOL = "netisle.qemu-stream.v1";
+
+/**
+ * The WebSocket subprotocol of the stream of virtio-net-header records
+ * (segmentation and checksum offload across the tunnel).
+ */
+export const VNET_STREAM_SUBPROTOCOL = "netisle.vnet-stream.v1";
+
+/** Default largest WebSocket message of the vnet stream: four 64 KiB segments. */
+export const DEFAULT_MAX_VNET_BATCH_BYTES = 256 * 1024;
 
 /**
  * Subprotocol names that select QEMU stream framing, in order of preference:
@@ -37,36 +55,46 @@ export const QEMU_STREAM_SUBPROTOCOLS: readonly string[] = [QEMU_STREAM_SUBPROTO
 export const CLOSE_STREAM_FRAMING_ERROR = 4002;
 
 /** How a tunnel's WebSocket messages carry frames. */
-export type TunnelFraming = "frame" | "qemu-stream";
+export type TunnelFraming = "frame" | "qemu-stream" | "vnet-stream";
 
 /**
  * Picks the subprotocol a server answers for a `Sec-WebSocket-Protocol`
- * request header (RFC 6455 §4.2.2: one of the offered values, or none).
- * Returns `undefined` when no offered value selects a tunnel framing; the
- * tunnel then uses one frame per message.
+ * request header (RFC 6455 §4.2.2: one of the offered values, or none): the
+ * vnet stream when offered, else QEMU stream. Returns `undefined` when no
+ * offered value selects a tunnel framing; the tunnel then uses one frame per
+ * message.
  *
  * @example
  * ```ts
  * selectTunnelSubprotocol("binary, netisle.qemu-stream.v1"); // "netisle.qemu-stream.v1"
+ * selectTunnelSubprotocol("netisle.vnet-stream.v1, netisle.qemu-stream.v1"); // the first
  * selectTunnelSubprotocol(null); // undefined
  * ```
  */
 export function selectTunnelSubprotocol(header: string | null | undefined): string | undefined {
   if (!header) return undefined;
   const offered = header.split(",").map((p) => p.trim());
+  if (offered.includes(VNET_STREAM_SUBPROTOCOL)) return VNET_STREAM_SUBPROTOCOL;
   return QEMU_STREAM_SUBPROTOCOLS.find((p) => offered.includes(p));
 }
 
 /** The framing a negotiated subprotocol (or none) selects. */
 export function framingForSubprotocol(protocol: string | null | undefined): TunnelFraming {
+  if (protocol === VNET_STREAM_SUBPROTOCOL) return "vnet-stream";
   return protocol && QEMU_STREAM_SUBPROTOCOLS.includes(protocol) ? "qemu-stream" : "frame";
 }
 
 /** A short description of a framing for logs and the session view. */
 export function describeFraming(framing: TunnelFraming, protocol?: string): string {
-  return framing === "frame"
-    ? "websocket frame-per-message"
-    : `websocket qemu-stream (subprotocol ${protocol ?? QEMU_STREAM_SUBPROTOCOL})`;
+  switch (framing) {
+    case "frame":
+      return "websocket frame-per-message";
+    case "vnet-stream":
+      return `websocket vnet-stream (subprotocol ${VNET_STREAM_SUBPROTOCOL}: ` +
+        "TCP segmentation and checksum offload)";
+    default:
+      return `websocket qemu-stream (subprotocol ${protocol ?? QEMU_STREAM_SUBPROTOCOL})`;
+  }
 }
 
 /** The path of a session's tunnel, relative to the server's origin. */

@@ -123,6 +123,9 @@ export class Proc {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", ...env },
       stdio: ["pipe", "pipe", "pipe"],
+      // Its own process group, so that stop() also ends what it started
+      // (Chromium's renderers, a shell's children).
+      detached: true,
     });
     const onData = (chunk: Uint8Array) => {
       this.output += new TextDecoder().decode(chunk);
@@ -175,14 +178,35 @@ export class Proc {
     this.child.stdin!.write(line.endsWith("\n") ? line : line + "\n");
   }
 
-  /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  /**
+   * Sends SIGTERM to the process's group, then SIGKILL after `graceMs`;
+   * resolves when the process and everything it started are gone (bounded:
+   * 5 s after the process itself exited).
+   */
   async stop(graceMs = 3000): Promise<void> {
-    if (this.#exited) return;
-    const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
-    this.child.kill("SIGTERM");
-    const t = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
-    await gone;
-    clearTimeout(t);
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    if (!this.#exited) {
+      const gone = new Promise<void>((r) => this.child.once("exit", () => r()));
+      signalGroup(pid, "SIGTERM");
+      const t = setTimeout(() => signalGroup(pid, "SIGKILL"), graceMs);
+      await gone;
+      clearTimeout(t);
+    }
+    const deadline = Date.now() + 5000;
+    while (signalGroup(pid, "SIGKILL") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/** Sends `signal` to process group `pgid`; false when no process is left in it. */
+function signalGroup(pgid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
   }
 }
 

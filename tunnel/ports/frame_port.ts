@@ -30,6 +30,15 @@ export interface FramePort {
   send(frame: Uint8Array): void;
   /** Stops reading and releases the device. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Ports that read and write virtio-net headers (a TAP with `IFF_VNET_HDR`)
+   * can pass them through: while on, the sink gets records (the 10-byte
+   * header as the device wrote it, then the frame: a TSO packet of up to
+   * 64 KiB stays whole) and `send` takes records, written as they are. Off
+   * (the default), plain frames both ways. Returns whether passthrough is
+   * on; absent on ports that cannot.
+   */
+  setVnetPassthrough?(on: boolean): boolean;
   /** Counters: frames and bytes each way, and frames the device refused. */
   readonly stats: FramePortStats;
 }

@@ -26,16 +26,23 @@
  * @module
  */
 
-import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "../../src/wire/mod.ts";
+import {
+  checksumAdd,
+  checksumFinish,
+  ipv4PseudoHeaderSum,
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_HDR_LEN,
+} from "../../src/wire/mod.ts";
 
-/** Bytes of `struct virtio_net_hdr` before every frame with `IFF_VNET_HDR`. */
-export const VNET_HDR_LEN = 10;
-/** `virtio_net_hdr.flags`: the checksum at `csum_start + csum_offset` is partial. */
-export const VNET_F_NEEDS_CSUM = 1;
-/** `virtio_net_hdr.gso_type`: no segmentation. */
-export const VNET_GSO_NONE = 0;
-/** `virtio_net_hdr.gso_type`: TCP over IPv4 segmentation. */
-export const VNET_GSO_TCPV4 = 1;
+// The header's layout lives with the tunnel's framing (src/wire/vnet_header.ts).
+export {
+  VNET_F_NEEDS_CSUM,
+  VNET_GSO_NONE,
+  VNET_GSO_TCPV4,
+  VNET_HDR_LEN,
+} from "../../src/wire/vnet_header.ts";
 /** Largest write: a header, an Ethernet header and an IPv4 packet of 65535 bytes. */
 export const MAX_OFFLOAD_WRITE = VNET_HDR_LEN + 14 + 65535;
 

@@ -148,6 +148,19 @@ export function initialWindow(mss: number, segments = 10): number {
   return Math.min(segments * mss, cap);
 }
 
+/** HyStart++ (RFC 9406 §4.3): the smallest RTT increase that ends slow start, ms. */
+export const HYSTART_MIN_RTT_THRESH_MS = 4;
+/** HyStart++: the largest RTT increase threshold, ms. */
+export const HYSTART_MAX_RTT_THRESH_MS = 16;
+/** HyStart++: the threshold is the last round's minimum RTT divided by this. */
+const HYSTART_MIN_RTT_DIVISOR = 8;
+/** HyStart++: RTT samples a round needs before it is compared. */
+const HYSTART_N_RTT_SAMPLE = 8;
+/** HyStart++: growth in conservative slow start is this many times slower. */
+const HYSTART_CSS_GROWTH_DIVISOR = 4;
+/** HyStart++: rounds of conservative slow start before congestion avoidance. */
+const HYSTART_CSS_ROUNDS = 5;
+
 function checkMss(mss: number, who: string): void {
   if (!(Number.isInteger(mss) && mss > 0)) {
     throw new RangeError(`${who}: mss must be a positive integer, got ${mss}`);
@@ -183,6 +196,18 @@ export abstract class CongestionControlBase {
   protected afterRto = false;
   /** Slow start following an RTO counts at most 1 SMSS per ACK (RFC 3465 §2.3). */
   protected slowStartAfterRto = false;
+  /** HyStart++ (RFC 9406): bytes left to acknowledge in the current round; 0 before one. */
+  #hsRoundLeft = 0;
+  /** HyStart++: the previous round's minimum RTT (ms). */
+  #hsLastMin = Infinity;
+  /** HyStart++: this round's minimum RTT (ms). */
+  #hsMin = Infinity;
+  /** HyStart++: RTT samples this round. */
+  #hsSamples = 0;
+  /** HyStart++: the minimum RTT that started conservative slow start; Infinity outside it. */
+  #hsCssBaseline = Infinity;
+  /** HyStart++: rounds completed in conservative slow start. */
+  #hsCssRounds = 0;
 
   /**
    * Starts with cwnd = IW (RFC 6928) and ssthresh = Infinity (RFC 5681 §3.1).
@@ -230,14 +255,67 @@ export abstract class CongestionControlBase {
     return inFlight + this.smss > this.cwndBytes;
   }
 
+  /** Whether HyStart++ has the initial slow start in its conservative phase (RFC 9406 §4.2). */
+  get conservativeSlowStart(): boolean {
+    return this.#hsCssBaseline !== Infinity && this.ssthreshBytes === Infinity;
+  }
+
+  /**
+   * HyStart++ (RFC 9406 §4.2), in the initial slow start only (ssthresh
+   * still Infinity): rounds of one flight each; when the minimum RTT of a
+   * round with at least 8 samples exceeds the previous round's by
+   * max(4 ms, min(RTT/8, 16 ms)) — a queue is building — slow start turns
+   * conservative (a quarter of the growth); if the RTT falls back, slow
+   * start resumes; after 5 conservative rounds, congestion avoidance
+   * begins (ssthresh = cwnd). Called with every ACK of new data in slow
+   * start, before the window grows. `inFlight` is what was outstanding
+   * before this ACK.
+   */
+  protected hystart(bytesAcked: number, rttMs: number | undefined, inFlight: number): void {
+    if (this.ssthreshBytes !== Infinity) return;
+    this.#hsRoundLeft -= bytesAcked;
+    if (this.#hsRoundLeft <= 0) {
+      // A new round: one flight from now on.
+      const left = inFlight - bytesAcked;
+      this.#hsRoundLeft = left > 1 ? left : 1;
+      if (this.#hsCssBaseline !== Infinity && ++this.#hsCssRounds >= HYSTART_CSS_ROUNDS) {
+        this.ssthreshBytes = Math.floor(this.cwndBytes); // congestion avoidance from here
+        this.#hsCssBaseline = Infinity;
+        return;
+      }
+      this.#hsLastMin = this.#hsMin;
+      this.#hsMin = Infinity;
+      this.#hsSamples = 0;
+    }
+    if (rttMs === undefined || !(rttMs >= 0)) return;
+    if (rttMs < this.#hsMin) this.#hsMin = rttMs;
+    if (++this.#hsSamples < HYSTART_N_RTT_SAMPLE) return;
+    if (this.#hsCssBaseline === Infinity) {
+      if (this.#hsLastMin === Infinity || this.#hsMin === Infinity) return;
+      const d = this.#hsLastMin / HYSTART_MIN_RTT_DIVISOR;
+      const thresh = Math.max(
+        HYSTART_MIN_RTT_THRESH_MS,
+        d < HYSTART_MAX_RTT_THRESH_MS ? d : HYSTART_MAX_RTT_THRESH_MS,
+      );
+      if (this.#hsMin >= this.#hsLastMin + thresh) {
+        this.#hsCssBaseline = this.#hsMin;
+        this.#hsCssRounds = 0;
+      }
+    } else if (this.#hsMin < this.#hsCssBaseline) {
+      this.#hsCssBaseline = Infinity; // the RTT rise was spurious: back to slow start
+    }
+  }
+
   /**
    * Slow start with appropriate byte counting (RFC 3465 §2.2, RFC 5681 §3.1):
-   * cwnd += min(bytesAcked, L), L = 2*SMSS (1*SMSS after an RTO), never
-   * past ssthresh.
+   * cwnd += min(bytesAcked, L), L = 2*SMSS (1*SMSS after an RTO), a quarter
+   * of it in HyStart++'s conservative slow start, never past ssthresh.
    */
   protected slowStart(bytesAcked: number): void {
     const limit = this.slowStartAfterRto ? this.smss : 2 * this.smss;
-    const next = this.cwndBytes + (bytesAcked < limit ? bytesAcked : limit);
+    let grow = bytesAcked < limit ? bytesAcked : limit;
+    if (this.conservativeSlowStart) grow /= HYSTART_CSS_GROWTH_DIVISOR;
+    const next = this.cwndBytes + grow;
     if (next >= this.ssthreshBytes) {
       this.cwndBytes = this.ssthreshBytes;
       this.slowStartAfterRto = false;
@@ -343,11 +421,12 @@ export class NewReno extends CongestionControlBase implements CongestionControl 
   onAck(
     bytesAcked: number,
     _now: number,
-    _rttMs: number | undefined,
+    rttMs: number | undefined,
     inFlightBeforeAck: number,
   ): void {
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
+    if (this.cwndBytes < this.ssthreshBytes) this.hystart(bytesAcked, rttMs, inFlightBeforeAck);
     if (!this.cwndLimited(inFlightBeforeAck)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
       this.slowStart(bytesAcked);
@@ -429,7 +508,7 @@ export const CUBIC_ALPHA = (3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA);
  * - Timeout (§4.8): ssthresh as on loss, cwnd = 1 SMSS; the next epoch uses
  *   K = 0 and W_max = cwnd_epoch.
  * - Slow start (§4.10) is standard slow start with appropriate byte
- *   counting; no HyStart++.
+ *   counting, with HyStart++ (RFC 9406) in the initial slow start.
  *
  * @example
  * ```ts
@@ -503,6 +582,7 @@ export class Cubic extends CongestionControlBase implements CongestionControl {
     }
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
+    if (this.cwndBytes < this.ssthreshBytes) this.hystart(bytesAcked, rttMs, inFlightBeforeAck);
     const sinceLast = now - this.#lastAck;
     this.#lastAck = now;
     if (!this.cwndLimited(inFlightBeforeAck)) {

@@ -433,3 +433,56 @@ describe("createCongestionControl", () => {
     assert.throws(() => new NewReno({ mss: MSS, initialWindowSegments: 0 }), RangeError);
   });
 });
+
+describe("HyStart++ (RFC 9406) in the initial slow start", () => {
+  /** One round of `cwnd` segments, one ACK per segment, every sample `rtt`. */
+  function round(cc: CongestionControl, rtt: number): void {
+    const n = Math.floor(cc.cwnd / MSS);
+    for (let i = 0; i < n; i++) cc.onAck(MSS, 0, rtt, cc.cwnd - i * MSS);
+  }
+
+  for (const name of ["newreno", "cubic"] as const) {
+    it(`${name}: a round whose minimum RTT rose by max(4 ms, RTT/8) turns conservative (§4.2)`, () => {
+      const cc = createCongestionControl(name, { mss: MSS }) as NewReno | Cubic;
+      round(cc, 20);
+      round(cc, 22); // +2 ms: below the threshold of max(4, 20/8 = 2.5) ms
+      assert.equal(cc.conservativeSlowStart, false);
+      const before = cc.cwnd;
+      round(cc, 27); // +5 ms from 22: conservative from its 8th sample on
+      assert.equal(cc.conservativeSlowStart, true);
+      assert.ok(cc.cwnd < before + before, "grew less than double in that round");
+      // CSS: a quarter of slow start's growth per ACK.
+      const c0 = cc.cwnd;
+      cc.onAck(MSS, 0, 27, cc.cwnd);
+      assert.equal(cc.cwnd, c0 + MSS / 4);
+      assert.equal(cc.ssthresh, Infinity);
+      for (let r = 0; r < 5; r++) round(cc, 27);
+      assert.equal(cc.conservativeSlowStart, false);
+      // After 5 CSS rounds: congestion avoidance from the cwnd reached (ssthresh = cwnd then).
+      assert.ok(cc.ssthresh !== Infinity && cc.ssthresh <= cc.cwnd && cc.ssthresh > c0);
+    });
+
+    it(`${name}: an RTT that falls below the CSS baseline resumes slow start (§4.2)`, () => {
+      const cc = createCongestionControl(name, { mss: MSS }) as NewReno | Cubic;
+      round(cc, 20);
+      round(cc, 30);
+      assert.equal(cc.conservativeSlowStart, true);
+      round(cc, 20);
+      assert.equal(cc.conservativeSlowStart, false);
+      assert.equal(cc.ssthresh, Infinity);
+    });
+  }
+
+  it("needs 8 samples in a round, and is off after the first loss", () => {
+    const cc = new Cubic({ mss: MSS, initialWindowSegments: 4 });
+    round(cc, 10); // 4 samples
+    round(cc, 40); // 8 ACKs but the round of 8 segments just meets 8 samples
+    const small = new Cubic({ mss: MSS, initialWindowSegments: 2 });
+    round(small, 10);
+    round(small, 40); // 4 samples: no verdict
+    assert.equal(small.conservativeSlowStart, false);
+    cc.onCongestionEvent(0, cc.cwnd);
+    cc.onRecoveryExit(0, cc.ssthresh);
+    assert.equal(cc.conservativeSlowStart, false);
+  });
+});

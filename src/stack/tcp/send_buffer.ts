@@ -172,6 +172,42 @@ export class SendBuffer {
   }
 
   /**
+   * Copies the `len` bytes starting at `offset` (offset 0 = SND.UNA) into
+   * `dst` at `dstOffset`: a segment's payload written straight into its
+   * frame, without a view of the range in between.
+   *
+   * @throws {RangeError} when the range is outside the bytes held or `dst`
+   * is too small.
+   *
+   * @example
+   * ```ts
+   * const sb = new SendBuffer(1024);
+   * sb.write(new Uint8Array([10, 20, 30, 40]));
+   * const frame = new Uint8Array(8);
+   * sb.copyOut(1, 2, frame, 6); // frame[6..8] = [20, 30]
+   * ```
+   */
+  copyOut(offset: number, len: number, dst: Uint8Array, dstOffset: number): void {
+    if (
+      !(offset >= 0 && len >= 0 && offset + len <= this.#length && dstOffset >= 0 &&
+        dstOffset + len <= dst.length)
+    ) {
+      throw new RangeError(
+        `SendBuffer.copyOut: range [${offset}, ${offset} + ${len}) of the ${this.#length} bytes ` +
+          `held into ${dst.length} bytes at ${dstOffset} does not fit`,
+      );
+    }
+    if (len === 0) return;
+    const buf = this.#buf;
+    const size = buf.length;
+    let start = this.#head + offset;
+    if (start >= size) start -= size;
+    const first = Math.min(len, size - start);
+    dst.set(buf.subarray(start, start + first), dstOffset);
+    if (first < len) dst.set(buf.subarray(0, len - first), dstOffset + first);
+  }
+
+  /**
    * Drops the `n` oldest bytes because the peer acknowledged them
    * (SND.UNA advanced by `n`, RFC 9293 §3.10.7.4).
    *

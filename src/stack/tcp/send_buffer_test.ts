@@ -185,4 +185,17 @@ describe("SendBuffer", () => {
     assert.equal(sb.write(bytes(8000, 100_000)), 100_000);
     assert.deepEqual(Array.from(sb.peek(5400, 200)), Array.from(bytes(7900, 200)));
   });
+
+  it("copyOut writes a range into a frame, also across the wrap", () => {
+    const sb = new SendBuffer(8);
+    sb.write(bytes(0, 8));
+    sb.consume(6);
+    sb.write(bytes(8, 4)); // holds 6..11, wrapped after 7
+    const frame = new Uint8Array(10).fill(0xee);
+    sb.copyOut(1, 4, frame, 3);
+    assert.deepEqual(Array.from(frame), [0xee, 0xee, 0xee, 7, 8, 9, 10, 0xee, 0xee, 0xee]);
+    sb.copyOut(0, 0, frame, 10); // nothing, even at the end
+    assert.throws(() => sb.copyOut(3, 4, frame, 0), /range \[3, 3 \+ 4\) of the 6 bytes/);
+    assert.throws(() => sb.copyOut(0, 4, frame, 7), RangeError);
+  });
 });

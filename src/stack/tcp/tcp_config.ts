@@ -6,14 +6,37 @@
 
 /** Per-connection TCP options. Every field has a default in {@linkcode DEFAULT_TCP_CONFIG}. */
 export interface TcpConfig {
-  /** Bytes the application may queue before writes wait (the send buffer). */
+  /** Bytes the application may queue before writes wait (the send buffer), at first. */
   sendBufferBytes: number;
-  /** Bytes of received data held for the application, in order and out of order (the receive window). */
+  /**
+   * The most the send buffer grows to as the congestion window grows (twice
+   * cwnd, as Linux's send-buffer autotuning), so that a fast path is not
+   * held back by a buffer sized for a slow one; its storage is allocated
+   * (and charged) only as bytes are queued. No less than `sendBufferBytes`;
+   * equal to it turns the growth off, and a `sendBufferBytes` given without
+   * it is taken as fixed (as `SO_SNDBUF` is on Linux).
+   */
+  sendBufferMaxBytes: number;
+  /** Bytes of received data held for the application, in order and out of order (the receive window), at first. */
   recvBufferBytes: number;
+  /**
+   * The most the receive window grows to while the application reads as
+   * fast as data arrives (twice what it read in a round trip, as Linux's
+   * receive-buffer autotuning); the window scale offered covers it. No less
+   * than `recvBufferBytes`; equal to it turns the growth off, and a
+   * `recvBufferBytes` given without it is taken as fixed (as `SO_RCVBUF`).
+   */
+  recvBufferMaxBytes: number;
   /** Congestion control: CUBIC (RFC 9438) by default, or NewReno (RFC 5681, RFC 6582). */
   congestionControl: "cubic" | "newreno";
   /** Disables Nagle's algorithm (RFC 9293 §3.7.4) when true. */
   noDelay: boolean;
+  /**
+   * Paces new data at twice cwnd per smoothed RTT in slow start and 1.2
+   * times in congestion avoidance (as Linux), in small batches per timer
+   * tick, instead of sending each window in one burst (tcp_pacer.ts).
+   */
+  pacing: boolean;
   /** Longest delay of an ACK for in-order data (RFC 9293 §3.8.6.3 allows up to 500 ms; we use 40). */
   delayedAckMs: number;
   /** Offer and accept window scaling (RFC 7323 §2). */
@@ -47,9 +70,12 @@ export interface TcpConfig {
 /** Defaults, close to Linux's. */
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   sendBufferBytes: 512 * 1024,
+  sendBufferMaxBytes: 4 * 1024 * 1024,
   recvBufferBytes: 512 * 1024,
+  recvBufferMaxBytes: 4 * 1024 * 1024,
   congestionControl: "cubic",
   noDelay: false,
+  pacing: true,
   delayedAckMs: 40,
   windowScaling: true,
   timestamps: true,
@@ -70,6 +96,13 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
 /** Merges `partial` over the defaults and checks every value; throws RangeError naming the field. */
 export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
   const c = { ...DEFAULT_TCP_CONFIG, ...partial };
+  // A send buffer set without a maximum is a fixed size (as SO_SNDBUF turns Linux's growth off).
+  if (partial.sendBufferMaxBytes === undefined && partial.sendBufferBytes !== undefined) {
+    c.sendBufferMaxBytes = c.sendBufferBytes;
+  }
+  if (partial.recvBufferMaxBytes === undefined && partial.recvBufferBytes !== undefined) {
+    c.recvBufferMaxBytes = c.recvBufferBytes;
+  }
   const positive = (name: keyof TcpConfig, min: number, max: number) => {
     const v = c[name] as number;
     if (!Number.isInteger(v) || v < min || v > max) {
@@ -77,7 +110,9 @@ export function resolveTcpConfig(partial: Partial<TcpConfig> = {}): TcpConfig {
     }
   };
   positive("sendBufferBytes", 1024, 1 << 30);
+  positive("sendBufferMaxBytes", c.sendBufferBytes, 1 << 30);
   positive("recvBufferBytes", 1024, 1 << 30);
+  positive("recvBufferMaxBytes", c.recvBufferBytes, 1 << 30);
   positive("delayedAckMs", 1, 500);
   positive("synRetries", 0, 20);
   positive("synAckRetries", 0, 20);

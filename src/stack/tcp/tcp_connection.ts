@@ -19,8 +19,9 @@
 import type { NetErrorCode } from "../../errors/net_error.ts";
 import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
+import type { TxPacket } from "../tx_packet.ts";
 import type { CongestionControlName } from "./congestion.ts";
-import { seqGt, seqLe, seqLt } from "./seq.ts";
+import { seqGt, seqLe, seqLt, seqSub } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
 import {
   type TcpConnectionStats,
@@ -32,7 +33,7 @@ import { TcpHandshake } from "./tcp_handshake.ts";
 import type { TcpListener } from "./tcp_listener.ts";
 import { TcpReceived, TcpReceiver } from "./tcp_receiver.ts";
 import { TcpSender } from "./tcp_sender.ts";
-import { TcpTimer, TcpTimers } from "./tcp_timers.ts";
+import { TcpTimer, type TcpTimerQueue, TcpTimers } from "./tcp_timers.ts";
 
 export { type TcpConnectionStats, TcpEvent, type TcpState } from "./tcp_control_block.ts";
 
@@ -48,6 +49,16 @@ export interface TcpHost {
   readonly localAddr: number;
   /** Emits a segment of `conn` (the layer adds IP and the checksum). */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void;
+  /**
+   * Begins a segment of `conn` of `len` bytes (TCP header included) to be
+   * written in place at `frame[l4..]`; undefined when it cannot be sent (the
+   * drop is counted). The hot path: no segment object is built.
+   */
+  beginSegment(conn: TcpConnection, len: number, gso?: boolean): TxPacket | undefined;
+  /** What the link takes (`LinkOffload` bits: TSO, partial checksums). */
+  readonly linkOffload: number;
+  /** Sends the segment begun with `beginSegment`. */
+  commitSegment(now: number): void;
   /** Records that `conn` has events for its owner. */
   markDirty(conn: TcpConnection): void;
   /** `conn` entered TIME_WAIT: move it to the time-wait list. */
@@ -62,6 +73,8 @@ export interface TcpHost {
   readonly quota: SessionQuota;
   /** The connection became established (a passive one joins its listener's accept queue). */
   established(conn: TcpConnection): void;
+  /** The layer's queue of every connection's timers. */
+  readonly timerQueue: TcpTimerQueue;
 }
 
 /** Counters and estimates for GET /sockets/:id and `ss -ti`-style views. */
@@ -118,8 +131,11 @@ export class TcpConnection {
   /** The listener that accepted this connection (passive open), until it is accepted. */
   listener: TcpListener | undefined;
 
+  /** Creation order within the layer (connections due at once fire in this order). */
+  readonly serial: number;
+
   readonly #tcb: TcpControlBlock;
-  readonly #timers = new TcpTimers();
+  readonly #timers: TcpTimers;
   readonly #receiver: TcpReceiver;
   readonly #sender: TcpSender;
   readonly #handshake: TcpHandshake;
@@ -148,9 +164,13 @@ export class TcpConnection {
     state: "SYN_SENT" | "SYN_RECEIVED";
     /** The layer took a unit of the session's socket quota for this (passive) connection. */
     holdsQuotaUnit?: boolean;
+    /** Creation order within the layer. */
+    serial?: number;
   }) {
     this.key = init.key;
     this.localAddr = init.localAddr ?? init.host.localAddr;
+    this.serial = init.serial ?? 0;
+    this.#timers = new TcpTimers(init.host.timerQueue, this);
     this.localPort = init.localPort;
     this.remoteAddr = init.remoteAddr;
     this.remotePort = init.remotePort;
@@ -297,7 +317,7 @@ export class TcpConnection {
    * queued. Opening the window may send a window update (RFC 9293 §3.8.6.2.2).
    */
   read(max: number, now: number): Uint8Array | undefined {
-    const out = this.#receiver.read(max);
+    const out = this.#receiver.read(max, now);
     if (this.#receiver.ackNow) this.#sender.output(now);
     return out;
   }
@@ -426,6 +446,10 @@ export class TcpConnection {
     if (tcb.tsEnabled && seg.timestamp && seqLe(seg.seqNumber, tcb.lastAckSent)) {
       tcb.tsRecent = seg.timestamp.value;
     }
+    // The receiver's round trip (for its buffer autotuning): data echoing one of our TSvals.
+    if (tcb.tsEnabled && seg.timestamp && seg.timestamp.echo !== 0 && seg.payload.length > 0) {
+      this.#receiver.noteRtt(seqSub(tcb.tsNow(now), seg.timestamp.echo));
+    }
 
     if (tcb.state === "SYN_RECEIVED") {
       if (seqLe(seg.ackNumber, tcb.sndUna) || seqGt(seg.ackNumber, tcb.sndMax)) {
@@ -550,6 +574,15 @@ export class TcpConnection {
     return this.#timers.nextDeadline();
   }
 
+  /**
+   * The connection's key in the layer's timer queue: a lower bound of
+   * {@linkcode TcpConnection.nextDeadline}, Infinity when it is not queued
+   * (for the invariants).
+   */
+  get timerQueueKey(): number {
+    return this.#timers.heapIndex < 0 ? Infinity : this.#timers.heapKey;
+  }
+
   /** Fires the timers due at `now`. */
   poll(now: number): void {
     const t = this.#timers;
@@ -571,7 +604,9 @@ export class TcpConnection {
     if (t.expire(TcpTimer.DELAYED_ACK, now)) sender.sendAck(now);
     if (t.expire(TcpTimer.KEEPALIVE, now) && !sender.onKeepaliveTimer(now)) {
       this.#finish("ETIMEDOUT", now);
+      return;
     }
+    if (t.expire(TcpTimer.PACE, now)) sender.output(now);
   }
 
   /** RFC 6298 §5.5-5.7 and RFC 9293 §3.8.3 R2: back off, retransmit, or give up. */
@@ -632,6 +667,7 @@ export class TcpConnection {
     t.stop(TcpTimer.KEEPALIVE);
     t.stop(TcpTimer.FIN_WAIT_2);
     t.stop(TcpTimer.DELAYED_ACK);
+    t.stop(TcpTimer.PACE);
     t.start(TcpTimer.TIME_WAIT, now + this.config.timeWaitMs);
     this.#tcb.signal(TcpEvent.READABLE);
     this.#tcb.host.enteredTimeWait(this);

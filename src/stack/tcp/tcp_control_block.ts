@@ -184,6 +184,11 @@ export class TcpControlBlock {
   emit(repr: TcpRepr, now: number): void {
     this.stats.segmentsOut++;
     this.host.emit(this.conn, repr, now);
+    this.sent(now);
+  }
+
+  /** A segment was sent (or dropped on the way down): keepalive's idle time starts again. */
+  sent(now: number): void {
     if (this.config.keepaliveIdleMs > 0 && this.synchronized()) {
       this.timers.start(TcpTimer.KEEPALIVE, now + this.config.keepaliveIdleMs);
     }

@@ -42,9 +42,10 @@ export class TcpHandshake {
     this.#sender = sender;
     this.#receiver = receiver;
     if (tcb.config.windowScaling) {
-      // The smallest shift whose window covers the receive buffer (RFC 7323 §2.3).
+      // The smallest shift whose window covers the receive buffer as large as it may grow
+      // (RFC 7323 §2.3).
       let s = 0;
-      while (s < TCP_MAX_WINDOW_SCALE && (65535 << s) < tcb.config.recvBufferBytes) s++;
+      while (s < TCP_MAX_WINDOW_SCALE && (65535 << s) < tcb.config.recvBufferMaxBytes) s++;
       tcb.rcvWscale = s;
     }
   }

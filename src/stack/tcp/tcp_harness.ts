@@ -31,7 +31,7 @@ import { ChannelLink } from "../channel_link.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import { Stack } from "../stack.ts";
 import { seqAdd, seqGt } from "./seq.ts";
-import type { TcpConfig } from "./tcp_config.ts";
+import { DEFAULT_TCP_CONFIG, type TcpConfig } from "./tcp_config.ts";
 import type { TcpConnection } from "./tcp_connection.ts";
 import type { TcpLayerLimits } from "./tcp_layer.ts";
 import type { TcpListener } from "./tcp_listener.ts";
@@ -116,7 +116,11 @@ export class TcpHarness {
   readonly link: ChannelLink;
   now: number;
 
-  /** Creates a stack at 10.0.2.2/24 that already knows the peer's MAC. */
+  /**
+   * Creates a stack at 10.0.2.2/24 that already knows the peer's MAC. Its
+   * connections do not pace (`pacing: false`) and their buffers do not grow
+   * (`*BufferMaxBytes` as the buffers) unless `options.tcp` says so.
+   */
   constructor(
     options: {
       tcp?: Partial<TcpConfig>;
@@ -134,7 +138,16 @@ export class TcpHarness {
       mac: HARNESS_STACK_MAC,
       ipv4: { address: HARNESS_STACK_IP, prefixLength: 24 },
       mtu: options.mtu ?? 1500,
-      tcp: options.tcp,
+      // Pacing off unless a test asks for it: segments leave as soon as the windows allow,
+      // so that each test's exact frames do not depend on the pacing rate.
+      // Buffers of fixed size unless a test asks: the window scale and windows it offers do
+      // not depend on autotuning.
+      tcp: {
+        pacing: false,
+        recvBufferMaxBytes: options.tcp?.recvBufferBytes ?? DEFAULT_TCP_CONFIG.recvBufferBytes,
+        sendBufferMaxBytes: options.tcp?.sendBufferBytes ?? DEFAULT_TCP_CONFIG.sendBufferBytes,
+        ...options.tcp,
+      },
       tcpLimits: options.tcpLimits,
       arp: { reachableMs: 1e12 },
     }, { link: this.link, random: (b) => rnd.fill(b), quota: options.quota });
@@ -174,8 +187,16 @@ export class TcpHarness {
   }
 
   /** Injects a peer segment at the current instant. */
-  inject(seg: PeerSegment, options: { corrupt?: boolean; src?: number } = {}): void {
-    this.stack.input(this.frame(seg, options), this.now);
+  /**
+   * Injects a peer segment at the current instant; `offload` is what the
+   * link says of the frame (`FrameOffload`: a GSO packet, a checksum it
+   * vouched for).
+   */
+  inject(
+    seg: PeerSegment,
+    options: { corrupt?: boolean; src?: number; offload?: number } = {},
+  ): void {
+    this.stack.input(this.frame(seg, options), this.now, options.offload ?? 0);
   }
 
   /** Removes and decodes every TCP segment the stack emitted; throws on anything else. */

@@ -22,8 +22,11 @@ import { egressKey } from "./tcp_egress.ts";
  * - port reference counts equal bound reservations + listeners +
  *   connections on the stack's address per local port (egress connections
  *   use ports of outside addresses);
- * - per connection: send queue ≤ `sendBufferBytes`, receive queue and
- *   out-of-order bytes ≤ `recvBufferBytes` + 2^14 (window-scale rounding);
+ * - per connection: send queue ≤ `sendBufferMaxBytes`, receive queue and
+ *   out-of-order bytes ≤ `recvBufferMaxBytes` + 2^14 (window-scale rounding);
+ * - timers: every connection with a running timer is in the layer's timer
+ *   queue no later than its earliest deadline, and the queue holds no more
+ *   entries than there are connections;
  * - quotas: the storage the listed connections are charged for is within
  *   what the session's memory quota counts, and the units they hold within
  *   what its socket quota counts (others hold some too).
@@ -55,12 +58,16 @@ export function checkTcpInvariants(
       }
       if (c.pcbList !== name) bad.push(`${where}: state belongs on the ${c.pcbList} list`);
       if (own) use(c.localPort); // egress connections use ports of outside addresses
+      const deadline = c.nextDeadline();
+      if (deadline !== undefined && !(c.timerQueueKey <= deadline)) {
+        bad.push(`${where}: timer due at ${deadline} but queued at ${c.timerQueueKey}`);
+      }
       charged += c.chargedBytes;
       if (c.holdsQuotaUnit) units++;
       const i = c.info();
-      const recvMax = c.config.recvBufferBytes + (1 << 14);
-      if (i.sendQueued > c.config.sendBufferBytes) {
-        bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferBytes}`);
+      const recvMax = c.config.recvBufferMaxBytes + (1 << 14);
+      if (i.sendQueued > c.config.sendBufferMaxBytes) {
+        bad.push(`${where}: send queue ${i.sendQueued} > ${c.config.sendBufferMaxBytes}`);
       }
       if (i.recvQueued > recvMax) {
         bad.push(`${where}: receive queue ${i.recvQueued} > ${recvMax}`);
@@ -79,6 +86,9 @@ export function checkTcpInvariants(
   }
   for (const key of layer.timeWait.keys()) {
     if (layer.active.has(key)) bad.push(`${key} is on both the active and time-wait lists`);
+  }
+  if (layer.timerQueue.size > layer.connectionCount) {
+    bad.push(`timer queue holds ${layer.timerQueue.size} > ${layer.connectionCount} connections`);
   }
   if (layer.connectionCount > layer.limits.maxConnections) {
     bad.push(`${layer.connectionCount} connections > limit ${layer.limits.maxConnections}`);

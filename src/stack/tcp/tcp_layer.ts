@@ -14,24 +14,28 @@
 import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
+  cloneTcpRepr,
   formatIpv4Address,
+  IpProtocol,
   type Ipv4Address,
   ipv4Netmask,
   ipv4SubnetBroadcast,
   isIpv4MartianSource,
   isIpv4Unicast,
   TcpFlags,
-  TcpPacket,
   TcpRepr,
+  TcpSegment,
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
+import type { PacketOutput, TxPacket } from "../tx_packet.ts";
+import { FrameOffload } from "../frame_offload.ts";
 import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
 import { seqAdd } from "./seq.ts";
 import { resolveTcpConfig, type TcpConfig } from "./tcp_config.ts";
-import { earlier } from "../deadline.ts";
 import { TcpConnection, type TcpHost } from "./tcp_connection.ts";
 import { checkTcpInvariants } from "./tcp_invariants.ts";
+import { TcpTimerQueue } from "./tcp_timers.ts";
 import { LISTENER_ACCEPTABLE, TcpListener, type TcpListenerHost } from "./tcp_listener.ts";
 import {
   egressKey,
@@ -55,18 +59,8 @@ export interface TcpLayerDeps {
    * `sockets` gives a unit to every passively opened connection.
    */
   quota: SessionQuota;
-  /**
-   * Sends an IPv4 packet whose payload `fill` writes in place; from `src`
-   * when given (an egress connection's outside address), else from the
-   * stack's address.
-   */
-  sendIpv4With(
-    dst: Ipv4Address,
-    payloadLen: number,
-    fill: (buf: Uint8Array) => void,
-    now: number,
-    src?: Ipv4Address,
-  ): boolean;
+  /** Where segments go: IPv4 output, which builds each packet in place. */
+  out: PacketOutput;
   /** Fills `buf` with random bytes (keys for ISNs and SYN cookies). */
   random: (buf: Uint8Array) => void;
   /** Defaults for every connection of this stack. */
@@ -135,7 +129,7 @@ export const TCP_DROP_REASONS: readonly string[] = [
  *
  * @example
  * ```ts
- * const tcp = new TcpLayer({ localAddr, mtu: 1500, sendIpv4With, random });
+ * const tcp = new TcpLayer({ localAddr, prefixLength: 24, mtu: 1500, quota, out, random });
  * const listener = tcp.listen(8080, 128);
  * ```
  */
@@ -165,12 +159,18 @@ export class TcpLayer implements TcpHost {
   };
   /** The session's quotas (see {@linkcode TcpLayerDeps.quota}). */
   readonly quota: SessionQuota;
+  /** Every connection's timers, by deadline. */
+  readonly timerQueue: TcpTimerQueue = new TcpTimerQueue();
+  /** What the link takes (`LinkOffload` bits), set through `Stack.setLinkOffload`. */
+  linkOffload = 0;
+  #serial = 0;
   #deps: TcpLayerDeps;
   #isn: IsnGenerator;
   #listenerHost: TcpListenerHost;
   #portUse = new Map<number, number>();
   #ephemeralPorts: EphemeralPorts;
   #lastHit: TcpConnection | undefined;
+  readonly #rx = new TcpSegment();
   #challengeAcks: AckRateLimiter;
   #unacceptableAcks: AckRateLimiter;
   #prefixLength: number;
@@ -410,6 +410,7 @@ export class TcpLayer implements TcpHost {
       tsOffset: ((off[0] << 24) | (off[1] << 16) | (off[2] << 8) | off[3]) >>> 0,
       state,
       holdsQuotaUnit: false,
+      serial: ++this.#serial,
     });
   }
 
@@ -417,14 +418,23 @@ export class TcpLayer implements TcpHost {
 
   /**
    * Processes a TCP segment for `dst` from `src` (the IP layer validated the
-   * addresses). Returns a drop reason, or undefined when the segment was used.
+   * addresses); its checksum is not verified when the link vouched for it
+   * (`offload` has `FrameOffload.CSUM_VALID`). A segment may be larger than
+   * the MSS (a GSO packet the link passed whole): it is taken as the
+   * segments it stands for would be. Returns a drop reason, or undefined
+   * when the segment was used.
    */
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
-    const pkt = TcpPacket.parse(bytes);
-    if (!pkt.ok) return pkt.reason;
-    const parsed = TcpRepr.parse(pkt.value, src, dst);
-    if (!parsed.ok) return parsed.reason;
-    const seg = parsed.value;
+  input(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    bytes: Uint8Array,
+    now: number,
+    offload = 0,
+  ): string | undefined {
+    // One segment object for every input: nothing keeps it past this call.
+    const seg = this.#rx;
+    const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
+    if (reason !== undefined) return reason;
     if (dst !== this.localAddr) return "tcp_broadcast";
 
     let conn = this.#lastHit;
@@ -481,12 +491,11 @@ export class TcpLayer implements TcpHost {
     dst: Ipv4Address,
     bytes: Uint8Array,
     now: number,
+    offload = 0,
   ): string | undefined {
-    const pkt = TcpPacket.parse(bytes);
-    if (!pkt.ok) return pkt.reason;
-    const parsed = TcpRepr.parse(pkt.value, src, dst);
-    if (!parsed.ok) return parsed.reason;
-    const seg = parsed.value;
+    const seg = this.#rx;
+    const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
+    if (reason !== undefined) return reason;
     let conn = this.#lastHit;
     if (
       conn === undefined || conn.remotePort !== seg.srcPort || conn.localPort !== seg.dstPort ||
@@ -541,7 +550,8 @@ export class TcpLayer implements TcpHost {
       guestPort: seg.srcPort,
       outside: dst,
       outsidePort: seg.dstPort,
-      syn: { ...seg, payload: new Uint8Array(0) },
+      // The segment object is reused by the next input: the held SYN is a copy.
+      syn: { ...cloneTcpRepr(seg), payload: new Uint8Array(0) },
       at: now,
     };
     this.heldSyns.add(h);
@@ -680,13 +690,12 @@ export class TcpLayer implements TcpHost {
 
   #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number, from?: Ipv4Address): void {
     const src = from ?? this.localAddr;
-    this.#deps.sendIpv4With(
-      dst,
-      TcpRepr.bufferLen(repr),
-      (buf) => TcpRepr.emit(repr, buf, src, dst),
-      now,
-      src === this.localAddr ? undefined : src,
-    );
+    const out = this.#deps.out;
+    const len = TcpRepr.bufferLen(repr);
+    const tx = out.begin(dst, IpProtocol.TCP, len, true, 64, src);
+    if (tx === undefined) return;
+    TcpRepr.emit(repr, tx.frame.subarray(tx.l4, tx.l4 + len), src, dst);
+    out.commit(now);
   }
 
   /**
@@ -712,6 +721,24 @@ export class TcpLayer implements TcpHost {
   /** Emits a segment of `conn` (from its local address: the stack's, or an outside one). */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void {
     this.#emitRepr(conn.remoteAddr, repr, now, conn.localAddr);
+  }
+
+  /** Begins a segment of `conn` of `len` bytes, built in place (see tx_packet.ts). */
+  beginSegment(conn: TcpConnection, len: number, gso = false): TxPacket | undefined {
+    return this.#deps.out.begin(
+      conn.remoteAddr,
+      IpProtocol.TCP,
+      len,
+      true,
+      64,
+      conn.localAddr,
+      gso,
+    );
+  }
+
+  /** Sends the segment begun with {@linkcode TcpLayer.beginSegment}. */
+  commitSegment(now: number): void {
+    this.#deps.out.commit(now);
   }
 
   /** Queues `conn` for event delivery. */
@@ -796,22 +823,18 @@ export class TcpLayer implements TcpHost {
 
   // ------------------------------------------------------------ timers
 
-  /** The earliest timer deadline of all connections, or undefined. */
+  /**
+   * The earliest timer deadline of all connections, or undefined: the top
+   * of the timer queue, O(1) but for entries whose timers moved later since
+   * (O(log n) each, once).
+   */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const list of [this.active, this.timeWait]) {
-      for (const c of list.values()) d = earlier(d, c.nextDeadline());
-    }
-    return d;
+    return this.timerQueue.nextDeadline();
   }
 
-  /** Fires every connection timer due at `now`. */
+  /** Fires every connection timer due at `now`: only the connections that have one. */
   poll(now: number): void {
-    // A copy: firing a timer may move a connection between the lists or remove it.
-    for (const c of [...this.active.values(), ...this.timeWait.values()]) {
-      const t = c.nextDeadline();
-      if (t !== undefined && t <= now) c.poll(now);
-    }
+    this.timerQueue.poll(now);
   }
 
   /** Removes and returns the objects with pending events. */

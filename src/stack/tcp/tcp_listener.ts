@@ -190,7 +190,7 @@ export class TcpListener {
       flags: TcpFlags.SYN | TcpFlags.ACK,
       windowLen: Math.min(
         65535,
-        this.config.recvBufferBytes,
+        this.config.recvBufferBytes, // a cookie's SYN-ACK: no window scale, the initial buffer
         quotaWindowBytes(host.quota.memory.available),
       ),
       // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.

@@ -80,15 +80,23 @@ export class TcpReceiver {
   #pendingFinSeq: number | undefined;
   /** In-order segments received since our last ACK (ACK every second one, RFC 5681 §4.2). */
   #unackedSegments = 0;
+  /** The receive buffer now: from `recvBufferBytes`, grown by autotuning. */
+  #rcvBuf: number;
+  /** Autotuning: when the current measurement round started, and what the application read in it. */
+  #drsAt = -Infinity;
+  #drsCopied = 0;
+  /** The round-trip time seen by the receiver (from timestamps echoed in data), ms; 0 unknown. */
+  #rcvRtt = 0;
 
   /** Creates the receive side of the connection of `tcb`. */
   constructor(tcb: TcpControlBlock) {
     this.#tcb = tcb;
     this.#quota = tcb.host.quota.memory;
+    this.#rcvBuf = tcb.config.recvBufferBytes;
     this.queue = new ReceiveQueue(this.#quota);
     this.reassembler = new Reassembler({
       // Room for the window rounded up to the scale; never above the reassembler's 2^30 limit.
-      capacity: Math.min(tcb.config.recvBufferBytes + (1 << TCP_MAX_WINDOW_SCALE), 1 << 30),
+      capacity: Math.min(tcb.config.recvBufferMaxBytes + (1 << TCP_MAX_WINDOW_SCALE), 1 << 30),
       quota: this.#quota,
     });
   }
@@ -164,7 +172,10 @@ export class TcpReceiver {
           if (this.reassembler.bufferedBytes > 0 && this.#drainReassembler()) this.ackNow = true;
           // Data for an application that is gone (RFC 9293 §3.10.4, RFC 2525 §2.17).
           if (orphaned) return TcpReceived.DATA_FOR_ORPHAN;
-          this.#unackedSegments++;
+          // A large segment (a GSO packet the link passed whole) counts as the segments it
+          // stands for: acknowledged by bytes, as Linux's GRO would have it.
+          const mss = tcb.mssOffer;
+          this.#unackedSegments += payload.length > mss ? Math.ceil(payload.length / mss) : 1;
           if (this.#unackedSegments >= 2 || this.reassembler.bufferedBytes > 0) this.ackNow = true;
           else tcb.timers.startIfStopped(TcpTimer.DELAYED_ACK, now + tcb.config.delayedAckMs);
         }
@@ -241,11 +252,12 @@ export class TcpReceiver {
    * the buffer, or from below one MSS), sets {@linkcode TcpReceiver.ackNow}:
    * the caller sends the window update (RFC 9293 §3.8.6.2.2).
    */
-  read(max: number): Uint8Array | undefined {
+  read(max: number, now = 0): Uint8Array | undefined {
     if (this.queue.length === 0) return undefined;
     const tcb = this.#tcb;
     const before = this.advertisableWindow();
     const out = this.queue.read(max);
+    if (out !== undefined) this.#autotune(out.length, now);
     // Bytes held beyond a filled hole that the quota kept out of the queue: in now, and ACKed.
     if (this.reassembler.contiguousBytes(tcb.rcvNxt) > 0 && this.#drainReassembler()) {
       this.ackNow = true;
@@ -262,11 +274,11 @@ export class TcpReceiver {
     // A window update only when the window we advertised is at most half the buffer (the peer
     // may be held back, as in tcp_cleanup_rbuf) and it opens by a useful amount.
     const window = this.window();
-    if (tcb.synchronized() && !this.finReceived && 2 * window <= tcb.config.recvBufferBytes) {
+    if (tcb.synchronized() && !this.finReceived && 2 * window <= this.#rcvBuf) {
       const after = this.advertisableWindow();
       const opened = after - window;
       if (
-        opened >= 2 * tcb.sendMss || opened >= tcb.config.recvBufferBytes / 2 ||
+        opened >= 2 * tcb.sendMss || opened >= this.#rcvBuf / 2 ||
         (before < tcb.sendMss && after >= tcb.sendMss)
       ) {
         this.ackNow = true;
@@ -275,12 +287,44 @@ export class TcpReceiver {
     return out;
   }
 
+  /** The receive buffer now (`recvBufferBytes` at first, grown by autotuning). */
+  get bufferBytes(): number {
+    return this.#rcvBuf;
+  }
+
+  /**
+   * Receive-buffer autotuning (as Linux's tcp_rcv_space_adjust): each round
+   * trip, when the application read more than half the buffer, the buffer
+   * grows to twice what it read (in 64 KiB steps, up to
+   * `recvBufferMaxBytes`): a fast reader gets a window the path can fill; a
+   * slow one keeps a small one, and the memory quota caps both.
+   */
+  #autotune(copied: number, now: number): void {
+    const max = this.#tcb.config.recvBufferMaxBytes;
+    if (this.#rcvBuf >= max) return;
+    this.#drsCopied += copied;
+    const rtt = this.#rcvRtt > 1 ? this.#rcvRtt : 1;
+    if (now - this.#drsAt < rtt) return;
+    const c = this.#drsCopied;
+    this.#drsAt = now;
+    this.#drsCopied = 0;
+    if (2 * c <= this.#rcvBuf) return;
+    const step = 64 * 1024;
+    this.#rcvBuf = Math.min(max, Math.ceil((2 * c) / step) * step);
+  }
+
+  /** A round-trip sample from the timestamp echoed in a data segment (RFC 7323 §4), ms. */
+  noteRtt(sample: number): void {
+    if (!(sample >= 0 && sample < 60_000)) return;
+    this.#rcvRtt = this.#rcvRtt === 0 ? sample : this.#rcvRtt + (sample - this.#rcvRtt) / 8;
+  }
+
   /**
    * The receive window we can offer: free buffer, no more than the memory
    * quota can still hold, capped by the scale's range.
    */
   advertisableWindow(): number {
-    const free = Math.max(0, this.#tcb.config.recvBufferBytes - this.queue.length);
+    const free = Math.max(0, this.#rcvBuf - this.queue.length);
     return Math.min(free, this.#quotaWindow(), 65535 << this.#tcb.rcvWscale);
   }
 
@@ -310,7 +354,7 @@ export class TcpReceiver {
     const free = this.advertisableWindow();
     let right = seqAdd(tcb.rcvNxt, free);
     const grow = seqSub(right, tcb.rcvAdvRight);
-    if (grow < Math.min(tcb.config.recvBufferBytes / 2, tcb.sendMss) && grow > 0 && free > 0) {
+    if (grow < Math.min(this.#rcvBuf / 2, tcb.sendMss) && grow > 0 && free > 0) {
       right = tcb.rcvAdvRight;
     }
     if (seqLt(right, tcb.rcvAdvRight)) {

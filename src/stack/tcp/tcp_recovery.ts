@@ -138,7 +138,10 @@ export class TcpRecovery {
       tcb.timers.stop(TcpTimer.TLP);
       this.#recoveryPoint = tcb.sndMax;
       this.#highRxt = tcb.sndUna;
-      this.#sender.cc.onCongestionEvent(now, this.#sender.flightSize());
+      this.#sender.cc.onCongestionEvent(
+        now,
+        Math.min(this.#sender.flightSize(), this.#sender.cc.cwnd),
+      );
       tcb.stats.fastRetransmits++;
       this.#retransmitHole(now);
     }

@@ -11,17 +11,30 @@
  * @module
  */
 
-import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
+import {
+  TCP_HEADER_LEN,
+  TcpFlags,
+  type TcpRepr,
+  writePartialTcpChecksum,
+  writeTcpChecksum,
+  writeTcpHeader,
+  writeTcpSackBlocks,
+  writeTcpTimestamps,
+} from "../../wire/mod.ts";
+import { FrameOffload, LinkOffload } from "../frame_offload.ts";
 import { type CongestionControl, createCongestionControl } from "./congestion.ts";
 import { RttEstimator } from "./rtt_estimator.ts";
 import { SendBuffer } from "./send_buffer.ts";
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, seqMax, seqSpan, seqSub } from "./seq.ts";
 import { type TcpControlBlock, TcpEvent } from "./tcp_control_block.ts";
 import type { TcpReceiver } from "./tcp_receiver.ts";
+import { PACING_TICK_MS, TcpPacer } from "./tcp_pacer.ts";
 import { TcpRecovery } from "./tcp_recovery.ts";
 import { TcpTimer } from "./tcp_timers.ts";
 
 const MAX_PERSIST_MS = 60_000;
+/** Most payload of a segmentation-offload segment: a 64 KiB IPv4 packet less the headers. */
+const MAX_GSO_PAYLOAD = 0xffff - 20 - 60;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -43,6 +56,10 @@ export class TcpSender {
   readonly recovery: TcpRecovery;
   rtt: RttEstimator;
   readonly cc: CongestionControl;
+  /** Pacing of new data (when `config.pacing`). */
+  readonly pacer: TcpPacer = new TcpPacer();
+  /** The latest RTT sample (ms). */
+  lastRtt = 0;
   /** The application shut down writing: a FIN follows the data. */
   finQueued = false;
   /** Sequence number of our FIN once it was first sent. */
@@ -205,12 +222,16 @@ export class TcpSender {
       rttSample = now - this.#rttSentAt;
     }
     if (this.#rttSeq !== undefined && seqGe(ack, this.#rttSeq)) this.#rttSeq = undefined;
-    if (rttSample !== undefined && this.timeouts === 0) this.rtt.sample(Math.max(rttSample, 0));
+    if (rttSample !== undefined && this.timeouts === 0) {
+      this.rtt.sample(Math.max(rttSample, 0));
+      this.lastRtt = rttSample;
+    }
     this.timeouts = 0;
     this.rtt.resetBackoff();
 
     // Congestion control and recovery (RFC 5681, RFC 6582, RFC 6675).
     this.recovery.onNewAck(ack, dataAcked, inFlightBefore, rttSample, now);
+    this.#autotune();
 
     // Retransmission timer (RFC 6298 §5.2, §5.3), and the tail loss probe (RFC 8985 §7).
     this.recovery.tlpOutstanding = false;
@@ -222,6 +243,23 @@ export class TcpSender {
       this.recovery.armTlp(now);
     }
     if (dataAcked > 0) tcb.signal(TcpEvent.WRITABLE);
+  }
+
+  /**
+   * Send-buffer autotuning (as Linux's tcp_sndbuf_expand): a capacity of
+   * twice cwnd, in steps of 64 KiB, up to `sendBufferMaxBytes`, so that the
+   * application can keep a growing window full. Raises WRITABLE when it grew.
+   */
+  #autotune(): void {
+    const c = this.#tcb.config;
+    const buffer = this.buffer;
+    const cap = buffer.capacity;
+    if (cap >= c.sendBufferMaxBytes) return;
+    const want = 2 * this.cc.cwnd;
+    if (want <= cap) return;
+    const step = 64 * 1024;
+    buffer.resize(Math.min(c.sendBufferMaxBytes, Math.ceil(want / step) * step));
+    this.#tcb.signal(TcpEvent.WRITABLE);
   }
 
   /** (Re)starts the retransmission timer with the current RTO (RFC 6298 §5). */
@@ -244,23 +282,48 @@ export class TcpSender {
       this.cc.onIdleRestart(now);
     }
     let sentAny = false;
+    /** Pacing holds the next segment back (the pacing timer will send it). */
+    let paced = false;
+    const mss = tcb.sendMss;
+    // With TCP segmentation offload, one segment carries up to 64 KiB of whole MSS-sized pieces.
+    const tso = (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
+    const gsoMax = tso ? Math.max(mss, Math.floor(MAX_GSO_PAYLOAD / mss) * mss) : mss;
     if (recovery.inRecovery) sentAny = recovery.output(now);
     for (;;) {
       const dataEnd = this.dataEnd();
       const unsent = seqSpan(tcb.sndNxt, dataEnd);
       const usableWnd = seqSpan(tcb.sndNxt, seqAdd(tcb.sndUna, tcb.sndWnd));
       const usableCwnd = Math.max(0, this.cc.cwnd - recovery.pipe());
-      let len = Math.min(unsent, tcb.sendMss, usableWnd, usableCwnd);
+      let maxLen = gsoMax;
+      if (tso && tcb.config.pacing && this.pacer.rate > 0) {
+        // As Linux's TSO autosizing: no more than about one tick of the pacing rate at once.
+        const tick = Math.floor((this.pacer.rate * PACING_TICK_MS) / mss) * mss;
+        maxLen = Math.min(gsoMax, Math.max(2 * mss, tick));
+      }
+      let len = Math.min(unsent, maxLen, usableWnd, usableCwnd);
+      // Only the last piece of a large segment may be short: whole MSS-sized pieces otherwise.
+      if (len > mss && len < unsent) len -= len % mss;
       const finReady = this.finQueued && !this.finAcked && unsent === 0 && tcb.sndNxt === dataEnd;
       if (len > 0) {
         // Sender-side SWS avoidance and Nagle (RFC 9293 §3.8.6.2.1, §3.7.4).
-        const full = len === tcb.sendMss;
+        const full = len >= mss;
         const allQueued = len === unsent;
         const nothingInFlight = tcb.sndMax === tcb.sndUna;
         const halfWindow = len >= tcb.maxSndWnd / 2 && tcb.maxSndWnd > 0;
         const retransmitting = seqLt(tcb.sndNxt, tcb.sndMax);
         const nagleOk = tcb.config.noDelay || nothingInFlight || this.finQueued;
         if (!(full || retransmitting || halfWindow || (allQueued && nagleOk))) len = 0;
+      }
+      if (len > 0 && tcb.config.pacing) {
+        const pacer = this.pacer;
+        const srtt = this.rtt.srtt;
+        const rtt = srtt !== undefined && this.lastRtt > srtt ? this.lastRtt : srtt;
+        pacer.setRate(this.cc.cwnd, this.cc.ssthresh, rtt, tcb.sendMss);
+        if (!pacer.allows(now)) {
+          tcb.timers.start(TcpTimer.PACE, pacer.nextSendAt(now));
+          paced = true;
+          break;
+        }
       }
       if (len > 0) {
         const seq = tcb.sndNxt;
@@ -273,7 +336,8 @@ export class TcpSender {
         const limit = seqLt(seq, tcb.sndMax)
           ? (recovery.scoreboard.nextSackedStart(seq) ?? tcb.sndMax)
           : dataEnd;
-        const sent = this.sendData(seq, seqAdd(seq, Math.min(seqSub(limit, seq), len)), now, false);
+        const end = seqAdd(seq, Math.min(seqSub(limit, seq), len));
+        const sent = this.sendData(seq, end, now, false, len > mss ? len : mss);
         if (sent === 0) break;
         tcb.sndNxt = seqAdd(seq, sent);
         tcb.sndMax = seqMax(tcb.sndMax, tcb.sndNxt);
@@ -291,25 +355,34 @@ export class TcpSender {
     const dataEnd = this.dataEnd();
     const waiting = seqLt(tcb.sndNxt, dataEnd) ||
       (this.finQueued && !this.finAcked && tcb.sndNxt === dataEnd);
-    if (waiting && tcb.sndMax === tcb.sndUna) {
+    if (waiting && tcb.sndMax === tcb.sndUna && !paced) {
       tcb.timers.startIfStopped(TcpTimer.PERSIST, now + this.#persistInterval());
       tcb.timers.stop(TcpTimer.RTO);
     }
     if (this.#receiver.ackNow && !sentAny) this.sendAck(now);
   }
 
-  /** Sends data `[seq, end)` in at most one MSS; returns the bytes sent. */
-  sendData(seq: number, end: number, now: number, isRetransmit: boolean): number {
+  /**
+   * Sends data `[seq, end)` in at most one MSS, or `maxLen` bytes in one
+   * segmentation-offload segment; returns the bytes sent.
+   */
+  sendData(
+    seq: number,
+    end: number,
+    now: number,
+    isRetransmit: boolean,
+    maxLen: number = this.#tcb.sendMss,
+  ): number {
     const tcb = this.#tcb;
     const start = this.dataStart();
     const offset = seqSub(seq, start);
-    const len = Math.min(tcb.sendMss, seqSub(end, seq), this.buffer.length - offset);
+    const len = Math.min(maxLen, seqSub(end, seq), this.buffer.length - offset);
     if (len <= 0 || offset < 0) return 0;
     const retransmission = isRetransmit || seqLt(seq, tcb.sndMax);
-    const payload = this.buffer.peek(offset, len);
     let flags = TcpFlags.ACK;
     if (seqAdd(seq, len) === seqAdd(start, this.buffer.length)) flags |= TcpFlags.PSH;
-    this.transmit(flags, seq, payload, now);
+    this.transmit(flags, seq, now, offset, len);
+    this.pacer.spend(len, now);
     if (retransmission) {
       tcb.stats.retransmits++;
       this.recovery.noteRetransmission(seq, seqAdd(seq, len));
@@ -330,7 +403,7 @@ export class TcpSender {
     const tcb = this.#tcb;
     const seq = this.dataEnd();
     this.finSeqNo = seq;
-    this.transmit(TcpFlags.FIN | TcpFlags.ACK, seq, EMPTY, now);
+    this.transmit(TcpFlags.FIN | TcpFlags.ACK, seq, now);
     tcb.sndNxt = seqAdd(seq, 1);
     tcb.sndMax = seqMax(tcb.sndMax, tcb.sndNxt);
     tcb.timers.startIfStopped(TcpTimer.RTO, now + this.rtt.currentRto);
@@ -341,7 +414,7 @@ export class TcpSender {
 
   /** Sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT>. */
   sendAck(now: number): void {
-    this.transmit(TcpFlags.ACK, this.#tcb.sndNxt, EMPTY, now);
+    this.transmit(TcpFlags.ACK, this.#tcb.sndNxt, now);
   }
 
   /**
@@ -377,25 +450,51 @@ export class TcpSender {
     }, now);
   }
 
-  /** Builds and emits a segment carrying our ACK, window, timestamps and SACK blocks. */
-  transmit(flags: number, seq: number, payload: Uint8Array, now: number): void {
+  /**
+   * Sends a segment carrying our ACK, window, timestamps and SACK blocks,
+   * with `dataLen` bytes of the send buffer from `dataOffset` as its text:
+   * written in place into its frame (tx_packet.ts), no segment object built.
+   */
+  transmit(flags: number, seq: number, now: number, dataOffset = 0, dataLen = 0): void {
     const tcb = this.#tcb;
     const receiver = this.#receiver;
     const conn = tcb.conn;
-    const repr: TcpRepr = {
-      srcPort: conn.localPort,
-      dstPort: conn.remotePort,
-      seqNumber: seq,
-      ackNumber: tcb.rcvNxt,
-      flags,
-      windowLen: receiver.advertise(),
-      payload,
-    };
-    if (tcb.tsEnabled) repr.timestamp = { value: tcb.tsNow(now), echo: tcb.tsRecent };
+    const ack = tcb.rcvNxt;
+    const window = receiver.advertise();
+    const ts = tcb.tsEnabled;
     const sackBlocks = receiver.sackBlocks();
-    if (sackBlocks) repr.sackBlocks = sackBlocks;
     receiver.ackSent();
-    tcb.emit(repr, now);
+    const headerLen = TCP_HEADER_LEN + (ts ? 12 : 0) +
+      (sackBlocks === undefined ? 0 : 4 + 8 * sackBlocks.length);
+    const len = headerLen + dataLen;
+    tcb.stats.segmentsOut++;
+    const host = tcb.host;
+    const mss = tcb.sendMss;
+    const gso = dataLen > mss;
+    const tx = host.beginSegment(conn, len, gso);
+    if (tx !== undefined) {
+      const f = tx.frame;
+      const at = tx.l4;
+      writeTcpHeader(f, at, conn.localPort, conn.remotePort, seq, ack, headerLen, flags, window);
+      let o = at + TCP_HEADER_LEN;
+      if (ts) {
+        writeTcpTimestamps(f, o, tcb.tsNow(now), tcb.tsRecent);
+        o += 12;
+      }
+      if (sackBlocks !== undefined) o += writeTcpSackBlocks(f, o, sackBlocks);
+      if (dataLen > 0) this.buffer.copyOut(dataOffset, dataLen, f, o);
+      if (gso || (host.linkOffload & LinkOffload.CSUM) !== 0) {
+        // The link finishes the checksum (and cuts a large segment into MSS-sized ones).
+        writePartialTcpChecksum(f, at, tx.pseudoSum);
+        tx.offload = gso
+          ? FrameOffload.GSO_TCPV4 | FrameOffload.CSUM_PARTIAL | mss
+          : FrameOffload.CSUM_PARTIAL;
+      } else {
+        writeTcpChecksum(f, at, len, tx.pseudoSum);
+      }
+      host.commitSegment(now);
+    }
+    tcb.sent(now);
   }
 
   // ------------------------------------------------------------ timers
@@ -433,7 +532,7 @@ export class TcpSender {
   onPersistTimer(now: number): void {
     const tcb = this.#tcb;
     if (tcb.sndWnd === 0) {
-      this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), EMPTY, now);
+      this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), now);
       this.#persistBackoff = Math.min(this.#persistBackoff + 1, 16);
       tcb.timers.start(TcpTimer.PERSIST, now + this.#persistInterval());
     } else if (tcb.sndMax === tcb.sndUna) {
@@ -463,7 +562,7 @@ export class TcpSender {
     }
     if (this.keepalivesSent >= c.keepaliveProbes) return false;
     this.keepalivesSent++;
-    this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), EMPTY, now);
+    this.transmit(TcpFlags.ACK, seqAdd(tcb.sndUna, -1), now);
     tcb.timers.start(TcpTimer.KEEPALIVE, now + c.keepaliveIntervalMs);
     return true;
   }

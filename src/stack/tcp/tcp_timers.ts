@@ -6,8 +6,19 @@
  * what a timer does when it fires is the connection's business
  * (`TcpConnection.poll`).
  *
+ * The layer keeps every connection's timers in one {@linkcode TcpTimerQueue}
+ * (a heap by deadline), so that finding what is due costs in proportion to
+ * the timers that changed, not to the connections. A connection's place in
+ * the heap is a lower bound of its earliest deadline: a timer started
+ * earlier moves it up at once (O(log n)); a timer stopped or moved later
+ * (the common case: every ACK restarts the RTO further out) costs nothing
+ * until the entry reaches the top, where its true deadline is looked up and
+ * it sinks back.
+ *
  * @module
  */
+
+import { type DeadlineEntry, DeadlineHeap } from "../deadline_heap.ts";
 
 /**
  * The timers of a connection, as slots of {@linkcode TcpTimers}. They fire
@@ -28,17 +39,27 @@ export const TcpTimer = {
   DELAYED_ACK: 5,
   /** Keepalive (RFC 9293 §3.8.4). */
   KEEPALIVE: 6,
+  /** Pacing: when the next paced segment may leave (tcp_pacer.ts). */
+  PACE: 7,
 } as const;
 
 /** One of the {@linkcode TcpTimer} slots. */
 export type TcpTimerKind = typeof TcpTimer[keyof typeof TcpTimer];
 
-const SLOTS = 7;
+const SLOTS = 8;
+
+/** What the timer queue calls when a connection's timers are due. */
+export interface TcpTimerOwner {
+  /** Fires the timers due at `now`. */
+  poll(now: number): void;
+  /** Creation order: connections due at once are polled in this order. */
+  readonly serial: number;
+}
 
 /**
  * The deadlines of one connection: each slot is stopped or holds an absolute
- * time. Nothing here allocates; {@linkcode TcpTimers.nextDeadline} runs for
- * every connection after every core entry.
+ * time. Nothing here allocates. With a queue, starting a timer earlier than
+ * the connection's place in the queue moves it there.
  *
  * @example
  * ```ts
@@ -49,18 +70,34 @@ const SLOTS = 7;
  * timers.expire(TcpTimer.RTO, 1000); // true: due, and now stopped
  * ```
  */
-export class TcpTimers {
+export class TcpTimers implements DeadlineEntry {
+  /** Position in the queue's heap (see {@linkcode DeadlineEntry}). */
+  heapIndex = -1;
+  /** The queue's key: a lower bound of the earliest deadline; Infinity outside the queue. */
+  heapKey = Infinity;
+  /** The connection the timers belong to (what the queue polls). */
+  readonly owner: TcpTimerOwner | undefined;
   /** Deadline of each slot; Infinity when stopped. */
   readonly #at = new Float64Array(SLOTS).fill(Infinity);
+  readonly #queue: TcpTimerQueue | undefined;
+
+  /** Creates stopped timers, kept in `queue` (when given) for `owner`. */
+  constructor(queue?: TcpTimerQueue, owner?: TcpTimerOwner) {
+    this.#queue = queue;
+    this.owner = owner;
+  }
 
   /** (Re)starts timer `kind` to fire at `at`. */
   start(kind: TcpTimerKind, at: number): void {
     this.#at[kind] = at;
+    if (at < this.heapKey) this.#earlier(at);
   }
 
   /** Starts timer `kind` at `at` unless it is already running. */
   startIfStopped(kind: TcpTimerKind, at: number): void {
-    if (this.#at[kind] === Infinity) this.#at[kind] = at;
+    if (this.#at[kind] !== Infinity) return;
+    this.#at[kind] = at;
+    if (at < this.heapKey) this.#earlier(at);
   }
 
   /** Stops timer `kind`. */
@@ -68,9 +105,17 @@ export class TcpTimers {
     this.#at[kind] = Infinity;
   }
 
-  /** Stops every timer (the connection closed). */
+  /** Stops every timer (the connection closed) and leaves the queue. */
   stopAll(): void {
     this.#at.fill(Infinity);
+    if (this.#queue) this.#queue.remove(this);
+    else this.heapKey = Infinity;
+  }
+
+  /** A deadline earlier than the queue's key: move up in the queue. */
+  #earlier(at: number): void {
+    if (this.#queue) this.#queue.schedule(this, at);
+    else this.heapKey = at;
   }
 
   /** Whether timer `kind` is running. */
@@ -97,5 +142,86 @@ export class TcpTimers {
     let d = at[0];
     for (let i = 1; i < SLOTS; i++) if (at[i] < d) d = at[i];
     return d === Infinity ? undefined : d;
+  }
+}
+
+/**
+ * The timers of every connection of a layer, by deadline (a min-heap of
+ * {@linkcode TcpTimers} keyed by a lower bound of each one's earliest
+ * deadline; see the module documentation).
+ *
+ * @example
+ * ```ts
+ * const queue = new TcpTimerQueue();
+ * const timers = new TcpTimers(queue, conn);
+ * timers.start(TcpTimer.RTO, 1200);
+ * queue.nextDeadline(); // 1200
+ * queue.poll(1200); // conn.poll(1200)
+ * ```
+ */
+export class TcpTimerQueue {
+  readonly #heap = new DeadlineHeap<TcpTimers>();
+  #due: TcpTimers[] = [];
+
+  /** Connections with a timer (or a stale place) in the queue. */
+  get size(): number {
+    return this.#heap.size;
+  }
+
+  /** Moves `timers` to `at` (called by {@linkcode TcpTimers} when a deadline comes earlier). */
+  schedule(timers: TcpTimers, at: number): void {
+    this.#heap.set(timers, at);
+  }
+
+  /** Takes `timers` out of the queue. */
+  remove(timers: TcpTimers): void {
+    this.#heap.delete(timers);
+    timers.heapKey = Infinity;
+  }
+
+  /**
+   * The earliest deadline of all connections, exact: entries at the top whose
+   * key is stale (their timers stopped or moved later) are fixed on the way.
+   */
+  nextDeadline(): number | undefined {
+    const heap = this.#heap;
+    for (;;) {
+      const t = heap.peek();
+      if (t === undefined) return undefined;
+      const d = t.nextDeadline() ?? Infinity;
+      if (d === t.heapKey) return d;
+      if (d === Infinity) this.remove(t);
+      else heap.set(t, d);
+    }
+  }
+
+  /**
+   * Polls every connection with a timer due at `now`, once each, in creation
+   * order, then puts each back at its next deadline.
+   */
+  poll(now: number): void {
+    const heap = this.#heap;
+    const due = this.#due;
+    for (;;) {
+      const t = heap.peek();
+      if (t === undefined || t.heapKey > now) break;
+      const d = t.nextDeadline() ?? Infinity;
+      if (d > now) {
+        if (d === Infinity) this.remove(t);
+        else heap.set(t, d);
+        continue;
+      }
+      this.remove(t);
+      due.push(t);
+    }
+    if (due.length === 0) return;
+    if (due.length > 1) due.sort((a, b) => a.owner!.serial - b.owner!.serial);
+    for (let i = 0; i < due.length; i++) {
+      const t = due[i];
+      t.owner?.poll(now);
+      const d = t.nextDeadline();
+      if (d !== undefined && d < t.heapKey) heap.set(t, d);
+    }
+    due.length = 0;
   }
 }

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { bytes, dataSegs, established } from "./tcp_harness.ts";
 import { TcpFlags } from "../../wire/mod.ts";
 import { TcpEvent } from "./tcp_connection.ts";
+import { TcpTimer, TcpTimerQueue, TcpTimers } from "./tcp_timers.ts";
 
 describe("TcpConnection delayed ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)", () => {
   it("delays the ACK of one in-order segment by exactly delayedAckMs (40 ms)", () => {
@@ -178,5 +179,73 @@ describe("TcpConnection keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)", () =>
     const segs = peer.drain();
     assert.deepEqual(segs.filter((s) => s.payload.length === 0), [], "no keepalive probe");
     assert.ok(dataSegs(segs).length === 0 || dataSegs(segs)[0].payload.length === 10);
+  });
+});
+
+describe("TcpTimerQueue (timers that scale)", () => {
+  function owner(serial: number, log: number[]) {
+    const o = { serial, timers: undefined as unknown as TcpTimers, poll: (_now: number) => {} };
+    o.poll = (now: number) => {
+      log.push(serial);
+      o.timers.expire(TcpTimer.RTO, now);
+    };
+    return o;
+  }
+
+  it("answers the exact next deadline after timers stop or move later", () => {
+    const q = new TcpTimerQueue();
+    const log: number[] = [];
+    const o1 = owner(1, log);
+    const o2 = owner(2, log);
+    o1.timers = new TcpTimers(q, o1);
+    o2.timers = new TcpTimers(q, o2);
+    o1.timers.start(TcpTimer.RTO, 100);
+    o2.timers.start(TcpTimer.RTO, 200);
+    assert.equal(q.nextDeadline(), 100);
+    o1.timers.start(TcpTimer.RTO, 300); // later: no heap work now
+    assert.equal(o1.timers.heapKey, 100, "a lower bound until it reaches the top");
+    assert.equal(q.nextDeadline(), 200);
+    o2.timers.stop(TcpTimer.RTO);
+    assert.equal(q.nextDeadline(), 300);
+    assert.equal(q.size, 1, "o2 left the queue once its stale entry came up");
+    o1.timers.stopAll();
+    assert.equal(q.size, 0);
+    assert.equal(q.nextDeadline(), undefined);
+  });
+
+  it("polls only the connections due, once each, in creation order", () => {
+    const q = new TcpTimerQueue();
+    const log: number[] = [];
+    const owners = [5, 3, 9, 1].map((serial) => owner(serial, log));
+    for (const o of owners) o.timers = new TcpTimers(q, o);
+    owners[0].timers.start(TcpTimer.RTO, 50);
+    owners[1].timers.start(TcpTimer.RTO, 40);
+    owners[2].timers.start(TcpTimer.RTO, 50);
+    owners[3].timers.start(TcpTimer.RTO, 60);
+    q.poll(50);
+    assert.deepEqual(log, [3, 5, 9]);
+    assert.equal(q.nextDeadline(), 60);
+    q.poll(59);
+    assert.deepEqual(log, [3, 5, 9]);
+  });
+
+  it("a timer re-armed for now while its connection fires waits for the next poll", () => {
+    const q = new TcpTimerQueue();
+    let polls = 0;
+    const o = {
+      serial: 1,
+      poll: (now: number) => {
+        polls++;
+        t.expire(TcpTimer.TIME_WAIT, now);
+        t.start(TcpTimer.TIME_WAIT, now); // a TIME-WAIT of 0 ms
+      },
+    };
+    const t = new TcpTimers(q, o);
+    t.start(TcpTimer.TIME_WAIT, 10);
+    q.poll(10);
+    assert.equal(polls, 1);
+    assert.equal(q.nextDeadline(), 10);
+    q.poll(10);
+    assert.equal(polls, 2);
   });
 });

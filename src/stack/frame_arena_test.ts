@@ -1,0 +1,63 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FRAME_ARENA_CHUNK_BYTES, FrameArena } from "./frame_arena.ts";
+
+describe("FrameArena", () => {
+  it("hands out zero-filled frames at 2 mod 4, so that IP and TCP headers are aligned", () => {
+    const arena = new FrameArena();
+    for (const len of [60, 1514, 61, 1, 9000]) {
+      const f = arena.alloc(len);
+      assert.equal(f.length, len);
+      assert.equal(f.byteOffset % 4, 2);
+      assert.ok(f.every((b) => b === 0));
+    }
+  });
+
+  it("never hands out the same bytes twice: frames of one chunk follow each other", () => {
+    const arena = new FrameArena();
+    const a = arena.alloc(1514);
+    a.fill(0xaa);
+    const b = arena.alloc(1514);
+    assert.equal(a.buffer, b.buffer);
+    assert.ok(b.byteOffset >= a.byteOffset + a.length);
+    assert.ok(b.every((x) => x === 0));
+    assert.ok(a.every((x) => x === 0xaa));
+  });
+
+  it("starts a new chunk when the current one is full, leaving the old frames alone", () => {
+    const arena = new FrameArena();
+    const first = arena.alloc(1514);
+    let last = first;
+    for (let i = 0; i < FRAME_ARENA_CHUNK_BYTES / 1514; i++) last = arena.alloc(1514);
+    assert.notEqual(last.buffer, first.buffer);
+    assert.equal(last.byteOffset % 4, 2);
+  });
+
+  it("gives a large frame a buffer of its own", () => {
+    const arena = new FrameArena();
+    const small = arena.alloc(100);
+    const big = arena.alloc(65549);
+    assert.notEqual(big.buffer, small.buffer);
+    assert.equal(big.length, 65549);
+    assert.equal(arena.alloc(100).buffer, small.buffer);
+  });
+
+  it("reserves the headroom before every frame", () => {
+    const arena = new FrameArena();
+    arena.headroom = 14;
+    const a = arena.alloc(60);
+    const b = arena.alloc(60);
+    assert.ok(a.byteOffset >= 14);
+    assert.ok(b.byteOffset - (a.byteOffset + a.length) >= 14);
+    assert.equal(b.byteOffset % 4, 2);
+    const big = arena.alloc(20_000);
+    assert.ok(big.byteOffset >= 14);
+  });
+
+  it("rejects a bad chunk size or headroom", () => {
+    assert.throws(() => new FrameArena(100), /chunkBytes must be an integer >= 4096, got 100/);
+    const arena = new FrameArena();
+    assert.throws(() => arena.headroom = 65, /headroom must be an integer in 0..64, got 65/);
+    assert.throws(() => arena.headroom = 1.5, RangeError);
+  });
+});

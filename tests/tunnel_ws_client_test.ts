@@ -1,0 +1,130 @@
+/**
+ * The tunnel CLI's own WebSocket client (tunnel/ws_client.ts) against the
+ * real server: the handshake and subprotocol, masked binary messages both
+ * ways (large ones too), ping and pong, the closing handshake from either
+ * side, and the TunnelClient running on it.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
+import { QEMU_STREAM_SUBPROTOCOL, VNET_STREAM_SUBPROTOCOL } from "../src/wire/tunnel_protocol.ts";
+import { parseMacAddress } from "../src/wire/mod.ts";
+import { TunnelWebSocket } from "../tunnel/ws_client.ts";
+import { TunnelClient, type WebSocketConstructor } from "../tunnel/client.ts";
+import {
+  arpRequest,
+  createSession,
+  echoRequest,
+  eventually,
+  isArpReply,
+  isEchoReply,
+  MemoryPort,
+  withServer,
+} from "./_tunnel_test_util.ts";
+
+function open(url: string, protocols?: string[]) {
+  const ws = new TunnelWebSocket(url, protocols);
+  const frames: Uint8Array[] = [];
+  const closes: Array<{ code: number; wasClean: boolean }> = [];
+  const deframer = new StreamDeframer(70_000, (f) => frames.push(f.slice()));
+  ws.onmessage = (ev) => {
+    assert.ok(ev.data instanceof ArrayBuffer);
+    assert.equal(deframer.push(new Uint8Array(ev.data)), undefined);
+  };
+  ws.onclose = (ev) => closes.push({ code: ev.code, wasClean: ev.wasClean });
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = (e) => reject(new Error(e.message));
+  });
+  return { ws, frames, closes, opened };
+}
+
+describe("TunnelWebSocket (the CLI's WebSocket client)", () => {
+  it("negotiates the subprotocol and carries masked binary messages both ways", async () => {
+    await withServer(async (base) => {
+      const s = await createSession(base);
+      const mac = parseMacAddress(s.mac);
+      const c = open(`${s.tunnel.url}?token=${s.token}`, [QEMU_STREAM_SUBPROTOCOL]);
+      await c.opened;
+      assert.equal(c.ws.protocol, QEMU_STREAM_SUBPROTOCOL);
+      assert.equal(c.ws.readyState, 1);
+      // A message of 70 kB (a 64-bit length) with a large ping inside, and a small one.
+      c.ws.send(encodeStreamFrames([arpRequest(), echoRequest(mac, 1, 1400)]));
+      c.ws.send(encodeStreamFrames([echoRequest(mac, 2, 1400)]));
+      assert.ok(
+        await eventually(() =>
+          c.frames.some(isArpReply) && [1, 2].every((q) => c.frames.some(isEchoReply(q)))
+        ),
+      );
+      let pongs = 0;
+      c.ws.on("pong", () => pongs++);
+      c.ws.ping();
+      assert.ok(await eventually(() => pongs === 1));
+      c.ws.close(1000, "done");
+      assert.ok(await eventually(() => c.closes.length === 1));
+      assert.deepEqual(c.closes, [{ code: 1000, wasClean: true }]);
+      assert.equal(c.ws.readyState, 3);
+      assert.throws(() => c.ws.send(new Uint8Array(1)), /not open/);
+    });
+  });
+
+  it("reports the server's close code (a newer tunnel replaced it: 4000)", async () => {
+    await withServer(async (base) => {
+      const s = await createSession(base);
+      const a = open(`${s.tunnel.url}?token=${s.token}`);
+      await a.opened;
+      assert.equal(a.ws.protocol, "");
+      const b = open(`${s.tunnel.url}?token=${s.token}`);
+      await b.opened;
+      assert.ok(await eventually(() => a.closes.length === 1));
+      assert.equal(a.closes[0].code, 4000);
+      b.ws.terminate();
+      assert.ok(await eventually(() => b.closes.length === 1));
+      assert.deepEqual(b.closes[0], { code: 1006, wasClean: false });
+    });
+  });
+
+  it("fails the handshake of a path that is no tunnel", async () => {
+    await withServer(async (base) => {
+      const c = open(`${base.replace("http", "ws")}/v1/sessions/s_nope/tunnel?token=x`);
+      await assert.rejects(c.opened, /instead of 101/);
+    });
+  });
+
+  it("runs the TunnelClient with the vnet stream", async () => {
+    await withServer(async (base, registry) => {
+      const s = await createSession(base);
+      const mac = parseMacAddress(s.mac);
+      const port = new (class extends MemoryPort {
+        setVnetPassthrough(on: boolean): boolean {
+          return on;
+        }
+      })();
+      const client = new TunnelClient({
+        server: base,
+        sessionId: s.id,
+        token: s.token,
+        port,
+        framing: "vnet-stream",
+        WebSocket: TunnelWebSocket as unknown as WebSocketConstructor,
+        keepalive: { intervalMs: 50, timeoutMs: 1000 },
+      });
+      client.start();
+      const session = registry.get(s.id)!;
+      assert.ok(await eventually(() => session.tunnelAttached && client.state === "open"));
+      assert.equal(client.activeFraming, "vnet-stream");
+      const rec = (f: Uint8Array) => {
+        const r = new Uint8Array(10 + f.length);
+        r.set(f, 10);
+        return r;
+      };
+      port.sink!([rec(arpRequest()), rec(echoRequest(mac, 5))]);
+      await port.waitFor((r) => isEchoReply(5)(r.subarray(10)));
+      await new Promise((r) => setTimeout(r, 200)); // a few keepalive rounds
+      assert.equal(client.stats.keepaliveTimeouts, 0);
+      assert.match(session.tunnel!.description, new RegExp(VNET_STREAM_SUBPROTOCOL));
+      await client.close();
+    });
+  });
+});
