@@ -79,6 +79,11 @@ export function ipv6Group(addr: Ipv6Address, i: number): number {
 /**
  * Reads 16 bytes at `offset` as an address. Unchecked variant for codecs
  * that already checked the bounds; see {@linkcode readIpv6}.
+ *
+ * @example
+ * ```ts
+ * if (packet.length >= 40) readIpv6Unchecked(packet, 24); // the destination
+ * ```
  */
 export function readIpv6Unchecked(buf: Uint8Array, o: number): Ipv6Address {
   return String.fromCharCode(
