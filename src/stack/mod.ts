@@ -30,3 +30,4 @@ export * from "./ipv6_output.ts";
 export * from "./ipv6_input.ts";
 export * from "./ndp_layer.ts";
 export * from "./icmpv6_layer.ts";
+export * from "./stack_ipv6.ts";

@@ -27,23 +27,15 @@ import { earlier } from "./deadline.ts";
 import {
   DHCP_SERVER_PORT,
   formatIpv4Address,
-  formatIpv6Address,
   Icmpv4TimeExceededCode,
   IpProtocol,
   type Ipv4Address,
   ipv4InSubnet,
-  IPV6_MIN_MTU,
   type Ipv6Address,
   type Ipv6ExtLimits,
-  ipv6InPrefix,
-  ipv6LinkLocalFromMac,
-  ipv6MulticastMac,
-  ipv6Prefix,
   isIpv4MartianSource,
-  isIpv6Unicast,
   isMulticastMac,
   type MacAddress,
-  parseIpv6Address,
   WIRE_DROP_REASONS,
 } from "../wire/mod.ts";
 import { ArpCache, type ArpCacheOptions } from "./arp_cache.ts";
@@ -73,15 +65,17 @@ import { IPV4_DROP_REASONS, Ipv4Input } from "./ipv4_input.ts";
 import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stack_egress.ts";
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
-import { IPV6_DROP_REASONS, Ipv6Input } from "./ipv6_input.ts";
-import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
-import { NDP_DROP_REASONS, NdpLayer } from "./ndp_layer.ts";
-import { ICMPV6_DROP_REASONS, Icmpv6Layer } from "./icmpv6_layer.ts";
-import { NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
-import { RouterAdvertiser, type RouterAdvertOptions } from "./router_advertiser.ts";
-import { PathMtuCache } from "./path_mtu_cache.ts";
+import { IPV6_DROP_REASONS } from "./ipv6_input.ts";
+import type { Ipv6Addressing } from "./ipv6_output.ts";
+import { NDP_DROP_REASONS } from "./ndp_layer.ts";
+import { ICMPV6_DROP_REASONS } from "./icmpv6_layer.ts";
+import type { NeighborCache, NeighborCacheOptions } from "./neighbor_cache.ts";
+import type { RouterAdvertiser, RouterAdvertOptions } from "./router_advertiser.ts";
+import type { PathMtuCache } from "./path_mtu_cache.ts";
+import { checkIpv6Config, StackIpv6 } from "./stack_ipv6.ts";
 
 export type { Ipv4SendOptions } from "./ipv4_output.ts";
+export { DEFAULT_IPV6 } from "./stack_ipv6.ts";
 
 /** The addressing of one stack. */
 export interface StackConfig {
@@ -140,12 +134,6 @@ export interface StackConfig {
   ipv6ExtLimits?: Ipv6ExtLimits;
 }
 
-/** The IPv6 addressing a stack gets by default: `fd00::/64`, the stack at `fd00::2`. */
-export const DEFAULT_IPV6: { prefix: Ipv6Address; address: Ipv6Address } = Object.freeze({
-  prefix: parseIpv6Address("fd00::"),
-  address: parseIpv6Address("fd00::2"),
-});
-
 /** What a stack needs from its environment. */
 export interface StackDeps {
   /** Where emitted frames go. */
@@ -174,8 +162,6 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...ICMPV6_DROP_REASONS,
   ...NDP_DROP_REASONS,
 ];
-
-const FE80 = parseIpv6Address("fe80::");
 
 /** The quota a stack gets when its deps name none: the session defaults. */
 export const DEFAULT_SESSION_QUOTA: { maxBufferedBytes: number; maxSockets: number } = {
@@ -229,9 +215,7 @@ export class Stack {
   #ipv4In: Ipv4Input;
   #ipv4Out: Ipv4Output;
   #icmp: IcmpLayer;
-  #ndp: NdpLayer | undefined;
-  #icmp6: Icmpv6Layer | undefined;
-  #ipv6In: Ipv6Input | undefined;
+  #v6: StackIpv6 | undefined;
 
   /** Creates a stack; throws RangeError for an MTU or prefix out of range. */
   constructor(config: StackConfig, deps: StackDeps) {
@@ -251,7 +235,7 @@ export class Stack {
     if (!Number.isInteger(rate) || rate < 0) {
       throw new RangeError(`Stack: icmpErrorsPerSecond must be an integer >= 0, got ${rate}`);
     }
-    const v6 = Stack.#ipv6Config(config);
+    const v6 = checkIpv6Config(config.mtu, config.ipv6);
     this.config = {
       ...config,
       mac: config.mac.slice(),
@@ -284,7 +268,7 @@ export class Stack {
         ipv4: (payload, now, linkBroadcast, offload) =>
           this.#ipv4In.input(payload, now, linkBroadcast, offload),
         ipv6: v6
-          ? (payload, now, multicast) => this.#ipv6Input(payload, now, multicast)
+          ? (payload, now, multicast) => this.#v6!.input(payload, now, multicast)
           : undefined,
       },
     });
@@ -364,73 +348,25 @@ export class Stack {
       },
     });
 
-    // IPv6 beside it: output, NDP (neighbours, router advertisements), ICMPv6, input.
+    // IPv6 beside it (stack_ipv6.ts): output, NDP, ICMPv6, input.
     if (v6) {
-      const addressing = { ...v6, linkLocal: ipv6LinkLocalFromMac(mac) };
-      this.ipv6 = Object.freeze(addressing);
-      const allocFrame = (len: number) => this.#eth.allocFrame(len);
-      const out = new Ipv6Output({ addressing, mtu, eth: this.#eth, counters, allocFrame });
-      this.neighbors = new NeighborCache(config.ndp);
-      this.routerAdvertiser = new RouterAdvertiser(config.routerAdvert ?? {}, random);
-      this.#ndp = new NdpLayer({
-        out,
-        cache: this.neighbors,
-        advertiser: this.routerAdvertiser,
-        eth: this.#eth,
+      const ip6 = this.#v6 = new StackIpv6({
+        addressing: v6,
+        mac,
         mtu,
+        eth: this.#eth,
         counters,
-        allocFrame,
-      });
-      this.pathMtu = new PathMtuCache(mtu);
-      this.#icmp6 = new Icmpv6Layer({
-        out,
-        ndp: this.#ndp,
-        pmtu: this.pathMtu,
+        random,
         errorsPerSecond: rate,
-        counters,
+        ndp: config.ndp,
+        routerAdvert: config.routerAdvert,
+        extLimits: config.ipv6ExtLimits,
       });
-      this.#ipv6In = new Ipv6Input({ out, icmp: this.#icmp6, extLimits: config.ipv6ExtLimits });
-      this.#eth.multicastMacs = this.#ipv6In.groups.map(ipv6MulticastMac);
+      this.ipv6 = ip6.addressing;
+      this.neighbors = ip6.neighbors;
+      this.pathMtu = ip6.pathMtu;
+      this.routerAdvertiser = ip6.routerAdvertiser;
     }
-  }
-
-  /** An IPv6 packet from the link: NDP notes that the link speaks IPv6, then input. */
-  #ipv6Input(payload: Uint8Array, now: number, multicast: boolean): string | undefined {
-    this.#ndp!.heard(now);
-    return this.#ipv6In!.input(payload, now, multicast);
-  }
-
-  /**
-   * The IPv6 addressing `config` asks for, checked: undefined when IPv6 is
-   * off (`false`, or by default on a link whose MTU is under 1280).
-   */
-  static #ipv6Config(
-    config: StackConfig,
-  ): { prefix: Ipv6Address; address: Ipv6Address } | undefined {
-    const v6 = config.ipv6;
-    if (v6 === false) return undefined;
-    if (v6 === undefined) return config.mtu >= IPV6_MIN_MTU ? DEFAULT_IPV6 : undefined;
-    if (config.mtu < IPV6_MIN_MTU) {
-      throw new RangeError(
-        `Stack: IPv6 needs an MTU of at least ${IPV6_MIN_MTU}, got ${config.mtu}`,
-      );
-    }
-    const { prefix, address } = v6;
-    if (ipv6Prefix(prefix, IPV6_PREFIX_LENGTH) !== prefix || !isIpv6Unicast(prefix)) {
-      throw new RangeError(
-        `Stack: ipv6.prefix must be a unicast /64 prefix with zero host bits, got "${
-          formatIpv6Address(prefix)
-        }"`,
-      );
-    }
-    if (!ipv6InPrefix(address, prefix, IPV6_PREFIX_LENGTH) || address === prefix) {
-      throw new RangeError(
-        `Stack: ipv6.address must be in ${
-          formatIpv6Address(prefix)
-        }/64 and not the prefix itself, got "${formatIpv6Address(address)}"`,
-      );
-    }
-    return { prefix, address };
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -445,7 +381,7 @@ export class Stack {
 
   /** ICMPv6 error messages this stack sent, and those the rate limit suppressed. */
   get icmpv6ErrorStats(): { sent: number; rateLimited: number } {
-    return this.#icmp6?.errorStats ?? { sent: 0, rateLimited: 0 };
+    return this.#v6?.errorStats ?? { sent: 0, rateLimited: 0 };
   }
 
   /**
@@ -480,10 +416,13 @@ export class Stack {
     return this.tcp.linkOffload;
   }
 
-  /** Runs timers due at `now`: ARP retries and expiry, TCP timers, DHCP leases, reassembly. */
+  /**
+   * Runs timers due at `now`: ARP and neighbour-discovery retries, probes
+   * and expiry, router advertisements, TCP timers, DHCP leases, reassembly.
+   */
   poll(now: number): void {
     this.#arp.poll(now);
-    this.#ndp?.poll(now);
+    this.#v6?.poll(now);
     this.tcp.poll(now);
     this.dhcp?.poll(now);
     for (const e of this.reassembler.poll(now)) {
@@ -528,7 +467,7 @@ export class Stack {
   nextDeadline(): number | undefined {
     const d = earlier(
       earlier(this.arp.nextDeadline(), this.tcp.nextDeadline()),
-      this.#ndp?.nextDeadline(),
+      this.#v6?.nextDeadline(),
     );
     return earlier(earlier(d, this.reassembler.nextDeadline()), this.dhcp?.nextDeadline());
   }
@@ -573,31 +512,7 @@ export class Stack {
         `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
       );
     }
-    const n = this.neighbors;
-    if (n) {
-      const o = n.options;
-      if (n.size > o.maxEntries || n.queued > o.maxQueuedTotal) {
-        bad.push(`neighbour cache holds ${n.size} entries, ${n.queued} frames, over its limits`);
-      }
-      for (const entry of n.entries()) {
-        if (entry.queued > o.maxQueuedPerEntry) {
-          bad.push(`neighbour ${formatIpv6Address(entry.ip)} queues ${entry.queued} frames`);
-        }
-        const a = this.ipv6!;
-        if (
-          !isIpv6Unicast(entry.ip) || entry.ip === a.address || entry.ip === a.linkLocal ||
-          !(ipv6InPrefix(entry.ip, a.prefix, 64) || ipv6InPrefix(entry.ip, FE80, 10))
-        ) {
-          bad.push(
-            `neighbour cache holds ${formatIpv6Address(entry.ip)}, not an on-link neighbour`,
-          );
-        }
-      }
-    }
-    const pm = this.pathMtu;
-    if (pm && (pm.size > pm.options.maxEntries || pm.entries().some((e) => e.mtu < IPV6_MIN_MTU))) {
-      bad.push(`path MTU table holds ${pm.size} entries or one under ${IPV6_MIN_MTU}`);
-    }
+    if (this.#v6) bad.push(...this.#v6.checkInvariants());
     const e = this.egress;
     if (e && (e.queued > e.limits.maxQueuedEvents || e.queuedBytes > e.limits.maxQueuedBytes)) {
       bad.push(`egress queues ${e.queued} events of ${e.queuedBytes} bytes, over its limits`);

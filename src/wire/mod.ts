@@ -35,6 +35,7 @@ export * from "./arp.ts";
 export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
 export * from "./ipv6_address.ts";
+export * from "./ipv6_address_kinds.ts";
 export * from "./ipv6.ts";
 export * from "./ipv6_ext.ts";
 export * from "./icmpv6.ts";

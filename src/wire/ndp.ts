@@ -16,7 +16,8 @@ import { readU16, readU32, writeU16, writeU32 } from "./_bytes.ts";
 import { checkBuffer, checkMac, checkUint } from "./_validate.ts";
 import type { MacAddress } from "./address.ts";
 import { type Icmpv6Packet, Icmpv6Type, writeIcmpv6Checksum } from "./icmpv6.ts";
-import { type Ipv6Address, isIpv6Multicast, readIpv6Unchecked, writeIpv6 } from "./ipv6_address.ts";
+import { type Ipv6Address, readIpv6Unchecked, writeIpv6 } from "./ipv6_address.ts";
+import { isIpv6Multicast } from "./ipv6_address_kinds.ts";
 import { fail, ok, type ParseResult } from "./parse_result.ts";
 
 /**

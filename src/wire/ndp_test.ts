@@ -1,12 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Icmpv6Packet } from "./icmpv6.ts";
-import {
-  IPV6_ALL_NODES,
-  IPV6_ALL_ROUTERS,
-  type Ipv6Address,
-  parseIpv6Address,
-} from "./ipv6_address.ts";
+import { type Ipv6Address, parseIpv6Address } from "./ipv6_address.ts";
+import { IPV6_ALL_NODES, IPV6_ALL_ROUTERS } from "./ipv6_address_kinds.ts";
 import { isNdpType, NDP_MAX_OPTIONS, NDP_WIRE_DROP_REASONS, NdpRepr } from "./ndp.ts";
 import { WIRE_DROP_REASONS } from "./parse_result.ts";
 import {
