@@ -3,7 +3,8 @@
  * into a session configures an address in fd00::/64 from the session's
  * router advertisement alone (SLAAC, RFC 4862: accept_ra and autoconf on,
  * nothing else configured), resolves fd00::2 with neighbour discovery and
- * pings it 3 of 3 times. The session's view shows the guest as a neighbour.
+ * pings it 3 of 3 times; a TCP connection over IPv6 is refused at once (no
+ * TCP over IPv6 yet). The session's view shows the guest as a neighbour.
  */
 
 import { describe, it } from "node:test";
@@ -86,6 +87,19 @@ describe("e2e: IPv6 from a Linux TAP device (RFC 4861, RFC 4862)", { skip }, () 
       assert.match(route, /fd00::\/64 proto (kernel|ra)/, `ip -6 route: ${route}`);
       assert.doesNotMatch(route, /default/, "router lifetime 0: no default route");
 
+      // No TCP over IPv6 yet: every port is closed, and says so at once (RFC 9293 §3.10.7.1).
+      const refused = (() => {
+        try {
+          ns.exec("socat", ["-u", "/dev/null", "TCP6:[fd00::2]:22,connect-timeout=5"], {
+            timeoutMs: 10_000,
+          });
+          return "connected";
+        } catch (err) {
+          return String((err as Error).message);
+        }
+      })();
+      assert.match(refused, /Connection refused/, refused);
+
       const view = fetchInNs(ns, `http://127.0.0.1:8787/v1/sessions/${id}`, token) as {
         ipv6: {
           address: string;
@@ -98,7 +112,7 @@ describe("e2e: IPv6 from a Linux TAP device (RFC 4861, RFC 4862)", { skip }, () 
       assert.ok(view.ipv6.routerAdvertisements.sent >= 1, JSON.stringify(view.ipv6));
       assert.ok(view.ipv6.neighbors.some((n) => n.address === address), JSON.stringify(view.ipv6));
       const drops = Object.entries(view.counters.drops).filter(([r, n]) =>
-        n > 0 && /^(ipv6|icmpv6|ndp|mld)_/.test(r)
+        n > 0 && /^(ipv6|icmpv6|ndp|mld)_|_bad_checksum$/.test(r)
       );
       assert.deepEqual(
         drops,
