@@ -25,11 +25,28 @@ import {
   EtherType,
   Icmpv4Packet,
   Icmpv4Repr,
+  Icmpv6Packet,
+  Icmpv6Repr,
   IpProtocol,
   Ipv4Packet,
   ipv4PseudoHeaderSum,
   Ipv4Repr,
+  IPV6_ALL_MLDV2_ROUTERS,
+  IPV6_ALL_NODES,
+  IPV6_ALL_ROUTERS,
+  IPV6_UNSPECIFIED,
+  type Ipv6Address,
+  ipv6LinkLocalFromMac,
+  ipv6MulticastMac,
+  Ipv6NextHeader,
+  Ipv6Packet,
+  ipv6PseudoHeaderSum,
+  Ipv6Repr,
+  ipv6SolicitedNode,
+  isNdpType,
+  NdpRepr,
   parseIpv4Address,
+  parseIpv6Address,
   parseMacAddress,
   type SeededRandom,
   TcpFlags,
@@ -37,6 +54,7 @@ import {
   TcpRepr,
   UdpPacket,
   UdpRepr,
+  walkIpv6Headers,
 } from "../src/wire/mod.ts";
 import { NetError } from "../src/errors/net_error.ts";
 import { type PeerSegment, TcpHarness } from "../src/stack/tcp/tcp_harness.ts";
@@ -315,6 +333,264 @@ export function egressTemplates(stackMac: Uint8Array): Uint8Array[] {
   return out;
 }
 
+/** The fuzzing peer's SLAAC address in the session's fd00::/64. */
+export const PEER_IP6: Ipv6Address = parseIpv6Address("fd00::5054:ff:fe12:3456");
+/** The fuzzing peer's link-local address. */
+export const PEER_LL6: Ipv6Address = ipv6LinkLocalFromMac(PEER_MAC);
+/** The stack's IPv6 address (the default). */
+export const STACK_IP6: Ipv6Address = parseIpv6Address("fd00::2");
+
+/**
+ * An IPv6 frame from the peer: `ext` (extension headers, their next-header
+ * bytes already set) between the fixed header and `upper` (of `protocol`),
+ * whose checksum is filled in over the IPv6 pseudo-header.
+ */
+export function ipv6Frame(
+  protocol: number,
+  upper: Uint8Array,
+  o: {
+    src?: Ipv6Address;
+    dst?: Ipv6Address;
+    hopLimit?: number;
+    ext?: Uint8Array;
+    first?: number;
+    dstMac?: Uint8Array;
+  } = {},
+): Uint8Array {
+  const src = o.src ?? PEER_IP6;
+  const dst = o.dst ?? STACK_IP6;
+  const ext = o.ext ?? new Uint8Array(0);
+  const p = new Uint8Array(40 + ext.length + upper.length);
+  Ipv6Repr.emit({
+    src,
+    dst,
+    nextHeader: ext.length ? o.first ?? Ipv6NextHeader.DESTINATION_OPTIONS : protocol,
+    payloadLen: p.length - 40,
+    hopLimit: o.hopLimit ?? 64,
+  }, p);
+  p.set(ext, 40);
+  const l4 = 40 + ext.length;
+  p.set(upper, l4);
+  const at = protocol === IpProtocol.TCP ? 16 : protocol === IpProtocol.UDP ? 6 : 2;
+  if (
+    upper.length >= at + 2 &&
+    (protocol === IpProtocol.TCP || protocol === IpProtocol.UDP || protocol === IpProtocol.ICMPV6)
+  ) {
+    p[l4 + at] = p[l4 + at + 1] = 0;
+    const c = checksumFinish(
+      checksumAdd(ipv6PseudoHeaderSum(src, dst, protocol, upper.length), p, l4),
+    );
+    p[l4 + at] = c >>> 8;
+    p[l4 + at + 1] = c & 0xff;
+  }
+  const mac = o.dstMac ?? (dst.charCodeAt(0) >>> 8 === 0xff ? ipv6MulticastMac(dst) : undefined);
+  return eth(mac ?? STACK_MAC_PLACEHOLDER, EtherType.IPV6, p);
+}
+
+/** Replaced by the stack's MAC in {@linkcode ipv6Templates}. */
+const STACK_MAC_PLACEHOLDER = new Uint8Array([0xee, 0xee, 0xee, 0xee, 0xee, 0xee]);
+
+function withDstMac(frame: Uint8Array, stackMac: Uint8Array): Uint8Array {
+  if (frame.subarray(0, 6).every((b) => b === 0xee)) frame.set(stackMac, 0);
+  return frame;
+}
+
+/**
+ * Valid IPv6 frames to mutate: echo requests (to fd00::2, the link-local
+ * address and all nodes), neighbour solicitations (resolution, a DAD probe
+ * for the stack's address and for another one), an advertisement, a router
+ * solicitation and another router's advertisement, an MLDv2 report behind a
+ * hop-by-hop router alert, UDP and a TCP SYN (closed ports), a packet too
+ * big quoting a packet of the stack's, an unknown next header, a fragment,
+ * and chains of extension headers.
+ */
+export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
+  const stackLl = ipv6LinkLocalFromMac(stackMac);
+  const icmp = (repr: Icmpv6Repr) => {
+    const b = new Uint8Array(Icmpv6Repr.bufferLen(repr));
+    Icmpv6Repr.emit(repr, b, IPV6_UNSPECIFIED, IPV6_UNSPECIFIED); // checksum redone by ipv6Frame
+    return b;
+  };
+  const ndp = (repr: NdpRepr) => {
+    const b = new Uint8Array(NdpRepr.bufferLen(repr));
+    NdpRepr.emit(repr, b, IPV6_UNSPECIFIED, IPV6_UNSPECIFIED);
+    return b;
+  };
+  const echo = icmp({ type: "echo_request", ident: 3, seqNo: 1, data: new Uint8Array(24) });
+  const ns = (target: Ipv6Address, sll: boolean) =>
+    ndp({ type: "neighbor_solicit", target, options: sll ? { sourceLinkAddr: PEER_MAC } : {} });
+  const quoted = new Uint8Array(48);
+  Ipv6Repr.emit(
+    { src: STACK_IP6, dst: PEER_IP6, nextHeader: 58, payloadLen: 1400, hopLimit: 64 },
+    quoted,
+  );
+  const tcpSyn = new Uint8Array(20);
+  tcpSyn.set([0x9c, 0x40, 0, 22, 0, 0, 0x30, 0x39, 0, 0, 0, 0, 0x50, TcpFlags.SYN, 0xfa, 0xf0]);
+  const udp = new Uint8Array(16);
+  udp.set([0x9c, 0x40, 0, 53, 0, 16]);
+  const alert = Uint8Array.of(58, 0, 5, 2, 0, 0, 1, 0); // hop-by-hop: router alert (MLD), PadN
+  const mld = icmp({
+    type: "other",
+    icmpType: 143,
+    code: 0,
+    restOfHeader: 1,
+    data: new Uint8Array(20).fill(0xff, 4, 6),
+  });
+  const chain = (...headers: number[][]) => Uint8Array.from(headers.flat());
+  const frames = [
+    ipv6Frame(58, echo),
+    ipv6Frame(58, echo, { src: PEER_LL6, dst: stackLl }),
+    ipv6Frame(58, echo, { src: PEER_LL6, dst: IPV6_ALL_NODES }),
+    ipv6Frame(58, ns(STACK_IP6, true), {
+      src: PEER_LL6,
+      dst: ipv6SolicitedNode(STACK_IP6),
+      hopLimit: 255,
+    }),
+    ipv6Frame(58, ns(STACK_IP6, false), {
+      src: IPV6_UNSPECIFIED,
+      dst: ipv6SolicitedNode(STACK_IP6),
+      hopLimit: 255,
+    }),
+    ipv6Frame(58, ns(parseIpv6Address("fd00::1:0:2"), false), {
+      src: IPV6_UNSPECIFIED,
+      dst: ipv6SolicitedNode(STACK_IP6),
+      hopLimit: 255,
+    }),
+    ipv6Frame(58, ns(stackLl, true), { src: PEER_IP6, dst: stackLl, hopLimit: 255 }),
+    ipv6Frame(
+      58,
+      ndp({
+        type: "neighbor_advert",
+        router: false,
+        solicited: true,
+        override: true,
+        target: PEER_IP6,
+        options: { targetLinkAddr: PEER_MAC },
+      }),
+      { hopLimit: 255 },
+    ),
+    ipv6Frame(58, ndp({ type: "router_solicit", options: { sourceLinkAddr: PEER_MAC } }), {
+      src: PEER_LL6,
+      dst: IPV6_ALL_ROUTERS,
+      hopLimit: 255,
+    }),
+    ipv6Frame(
+      58,
+      ndp({
+        type: "router_advert",
+        curHopLimit: 64,
+        managed: false,
+        other: false,
+        routerLifetime: 1800,
+        reachableTime: 0,
+        retransTimer: 0,
+        options: {
+          sourceLinkAddr: PEER_MAC,
+          mtu: 1500,
+          prefixes: [{
+            prefix: parseIpv6Address("fd00::"),
+            prefixLength: 64,
+            onLink: true,
+            autonomous: true,
+            validLifetime: 1,
+            preferredLifetime: 1,
+          }],
+          rdnss: [{ lifetime: 1, servers: [PEER_IP6] }],
+        },
+      }),
+      { src: PEER_LL6, dst: IPV6_ALL_NODES, hopLimit: 255 },
+    ),
+    ipv6Frame(58, mld, {
+      src: PEER_LL6,
+      dst: IPV6_ALL_MLDV2_ROUTERS,
+      hopLimit: 1,
+      ext: alert,
+      first: 0,
+    }),
+    ipv6Frame(17, udp),
+    ipv6Frame(6, tcpSyn),
+    ipv6Frame(58, icmp({ type: "packet_too_big", mtu: 1300, data: quoted })),
+    ipv6Frame(253, new Uint8Array(8)),
+    ipv6Frame(58, echo, { ext: chain([58, 0, 0, 1, 0, 0, 0, 1]), first: Ipv6NextHeader.FRAGMENT }),
+    ipv6Frame(58, echo, {
+      ext: chain([60, 0, 1, 4, 0, 0, 0, 0], [43, 0, 0x1e, 2, 0, 0, 1, 0], [
+        58,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+      ]),
+      first: 60,
+    }),
+  ];
+  return frames.map((f) => withDstMac(f, stackMac));
+}
+
+/**
+ * A hostile IPv6 frame: a random chain of up to 12 extension headers
+ * (hop-by-hop anywhere, destination options with Pad1, PadN, router alerts
+ * and unknown options of every action, routing headers with and without
+ * segments left, atomic and real fragments; lengths sometimes running past
+ * the packet) in front of an ICMPv6 echo request or UDP datagram with a
+ * valid checksum, to the stack's address or a group it joined.
+ */
+export function hostileIpv6Chain(rnd: SeededRandom, stackMac: Uint8Array): Uint8Array {
+  const n = rnd.u32() % 13;
+  const types = [0, 60, 43, 44];
+  const headers: number[][] = [];
+  const kinds: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = types[rnd.u32() % types.length];
+    kinds.push(t);
+    if (t === 44) {
+      const fo = rnd.u32() % 4 === 0 ? (rnd.u32() & 0xfff9) : 0;
+      headers.push([0, 0, fo >>> 8, fo & 0xff, 0, 0, 0, rnd.u32() & 0xff]);
+      continue;
+    }
+    const units = rnd.u32() % 8 === 0 ? rnd.u32() % 256 : rnd.u32() % 3;
+    const h = new Array<number>((units + 1) * 8).fill(0);
+    h[1] = units;
+    if (t === 43) {
+      h[2] = rnd.u32() % 5;
+      h[3] = rnd.u32() % 3 === 0 ? rnd.u32() % 4 : 0;
+    } else {
+      for (let i = 2; i < h.length;) {
+        const pick = rnd.u32() % 6;
+        if (pick === 0) {
+          h[i++] = 0; // Pad1
+          continue;
+        }
+        const optType = [1, 5, 0x1e, 0x5e, 0x9e, 0xde][pick];
+        const olen = optType === 5 && rnd.u32() % 4 ? 2 : rnd.u32() % 12;
+        if (i + 1 >= h.length) {
+          h[i++] = 0; // room for Pad1 only
+          continue;
+        }
+        h[i] = optType;
+        h[i + 1] = olen;
+        i += 2 + olen;
+      }
+    }
+    headers.push(h);
+  }
+  const udpLike = rnd.u32() % 3 === 0;
+  const protocol = udpLike ? IpProtocol.UDP : IpProtocol.ICMPV6;
+  const upper = udpLike
+    ? Uint8Array.of(0x9c, 0x40, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4)
+    : Uint8Array.of(128, 0, 0, 0, 0, 9, 0, 1, 5, 5);
+  for (let i = 0; i < headers.length; i++) {
+    headers[i][0] = i + 1 < headers.length ? kinds[i + 1] : protocol;
+  }
+  let ext = Uint8Array.from(headers.flat());
+  if (ext.length && rnd.u32() % 8 === 0) ext = ext.subarray(0, rnd.u32() % ext.length); // cut short
+  const dst = rnd.u32() % 4 === 0 ? IPV6_ALL_NODES : STACK_IP6;
+  const frame = ipv6Frame(protocol, upper, { dst, ext, first: kinds[0] ?? protocol });
+  return withDstMac(frame, stackMac);
+}
+
 /** Rewrites the IPv4 header checksum of an Ethernet frame in place. */
 export function fixIpv4Checksum(frame: Uint8Array): void {
   const ihl = (frame[IP] & 0xf) * 4;
@@ -386,6 +662,10 @@ export function fixTcpChecksum(frame: Uint8Array): void {
  * truncated frames are left alone.
  */
 export function fixL4Checksum(frame: Uint8Array): void {
+  if (frame.length >= IP + 40 && frame[IP - 2] === 0x86 && frame[IP - 1] === 0xdd) {
+    fixIpv6L4Checksum(frame);
+    return;
+  }
   if (frame.length < IP + 20 || frame[IP - 2] !== 0x08 || frame[IP - 1] !== 0) return;
   const ihl = (frame[IP] & 0xf) * 4;
   const total = (frame[IP + 2] << 8) | frame[IP + 3];
@@ -412,6 +692,52 @@ export function fixL4Checksum(frame: Uint8Array): void {
   frame[at + 1] = c & 0xff;
 }
 
+/** The IPv6 part of {@linkcode fixL4Checksum}: finds the upper layer with the wire's walker. */
+function fixIpv6L4Checksum(frame: Uint8Array): void {
+  const pkt = Ipv6Packet.parse(frame.subarray(IP));
+  if (!pkt.ok) return;
+  const chain = walkIpv6Headers(pkt.value);
+  if (!chain.ok || chain.value.fragment) return;
+  const { protocol, payload } = chain.value;
+  const at = protocol === IpProtocol.TCP ? 16 : protocol === IpProtocol.UDP ? 6 : 2;
+  if (![IpProtocol.TCP, IpProtocol.UDP, IpProtocol.ICMPV6].includes(protocol as 6)) return;
+  if (payload.length < at + 2) return;
+  payload[at] = payload[at + 1] = 0;
+  const sum = ipv6PseudoHeaderSum(pkt.value.src, pkt.value.dst, protocol, payload.length);
+  const c = checksumFinish(checksumAdd(sum, payload));
+  payload[at] = c >>> 8;
+  payload[at + 1] = c & 0xff;
+}
+
+/** Asserts that an emitted IPv6 packet parses: header chain, checksum, NDP messages. */
+function assertWellFormedIpv6(payload: Uint8Array): void {
+  const ip = Ipv6Packet.parse(payload);
+  assert.ok(ip.ok, "emitted IPv6 parses");
+  const chain = walkIpv6Headers(ip.value);
+  assert.ok(chain.ok && chain.value.headers === 0, "emitted IPv6 has no extension header");
+  const { protocol, payload: upper } = chain.value;
+  assert.ok(
+    [IpProtocol.ICMPV6, IpProtocol.TCP].includes(protocol as 58),
+    `emitted next header ${protocol}`,
+  );
+  const sum = ipv6PseudoHeaderSum(ip.value.src, ip.value.dst, protocol, upper.length);
+  assert.equal(checksumFinish(checksumAdd(sum, upper)), 0, "emitted IPv6 upper-layer checksum");
+  if (protocol === IpProtocol.ICMPV6) {
+    const icmp = Icmpv6Packet.parse(upper);
+    assert.ok(icmp.ok, "emitted ICMPv6 parses");
+    if (isNdpType(icmp.value.type)) {
+      assert.equal(ip.value.hopLimit, 255, "NDP goes out with hop limit 255");
+      assert.ok(NdpRepr.parse(icmp.value).ok, "emitted NDP parses");
+    } else {
+      assert.ok(Icmpv6Repr.parse(icmp.value, ip.value.src, ip.value.dst).ok);
+      assert.ok(
+        ip.value.bytes.length <= 1280 || icmp.value.type >= 128,
+        "ICMPv6 errors fit 1280 bytes",
+      );
+    }
+  }
+}
+
 /** Asserts that a frame the stack emitted parses cleanly at every layer, checksums included. */
 export function assertWellFormed(frame: Uint8Array): void {
   const e = EthernetFrame.parse(frame);
@@ -419,6 +745,10 @@ export function assertWellFormed(frame: Uint8Array): void {
   if (e.value.etherType === EtherType.ARP) {
     const p = ArpPacket.parse(e.value.payload);
     assert.ok(p.ok && ArpRepr.parse(p.value).ok, "emitted ARP parses");
+    return;
+  }
+  if (e.value.etherType === EtherType.IPV6) {
+    assertWellFormedIpv6(e.value.payload);
     return;
   }
   assert.equal(e.value.etherType, EtherType.IPV4);

@@ -44,6 +44,8 @@ import {
   fixL4Checksum,
   FUZZ_MAX_CONNECTIONS,
   FUZZ_TARGET_STATES,
+  hostileIpv6Chain,
+  ipv6Templates,
   STACK_IP,
   TcpFuzzDriver,
   templates,
@@ -203,7 +205,7 @@ describe("fuzz: random and mutated frames", () => {
     };
     session.attachTunnel(tunnel);
     const mac = session.stack.config.mac;
-    const bases = [...templates(mac), ...egressTemplates(mac)];
+    const bases = [...templates(mac), ...egressTemplates(mac), ...ipv6Templates(mac)];
     for (let i = 0; i < SESSION_FRAMES; i++) {
       session.input([mutatedFrame(rnd, bases)]);
       if (i % 250 === 249) await settle(2); // the gateway, the fake world and the relay run
@@ -286,13 +288,16 @@ describe("fuzz: random and mutated frames", () => {
     };
     stack.tcp.listen(80, 16);
     const udp = stack.udp.bind(5000);
-    const bases = [...templates(stack.config.mac), ...egressTemplates(stack.config.mac)];
+    const mac = stack.config.mac;
+    const bases = [...templates(mac), ...egressTemplates(mac), ...ipv6Templates(mac)];
     let now = 0;
     let emitted = 0;
     let maxArp = 0;
     let maxReasm = 0;
+    let maxNeighbors = 0;
     for (let i = 0; i < STATELESS_FRAMES; i++) {
-      const frame = mutatedFrame(rnd, bases);
+      // One in eight: a hostile chain of IPv6 extension headers.
+      const frame = rnd.u32() % 8 === 0 ? hostileIpv6Chain(rnd, mac) : mutatedFrame(rnd, bases);
       // A mutated ARP sender address fills the cache with made-up neighbours.
       stack.input(frame, now);
       if ((i & 255) === 255) {
@@ -304,6 +309,7 @@ describe("fuzz: random and mutated frames", () => {
         answerEgress();
         stack.poll(now);
         maxArp = Math.max(maxArp, stack.arp.size);
+        maxNeighbors = Math.max(maxNeighbors, stack.neighbors!.size);
         maxReasm = Math.max(maxReasm, stack.reassembler.bytesHeld);
       }
       if ((i & 4095) === 4095) {
@@ -320,7 +326,8 @@ describe("fuzz: random and mutated frames", () => {
     const dhcpDrops = dropSummary(dhcp.drops);
     console.log(
       `protocols: sent ${STATELESS_FRAMES}, handled ${c.rxHandled}, dropped ${d.total} under ` +
-        `${d.n} reasons, emitted ${emitted}; max ARP entries ${maxArp}/32, max reassembly ` +
+        `${d.n} reasons, emitted ${emitted}; max ARP entries ${maxArp}/32, IPv6 neighbours ` +
+        `${maxNeighbors}/${stack.neighbors!.options.maxEntries}, max reassembly ` +
         `bytes ${maxReasm}/65536, DHCP leases ${
           stack.dhcp!.leases().length
         }: ${d.text}; DHCP server ` +
@@ -329,7 +336,7 @@ describe("fuzz: random and mutated frames", () => {
     assert.ok(d.n >= 25, `the mutations reach many different checks (${d.n})`);
     // Coverage checks need volume: a short run (NETISLE_FUZZ_FRAMES) only checks safety.
     const coverage = STATELESS_FRAMES >= 100_000
-      ? ["arp", "icmp", "ipv4_reassembly", "udp", "tcp", "dns"]
+      ? ["arp", "icmp", "ipv4_reassembly", "udp", "tcp", "dns", "ipv6_ext", "ipv6", "icmpv6", "ndp"]
       : [];
     for (const r of coverage) {
       assert.ok(

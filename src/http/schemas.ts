@@ -10,9 +10,13 @@ import {
   ipv4InSubnet,
   ipv4Netmask,
   ipv4SubnetBroadcast,
+  ipv6InPrefix,
+  ipv6Prefix,
   isIpv4Unicast,
+  isIpv6Unicast,
   isMulticastMac,
   parseIpv4Address,
+  parseIpv6Address,
   parseMacAddress,
 } from "../wire/mod.ts";
 
@@ -73,6 +77,60 @@ export const Ipv4ConfigSchema = z.strictObject({
   }
 });
 
+/** Whether `text` is an IPv6 address in RFC 4291 text form. */
+function isIpv6Text(text: string): boolean {
+  try {
+    parseIpv6Address(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The session's IPv6 prefix (a /64: SLAAC needs one, RFC 4862 §5.5.3) and
+ * the stack's address in it.
+ */
+export const Ipv6ConfigSchema = z.strictObject({
+  prefix: z.string().max(64).describe('The on-link prefix, a /64 such as "fd00::/64".'),
+  address: z.string().max(64).describe('The stack\'s address in the prefix, such as "fd00::2".'),
+}).superRefine((v, ctx) => {
+  const [net, len, ...rest] = v.prefix.split("/");
+  if (len !== "64" || rest.length > 0 || !isIpv6Text(net)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prefix"],
+      message: `"${v.prefix}" is not an IPv6 /64 prefix`,
+    });
+    return;
+  }
+  const prefix = parseIpv6Address(net);
+  if (ipv6Prefix(prefix, 64) !== prefix || !isIpv6Unicast(prefix)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["prefix"],
+      message: `"${v.prefix}" must be a unicast /64 with its host bits zero`,
+    });
+    return;
+  }
+  if (!isIpv6Text(v.address)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["address"],
+      message: `"${v.address}" is not an IPv6 address`,
+    });
+    return;
+  }
+  const address = parseIpv6Address(v.address);
+  if (!ipv6InPrefix(address, prefix, 64) || address === prefix) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["address"],
+      message: `"${v.address}" is not a host address in ${v.prefix}`,
+    });
+  }
+});
+
 /** The DHCP server's settings at session creation (RFC 2131); absent fields take defaults. */
 export const DhcpConfigSchema = z.strictObject({
   poolSize: z.int().min(1).max(4096).optional().describe(
@@ -95,6 +153,11 @@ export const CreateSessionBodySchema = z.strictObject({
   dhcp: z.union([z.boolean(), DhcpConfigSchema]).optional().describe(
     "Run a DHCP server in the session (guests from .15, the stack as router and DNS server): " +
       "true (the default, like QEMU's user networking), false, or its settings.",
+  ),
+  ipv6: z.union([z.literal(false), Ipv6ConfigSchema]).optional().describe(
+    "IPv6 on the session's link: its /64 prefix and the stack's address (router " +
+      'advertisements for SLAAC, neighbour discovery, ping); `{"prefix": "fd00::/64", ' +
+      '"address": "fd00::2"}` by default, false for none.',
   ),
   egress: z.boolean().optional().describe(
     "Let the session's machine reach the world through the server (egress). Default: on when " +

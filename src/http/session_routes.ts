@@ -9,7 +9,7 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { parseIpv4Address, parseMacAddress } from "../wire/mod.ts";
+import { parseIpv4Address, parseIpv6Address, parseMacAddress } from "../wire/mod.ts";
 import { attachWebSocketTunnel } from "../session/tunnel_server.ts";
 import {
   framingForSubprotocol,
@@ -44,6 +44,8 @@ export const CreatedSessionSchema = z.object({
   token: z.string().describe("Bearer token of every route of this session."),
   mac: z.string(),
   ipv4: z.object({ address: z.string(), prefixLength: z.int() }),
+  ipv6: z.object({ address: z.string(), prefix: z.string(), linkLocal: z.string() }).nullable()
+    .describe("The stack's IPv6 addresses; null without IPv6."),
   mtu: z.int(),
   tunnel: z.object({ url: z.string(), framing: z.string() }),
 });
@@ -62,6 +64,19 @@ export const SessionViewSchema = z.looseObject({
   id: z.string(),
   mac: z.string(),
   ipv4: z.object({ address: z.string(), prefixLength: z.int() }),
+  ipv6: z.looseObject({
+    address: z.string(),
+    prefix: z.string(),
+    linkLocal: z.string(),
+    neighbors: z.array(z.object({
+      address: z.string(),
+      mac: z.string().nullable(),
+      state: z.string(),
+      queued: z.int(),
+    })),
+    pathMtu: z.array(z.object({ address: z.string(), mtu: z.int(), expiresInMs: z.number() })),
+    routerAdvertisements: z.object({ sent: z.int(), solicited: z.int(), coalesced: z.int() }),
+  }).nullable().describe("IPv6 on the link; null when the session has none."),
   mtu: z.int(),
   ageMs: z.number(),
   idleMs: z.number(),
@@ -187,6 +202,10 @@ export function sessionRoutes(
           mtu: body.mtu,
           dhcp: body.dhcp,
           egress: body.egress,
+          ipv6: body.ipv6 && {
+            prefix: parseIpv6Address(body.ipv6.prefix.split("/")[0]),
+            address: parseIpv6Address(body.ipv6.address),
+          },
         });
       } catch (err) {
         // Settings that pass the schema but not together (a DHCP pool larger than the subnet).
@@ -200,6 +219,12 @@ export function sessionRoutes(
           token: session.token,
           mac: view.mac,
           ipv4: view.ipv4,
+          ipv6: view.ipv6 &&
+            {
+              address: view.ipv6.address,
+              prefix: view.ipv6.prefix,
+              linkLocal: view.ipv6.linkLocal,
+            },
           mtu: view.mtu,
           tunnel: {
             url: tunnelUrl(new URL(c.req.url).origin, session.id),

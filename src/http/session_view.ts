@@ -1,7 +1,8 @@
 /**
  * The JSON of a session in the HTTP API (`GET /v1/sessions/:sid`, and the
  * addressing in `POST /v1/sessions`): addressing, tunnel state, frame
- * counters, ARP cache, core-lock statistics, IPv4 reassembly, DHCP and the
+ * counters, ARP cache, IPv6 (addresses, neighbour cache, path MTUs, router
+ * advertisements), core-lock statistics, IPv4 reassembly, DHCP and the
  * session's quotas, built from what the session and its stack report.
  *
  * @module
@@ -16,7 +17,7 @@ import {
   type SocketQuotaStats,
   type StackCountersSnapshot,
 } from "../stack/mod.ts";
-import { formatIpv4Address, formatMacAddress } from "../wire/mod.ts";
+import { formatIpv4Address, formatIpv6Address, formatMacAddress } from "../wire/mod.ts";
 import type { CoreLockStats, DelaySummary, Session } from "../session/mod.ts";
 import { egressGatewayOf, type EgressView } from "../apps/egress/mod.ts";
 
@@ -40,6 +41,22 @@ export function quotaView(quota: SessionQuota): QuotaView {
   return { sockets: quota.sockets.stats(), memory: quota.memory.stats() };
 }
 
+/** The IPv6 part of a {@linkcode SessionView}. */
+export interface Ipv6View {
+  /** The stack's address, e.g. `fd00::2`. */
+  address: string;
+  /** The on-link prefix, e.g. `fd00::/64`. */
+  prefix: string;
+  /** The stack's link-local address (from its MAC). */
+  linkLocal: string;
+  /** The neighbour cache (RFC 4861 §7.3.2 states). */
+  neighbors: Array<{ address: string; mac: string | null; state: string; queued: number }>;
+  /** Path MTUs learned from packet too big messages (RFC 8201). */
+  pathMtu: Array<{ address: string; mtu: number; expiresInMs: number }>;
+  /** Router advertisements sent, solicitations received, and those one advertisement answered. */
+  routerAdvertisements: { sent: number; solicited: number; coalesced: number };
+}
+
 /** The JSON shape of a session in the HTTP API. */
 export interface SessionView {
   /** The session id. */
@@ -48,6 +65,8 @@ export interface SessionView {
   mac: string;
   /** The stack's IPv4 address and prefix length. */
   ipv4: { address: string; prefixLength: number };
+  /** IPv6 on the link; null when the session has none. */
+  ipv6: Ipv6View | null;
   /** The link MTU. */
   mtu: number;
   /** Milliseconds since the session was created. */
@@ -100,6 +119,25 @@ export function sessionView(session: Session): SessionView {
       address: formatIpv4Address(stack.config.ipv4.address),
       prefixLength: stack.config.ipv4.prefixLength,
     },
+    ipv6: stack.ipv6
+      ? {
+        address: formatIpv6Address(stack.ipv6.address),
+        prefix: `${formatIpv6Address(stack.ipv6.prefix)}/64`,
+        linkLocal: formatIpv6Address(stack.ipv6.linkLocal),
+        neighbors: stack.neighbors!.entries().map((e) => ({
+          address: formatIpv6Address(e.ip),
+          mac: e.mac ? formatMacAddress(e.mac) : null,
+          state: e.state,
+          queued: e.queued,
+        })),
+        pathMtu: stack.pathMtu!.entries().filter((e) => e.expires > now).map((e) => ({
+          address: formatIpv6Address(e.dst),
+          mtu: e.mtu,
+          expiresInMs: Math.round(e.expires - now),
+        })),
+        routerAdvertisements: { ...stack.routerAdvertiser!.stats },
+      }
+      : null,
     mtu: stack.config.mtu,
     ageMs: Math.round(now - session.createdAt),
     idleMs: Math.round(now - session.lastActivity),

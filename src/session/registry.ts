@@ -6,7 +6,12 @@
  */
 
 import { NetError } from "../errors/mod.ts";
-import { type Ipv4Address, type MacAddress, randomLocalMac } from "../wire/mod.ts";
+import {
+  type Ipv4Address,
+  type Ipv6Address,
+  type MacAddress,
+  randomLocalMac,
+} from "../wire/mod.ts";
 import type { DhcpServerConfig, TcpConfig } from "../stack/mod.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { Session, type SessionLimits } from "./session.ts";
@@ -47,6 +52,11 @@ export interface CreateSessionParams {
    * server's `NETISLE_EGRESS`); `true` without one is refused (EINVAL).
    */
   egress?: boolean;
+  /**
+   * IPv6 on the session's link: its /64 prefix and the stack's address
+   * (`fd00::/64` and `fd00::2` by default), or false for none.
+   */
+  ipv6?: { prefix: Ipv6Address; address: Ipv6Address } | false;
 }
 
 /**
@@ -147,6 +157,7 @@ export class SessionRegistry {
         dhcp: dhcpConfig(params.dhcp),
         egress: { enabled: egress },
         tcp: this.#tcp,
+        ipv6: params.ipv6,
       },
       limits: this.#sessionLimits,
     });

@@ -16,9 +16,10 @@ import { FrameArena } from "./frame_arena.ts";
  * Reasons the link layer drops received frames.
  *
  * - `ethernet_oversized`: longer than the MTU + 14.
- * - `ethernet_not_for_us`: to another unicast or a multicast MAC.
+ * - `ethernet_not_for_us`: to another unicast MAC, or a multicast MAC the
+ *   stack does not listen to (it listens to the IPv6 groups it joined).
  * - `ethernet_bad_source`: from a group (multicast or broadcast) MAC.
- * - `ethernet_unsupported_ethertype`: neither ARP nor IPv4.
+ * - `ethernet_unsupported_ethertype`: neither ARP nor IPv4 (nor IPv6 when on).
  */
 export const ETHERNET_DROP_REASONS: readonly string[] = [
   "ethernet_oversized",
@@ -41,6 +42,11 @@ export interface EthernetUpperLayers {
     linkBroadcast: boolean,
     offload: number,
   ): string | undefined;
+  /**
+   * An IPv6 packet, when the stack has IPv6; `linkMulticast` tells whether
+   * the frame went to a group MAC (multicast or broadcast).
+   */
+  ipv6?(payload: Uint8Array, now: number, linkMulticast: boolean): string | undefined;
 }
 
 /** What the link layer needs. */
@@ -73,6 +79,12 @@ export class EthernetLayer {
   readonly maxFrameLen: number;
   /** Where emitted frames are carved from (see frame_arena.ts). */
   readonly arena: FrameArena = new FrameArena();
+  /**
+   * The multicast MACs the stack listens to besides its own and broadcast:
+   * those of the IPv6 groups it joined (33:33 and the group's low 32 bits,
+   * RFC 2464 §7), for IPv6 frames only. Empty without IPv6.
+   */
+  multicastMacs: readonly MacAddress[] = [];
   #link: Link;
   #counters: StackCounters;
   #upper: EthernetUpperLayers;
@@ -105,13 +117,18 @@ export class EthernetLayer {
     const etherType = (bytes[12] << 8) | bytes[13];
     if (etherType < 0x0600) return "ethernet_not_ethernet_ii";
     const mac = this.mac;
+    let group = false;
     let broadcast = false;
     if (
       bytes[0] !== mac[0] || bytes[1] !== mac[1] || bytes[2] !== mac[2] ||
       bytes[3] !== mac[3] || bytes[4] !== mac[4] || bytes[5] !== mac[5]
     ) {
+      group = true;
       broadcast = (bytes[0] & bytes[1] & bytes[2] & bytes[3] & bytes[4] & bytes[5]) === 0xff;
-      if (!broadcast) return "ethernet_not_for_us";
+      // IPv6 multicast MACs carry IPv6 only (RFC 2464 §7).
+      if (!broadcast && !(etherType === EtherType.IPV6 && this.#listensTo(bytes))) {
+        return "ethernet_not_for_us";
+      }
     }
     if ((bytes[6] & 0x01) !== 0) return "ethernet_bad_source";
     switch (etherType) {
@@ -119,9 +136,25 @@ export class EthernetLayer {
         return this.#upper.arp(bytes.subarray(ETHERNET_HEADER_LEN), now);
       case EtherType.IPV4:
         return this.#upper.ipv4(bytes.subarray(ETHERNET_HEADER_LEN), now, broadcast, offload);
+      case EtherType.IPV6:
+        if (!this.#upper.ipv6) return "ethernet_unsupported_ethertype";
+        return this.#upper.ipv6(bytes.subarray(ETHERNET_HEADER_LEN), now, group);
       default:
         return "ethernet_unsupported_ethertype";
     }
+  }
+
+  /** Whether the frame's destination MAC is one of {@linkcode EthernetLayer.multicastMacs}. */
+  #listensTo(frame: Uint8Array): boolean {
+    for (const m of this.multicastMacs) {
+      if (
+        m[0] === frame[0] && m[1] === frame[1] && m[2] === frame[2] && m[3] === frame[3] &&
+        m[4] === frame[4] && m[5] === frame[5]
+      ) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A zero-filled frame of `len` bytes for the stack to build and transmit. */

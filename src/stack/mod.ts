@@ -1,5 +1,6 @@
 /**
- * The synchronous core of one session: link, ARP, IPv4, ICMP, UDP, TCP.
+ * The synchronous core of one session: link, ARP, IPv4, ICMP, IPv6 (NDP,
+ * router advertisements, ICMPv6), UDP, TCP.
  *
  * @module
  */
@@ -22,3 +23,11 @@ export * from "./ipv4_output.ts";
 export * from "./icmp_layer.ts";
 export * from "./token_bucket.ts";
 export * from "./stack_egress.ts";
+export * from "./neighbor_cache.ts";
+export * from "./router_advertiser.ts";
+export * from "./path_mtu_cache.ts";
+export * from "./ipv6_output.ts";
+export * from "./ipv6_input.ts";
+export * from "./ndp_layer.ts";
+export * from "./icmpv6_layer.ts";
+export * from "./stack_ipv6.ts";

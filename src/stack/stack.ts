@@ -7,14 +7,18 @@
  *
  * 1. `ethernet_layer.ts`: Ethernet II validation, demux by EtherType;
  * 2. `arp_layer.ts` (ARP: answers, learns into `arp_cache.ts`), or
- *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux);
+ *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux),
+ *    or `ipv6_input.ts` (validation, extension headers, demux);
  * 3. `icmp_layer.ts` (echo, validated errors), `tcp/`, or `udp/` (bound
  *    endpoints, and the services on a port: `dhcp_server.ts`,
- *    `dns_responder.ts`).
+ *    `dns_responder.ts`); over IPv6, `icmpv6_layer.ts` (echo, errors, MLD)
+ *    and `ndp_layer.ts` (neighbours in `neighbor_cache.ts`, router
+ *    advertisements on the schedule of `router_advertiser.ts`).
  *
  * What the stack sends flows down through `ipv4_output.ts` (header,
  * fragmentation, route), `arp_layer.ts` (next-hop resolution) and
- * `ethernet_layer.ts` (to the link).
+ * `ethernet_layer.ts` (to the link); IPv6 through `ipv6_output.ts` and
+ * `ndp_layer.ts`.
  *
  * @module
  */
@@ -27,6 +31,8 @@ import {
   IpProtocol,
   type Ipv4Address,
   ipv4InSubnet,
+  type Ipv6Address,
+  type Ipv6ExtLimits,
   isIpv4MartianSource,
   isMulticastMac,
   type MacAddress,
@@ -59,8 +65,17 @@ import { IPV4_DROP_REASONS, Ipv4Input } from "./ipv4_input.ts";
 import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stack_egress.ts";
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
+import { IPV6_DROP_REASONS } from "./ipv6_input.ts";
+import type { Ipv6Addressing } from "./ipv6_output.ts";
+import { NDP_DROP_REASONS } from "./ndp_layer.ts";
+import { ICMPV6_DROP_REASONS } from "./icmpv6_layer.ts";
+import type { NeighborCache, NeighborCacheOptions } from "./neighbor_cache.ts";
+import type { RouterAdvertiser, RouterAdvertOptions } from "./router_advertiser.ts";
+import type { PathMtuCache } from "./path_mtu_cache.ts";
+import { checkIpv6Config, StackIpv6 } from "./stack_ipv6.ts";
 
 export type { Ipv4SendOptions } from "./ipv4_output.ts";
+export { DEFAULT_IPV6 } from "./stack_ipv6.ts";
 
 /** The addressing of one stack. */
 export interface StackConfig {
@@ -104,6 +119,19 @@ export interface StackConfig {
    * default.
    */
   egress?: { enabled: boolean; limits?: Partial<StackEgressLimits> };
+  /**
+   * IPv6 on the link: the session's /64 `prefix` and the stack's `address`
+   * in it (besides its link-local address, from its MAC). By default
+   * `fd00::/64` and `fd00::2` ({@linkcode DEFAULT_IPV6}) when the MTU is at
+   * least 1280 (RFC 8200 §5); `false` turns IPv6 off.
+   */
+  ipv6?: { prefix: Ipv6Address; address: Ipv6Address } | false;
+  /** Neighbour cache limits and timings (IPv6). */
+  ndp?: Partial<NeighborCacheOptions>;
+  /** Router advertisement timings and lifetimes (IPv6). */
+  routerAdvert?: Partial<RouterAdvertOptions>;
+  /** Limits of the IPv6 extension-header chain of received packets. */
+  ipv6ExtLimits?: Ipv6ExtLimits;
 }
 
 /** What a stack needs from its environment. */
@@ -130,6 +158,9 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...IPV4_DROP_REASONS,
   ...ICMP_DROP_REASONS,
   ...EGRESS_DROP_REASONS,
+  ...IPV6_DROP_REASONS,
+  ...ICMPV6_DROP_REASONS,
+  ...NDP_DROP_REASONS,
 ];
 
 /** The quota a stack gets when its deps name none: the session defaults. */
@@ -171,11 +202,20 @@ export class Stack {
   readonly quota: SessionQuota;
   /** Egress events and entries, when `config.egress.enabled`. */
   readonly egress: StackEgress | undefined;
+  /** The IPv6 addresses (prefix, address, link-local); undefined without IPv6. */
+  readonly ipv6: Readonly<Ipv6Addressing> | undefined;
+  /** The IPv6 neighbour cache (RFC 4861); undefined without IPv6. */
+  readonly neighbors: NeighborCache | undefined;
+  /** Path MTUs learned from ICMPv6 packet too big (RFC 8201); undefined without IPv6. */
+  readonly pathMtu: PathMtuCache | undefined;
+  /** The router advertisement schedule and its counts; undefined without IPv6. */
+  readonly routerAdvertiser: RouterAdvertiser | undefined;
   #eth: EthernetLayer;
   #arp: ArpLayer;
   #ipv4In: Ipv4Input;
   #ipv4Out: Ipv4Output;
   #icmp: IcmpLayer;
+  #v6: StackIpv6 | undefined;
 
   /** Creates a stack; throws RangeError for an MTU or prefix out of range. */
   constructor(config: StackConfig, deps: StackDeps) {
@@ -195,7 +235,13 @@ export class Stack {
     if (!Number.isInteger(rate) || rate < 0) {
       throw new RangeError(`Stack: icmpErrorsPerSecond must be an integer >= 0, got ${rate}`);
     }
-    this.config = { ...config, mac: config.mac.slice(), ipv4: { ...config.ipv4 } };
+    const v6 = checkIpv6Config(config.mtu, config.ipv6);
+    this.config = {
+      ...config,
+      mac: config.mac.slice(),
+      ipv4: { ...config.ipv4 },
+      ipv6: v6 ? { ...v6 } : false,
+    };
     const { mac, ipv4, mtu } = this.config;
     const address = ipv4.address;
     const counters = this.counters = new StackCounters([
@@ -221,6 +267,9 @@ export class Stack {
         arp: (payload, now) => this.#arp.input(payload, now),
         ipv4: (payload, now, linkBroadcast, offload) =>
           this.#ipv4In.input(payload, now, linkBroadcast, offload),
+        ipv6: v6
+          ? (payload, now, multicast) => this.#v6!.input(payload, now, multicast)
+          : undefined,
       },
     });
     this.arp = new ArpCache(config.arp);
@@ -298,6 +347,26 @@ export class Stack {
           this.tcp.inputOutside(src, dst, bytes, now, offload),
       },
     });
+
+    // IPv6 beside it (stack_ipv6.ts): output, NDP, ICMPv6, input.
+    if (v6) {
+      const ip6 = this.#v6 = new StackIpv6({
+        addressing: v6,
+        mac,
+        mtu,
+        eth: this.#eth,
+        counters,
+        random,
+        errorsPerSecond: rate,
+        ndp: config.ndp,
+        routerAdvert: config.routerAdvert,
+        extLimits: config.ipv6ExtLimits,
+      });
+      this.ipv6 = ip6.addressing;
+      this.neighbors = ip6.neighbors;
+      this.pathMtu = ip6.pathMtu;
+      this.routerAdvertiser = ip6.routerAdvertiser;
+    }
   }
 
   /** The largest Ethernet frame this stack accepts or emits. */
@@ -308,6 +377,11 @@ export class Stack {
   /** ICMP error messages this stack sent, and those the rate limit suppressed. */
   get icmpErrorStats(): { sent: number; rateLimited: number } {
     return this.#icmp.errorStats;
+  }
+
+  /** ICMPv6 error messages this stack sent, and those the rate limit suppressed. */
+  get icmpv6ErrorStats(): { sent: number; rateLimited: number } {
+    return this.#v6?.errorStats ?? { sent: 0, rateLimited: 0 };
   }
 
   /**
@@ -342,9 +416,13 @@ export class Stack {
     return this.tcp.linkOffload;
   }
 
-  /** Runs timers due at `now`: ARP retries and expiry, TCP timers, DHCP leases, reassembly. */
+  /**
+   * Runs timers due at `now`: ARP and neighbour-discovery retries, probes
+   * and expiry, router advertisements, TCP timers, DHCP leases, reassembly.
+   */
   poll(now: number): void {
     this.#arp.poll(now);
+    this.#v6?.poll(now);
     this.tcp.poll(now);
     this.dhcp?.poll(now);
     for (const e of this.reassembler.poll(now)) {
@@ -387,7 +465,10 @@ export class Stack {
 
   /** The earliest time at which {@linkcode Stack.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    const d = earlier(this.arp.nextDeadline(), this.tcp.nextDeadline());
+    const d = earlier(
+      earlier(this.arp.nextDeadline(), this.tcp.nextDeadline()),
+      this.#v6?.nextDeadline(),
+    );
     return earlier(earlier(d, this.reassembler.nextDeadline()), this.dhcp?.nextDeadline());
   }
 
@@ -431,6 +512,7 @@ export class Stack {
         `reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
       );
     }
+    if (this.#v6) bad.push(...this.#v6.checkInvariants());
     const e = this.egress;
     if (e && (e.queued > e.limits.maxQueuedEvents || e.queuedBytes > e.limits.maxQueuedBytes)) {
       bad.push(`egress queues ${e.queued} events of ${e.queuedBytes} bytes, over its limits`);
@@ -447,7 +529,8 @@ export class Stack {
   /**
    * Sends a gratuitous ARP request announcing our address, so that neighbours
    * that cached an older MAC for it update (RFC 5227 §3). Called when a tunnel
-   * attaches.
+   * attaches. (Router advertisements start with the first IPv6 packet heard
+   * on the link: see `NdpLayer`.)
    */
   announce(): void {
     this.#arp.announce();

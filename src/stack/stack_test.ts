@@ -91,8 +91,8 @@ describe("Stack: IPv4 and ICMP echo (RFC 791, RFC 792, RFC 1122 §3.2)", () => {
       reason: "ethernet_oversized",
     },
     {
-      what: "an unknown EtherType (IPv6)",
-      frame: () => ethFrame(0x86dd, new Uint8Array(40)),
+      what: "an unknown EtherType (LLDP)",
+      frame: () => ethFrame(0x88cc, new Uint8Array(40)),
       reason: "ethernet_unsupported_ethertype",
     },
   ];

@@ -37,6 +37,8 @@ export const IpProtocol = {
   ICMP: 1,
   TCP: 6,
   UDP: 17,
+  /** ICMP for IPv6 (RFC 4443), the next header of ICMPv6 messages. */
+  ICMPV6: 58,
 } as const;
 
 const FLAG_DF = 0x4000;

@@ -1,6 +1,7 @@
 /**
  * Pure wire-format codecs for netisle: addresses, the Internet checksum,
- * Ethernet II, ARP, IPv4, ICMPv4, UDP, TCP and DHCPv4, and the pcap file format.
+ * Ethernet II, ARP, IPv4, ICMPv4, IPv6 (with extension headers), ICMPv6, NDP,
+ * MLD, UDP, TCP and DHCPv4, and the pcap file format.
  * No state, no I/O.
  *
  * Each protocol has a `<Proto>Packet`, a checked zero-copy view over bytes
@@ -33,6 +34,13 @@ export * from "./ethernet.ts";
 export * from "./arp.ts";
 export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
+export * from "./ipv6_address.ts";
+export * from "./ipv6_address_kinds.ts";
+export * from "./ipv6.ts";
+export * from "./ipv6_ext.ts";
+export * from "./icmpv6.ts";
+export * from "./ndp.ts";
+export * from "./mld.ts";
 export * from "./udp.ts";
 export * from "./tcp.ts";
 export * from "./dns.ts";

@@ -7,6 +7,12 @@ import { Ipv4Packet, Ipv4Repr } from "./ipv4.ts";
 import { Icmpv4Packet, Icmpv4Repr } from "./icmpv4.ts";
 import { UdpPacket, UdpRepr } from "./udp.ts";
 import { TcpPacket, TcpRepr } from "./tcp.ts";
+import { Ipv6Packet } from "./ipv6.ts";
+import { walkIpv6Headers } from "./ipv6_ext.ts";
+import { Icmpv6Packet, Icmpv6Repr } from "./icmpv6.ts";
+import { NdpRepr } from "./ndp.ts";
+import { MldRepr } from "./mld.ts";
+import { GOLDEN_ECHO, GOLDEN_NS } from "./_ipv6_test_util.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
 import {
   GOLDEN_ARP_REQUEST,
@@ -55,7 +61,7 @@ describe("WIRE_DROP_REASONS", () => {
   it("lists unique snake_case reasons with a protocol prefix", () => {
     assert.equal(new Set(WIRE_DROP_REASONS).size, WIRE_DROP_REASONS.length);
     for (const reason of WIRE_DROP_REASONS) {
-      assert.match(reason, /^(ethernet|arp|ipv4|icmp|udp|tcp)_[a-z0-9_]+$/);
+      assert.match(reason, /^(ethernet|arp|ipv4|icmp|udp|tcp|ipv6|icmpv6|ndp|mld)_[a-z0-9_]+$/);
     }
     assert.ok(Object.isFrozen(WIRE_DROP_REASONS));
   });
@@ -87,7 +93,56 @@ describe("WIRE_DROP_REASONS", () => {
       reasonOf(TcpPacket.parse(mutate(tcp, 12, 0x40))),
       reasonOf(TcpRepr.parse(value(TcpPacket.parse(tcp)), STACK_IP, LINUX_IP + 1)),
       reasonOf(TcpRepr.parse(value(TcpPacket.parse(badOptionSegment())), LINUX_IP, STACK_IP)),
+      ...ipv6Reasons(),
     ];
     assert.deepEqual(new Set(produced), new Set(WIRE_DROP_REASONS));
   });
 });
+
+/** One input per IPv6, extension-header, ICMPv6, NDP and MLD reason. */
+function ipv6Reasons(): string[] {
+  const ip = GOLDEN_ECHO.subarray(14);
+  const icmp = ip.subarray(40);
+  const ns = GOLDEN_NS.subarray(54);
+  /** The golden packet with `ext` (hex) between the fixed header and the ICMPv6 message. */
+  const chain = (first: number, ext: string) => {
+    const e = hex(ext);
+    const b = new Uint8Array(ip.length + e.length);
+    b.set(ip.subarray(0, 40));
+    b.set(e, 40);
+    b.set(icmp, 40 + e.length);
+    b[4] = (b.length - 40) >>> 8;
+    b[5] = (b.length - 40) & 0xff;
+    b[6] = first;
+    return reasonOf(walkIpv6Headers(value(Ipv6Packet.parse(b))));
+  };
+  const ndp = (bytes: Uint8Array) => reasonOf(NdpRepr.parse(value(Icmpv6Packet.parse(bytes))));
+  return [
+    reasonOf(Ipv6Packet.parse(ip.subarray(0, 39))),
+    reasonOf(Ipv6Packet.parse(mutate(ip, 0, 0x45))),
+    reasonOf(Ipv6Packet.parse(ip.subarray(0, ip.length - 1))),
+    chain(60, "3a05 0104 00000000"),
+    chain(60, "3c00 0104 00000000".repeat(8) + "3a00 0104 00000000"),
+    chain(60, "3a80" + "00".repeat(1030)),
+    chain(60, "0000 0104 00000000"),
+    chain(60, "3a00 0105 00000000"),
+    chain(60, "3a00 8e02 0000 0100"),
+    chain(43, "3a00 0001 00000000"),
+    reasonOf(Icmpv6Packet.parse(icmp.subarray(0, 7))),
+    reasonOf(
+      Icmpv6Repr.parse(
+        value(Icmpv6Packet.parse(mutate(icmp, 4, 0))),
+        value(Ipv6Packet.parse(ip)).src,
+        value(Ipv6Packet.parse(ip)).dst,
+      ),
+    ),
+    ndp(ns.subarray(0, 20)),
+    ndp(mutate(ns, 1, 1)),
+    ndp(mutate(ns, 25, 0)),
+    ndp(hex("87000000 00000000 fd000000000000000000000000000002" + "fe01000000000000".repeat(65))),
+    ndp(mutate(ns, 8, 0xff)),
+    ndp(icmp),
+    reasonOf(MldRepr.parse(value(Icmpv6Packet.parse(hex("83000000 00000000"))))),
+    reasonOf(MldRepr.parse(value(Icmpv6Packet.parse(icmp)))),
+  ];
+}

@@ -1,0 +1,192 @@
+/**
+ * IPv6 input for one stack (RFC 8200): validates a received packet, takes
+ * only what is addressed to the stack (its two unicast addresses, the
+ * all-nodes and all-routers groups, all MLDv2 routers, the solicited-node
+ * groups of its addresses), refuses martian and off-link sources, walks
+ * the extension headers within limits ({@linkcode walkIpv6Headers}), and
+ * hands ICMPv6 to its layer. Fragments are dropped and counted (no IPv6
+ * reassembly yet); TCP and UDP find every port closed until they run over
+ * IPv6 (`ipv6_closed_ports.ts`); any other next header is answered with a
+ * parameter problem (RFC 8200 §4, RFC 4443 §3.4).
+ *
+ * @module
+ */
+
+import {
+  Icmpv6DestUnreachableCode,
+  Icmpv6ParamProblemCode,
+  IPV6_ALL_MLDV2_ROUTERS,
+  IPV6_ALL_NODES,
+  IPV6_ALL_ROUTERS,
+  IPV6_UNSPECIFIED,
+  type Ipv6Address,
+  type Ipv6ExtLimits,
+  Ipv6NextHeader,
+  Ipv6Packet,
+  ipv6SolicitedNode,
+  isIpv6MartianSource,
+  isIpv6Multicast,
+  walkIpv6Headers,
+} from "../wire/mod.ts";
+import type { Icmpv6Layer } from "./icmpv6_layer.ts";
+import { finishTcpReset, tcpOverIpv6, udpOverIpv6 } from "./ipv6_closed_ports.ts";
+import type { Ipv6Output } from "./ipv6_output.ts";
+
+/**
+ * Reasons IPv6 input drops received packets (the wire's `ipv6_*`,
+ * `ipv6_ext_*` and the transports' closed-port reasons come on top).
+ *
+ * - `ipv6_not_for_us`: to another unicast address, or a group the stack
+ *   has not joined.
+ * - `ipv6_martian_source`: from a multicast, loopback, IPv4-mapped or
+ *   IPv4-compatible address or one of the stack's own (RFC 4291, RFC 4942
+ *   §2.1.6); from :: other than ICMPv6 (RFC 4861 §4.1, §4.3).
+ * - `ipv6_off_link_source`: from a unicast address neither link-local nor
+ *   in the session's prefix: nothing could answer it (no route beyond the link).
+ * - `ipv6_fragment_unsupported`: a fragment (offset or M set, RFC 8200
+ *   §4.5); IPv6 reassembly is not implemented yet. Atomic fragments (RFC
+ *   6946) are processed.
+ * - `ipv6_no_next_header`: next header 59: nothing to deliver.
+ * - `ipv6_unsupported_protocol`: another next header (answered with a
+ *   parameter problem, code 1).
+ */
+export const IPV6_DROP_REASONS: readonly string[] = [
+  "ipv6_not_for_us",
+  "ipv6_martian_source",
+  "ipv6_off_link_source",
+  "ipv6_fragment_unsupported",
+  "ipv6_no_next_header",
+  "ipv6_unsupported_protocol",
+];
+
+/** What IPv6 input needs. */
+export interface Ipv6InputDeps {
+  /** IPv6 output (its addressing names the stack's addresses; resets go out through it). */
+  out: Ipv6Output;
+  /** ICMPv6: messages to the stack, and the errors it sends. */
+  icmp: Icmpv6Layer;
+  /** Limits of the extension-header chain. */
+  extLimits?: Ipv6ExtLimits;
+}
+
+/**
+ * IPv6 in for one stack.
+ *
+ * @example
+ * ```ts
+ * const input = new Ipv6Input({ out, icmp });
+ * const reason = input.input(ethernetPayload, now, linkMulticast); // undefined when handled
+ * ```
+ */
+export class Ipv6Input {
+  #out: Ipv6Output;
+  #icmp: Icmpv6Layer;
+  #limits: Ipv6ExtLimits | undefined;
+  #own: Ipv6Address[];
+  #groups: Set<Ipv6Address>;
+
+  /** Creates the layer. */
+  constructor(deps: Ipv6InputDeps) {
+    this.#out = deps.out;
+    this.#icmp = deps.icmp;
+    this.#limits = deps.extLimits;
+    const a = deps.out.addressing;
+    this.#own = [a.address, a.linkLocal];
+    this.#groups = new Set([
+      IPV6_ALL_NODES,
+      IPV6_ALL_ROUTERS,
+      IPV6_ALL_MLDV2_ROUTERS,
+      ipv6SolicitedNode(a.address),
+      ipv6SolicitedNode(a.linkLocal),
+    ]);
+  }
+
+  /** The groups the stack listens to (RFC 4291 §2.8 for a router). */
+  get groups(): readonly Ipv6Address[] {
+    return [...this.#groups];
+  }
+
+  /**
+   * Handles one IPv6 packet (an Ethernet payload, possibly padded);
+   * `linkMulticast` tells whether the frame went to a group MAC. Returns a
+   * drop reason, or undefined when handled.
+   */
+  input(bytes: Uint8Array, now: number, linkMulticast: boolean): string | undefined {
+    const parsed = Ipv6Packet.parse(bytes);
+    if (!parsed.ok) return parsed.reason;
+    const pkt = parsed.value;
+    const src = pkt.src;
+    const dst = pkt.dst;
+    const multicast = isIpv6Multicast(dst);
+    if (multicast ? !this.#groups.has(dst) : dst !== this.#own[0] && dst !== this.#own[1]) {
+      return "ipv6_not_for_us";
+    }
+    const unspecified = src === IPV6_UNSPECIFIED;
+    if (!unspecified) {
+      if (isIpv6MartianSource(src, this.#own)) return "ipv6_martian_source";
+      if (!this.#out.isOnLink(src)) return "ipv6_off_link_source";
+    }
+    const walked = walkIpv6Headers(pkt, this.#limits);
+    if (!walked.ok) {
+      const pp = walked.paramProblem;
+      if (pp && !unspecified) {
+        this.#icmp.sendError(
+          pkt.bytes,
+          { type: "param_problem", code: pp.code, pointer: pp.pointer },
+          now,
+          linkMulticast,
+          pp.code === Icmpv6ParamProblemCode.OPTION && !pp.unlessMulticast,
+        );
+      }
+      return walked.reason;
+    }
+    const chain = walked.value;
+    if (chain.fragment) return "ipv6_fragment_unsupported";
+    if (unspecified && chain.protocol !== Ipv6NextHeader.ICMPV6) return "ipv6_martian_source";
+    switch (chain.protocol) {
+      case Ipv6NextHeader.ICMPV6:
+        return this.#icmp.input({ src, dst, hopLimit: pkt.hopLimit }, chain.payload, now);
+      case Ipv6NextHeader.UDP: {
+        const reason = udpOverIpv6(src, dst, chain.payload);
+        if (reason === "udp_port_closed") {
+          this.#icmp.sendError(
+            pkt.bytes,
+            { type: "dest_unreachable", code: Icmpv6DestUnreachableCode.PORT },
+            now,
+            linkMulticast,
+          );
+        }
+        return reason;
+      }
+      case Ipv6NextHeader.TCP: {
+        const r = tcpOverIpv6(src, dst, chain.payload);
+        if (typeof r === "string") return r;
+        if (!multicast && !linkMulticast) {
+          this.#out.send(
+            dst,
+            src,
+            Ipv6NextHeader.TCP,
+            r.length,
+            (buf) => finishTcpReset(r, buf, dst, src),
+            now,
+          );
+        }
+        return "tcp_port_closed";
+      }
+      case Ipv6NextHeader.NO_NEXT_HEADER:
+        return "ipv6_no_next_header";
+      default:
+        this.#icmp.sendError(
+          pkt.bytes,
+          {
+            type: "param_problem",
+            code: Icmpv6ParamProblemCode.NEXT_HEADER,
+            pointer: chain.protocolPointer,
+          },
+          now,
+          linkMulticast,
+        );
+        return "ipv6_unsupported_protocol";
+    }
+  }
+}
