@@ -80,11 +80,27 @@ async function main() {
       const replies = [];
       for (let i = 0; i < 20; i++) {
         const text = `datagram ${i}`;
-        const reply = new Promise((resolve) =>
-          s.onmessage = (d) => resolve(new TextDecoder().decode(d))
-        );
-        s.send(enc(text));
-        replies.push(await reply);
+        // UDP may lose a datagram (the first one waits for ARP): send again until the echo
+        // comes, at most 25 times, 200 ms apart.
+        let resend;
+        const reply = new Promise((resolve, reject) => {
+          s.onmessage = (d) => {
+            const got = new TextDecoder().decode(d);
+            if (got === text) resolve(got); // a late echo of an earlier send is not this one's
+          };
+          let tries = 0;
+          const again = () => {
+            if (++tries > 25) return reject(new Error(`no echo of "${text}" after 25 sends`));
+            s.send(enc(text));
+            resend = setTimeout(again, 200);
+          };
+          again();
+        });
+        try {
+          replies.push(await reply);
+        } finally {
+          clearTimeout(resend);
+        }
       }
       const dns = conn.create_stream("10.0.2.2", 53, "udp");
       // A query for netisle.internal, type A: the session's own DNS responder answers.
