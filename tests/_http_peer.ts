@@ -17,7 +17,7 @@
 import type { Session } from "../src/session/mod.ts";
 import { TcpServer, type TcpSocket } from "../src/socket/mod.ts";
 import { ChunkedDecoder } from "../src/http/share/http1_codec.ts";
-import { websocketAccept } from "../src/http/share/share_ws_relay.ts";
+import { websocketAccept } from "../src/http/websocket_handshake.ts";
 
 const enc = new TextEncoder();
 

@@ -24,22 +24,20 @@ import { createHash, randomBytes } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { unmask } from "../src/http/websocket_conn.ts";
-
-const CONNECTING = 0;
-const OPEN = 1;
-const CLOSING = 2;
-const CLOSED = 3;
-
-const OP_CONT = 0x0;
-const OP_TEXT = 0x1;
-const OP_BINARY = 0x2;
-const OP_CLOSE = 0x8;
-const OP_PING = 0x9;
-const OP_PONG = 0xa;
-
-/** RFC 6455 §1.3: appended to the key before hashing for `Sec-WebSocket-Accept`. */
-const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+import {
+  CLOSED,
+  CLOSING,
+  CONNECTING,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONT,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  OPEN,
+  unmask,
+} from "../src/http/websocket_conn.ts";
+import { WEBSOCKET_GUID as WS_GUID } from "../src/http/websocket_handshake.ts";
 /** The largest message accepted from the server (the tunnel's own limit is 1 MiB). */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** The largest response head read before the handshake fails. */

@@ -66,17 +66,27 @@ const CLOSE_INVALID_DATA = 1007;
 /** Close code: message too big. */
 const CLOSE_TOO_BIG = 1009;
 
-const CONNECTING = 0;
-const OPEN = 1;
-const CLOSING = 2;
-const CLOSED = 3;
+/** `readyState`: the opening handshake is under way (WHATWG WebSocket). */
+export const CONNECTING = 0;
+/** `readyState`: messages flow. */
+export const OPEN = 1;
+/** `readyState`: a close frame was sent or received, the other not yet. */
+export const CLOSING = 2;
+/** `readyState`: closed. */
+export const CLOSED = 3;
 
-const OP_CONT = 0x0;
-const OP_TEXT = 0x1;
-const OP_BINARY = 0x2;
-const OP_CLOSE = 0x8;
-const OP_PING = 0x9;
-const OP_PONG = 0xa;
+/** Opcode: continuation frame (RFC 6455 §5.2). */
+export const OP_CONT = 0x0;
+/** Opcode: text frame. */
+export const OP_TEXT = 0x1;
+/** Opcode: binary frame. */
+export const OP_BINARY = 0x2;
+/** Opcode: connection close (RFC 6455 §5.5.1). */
+export const OP_CLOSE = 0x8;
+/** Opcode: ping (RFC 6455 §5.5.2). */
+export const OP_PING = 0x9;
+/** Opcode: pong (RFC 6455 §5.5.3). */
+export const OP_PONG = 0xa;
 
 const READ_BYTES = 64 * 1024;
 /** What a failed connection reads and drops at most before it closes. */

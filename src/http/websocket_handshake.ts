@@ -12,7 +12,7 @@
 import { HttpProblem, problemResponse } from "./problem.ts";
 
 /** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
-const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** Whether `req` asks for a WebSocket (`Upgrade: websocket`, any case, among other tokens). */
 export function wantsWebSocket(req: Request): boolean {

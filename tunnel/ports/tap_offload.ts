@@ -30,6 +30,7 @@ import {
   checksumAdd,
   checksumFinish,
   ipv4PseudoHeaderSum,
+  segmentTcpGso,
   VNET_F_NEEDS_CSUM,
   VNET_GSO_NONE,
   VNET_GSO_TCPV4,
@@ -244,52 +245,8 @@ export function splitTapGso(buf: Uint8Array, n: number): Uint8Array[] | string {
   const hdrLen = tcp + (f[tcp + 12] >> 4) * 4;
   const gsoSize = v.getUint16(4, true);
   if (hdrLen < tcp + 20 || hdrLen > f.length || gsoSize === 0) return "gso-bad-header";
-  const payload = f.length - hdrLen;
-  const count = Math.max(1, Math.ceil(payload / gsoSize));
-  const out = new Uint8Array(count * hdrLen + payload);
-  const frames: Uint8Array[] = [];
-  const seq0 = ((f[tcp + 4] << 24) | (f[tcp + 5] << 16) | (f[tcp + 6] << 8) | f[tcp + 7]) >>> 0;
-  const id0 = (f[IP + 4] << 8) | f[IP + 5];
-  const flags = f[tcp + 13];
-  const src = ((f[IP + 12] << 24) | (f[IP + 13] << 16) | (f[IP + 14] << 8) | f[IP + 15]) >>> 0;
-  const dst = ((f[IP + 16] << 24) | (f[IP + 17] << 16) | (f[IP + 18] << 8) | f[IP + 19]) >>> 0;
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    const off = i * gsoSize;
-    const len = Math.min(gsoSize, payload - off);
-    const seg = out.subarray(at, at + hdrLen + len);
-    at += hdrLen + len;
-    seg.set(f.subarray(0, hdrLen));
-    seg.set(f.subarray(hdrLen + off, hdrLen + off + len), hdrLen);
-    const ipLen = hdrLen - ETH + len;
-    seg[IP + 2] = ipLen >> 8;
-    seg[IP + 3] = ipLen & 0xff;
-    const id = (id0 + i) & 0xffff;
-    seg[IP + 4] = id >> 8;
-    seg[IP + 5] = id & 0xff;
-    seg[IP + 10] = 0;
-    seg[IP + 11] = 0;
-    const ipSum = checksumFinish(checksumAdd(0, seg, IP, IP + ihl));
-    seg[IP + 10] = ipSum >> 8;
-    seg[IP + 11] = ipSum & 0xff;
-    const seq = (seq0 + off) >>> 0;
-    seg[tcp + 4] = seq >>> 24;
-    seg[tcp + 5] = (seq >>> 16) & 0xff;
-    seg[tcp + 6] = (seq >>> 8) & 0xff;
-    seg[tcp + 7] = seq & 0xff;
-    let fl = flags;
-    if (i < count - 1) fl &= ~(TCP_PSH | TCP_FIN);
-    if (i > 0) fl &= ~0x80; // CWR only on the first segment
-    seg[tcp + 13] = fl;
-    seg[tcp + 16] = 0;
-    seg[tcp + 17] = 0;
-    const tcpLen = ipLen - ihl;
-    const sum = checksumFinish(checksumAdd(ipv4PseudoHeaderSum(src, dst, 6, tcpLen), seg, tcp));
-    seg[tcp + 16] = sum >> 8;
-    seg[tcp + 17] = sum & 0xff;
-    frames.push(seg);
-  }
-  return frames;
+  // The cutting itself is the stack's (vnet_header.ts): one rule for both ends of the tunnel.
+  return segmentTcpGso(f, gsoSize) ?? "gso-not-tcp";
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   ServerFrameParser,
   WsOpcode,
 } from "./websocket_frames.ts";
-import { websocketAccept } from "./share_ws_relay.ts";
+import { websocketAccept } from "../websocket_handshake.ts";
 import { ShareRegistry } from "./share_registry.ts";
 import { ManualClock, Session } from "../../session/mod.ts";
 import { parseIpv4Address, parseMacAddress } from "../../wire/mod.ts";

@@ -36,7 +36,8 @@ import {
 } from "./http1_codec.ts";
 import type { Share } from "./share_registry.ts";
 import { openUpstream, type Upstream } from "./share_upstream.ts";
-import { relayWebSocket, websocketAccept } from "./share_ws_relay.ts";
+import { relayWebSocket } from "./share_ws_relay.ts";
+import { websocketAccept } from "../websocket_handshake.ts";
 
 /** Limits of the proxy. */
 export interface ShareProxyOptions {

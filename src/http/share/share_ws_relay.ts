@@ -37,21 +37,6 @@ const POLL_MS = 10;
 const OPEN = 1;
 const CONNECTING = 0;
 
-/**
- * `Sec-WebSocket-Accept` for `key` (RFC 6455 §4.2.2: base64 of the SHA-1 of
- * the key and the GUID).
- *
- * @example
- * ```ts
- * await websocketAccept("dGhlIHNhbXBsZSBub25jZQ=="); // "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
- * ```
- */
-export async function websocketAccept(key: string): Promise<string> {
-  const data = new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", data));
-  return btoa(String.fromCharCode(...digest));
-}
-
 /** What {@linkcode relayWebSocket} needs. */
 export interface RelayInit {
   /** The share (its session's quota is charged). */
