@@ -6,6 +6,7 @@
  */
 
 import type { Ipv4Address, MacAddress } from "../wire/mod.ts";
+import { earliestDeadline } from "./deadline.ts";
 
 /** Limits and timings of the ARP cache. */
 export interface ArpCacheOptions {
@@ -165,11 +166,7 @@ export class ArpCache {
 
   /** The earliest time {@linkcode ArpCache.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    let next: number | undefined;
-    for (const e of this.#entries.values()) {
-      if (next === undefined || e.deadline < next) next = e.deadline;
-    }
-    return next;
+    return earliestDeadline(this.#entries.values());
   }
 
   /** A JSON-friendly list of the entries. */

@@ -19,3 +19,21 @@ export function earlier(a: number | undefined, b: number | undefined): number | 
   if (b === undefined) return a;
   return a < b ? a : b;
 }
+
+/**
+ * The earliest deadline among `entries` (each with a `deadline`), or
+ * undefined when there are none: what a cache's `nextDeadline` reports.
+ *
+ * @example
+ * ```ts
+ * earliestDeadline([{ deadline: 7 }, { deadline: 3 }]); // 3
+ * earliestDeadline([]); // undefined
+ * ```
+ */
+export function earliestDeadline(entries: Iterable<{ deadline: number }>): number | undefined {
+  let next: number | undefined;
+  for (const e of entries) {
+    if (next === undefined || e.deadline < next) next = e.deadline;
+  }
+  return next;
+}

@@ -9,6 +9,7 @@
  */
 
 import type { Ipv6Address, MacAddress } from "../wire/mod.ts";
+import { earliestDeadline } from "./deadline.ts";
 
 /** Limits and timings of the neighbour cache (RFC 4861 §10 constants by default). */
 export interface NeighborCacheOptions {
@@ -283,11 +284,7 @@ export class NeighborCache {
 
   /** The earliest time {@linkcode NeighborCache.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    let next: number | undefined;
-    for (const e of this.#entries.values()) {
-      if (next === undefined || e.deadline < next) next = e.deadline;
-    }
-    return next;
+    return earliestDeadline(this.#entries.values());
   }
 
   /** A JSON-friendly list of the entries. */
