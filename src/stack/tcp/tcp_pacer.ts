@@ -23,6 +23,8 @@ export const PACING_GAIN_SLOW_START = 2;
 export const PACING_GAIN_AVOIDANCE = 1.2;
 /** The tick a burst covers at the pacing rate, in ms (the session's timer granularity). */
 export const PACING_TICK_MS = 1;
+/** The most timer lateness (ms) a held-back sender is compensated for in one burst. */
+export const PACING_MAX_LATE_MS = 8;
 /** Below this smoothed RTT (ms) a sender is not paced: the clock cannot tell. */
 const MIN_PACED_SRTT_MS = 0.05;
 
@@ -46,6 +48,8 @@ export class TcpPacer {
   #burst = 0;
   /** When the tokens were last brought up to date. */
   #at = 0;
+  /** When the sender, held back, was told it may send again; undefined when not held. */
+  #due: number | undefined = undefined;
 
   /** The pacing rate in bytes per ms, 0 when unpaced. */
   get rate(): number {
@@ -87,14 +91,27 @@ export class TcpPacer {
   /** When the next segment may leave: once the bucket holds a token again. */
   nextSendAt(now: number): number {
     if (this.#rate === 0 || this.#tokens > 0) return now;
-    return now + (1 - this.#tokens) / this.#rate;
+    const due = now + (1 - this.#tokens) / this.#rate;
+    this.#due = due;
+    return due;
   }
 
   #refill(now: number): void {
     const elapsed = now - this.#at;
     this.#at = now;
+    // A sender held back and woken late (a runtime timer fires a few ms after its time, which
+    // Linux's high-resolution timers do not) is owed what the rate allowed since it was due:
+    // the burst grows by that lateness, at most PACING_MAX_LATE_MS of it. A sender that was
+    // not held back (waiting for ACKs, idle) gains no burst.
+    let cap = this.#burst;
+    const due = this.#due;
+    if (due !== undefined) {
+      this.#due = undefined;
+      const late = now - due;
+      if (late > 0) cap += (late < PACING_MAX_LATE_MS ? late : PACING_MAX_LATE_MS) * this.#rate;
+    }
     if (elapsed <= 0) return;
     const t = this.#tokens + elapsed * this.#rate;
-    this.#tokens = t > this.#burst ? this.#burst : t;
+    this.#tokens = t > cap ? cap : t;
   }
 }

@@ -206,3 +206,28 @@ describe("TcpConnection with pacing (RFC-less: Linux's sk_pacing_rate)", () => {
     assert.equal(total, 10, "all of it in 4 ms");
   });
 });
+
+describe("TcpPacer and a late timer", () => {
+  it("gives a sender held back and woken late what the rate allowed since it was due", () => {
+    const p = new TcpPacer();
+    p.setRate(100_000, Infinity, 10, 1000); // 2 × 100,000 / 10 = 20,000 bytes per ms
+    p.spend(60_000, 0); // 60,000 bytes at once: held back until the rate has paid for them
+    assert.equal(p.allows(0), false);
+    const due = p.nextSendAt(0);
+    assert.ok(Math.abs(due - 3) < 0.01, `due at ${due}`);
+    // The timer fires 3 ms late: 6 ms of rate (120,000) since the send, 60,000 of it owed.
+    // The 60,000 left may go now (a bucket capped at one tick would keep only 20,000).
+    p.spend(40_000, due + 3);
+    assert.equal(p.allows(due + 3), true, "the 3 ms of lateness are not lost");
+    p.spend(30_000, due + 3);
+    assert.equal(p.allows(due + 3), false, "no more than the rate allowed");
+  });
+
+  it("gives no extra burst to a sender that was not held back", () => {
+    const p = new TcpPacer();
+    p.setRate(100_000, Infinity, 10, 1000);
+    p.spend(0, 0);
+    p.spend(20_000, 10); // after 10 idle ms the bucket holds one tick: 20,000
+    assert.equal(p.allows(10), false);
+  });
+});
