@@ -38,7 +38,7 @@ const SECONDS = Number(process.env.NETISLE_BENCH_E2E_SECONDS ?? 5);
 const RUNS = Number(process.env.NETISLE_BENCH_E2E_RUNS ?? 3);
 /**
  * NETISLE_BENCH_E2E_ONLY: a comma-separated subset of the parts (veth, slirp, frame, stream,
- * nopacing, bun, jumbo) to run; all by default.
+ * pacing, bun, jumbo) to run; all by default.
  */
 const ONLY = process.env.NETISLE_BENCH_E2E_ONLY?.split(",").map((s) => s.trim());
 const part = (name: string) => ONLY === undefined || ONLY.includes(name);
@@ -193,12 +193,12 @@ async function measureNetisle(
   base: { veth: BenchRow; slirpFwd?: BenchRow; slirpRev?: BenchRow; ws: WsRows },
   mtu = 1500,
   cliRuntime: "deno" | "bun" = "deno",
-  pacing = true,
+  pacing = false,
 ): Promise<{ rev?: BenchRow }> {
-  const ns = new Netns(`iperf-netisle-${framing}-${mtu}-${cliRuntime}${pacing ? "" : "-nopace"}`);
+  const ns = new Netns(`iperf-netisle-${framing}-${mtu}-${cliRuntime}${pacing ? "-paced" : ""}`);
   const procs: Proc[] = [];
   const label = `netisle (${framing} framing${cliRuntime === "bun" ? ", CLI on Bun" : ""}${
-    pacing ? "" : ", pacing off"
+    pacing ? ", pacing on" : ""
   })`;
   const both = (
     name: string,
@@ -248,7 +248,7 @@ async function measureNetisle(
     ns.exec("ping", ["-c", "1", "-W", "5", "10.0.2.2"]);
 
     const pids = [server.child.pid, tunnel.child.pid];
-    if (pacing) {
+    if (!pacing) {
       both(
         `${label}: Linux iperf3 -c → stack's iperf3 server, MTU ${mtu}`,
         await measure(RUNS, () => iperf(ns, "10.0.2.2"), pids),
@@ -260,7 +260,7 @@ async function measureNetisle(
       await measure(RUNS, () => iperf(ns, "10.0.2.2", ["-R"]), pids),
       base.slirpRev,
     );
-    if (mtu !== 1500 || !pacing) return { rev };
+    if (mtu !== 1500 || pacing) return { rev };
     const linux = ns.spawn("iperf3", ["-s", "--forceflush", "-B", "10.0.2.15"]);
     procs.push(linux);
     await linux.waitFor(/Server listening/);
@@ -371,17 +371,17 @@ export async function runE2eBenchmarks(r: Reporter): Promise<void> {
     }
   };
   if (part("frame")) await attempt("netisle frame framing", () => measureNetisle(r, "frame", base));
-  let paced: BenchRow | undefined;
+  let unpaced: BenchRow | undefined;
   if (part("stream")) {
     await attempt("netisle stream framing", async () => {
-      paced = (await measureNetisle(r, "stream", base)).rev;
+      unpaced = (await measureNetisle(r, "stream", base)).rev;
     });
   }
-  if (part("nopacing")) {
-    // The stack sending with pacing off, against the same with it on (the ratio: off / on).
+  if (part("pacing")) {
+    // The stack sending with pacing on, against the same with it off (the ratio: on / off).
     await attempt(
-      "netisle stream framing, pacing off",
-      () => measureNetisle(r, "stream", { ...base, slirpRev: paced }, 1500, "deno", false),
+      "netisle stream framing, pacing on",
+      () => measureNetisle(r, "stream", { ...base, slirpRev: unpaced }, 1500, "deno", true),
     );
   }
   if (part("bun") && existsSync(BUN)) {

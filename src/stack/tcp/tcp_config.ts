@@ -34,7 +34,10 @@ export interface TcpConfig {
   /**
    * Paces new data at twice cwnd per smoothed RTT in slow start and 1.2
    * times in congestion avoidance (as Linux), in small batches per timer
-   * tick, instead of sending each window in one burst (tcp_pacer.ts).
+   * tick, instead of sending each window in one burst (tcp_pacer.ts). Off
+   * by default: it keeps a receiver with a small queue (v86's NE2000, 16
+   * KiB) from overflowing, but costs a kernel peer with deep queues about a
+   * quarter of the throughput (`deno task bench -- e2e`, part `pacing`).
    */
   pacing: boolean;
   /** Longest delay of an ACK for in-order data (RFC 9293 §3.8.6.3 allows up to 500 ms; we use 40). */
@@ -75,7 +78,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   recvBufferMaxBytes: 4 * 1024 * 1024,
   congestionControl: "cubic",
   noDelay: false,
-  pacing: true,
+  pacing: false,
   delayedAckMs: 40,
   windowScaling: true,
   timestamps: true,
