@@ -37,6 +37,13 @@ const MiB = 2 ** 20;
 const QUOTA_MIB = 32;
 /** What the runtime may hold beyond the quota: messages and garbage awaiting collection. */
 const OVERHEAD_MIB = 64;
+/**
+ * The same for the attack that sends 300 messages of 1 MiB: they are garbage
+ * once read, and +28 to +106 MiB of them were still uncollected in CI runs,
+ * depending on when V8 collected; pinned messages, the bug it catches, cost
+ * +316 MiB.
+ */
+const MESSAGE_GARBAGE_MIB = 128;
 const STACK_MAC = "02:00:00:00:00:02";
 
 function rssMiB(pid: number): number {
@@ -225,9 +232,10 @@ describe("memory attacks against a real server (issue 11)", () => {
           `${(view.quota.memory.used / 1024).toFixed(0)} KiB`,
       );
       assert.ok(view.quota.memory.used < 1 * MiB, "a byte costs about a byte in the quota");
+      const overhead = framing === "stream" ? MESSAGE_GARBAGE_MIB : OVERHEAD_MIB;
       assert.ok(
-        grown < QUOTA_MIB + OVERHEAD_MIB,
-        `RSS grew ${grown.toFixed(0)} MiB, more than the quota plus ${OVERHEAD_MIB} MiB`,
+        grown < QUOTA_MIB + overhead,
+        `RSS grew ${grown.toFixed(0)} MiB, more than the quota plus ${overhead} MiB`,
       );
       await attack.stop();
     });
