@@ -11,7 +11,7 @@
  */
 
 import type { TcpInfo, TcpState } from "../stack/tcp/mod.ts";
-import { formatIpv4Address } from "../wire/mod.ts";
+import { formatIpAddress, formatIpv4Address } from "../wire/mod.ts";
 import { NetError, type NetErrorCode } from "../errors/net_error.ts";
 import type { Endpoint, LocalAddress } from "./local_address.ts";
 import type { TcpServer, TcpSocket } from "./tcp_socket.ts";
@@ -184,7 +184,7 @@ export class TcpSocketEntry extends BaseEntry {
   /** The peer of the connection. */
   get remote(): Endpoint | null {
     const c = this.socket?.conn;
-    return c ? { address: formatIpv4Address(c.remoteAddr), port: c.remotePort } : null;
+    return c ? { address: formatIpAddress(c.remoteAddr), port: c.remotePort } : null;
   }
 
   /** Why the socket closed, when it did not close cleanly (a failed connect, a reset), else null. */

@@ -68,6 +68,20 @@ export interface Icmpv6LayerDeps {
   errorsPerSecond: number;
   /** The stack's counters (`icmpv6_error_rate_limited`). */
   counters: StackCounters;
+  /**
+   * TCP, told of a packet too big about a segment it sent (RFC 8201 §5.4:
+   * the transport lowers its MSS and sends again): the quoted packet's
+   * addresses and ports, the quoted sequence number, and the MTU.
+   */
+  tcpTooBig?: (
+    local: Ipv6Address,
+    remote: Ipv6Address,
+    localPort: number,
+    remotePort: number,
+    seq: number,
+    mtu: number,
+    now: number,
+  ) => void;
 }
 
 /**
@@ -87,6 +101,7 @@ export class Icmpv6Layer {
   #pmtu: PathMtuCache;
   #bucket: TokenBucket;
   #counters: StackCounters;
+  #tcpTooBig: Icmpv6LayerDeps["tcpTooBig"];
 
   /** Creates the layer. */
   constructor(deps: Icmpv6LayerDeps) {
@@ -95,6 +110,7 @@ export class Icmpv6Layer {
     this.#pmtu = deps.pmtu;
     this.#bucket = new TokenBucket(deps.errorsPerSecond);
     this.#counters = deps.counters;
+    this.#tcpTooBig = deps.tcpTooBig;
   }
 
   /**
@@ -151,6 +167,13 @@ export class Icmpv6Layer {
         if (msg.type !== "packet_too_big") return "icmpv6_unhandled_type";
         // RFC 8201 §4: an estimate, never below 1280, never raised by a message.
         this.#pmtu.record(q.value.dst, msg.mtu, now);
+        const inner = q.value.payload;
+        if (q.value.nextHeader === IpProtocol.TCP && inner.length >= 8 && this.#tcpTooBig) {
+          const seq = ((inner[4] << 24) | (inner[5] << 16) | (inner[6] << 8) | inner[7]) >>> 0;
+          const localPort = (inner[0] << 8) | inner[1];
+          const remotePort = (inner[2] << 8) | inner[3];
+          this.#tcpTooBig(q.value.src, q.value.dst, localPort, remotePort, seq, msg.mtu, now);
+        }
         return undefined;
       }
       default:

@@ -88,6 +88,8 @@ export class Ipv4Output implements PacketOutput {
   #counters: StackCounters;
   #ident = 0;
   readonly #tx = new TxPacket();
+  /** The destination of the packet begun (the next hop: there is no gateway). */
+  #txDst: Ipv4Address = 0;
 
   /** Creates the output path. */
   constructor(deps: Ipv4OutputDeps) {
@@ -146,7 +148,7 @@ export class Ipv4Output implements PacketOutput {
     tx.frame = frame;
     tx.l4 = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
     tx.pseudoSum = ipv4PseudoHeaderSum(src, dst, protocol, payloadLen);
-    tx.dst = dst;
+    this.#txDst = dst;
     tx.offload = 0;
     return tx;
   }
@@ -158,7 +160,7 @@ export class Ipv4Output implements PacketOutput {
    */
   commit(now: number): boolean {
     const tx = this.#tx;
-    return this.#route(tx.dst, tx.frame, now, tx.offload);
+    return this.#route(this.#txDst, tx.frame, now, tx.offload);
   }
 
   /**

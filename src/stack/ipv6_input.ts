@@ -67,6 +67,16 @@ export interface Ipv6InputDeps {
   icmp: Icmpv6Layer;
   /** Limits of the extension-header chain. */
   extLimits?: Ipv6ExtLimits;
+  /**
+   * TCP over IPv6 (the stack's TCP layer): takes the segment and returns a
+   * drop reason, or undefined. Without it every TCP port is closed (a RST).
+   */
+  tcp?: (
+    src: Ipv6Address,
+    dst: Ipv6Address,
+    segment: Uint8Array,
+    now: number,
+  ) => string | undefined;
 }
 
 /**
@@ -82,6 +92,7 @@ export class Ipv6Input {
   #out: Ipv6Output;
   #icmp: Icmpv6Layer;
   #limits: Ipv6ExtLimits | undefined;
+  #tcp: Ipv6InputDeps["tcp"];
   #own: Ipv6Address[];
   #groups: Set<Ipv6Address>;
 
@@ -90,6 +101,7 @@ export class Ipv6Input {
     this.#out = deps.out;
     this.#icmp = deps.icmp;
     this.#limits = deps.extLimits;
+    this.#tcp = deps.tcp;
     const a = deps.out.addressing;
     this.#own = [a.address, a.linkLocal];
     this.#groups = new Set([
@@ -159,6 +171,10 @@ export class Ipv6Input {
         return reason;
       }
       case Ipv6NextHeader.TCP: {
+        // RFC 9293 §3.9.1 (OPEN): no connection to or from a multicast address.
+        if (this.#tcp !== undefined) {
+          return multicast ? "tcp_broadcast" : this.#tcp(src, dst, chain.payload, now);
+        }
         const r = tcpOverIpv6(src, dst, chain.payload);
         if (typeof r === "string") return r;
         if (!multicast && !linkMulticast) {

@@ -18,13 +18,16 @@ import {
   ipv6InPrefix,
   ipv6MulticastMac,
   ipv6MulticastScope,
+  ipv6PseudoHeaderSum,
   Ipv6Repr,
   isIpv6LinkLocal,
   isIpv6Multicast,
   isIpv6Unicast,
+  writeIpv6,
 } from "../wire/mod.ts";
 import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
+import { type PacketOutput, TxPacket } from "./tx_packet.ts";
 
 /** The IPv6 addressing of one stack. */
 export interface Ipv6Addressing {
@@ -70,9 +73,11 @@ export interface Ipv6OutputDeps {
  * out.send(src, peer, IpProtocol.ICMPV6, 8, (buf) => emitEcho(buf, src, peer), now);
  * ```
  */
-export class Ipv6Output {
+export class Ipv6Output implements PacketOutput<Ipv6Address> {
   /** The stack's addresses. */
   readonly addressing: Ipv6Addressing;
+  readonly #tx = new TxPacket();
+  #txDst: Ipv6Address | undefined;
   #mtu: number;
   #eth: EthernetLayer;
   #counters: StackCounters;
@@ -114,6 +119,68 @@ export class Ipv6Output {
       return this.addressing.linkLocal;
     }
     return this.addressing.address;
+  }
+
+  /**
+   * Begins an IPv6 packet of `payloadLen` bytes of upper-layer `nextHeader`
+   * to the on-link unicast `dst` (RFC 8200 §3: no extension headers, hop
+   * limit `hopLimit`, from `src` or the source {@linkcode Ipv6Output.sourceFor}
+   * picks): allocates its frame and writes the IPv6 header in place. Returns
+   * the reused {@linkcode TxPacket} to write the transport's bytes into, then
+   * {@linkcode Ipv6Output.commit}; undefined (counted in `txDrops`) when the
+   * packet exceeds the MTU (IPv6 never fragments what TCP sends, and there
+   * is no segmentation offload for IPv6 yet) or `dst` is not on the link.
+   * Nothing else may be sent between the two calls.
+   */
+  begin(
+    dst: Ipv6Address,
+    nextHeader: number,
+    payloadLen: number,
+    _dontFragment: boolean,
+    hopLimit = 64,
+    src: Ipv6Address = this.sourceFor(dst),
+    _gso = false,
+  ): TxPacket | undefined {
+    const ipLen = IPV6_HEADER_LEN + payloadLen;
+    if (ipLen > this.#mtu) {
+      this.#counters.txDrop("ipv6_exceeds_mtu");
+      return undefined;
+    }
+    if (!this.isOnLink(dst) || this.#resolver === undefined) {
+      this.#counters.txDrop("ipv6_no_route");
+      return undefined;
+    }
+    const frame = this.#alloc(ETHERNET_HEADER_LEN + ipLen);
+    const o = ETHERNET_HEADER_LEN;
+    frame[12] = EtherType.IPV6 >>> 8;
+    frame[13] = EtherType.IPV6 & 0xff;
+    // RFC 8200 §3: version 6, traffic class 0, flow label 0 (the frame is zero-filled).
+    frame[o] = 0x60;
+    frame[o + 4] = payloadLen >>> 8;
+    frame[o + 5] = payloadLen & 0xff;
+    frame[o + 6] = nextHeader;
+    frame[o + 7] = hopLimit;
+    writeIpv6(frame, o + 8, src);
+    writeIpv6(frame, o + 24, dst);
+    const tx = this.#tx;
+    tx.frame = frame;
+    tx.l4 = o + IPV6_HEADER_LEN;
+    tx.pseudoSum = ipv6PseudoHeaderSum(src, dst, nextHeader, payloadLen);
+    tx.offload = 0;
+    this.#txDst = dst;
+    return tx;
+  }
+
+  /**
+   * Sends the packet begun with {@linkcode Ipv6Output.begin} to its
+   * neighbour (resolved through NDP). Returns false when it was dropped
+   * (counted in `txDrops`).
+   */
+  commit(now: number): boolean {
+    const dst = this.#txDst;
+    this.#txDst = undefined;
+    if (dst === undefined) return false;
+    return this.#resolver!.transmitIpv6(dst, this.#tx.frame, now);
   }
 
   /**

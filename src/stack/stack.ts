@@ -361,7 +361,12 @@ export class Stack {
         ndp: config.ndp,
         routerAdvert: config.routerAdvert,
         extLimits: config.ipv6ExtLimits,
+        tcp: (src, dst, bytes, now) => this.tcp.input(src, dst, bytes, now),
+        tcpTooBig: (local, remote, localPort, remotePort, seq, mtu, now) => {
+          this.tcp.fragmentationNeeded(remote, remotePort, localPort, seq, mtu, now, local);
+        },
       });
+      this.tcp.setIpv6(ip6.out);
       this.ipv6 = ip6.addressing;
       this.neighbors = ip6.neighbors;
       this.pathMtu = ip6.pathMtu;

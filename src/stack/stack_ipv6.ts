@@ -24,7 +24,7 @@ import {
 } from "../wire/mod.ts";
 import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
-import { Icmpv6Layer } from "./icmpv6_layer.ts";
+import { Icmpv6Layer, type Icmpv6LayerDeps } from "./icmpv6_layer.ts";
 import { Ipv6Input } from "./ipv6_input.ts";
 import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
 import { NdpLayer } from "./ndp_layer.ts";
@@ -99,6 +99,15 @@ export interface StackIpv6Deps {
   routerAdvert?: Partial<RouterAdvertOptions>;
   /** Limits of the extension-header chain. */
   extLimits?: Ipv6ExtLimits;
+  /** TCP, told of packet too big messages about its segments (see `Icmpv6LayerDeps.tcpTooBig`). */
+  tcpTooBig?: Icmpv6LayerDeps["tcpTooBig"];
+  /** TCP over IPv6 (see `Ipv6InputDeps.tcp`). */
+  tcp?: (
+    src: Ipv6Address,
+    dst: Ipv6Address,
+    segment: Uint8Array,
+    now: number,
+  ) => string | undefined;
 }
 
 /**
@@ -120,6 +129,8 @@ export class StackIpv6 {
   readonly pathMtu: PathMtuCache;
   /** The router advertisement schedule and its counts. */
   readonly routerAdvertiser: RouterAdvertiser;
+  /** IPv6 output: what the transports send through. */
+  readonly out: Ipv6Output;
   #ndp: NdpLayer;
   #icmp: Icmpv6Layer;
   #input: Ipv6Input;
@@ -130,7 +141,7 @@ export class StackIpv6 {
     this.addressing = Object.freeze(addressing);
     const { eth, counters, mtu } = deps;
     const allocFrame = (len: number) => eth.allocFrame(len);
-    const out = new Ipv6Output({ addressing, mtu, eth, counters, allocFrame });
+    const out = this.out = new Ipv6Output({ addressing, mtu, eth, counters, allocFrame });
     this.neighbors = new NeighborCache(deps.ndp);
     this.routerAdvertiser = new RouterAdvertiser(deps.routerAdvert ?? {}, deps.random);
     this.#ndp = new NdpLayer({
@@ -149,8 +160,14 @@ export class StackIpv6 {
       pmtu: this.pathMtu,
       errorsPerSecond: deps.errorsPerSecond,
       counters,
+      tcpTooBig: deps.tcpTooBig,
     });
-    this.#input = new Ipv6Input({ out, icmp: this.#icmp, extLimits: deps.extLimits });
+    this.#input = new Ipv6Input({
+      out,
+      icmp: this.#icmp,
+      extLimits: deps.extLimits,
+      tcp: deps.tcp,
+    });
     eth.multicastMacs = this.#input.groups.map(ipv6MulticastMac);
   }
 

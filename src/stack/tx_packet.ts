@@ -32,8 +32,6 @@ export class TxPacket {
   l4 = 0;
   /** Partial sum (RFC 1071) of the pseudo-header, transport length included. */
   pseudoSum = 0;
-  /** The destination address (the next hop: there is no gateway). */
-  dst = 0;
   /** Offload metadata the transport sets before committing (`FrameOffload`), 0 by default. */
   offload = 0;
 }
@@ -41,7 +39,8 @@ export class TxPacket {
 /**
  * A network layer's output as a transport uses it: begin a packet, write
  * the transport's bytes into it, commit it. Nothing else may be sent between
- * `begin` and `commit`.
+ * `begin` and `commit`. `A` is the family's address type: IPv4 output takes
+ * numbers, IPv6 output 8-unit strings (`IpAddress` in src/wire).
  *
  * @example
  * ```ts
@@ -49,21 +48,23 @@ export class TxPacket {
  * if (tx) { fillSegment(tx.frame, tx.l4); out.commit(now); }
  * ```
  */
-export interface PacketOutput {
+export interface PacketOutput<A extends number | string = number> {
   /**
    * Begins a packet of `payloadLen` transport bytes to `dst` (from `src`
    * when given, else the stack's address); undefined when it cannot be sent
    * (the drop is counted). With `gso` the packet may exceed the MTU, up to
    * a whole IPv4 packet: a segmentation-offload packet for a link that
-   * takes them.
+   * takes them (IPv4 only). `dontFragment` and `ttl` mean the DF bit and
+   * the TTL for IPv4; IPv6 never fragments what it sends and takes `ttl`
+   * as the hop limit.
    */
   begin(
-    dst: number,
+    dst: A,
     protocol: number,
     payloadLen: number,
     dontFragment: boolean,
     ttl?: number,
-    src?: number,
+    src?: A,
     gso?: boolean,
   ): TxPacket | undefined;
   /** Sends the packet begun; false when it was dropped (counted). */

@@ -3,15 +3,16 @@
  * number, an {@linkcode Ipv6Address} a string of 8 code units, so `typeof`
  * tells them apart, `===` compares either, and either is a `Map` key.
  *
- * Not re-exported by `mod.ts` yet: the egress policy has an `IpAddress` of
- * its own (`src/apps/egress/ip_address.ts`, four words); the two meet when
- * TCP and UDP run over IPv6.
+ * The transports (TCP, UDP) carry their addresses as this type, so one
+ * connection table and one checksum path serve both families.
  *
  * @module
  */
 
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "./address.ts";
 import { formatIpv6Address, type Ipv6Address, parseIpv6Address } from "./ipv6_address.ts";
+import { ipv4PseudoHeaderSum } from "./checksum.ts";
+import { ipv6PseudoHeaderSum } from "./ipv6.ts";
 
 /**
  * An IPv4 or IPv6 address.
@@ -62,4 +63,41 @@ export function parseIpAddress(text: string): IpAddress {
  */
 export function formatIpAddress(addr: IpAddress): string {
   return typeof addr === "string" ? formatIpv6Address(addr) : formatIpv4Address(addr);
+}
+
+/**
+ * The partial sum of the pseudo-header of a UDP or TCP checksum for either
+ * family: RFC 9293 §3.1 / RFC 768 for IPv4, RFC 8200 §8.1 for IPv6. Both
+ * addresses must be of one family.
+ *
+ * @example
+ * ```ts
+ * const sum = ipPseudoHeaderSum(src, dst, IpProtocol.TCP, segment.length);
+ * const valid = checksumFinish(checksumAdd(sum, segment)) === 0;
+ * ```
+ */
+export function ipPseudoHeaderSum(
+  src: IpAddress,
+  dst: IpAddress,
+  protocol: number,
+  length: number,
+): number {
+  return typeof src === "string"
+    ? ipv6PseudoHeaderSum(src, dst as Ipv6Address, protocol, length)
+    : ipv4PseudoHeaderSum(src, dst as Ipv4Address, protocol, length);
+}
+
+/**
+ * The size of the network header a transport segment travels behind: 20
+ * bytes for IPv4 (no options), 40 for IPv6 (no extension headers). A TCP
+ * MSS is the MTU less this and the 20-byte TCP header (RFC 9293 §3.7.1,
+ * RFC 8200 §8.3).
+ *
+ * @example
+ * ```ts
+ * 1500 - ipHeaderLen(peer) - 20; // 1460 for IPv4, 1440 for IPv6
+ * ```
+ */
+export function ipHeaderLen(addr: IpAddress): number {
+  return typeof addr === "string" ? 40 : 20;
 }

@@ -34,6 +34,7 @@ export * from "./ethernet.ts";
 export * from "./arp.ts";
 export * from "./ipv4.ts";
 export * from "./icmpv4.ts";
+export * from "./ip_address.ts";
 export * from "./ipv6_address.ts";
 export * from "./ipv6_address_kinds.ts";
 export * from "./ipv6.ts";

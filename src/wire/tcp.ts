@@ -7,10 +7,10 @@
  * @module
  */
 
-import type { Ipv4Address } from "./address.ts";
 import { readU16, readU32, writeU16, writeU32 } from "./_bytes.ts";
 import { checkBuffer, checkUint, copyInto } from "./_validate.ts";
-import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
+import { checksumAdd, checksumFinish } from "./checksum.ts";
+import { type IpAddress, ipPseudoHeaderSum } from "./ip_address.ts";
 import { IpProtocol } from "./ipv4.ts";
 import { fail, ok, type ParseResult } from "./parse_result.ts";
 
@@ -180,8 +180,8 @@ export class TcpPacket {
   }
 
   /** Whether the checksum over the pseudo-header and the segment is valid (RFC 9293 §3.1). */
-  verifyChecksum(src: Ipv4Address, dst: Ipv4Address): boolean {
-    const sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, this.bytes.length);
+  verifyChecksum(src: IpAddress, dst: IpAddress): boolean {
+    const sum = ipPseudoHeaderSum(src, dst, IpProtocol.TCP, this.bytes.length);
     return checksumFinish(checksumAdd(sum, this.bytes)) === 0;
   }
 }
@@ -364,7 +364,7 @@ export const TcpRepr = {
    *
    * Reasons: `tcp_bad_checksum`, `tcp_bad_option`.
    */
-  parse(pkt: TcpPacket, src: Ipv4Address, dst: Ipv4Address): ParseResult<TcpRepr> {
+  parse(pkt: TcpPacket, src: IpAddress, dst: IpAddress): ParseResult<TcpRepr> {
     if (!pkt.verifyChecksum(src, dst)) return fail("tcp_bad_checksum");
     const bytes = pkt.bytes;
     const repr: TcpRepr = {
@@ -398,7 +398,7 @@ export const TcpRepr = {
    *   blocks, 3 with timestamps), `buf` is too small or a field is out of
    *   range (window scale above 14 included).
    */
-  emit(repr: TcpRepr, buf: Uint8Array, src: Ipv4Address, dst: Ipv4Address): void {
+  emit(repr: TcpRepr, buf: Uint8Array, src: IpAddress, dst: IpAddress): void {
     const where = "TcpRepr.emit";
     const headerLen = TcpRepr.headerLen(repr);
     const len = headerLen + repr.payload.length;
@@ -411,8 +411,11 @@ export const TcpRepr = {
     checkUint(where, "windowLen", repr.windowLen, 0xffff);
     const urgentPointer = repr.urgentPointer ?? 0;
     checkUint(where, "urgentPointer", urgentPointer, 0xffff);
-    checkUint(where, "src", src, 0xffffffff);
-    checkUint(where, "dst", dst, 0xffffffff);
+    if (typeof src === "number") checkUint(where, "src", src, 0xffffffff);
+    if (typeof dst === "number") checkUint(where, "dst", dst, 0xffffffff);
+    if (typeof src !== typeof dst) {
+      throw new RangeError(`${where}: src and dst must be of one IP family`);
+    }
     if (repr.mss !== undefined) checkUint(where, "mss", repr.mss, 0xffff);
     if (repr.windowScale !== undefined) {
       checkUint(where, "windowScale", repr.windowScale, TCP_MAX_WINDOW_SCALE);
@@ -490,7 +493,7 @@ export const TcpRepr = {
       }
     }
 
-    const sum = checksumAdd(ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len), buf, 0, len);
+    const sum = checksumAdd(ipPseudoHeaderSum(src, dst, IpProtocol.TCP, len), buf, 0, len);
     writeU16(buf, 16, checksumFinish(sum));
   },
 
@@ -572,7 +575,7 @@ export class TcpSegment implements TcpRepr {
   );
 
   /**
-   * Parses `bytes`, exactly the segment (the IPv4 payload), sent from `src`
+   * Parses `bytes`, exactly the segment (the IP payload), sent from `src`
    * to `dst`: checks the layout and, unless `checksumVerified` (the link
    * vouched for it), the checksum, then decodes the header and options as
    * {@linkcode TcpRepr.parse} does. Returns a drop reason (`tcp_truncated`,
@@ -581,8 +584,8 @@ export class TcpSegment implements TcpRepr {
    */
   parse(
     bytes: Uint8Array,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     checksumVerified = false,
   ): string | undefined {
     const len = bytes.length;
@@ -590,7 +593,7 @@ export class TcpSegment implements TcpRepr {
     const dataOffset = (bytes[12] >>> 4) * 4;
     if (dataOffset < TCP_HEADER_LEN || dataOffset > len) return "tcp_bad_data_offset";
     if (!checksumVerified) {
-      const sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.TCP, len);
+      const sum = ipPseudoHeaderSum(src, dst, IpProtocol.TCP, len);
       if (checksumFinish(checksumAdd(sum, bytes)) !== 0) return "tcp_bad_checksum";
     }
     this.srcPort = (bytes[0] << 8) | bytes[1];
@@ -798,7 +801,7 @@ export function writeTcpSackBlocks(
 /**
  * Computes the TCP checksum (RFC 9293 §3.1) of the `len`-byte segment at
  * `buf[at..at+len]`, whose checksum field is zero, over the pseudo-header sum
- * `pseudoSum` (e.g. {@linkcode ipv4PseudoHeaderSum}), and stores it.
+ * `pseudoSum` (e.g. {@linkcode ipPseudoHeaderSum}), and stores it.
  *
  * @example
  * ```ts

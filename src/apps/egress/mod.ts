@@ -6,7 +6,6 @@
  *
  * @module
  */
-export * from "./ip_address.ts";
 export * from "./egress_policy.ts";
 export * from "./egress_limits.ts";
 export * from "./dialer.ts";

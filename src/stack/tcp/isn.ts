@@ -10,6 +10,7 @@
  * @module
  */
 
+import { type IpAddress, isIpv6Address, writeIpv6 } from "../../wire/mod.ts";
 import { seqAdd } from "./seq.ts";
 
 /** Fills a buffer with unpredictable bytes, e.g. `crypto.getRandomValues`. */
@@ -193,17 +194,16 @@ function checkRandom(random: unknown, who: string): void {
 
 function checkTuple(
   who: string,
-  localAddr: number,
+  localAddr: IpAddress,
   localPort: number,
-  remoteAddr: number,
+  remoteAddr: IpAddress,
   remotePort: number,
   now: number,
 ): void {
-  if (!(localAddr >= 0 && localAddr <= 0xffffffff && Number.isInteger(localAddr))) {
-    throw new RangeError(`${who}: localAddr must be a u32, got ${localAddr}`);
-  }
-  if (!(remoteAddr >= 0 && remoteAddr <= 0xffffffff && Number.isInteger(remoteAddr))) {
-    throw new RangeError(`${who}: remoteAddr must be a u32, got ${remoteAddr}`);
+  checkAddress(who, "localAddr", localAddr);
+  checkAddress(who, "remoteAddr", remoteAddr);
+  if (typeof localAddr !== typeof remoteAddr) {
+    throw new RangeError(`${who}: localAddr and remoteAddr must be of one IP family`);
   }
   if (!(localPort >= 0 && localPort <= 0xffff && Number.isInteger(localPort))) {
     throw new RangeError(`${who}: localPort must be 0..65535, got ${localPort}`);
@@ -216,6 +216,16 @@ function checkTuple(
   }
 }
 
+function checkAddress(who: string, name: string, addr: IpAddress): void {
+  if (
+    typeof addr === "string"
+      ? !isIpv6Address(addr)
+      : !(addr >= 0 && addr <= 0xffffffff && Number.isInteger(addr))
+  ) {
+    throw new RangeError(`${who}: ${name} must be a u32 or an Ipv6Address, got ${addr}`);
+  }
+}
+
 function writeBe32(b: Uint8Array, i: number, v: number): void {
   b[i] = v >>> 24;
   b[i + 1] = v >>> 16;
@@ -223,20 +233,33 @@ function writeBe32(b: Uint8Array, i: number, v: number): void {
   b[i + 3] = v;
 }
 
-/** Writes the 12-byte connection id: local address, local port, remote address, remote port. */
+/** The longest connection id {@linkcode writeTuple} writes (IPv6). */
+const TUPLE_MAX_LEN = 36;
+
+/**
+ * Writes the connection id: local address, local port, remote address,
+ * remote port (12 bytes for IPv4, 36 for IPv6); returns its length.
+ */
 function writeTuple(
   b: Uint8Array,
-  localAddr: number,
+  localAddr: IpAddress,
   localPort: number,
-  remoteAddr: number,
+  remoteAddr: IpAddress,
   remotePort: number,
-): void {
-  writeBe32(b, 0, localAddr);
-  b[4] = localPort >>> 8;
-  b[5] = localPort;
-  writeBe32(b, 6, remoteAddr);
-  b[10] = remotePort >>> 8;
-  b[11] = remotePort;
+): number {
+  const a = typeof localAddr === "string" ? 16 : 4;
+  writeAddress(b, 0, localAddr);
+  b[a] = localPort >>> 8;
+  b[a + 1] = localPort;
+  writeAddress(b, a + 2, remoteAddr);
+  b[2 * a + 2] = remotePort >>> 8;
+  b[2 * a + 3] = remotePort;
+  return 2 * a + 4;
+}
+
+function writeAddress(b: Uint8Array, i: number, addr: IpAddress): void {
+  if (typeof addr === "string") writeIpv6(b, i, addr);
+  else writeBe32(b, i, addr);
 }
 
 /**
@@ -255,7 +278,7 @@ function writeTuple(
  */
 export class IsnGenerator {
   readonly #key: SipKey;
-  readonly #buf = new Uint8Array(12);
+  readonly #buf = new Uint8Array(TUPLE_MAX_LEN);
 
   /**
    * Draws the 128-bit secret key from `random` once (RFC 6528 §3).
@@ -275,15 +298,15 @@ export class IsnGenerator {
    * or `now` not finite.
    */
   next(
-    localAddr: number,
+    localAddr: IpAddress,
     localPort: number,
-    remoteAddr: number,
+    remoteAddr: IpAddress,
     remotePort: number,
     now: number,
   ): number {
     checkTuple("IsnGenerator.next", localAddr, localPort, remoteAddr, remotePort, now);
-    writeTuple(this.#buf, localAddr, localPort, remoteAddr, remotePort);
-    const f = this.#key.hash32(this.#buf, 12);
+    const len = writeTuple(this.#buf, localAddr, localPort, remoteAddr, remotePort);
+    const f = this.#key.hash32(this.#buf, len);
     // ToUint32 reduces any integer-valued double modulo 2^32 exactly.
     return seqAdd(Math.floor(now * 250) % 0x100000000, f);
   }
@@ -348,7 +371,9 @@ export function synCookieMssIndex(peerMss: number): number {
 export class SynCookieCodec {
   readonly #macKey: SipKey;
   readonly #offsetKey: SipKey;
-  readonly #buf = new Uint8Array(21);
+  readonly #buf = new Uint8Array(TUPLE_MAX_LEN + 9);
+  /** Length of the tuple and peer ISN in the buffer (the MAC's input continues after). */
+  #at = 16;
 
   /**
    * Draws two 128-bit secret keys from `random`: one for the MAC, one for
@@ -364,24 +389,26 @@ export class SynCookieCodec {
 
   /** Fills the tuple and peer ISN and returns the whitening offset. */
   #offset(
-    localAddr: number,
+    localAddr: IpAddress,
     localPort: number,
-    remoteAddr: number,
+    remoteAddr: IpAddress,
     remotePort: number,
     peerIsn: number,
   ): number {
     const b = this.#buf;
-    writeTuple(b, localAddr, localPort, remoteAddr, remotePort);
-    writeBe32(b, 12, peerIsn);
-    return this.#offsetKey.hash32(b, 16);
+    const len = writeTuple(b, localAddr, localPort, remoteAddr, remotePort);
+    writeBe32(b, len, peerIsn);
+    this.#at = len + 4;
+    return this.#offsetKey.hash32(b, this.#at);
   }
 
   /** The 24-bit MAC; the tuple and peer ISN must already be in the buffer. */
   #mac(counter: number, mssIndex: number): number {
     const b = this.#buf;
-    writeBe32(b, 16, counter >>> 0);
-    b[20] = mssIndex;
-    return this.#macKey.hash32(b, 21) & 0xffffff;
+    const at = this.#at;
+    writeBe32(b, at, counter >>> 0);
+    b[at + 4] = mssIndex;
+    return this.#macKey.hash32(b, at + 5) & 0xffffff;
   }
 
   /**
@@ -393,9 +420,9 @@ export class SynCookieCodec {
    * an `mssIndex` outside the table.
    */
   encode(
-    localAddr: number,
+    localAddr: IpAddress,
     localPort: number,
-    remoteAddr: number,
+    remoteAddr: IpAddress,
     remotePort: number,
     peerIsn: number,
     mssIndex: number,
@@ -426,9 +453,9 @@ export class SynCookieCodec {
    * one for another connection). Never throws on hostile values.
    */
   decode(
-    localAddr: number,
+    localAddr: IpAddress,
     localPort: number,
-    remoteAddr: number,
+    remoteAddr: IpAddress,
     remotePort: number,
     peerIsn: number,
     cookie: number,

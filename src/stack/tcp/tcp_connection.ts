@@ -17,7 +17,7 @@
  */
 
 import type { NetErrorCode } from "../../errors/net_error.ts";
-import { TcpFlags, type TcpRepr } from "../../wire/mod.ts";
+import { type IpAddress, TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import type { TxPacket } from "../tx_packet.ts";
 import type { CongestionControlName } from "./congestion.ts";
@@ -45,8 +45,8 @@ export interface EventOwner {
 
 /** What a connection needs from the TCP layer that owns it. */
 export interface TcpHost {
-  /** The stack's IPv4 address. */
-  readonly localAddr: number;
+  /** The stack's IPv4 address (the local address of connections that name none). */
+  readonly localAddr: IpAddress;
   /** Emits a segment of `conn` (the layer adds IP and the checksum). */
   emit(conn: TcpConnection, repr: TcpRepr, now: number): void;
   /**
@@ -114,10 +114,13 @@ export interface TcpInfo extends TcpConnectionStats {
  * ```
  */
 export class TcpConnection {
-  /** The local address: the stack's, or (egress) the outside address the peer dialled. */
-  readonly localAddr: number;
+  /**
+   * The local address: the stack's (IPv4, or one of its IPv6 addresses), or
+   * (egress) the outside address the peer dialled. Of the peer's family.
+   */
+  readonly localAddr: IpAddress;
   readonly localPort: number;
-  readonly remoteAddr: number;
+  readonly remoteAddr: IpAddress;
   readonly remotePort: number;
   readonly config: TcpConfig;
   /** The demux key of the 4-tuple, set by the layer. */
@@ -153,9 +156,9 @@ export class TcpConnection {
     host: TcpHost;
     key: string;
     /** The local address; the stack's (`host.localAddr`) by default. */
-    localAddr?: number;
+    localAddr?: IpAddress;
     localPort: number;
-    remoteAddr: number;
+    remoteAddr: IpAddress;
     remotePort: number;
     config: TcpConfig;
     iss: number;

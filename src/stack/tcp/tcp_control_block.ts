@@ -142,6 +142,11 @@ export class TcpControlBlock {
     spuriousRetransmits: 0,
   };
 
+  /** Whether the connection runs over IPv6 (no link offload then: the tunnel's is IPv4-only). */
+  readonly ipv6: boolean;
+  /** The IP header in front of each segment: 20 bytes (IPv4), 40 (IPv6, RFC 8200 §8.3). */
+  readonly netHeaderLen: number;
+
   /** Creates the TCB of `conn` in `state`. */
   constructor(
     conn: TcpConnection,
@@ -157,7 +162,9 @@ export class TcpControlBlock {
     this.config = config;
     this.timers = timers;
     this.state = state;
-    this.mssOffer = Math.min(mtu - 40, 65535);
+    this.ipv6 = typeof conn.remoteAddr === "string";
+    this.netHeaderLen = this.ipv6 ? 40 : 20;
+    this.mssOffer = Math.min(mtu - 20 - this.netHeaderLen, 65535);
     this.tsOffset = tsOffset;
   }
 

@@ -49,10 +49,10 @@ export function checkTcpInvariants(
   for (const [list, name] of [[layer.active, "active"], [layer.timeWait, "time-wait"]] as const) {
     for (const [key, c] of list) {
       const where = `${name} ${key} (${c.state})`;
-      const own = c.localAddr === layer.localAddr;
+      const own = layer.ownsAddress(c.localAddr);
       const tuple = own
-        ? tupleKey(c.remoteAddr, c.remotePort, c.localPort)
-        : egressKey(c.remoteAddr, c.remotePort, c.localAddr, c.localPort);
+        ? tupleKey(c.remoteAddr, c.remotePort, c.localPort, c.localAddr)
+        : egressKey(c.remoteAddr as number, c.remotePort, c.localAddr as number, c.localPort);
       if (key !== c.key || key !== tuple) {
         bad.push(`${where}: demux key does not match the connection's 4-tuple ${c.key}`);
       }

@@ -15,13 +15,16 @@ import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
   cloneTcpRepr,
-  formatIpv4Address,
+  formatIpAddress,
+  type IpAddress,
   IpProtocol,
   type Ipv4Address,
   ipv4Netmask,
   ipv4SubnetBroadcast,
+  type Ipv6Address,
   isIpv4MartianSource,
   isIpv4Unicast,
+  isIpv6Unicast,
   TcpFlags,
   TcpRepr,
   TcpSegment,
@@ -67,6 +70,20 @@ export interface TcpLayerDeps {
   config?: Partial<TcpConfig>;
   /** Limits of the layer. */
   limits?: Partial<TcpLayerLimits>;
+}
+
+/**
+ * The IPv6 side of the stack as TCP uses it (the stack's `Ipv6Output`):
+ * packets begun in place, the stack's addresses, the link's prefix, and
+ * source selection (RFC 6724).
+ */
+export interface TcpIpv6Output extends PacketOutput<Ipv6Address> {
+  /** The stack's IPv6 address in the session's prefix, and its link-local address. */
+  readonly addressing: { readonly address: Ipv6Address; readonly linkLocal: Ipv6Address };
+  /** Whether `dst` is an on-link unicast address (in the prefix, or link-local). */
+  isOnLink(dst: Ipv6Address): boolean;
+  /** The stack's address to send to `dst` from. */
+  sourceFor(dst: Ipv6Address): Ipv6Address;
 }
 
 /** Limits of one TCP layer. */
@@ -177,6 +194,9 @@ export class TcpLayer implements TcpHost {
   #network: Ipv4Address;
   #broadcast: Ipv4Address;
   #egress: TcpEgressHook | undefined;
+  #v6: TcpIpv6Output | undefined;
+  /** The output the segment begun with `beginSegment` goes through. */
+  #txOut: PacketOutput<IpAddress> | undefined;
   /** SYNs to outside addresses waiting for the gateway's answer. */
   readonly heldSyns: HeldSyns;
 
@@ -195,18 +215,17 @@ export class TcpLayer implements TcpHost {
     this.#broadcast = ipv4SubnetBroadcast(deps.localAddr, deps.prefixLength);
     this.#isn = new IsnGenerator(deps.random);
     this.#listenerHost = {
-      localAddr: this.localAddr,
       mtu: this.mtu,
       synCookies: new SynCookieCodec(deps.random),
       quota: deps.quota,
       stats: this.stats,
       hasRoomForConnection: () => this.connectionCount < this.limits.maxConnections,
-      nextIss: (localPort, remoteAddr, remotePort, now) =>
-        this.#isn.next(this.localAddr, localPort, remoteAddr, remotePort, now),
-      openPassive: (l, src, srcPort, now, iss, takeUnit) =>
-        this.#openPassive(l, src, srcPort, now, iss, takeUnit),
-      reset: (src, seg, now) => this.#rstForNowhere(src, seg, now),
-      emitRepr: (dst, repr, now) => this.#emitRepr(dst, repr, now),
+      nextIss: (localAddr, localPort, remoteAddr, remotePort, now) =>
+        this.#isn.next(localAddr, localPort, remoteAddr, remotePort, now),
+      openPassive: (l, local, src, srcPort, now, iss, takeUnit) =>
+        this.#openPassive(l, local, src, srcPort, now, iss, takeUnit),
+      reset: (src, seg, now, from) => this.#rstForNowhere(src, seg, now, from),
+      emitRepr: (dst, repr, now, from) => this.#emitRepr(dst, repr, now, from),
     };
     this.#ephemeralPorts = new EphemeralPorts("TCP", deps.random);
     this.heldSyns = new HeldSyns(this.limits.maxHeldSyns);
@@ -218,6 +237,32 @@ export class TcpLayer implements TcpHost {
    */
   setEgress(hook: TcpEgressHook | undefined): void {
     this.#egress = hook;
+  }
+
+  /**
+   * Runs TCP over IPv6 too (or, with undefined, IPv4 only): segments from
+   * {@linkcode TcpLayer.input} with IPv6 addresses reach the same
+   * listeners (a listener takes both families, as a dual-stack socket does),
+   * and {@linkcode TcpLayer.connect} takes IPv6 peers on the link.
+   */
+  setIpv6(out: TcpIpv6Output | undefined): void {
+    this.#v6 = out;
+  }
+
+  /** Whether the stack runs TCP over IPv6. */
+  get hasIpv6(): boolean {
+    return this.#v6 !== undefined;
+  }
+
+  /**
+   * Whether `addr` is one of the stack's own addresses: its IPv4 address,
+   * or (with IPv6) its IPv6 or link-local address. Connections on other
+   * local addresses are egress connections.
+   */
+  ownsAddress(addr: IpAddress): boolean {
+    if (typeof addr === "number") return addr === this.localAddr;
+    const a = this.#v6?.addressing;
+    return a !== undefined && (addr === a.address || addr === a.linkLocal);
   }
 
   /** Number of connections on the active and time-wait lists. */
@@ -332,7 +377,7 @@ export class TcpLayer implements TcpHost {
    * {@linkcode TcpLayer.bindPort} passes its reservation to the connection.
    */
   connect(
-    remoteAddr: Ipv4Address,
+    remoteAddr: IpAddress,
     remotePort: number,
     now: number,
     options: { localPort?: number; fromBound?: boolean; config?: Partial<TcpConfig> } = {},
@@ -343,11 +388,20 @@ export class TcpLayer implements TcpHost {
     if (!this.#unicastPeer(remoteAddr)) {
       throw new NetError(
         "EINVAL",
-        `cannot connect to ${
-          formatIpv4Address(remoteAddr)
-        }: not a unicast host address (broadcast, multicast, loopback, 0/8 and 240/4 are refused)`,
+        typeof remoteAddr === "string"
+          ? `cannot connect to ${formatIpAddress(remoteAddr)}: ${
+            this.#v6 === undefined
+              ? "the session has no IPv6"
+              : "not a unicast IPv6 address on the session's link (its /64 prefix or fe80::/64)"
+          }`
+          : `cannot connect to ${
+            formatIpAddress(remoteAddr)
+          }: not a unicast host address (broadcast, multicast, loopback, 0/8 and 240/4 are refused)`,
       );
     }
+    const localAddr = typeof remoteAddr === "string"
+      ? this.#v6!.sourceFor(remoteAddr)
+      : this.localAddr;
     if (this.connectionCount >= this.limits.maxConnections) {
       throw new NetError(
         "EMFILE",
@@ -356,17 +410,24 @@ export class TcpLayer implements TcpHost {
     }
     let localPort = options.localPort ?? 0;
     if (localPort === 0) localPort = this.#ephemeral();
-    const key = tupleKey(remoteAddr, remotePort, localPort);
+    const key = tupleKey(remoteAddr, remotePort, localPort, localAddr);
     if (this.active.has(key) || this.timeWait.has(key)) {
       throw new NetError(
         "EADDRINUSE",
         `a connection from port ${localPort} to that peer already exists`,
       );
     }
-    const conn = this.#newConnection(key, localPort, remoteAddr, remotePort, now, "SYN_SENT", {
-      ...this.config,
-      ...options.config,
-    });
+    const conn = this.#newConnection(
+      key,
+      localPort,
+      remoteAddr,
+      remotePort,
+      now,
+      "SYN_SENT",
+      { ...this.config, ...options.config },
+      undefined,
+      localAddr,
+    );
     if (options.fromBound) this.unbindPort(localPort);
     this.active.set(key, conn);
     this.#usePort(localPort, 1);
@@ -376,9 +437,15 @@ export class TcpLayer implements TcpHost {
 
   /**
    * Whether `addr` can be a TCP peer (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7): a
-   * unicast host address, not the subnet's network or broadcast address.
+   * unicast host address, not the subnet's network or broadcast address; an
+   * IPv6 peer is a unicast address on the link that is not the stack's own.
    */
-  #unicastPeer(addr: Ipv4Address): boolean {
+  #unicastPeer(addr: IpAddress): boolean {
+    if (typeof addr === "string") {
+      const v6 = this.#v6;
+      return v6 !== undefined && isIpv6Unicast(addr) && v6.isOnLink(addr) &&
+        !this.ownsAddress(addr);
+    }
     if (!isIpv4Unicast(addr)) return false;
     // RFC 3021: a /31 (or /32) has no network or broadcast address.
     return this.#prefixLength >= 31 || (addr !== this.#network && addr !== this.#broadcast);
@@ -387,13 +454,13 @@ export class TcpLayer implements TcpHost {
   #newConnection(
     key: string,
     localPort: number,
-    remoteAddr: number,
+    remoteAddr: IpAddress,
     remotePort: number,
     now: number,
     state: "SYN_SENT" | "SYN_RECEIVED",
     config: Partial<TcpConfig>,
     iss?: number,
-    localAddr: Ipv4Address = this.localAddr,
+    localAddr: IpAddress = this.localAddr,
   ): TcpConnection {
     const off = new Uint8Array(4);
     this.#deps.random(off);
@@ -421,12 +488,13 @@ export class TcpLayer implements TcpHost {
    * addresses); its checksum is not verified when the link vouched for it
    * (`offload` has `FrameOffload.CSUM_VALID`). A segment may be larger than
    * the MSS (a GSO packet the link passed whole): it is taken as the
-   * segments it stands for would be. Returns a drop reason, or undefined
-   * when the segment was used.
+   * segments it stands for would be. Both addresses are of one family: over
+   * IPv6, `dst` is one of the stack's addresses or a group it joined.
+   * Returns a drop reason, or undefined when the segment was used.
    */
   input(
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     bytes: Uint8Array,
     now: number,
     offload = 0,
@@ -435,14 +503,14 @@ export class TcpLayer implements TcpHost {
     const seg = this.#rx;
     const reason = seg.parse(bytes, src, dst, (offload & FrameOffload.CSUM_VALID) !== 0);
     if (reason !== undefined) return reason;
-    if (dst !== this.localAddr) return "tcp_broadcast";
+    if (!this.ownsAddress(dst)) return "tcp_broadcast";
 
     let conn = this.#lastHit;
     if (
       conn === undefined || conn.remotePort !== seg.srcPort || conn.localPort !== seg.dstPort ||
       conn.remoteAddr !== src || conn.localAddr !== dst || conn.state === "CLOSED"
     ) {
-      const key = tupleKey(src, seg.srcPort, seg.dstPort);
+      const key = tupleKey(src, seg.srcPort, seg.dstPort, dst);
       conn = this.active.get(key);
       if (conn === undefined) {
         const tw = this.timeWait.get(key);
@@ -455,18 +523,21 @@ export class TcpLayer implements TcpHost {
             // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may take over TIME_WAIT.
             const floor = seqAdd(tw.sndNxt, 128_000);
             tw.abort(now);
-            return listener.input(src, seg, now, floor);
+            return listener.input(src, dst, seg, now, floor);
           }
           return tw.input(seg, now);
         }
         // No connection from a martian source, and no RST to one: RFC 1122 §3.2.1.3 discards
         // such datagrams silently (§4.2.3.10: SYNs to broadcast or multicast, likewise).
-        if (isIpv4MartianSource(src, this.localAddr, this.#prefixLength)) {
+        // (IPv6 input has dropped martian sources before TCP sees them.)
+        if (
+          typeof src === "number" && isIpv4MartianSource(src, this.localAddr, this.#prefixLength)
+        ) {
           return "tcp_martian_source";
         }
         const listener = this.listeners.get(seg.dstPort);
-        if (listener) return listener.input(src, seg, now);
-        this.#rstForNowhere(src, seg, now);
+        if (listener) return listener.input(src, dst, seg, now);
+        this.#rstForNowhere(src, seg, now, dst);
         return "tcp_port_closed";
       }
       this.#lastHit = conn;
@@ -630,15 +701,26 @@ export class TcpLayer implements TcpHost {
    */
   #openPassive(
     l: TcpListener,
-    src: Ipv4Address,
+    local: IpAddress,
+    src: IpAddress,
     srcPort: number,
     now: number,
     iss: number | undefined,
     takeUnit: boolean,
   ): TcpConnection | string {
     if (takeUnit && !this.quota.sockets.tryTake()) return "tcp_accept_quota";
-    const key = tupleKey(src, srcPort, l.port);
-    const conn = this.#newConnection(key, l.port, src, srcPort, now, "SYN_RECEIVED", l.config, iss);
+    const key = tupleKey(src, srcPort, l.port, local);
+    const conn = this.#newConnection(
+      key,
+      l.port,
+      src,
+      srcPort,
+      now,
+      "SYN_RECEIVED",
+      l.config,
+      iss,
+      local,
+    );
     if (takeUnit) conn.adoptQuotaUnit();
     conn.listener = l;
     this.active.set(key, conn);
@@ -650,7 +732,7 @@ export class TcpLayer implements TcpHost {
    * RFC 9293 §3.10.7.1: the answer to a segment for a connection that does
    * not exist, from `from` (the stack's address, or an outside address).
    */
-  #rstForNowhere(src: Ipv4Address, seg: TcpRepr, now: number, from?: Ipv4Address): void {
+  #rstForNowhere(src: IpAddress, seg: TcpRepr, now: number, from?: IpAddress): void {
     if (seg.flags & TcpFlags.RST) return; // never answer a RST with a RST
     if (seg.flags & TcpFlags.ACK) {
       this.#sendRst(src, seg.srcPort, seg.dstPort, seg.ackNumber, 0, false, now, from);
@@ -662,14 +744,14 @@ export class TcpLayer implements TcpHost {
   }
 
   #sendRst(
-    dst: Ipv4Address,
+    dst: IpAddress,
     dstPort: number,
     srcPort: number,
     seq: number,
     ack: number,
     withAck: boolean,
     now: number,
-    from?: Ipv4Address,
+    from?: IpAddress,
   ): void {
     this.stats.rstsSent++;
     this.#emitRepr(
@@ -688,9 +770,10 @@ export class TcpLayer implements TcpHost {
     );
   }
 
-  #emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number, from?: Ipv4Address): void {
-    const src = from ?? this.localAddr;
-    const out = this.#deps.out;
+  #emitRepr(dst: IpAddress, repr: TcpRepr, now: number, from?: IpAddress): void {
+    const out = this.#outputFor(dst);
+    if (out === undefined) return;
+    const src = from ?? (typeof dst === "string" ? this.#v6!.sourceFor(dst) : this.localAddr);
     const len = TcpRepr.bufferLen(repr);
     const tx = out.begin(dst, IpProtocol.TCP, len, true, 64, src);
     if (tx === undefined) return;
@@ -699,19 +782,21 @@ export class TcpLayer implements TcpHost {
   }
 
   /**
-   * ICMP fragmentation-needed for a segment we sent to `remoteAddr:remotePort`
-   * from `localPort` with sequence number `seq` (RFC 1191, RFC 5927 §4.1).
+   * ICMP fragmentation-needed (or ICMPv6 packet too big, RFC 8201 §5.4) for
+   * a segment we sent to `remoteAddr:remotePort` from `localPort` (and, for
+   * IPv6, `localAddr`) with sequence number `seq` (RFC 1191, RFC 5927 §4.1).
    * Returns a drop reason when the message was not acted on.
    */
   fragmentationNeeded(
-    remoteAddr: Ipv4Address,
+    remoteAddr: IpAddress,
     remotePort: number,
     localPort: number,
     seq: number,
     mtu: number,
     now: number,
+    localAddr?: IpAddress,
   ): string | undefined {
-    const conn = this.active.get(tupleKey(remoteAddr, remotePort, localPort));
+    const conn = this.active.get(tupleKey(remoteAddr, remotePort, localPort, localAddr));
     if (!conn) return "icmp_frag_needed_ignored";
     return conn.pathMtuReduced(seq, mtu, now) ? undefined : "icmp_frag_needed_ignored";
   }
@@ -723,9 +808,17 @@ export class TcpLayer implements TcpHost {
     this.#emitRepr(conn.remoteAddr, repr, now, conn.localAddr);
   }
 
+  /** The output for packets to `dst`: IPv4, or IPv6 when the stack has it. */
+  #outputFor(dst: IpAddress): PacketOutput<IpAddress> | undefined {
+    return (typeof dst === "string" ? this.#v6 : this.#deps.out) as
+      | PacketOutput<IpAddress>
+      | undefined;
+  }
+
   /** Begins a segment of `conn` of `len` bytes, built in place (see tx_packet.ts). */
   beginSegment(conn: TcpConnection, len: number, gso = false): TxPacket | undefined {
-    return this.#deps.out.begin(
+    const out = this.#txOut = this.#outputFor(conn.remoteAddr);
+    return out?.begin(
       conn.remoteAddr,
       IpProtocol.TCP,
       len,
@@ -738,7 +831,8 @@ export class TcpLayer implements TcpHost {
 
   /** Sends the segment begun with {@linkcode TcpLayer.beginSegment}. */
   commitSegment(now: number): void {
-    this.#deps.out.commit(now);
+    this.#txOut?.commit(now);
+    this.#txOut = undefined;
   }
 
   /** Queues `conn` for event delivery. */
@@ -764,7 +858,7 @@ export class TcpLayer implements TcpHost {
       removed = true;
     }
     // Egress connections use ports of outside addresses, not the stack's.
-    if (removed && conn.localAddr === this.localAddr) this.#usePort(conn.localPort, -1);
+    if (removed && this.ownsAddress(conn.localAddr)) this.#usePort(conn.localPort, -1);
     if (this.#lastHit === conn) this.#lastHit = undefined;
     const l = conn.listener;
     if (l) {
@@ -846,9 +940,19 @@ export class TcpLayer implements TcpHost {
 }
 
 /**
- * The demux key of a connection on the stack's own address (egress
- * connections, whose local address is outside, use `egressKey`).
+ * The demux key of a connection on one of the stack's own addresses (egress
+ * connections, whose local address is outside, use `egressKey`). IPv4
+ * connections share the stack's one address, so their key leaves it out;
+ * an IPv6 key names the local address too (the stack has two: in the
+ * prefix and link-local) and starts with `[`, which no IPv4 key does.
  */
-export function tupleKey(remoteAddr: Ipv4Address, remotePort: number, localPort: number): string {
-  return `${remoteAddr}:${remotePort}:${localPort}`;
+export function tupleKey(
+  remoteAddr: IpAddress,
+  remotePort: number,
+  localPort: number,
+  localAddr?: IpAddress,
+): string {
+  return typeof remoteAddr === "string"
+    ? `[${remoteAddr}${localAddr}:${remotePort}:${localPort}`
+    : `${remoteAddr}:${remotePort}:${localPort}`;
 }

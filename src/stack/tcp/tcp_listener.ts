@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Ipv4Address, TcpFlags, type TcpRepr } from "../../wire/mod.ts";
+import { type IpAddress, ipHeaderLen, TcpFlags, type TcpRepr } from "../../wire/mod.ts";
 import { SYN_COOKIE_MSS_TABLE, type SynCookieCodec } from "./isn.ts";
 import { seqAdd, seqGt } from "./seq.ts";
 import type { TcpConfig } from "./tcp_config.ts";
@@ -21,8 +21,6 @@ export const LISTENER_ACCEPTABLE = 16;
 
 /** What a listener needs from the TCP layer it belongs to. */
 export interface TcpListenerHost {
-  /** The stack's IPv4 address. */
-  readonly localAddr: Ipv4Address;
   /** The link's IP MTU. */
   readonly mtu: number;
   /** The layer's SYN cookie codec. */
@@ -34,16 +32,24 @@ export interface TcpListenerHost {
   /** Whether the layer may hold one more connection. */
   hasRoomForConnection(): boolean;
   /** A fresh ISN for the 4-tuple (RFC 6528). */
-  nextIss(localPort: number, remoteAddr: Ipv4Address, remotePort: number, now: number): number;
+  nextIss(
+    localAddr: IpAddress,
+    localPort: number,
+    remoteAddr: IpAddress,
+    remotePort: number,
+    now: number,
+  ): number;
   /**
-   * Creates a connection of listener `l` in SYN_RECEIVED on the active list,
+   * Creates a connection of listener `l` in SYN_RECEIVED on the active list
+   * (from `local`, the address the SYN was sent to),
    * or returns a drop reason when a limit refuses it. With `takeUnit` (a SYN
    * cookie's ACK) it takes its unit of the session's socket quota at once;
    * otherwise when its handshake completes.
    */
   openPassive(
     l: TcpListener,
-    src: Ipv4Address,
+    local: IpAddress,
+    src: IpAddress,
     srcPort: number,
     now: number,
     iss: number | undefined,
@@ -51,11 +57,11 @@ export interface TcpListenerHost {
   ): TcpConnection | string;
   /**
    * Answers a segment nothing will take with a RST (RFC 9293 §3.10.7.1):
-   * <SEQ=SEG.ACK><CTL=RST> for one that carries an ACK.
+   * <SEQ=SEG.ACK><CTL=RST> for one that carries an ACK; from `from`.
    */
-  reset(src: Ipv4Address, seg: TcpRepr, now: number): void;
-  /** Emits a segment to `dst` (the layer adds IP and the checksum). */
-  emitRepr(dst: Ipv4Address, repr: TcpRepr, now: number): void;
+  reset(src: IpAddress, seg: TcpRepr, now: number, from: IpAddress): void;
+  /** Emits a segment to `dst` from `from` (the layer adds IP and the checksum). */
+  emitRepr(dst: IpAddress, repr: TcpRepr, now: number, from: IpAddress): void;
 }
 
 /**
@@ -104,33 +110,40 @@ export class TcpListener {
   }
 
   /**
-   * A segment from `src` for the listening port (RFC 9293 §3.10.7.2), with
+   * A segment from `src` to `dst`, the stack's address of the peer's family,
+   * for the listening port (RFC 9293 §3.10.7.2), with
    * SYN cookies when the SYN queue is full (RFC 4987 §3.6). `issFloor` is
    * set when the SYN takes over a TIME-WAIT connection: the new ISS lies
    * beyond it (RFC 9293 §3.10.7.4, RFC 6191). Returns a drop reason, or
    * undefined when the segment was used.
    */
-  input(src: Ipv4Address, seg: TcpRepr, now: number, issFloor?: number): string | undefined {
+  input(
+    src: IpAddress,
+    dst: IpAddress,
+    seg: TcpRepr,
+    now: number,
+    issFloor?: number,
+  ): string | undefined {
     const host = this.#host;
     const f = seg.flags;
     if (f & TcpFlags.RST) return "tcp_rst_to_listener";
     if (f & TcpFlags.ACK) {
-      if (!(f & TcpFlags.SYN)) return this.#inputCookieAck(src, seg, now);
-      host.reset(src, seg, now);
+      if (!(f & TcpFlags.SYN)) return this.#inputCookieAck(src, dst, seg, now);
+      host.reset(src, seg, now, dst);
       return "tcp_listen_bad_segment";
     }
     if (!(f & TcpFlags.SYN)) return "tcp_listen_bad_segment";
     if (this.acceptQueue.length >= this.backlog) return "tcp_accept_queue_full";
     if (this.synQueue.size >= this.backlog || !host.hasRoomForConnection()) {
-      this.#sendCookie(src, seg, now);
+      this.#sendCookie(src, dst, seg, now);
       return undefined;
     }
     let iss: number | undefined;
     if (issFloor !== undefined) {
-      const fresh = host.nextIss(this.port, src, seg.srcPort, now);
+      const fresh = host.nextIss(dst, this.port, src, seg.srcPort, now);
       iss = seqGt(fresh, issFloor) ? fresh : issFloor;
     }
-    const conn = host.openPassive(this, src, seg.srcPort, now, iss, false);
+    const conn = host.openPassive(this, dst, src, seg.srcPort, now, iss, false);
     if (typeof conn === "string") return conn;
     this.synQueue.add(conn);
     conn.acceptSyn(seg, now);
@@ -138,11 +151,16 @@ export class TcpListener {
   }
 
   /** An ACK without SYN: possibly the third segment of a handshake answered with a SYN cookie. */
-  #inputCookieAck(src: Ipv4Address, seg: TcpRepr, now: number): string | undefined {
+  #inputCookieAck(
+    src: IpAddress,
+    dst: IpAddress,
+    seg: TcpRepr,
+    now: number,
+  ): string | undefined {
     const host = this.#host;
     const cookie = seqAdd(seg.ackNumber, -1);
     const decoded = host.synCookies.decode(
-      host.localAddr,
+      dst,
       this.port,
       src,
       seg.srcPort,
@@ -151,7 +169,7 @@ export class TcpListener {
       now,
     );
     if (decoded && this.acceptQueue.length < this.backlog && host.hasRoomForConnection()) {
-      const conn = host.openPassive(this, src, seg.srcPort, now, cookie, true);
+      const conn = host.openPassive(this, dst, src, seg.srcPort, now, cookie, true);
       // Refused for the socket quota: dropped silently, as a SYN would be; the peer's next
       // segment carries the same cookie and may find a unit free (RFC 4987 §3.6).
       if (typeof conn === "string") return conn;
@@ -159,22 +177,23 @@ export class TcpListener {
       host.stats.synCookiesAccepted++;
       return conn.acceptCookie(seg, SYN_COOKIE_MSS_TABLE[decoded.mssIndex], now);
     }
-    host.reset(src, seg, now);
+    host.reset(src, seg, now, dst);
     return decoded ? "tcp_accept_queue_full" : "tcp_bad_cookie";
   }
 
   /** Answers a SYN with a SYN-ACK whose ISN encodes the handshake (RFC 4987 §3.6). */
-  #sendCookie(src: Ipv4Address, seg: TcpRepr, now: number): void {
+  #sendCookie(src: IpAddress, dst: IpAddress, seg: TcpRepr, now: number): void {
     const host = this.#host;
     const peerMss = seg.mss ?? 536;
+    const ourMss = Math.min(host.mtu - 20 - ipHeaderLen(src), 65535);
     let mssIndex = 0;
     for (let i = 0; i < SYN_COOKIE_MSS_TABLE.length; i++) {
-      if (SYN_COOKIE_MSS_TABLE[i] <= peerMss && SYN_COOKIE_MSS_TABLE[i] <= host.mtu - 40) {
+      if (SYN_COOKIE_MSS_TABLE[i] <= peerMss && SYN_COOKIE_MSS_TABLE[i] <= ourMss) {
         mssIndex = i;
       }
     }
     const iss = host.synCookies.encode(
-      host.localAddr,
+      dst,
       this.port,
       src,
       seg.srcPort,
@@ -182,21 +201,26 @@ export class TcpListener {
       mssIndex,
       now,
     );
-    host.emitRepr(src, {
-      srcPort: this.port,
-      dstPort: seg.srcPort,
-      seqNumber: iss,
-      ackNumber: seqAdd(seg.seqNumber, 1),
-      flags: TcpFlags.SYN | TcpFlags.ACK,
-      windowLen: Math.min(
-        65535,
-        this.config.recvBufferBytes, // a cookie's SYN-ACK: no window scale, the initial buffer
-        quotaWindowBytes(host.quota.memory.available),
-      ),
-      // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.
-      mss: Math.min(host.mtu - 40, 65535),
-      payload: new Uint8Array(0),
-    }, now);
+    host.emitRepr(
+      src,
+      {
+        srcPort: this.port,
+        dstPort: seg.srcPort,
+        seqNumber: iss,
+        ackNumber: seqAdd(seg.seqNumber, 1),
+        flags: TcpFlags.SYN | TcpFlags.ACK,
+        windowLen: Math.min(
+          65535,
+          this.config.recvBufferBytes, // a cookie's SYN-ACK: no window scale, the initial buffer
+          quotaWindowBytes(host.quota.memory.available),
+        ),
+        // Our own MSS (RFC 9293 §3.7.1); the peer's is what the cookie encodes.
+        mss: ourMss,
+        payload: new Uint8Array(0),
+      },
+      now,
+      dst,
+    );
     this.cookiesSent++;
     host.stats.synCookiesSent++;
   }

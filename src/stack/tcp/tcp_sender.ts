@@ -286,7 +286,7 @@ export class TcpSender {
     let paced = false;
     const mss = tcb.sendMss;
     // With TCP segmentation offload, one segment carries up to 64 KiB of whole MSS-sized pieces.
-    const tso = (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
+    const tso = !tcb.ipv6 && (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
     const gsoMax = tso ? Math.max(mss, Math.floor(MAX_GSO_PAYLOAD / mss) * mss) : mss;
     if (recovery.inRecovery) sentAny = recovery.output(now);
     for (;;) {
@@ -489,7 +489,7 @@ export class TcpSender {
       }
       if (sackBlocks !== undefined) o += writeTcpSackBlocks(f, o, sackBlocks);
       if (dataLen > 0) this.buffer.copyOut(dataOffset, dataLen, f, o);
-      if (gso || (host.linkOffload & LinkOffload.CSUM) !== 0) {
+      if (gso || (!tcb.ipv6 && (host.linkOffload & LinkOffload.CSUM) !== 0)) {
         // The link finishes the checksum (and cuts a large segment into MSS-sized ones).
         writePartialTcpChecksum(f, at, tx.pseudoSum);
         tx.offload = gso
@@ -576,15 +576,15 @@ export class TcpSender {
   /**
    * Path MTU discovery (RFC 1191 §6.3, RFC 5927 §4.1): lowers the send MSS
    * for an ICMP fragmentation-needed quoting an in-flight `seq` and a
-   * plausible MTU (at least 576), and sends what is in flight again in the
+   * plausible MTU (at least 576; 1280 over IPv6, RFC 8201 §4), and sends what is in flight again in the
    * smaller size; not a congestion signal. Returns whether it acted.
    */
   pathMtuReduced(seq: number, mtu: number, now: number): boolean {
     const tcb = this.#tcb;
     if (!tcb.synchronized() || tcb.state === "TIME_WAIT") return false;
     if (seqLt(seq, tcb.sndUna) || !seqLt(seq, tcb.sndMax)) return false;
-    if (!Number.isInteger(mtu) || mtu < 576) return false;
-    const mss = mtu - 40 - (tcb.tsEnabled ? 12 : 0);
+    if (!Number.isInteger(mtu) || mtu < (tcb.ipv6 ? 1280 : 576)) return false;
+    const mss = mtu - 20 - tcb.netHeaderLen - (tcb.tsEnabled ? 12 : 0);
     if (mss >= tcb.sendMss) return false;
     this.setMss(mss);
     this.#rttSeq = undefined;

@@ -1,0 +1,352 @@
+/**
+ * TCP over IPv6 through a whole stack (RFC 9293 over RFC 8200): the frames a
+ * Linux peer on the link sends go in, the exact frames the stack answers
+ * with come out.
+ */
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import {
+  EtherType,
+  IpProtocol,
+  IPV6_ALL_NODES,
+  type Ipv6Address,
+  ipv6MulticastMac,
+  Ipv6Repr,
+  parseIpv6Address,
+  TcpFlags,
+  TcpPacket,
+  TcpRepr,
+} from "../wire/mod.ts";
+import { NetError } from "../errors/net_error.ts";
+import {
+  decodeNdp,
+  decodeV6,
+  icmpv6Frame,
+  ipv6Harness,
+  ndpFrame,
+  PEER6,
+  PEER_LL,
+  STACK6,
+  STACK_LL,
+  V6_PEER_MAC,
+  V6_STACK_MAC,
+  v6Frame,
+  type V6FrameOptions,
+} from "./_ipv6_test_util.ts";
+import { PEER_IP } from "./_stack_test_util.ts";
+
+type Harness = ReturnType<typeof ipv6Harness>;
+
+/** Teaches the stack the peer's MAC (a solicitation from `src`), then clears the link. */
+function learnPeer(h: Harness, src: Ipv6Address = PEER6): void {
+  h.input(
+    ndpFrame(
+      {
+        type: "neighbor_solicit",
+        target: src === PEER_LL ? STACK_LL : STACK6,
+        options: { sourceLinkAddr: V6_PEER_MAC },
+      },
+      { src, dst: src === PEER_LL ? STACK_LL : STACK6 },
+    ),
+  );
+  h.drain();
+}
+
+/** A TCP segment from the peer over IPv6, checksum over the IPv6 pseudo-header. */
+function tcp6(repr: Partial<TcpRepr>, o: V6FrameOptions = {}): Uint8Array {
+  const full: TcpRepr = {
+    srcPort: 40000,
+    dstPort: 8080,
+    seqNumber: 1000,
+    ackNumber: 0,
+    flags: TcpFlags.SYN,
+    windowLen: 64240,
+    payload: new Uint8Array(0),
+    ...repr,
+  };
+  const buf = new Uint8Array(TcpRepr.bufferLen(full));
+  TcpRepr.emit(full, buf, o.src ?? PEER6, o.dst ?? STACK6);
+  return v6Frame(IpProtocol.TCP, buf, o);
+}
+
+/** Decodes a frame the stack sent as TCP over IPv6, checking the checksum. */
+function decodeTcp6(frame: Uint8Array): { ip: Ipv6Repr; tcp: TcpRepr; dstMac: Uint8Array } {
+  const d = decodeV6(frame);
+  assert.equal(d.ip.nextHeader, IpProtocol.TCP, "not TCP");
+  const pkt = TcpPacket.parse(d.payload);
+  if (!pkt.ok) throw new Error(`bad TCP: ${pkt.reason}`);
+  const r = TcpRepr.parse(pkt.value, d.ip.src, d.ip.dst);
+  if (!r.ok) throw new Error(`bad TCP: ${r.reason}`);
+  return { ip: d.ip, tcp: r.value, dstMac: d.dstMac };
+}
+
+/**
+ * The exact frame the stack must send for `tcp` from `src` to `dst`
+ * (Ethernet to the peer's MAC, IPv6 hop limit 64, no flow label).
+ */
+function expectedFrame(tcp: TcpRepr, src: Ipv6Address, dst: Ipv6Address): Uint8Array {
+  const len = TcpRepr.bufferLen(tcp);
+  const f = new Uint8Array(14 + 40 + len);
+  f.set(V6_PEER_MAC, 0);
+  f.set(V6_STACK_MAC, 6);
+  f[12] = EtherType.IPV6 >>> 8;
+  f[13] = EtherType.IPV6 & 0xff;
+  Ipv6Repr.emit(
+    { src, dst, nextHeader: IpProtocol.TCP, payloadLen: len, hopLimit: 64 },
+    f.subarray(14),
+  );
+  TcpRepr.emit(tcp, f.subarray(54), src, dst);
+  return f;
+}
+
+/** Frames out that are TCP (router advertisements and NDP left aside). */
+function tcpOut(h: Harness): Uint8Array[] {
+  return h.drain().filter((f) => f.length > 54 && f[12] === 0x86 && f[20] === IpProtocol.TCP);
+}
+
+/** Opens a connection from the peer to the stack's `port`; returns the stack's ISS. */
+function handshake(h: Harness, port: number, o: V6FrameOptions = {}): number {
+  h.input(tcp6({ dstPort: port, mss: 1440 }, o));
+  const [synAck] = tcpOut(h);
+  const s = decodeTcp6(synAck).tcp;
+  h.input(
+    tcp6({
+      dstPort: port,
+      seqNumber: 1001,
+      ackNumber: (s.seqNumber + 1) >>> 0,
+      flags: TcpFlags.ACK,
+    }, o),
+  );
+  return s.seqNumber;
+}
+
+describe("TCP over IPv6 (RFC 9293, RFC 8200 §8)", () => {
+  it("answers a SYN to a listener with a SYN-ACK from fd00::2 offering MSS = MTU - 60 (RFC 8200 §8.3)", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    h.stack.tcp.listen(8080, 8);
+    h.input(tcp6({ mss: 1440, windowScale: 7, sackPermitted: true }));
+    const out = tcpOut(h);
+    assert.equal(out.length, 1);
+    const { ip, tcp } = decodeTcp6(out[0]);
+    assert.equal(ip.src, STACK6);
+    assert.equal(ip.dst, PEER6);
+    assert.equal(tcp.flags, TcpFlags.SYN | TcpFlags.ACK);
+    assert.equal(tcp.ackNumber, 1001);
+    assert.equal(tcp.mss, 1440);
+    assert.equal(tcp.srcPort, 8080);
+    assert.equal(tcp.dstPort, 40000);
+    // Byte for byte what a stack must send (its ISS and window are its own choice).
+    assert.deepEqual(out[0], expectedFrame(tcp, STACK6, PEER6));
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("completes the handshake, delivers data both ways, and names the IPv6 peer", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    const l = h.stack.tcp.listen(8080, 8);
+    const iss = handshake(h, 8080);
+    const conn = l.accept();
+    assert.ok(conn, "the connection is in the accept queue");
+    assert.equal(conn.state, "ESTABLISHED");
+    assert.equal(conn.localAddr, STACK6);
+    assert.equal(conn.remoteAddr, PEER6);
+    const hello = new TextEncoder().encode("hello over v6");
+    h.input(
+      tcp6({
+        seqNumber: 1001,
+        ackNumber: (iss + 1) >>> 0,
+        flags: TcpFlags.ACK | TcpFlags.PSH,
+        payload: hello,
+      }),
+    );
+    assert.deepEqual(conn.read(100, h.now), hello);
+    conn.send(new TextEncoder().encode("reply"), h.now);
+    h.stack.poll(h.now + 50);
+    const out = tcpOut(h).map(decodeTcp6);
+    const data = out.find((s) => s.tcp.payload.length > 0);
+    assert.ok(data, "the stack sent the reply");
+    assert.equal(new TextDecoder().decode(data.tcp.payload), "reply");
+    assert.equal(data.tcp.seqNumber, (iss + 1) >>> 0);
+    assert.equal(data.tcp.ackNumber, 1001 + hello.length);
+    assert.equal(data.ip.src, STACK6);
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("answers on the link-local address a SYN sent to it (RFC 6724 §5 rule 2)", () => {
+    const h = ipv6Harness();
+    learnPeer(h, PEER_LL);
+    const l = h.stack.tcp.listen(22, 8);
+    handshake(h, 22, { src: PEER_LL, dst: STACK_LL });
+    const conn = l.accept();
+    assert.ok(conn);
+    assert.equal(conn.localAddr, STACK_LL);
+    assert.equal(conn.remoteAddr, PEER_LL);
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("resets a SYN to a closed port from the address it was sent to (RFC 9293 §3.10.7.1)", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    h.input(tcp6({ dstPort: 9 }));
+    const out = tcpOut(h);
+    assert.equal(out.length, 1);
+    const rst: TcpRepr = {
+      srcPort: 9,
+      dstPort: 40000,
+      seqNumber: 0,
+      ackNumber: 1001,
+      flags: TcpFlags.RST | TcpFlags.ACK,
+      windowLen: 0,
+      payload: new Uint8Array(0),
+    };
+    assert.deepEqual(out[0], expectedFrame(rst, STACK6, PEER6));
+    assert.equal(h.drops.tcp_port_closed, 1);
+  });
+
+  it("drops a segment to a multicast group without answering", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    h.stack.tcp.listen(8080, 8);
+    h.input(tcp6({}, { dst: IPV6_ALL_NODES, dstMac: ipv6MulticastMac(IPV6_ALL_NODES) }));
+    assert.deepEqual(tcpOut(h), []);
+    assert.equal(h.drops.tcp_broadcast, 1);
+  });
+
+  it("opens a connection to an IPv6 peer: neighbour solicitation first, then the SYN with MSS 1440", () => {
+    const h = ipv6Harness();
+    const conn = h.stack.tcp.connect(PEER6, 22, h.now);
+    assert.equal(conn.localAddr, STACK6);
+    const first = h.drain().filter((f) => decodeV6(f).ip.nextHeader === IpProtocol.ICMPV6);
+    assert.equal(first.length, 1, "one neighbour solicitation goes out");
+    assert.equal(decodeNdp(first[0]).ndp.type, "neighbor_solicit");
+    h.input(
+      ndpFrame(
+        {
+          type: "neighbor_advert",
+          router: false,
+          solicited: true,
+          override: true,
+          target: PEER6,
+          options: { targetLinkAddr: V6_PEER_MAC },
+        },
+        { src: PEER6, dst: STACK6, hopLimit: 255 },
+      ),
+    );
+    const out = tcpOut(h).map(decodeTcp6);
+    assert.equal(out.length, 1);
+    assert.equal(out[0].tcp.flags, TcpFlags.SYN);
+    assert.equal(out[0].tcp.mss, 1440);
+    assert.equal(out[0].tcp.dstPort, 22);
+    assert.equal(out[0].ip.dst, PEER6);
+    assert.deepEqual(out[0].dstMac, V6_PEER_MAC);
+    // The SYN-ACK completes it.
+    h.input(
+      tcp6({
+        srcPort: 22,
+        dstPort: conn.localPort,
+        seqNumber: 5000,
+        ackNumber: (out[0].tcp.seqNumber + 1) >>> 0,
+        flags: TcpFlags.SYN | TcpFlags.ACK,
+        mss: 1440,
+      }),
+    );
+    assert.equal(conn.state, "ESTABLISHED");
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("refuses to connect off the link, to itself, or without IPv6, saying why", () => {
+    const h = ipv6Harness();
+    for (const a of ["2001:db8::1", "fd00::2", "ff02::1"]) {
+      assert.throws(
+        () => h.stack.tcp.connect(parseIpv6Address(a), 80, h.now),
+        (e: unknown) => e instanceof NetError && e.code === "EINVAL" && e.message.includes(a),
+      );
+    }
+    const off = ipv6Harness({ ipv6: false });
+    assert.throws(
+      () => off.stack.tcp.connect(PEER6, 80, off.now),
+      (e: unknown) => e instanceof NetError && /has no IPv6/.test(e.message),
+    );
+  });
+
+  it("keeps an IPv4 and an IPv6 connection with the same ports apart", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    const l = h.stack.tcp.listen(8080, 8);
+    handshake(h, 8080);
+    const c6 = l.accept();
+    // The same ports over IPv4 from 10.0.2.15.
+    const c4 = h.stack.tcp.connect(PEER_IP, 40000, h.now, { localPort: 8081 });
+    assert.ok(c6 && c4);
+    assert.notEqual(c6.key, c4.key);
+    assert.equal(h.stack.tcp.active.size, 2);
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("answers with a SYN cookie when the SYN queue is full, and takes its ACK (RFC 4987 §3.6)", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    const l = h.stack.tcp.listen(8080, 1);
+    h.input(tcp6({ srcPort: 40001, mss: 1440 }));
+    tcpOut(h);
+    h.input(tcp6({ srcPort: 40002, seqNumber: 7000, mss: 1440 }));
+    const [cookie] = tcpOut(h).map(decodeTcp6);
+    assert.equal(cookie.tcp.flags, TcpFlags.SYN | TcpFlags.ACK);
+    assert.equal(cookie.tcp.mss, 1440);
+    assert.equal(l.cookiesSent, 1);
+    h.input(
+      tcp6({
+        srcPort: 40002,
+        seqNumber: 7001,
+        ackNumber: (cookie.tcp.seqNumber + 1) >>> 0,
+        flags: TcpFlags.ACK,
+      }),
+    );
+    assert.equal(l.cookiesAccepted, 1);
+    const conn = l.accept();
+    assert.ok(conn);
+    assert.equal(conn.remoteAddr, PEER6);
+    assert.equal(conn.info().sendMss, 1440);
+    assert.deepEqual(h.stack.tcp.checkInvariants(), []);
+  });
+
+  it("lowers the MSS for a packet too big quoting a segment in flight and sends it again (RFC 8201 §5.4)", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    const l = h.stack.tcp.listen(8080, 8);
+    handshake(h, 8080);
+    const conn = l.accept()!;
+    conn.send(new Uint8Array(3000).fill(7), h.now);
+    const sent = tcpOut(h);
+    assert.ok(sent.length >= 2, "the data goes out in full-sized segments");
+    assert.equal(decodeTcp6(sent[0]).tcp.payload.length, 1440);
+    const quoted = sent[0].subarray(14, 14 + 1232); // as much as fits in a 1280-byte error
+    h.input(icmpv6Frame({ type: "packet_too_big", mtu: 1280, data: quoted }));
+    assert.equal(conn.info().sendMss, 1280 - 60);
+    const again = tcpOut(h).map(decodeTcp6);
+    assert.ok(again.length > 0, "the data in flight goes out again");
+    assert.ok(again.every((s) => s.tcp.payload.length <= 1220));
+    assert.equal(again[0].tcp.seqNumber, decodeTcp6(sent[0]).tcp.seqNumber);
+    assert.equal(h.stack.pathMtu!.size, 1);
+  });
+
+  it("ignores a packet too big under 1280 or quoting nothing in flight (RFC 8201 §4, RFC 5927 §4.1)", () => {
+    const h = ipv6Harness();
+    learnPeer(h);
+    const l = h.stack.tcp.listen(8080, 8);
+    handshake(h, 8080);
+    const conn = l.accept()!;
+    conn.send(new Uint8Array(1000).fill(7), h.now);
+    const [seg] = tcpOut(h);
+    const quoted = seg.subarray(14);
+    h.input(icmpv6Frame({ type: "packet_too_big", mtu: 1000, data: quoted }));
+    assert.equal(conn.info().sendMss, 1440);
+    const forged = quoted.slice();
+    forged[40 + 4] ^= 0x80; // a sequence number far from anything in flight
+    h.input(icmpv6Frame({ type: "packet_too_big", mtu: 1280, data: forged }));
+    assert.equal(conn.info().sendMss, 1440);
+    assert.deepEqual(tcpOut(h), []);
+  });
+});
