@@ -90,7 +90,7 @@ describe("GET /openapi.json", () => {
     assert.deepEqual([...body.required].sort(), ["address", "port"]);
     assert.equal(body.properties.port.maximum, 65535);
     assert.equal(body.additionalProperties, false);
-    assert.equal(body.properties.address.format, "ipv4");
+    assert.deepEqual(body.properties.address.anyOf.map((s: Doc) => s.format), ["ipv4", "ipv6"]);
     assert.deepEqual(
       [body.properties.timeoutMs.type, body.properties.timeoutMs.minimum],
       ["integer", 0],
@@ -258,6 +258,24 @@ describe("the OpenAPI document against main's (drift is visible)", () => {
       "leasesPerMac",
       "leaseSeconds",
     ]);
+    // IPv6 (issue 17): bind, connect and a UDP send take an address of either family.
+    const addressOf = (k: string) => {
+      const op = now[k];
+      const body = op.requestBody?.content["application/json"]?.schema;
+      return body ? body.properties.address : op.parameters.find((p: Doc) => p.name === "address");
+    };
+    for (const k of ["bind", "connect"].map((o) => `POST /v1/sessions/{sid}/sockets/{id}/${o}`)) {
+      const a = addressOf(k);
+      assert.deepEqual(a.anyOf.map((s: Doc) => s.format), ["ipv4", "ipv6"], k);
+      before[k].requestBody.content["application/json"].schema.properties.address = a;
+    }
+    const sendAddress = now["POST /v1/sessions/{sid}/sockets/{id}/send"].parameters.find((
+      p: Doc,
+    ) => p.name === "address");
+    assert.deepEqual(sendAddress.schema.anyOf.map((s: Doc) => s.format), ["ipv4", "ipv6"]);
+    const beforeSend = send.parameters.find((p: Doc) => p.name === "address");
+    beforeSend.schema = sendAddress.schema;
+    beforeSend.description = sendAddress.description;
     // /metrics is text (a string, not binary); /openapi.json is a JSON object.
     assert.deepEqual(now["GET /metrics"].responses["200"].content, ["text/plain"]);
     assert.deepEqual(now["GET /openapi.json"].responses["200"].content, ["application/json"]);

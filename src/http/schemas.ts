@@ -33,6 +33,16 @@ export const SessionParamsSchema = z.strictObject({ sid: SessionIdSchema });
  * (the OpenAPI generator alone would write the vaguer `format: ip`).
  */
 export const IPV4_DOC = { format: "ipv4", pattern: z.regexes.ipv4.source } as const;
+/** How the OpenAPI document describes an IPv6 address (RFC 4291 §2.2 text). */
+export const IPV6_DOC = { format: "ipv6" } as const;
+
+/**
+ * An IP address of either family in its text form: a dotted quad, or IPv6
+ * (RFC 4291 §2.2, without a zone; the API answers in RFC 5952 form).
+ */
+export const IpAddressSchema = z.union([z.ipv4().meta(IPV4_DOC), z.ipv6().meta(IPV6_DOC)], {
+  error: "an IPv4 address (e.g. 10.0.2.15) or an IPv6 address (e.g. fd00::15)",
+});
 
 const MAC_PATTERN = /^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/;
 const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;

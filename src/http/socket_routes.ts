@@ -238,7 +238,7 @@ export function socketRoutes(
       });
       if (!child) return c.body(null, 204);
       return c.json(
-        { id: child.id, local: child.local!.endpoint, remote: child.remote! },
+        { id: child.id, local: child.localEndpoint!, remote: child.remote! },
         200,
         { location: `/v1/sessions/${params.sid}/sockets/${child.id}` },
       );

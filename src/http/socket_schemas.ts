@@ -7,7 +7,7 @@
 
 import { z } from "zod";
 import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
-import { IPV4_DOC, SessionIdSchema } from "./schemas.ts";
+import { IpAddressSchema, SessionIdSchema } from "./schemas.ts";
 
 /** A socket id as the socket table makes them: `k_` and 16 base64url characters. */
 export const SocketIdSchema = z.string().regex(/^k_[A-Za-z0-9_-]{16}$/, {
@@ -20,8 +20,6 @@ export const SocketParamsSchema = z.strictObject({ sid: SessionIdSchema, id: Soc
 /** Path parameters of `/v1/sessions/:sid/...`. */
 export const SessionOnlyParamsSchema = z.strictObject({ sid: SessionIdSchema });
 
-const Ipv4Schema = z.ipv4({ message: "an IPv4 address in dotted-quad form (e.g. 10.0.2.15)" })
-  .meta(IPV4_DOC);
 const TimeoutSchema = z.int().min(0).max(MAX_POLL_TIMEOUT_MS).describe(
   `How long to wait, in ms (default 30000, at most ${MAX_POLL_TIMEOUT_MS}).`,
 );
@@ -48,8 +46,9 @@ export const CreateSocketBodySchema = z.strictObject({
 
 /** Body of `POST .../bind`. */
 export const BindBodySchema = z.strictObject({
-  address: Ipv4Schema.optional().describe(
-    "The session's address or 0.0.0.0 (both mean the session's only address).",
+  address: IpAddressSchema.optional().describe(
+    "One of the session's addresses, 0.0.0.0 or :: (all mean the port on every address " +
+      "of the session: a TCP port takes IPv4 and IPv6 alike).",
   ),
   port: z.int().min(0).max(65535).optional().describe(
     "Local port; 0 or absent picks an ephemeral one (49152..65535).",
@@ -68,14 +67,19 @@ export const AcceptBodySchema = z.strictObject({ timeoutMs: TimeoutSchema.option
 
 /** Body of `POST .../connect`. */
 export const ConnectBodySchema = z.strictObject({
-  address: Ipv4Schema.describe("The peer's IPv4 address (on the session's link)."),
+  address: IpAddressSchema.describe(
+    "The peer's address on the session's link: IPv4, or IPv6 in the session's prefix or " +
+      "link-local (e.g. 10.0.2.15, fd00::15).",
+  ),
   port: z.int().min(1).max(65535).describe("The peer's port."),
   timeoutMs: TimeoutSchema.optional(),
 });
 
 /** Query of `POST .../send`. */
 export const SendQuerySchema = z.strictObject({
-  address: Ipv4Schema.optional().describe("UDP: the destination (unless the socket is connected)."),
+  address: IpAddressSchema.optional().describe(
+    "UDP: the destination (unless the socket is connected).",
+  ),
   port: z.coerce.number().int().min(1).max(65535).optional().describe("UDP: the destination port."),
   timeoutMs: QueryTimeoutSchema.optional(),
 }).superRefine((v, ctx) => {
@@ -120,7 +124,7 @@ export const StreamQuerySchema = z.strictObject({
 
 // ------------------------------------------------------------ responses
 
-/** An IPv4 endpoint. */
+/** An endpoint: an address (IPv4, or IPv6 in RFC 5952 form) and a port. */
 export const EndpointSchema = z.object({ address: z.string(), port: z.int() });
 
 /** A session's quotas (`quota` of the session view and of the socket listing). */

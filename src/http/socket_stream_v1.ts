@@ -166,7 +166,7 @@ class TcpStreamV1 {
     const entry = this.#entry;
     this.#send(encodeStreamOpen({
       protocol: "tcp",
-      local: entry.local ? entry.local.endpoint : null,
+      local: entry.localEndpoint,
       remote: entry.remote,
     }));
     // The queue holds more than the base window: grant the difference at once.

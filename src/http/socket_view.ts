@@ -93,7 +93,7 @@ export function socketView(entry: SocketEntry): SocketView {
     state: entry.state,
     tcpState: tcp ? tcp.tcpState : null,
     pcbList: entry.pcbList,
-    local: entry.local ? entry.local.endpoint : null,
+    local: entry.localEndpoint,
     remote: entry.remote,
     sendQueued: q.send + entry.pendingBytes,
     recvQueued: q.recv,

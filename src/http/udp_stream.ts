@@ -147,7 +147,7 @@ class UdpStream {
     if (this.#finished) return;
     this.#send(encodeStreamOpen({
       protocol: "udp",
-      local: this.#entry.local ? this.#entry.local.endpoint : null,
+      local: this.#entry.localEndpoint,
       remote: this.#entry.remote,
     }));
     void this.#runPump();

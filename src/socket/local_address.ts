@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatIpv4Address, type Ipv4Address } from "../wire/mod.ts";
+import { formatIpAddress, type IpAddress } from "../wire/mod.ts";
 
 /** The transport of a socket. */
 export type SocketProtocol = "tcp" | "udp";
@@ -35,8 +35,12 @@ export interface Endpoint {
 export class LocalAddress {
   /** The transport. */
   readonly protocol: SocketProtocol;
-  /** The stack's IPv4 address (u32). */
-  readonly address: Ipv4Address;
+  /**
+   * The stack's address the socket was bound to (IPv4 by default; one of
+   * its IPv6 addresses when bound there). A TCP port takes both families
+   * whatever the address says, as a dual-stack socket does.
+   */
+  readonly address: IpAddress;
   /** The local port. */
   readonly port: number;
   /** Whether this object still holds a TCP port reservation (`tcp.bindPort`). */
@@ -45,7 +49,7 @@ export class LocalAddress {
   users = 0;
 
   /** Describes an address; `reserved` says whether it holds a `bindPort` reservation. */
-  constructor(protocol: SocketProtocol, address: Ipv4Address, port: number, reserved: boolean) {
+  constructor(protocol: SocketProtocol, address: IpAddress, port: number, reserved: boolean) {
     this.protocol = protocol;
     this.address = address;
     this.port = port;
@@ -54,6 +58,6 @@ export class LocalAddress {
 
   /** The address and port as an {@linkcode Endpoint}. */
   get endpoint(): Endpoint {
-    return { address: formatIpv4Address(this.address), port: this.port };
+    return { address: formatIpAddress(this.address), port: this.port };
   }
 }

@@ -82,6 +82,15 @@ export abstract class BaseEntry {
 
   /** Bytes queued in the core for this socket: to send (TCP: not yet acknowledged) and received unread. */
   abstract queued(): QueuedBytes;
+
+  /**
+   * The local endpoint as the API reports it, once bound: the bound
+   * address object's (see {@linkcode TcpSocketEntry.localEndpoint} for a
+   * connection).
+   */
+  get localEndpoint(): Endpoint | null {
+    return this.local ? this.local.endpoint : null;
+  }
 }
 
 /** Bytes queued in the core for one socket. */
@@ -185,6 +194,17 @@ export class TcpSocketEntry extends BaseEntry {
   get remote(): Endpoint | null {
     const c = this.socket?.conn;
     return c ? { address: formatIpAddress(c.remoteAddr), port: c.remotePort } : null;
+  }
+
+  /**
+   * The local endpoint: a connection's own address and port (the stack's
+   * IPv6 address for an IPv6 peer, whatever the listener was bound to),
+   * else the bound address object's.
+   */
+  override get localEndpoint(): Endpoint | null {
+    const c = this.socket?.conn;
+    if (c) return { address: formatIpAddress(c.localAddr), port: c.localPort };
+    return super.localEndpoint;
   }
 
   /** Why the socket closed, when it did not close cleanly (a failed connect, a reset), else null. */

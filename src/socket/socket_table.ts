@@ -21,7 +21,7 @@
  * @module
  */
 
-import { formatIpv4Address, parseIpv4Address } from "../wire/mod.ts";
+import { formatIpAddress, type IpAddress, IPV6_UNSPECIFIED, parseIpAddress } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { Endpoint, SocketProtocol } from "./local_address.ts";
 import type { PollOptions, TimerClock } from "./poll_deadline.ts";
@@ -36,7 +36,6 @@ import {
   checkNotStreaming,
   checkRoute,
   connectedSocket,
-  ownAddress,
   type ReceiveResult,
   type SocketTableHost,
   type TableContext,
@@ -205,20 +204,45 @@ export class SocketTable {
         )
         : new NetError("EISCONN", `socket ${entry.id} is ${entry.state}; bind it before that`);
     }
-    const ours = ownAddress(this.#host);
-    if (options.address !== undefined && options.address !== "0.0.0.0") {
-      if (parseIpv4Address(options.address) !== ours) {
-        throw new NetError(
-          "EINVAL",
-          `cannot bind to ${options.address}: the session's only address is ${
-            formatIpv4Address(ours)
-          } (or 0.0.0.0)`,
-        );
-      }
-    }
+    const ours = this.#bindAddress(options.address);
     if (entry.protocol === "tcp") this.#tcp.bind(entry, port, ours);
     else this.#udp.bind(entry, port, ours);
     return entry.local!.endpoint;
+  }
+
+  /**
+   * The stack's address a bind to `address` names: its IPv4 address for
+   * none, `0.0.0.0` or itself; its IPv6 address for `::` or itself; its
+   * link-local address for itself. EINVAL for any other.
+   */
+  #bindAddress(address: string | undefined): IpAddress {
+    const { v4, v6 } = this.#host.withCore((stack) => ({
+      v4: stack.config.ipv4.address,
+      v6: stack.ipv6,
+    }));
+    if (address === undefined || address === "0.0.0.0") return v4;
+    let a: IpAddress | undefined;
+    try {
+      a = parseIpAddress(address);
+    } catch {
+      a = undefined;
+    }
+    if (a === v4) return v4;
+    if (v6 !== undefined) {
+      if (a === IPV6_UNSPECIFIED) return v6.address;
+      if (a === v6.address || a === v6.linkLocal) return a;
+    }
+    const own = v6 === undefined
+      ? formatIpAddress(v4)
+      : `${formatIpAddress(v4)}, ${formatIpAddress(v6.address)} and ${
+        formatIpAddress(v6.linkLocal)
+      }`;
+    throw new NetError(
+      "EINVAL",
+      `cannot bind to ${address}: the session's addresses are ${own} (or 0.0.0.0, ${
+        v6 ? "::" : "and no IPv6"
+      })`,
+    );
   }
 
   /**
@@ -259,11 +283,11 @@ export class SocketTable {
     options: PollOptions & { address: string; port: number },
   ): Promise<{ local: Endpoint; remote: Endpoint }> {
     checkLive(entry);
-    const addr = parseIpv4Address(options.address);
+    const addr = parseIpAddress(options.address);
     const ours = checkRoute(this.#host, addr);
     if (entry.protocol === "udp") {
       this.#udp.connect(entry, options.address, options.port, ours);
-      return { local: entry.local!.endpoint, remote: entry.remote! };
+      return { local: entry.localEndpoint!, remote: entry.remote! };
     }
     const to = { address: addr, text: options.address, port: options.port };
     return await this.#tcp.connect(entry, to, ours, options);

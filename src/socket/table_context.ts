@@ -8,7 +8,7 @@
  */
 
 import type { Stack } from "../stack/stack.ts";
-import { formatIpv4Address, type Ipv4Address } from "../wire/mod.ts";
+import { formatIpAddress, type IpAddress, type Ipv4Address, isIpv6LinkLocal } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { Endpoint, SocketProtocol } from "./local_address.ts";
 import { LocalAddress } from "./local_address.ts";
@@ -102,7 +102,7 @@ export function waitFailure(wait: PollDeadline, err: unknown, id: string): unkno
  */
 export function newAddress(
   protocol: SocketProtocol,
-  address: Ipv4Address,
+  address: IpAddress,
   port: number,
   reserved: boolean,
 ): LocalAddress {
@@ -124,29 +124,46 @@ export function ownAddress(host: CoreAccess): Ipv4Address {
 }
 
 /**
- * Returns the stack's address; EHOSTUNREACH when `addr` is not on the link
- * or is the stack's own.
+ * Returns the stack's address to reach `addr` from: its IPv4 address, or
+ * for an IPv6 peer its IPv6 address (link-local for a link-local peer, RFC
+ * 6724 §5 rule 2). EHOSTUNREACH when `addr` is not on the link, is one of
+ * the stack's own, or is IPv6 and the session has no IPv6.
  *
  * @example
  * ```ts
- * const ours = checkRoute(session, parseIpv4Address("10.0.2.15"));
+ * const ours = checkRoute(session, parseIpAddress("fd00::15")); // fd00::2
  * ```
  */
-export function checkRoute(host: CoreAccess, addr: Ipv4Address): Ipv4Address {
-  const { ours, routed } = host.withCore((stack) => ({
-    ours: stack.config.ipv4.address,
-    routed: stack.hasRoute(addr),
-  }));
-  if (addr === ours) {
+export function checkRoute(host: CoreAccess, addr: IpAddress): IpAddress {
+  const { ours, own, routed } = host.withCore((stack) => {
+    if (typeof addr === "number") {
+      const v4 = stack.config.ipv4.address;
+      return { ours: v4 as IpAddress, own: addr === v4, routed: stack.hasRoute(addr) };
+    }
+    const v6 = stack.ipv6;
+    if (v6 === undefined) return { ours: undefined, own: false, routed: false };
+    return {
+      ours: isIpv6LinkLocal(addr) ? v6.linkLocal : v6.address,
+      own: addr === v6.address || addr === v6.linkLocal,
+      routed: stack.hasRoute(addr),
+    };
+  });
+  if (own) {
     throw new NetError(
       "EHOSTUNREACH",
-      `${formatIpv4Address(addr)} is the session's own address (there is no loopback)`,
+      `${formatIpAddress(addr)} is the session's own address (there is no loopback)`,
+    );
+  }
+  if (ours === undefined) {
+    throw new NetError(
+      "EHOSTUNREACH",
+      `no route to ${formatIpAddress(addr)}: the session has no IPv6`,
     );
   }
   if (!routed) {
     throw new NetError(
       "EHOSTUNREACH",
-      `no route to ${formatIpv4Address(addr)}: only hosts on the session's link are reachable`,
+      `no route to ${formatIpAddress(addr)}: only hosts on the session's link are reachable`,
     );
   }
   return ours;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Ipv4Address } from "../wire/mod.ts";
+import type { IpAddress } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { Endpoint } from "./local_address.ts";
 import type { PollOptions } from "./poll_deadline.ts";
@@ -46,7 +46,7 @@ export class TcpOperations {
   }
 
   /** Reserves `port` (0: an ephemeral one) in the core; the entry's new address object holds it. */
-  bind(entry: TcpSocketEntry, port: number, ours: Ipv4Address): void {
+  bind(entry: TcpSocketEntry, port: number, ours: IpAddress): void {
     const p = this.#ctx.host.withCore((stack) => stack.tcp.bindPort(port));
     entry.local = newAddress("tcp", ours, p, true);
   }
@@ -107,8 +107,8 @@ export class TcpOperations {
    */
   async connect(
     entry: TcpSocketEntry,
-    to: { address: Ipv4Address; text: string; port: number },
-    ours: Ipv4Address,
+    to: { address: IpAddress; text: string; port: number },
+    ours: IpAddress,
     options: PollOptions,
   ): Promise<{ local: Endpoint; remote: Endpoint }> {
     switch (entry.state) {
@@ -151,7 +151,7 @@ export class TcpOperations {
     } finally {
       wait.dispose();
     }
-    return { local: entry.local!.endpoint, remote: entry.remote! };
+    return { local: entry.localEndpoint!, remote: entry.remote! };
   }
 
   /**

@@ -16,7 +16,7 @@ import {
   type TcpInfo,
   type TcpListener,
 } from "../stack/tcp/mod.ts";
-import { type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
+import { type IpAddress, toIpAddress } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import { PollDeadline, type TimerClock } from "./poll_deadline.ts";
 import { Waiters } from "./waiters.ts";
@@ -44,8 +44,8 @@ function closedError(conn: TcpConnection): NetError {
 
 /** Options of {@linkcode TcpSocket.connect}. */
 export interface TcpConnectOptions {
-  /** The peer's IPv4 address, dotted quad or u32. */
-  address: string | Ipv4Address;
+  /** The peer's address: IPv4 (dotted quad or u32) or IPv6 (text or `Ipv6Address`). */
+  address: string | IpAddress;
   port: number;
   /** Local port; 0 or absent picks an ephemeral one. */
   localPort?: number;
@@ -133,9 +133,7 @@ export class TcpSocket {
    * ```
    */
   static open(core: CoreAccess, options: Omit<TcpConnectOptions, "signal">): TcpSocket {
-    const addr = typeof options.address === "string"
-      ? parseIpv4Address(options.address)
-      : options.address;
+    const addr = toIpAddress(options.address);
     const conn = core.withCore((stack, now) =>
       stack.tcp.connect(addr, options.port, now, {
         localPort: options.localPort,

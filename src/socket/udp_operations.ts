@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
+import { type IpAddress, parseIpAddress } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { PollOptions } from "./poll_deadline.ts";
 import type { UdpSocketEntry } from "./socket_entry.ts";
@@ -41,12 +41,12 @@ export class UdpOperations {
   }
 
   /** Binds `port` (0: an ephemeral one). */
-  bind(entry: UdpSocketEntry, port: number, ours: Ipv4Address): void {
+  bind(entry: UdpSocketEntry, port: number, ours: IpAddress): void {
     this.#adopt(entry, UdpSocket.bind(this.#ctx.host, { port }), ours);
   }
 
   /** Sets the default peer (binding an ephemeral port first if needed). */
-  connect(entry: UdpSocketEntry, address: string, port: number, ours: Ipv4Address): void {
+  connect(entry: UdpSocketEntry, address: string, port: number, ours: IpAddress): void {
     this.bound(entry, ours).connect(address, port);
   }
 
@@ -58,7 +58,7 @@ export class UdpOperations {
   ): number {
     const host = this.#ctx.host;
     const ours = ownAddress(host);
-    if (to) checkRoute(host, parseIpv4Address(to.address));
+    if (to) checkRoute(host, parseIpAddress(to.address));
     else if (!entry.socket?.endpoint.remote) {
       throw new NetError(
         "ENOTCONN",
@@ -108,7 +108,7 @@ export class UdpOperations {
   }
 
   /** The entry's UDP socket, binding an ephemeral port first when it has none. */
-  bound(entry: UdpSocketEntry, ours: Ipv4Address): UdpSocket {
+  bound(entry: UdpSocketEntry, ours: IpAddress): UdpSocket {
     if (entry.socket) {
       if (entry.socket.endpoint.closed) {
         throw new NetError("ENOTCONN", `socket ${entry.id} is closed`);
@@ -120,7 +120,7 @@ export class UdpOperations {
     return s;
   }
 
-  #adopt(entry: UdpSocketEntry, s: UdpSocket, ours: Ipv4Address): void {
+  #adopt(entry: UdpSocketEntry, s: UdpSocket, ours: IpAddress): void {
     entry.socket = s;
     entry.local = newAddress("udp", ours, s.endpoint.port, false);
   }

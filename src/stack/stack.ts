@@ -28,6 +28,7 @@ import {
   DHCP_SERVER_PORT,
   formatIpv4Address,
   Icmpv4TimeExceededCode,
+  type IpAddress,
   IpProtocol,
   type Ipv4Address,
   ipv4InSubnet,
@@ -461,10 +462,13 @@ export class Stack {
   }
 
   /**
-   * Whether {@linkcode Stack.sendIpv4} can route to `dst`: an on-link unicast
-   * address, the subnet broadcast or 255.255.255.255 (there is no gateway).
+   * Whether the stack can send to `dst`: for IPv4 ({@linkcode Stack.sendIpv4})
+   * an on-link unicast address, the subnet broadcast or 255.255.255.255;
+   * for IPv6 an address in the session's prefix or link-local, or a
+   * multicast group, when the session has IPv6 (there is no gateway).
    */
-  hasRoute(dst: Ipv4Address): boolean {
+  hasRoute(dst: IpAddress): boolean {
+    if (typeof dst === "string") return this.#v6?.out.hasRoute(dst) ?? false;
     return this.#ipv4Out.hasRoute(dst);
   }
 

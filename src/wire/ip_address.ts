@@ -101,3 +101,27 @@ export function ipPseudoHeaderSum(
 export function ipHeaderLen(addr: IpAddress): number {
   return typeof addr === "string" ? 40 : 20;
 }
+
+/**
+ * An address given as text or as a value: a number is an IPv4 address; a
+ * string is parsed as text when it is valid text (`"fd00::15"`,
+ * `"10.0.2.15"`), else taken as an {@linkcode Ipv6Address} value when it has
+ * 8 code units. (An `Ipv6Address` is a string too, so text wins: no on-link
+ * address of a session's prefix spells valid text.)
+ *
+ * @throws {TypeError} when `value` is neither.
+ * @example
+ * ```ts
+ * toIpAddress("fd00::15") === parseIpAddress("fd00::15"); // true
+ * toIpAddress(parseIpAddress("fd00::15")) === parseIpAddress("fd00::15"); // true
+ * ```
+ */
+export function toIpAddress(value: string | IpAddress): IpAddress {
+  if (typeof value === "number") return value;
+  try {
+    return parseIpAddress(value);
+  } catch (err) {
+    if (typeof value === "string" && value.length === 8) return value as Ipv6Address;
+    throw err;
+  }
+}
