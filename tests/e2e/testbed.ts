@@ -55,6 +55,11 @@ export class Testbed {
       tunnelRuntime?: "deno" | "bun";
       /** Extra environment of the server. */
       serverEnv?: Record<string, string>;
+      /**
+       * Gives the peer fd00::15/64 as well (no duplicate address detection)
+       * and IPv6 on every link: TCP and UDP over IPv6 to the stack's fd00::2.
+       */
+      ipv6?: boolean;
     } = {},
   ): Promise<void> {
     const { faults, server = "fixture" } = options;
@@ -99,6 +104,13 @@ export class Testbed {
     this.#procs.push(this.tunnel);
     await this.tunnel.waitFor(/tunnel open/);
     const h = (...a: string[]) => this.hub.exec(a[0], a.slice(1));
+    if (options.ipv6) {
+      for (const ns of [this.hub, this.peer]) {
+        for (const conf of ["all", "default"]) {
+          ns.exec("sysctl", ["-q", "-w", `net.ipv6.conf.${conf}.disable_ipv6=0`]);
+        }
+      }
+    }
     h("ip", "link", "add", "br0", "type", "bridge");
     h("ip", "link", "add", "veth-hub", "type", "veth", "peer", "name", "veth-peer");
     h("ip", "link", "set", "veth-peer", "netns", this.peer.name);
@@ -110,8 +122,10 @@ export class Testbed {
     // One segment per packet, so that a dropped packet is one lost segment.
     p("ip", "link", "set", "veth-peer", "gso_max_segs", "1");
     p("ip", "addr", "add", "10.0.2.15/24", "dev", "veth-peer");
+    if (options.ipv6) p("ip", "-6", "addr", "add", "fd00::15/64", "dev", "veth-peer", "nodad");
     p("ip", "link", "set", "veth-peer", "up");
     p("ping", "-c", "1", "-W", "5", "10.0.2.2");
+    if (options.ipv6) p("ping", "-6", "-c", "1", "-W", "5", "fd00::2");
   }
 
   /** Drops `percent` of the frames crossing the bridge to and from the TAP, at random. */
@@ -128,14 +142,19 @@ export class Testbed {
     return Number(/counter packets (\d+)/.exec(out)?.[1] ?? 0);
   }
 
-  /** Linux sends `file` to the stack's sink (port 9000), which answers with its count and sha256. */
+  /**
+   * Linux sends `file` to the stack's sink (port 9000, at `host`: 10.0.2.2
+   * or, over IPv6, fd00::2), which answers with its count and sha256.
+   */
   inbound(
     file: string,
     timeoutMs: number,
+    host = "10.0.2.2",
   ): { bytes: number; sha: string; ms: number; retransmits: number } {
     const before = this.#kernelRetransmits();
     const t0 = performance.now();
-    const out = this.peer.exec("sh", ["-c", `socat -t 60 -T 120 - TCP:10.0.2.2:9000 < ${file}`], {
+    const to = host.includes(":") ? `TCP6:[${host}]:9000` : `TCP:${host}:9000`;
+    const out = this.peer.exec("sh", ["-c", `socat -t 60 -T 120 - ${to} < ${file}`], {
       timeoutMs,
     });
     const ms = performance.now() - t0;
@@ -144,27 +163,34 @@ export class Testbed {
     return { bytes: Number(m[1]), sha: m[2], ms, retransmits: this.#kernelRetransmits() - before };
   }
 
-  /** Segments the namespace's kernel retransmitted so far (the Linux sender's count). */
+  /** Segments the namespace's kernel retransmitted so far (the Linux sender's count, both families). */
   #kernelRetransmits(): number {
     const out = this.peer.exec("nstat", ["-az", "TcpRetransSegs"]);
     return Number(/TcpRetransSegs\s+(\d+)/.exec(out)?.[1] ?? 0);
   }
 
   /**
-   * The stack connects to a Linux receiver (tests/e2e/fixtures/tcp_receiver.py) and
-   * sends `bytes`; returns both hashes and what the kernel negotiated.
+   * The stack connects to a Linux receiver (tests/e2e/fixtures/tcp_receiver.py) at
+   * `host` (10.0.2.15, or fd00::15 over IPv6) and sends `bytes`; returns both hashes
+   * and what the kernel negotiated.
    */
-  async outbound(bytes: number, timeoutMs: number, check?: (port: number) => void) {
+  async outbound(
+    bytes: number,
+    timeoutMs: number,
+    check?: (port: number) => void,
+    host = "10.0.2.15",
+  ) {
     const port = this.#nextPort++;
     const receiver = this.peer.spawn("python3", [
       "tests/e2e/fixtures/tcp_receiver.py",
       String(port),
+      host,
     ]);
     this.#procs.push(receiver);
     await receiver.waitFor(/READY/);
     const mark = this.server.mark();
     const t0 = performance.now();
-    this.server.send(`send 10.0.2.15 ${port} ${bytes}`);
+    this.server.send(`send ${host} ${port} ${bytes}`);
     const negotiated = JSON.parse((await receiver.waitFor(/NEGOTIATED (.*)/))[1]);
     check?.(port);
     const m = await this.server.waitFor(/SENT (\d+) ([0-9a-f]{64}) \d+ (.*)/, timeoutMs, mark);
