@@ -24,6 +24,7 @@ import {
   writeSessionFile,
 } from "../tunnel/cli_common.ts";
 import { forwardLabel, parseForwardSpec } from "../tunnel/forward_spec.ts";
+import { joinHostPort, splitHostPort } from "../src/client/mod.ts";
 import { ForwardReporter, ForwardStats, forwardStatusLine } from "../tunnel/forward_stats.ts";
 
 /** Runs the CLI (Deno) with `args`, `input` on stdin; resolves with status and output. */
@@ -133,6 +134,7 @@ describe("netisle forward specs and status", () => {
       }],
       ["-U", ["local", "5353:10.0.2.15:53", "udp"], { protocol: "udp", bindPort: 5353 }],
       ["-R to a name", ["remote", "8000:localhost:8000"], { host: "localhost", bindPort: 8000 }],
+      ["-L to an IPv6 address", ["local", "2222:[fd00::15]:22"], { host: "fd00::15", port: 22 }],
     ];
     for (const [name, args, want] of cases) {
       const got = parseForwardSpec(...args);
@@ -160,6 +162,22 @@ describe("netisle forward specs and status", () => {
       forwardLabel(parseForwardSpec("remote", "5353:127.0.0.1:53/udp")),
       "-R 10.0.2.2:5353 -> 127.0.0.1:53/udp",
     );
+    assert.equal(
+      forwardLabel(parseForwardSpec("local", "[::1]:2222:[fd00::15]:22")),
+      "-L [::1]:2222 -> [fd00::15]:22",
+    );
+  });
+
+  it("splits and joins HOST:PORT with IPv6 in brackets (RFC 3986 §3.2.2)", () => {
+    assert.deepEqual(splitHostPort("10.0.2.15:22"), { address: "10.0.2.15", port: 22 });
+    assert.deepEqual(splitHostPort("[fd00::15]:22"), { address: "fd00::15", port: 22 });
+    assert.deepEqual(splitHostPort("host.internal:53"), { address: "host.internal", port: 53 });
+    assert.throws(() => splitHostPort("fd00::15:22"), /IPv6 address goes in brackets/);
+    for (const bad of ["10.0.2.15", "[fd00::15]", "[fd00::15]:70000", ":22", "a:b"]) {
+      assert.throws(() => splitHostPort(bad), TypeError, bad);
+    }
+    assert.equal(joinHostPort("fd00::15", 22), "[fd00::15]:22");
+    assert.equal(joinHostPort("10.0.2.15", 22), "10.0.2.15:22");
   });
 
   it("prints one status line on a terminal, lines above it, and only lines elsewhere", () => {

@@ -16,7 +16,12 @@
  */
 
 import process from "node:process";
-import { NetisleError, type NetisleSession, splitHostPort } from "../src/client/mod.ts";
+import {
+  joinHostPort,
+  NetisleError,
+  type NetisleSession,
+  splitHostPort,
+} from "../src/client/mod.ts";
 import {
   CliError,
   describeCode,
@@ -80,7 +85,7 @@ export async function connectCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new CliError(
       positionals.length === 0
-        ? "where to? give HOST:PORT (e.g. 10.0.2.15:22)"
+        ? "where to? give HOST:PORT (e.g. 10.0.2.15:22, [fd00::15]:22)"
         : `one HOST:PORT, not "${positionals.join(" ")}"`,
     );
   }
@@ -102,7 +107,7 @@ export async function connectCommand(argv: string[]): Promise<number> {
   const wait = seconds("--wait", values.wait, 2, 3600);
   if (values.lines && !values.udp) throw new CliError("--lines goes with --udp");
   const session = await openTargetSession(resolveTarget(values));
-  const where = `${peer.address}:${peer.port}`;
+  const where = joinHostPort(peer.address, peer.port);
   return values.udp
     ? await udpFlow(session, where, { lines: values.lines, waitMs: wait * 1000 })
     : await tcpFlow(session, where, timeout * 1000);

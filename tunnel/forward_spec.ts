@@ -6,6 +6,8 @@
  * @module
  */
 
+import { joinHostPort } from "../src/client/mod.ts";
+
 /** One forward. */
 export interface ForwardSpec {
   /** `local`: a listener here, connections into the session; `remote`: the other way. */
@@ -102,8 +104,9 @@ export function parseForwardSpec(
 export function forwardLabel(s: ForwardSpec, boundPort = s.bindPort): string {
   const flag = s.kind === "local" ? (s.protocol === "udp" ? "-U" : "-L") : "-R";
   const udp = s.protocol === "udp" && s.kind === "remote" ? "/udp" : "";
-  const bind = s.kind === "local"
-    ? `${s.bindAddress ?? "127.0.0.1"}:${boundPort}`
-    : `${s.bindAddress ?? "10.0.2.2"}:${boundPort}`;
-  return `${flag} ${bind} -> ${s.host}:${s.port}${udp}`;
+  const bind = joinHostPort(
+    s.bindAddress ?? (s.kind === "local" ? "127.0.0.1" : "10.0.2.2"),
+    boundPort,
+  );
+  return `${flag} ${bind} -> ${joinHostPort(s.host, s.port)}${udp}`;
 }

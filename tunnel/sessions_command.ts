@@ -9,7 +9,7 @@
  */
 
 import process from "node:process";
-import { NetisleError } from "../src/client/mod.ts";
+import { joinHostPort, NetisleError } from "../src/client/mod.ts";
 import {
   clientFor,
   CliError,
@@ -159,7 +159,7 @@ export async function sessionsCommand(argv: string[]): Promise<number> {
         return 0;
       }
       const ep = (e: { address: string; port: number } | null) =>
-        e ? `${e.address}:${e.port}` : "-";
+        e ? joinHostPort(e.address, e.port) : "-";
       console.log(
         "id                   proto state       local               remote              queued",
       );

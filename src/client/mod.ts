@@ -24,7 +24,7 @@ export type { ListenOptions, SessionView, SocketList } from "./netisle_session.t
 export { NetisleSocket } from "./netisle_socket.ts";
 export type { SocketAddress, SocketInfo, SocketOptions } from "./netisle_socket.ts";
 export { NetisleListener } from "./netisle_listener.ts";
-export { NetisleUdpSocket, splitHostPort } from "./netisle_udp_socket.ts";
+export { joinHostPort, NetisleUdpSocket, splitHostPort } from "./netisle_udp_socket.ts";
 export type { Datagram, UdpOptions } from "./netisle_udp_socket.ts";
 export { NetisleError } from "./netisle_error.ts";
 export type { NetisleErrorCode } from "./netisle_error.ts";

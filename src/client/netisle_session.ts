@@ -23,7 +23,12 @@ import {
   type SocketAddress,
   type SocketOptions,
 } from "./netisle_socket.ts";
-import { NetisleUdpSocket, splitHostPort, type UdpOptions } from "./netisle_udp_socket.ts";
+import {
+  joinHostPort,
+  NetisleUdpSocket,
+  splitHostPort,
+  type UdpOptions,
+} from "./netisle_udp_socket.ts";
 
 /** `GET /v1/sessions/:sid`: addressing, tunnel state, counters, ARP cache, DHCP leases. */
 export type SessionView = z.output<typeof SessionViewSchema>;
@@ -94,7 +99,7 @@ export class NetisleSession implements SessionCredentials {
     const peer = typeof address === "string"
       ? splitHostPort(address)
       : { address: address.hostname, port: address.port };
-    const what = `connect to ${peer.address}:${peer.port}`;
+    const what = `connect to ${joinHostPort(peer.address, peer.port)}`;
     return new NetisleSocket(this.#t, this, async () => {
       const id = await this.#createSocket("tcp", what);
       try {
@@ -165,7 +170,7 @@ export class NetisleSession implements SessionCredentials {
         await this.#t.request("POST", this.#path(`/sockets/${id}/connect`), {
           token: this.token,
           json: r,
-          what: `${what} connected to ${r.address}:${r.port}`,
+          what: `${what} connected to ${joinHostPort(r.address, r.port)}`,
         });
       }
       return await NetisleUdpSocket.open(this.#t, this, id, options.onError);

@@ -14,6 +14,7 @@ import { encodeStreamData, type StreamEndpoint } from "../http/socket_stream_pro
 import type { ApiTransport } from "./api_transport.ts";
 import { NetisleError } from "./netisle_error.ts";
 import { CLOSE_ABORT, StreamChannel } from "./stream_channel.ts";
+import { joinHostPort } from "./netisle_udp_socket.ts";
 
 /** Where to connect: an IPv4 address on the session's link and a port. */
 export interface SocketAddress {
@@ -213,8 +214,8 @@ export class NetisleSocket {
           const extra = (this.#options.receiveWindowBytes ?? 0) - 1024 * 1024;
           if (extra > 0) this.#channel?.grant(extra);
           this.#resolveOpened({
-            remoteAddress: info.remote ? `${info.remote.address}:${info.remote.port}` : null,
-            localAddress: info.local ? `${info.local.address}:${info.local.port}` : null,
+            remoteAddress: info.remote ? joinHostPort(info.remote.address, info.remote.port) : null,
+            localAddress: info.local ? joinHostPort(info.local.address, info.local.port) : null,
             remote: info.remote,
             local: info.local,
           });

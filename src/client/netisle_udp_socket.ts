@@ -213,17 +213,40 @@ export class NetisleUdpSocket implements AsyncIterable<Datagram> {
 }
 
 /**
- * Splits `host:port` (`10.0.2.15:53`) into address and port; TypeError when
- * it is not that.
+ * Splits `host:port` (`10.0.2.15:53`, or `[fd00::15]:53` for IPv6: RFC 3986
+ * §3.2.2 brackets) into address and port; TypeError when it is not that,
+ * or when an IPv6 address comes without brackets (`fd00::15:53` is
+ * ambiguous).
  *
  * @example
  * ```ts
  * splitHostPort("10.0.2.15:53"); // { address: "10.0.2.15", port: 53 }
+ * splitHostPort("[fd00::15]:22"); // { address: "fd00::15", port: 22 }
  * ```
  */
 export function splitHostPort(text: string): { address: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(text.trim());
+  const m = /^(\[[^\]]+\]|[^:\[\]]+):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new TypeError(`expected host:port, got "${text}"`);
+  if (!m || port > 65535) {
+    throw new TypeError(
+      /^[^\[].*:.*:/.test(text.trim())
+        ? `expected host:port, got "${text}": an IPv6 address goes in brackets, e.g. [fd00::15]:22`
+        : `expected host:port (or [IPv6]:port), got "${text}"`,
+    );
+  }
   return { address: m[1].replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/**
+ * Joins an address and a port as `host:port`, an IPv6 address in brackets
+ * (RFC 3986 §3.2.2): the inverse of {@linkcode splitHostPort}.
+ *
+ * @example
+ * ```ts
+ * joinHostPort("10.0.2.15", 22); // "10.0.2.15:22"
+ * joinHostPort("fd00::15", 22); // "[fd00::15]:22"
+ * ```
+ */
+export function joinHostPort(address: string, port: number): string {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }

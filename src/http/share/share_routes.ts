@@ -14,15 +14,21 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import {
   formatIpv4Address,
+  formatIpv6Address,
   ipv4InSubnet,
   ipv4SubnetBroadcast,
+  type Ipv6Address,
+  ipv6InPrefix,
+  isIpv6LinkLocal,
+  isIpv6Unicast,
   parseIpv4Address,
+  parseIpv6Address,
 } from "../../wire/mod.ts";
 import { apiRoute, headerDocs, jsonContent, type RouteContext } from "../api_route.ts";
 import { requestPeer } from "../request_peer.ts";
 import type { AppEnv, WebSocketUpgrader } from "../app_env.ts";
 import { HttpProblem } from "../problem.ts";
-import { IPV4_DOC, SessionIdSchema } from "../schemas.ts";
+import { IpAddressSchema, SessionIdSchema } from "../schemas.ts";
 import { validationHook } from "../validation.ts";
 import { proxyShare, type ShareProxyOptions } from "./share_proxy.ts";
 import { MAX_SHARE_TTL_SECONDS, ShareRegistry } from "./share_registry.ts";
@@ -88,7 +94,9 @@ const ShareParamsSchema = z.strictObject({
 const SessionParams = z.strictObject({ sid: SessionIdSchema });
 
 const CreateShareBodySchema = z.strictObject({
-  address: z.ipv4().meta(IPV4_DOC).describe("An address on the session's network."),
+  address: IpAddressSchema.describe(
+    "An address on the session's network: IPv4, or IPv6 in its /64 or link-local.",
+  ),
   port: z.int().min(1).max(65535),
   ttlSeconds: z.int().min(1).max(MAX_SHARE_TTL_SECONDS).optional().describe(
     "Lifetime; default 3600, at most 7 days.",
@@ -155,7 +163,10 @@ export function shareRoutes(
     (c) => {
       const session = c.get("session");
       const body = c.req.valid("json");
-      checkTarget(session.withCore((s) => s.config.ipv4), body.address);
+      checkTarget(
+        session.withCore((s) => ({ ipv4: s.config.ipv4, ipv6: s.ipv6 })),
+        body.address,
+      );
       let created;
       try {
         created = registry.create(session, body);
@@ -221,15 +232,45 @@ export function shareRoutes(
 }
 
 /** 400 unless `address` is a host on the session's network other than the stack. */
-function checkTarget(ipv4: { address: number; prefixLength: number }, address: string): void {
+function checkTarget(
+  net: {
+    ipv4: { address: number; prefixLength: number };
+    ipv6: { prefix: Ipv6Address; address: Ipv6Address; linkLocal: Ipv6Address } | undefined;
+  },
+  address: string,
+): void {
+  if (address.includes(":")) return checkTarget6(net.ipv6, address);
+  const ipv4 = net.ipv4;
   const a = parseIpv4Address(address);
-  const net = `${formatIpv4Address(ipv4.address)}/${ipv4.prefixLength}`;
+  const subnet = `${formatIpv4Address(ipv4.address)}/${ipv4.prefixLength}`;
   const broadcast = ipv4SubnetBroadcast(ipv4.address, ipv4.prefixLength);
   const network = (broadcast - (2 ** (32 - ipv4.prefixLength) - 1)) >>> 0;
   if (!ipv4InSubnet(a, ipv4.address, ipv4.prefixLength) || a === broadcast || a === network) {
-    throw new HttpProblem("EINVAL", `${address} is not a host of the session's network ${net}`);
+    throw new HttpProblem("EINVAL", `${address} is not a host of the session's network ${subnet}`);
   }
   if (a === ipv4.address) {
+    throw new HttpProblem(
+      "EINVAL",
+      `${address} is the session's own address (the stack has no loopback)`,
+    );
+  }
+}
+
+/** {@linkcode checkTarget} for an IPv6 `address`. */
+function checkTarget6(
+  v6: { prefix: Ipv6Address; address: Ipv6Address; linkLocal: Ipv6Address } | undefined,
+  address: string,
+): void {
+  if (v6 === undefined) throw new HttpProblem("EINVAL", `${address}: the session has no IPv6`);
+  const a = parseIpv6Address(address);
+  if (!isIpv6Unicast(a) || !(isIpv6LinkLocal(a) || ipv6InPrefix(a, v6.prefix, 64))) {
+    throw new HttpProblem(
+      "EINVAL",
+      `${address} is not a host of the session's network ${formatIpv6Address(v6.prefix)}/64 ` +
+        "(or fe80::/64)",
+    );
+  }
+  if (a === v6.address || a === v6.linkLocal) {
     throw new HttpProblem(
       "EINVAL",
       `${address} is the session's own address (the stack has no loopback)`,

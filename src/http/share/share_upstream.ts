@@ -64,7 +64,9 @@ export async function openUpstream(
       const known = ["ECONNREFUSED", "ETIMEDOUT", "EHOSTUNREACH"].includes(code);
       throw new HttpProblem(
         known ? code as "ECONNREFUSED" : "ECONNREFUSED",
-        `the share's target ${share.address}:${share.port} inside the session: ${err.message}`,
+        `the share's target ${
+          share.address.includes(":") ? `[${share.address}]` : share.address
+        }:${share.port} inside the session: ${err.message}`,
       );
     }
     throw err;

@@ -1,6 +1,7 @@
 /**
  * Where a Wisp CONNECT may go: only inside the session's network. A hostname
- * is an IPv4 literal or a name the session knows (its DNS responder's names,
+ * is an IPv4 literal, an IPv6 literal (bare or in brackets) on the session's
+ * link, or a name the session knows (its DNS responder's names,
  * `netisle.internal`, and the hostnames its DHCP clients gave); anything else
  * is outside the session and refused with 0x48 (reaching the world is the
  * egress gateway's job, under its policy).
@@ -10,11 +11,17 @@
 
 import {
   formatIpv4Address,
+  formatIpv6Address,
   type Ipv4Address,
   ipv4InSubnet,
   ipv4SubnetBroadcast,
+  ipv6InPrefix,
   isIpv4Multicast,
+  isIpv6LinkLocal,
+  isIpv6Loopback,
+  isIpv6Unicast,
   parseIpv4Address,
+  parseIpv6Address,
   WispCloseReason,
   WispStreamType,
 } from "../../wire/mod.ts";
@@ -47,7 +54,8 @@ const DOTTED_QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
  * - port 0, an unknown stream type, an empty or malformed name, the
  *   unspecified, broadcast, multicast or class E addresses, the subnet's
  *   network and broadcast addresses: 0x41 (invalid);
- * - an address outside the session's subnet, an IPv6 literal, a name the
+ * - an address outside the session's subnet or its IPv6 /64 and link-local
+ *   range (or any IPv6 literal when the session has no IPv6), a name the
  *   session does not know, loopback: 0x48 (blocked);
  * - the stack's own address: its DNS responder over UDP on port 53; any
  *   other port 0x44 (refused: the stack has no loopback);
@@ -89,7 +97,7 @@ export function wispDestination(
     }
     addr = parseIpv4Address(name);
   } else if (name.includes(":") || name.startsWith("[")) {
-    return refuse(WispCloseReason.BLOCKED, "IPv6 is outside the session's network");
+    return ipv6Destination(session, streamType, name.replace(/^\[(.*)\]$/, "$1"), port);
   } else {
     const known = names.get(name);
     if (known === undefined) {
@@ -154,4 +162,61 @@ function knownNames(stack: Session["stack"]): Map<string, Ipv4Address> {
     out.set(`${h}.internal`, l.address);
   }
   return out;
+}
+
+/** The IPv6 half of {@linkcode wispDestination}: `text` is the literal without brackets. */
+function ipv6Destination(
+  session: Session,
+  streamType: number,
+  text: string,
+  port: number,
+): WispDestination {
+  let addr;
+  try {
+    addr = parseIpv6Address(text);
+  } catch {
+    return {
+      kind: "refused",
+      reason: WispCloseReason.INVALID,
+      detail: `"${text}" is not an IP address`,
+    };
+  }
+  const v6 = session.withCore((stack) => stack.ipv6);
+  if (v6 === undefined) {
+    return { kind: "refused", reason: WispCloseReason.BLOCKED, detail: "the session has no IPv6" };
+  }
+  const shown = formatIpv6Address(addr);
+  if (isIpv6Loopback(addr)) {
+    return {
+      kind: "refused",
+      reason: WispCloseReason.BLOCKED,
+      detail: "loopback is the server's host, outside the session",
+    };
+  }
+  if (!isIpv6Unicast(addr)) {
+    return {
+      kind: "refused",
+      reason: WispCloseReason.INVALID,
+      detail: `${shown} is not a unicast address`,
+    };
+  }
+  if (!isIpv6LinkLocal(addr) && !ipv6InPrefix(addr, v6.prefix, 64)) {
+    return {
+      kind: "refused",
+      reason: WispCloseReason.BLOCKED,
+      detail: `${shown} is outside the session's network ${formatIpv6Address(v6.prefix)}/64`,
+    };
+  }
+  if (addr === v6.address || addr === v6.linkLocal) {
+    if (streamType === WispStreamType.UDP && port === WISP_DNS_PORT) {
+      return { kind: "dns", address: shown, port };
+    }
+    return {
+      kind: "refused",
+      reason: WispCloseReason.REFUSED,
+      detail:
+        `${shown} is the session's own address: only its DNS responder (UDP 53) answers there`,
+    };
+  }
+  return { kind: "link", address: shown, port };
 }
