@@ -18,6 +18,7 @@
  */
 
 import { type DnsQuestion, DnsRcode, parseDnsQuery } from "../../../wire/mod.ts";
+import type { IpAddress as GuestAddress } from "../../../wire/ip_address.ts";
 import type { TimerClock } from "../../../socket/poll_deadline.ts";
 import type { EgressDenyReason, EgressPolicy } from "../egress_policy.ts";
 import { type IpAddress, ipFromV4 } from "../ip_address.ts";
@@ -65,7 +66,7 @@ export interface DnsRelayDeps {
   /** The session's clock (timeouts, cache ages). */
   clock: TimerClock;
   /** Sends `reply` to the client through the core. */
-  answer(client: number, clientPort: number, reply: Uint8Array): void;
+  answer(client: GuestAddress, clientPort: number, reply: Uint8Array): void;
   /** Counts an address record left out, by the reason its address is denied. */
   onFiltered?(reason: EgressDenyReason): void;
   /** The largest UDP answer the link carries (MTU − 28). */
@@ -74,7 +75,7 @@ export interface DnsRelayDeps {
 }
 
 interface Query {
-  client: number;
+  client: GuestAddress;
   clientPort: number;
   id: number;
   rd: boolean;
@@ -134,7 +135,7 @@ export class DnsRelay {
   }
 
   /** Answers a deferred query (its bytes are borrowed for the call). */
-  handle(client: number, clientPort: number, query: Uint8Array): void {
+  handle(client: GuestAddress, clientPort: number, query: Uint8Array): void {
     if (this.#closed) return;
     this.stats.queries++;
     const q = this.#parse(client, clientPort, query);
@@ -210,7 +211,7 @@ export class DnsRelay {
     return answers.length === set.answers.length ? set : { ...set, answers };
   }
 
-  #parse(client: number, clientPort: number, query: Uint8Array): Query | undefined {
+  #parse(client: GuestAddress, clientPort: number, query: Uint8Array): Query | undefined {
     const full = parseDnsMessage(query);
     if (full.ok && full.value.questions.length === 1) {
       const m = full.value;
