@@ -90,7 +90,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * @example
  * ```ts
  * const server = new Dhcpv6Server({}, { mac, dnsServer: parseIpv6Address("fd00::2") });
- * stack.udp.serve(DHCPV6_SERVER_PORT, server, { broadcast: true, name: "the DHCPv6 server" });
+ * stack.udp.serve(DHCPV6_SERVER_PORT, server, { broadcast: true, family: "ipv6" });
  * ```
  */
 export class Dhcpv6Server implements UdpService {
@@ -127,7 +127,8 @@ export class Dhcpv6Server implements UdpService {
   /**
    * Answers a message to port 547 (the {@linkcode UdpService} entry). Over
    * IPv4 the port is closed (`udp_port_closed`: the IPv4 input answers with
-   * a port unreachable).
+   * a port unreachable); the stack serves it with `family: "ipv6"`, so that
+   * never reaches here.
    */
   receive(d: UdpServiceDatagram, sender: UdpServiceSender, now: number): string | undefined {
     if (!isIpv6(d.dst)) return "udp_port_closed";

@@ -341,7 +341,11 @@ export class Stack {
       ? new DhcpServer(config.dhcp, { address, prefixLength: p, mtu })
       : undefined;
     if (this.dhcp) {
-      this.udp.serve(DHCP_SERVER_PORT, this.dhcp, { broadcast: true, name: "the DHCP server" });
+      this.udp.serve(DHCP_SERVER_PORT, this.dhcp, {
+        broadcast: true,
+        name: "the DHCP server",
+        family: "ipv4",
+      });
     }
     this.dhcpv6 = v6 && (config.dhcpv6?.enabled ?? config.dhcp?.enabled ?? false)
       ? new Dhcpv6Server(config.dhcpv6 ?? {}, { mac, dnsServer: v6.address })
@@ -350,6 +354,7 @@ export class Stack {
       this.udp.serve(DHCPV6_SERVER_PORT, this.dhcpv6, {
         broadcast: true,
         name: "the DHCPv6 server",
+        family: "ipv6",
       });
     }
 

@@ -228,6 +228,25 @@ describe("UDP over IPv6 (RFC 768, RFC 8200 §8.1)", () => {
     assert.throws(() => h.stack.udp.bind(5000), (e) => e instanceof NetError);
   });
 
+  it("keeps a service to its family: DHCPv4's port 67 is closed over IPv6, a service for both hears both", () => {
+    const h = ipv6Harness({ dhcp: { enabled: true } });
+    learnPeer(h);
+    h.input(udp6(67, new Uint8Array(300), { srcPort: 68 }));
+    assert.equal(decodeIcmpv6(drainNoRa(h)[0]).icmp.type, "dest_unreachable");
+    assert.equal(h.drops.udp_port_closed, 1);
+    assert.equal(h.stack.dhcp!.stats.rx, 0);
+    const got: string[] = [];
+    h.stack.udp.serve(9999, {
+      receive(d) {
+        got.push(formatIpAddress(d.src) + ">" + formatIpAddress(d.dst));
+        return undefined;
+      },
+    });
+    h.input(udp6(9999, text("6")));
+    h.input(udpFrame({ dstPort: 9999, payload: text("4"), dstMac: V6_STACK_MAC }));
+    assert.deepEqual(got, ["fd00::5054:ff:fe12:3456>fd00::2", "10.0.2.15>10.0.2.2"]);
+  });
+
   it("tells a connected endpoint of an ICMPv6 port unreachable about its datagram: ECONNREFUSED (RFC 1122 §4.1.3.3)", () => {
     const h = ipv6Harness();
     learnPeer(h);

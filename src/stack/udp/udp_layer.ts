@@ -286,6 +286,7 @@ export class UdpLayer implements UdpHost {
       sharing: options.sharing ?? "exclusive",
       broadcast: options.broadcast ?? false,
       name: options.name ?? `the service on port ${port}`,
+      family: options.family ?? "both",
     };
     const held = this.#services.get(port);
     if (held || (o.sharing === "exclusive" && this.#endpoints.has(port))) {
@@ -364,6 +365,8 @@ export class UdpLayer implements UdpHost {
     if (s === undefined || (!s.options.broadcast && !this.#isOwnAddress(dst))) {
       return "udp_port_closed";
     }
+    const family = s.options.family;
+    if (family !== "both" && family !== (isIpv6(dst) ? "ipv6" : "ipv4")) return "udp_port_closed";
     this.stats.rxServiced++;
     return s.service.receive(
       { src, srcPort: d.srcPort, dst, dstPort: d.dstPort, payload: d.payload },

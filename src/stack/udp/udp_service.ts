@@ -107,4 +107,11 @@ export interface UdpServiceOptions {
   broadcast?: boolean;
   /** A name for messages ("the DHCP server"). */
   name?: string;
+  /**
+   * The IP family the service speaks: `"both"` (the default, the DNS
+   * responder), `"ipv4"` (DHCP) or `"ipv6"` (DHCPv6). Datagrams of the other
+   * family find the port closed (`udp_port_closed`), so that a DHCPv4
+   * message over IPv6 never reaches the DHCPv4 server.
+   */
+  family?: "both" | "ipv4" | "ipv6";
 }
