@@ -69,7 +69,7 @@ export interface DnsRelayDeps {
   answer(client: GuestAddress, clientPort: number, reply: Uint8Array): void;
   /** Counts an address record left out, by the reason its address is denied. */
   onFiltered?(reason: EgressDenyReason): void;
-  /** The largest UDP answer the link carries (MTU − 28). */
+  /** The largest UDP answer the link carries over IPv4 (MTU − 28); over IPv6 it is 20 bytes less. */
   maxUdpSize: number;
   limits?: Partial<DnsRelayLimits>;
 }
@@ -231,7 +231,8 @@ export class DnsRelay {
 
   #reply(q: Query, set: DnsAnswerSet): void {
     if (this.#closed) return;
-    const link = this.#deps.maxUdpSize;
+    // An IPv6 header is 20 bytes longer than IPv4's (RFC 8200 §3).
+    const link = this.#deps.maxUdpSize - (typeof q.client === "string" ? 20 : 0);
     const maxSize = q.edns === undefined ? 512 : Math.max(512, Math.min(q.edns, link));
     const reply = buildDnsMessage({
       id: q.id,
