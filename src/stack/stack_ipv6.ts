@@ -147,7 +147,7 @@ export class StackIpv6 {
     const out = new Ipv6Output({ addressing, mtu, eth, counters, allocFrame });
     this.neighbors = new NeighborCache(deps.ndp);
     this.routerAdvertiser = new RouterAdvertiser(
-      { otherConfig: deps.dhcpv6 ?? false, ...deps.routerAdvert },
+      { ...deps.routerAdvert, otherConfig: deps.routerAdvert?.otherConfig ?? deps.dhcpv6 ?? false },
       deps.random,
     );
     deps.udp?.setIpv6(out);
