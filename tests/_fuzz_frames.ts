@@ -19,6 +19,7 @@ import {
   DhcpMessageType,
   DhcpOp,
   DhcpRepr,
+  DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS,
   ETHERNET_HEADER_LEN,
   EthernetFrame,
   EthernetRepr,
@@ -402,6 +403,8 @@ function withDstMac(frame: Uint8Array, stackMac: Uint8Array): Uint8Array {
  * solicitation and another router's advertisement, an MLDv2 report behind a
  * hop-by-hop router alert, UDP and a TCP SYN (closed ports), a packet too
  * big quoting a packet of the stack's, an unknown next header, a fragment,
+ * UDP to the DNS responder (AAAA), to port 5000 and a DHCPv6
+ * Information-request to ff02::1:2,
  * and chains of extension headers.
  */
 export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
@@ -437,6 +440,44 @@ export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
     data: new Uint8Array(20).fill(0xff, 4, 6),
   });
   const chain = (...headers: number[][]) => Uint8Array.from(headers.flat());
+  // UDP over IPv6 to services and a bound port (the checksum is filled in by ipv6Frame).
+  const udpDatagram = (srcPort: number, dstPort: number, payload: Uint8Array) => {
+    const b = new Uint8Array(8 + payload.length);
+    b.set([srcPort >>> 8, srcPort & 0xff, dstPort >>> 8, dstPort & 0xff, b.length >>> 8, b.length]);
+    b.set(payload, 8);
+    return b;
+  };
+  // AAAA netisle.internal (RFC 3596), and a DHCPv6 Information-request (RFC 8415 §18.2.6).
+  const dnsAaaa = Uint8Array.from([
+    0x12,
+    0x34,
+    1,
+    0,
+    0,
+    1,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    ...[7, ..."netisle"].map((c) => typeof c === "number" ? c : c.charCodeAt(0)),
+    ...[8, ..."internal"].map((c) => typeof c === "number" ? c : c.charCodeAt(0)),
+    0,
+    0,
+    28,
+    0,
+    1,
+  ]);
+  const dhcpv6InfoRequest = Uint8Array.from([
+    11,
+    0x1a,
+    0x2b,
+    0x3c,
+    ...[0, 1, 0, 10, 0, 3, 0, 1, ...PEER_MAC],
+    ...[0, 6, 0, 4, 0, 23, 0, 24],
+    ...[0, 8, 0, 2, 0, 0],
+  ]);
   const frames = [
     ipv6Frame(58, echo),
     ipv6Frame(58, echo, { src: PEER_LL6, dst: stackLl }),
@@ -508,6 +549,12 @@ export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
       first: 0,
     }),
     ipv6Frame(17, udp),
+    ipv6Frame(17, udpDatagram(5353, 53, dnsAaaa)),
+    ipv6Frame(17, udpDatagram(40000, 5000, new Uint8Array(12)), { src: PEER_LL6, dst: stackLl }),
+    ipv6Frame(17, udpDatagram(546, 547, dhcpv6InfoRequest), {
+      src: PEER_LL6,
+      dst: DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS,
+    }),
     ipv6Frame(6, tcpSyn),
     ipv6Frame(58, icmp({ type: "packet_too_big", mtu: 1300, data: quoted })),
     ipv6Frame(253, new Uint8Array(8)),
@@ -704,7 +751,9 @@ function fixIpv6L4Checksum(frame: Uint8Array): void {
   if (payload.length < at + 2) return;
   payload[at] = payload[at + 1] = 0;
   const sum = ipv6PseudoHeaderSum(pkt.value.src, pkt.value.dst, protocol, payload.length);
-  const c = checksumFinish(checksumAdd(sum, payload));
+  // UDP over IPv6 sends a computed 0 as 0xffff (RFC 8200 §8.1).
+  const c = checksumFinish(checksumAdd(sum, payload)) ||
+    (protocol === IpProtocol.UDP ? 0xffff : 0);
   payload[at] = c >>> 8;
   payload[at + 1] = c & 0xff;
 }
@@ -717,11 +766,16 @@ function assertWellFormedIpv6(payload: Uint8Array): void {
   assert.ok(chain.ok && chain.value.headers === 0, "emitted IPv6 has no extension header");
   const { protocol, payload: upper } = chain.value;
   assert.ok(
-    [IpProtocol.ICMPV6, IpProtocol.TCP].includes(protocol as 58),
+    [IpProtocol.ICMPV6, IpProtocol.TCP, IpProtocol.UDP].includes(protocol as 58),
     `emitted next header ${protocol}`,
   );
   const sum = ipv6PseudoHeaderSum(ip.value.src, ip.value.dst, protocol, upper.length);
   assert.equal(checksumFinish(checksumAdd(sum, upper)), 0, "emitted IPv6 upper-layer checksum");
+  if (protocol === IpProtocol.UDP) {
+    const udp = UdpPacket.parse(upper);
+    assert.ok(udp.ok && udp.value.length === upper.length, "emitted UDP over IPv6 parses");
+    assert.notEqual(udp.value.checksum, 0, "UDP over IPv6 always has a checksum (RFC 8200 §8.1)");
+  }
   if (protocol === IpProtocol.ICMPV6) {
     const icmp = Icmpv6Packet.parse(upper);
     assert.ok(icmp.ok, "emitted ICMPv6 parses");

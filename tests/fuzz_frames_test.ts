@@ -336,7 +336,19 @@ describe("fuzz: random and mutated frames", () => {
     assert.ok(d.n >= 25, `the mutations reach many different checks (${d.n})`);
     // Coverage checks need volume: a short run (NETISLE_FUZZ_FRAMES) only checks safety.
     const coverage = STATELESS_FRAMES >= 100_000
-      ? ["arp", "icmp", "ipv4_reassembly", "udp", "tcp", "dns", "ipv6_ext", "ipv6", "icmpv6", "ndp"]
+      ? [
+        "arp",
+        "icmp",
+        "ipv4_reassembly",
+        "udp",
+        "tcp",
+        "dns",
+        "ipv6_ext",
+        "ipv6",
+        "icmpv6",
+        "ndp",
+        "dhcpv6",
+      ]
       : [];
     for (const r of coverage) {
       assert.ok(

@@ -11,7 +11,7 @@
  */
 
 import type { TcpInfo, TcpState } from "../stack/tcp/mod.ts";
-import { formatIpAddress, formatIpv4Address } from "../wire/mod.ts";
+import { formatIpAddress } from "../wire/mod.ts";
 import { NetError, type NetErrorCode } from "../errors/net_error.ts";
 import type { Endpoint, LocalAddress } from "./local_address.ts";
 import type { TcpServer, TcpSocket } from "./tcp_socket.ts";
@@ -274,7 +274,7 @@ export class UdpSocketEntry extends BaseEntry {
   /** The connected peer. */
   get remote(): Endpoint | null {
     const r = this.socket?.endpoint.remote;
-    return r ? { address: formatIpv4Address(r.address), port: r.port } : null;
+    return r ? { address: formatIpAddress(r.address), port: r.port } : null;
   }
 
   /** Nothing waits to be sent (a datagram leaves at once); received bytes wait in the queue. */

@@ -10,6 +10,7 @@
 import { UdpEvent } from "../stack/udp/mod.ts";
 import type { UdpEndpoint, UdpEndpointStats } from "../stack/udp/mod.ts";
 import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
+import { formatIpAddress } from "../wire/ip_address.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { CoreAccess } from "./tcp_socket.ts";
 import { Waiters } from "./waiters.ts";
@@ -135,7 +136,7 @@ export class UdpSocket {
   /** The connected peer, or undefined. */
   get remote(): UdpSocketAddress | undefined {
     const r = this.endpoint.remote;
-    return r ? { address: formatIpv4Address(r.address), port: r.port } : undefined;
+    return r ? { address: formatIpAddress(r.address), port: r.port } : undefined;
   }
 
   /** Whether {@linkcode UdpSocket.close} ran. */
@@ -191,7 +192,7 @@ export class UdpSocket {
       }
       return this.endpoint.receive();
     });
-    return d ? { data: d.payload, address: formatIpv4Address(d.src), port: d.srcPort } : undefined;
+    return d ? { data: d.payload, address: formatIpAddress(d.src), port: d.srcPort } : undefined;
   }
 
   /**

@@ -1,10 +1,13 @@
 /**
  * A small authoritative DNS responder for the session's own names (by
- * default `netisle.internal` is the stack's address). It never recurses and
- * never stays silent for a query it can parse a header of:
+ * default `netisle.internal` is the stack's address, IPv4 and, when the
+ * session has IPv6, IPv6). It never recurses and never stays silent for a
+ * query it can parse a header of:
  *
- * - A (or ANY) for one of its names: the address, TTL 60, AA set.
- * - Any other type for one of its names: NOERROR without answers (NODATA).
+ * - A for one of its names: its IPv4 addresses; AAAA (RFC 3596 §2): its
+ *   IPv6 addresses; ANY: both; TTL 60, AA set.
+ * - Any other type, or a family the name has no address of: NOERROR
+ *   without answers (NODATA, RFC 2308 §2.2).
  * - Another name under `internal`: NXDOMAIN (the zone is ours).
  * - Any other name: REFUSED; or, when the session has egress, nothing yet:
  *   the query goes to a {@linkcode DnsForwarder} (the egress gateway
@@ -19,8 +22,9 @@
  *
  * Names compare case-insensitively, with or without a trailing dot.
  *
- * The stack serves it on UDP port 53 of its own address as a
- * {@linkcode UdpService} that steps aside while a socket is bound there.
+ * The stack serves it on UDP port 53 of its own addresses, over IPv4 and
+ * IPv6 alike, as a {@linkcode UdpService} that steps aside while a socket is
+ * bound there. An answer comes from the address the query was sent to.
  *
  * @module
  */
@@ -31,14 +35,15 @@ import {
   DnsRcode,
   DnsType,
   emitDnsResponse,
-  type Ipv4Address,
+  ipv6ToBytes,
   parseDnsHeader,
   parseDnsQuery,
 } from "../wire/mod.ts";
+import { type IpAddress, isIpv6 } from "../wire/ip_address.ts";
 
 /** The UDP port the responder answers on. */
 export const DNS_PORT = 53;
-/** TTL of the A records given out, in seconds. */
+/** TTL of the A and AAAA records given out, in seconds. */
 export const DNS_TTL = 60;
 /** The name the stack's own address answers to. */
 export const DNS_DEFAULT_NAME = "netisle.internal";
@@ -51,29 +56,40 @@ export const DNS_DROP_REASONS: readonly string[] = ["dns_truncated", "dns_not_qu
  * stack's egress). `query` is borrowed: copy what you keep.
  */
 export interface DnsForwarder {
-  /** Takes a query to answer later; false when it cannot (the responder answers SERVFAIL). */
-  forward(query: Uint8Array, client: Ipv4Address, clientPort: number, now: number): boolean;
+  /**
+   * Takes a query from `client` (over IPv4 or IPv6) to answer later; false
+   * when it cannot (the responder answers SERVFAIL).
+   */
+  forward(query: Uint8Array, client: IpAddress, clientPort: number, now: number): boolean;
 }
 
 /** Answers DNS queries from a fixed table of names. */
 export class DnsResponder implements UdpService {
-  readonly #names = new Map<string, Ipv4Address>();
+  readonly #names = new Map<string, readonly IpAddress[]>();
   /** Queries answered, dropped, and deferred to the forwarder. */
   readonly stats = { answered: 0, dropped: 0, forwarded: 0 };
   #forwarder: DnsForwarder | undefined;
 
   /**
-   * Creates a responder for `names` (name → address).
+   * Creates a responder for `names` (name → address, or addresses of
+   * either family: IPv4 ones answer A, IPv6 ones AAAA).
    *
    * @example
    * ```ts
-   * const dns = new DnsResponder({ "netisle.internal": parseIpv4Address("10.0.2.2") });
+   * const dns = new DnsResponder({
+   *   "netisle.internal": [parseIpv4Address("10.0.2.2"), parseIpv6Address("fd00::2")],
+   * });
    * const r = dns.answer(udpPayload);
    * if (r.reply) send(r.reply);
    * ```
    */
-  constructor(names: Record<string, Ipv4Address>, forwarder?: DnsForwarder) {
-    for (const [name, addr] of Object.entries(names)) this.#names.set(normalize(name), addr);
+  constructor(
+    names: Record<string, IpAddress | readonly IpAddress[]>,
+    forwarder?: DnsForwarder,
+  ) {
+    for (const [name, addr] of Object.entries(names)) {
+      this.#names.set(normalize(name), Array.isArray(addr) ? [...addr] : [addr as IpAddress]);
+    }
     this.#forwarder = forwarder;
   }
 
@@ -100,33 +116,39 @@ export class DnsResponder implements UdpService {
       return this.#reply({ id, opcode, aa: false, rd, rcode: DnsRcode.REFUSED, question });
     }
     const name = normalize(question.name);
-    const addr = this.#names.get(name);
-    if (addr === undefined) {
+    const addrs = this.#names.get(name);
+    if (addrs === undefined) {
       const ours = name === "internal" || name.endsWith(".internal");
       if (!ours && this.#forwarder) return { forward: true };
       const rcode = ours ? DnsRcode.NXDOMAIN : DnsRcode.REFUSED;
       return this.#reply({ id, opcode, aa: ours, rd, rcode, question });
     }
-    const answers = question.type === DnsType.A || question.type === DnsType.ANY
-      ? [{
-        type: DnsType.A,
+    const t = question.type;
+    const wantA = t === DnsType.A || t === DnsType.ANY;
+    const wantAaaa = t === DnsType.AAAA || t === DnsType.ANY;
+    const answers = [];
+    for (const addr of addrs) {
+      if (isIpv6(addr) ? !wantAaaa : !wantA) continue;
+      answers.push({
+        type: isIpv6(addr) ? DnsType.AAAA : DnsType.A,
         class: DnsClass.IN,
         ttl: DNS_TTL,
-        rdata: new Uint8Array([
+        rdata: isIpv6(addr) ? ipv6ToBytes(addr) : new Uint8Array([
           addr >>> 24,
           (addr >>> 16) & 0xff,
           (addr >>> 8) & 0xff,
           addr & 0xff,
         ]),
-      }]
-      : [];
+      });
+    }
     return this.#reply({ id, opcode, aa: true, rd, rcode: DnsRcode.NOERROR, question, answers });
   }
 
   /**
    * Answers a query that arrived on UDP port 53 (the {@linkcode UdpService}
-   * entry): the reply goes back to the sender's address and port. Returns the
-   * drop reason of a query it does not answer.
+   * entry): the reply goes back to the sender's address and port, from the
+   * address the query was sent to. Returns the drop reason of a query it
+   * does not answer.
    */
   receive(d: UdpServiceDatagram, sender: UdpServiceSender, now: number): string | undefined {
     const r = this.answer(d.payload);
@@ -141,7 +163,7 @@ export class DnsResponder implements UdpService {
     } else {
       reply = r.reply;
     }
-    sender.send({ address: d.src, port: d.srcPort }, reply, now);
+    sender.send({ address: d.src, port: d.srcPort, src: d.dst }, reply, now);
     return undefined;
   }
 

@@ -28,8 +28,8 @@ function query(id: string, name: string, type: string, cls = "0001"): string {
   return id + "0100" + "0001" + "0000" + "0000" + "0000" + nameHex(name) + type + cls;
 }
 
-function makeStack(dns?: StackConfig["dns"]) {
-  const { stack, link } = new StackHarness({ dns, seed: 3 });
+function makeStack(dns?: StackConfig["dns"], ipv6?: StackConfig["ipv6"]) {
+  const { stack, link } = new StackHarness({ dns, seed: 3, ipv6 });
   /** Sends `payloadHex` to port 53 and returns the DNS payload of the reply (hex), if any. */
   const ask = (payloadHex: string, dst = STACK_IP): string | undefined => {
     stack.input(udpFrame({ dstPort: 53, srcPort: 5555, dst, payload: fromHex(payloadHex) }), 1);
@@ -64,11 +64,20 @@ describe("DNS responder", () => {
     assert.equal(stack.dns?.stats.answered, 2);
   });
 
-  it("answers AAAA for its name with NOERROR and no answers (NODATA)", () => {
-    const { ask } = makeStack();
+  it("answers AAAA for its name with NOERROR and no answers (NODATA) when the session has no IPv6 (RFC 2308 §2.2)", () => {
+    const { ask } = makeStack(undefined, false);
     assert.equal(
       ask(query("0002", "netisle.internal", "001c")),
       "0002" + "8500" + "0001" + "0000" + "0000" + "0000" + Q_NETISLE + "001c" + "0001",
+    );
+  });
+
+  it("answers AAAA for its name with the stack's IPv6 address over IPv4 when the session has IPv6 (RFC 3596 §2.2)", () => {
+    const { ask } = makeStack();
+    assert.equal(
+      ask(query("0002", "netisle.internal", "001c")),
+      "0002" + "8500" + "0001" + "0001" + "0000" + "0000" + Q_NETISLE + "001c" + "0001" +
+        "c00c" + "001c" + "0001" + "0000003c" + "0010" + "fd000000000000000000000000000002",
     );
   });
 

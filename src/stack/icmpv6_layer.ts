@@ -82,6 +82,23 @@ export interface Icmpv6LayerDeps {
     mtu: number,
     now: number,
   ) => void;
+  /**
+   * Where a destination unreachable about a UDP datagram the stack sent goes
+   * (the UDP layer: its connected endpoint hears of it, RFC 1122 §4.1.3.3);
+   * without it such errors are `icmpv6_unhandled_type`.
+   */
+  udp?: Icmpv6UdpErrorSink;
+}
+
+/** Takes ICMPv6 errors about UDP datagrams (the stack's `UdpLayer` implements it). */
+export interface Icmpv6UdpErrorSink {
+  /** An error quoting a datagram from `localPort` to `remoteAddr:remotePort`; a drop reason or undefined. */
+  icmpError(
+    remoteAddr: Ipv6Address,
+    remotePort: number,
+    localPort: number,
+    icmpCode: number,
+  ): string | undefined;
 }
 
 /**
@@ -102,6 +119,7 @@ export class Icmpv6Layer {
   #bucket: TokenBucket;
   #counters: StackCounters;
   #tcpTooBig: Icmpv6LayerDeps["tcpTooBig"];
+  #udp: Icmpv6UdpErrorSink | undefined;
 
   /** Creates the layer. */
   constructor(deps: Icmpv6LayerDeps) {
@@ -111,6 +129,7 @@ export class Icmpv6Layer {
     this.#bucket = new TokenBucket(deps.errorsPerSecond);
     this.#counters = deps.counters;
     this.#tcpTooBig = deps.tcpTooBig;
+    this.#udp = deps.udp;
   }
 
   /**
@@ -164,6 +183,16 @@ export class Icmpv6Layer {
       case "param_problem": {
         const q = Ipv6Packet.parseTruncated(msg.data);
         if (!q.ok || !this.#isOurs(q.value.src)) return "icmpv6_bad_quote";
+        if (msg.type === "dest_unreachable") {
+          // RFC 4443 §3.1, RFC 1122 §4.1.3.3: to the UDP endpoint that sent the
+          // quoted datagram (the stack sends UDP without extension headers).
+          const quoted = q.value.payload;
+          if (this.#udp && q.value.nextHeader === IpProtocol.UDP && quoted.length >= 4) {
+            const localPort = (quoted[0] << 8) | quoted[1];
+            const remotePort = (quoted[2] << 8) | quoted[3];
+            return this.#udp.icmpError(q.value.dst, remotePort, localPort, msg.code);
+          }
+        }
         if (msg.type !== "packet_too_big") return "icmpv6_unhandled_type";
         // RFC 8201 §4: an estimate, never below 1280, never raised by a message.
         this.#pmtu.record(q.value.dst, msg.mtu, now);

@@ -214,7 +214,7 @@ describe("ICMPv6 errors sent (RFC 4443 §2.4, §3)", () => {
   it("answers UDP to a closed port with port unreachable quoting the whole datagram", () => {
     const h = ipv6Harness();
     learnPeer(h);
-    const frame = udp6(53, new Uint8Array(20));
+    const frame = udp6(9, new Uint8Array(20));
     h.input(frame);
     const [err] = h.drain();
     const d = decodeIcmpv6(err);
@@ -227,12 +227,12 @@ describe("ICMPv6 errors sent (RFC 4443 §2.4, §3)", () => {
   it("sends no error about a datagram to a group, from ::, or with a zero checksum (RFC 8200 §8.1)", () => {
     const h = ipv6Harness();
     learnPeer(h);
-    h.input(udp6(53, new Uint8Array(4), { dst: IPV6_ALL_NODES }));
-    h.input(udp6(53, new Uint8Array(4), { zero: true }));
-    h.input(udp6(53, new Uint8Array(4), { src: IPV6_UNSPECIFIED }));
+    h.input(udp6(9, new Uint8Array(4), { dst: IPV6_ALL_NODES }));
+    h.input(udp6(9, new Uint8Array(4), { zero: true }));
+    h.input(udp6(9, new Uint8Array(4), { src: IPV6_UNSPECIFIED }));
     assert.deepEqual([
       h.drops.udp_port_closed,
-      h.drops.udp_bad_checksum,
+      h.drops.udp6_zero_checksum,
       h.drops.ipv6_martian_source,
     ], [1, 1, 1]);
     assert.equal(h.drain().length, 0);

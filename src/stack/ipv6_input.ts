@@ -5,8 +5,9 @@
  * groups of its addresses), refuses martian and off-link sources, walks
  * the extension headers within limits ({@linkcode walkIpv6Headers}), and
  * hands ICMPv6 to its layer. Fragments are dropped and counted (no IPv6
- * reassembly yet); TCP and UDP find every port closed until they run over
- * IPv6 (`ipv6_closed_ports.ts`); any other next header is answered with a
+ * reassembly yet); UDP goes to the stack's UDP layer (its closed ports are
+ * answered with a port unreachable), TCP finds every port closed until it
+ * runs over IPv6 (`ipv6_closed_ports.ts`); any other next header is answered with a
  * parameter problem (RFC 8200 §4, RFC 4443 §3.4).
  *
  * @module
@@ -77,6 +78,20 @@ export interface Ipv6InputDeps {
     segment: Uint8Array,
     now: number,
   ) => string | undefined;
+  /**
+   * UDP over IPv6 (the stack's `UdpLayer`); without it every UDP port is
+   * closed. Its `udp_port_closed` and `udp_peer_mismatch` are answered
+   * with a port unreachable (RFC 4443 §3.1, RFC 1122 §4.1.3.1).
+   */
+  udp?: Ipv6UdpInput;
+  /** Groups the stack joins beyond its own (ff02::1:2 while the DHCPv6 server runs). */
+  groups?: readonly Ipv6Address[];
+}
+
+/** Where IPv6 input hands UDP (the stack's `UdpLayer` implements it). */
+export interface Ipv6UdpInput {
+  /** Takes a datagram (after the extension headers); returns a drop reason or undefined. */
+  input(src: Ipv6Address, dst: Ipv6Address, bytes: Uint8Array, now: number): string | undefined;
 }
 
 /**
@@ -93,6 +108,7 @@ export class Ipv6Input {
   #icmp: Icmpv6Layer;
   #limits: Ipv6ExtLimits | undefined;
   #tcp: Ipv6InputDeps["tcp"];
+  #udp: Ipv6UdpInput | undefined;
   #own: Ipv6Address[];
   #groups: Set<Ipv6Address>;
 
@@ -102,6 +118,7 @@ export class Ipv6Input {
     this.#icmp = deps.icmp;
     this.#limits = deps.extLimits;
     this.#tcp = deps.tcp;
+    this.#udp = deps.udp;
     const a = deps.out.addressing;
     this.#own = [a.address, a.linkLocal];
     this.#groups = new Set([
@@ -110,6 +127,7 @@ export class Ipv6Input {
       IPV6_ALL_MLDV2_ROUTERS,
       ipv6SolicitedNode(a.address),
       ipv6SolicitedNode(a.linkLocal),
+      ...deps.groups ?? [],
     ]);
   }
 
@@ -159,8 +177,10 @@ export class Ipv6Input {
       case Ipv6NextHeader.ICMPV6:
         return this.#icmp.input({ src, dst, hopLimit: pkt.hopLimit }, chain.payload, now);
       case Ipv6NextHeader.UDP: {
-        const reason = udpOverIpv6(src, dst, chain.payload);
-        if (reason === "udp_port_closed") {
+        const reason = this.#udp
+          ? this.#udp.input(src, dst, chain.payload, now)
+          : udpOverIpv6(src, dst, chain.payload);
+        if (reason === "udp_port_closed" || reason === "udp_peer_mismatch") {
           this.#icmp.sendError(
             pkt.bytes,
             { type: "dest_unreachable", code: Icmpv6DestUnreachableCode.PORT },

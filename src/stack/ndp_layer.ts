@@ -308,7 +308,7 @@ export class NdpLayer implements Ipv6NextHopResolver {
       type: "router_advert",
       curHopLimit: o.curHopLimit,
       managed: false,
-      other: false,
+      other: o.otherConfig,
       routerLifetime: o.routerLifetime,
       reachableTime: 0,
       retransTimer: 0,

@@ -38,6 +38,13 @@ export interface RouterAdvertOptions {
    * elsewhere keeps its own default route.
    */
   routerLifetime: number;
+  /**
+   * The O flag, "other configuration" (RFC 4861 §4.2): hosts may ask
+   * DHCPv6 for other settings (DNS servers) with an Information-request
+   * (RFC 8415 §6.1). Set while the stack's stateless DHCPv6 server runs;
+   * false by default.
+   */
+  otherConfig: boolean;
 }
 
 /** The defaults: RFC 4861 §6.2.1 and §10, RFC 8106 §5.1, router lifetime 0. */
@@ -53,6 +60,7 @@ export const DEFAULT_ROUTER_ADVERT_OPTIONS: RouterAdvertOptions = {
   rdnssLifetime: 1_200,
   curHopLimit: 64,
   routerLifetime: 0,
+  otherConfig: false,
 };
 
 /**
@@ -80,7 +88,11 @@ export class RouterAdvertiser {
   constructor(options: Partial<RouterAdvertOptions>, random: (buf: Uint8Array) => void) {
     this.options = { ...DEFAULT_ROUTER_ADVERT_OPTIONS, ...options };
     const o = this.options;
+    if (typeof o.otherConfig !== "boolean") {
+      throw new RangeError(`RouterAdvertiser: otherConfig must be a boolean, got ${o.otherConfig}`);
+    }
     for (const [k, v] of Object.entries(o)) {
+      if (typeof v === "boolean") continue;
       if (!Number.isInteger(v) || v < 0) {
         throw new RangeError(`RouterAdvertiser: ${k} must be an integer >= 0, got ${v}`);
       }

@@ -11,7 +11,8 @@
  *    or `ipv6_input.ts` (validation, extension headers, demux);
  * 3. `icmp_layer.ts` (echo, validated errors), `tcp/`, or `udp/` (bound
  *    endpoints, and the services on a port: `dhcp_server.ts`,
- *    `dns_responder.ts`); over IPv6, `icmpv6_layer.ts` (echo, errors, MLD)
+ *    `dns_responder.ts`, `dhcpv6_server.ts`; UDP runs over both families);
+ *    over IPv6, `icmpv6_layer.ts` (echo, errors, MLD)
  *    and `ndp_layer.ts` (neighbours in `neighbor_cache.ts`, router
  *    advertisements on the schedule of `router_advertiser.ts`).
  *
@@ -74,6 +75,12 @@ import type { NeighborCache, NeighborCacheOptions } from "./neighbor_cache.ts";
 import type { RouterAdvertiser, RouterAdvertOptions } from "./router_advertiser.ts";
 import type { PathMtuCache } from "./path_mtu_cache.ts";
 import { checkIpv6Config, StackIpv6 } from "./stack_ipv6.ts";
+import {
+  DHCPV6_SERVER_DROP_REASONS,
+  Dhcpv6Server,
+  type Dhcpv6ServerConfig,
+} from "./dhcpv6_server.ts";
+import { DHCPV6_SERVER_PORT } from "../wire/mod.ts";
 
 export type { Ipv4SendOptions } from "./ipv4_output.ts";
 export { DEFAULT_IPV6 } from "./stack_ipv6.ts";
@@ -108,11 +115,20 @@ export interface StackConfig {
   /** Limits of IPv4 reassembly (memory, datagrams, fragments, time). */
   reassembly?: Partial<Ipv4ReassemblyLimits>;
   /**
-   * The DNS responder on UDP port 53 of the stack's address (it steps aside
-   * while a socket is bound there). Enabled by default; `names` add to (or
-   * override) `netisle.internal`, which names the stack's address.
+   * The DNS responder on UDP port 53 of the stack's addresses, over IPv4
+   * and IPv6 (it steps aside while a socket is bound there). Enabled by
+   * default; `names` add to (or override) `netisle.internal`, which names
+   * the stack's addresses: A its IPv4 one, AAAA its IPv6 one when it has
+   * IPv6.
    */
   dns?: { enabled?: boolean; names?: Record<string, Ipv4Address> };
+  /**
+   * The stateless DHCPv6 server on UDP port 547 (RFC 8415 §6.1): it answers
+   * Information-request with the stack's IPv6 address as DNS server, and
+   * the router advertisements set the O flag. Needs IPv6; by default it
+   * runs when the DHCPv4 server does (`dhcp.enabled`).
+   */
+  dhcpv6?: Dhcpv6ServerConfig;
   /**
    * Egress: datagrams to addresses outside the subnet, and DNS queries for
    * names the responder does not own, become events for a gateway
@@ -197,6 +213,8 @@ export class Stack {
   readonly dhcp: DhcpServer | undefined;
   /** IPv4 reassembly of received fragments. */
   readonly reassembler: Ipv4Reassembler;
+  /** The stateless DHCPv6 server on UDP port 547; undefined when off or without IPv6. */
+  readonly dhcpv6: Dhcpv6Server | undefined;
   /** The DNS responder for the stack's own names; undefined when disabled. */
   readonly dns: DnsResponder | undefined;
   /** The session's quotas (memory and sockets), shared with the layers above. */
@@ -253,6 +271,7 @@ export class Stack {
       ...IPV4_REASSEMBLY_DROP_REASONS,
       ...DNS_DROP_REASONS,
       ...DHCP_SERVER_DROP_REASONS,
+      ...DHCPV6_SERVER_DROP_REASONS,
     ]);
     this.quota = deps.quota ?? createSessionQuota(DEFAULT_SESSION_QUOTA);
     const random = deps.random ?? ((buf: Uint8Array) => crypto.getRandomValues(buf));
@@ -314,7 +333,7 @@ export class Stack {
     this.tcp.setEgress(this.egress);
     if (config.dns?.enabled ?? true) {
       this.dns = new DnsResponder(
-        { [DNS_DEFAULT_NAME]: address, ...config.dns?.names },
+        { [DNS_DEFAULT_NAME]: v6 ? [address, v6.address] : address, ...config.dns?.names },
         this.egress,
       );
       this.udp.serve(DNS_PORT, this.dns, { sharing: "fallback", name: "the DNS responder" });
@@ -323,7 +342,21 @@ export class Stack {
       ? new DhcpServer(config.dhcp, { address, prefixLength: p, mtu })
       : undefined;
     if (this.dhcp) {
-      this.udp.serve(DHCP_SERVER_PORT, this.dhcp, { broadcast: true, name: "the DHCP server" });
+      this.udp.serve(DHCP_SERVER_PORT, this.dhcp, {
+        broadcast: true,
+        name: "the DHCP server",
+        family: "ipv4",
+      });
+    }
+    this.dhcpv6 = v6 && (config.dhcpv6?.enabled ?? config.dhcp?.enabled ?? false)
+      ? new Dhcpv6Server(config.dhcpv6 ?? {}, { mac, dnsServer: v6.address })
+      : undefined;
+    if (this.dhcpv6) {
+      this.udp.serve(DHCPV6_SERVER_PORT, this.dhcpv6, {
+        broadcast: true,
+        name: "the DHCPv6 server",
+        family: "ipv6",
+      });
     }
 
     // ICMP and IPv4 input on top.
@@ -366,6 +399,8 @@ export class Stack {
         tcpTooBig: (local, remote, localPort, remotePort, seq, mtu, now) => {
           this.tcp.fragmentationNeeded(remote, remotePort, localPort, seq, mtu, now, local);
         },
+        udp: this.udp,
+        dhcpv6: this.dhcpv6 !== undefined,
       });
       this.tcp.setIpv6(ip6.out);
       this.ipv6 = ip6.addressing;

@@ -33,6 +33,7 @@ import {
   type Ipv4Address,
   Ipv4Repr,
 } from "../wire/mod.ts";
+import type { IpAddress } from "../wire/ip_address.ts";
 import { bufferCost, type MemoryQuota } from "./session_quota.ts";
 import type { UdpEgressHook, UdpLayer } from "./udp/udp_layer.ts";
 import type { DnsForwarder } from "./dns_responder.ts";
@@ -61,8 +62,8 @@ export interface EgressUdpEvent {
 /** A DNS query for a name the session does not own, to resolve upstream. */
 export interface EgressDnsEvent {
   readonly kind: "dns";
-  /** Who asked (answer with {@linkcode StackEgress.answerDns}). */
-  readonly client: Ipv4Address;
+  /** Who asked, over IPv4 or IPv6 (answer with {@linkcode StackEgress.answerDns}). */
+  readonly client: IpAddress;
   /** The port the query came from. */
   readonly clientPort: number;
   /** The query message: a copy the event owns. */
@@ -267,7 +268,7 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
    * The DNS responder's hook: a query it does not answer itself. False when
    * it cannot be queued (the responder then answers SERVFAIL at once).
    */
-  forward(query: Uint8Array, client: Ipv4Address, clientPort: number, _now: number): boolean {
+  forward(query: Uint8Array, client: IpAddress, clientPort: number, _now: number): boolean {
     const copy = this.#copy(query);
     if (typeof copy === "string") return false;
     this.#push({ kind: "dns", client, clientPort, query: copy.bytes, charge: copy.charge });
@@ -432,11 +433,12 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
 
   /**
    * Answers a forwarded DNS query: `reply` goes to the client from the
-   * stack's port 53, as the responder's own answers do.
+   * stack's port 53 and its address of the client's family, as the
+   * responder's own answers do.
    */
-  answerDns(client: Ipv4Address, clientPort: number, reply: Uint8Array, now: number): boolean {
+  answerDns(client: IpAddress, clientPort: number, reply: Uint8Array, now: number): boolean {
     const ok = this.#deps.udp.sendFrom(
-      { address: this.#deps.localAddr, port: DNS_PORT },
+      { port: DNS_PORT },
       { address: client, port: clientPort },
       reply,
       now,

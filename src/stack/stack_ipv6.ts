@@ -31,6 +31,8 @@ import { NdpLayer } from "./ndp_layer.ts";
 import { NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
 import { PathMtuCache } from "./path_mtu_cache.ts";
 import { RouterAdvertiser, type RouterAdvertOptions } from "./router_advertiser.ts";
+import type { UdpLayer } from "./udp/mod.ts";
+import { DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS } from "../wire/mod.ts";
 
 /** The IPv6 addressing a stack gets by default: `fd00::/64`, the stack at `fd00::2`. */
 export const DEFAULT_IPV6: { prefix: Ipv6Address; address: Ipv6Address } = Object.freeze({
@@ -108,6 +110,18 @@ export interface StackIpv6Deps {
     segment: Uint8Array,
     now: number,
   ) => string | undefined;
+  /**
+   * The stack's UDP layer: it sends over IPv6 through this side's output,
+   * gets UDP from IPv6 input and ICMPv6 errors about its datagrams.
+   * Without it every UDP port over IPv6 is closed.
+   */
+  udp?: UdpLayer;
+  /**
+   * Whether the stateless DHCPv6 server runs: the stack then joins
+   * ff02::1:2 (RFC 8415 §7.1) and sets the O flag in its router
+   * advertisements (RFC 4861 §4.2).
+   */
+  dhcpv6?: boolean;
 }
 
 /**
@@ -143,7 +157,11 @@ export class StackIpv6 {
     const allocFrame = (len: number) => eth.allocFrame(len);
     const out = this.out = new Ipv6Output({ addressing, mtu, eth, counters, allocFrame });
     this.neighbors = new NeighborCache(deps.ndp);
-    this.routerAdvertiser = new RouterAdvertiser(deps.routerAdvert ?? {}, deps.random);
+    this.routerAdvertiser = new RouterAdvertiser(
+      { ...deps.routerAdvert, otherConfig: deps.routerAdvert?.otherConfig ?? deps.dhcpv6 ?? false },
+      deps.random,
+    );
+    deps.udp?.setIpv6(out);
     this.#ndp = new NdpLayer({
       out,
       cache: this.neighbors,
@@ -161,12 +179,15 @@ export class StackIpv6 {
       errorsPerSecond: deps.errorsPerSecond,
       counters,
       tcpTooBig: deps.tcpTooBig,
+      udp: deps.udp,
     });
     this.#input = new Ipv6Input({
       out,
       icmp: this.#icmp,
       extLimits: deps.extLimits,
       tcp: deps.tcp,
+      udp: deps.udp,
+      groups: deps.dhcpv6 ? [DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS] : [],
     });
     eth.multicastMacs = this.#input.groups.map(ipv6MulticastMac);
   }

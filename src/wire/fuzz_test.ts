@@ -18,6 +18,11 @@ import { parseTcpOptions, TcpPacket, TcpRepr } from "./tcp.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
 import { type SeededRandom, seededRandom } from "./random.ts";
 import { atOffset, GOLDEN_FRAMES, GOLDEN_SYN } from "./_test_util.ts";
+import type { IpAddress } from "./ip_address.ts";
+import { parseIpv6Address } from "./ipv6_address.ts";
+
+const V6_SRC = parseIpv6Address("fd00::5054:ff:fe12:3456");
+const V6_DST = parseIpv6Address("fd00::2");
 
 const ITERATIONS = 20_000;
 const KNOWN_REASONS = new Set(WIRE_DROP_REASONS);
@@ -84,7 +89,7 @@ function exerciseIcmp(stats: Stats, bytes: Uint8Array): void {
   assert.deepEqual(Icmpv4Repr.parse(again.value), { ok: true, value: repr });
 }
 
-function exerciseUdp(stats: Stats, bytes: Uint8Array, src: number, dst: number): void {
+function exerciseUdp(stats: Stats, bytes: Uint8Array, src: IpAddress, dst: IpAddress): void {
   const pkt = check(stats, "UdpPacket", UdpPacket.parse(bytes));
   if (pkt === undefined) return;
   touchAccessors("UdpPacket", pkt);
@@ -172,6 +177,8 @@ function exercise(stats: Stats, frame: Uint8Array): void {
   exerciseIpv4(stats, frame);
   exerciseIcmp(stats, frame);
   exerciseUdp(stats, frame, 0x0a00020f, 0x0a000202);
+  // The same bytes as UDP over IPv6: a zero checksum is invalid there (RFC 8200 §8.1).
+  exerciseUdp(stats, frame, V6_SRC, V6_DST);
   exerciseTcp(stats, frame, 0x0a00020f, 0x0a000202);
 }
 

@@ -1,7 +1,7 @@
 /**
  * Pure wire-format codecs for netisle: addresses, the Internet checksum,
  * Ethernet II, ARP, IPv4, ICMPv4, IPv6 (with extension headers), ICMPv6, NDP,
- * MLD, UDP, TCP and DHCPv4, and the pcap file format.
+ * MLD, UDP, TCP, DHCPv4 and DHCPv6, and the pcap file format.
  * No state, no I/O.
  *
  * Each protocol has a `<Proto>Packet`, a checked zero-copy view over bytes
@@ -46,6 +46,7 @@ export * from "./udp.ts";
 export * from "./tcp.ts";
 export * from "./dns.ts";
 export * from "./dhcp.ts";
+export * from "./dhcpv6.ts";
 export * from "./pcap_writer.ts";
 export * from "./random.ts";
 export * from "./tunnel_protocol.ts";

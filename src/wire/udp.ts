@@ -1,14 +1,26 @@
 /**
- * UDP datagrams (RFC 768) over IPv4, with the pseudo-header checksum.
+ * UDP datagrams (RFC 768) over IPv4 and IPv6, with the pseudo-header
+ * checksum of either family (RFC 768 "Fields", RFC 8200 §8.1). An address
+ * argument is an {@linkcode IpAddress}: a number for IPv4, an
+ * {@linkcode Ipv6Address} for IPv6; both ends of a datagram are of one family.
  *
  * @module
  */
 
-import type { Ipv4Address } from "./address.ts";
 import { readU16, writeU16 } from "./_bytes.ts";
 import { checkBuffer, checkUint, copyInto } from "./_validate.ts";
 import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
 import { IpProtocol } from "./ipv4.ts";
+import { ipv6PseudoHeaderSum } from "./ipv6.ts";
+import { type Ipv6Address, isIpv6Address } from "./ipv6_address.ts";
+import type { IpAddress } from "./ip_address.ts";
+
+/** The pseudo-header sum of either family (RFC 768, RFC 8200 §8.1). */
+function pseudoHeaderSum(src: IpAddress, dst: IpAddress, len: number): number {
+  return typeof src === "string"
+    ? ipv6PseudoHeaderSum(src, dst as Ipv6Address, IpProtocol.UDP, len)
+    : ipv4PseudoHeaderSum(src, dst as number, IpProtocol.UDP, len);
+}
 import { fail, ok, type ParseResult } from "./parse_result.ts";
 
 /**
@@ -83,14 +95,14 @@ export class UdpPacket {
 
   /**
    * Whether the checksum over the pseudo-header, header and payload is valid
-   * (RFC 768 "Fields"). A checksum field of 0 means none was computed and is
-   * valid (RFC 1122 §4.1.3.4).
+   * (RFC 768 "Fields"). Over IPv4 a checksum field of 0 means none was
+   * computed and is valid (RFC 1122 §4.1.3.4); over IPv6 (`src` an IPv6
+   * address) the checksum is mandatory and 0 is invalid (RFC 8200 §8.1).
    */
-  verifyChecksum(src: Ipv4Address, dst: Ipv4Address): boolean {
+  verifyChecksum(src: IpAddress, dst: IpAddress): boolean {
     const bytes = this.bytes;
-    if (bytes[6] === 0 && bytes[7] === 0) return true;
-    const sum = ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, bytes.length);
-    return checksumFinish(checksumAdd(sum, bytes)) === 0;
+    if (bytes[6] === 0 && bytes[7] === 0) return typeof src !== "string";
+    return checksumFinish(checksumAdd(pseudoHeaderSum(src, dst, bytes.length), bytes)) === 0;
   }
 }
 
@@ -128,7 +140,7 @@ export const UdpRepr = {
    *
    * Reason: `udp_bad_checksum`.
    */
-  parse(pkt: UdpPacket, src: Ipv4Address, dst: Ipv4Address): ParseResult<UdpRepr> {
+  parse(pkt: UdpPacket, src: IpAddress, dst: IpAddress): ParseResult<UdpRepr> {
     if (!pkt.verifyChecksum(src, dst)) return fail("udp_bad_checksum");
     const bytes = pkt.bytes;
     return ok({
@@ -140,21 +152,31 @@ export const UdpRepr = {
 
   /**
    * Writes the header, copies the payload (skipped when it already sits at
-   * `buf[8..]`) and computes the checksum; a computed 0 is sent as 0xffff
-   * (RFC 768 "Fields").
+   * `buf[8..]`) and computes the checksum over the pseudo-header of the
+   * addresses' family; a computed 0 is sent as 0xffff (RFC 768 "Fields",
+   * RFC 8200 §8.1).
    *
-   * @throws {RangeError} when `buf` is too small, a port is not a u16 or the
-   *   datagram exceeds 65535 bytes.
+   * @throws {RangeError} when `buf` is too small, a port is not a u16, the
+   *   datagram exceeds 65535 bytes, or the addresses are not both IPv4
+   *   (u32) or both IPv6.
    */
-  emit(repr: UdpRepr, buf: Uint8Array, src: Ipv4Address, dst: Ipv4Address): void {
+  emit(repr: UdpRepr, buf: Uint8Array, src: IpAddress, dst: IpAddress): void {
     const where = "UdpRepr.emit";
     const len = UDP_HEADER_LEN + repr.payload.length;
     checkUint(where, "datagram length", len, UDP_MAX_LEN);
     checkBuffer(where, buf, len);
     checkUint(where, "srcPort", repr.srcPort, 0xffff);
     checkUint(where, "dstPort", repr.dstPort, 0xffff);
-    checkUint(where, "src", src, 0xffffffff);
-    checkUint(where, "dst", dst, 0xffffffff);
+    if (typeof src === "string" || typeof dst === "string") {
+      if (!isIpv6Address(src) || !isIpv6Address(dst)) {
+        throw new RangeError(
+          `${where}: src and dst must both be IPv6 addresses, got ${typeof src} and ${typeof dst}`,
+        );
+      }
+    } else {
+      checkUint(where, "src", src, 0xffffffff);
+      checkUint(where, "dst", dst, 0xffffffff);
+    }
     // Payload first: it may be a view that overlaps the header's bytes.
     copyInto(buf, UDP_HEADER_LEN, repr.payload);
     writeU16(buf, 0, repr.srcPort);
@@ -162,7 +184,7 @@ export const UdpRepr = {
     writeU16(buf, 4, len);
     buf[6] = 0;
     buf[7] = 0;
-    const sum = checksumAdd(ipv4PseudoHeaderSum(src, dst, IpProtocol.UDP, len), buf, 0, len);
+    const sum = checksumAdd(pseudoHeaderSum(src, dst, len), buf, 0, len);
     writeU16(buf, 6, checksumFinish(sum) || 0xffff);
   },
 

@@ -2,13 +2,21 @@
  * A bound UDP endpoint (RFC 768, RFC 1122 §4.1): a local port with a bounded
  * receive queue of datagrams copied out of their frames, optionally connected
  * to one peer. {@linkcode UdpLayer} creates endpoints and demultiplexes
- * received datagrams to them.
+ * received datagrams to them. An endpoint is dual-stack: it sends to and
+ * receives from IPv4 and IPv6 peers alike (`IpAddress`: a number for IPv4,
+ * an `Ipv6Address` string for IPv6).
  *
  * @module
  */
 
 import { NetError } from "../../errors/net_error.ts";
-import { formatIpv4Address, Icmpv4DestUnreachableCode, type Ipv4Address } from "../../wire/mod.ts";
+import {
+  Icmpv4DestUnreachableCode,
+  Icmpv6DestUnreachableCode,
+  IPV6_UNSPECIFIED,
+  isIpv6Address,
+} from "../../wire/mod.ts";
+import { formatIpAddress, type IpAddress, isIpv6 } from "../../wire/ip_address.ts";
 import type { UdpLayerLimits } from "./udp_layer.ts";
 import { bufferCost, type MemoryQuota } from "../session_quota.ts";
 
@@ -25,8 +33,8 @@ export const UdpEvent = {
 
 /** A received datagram, as {@linkcode UdpEndpoint.receive} returns it. */
 export interface UdpDatagram {
-  /** The sender's IPv4 address. */
-  src: Ipv4Address;
+  /** The sender's address (IPv4 or IPv6). */
+  src: IpAddress;
   /** The sender's port (0 when it set none, RFC 768). */
   srcPort: number;
   /** The payload (a copy owned by the receiver). */
@@ -35,8 +43,8 @@ export interface UdpDatagram {
 
 /** A destination of {@linkcode UdpEndpoint.send}. */
 export interface UdpDestination {
-  /** IPv4 address (u32). */
-  address: Ipv4Address;
+  /** IPv4 address (u32) or IPv6 address. */
+  address: IpAddress;
   /** Port, 1..65535. */
   port: number;
 }
@@ -65,16 +73,14 @@ export interface UdpEndpointStats {
 
 /** What an endpoint needs from the layer that owns it ({@linkcode UdpLayer} implements it). */
 export interface UdpHost {
-  /** The stack's IPv4 address. */
-  readonly localAddr: Ipv4Address;
-  /** Largest payload of one datagram (MTU - 28). */
-  readonly maxPayload: number;
+  /** Largest payload of one datagram to `dst` (MTU - 28 for IPv4, MTU - 48 for IPv6). */
+  maxPayloadFor(dst: IpAddress): number;
   /** Receive queue limits. */
   readonly limits: UdpLayerLimits;
   /** The session's memory quota, charged for every queued copy. */
   readonly memory: MemoryQuota;
   /** Whether the stack can send to `dst`. */
-  hasRoute(dst: Ipv4Address): boolean;
+  hasRoute(dst: IpAddress): boolean;
   /** Emits a datagram of `ep`; false when the IP layer dropped it. */
   transmit(ep: UdpEndpoint, dst: UdpDestination, payload: Uint8Array, now: number): boolean;
   /** Frees the port of a closed endpoint. */
@@ -89,10 +95,20 @@ function checkPort(where: string, port: number): void {
   }
 }
 
-function checkAddress(where: string, address: Ipv4Address): void {
+function checkAddress(where: string, address: IpAddress): void {
+  if (typeof address === "string") {
+    if (!isIpv6Address(address) || address === IPV6_UNSPECIFIED) {
+      throw new RangeError(
+        `${where}: address must be an IPv6 address other than ::, got "${
+          isIpv6Address(address) ? formatIpAddress(address) : address
+        }"`,
+      );
+    }
+    return;
+  }
   if (!Number.isInteger(address) || address <= 0 || address > 0xffffffff) {
     throw new RangeError(
-      `${where}: address must be a non-zero IPv4 address (u32), got ${address}`,
+      `${where}: address must be a non-zero IPv4 address (u32) or an IPv6 address, got ${address}`,
     );
   }
 }
@@ -172,7 +188,7 @@ export class UdpEndpoint {
    * @throws {RangeError} for a zero address or a port outside 1..65535.
    * @throws {NetError} ENOTCONN when the endpoint is closed.
    */
-  connect(remoteAddr: Ipv4Address, remotePort: number): void {
+  connect(remoteAddr: IpAddress, remotePort: number): void {
     this.#checkOpen("connect");
     checkAddress("UdpEndpoint.connect", remoteAddr);
     checkPort("UdpEndpoint.connect", remotePort);
@@ -187,8 +203,9 @@ export class UdpEndpoint {
   /**
    * Sends one datagram from this port to `dst`, or to the connected peer.
    * The checksum is always computed (RFC 768; RFC 1122 §4.1.3.4 says it
-   * defaults to on). The stack does not fragment, so the payload must fit in
-   * one IP packet: at most `mtu - 28` bytes.
+   * defaults to on; RFC 8200 §8.1 makes it mandatory over IPv6). The stack
+   * does not fragment, so the payload must fit in one IP packet: at most
+   * `mtu - 28` bytes over IPv4, `mtu - 48` over IPv6.
    *
    * Returns true when the datagram went to the link (or waits for ARP), false
    * when the IP layer dropped it (counted in `stats.txDrops`).
@@ -197,8 +214,8 @@ export class UdpEndpoint {
    *   connected) or the endpoint is closed; EHOSTUNREACH when the stack has
    *   no route to the destination; the pending ICMP error, once (see
    *   {@linkcode UdpEndpoint.icmpError}).
-   * @throws {RangeError} for a payload over `mtu - 28` bytes, a zero address
-   *   or a port outside 1..65535.
+   * @throws {RangeError} for a payload over `mtu - 28` (IPv6: `mtu - 48`)
+   *   bytes, a zero address or a port outside 1..65535.
    */
   send(payload: Uint8Array, now: number, dst?: UdpDestination): boolean {
     this.#checkOpen("send");
@@ -214,7 +231,7 @@ export class UdpEndpoint {
       checkAddress("UdpEndpoint.send", dst.address);
       checkPort("UdpEndpoint.send", dst.port);
     }
-    const max = this.#host.maxPayload;
+    const max = this.#host.maxPayloadFor(to.address);
     if (payload.length > max) {
       throw new RangeError(
         `UdpEndpoint.send: payload of ${payload.length} bytes exceeds ${max}, the most that ` +
@@ -224,7 +241,7 @@ export class UdpEndpoint {
     if (!this.#host.hasRoute(to.address)) {
       throw new NetError(
         "EHOSTUNREACH",
-        `UDP port ${this.port}: no route to ${formatIpv4Address(to.address)} (not on the link)`,
+        `UDP port ${this.port}: no route to ${formatIpAddress(to.address)} (not on the link)`,
       );
     }
     if (this.#host.transmit(this, to, payload, now)) {
@@ -265,18 +282,24 @@ export class UdpEndpoint {
    * sent to its connected peer (RFC 1122 §4.1.3.3: UDP must pass ICMP errors
    * to the application). As on BSD and Linux, only a connected endpoint hears
    * of it: the next `send()` or the next `receive()` with an empty queue
-   * throws it once, and waiting receivers are woken. Codes "protocol" and
-   * "port unreachable" become ECONNREFUSED, the others EHOSTUNREACH.
-   * Returns false when the quoted datagram was not to the connected peer.
+   * throws it once, and waiting receivers are woken. ICMPv4 codes
+   * "protocol" and "port unreachable", and ICMPv6's "port unreachable"
+   * (`remoteAddr` IPv6, RFC 4443 §3.1 code 4), become ECONNREFUSED, the
+   * others EHOSTUNREACH. Returns false when the quoted datagram was not to
+   * the connected peer.
    */
-  icmpError(remoteAddr: Ipv4Address, remotePort: number, icmpCode: number): boolean {
+  icmpError(remoteAddr: IpAddress, remotePort: number, icmpCode: number): boolean {
     const r = this.#remote;
     if (this.#closed || r === undefined || r.address !== remoteAddr || r.port !== remotePort) {
       return false;
     }
-    const refused = icmpCode === Icmpv4DestUnreachableCode.PORT ||
-      icmpCode === Icmpv4DestUnreachableCode.PROTOCOL;
-    const peer = `${formatIpv4Address(remoteAddr)}:${remotePort}`;
+    const refused = isIpv6(remoteAddr)
+      ? icmpCode === Icmpv6DestUnreachableCode.PORT
+      : icmpCode === Icmpv4DestUnreachableCode.PORT ||
+        icmpCode === Icmpv4DestUnreachableCode.PROTOCOL;
+    const peer = isIpv6(remoteAddr)
+      ? `[${formatIpAddress(remoteAddr)}]:${remotePort}`
+      : `${formatIpAddress(remoteAddr)}:${remotePort}`;
     this.#pendingError = refused
       ? new NetError("ECONNREFUSED", `UDP port ${this.port}: ${peer} answered port unreachable`)
       : new NetError(
@@ -312,7 +335,7 @@ export class UdpEndpoint {
    * Queues a datagram that arrived for this port; the layer's demux calls it.
    * Returns a drop reason, or undefined when it was queued.
    */
-  deliver(src: Ipv4Address, srcPort: number, payload: Uint8Array): string | undefined {
+  deliver(src: IpAddress, srcPort: number, payload: Uint8Array): string | undefined {
     const r = this.#remote;
     if (r !== undefined && (r.address !== src || r.port !== srcPort)) {
       this.stats.rxPeerMismatch++;

@@ -4,10 +4,16 @@
  * socket, {@linkcode UdpEndpoint}) or to one of the stack's own services
  * (DHCP, DNS: {@linkcode UdpService}), and the sending side of both.
  *
+ * Dual-stack: a port is one port for both families, as a socket bound to
+ * `::` with IPV6_V6ONLY off is on Linux. Datagrams over IPv6 come in
+ * through {@linkcode UdpLayer.input} with IPv6 addresses and go out through
+ * the IPv6 output given to {@linkcode UdpLayer.setIpv6}, with the checksum
+ * that IPv6 makes mandatory (RFC 8200 §8.1).
+ *
  * The layer never builds ICMP itself: {@linkcode UdpLayer.input} returns the
- * drop reason `udp_port_closed` (or `udp_peer_mismatch`) and the stack, which
- * holds the original IP datagram and the one ICMP error rate limiter, answers
- * with a port unreachable (RFC 1122 §4.1.3.1).
+ * drop reason `udp_port_closed` (or `udp_peer_mismatch`) and the IP input of
+ * the family, which holds the original IP datagram and the ICMP error rate
+ * limiter, answers with a port unreachable (RFC 1122 §4.1.3.1, RFC 4443 §3.1).
  *
  * @module
  */
@@ -16,13 +22,17 @@ import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { MemoryQuota } from "../session_quota.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
+  IpProtocol,
   IPV4_HEADER_LEN,
   type Ipv4Address,
+  IPV6_HEADER_LEN,
+  type Ipv6Address,
   type MacAddress,
   UDP_HEADER_LEN,
   UdpPacket,
   UdpRepr,
 } from "../../wire/mod.ts";
+import { formatIpAddress, type IpAddress, isIpv6 } from "../../wire/ip_address.ts";
 import { type UdpDestination, UdpEndpoint, type UdpHost } from "./udp_endpoint.ts";
 import type {
   UdpService,
@@ -62,6 +72,28 @@ export interface UdpLayerDeps {
    * endpoint closes. Unlimited when not given.
    */
   memory?: MemoryQuota;
+}
+
+/**
+ * What the UDP layer needs of IPv6 to send (the stack's `Ipv6Output`
+ * implements it).
+ */
+export interface UdpIpv6Output {
+  /** The stack's IPv6 addresses: datagrams to these (or a joined group) are ours. */
+  readonly addressing: { readonly address: Ipv6Address; readonly linkLocal: Ipv6Address };
+  /** Whether a packet to `dst` can be sent (on-link unicast or multicast). */
+  hasRoute(dst: Ipv6Address): boolean;
+  /** The source address for a packet to `dst` (RFC 6724 §5 rule 2). */
+  sourceFor(dst: Ipv6Address): Ipv6Address;
+  /** Sends an IPv6 packet whose `payloadLen` bytes `fill` writes in place; false when dropped. */
+  send(
+    src: Ipv6Address,
+    dst: Ipv6Address,
+    nextHeader: number,
+    payloadLen: number,
+    fill: (payload: Uint8Array) => void,
+    now: number,
+  ): boolean;
 }
 
 /**
@@ -112,12 +144,16 @@ export const DEFAULT_UDP_LAYER_LIMITS: UdpLayerLimits = {
  *   Linux, the port counts as closed for this sender.
  * - `udp_queue_full`: the endpoint's receive queue is full.
  * - `udp_rcv_quota`: the session's memory quota refused the datagram's copy.
+ * - `udp6_zero_checksum`: a datagram over IPv6 whose checksum field is 0,
+ *   which IPv6 does not allow (RFC 8200 §8.1: "IPv6 receivers must discard
+ *   UDP packets containing a zero checksum").
  */
 export const UDP_DROP_REASONS: readonly string[] = [
   "udp_port_closed",
   "udp_peer_mismatch",
   "udp_queue_full",
   "udp_rcv_quota",
+  "udp6_zero_checksum",
 ];
 
 /** A service registered on a port, with its sender. */
@@ -151,8 +187,10 @@ export class UdpLayer implements UdpHost {
   readonly mtu: number;
   /** The layer's limits (defaults merged with the configured ones). */
   readonly limits: UdpLayerLimits;
-  /** Largest payload of one datagram: the MTU less the IPv4 and UDP headers. */
+  /** Largest payload of one datagram over IPv4: the MTU less the IPv4 and UDP headers. */
   readonly maxPayload: number;
+  /** Largest payload of one datagram over IPv6: the MTU less the IPv6 and UDP headers. */
+  readonly maxPayload6: number;
   /** The session's memory quota (queued datagrams are charged to it). */
   readonly memory: MemoryQuota;
   /** Bound endpoints by local port (the stack's services are not endpoints). */
@@ -172,6 +210,7 @@ export class UdpLayer implements UdpHost {
   #dirty: UdpEndpoint[] = [];
   #ephemeralPorts: EphemeralPorts;
   #egress: UdpEgressHook | undefined;
+  #v6: UdpIpv6Output | undefined;
 
   /** Creates an empty layer; throws RangeError for a limit that is not a positive integer. */
   constructor(deps: UdpLayerDeps) {
@@ -179,6 +218,7 @@ export class UdpLayer implements UdpHost {
     this.localAddr = deps.localAddr;
     this.mtu = deps.mtu;
     this.maxPayload = deps.mtu - IPV4_HEADER_LEN - UDP_HEADER_LEN;
+    this.maxPayload6 = deps.mtu - IPV6_HEADER_LEN - UDP_HEADER_LEN;
     this.limits = { ...DEFAULT_UDP_LAYER_LIMITS, ...deps.limits };
     for (const [k, v] of Object.entries(this.limits)) {
       if (!Number.isInteger(v) || v < 1) {
@@ -246,6 +286,7 @@ export class UdpLayer implements UdpHost {
       sharing: options.sharing ?? "exclusive",
       broadcast: options.broadcast ?? false,
       name: options.name ?? `the service on port ${port}`,
+      family: options.family ?? "both",
     };
     const held = this.#services.get(port);
     if (held || (o.sharing === "exclusive" && this.#endpoints.has(port))) {
@@ -269,6 +310,21 @@ export class UdpLayer implements UdpHost {
     this.#egress = hook;
   }
 
+  /**
+   * Sets (or, with undefined, removes) the IPv6 output: with it, datagrams
+   * to IPv6 addresses can be sent, and those received over IPv6 reach the
+   * same endpoints and services as IPv4's. Without it, IPv6 destinations
+   * have no route.
+   */
+  setIpv6(out: UdpIpv6Output | undefined): void {
+    this.#v6 = out;
+  }
+
+  /** The largest payload of one datagram to `dst`'s family (the link MTU less the headers). */
+  maxPayloadFor(dst: IpAddress): number {
+    return isIpv6(dst) ? this.maxPayload6 : this.maxPayload;
+  }
+
   /** Removes the service on `port`, if any. */
   unserve(port: number): void {
     this.#services.delete(port);
@@ -280,19 +336,22 @@ export class UdpLayer implements UdpHost {
   }
 
   /**
-   * Processes a UDP datagram for `dst` (our address or a broadcast address;
-   * the IP layer checked) from `src`: verifies length and checksum (RFC 768;
-   * a zero checksum means none, RFC 1122 §4.1.3.4) and hands it to the
-   * endpoint bound on its destination port, else to the service there.
-   * Returns a drop reason, or undefined when the datagram was queued or used.
+   * Processes a UDP datagram for `dst` (our address, a broadcast address or
+   * a group the stack joined; the IP layer checked) from `src`, both of one
+   * family: verifies length and checksum (RFC 768; over IPv4 a zero
+   * checksum means none, RFC 1122 §4.1.3.4; over IPv6 it is dropped as
+   * `udp6_zero_checksum`, RFC 8200 §8.1) and hands it to the endpoint bound
+   * on its destination port, else to the service there. Returns a drop
+   * reason, or undefined when the datagram was queued or used.
    *
    * For `udp_port_closed` and `udp_peer_mismatch` the caller should answer
-   * with an ICMP port unreachable, unless `dst` is a broadcast address
-   * (RFC 1122 §4.1.3.1, §3.2.2).
+   * with an ICMP port unreachable, unless `dst` is a broadcast or multicast
+   * address (RFC 1122 §4.1.3.1, §3.2.2; RFC 4443 §2.4 (e)).
    */
-  input(src: Ipv4Address, dst: Ipv4Address, bytes: Uint8Array, now: number): string | undefined {
+  input(src: IpAddress, dst: IpAddress, bytes: Uint8Array, now: number): string | undefined {
     const pkt = UdpPacket.parse(bytes);
     if (!pkt.ok) return pkt.reason;
+    if (isIpv6(src) && pkt.value.checksum === 0) return "udp6_zero_checksum";
     const parsed = UdpRepr.parse(pkt.value, src, dst);
     if (!parsed.ok) return parsed.reason;
     const d = parsed.value;
@@ -303,9 +362,11 @@ export class UdpLayer implements UdpHost {
       return reason;
     }
     const s = this.#services.get(d.dstPort);
-    if (s === undefined || (!s.options.broadcast && dst !== this.localAddr)) {
+    if (s === undefined || (!s.options.broadcast && !this.#isOwnAddress(dst))) {
       return "udp_port_closed";
     }
+    const family = s.options.family;
+    if (family !== "both" && family !== (isIpv6(dst) ? "ipv6" : "ipv4")) return "udp_port_closed";
     this.stats.rxServiced++;
     return s.service.receive(
       { src, srcPort: d.srcPort, dst, dstPort: d.dstPort, payload: d.payload },
@@ -340,11 +401,15 @@ export class UdpLayer implements UdpHost {
 
   /**
    * Sends one datagram from `from` (any address: the egress gateway relays
-   * replies from outside addresses) to `to`; the checksum is computed over
-   * that source (RFC 768). False when the IP layer dropped it.
+   * replies from outside addresses; without one, the stack's address of
+   * `to`'s family) to `to`; the checksum is computed over that source (RFC
+   * 768). False when the IP layer dropped it.
+   *
+   * @throws {RangeError} when `from.address` and `to.address` are of
+   *   different families.
    */
   sendFrom(
-    from: { address: Ipv4Address; port: number },
+    from: { address?: IpAddress; port: number },
     to: UdpServiceDestination,
     payload: Uint8Array,
     now: number,
@@ -354,11 +419,12 @@ export class UdpLayer implements UdpHost {
 
   /**
    * An ICMP destination unreachable quoting a datagram we sent from
-   * `localPort` to `remoteAddr:remotePort` (RFC 1122 §4.1.3.3). Returns a drop
-   * reason when no connected endpoint sent it.
+   * `localPort` to `remoteAddr:remotePort` (RFC 1122 §4.1.3.3), or an ICMPv6
+   * one (RFC 4443 §3.1; `icmpCode` is then ICMPv6's). Returns a drop reason
+   * when no connected endpoint sent it.
    */
   icmpError(
-    remoteAddr: Ipv4Address,
+    remoteAddr: IpAddress,
     remotePort: number,
     localPort: number,
     icmpCode: number,
@@ -377,19 +443,55 @@ export class UdpLayer implements UdpHost {
     return d;
   }
 
-  /** Emits one datagram from `srcPort`; the checksum is always computed (RFC 768). */
+  /** Whether `dst` is one of the stack's unicast addresses (of either family). */
+  #isOwnAddress(dst: IpAddress): boolean {
+    if (!isIpv6(dst)) return dst === this.localAddr;
+    const a = this.#v6?.addressing;
+    return a !== undefined && (dst === a.address || dst === a.linkLocal);
+  }
+
+  /**
+   * Emits one datagram from `srcPort`; the checksum is always computed (RFC
+   * 768, RFC 8200 §8.1). The source is `src`, else `to.src`, else the
+   * stack's address of the destination's family.
+   */
   #sendFrom(
     srcPort: number,
     to: UdpServiceDestination,
     payload: Uint8Array,
     now: number,
-    src: Ipv4Address = this.localAddr,
+    from?: IpAddress,
   ): boolean {
     const repr: UdpRepr = { srcPort, dstPort: to.port, payload };
+    const dst = to.address;
+    const given = from ?? to.src;
+    if (given !== undefined && isIpv6(given) !== isIpv6(dst)) {
+      throw new RangeError(
+        `UdpLayer: source ${formatIpAddress(given)} and destination ${
+          formatIpAddress(dst)
+        } are of different families`,
+      );
+    }
+    if (isIpv6(dst)) {
+      const out = this.#v6;
+      if (out === undefined) return false;
+      const src6 = (given as Ipv6Address | undefined) ?? out.sourceFor(dst);
+      const sent = out.send(
+        src6,
+        dst,
+        IpProtocol.UDP,
+        UdpRepr.bufferLen(repr),
+        (buf) => UdpRepr.emit(repr, buf, src6, dst),
+        now,
+      );
+      if (sent) this.stats.txDatagrams++;
+      return sent;
+    }
+    const src = (given as Ipv4Address | undefined) ?? this.localAddr;
     const ok = this.#deps.sendIpv4With(
-      to.address,
+      dst,
       UdpRepr.bufferLen(repr),
-      (buf) => UdpRepr.emit(repr, buf, src, to.address),
+      (buf) => UdpRepr.emit(repr, buf, src, dst),
       now,
       to.dstMac,
       src === this.localAddr ? undefined : src,
@@ -400,8 +502,12 @@ export class UdpLayer implements UdpHost {
 
   // ------------------------------------------------------------ UdpHost
 
-  /** Whether the stack can send to `dst` (see {@linkcode UdpLayerDeps.hasRoute}). */
-  hasRoute(dst: Ipv4Address): boolean {
+  /**
+   * Whether the stack can send to `dst`: {@linkcode UdpLayerDeps.hasRoute}
+   * for IPv4, the IPv6 output's route for IPv6 (none without IPv6).
+   */
+  hasRoute(dst: IpAddress): boolean {
+    if (isIpv6(dst)) return this.#v6?.hasRoute(dst) ?? false;
     return this.#deps.hasRoute(dst);
   }
 

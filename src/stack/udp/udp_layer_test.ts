@@ -19,6 +19,7 @@ import {
 import { UdpEvent } from "./udp_endpoint.ts";
 import { BUFFER_OVERHEAD_BYTES, bufferCost, createSessionQuota } from "../session_quota.ts";
 import type { UdpService } from "./udp_service.ts";
+import type { IpAddress } from "../../wire/ip_address.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const STACK_MAC_HEX = "020000000002";
@@ -567,8 +568,9 @@ describe("UdpLayer: events for the socket layer", () => {
 describe("UdpLayer: services on a port (the stack's DHCP and DNS servers)", () => {
   /** A service that records what it got and answers "re:" + payload to the sender. */
   function recorder(reason?: string) {
-    const got: Array<{ src: number; srcPort: number; dst: number; dstPort: number; text: string }> =
-      [];
+    const got: Array<
+      { src: IpAddress; srcPort: number; dst: IpAddress; dstPort: number; text: string }
+    > = [];
     const service: UdpService = {
       receive(d, sender, now) {
         const { src, srcPort, dst, dstPort } = d;

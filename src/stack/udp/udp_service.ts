@@ -11,16 +11,23 @@
  * @module
  */
 
-import type { Ipv4Address, MacAddress } from "../../wire/mod.ts";
+import type { MacAddress } from "../../wire/mod.ts";
+import type { IpAddress } from "../../wire/ip_address.ts";
 
 /** A received datagram as a service sees it. */
 export interface UdpServiceDatagram {
-  /** The sender's IPv4 address (0.0.0.0 for a DHCP client without one). */
-  src: Ipv4Address;
+  /**
+   * The sender's address: IPv4 (0.0.0.0 for a DHCP client without one) or
+   * IPv6 (a link-local address for a DHCPv6 client), of `dst`'s family.
+   */
+  src: IpAddress;
   /** The sender's port. */
   srcPort: number;
-  /** The destination: the stack's address or a broadcast address. */
-  dst: Ipv4Address;
+  /**
+   * The destination: one of the stack's addresses, a broadcast address, or
+   * an IPv6 group the stack joined (ff02::1:2 for DHCPv6).
+   */
+  dst: IpAddress;
   /** The service's port. */
   dstPort: number;
   /** The payload: borrowed, valid during the call only. */
@@ -29,23 +36,33 @@ export interface UdpServiceDatagram {
 
 /** Where a service sends to. */
 export interface UdpServiceDestination {
-  /** IPv4 address: a neighbour on the link or a broadcast address. */
-  address: Ipv4Address;
+  /** A neighbour on the link, a broadcast address or an IPv6 group. */
+  address: IpAddress;
   /** UDP port. */
   port: number;
   /**
    * Sends the frame to this MAC without ARP: the DHCP server's unicast reply
    * to a client that has no address yet (RFC 2131 §4.1). Ignored for
-   * broadcast addresses.
+   * broadcast addresses and IPv6.
    */
   dstMac?: MacAddress;
+  /**
+   * The source address, of `address`'s family: by default the stack's
+   * address (for IPv6 the one {@linkcode UdpIpv6Output.sourceFor} picks).
+   * An answer to a datagram sent to one of the stack's addresses comes from
+   * that address, so that the client recognises it.
+   */
+  src?: IpAddress;
 }
 
 /** How a service sends: from its own port, checksum computed (RFC 768). */
 export interface UdpServiceSender {
   /** The service's port, the source port of everything it sends. */
   readonly port: number;
-  /** Sends one datagram; false when the IP layer dropped it (counted in `txDrops`). */
+  /**
+   * Sends one datagram; false when the IP layer dropped it (counted in
+   * `txDrops`) or, for an IPv6 destination, the stack has no IPv6.
+   */
   send(to: UdpServiceDestination, payload: Uint8Array, now: number): boolean;
 }
 
@@ -84,10 +101,17 @@ export interface UdpServiceOptions {
   sharing?: "exclusive" | "fallback";
   /**
    * Whether datagrams to a broadcast address (255.255.255.255 or the
-   * subnet's) reach the service, as DHCP needs; by default only those to the
-   * stack's own address do.
+   * subnet's) or an IPv6 group the stack joined reach the service, as DHCP
+   * and DHCPv6 need; by default only those to the stack's own addresses do.
    */
   broadcast?: boolean;
   /** A name for messages ("the DHCP server"). */
   name?: string;
+  /**
+   * The IP family the service speaks: `"both"` (the default, the DNS
+   * responder), `"ipv4"` (DHCP) or `"ipv6"` (DHCPv6). Datagrams of the other
+   * family find the port closed (`udp_port_closed`), so that a DHCPv4
+   * message over IPv6 never reaches the DHCPv4 server.
+   */
+  family?: "both" | "ipv4" | "ipv6";
 }

@@ -18,6 +18,7 @@
  */
 
 import { type DnsQuestion, DnsRcode, parseDnsQuery } from "../../../wire/mod.ts";
+import type { IpAddress as GuestAddress } from "../../../wire/ip_address.ts";
 import type { TimerClock } from "../../../socket/poll_deadline.ts";
 import type { EgressDenyReason, EgressPolicy } from "../egress_policy.ts";
 import { type IpAddress, ipFromV4 } from "../ip_address.ts";
@@ -65,16 +66,16 @@ export interface DnsRelayDeps {
   /** The session's clock (timeouts, cache ages). */
   clock: TimerClock;
   /** Sends `reply` to the client through the core. */
-  answer(client: number, clientPort: number, reply: Uint8Array): void;
+  answer(client: GuestAddress, clientPort: number, reply: Uint8Array): void;
   /** Counts an address record left out, by the reason its address is denied. */
   onFiltered?(reason: EgressDenyReason): void;
-  /** The largest UDP answer the link carries (MTU − 28). */
+  /** The largest UDP answer the link carries over IPv4 (MTU − 28); over IPv6 it is 20 bytes less. */
   maxUdpSize: number;
   limits?: Partial<DnsRelayLimits>;
 }
 
 interface Query {
-  client: number;
+  client: GuestAddress;
   clientPort: number;
   id: number;
   rd: boolean;
@@ -134,7 +135,7 @@ export class DnsRelay {
   }
 
   /** Answers a deferred query (its bytes are borrowed for the call). */
-  handle(client: number, clientPort: number, query: Uint8Array): void {
+  handle(client: GuestAddress, clientPort: number, query: Uint8Array): void {
     if (this.#closed) return;
     this.stats.queries++;
     const q = this.#parse(client, clientPort, query);
@@ -210,7 +211,7 @@ export class DnsRelay {
     return answers.length === set.answers.length ? set : { ...set, answers };
   }
 
-  #parse(client: number, clientPort: number, query: Uint8Array): Query | undefined {
+  #parse(client: GuestAddress, clientPort: number, query: Uint8Array): Query | undefined {
     const full = parseDnsMessage(query);
     if (full.ok && full.value.questions.length === 1) {
       const m = full.value;
@@ -230,7 +231,8 @@ export class DnsRelay {
 
   #reply(q: Query, set: DnsAnswerSet): void {
     if (this.#closed) return;
-    const link = this.#deps.maxUdpSize;
+    // An IPv6 header is 20 bytes longer than IPv4's (RFC 8200 §3).
+    const link = this.#deps.maxUdpSize - (typeof q.client === "string" ? 20 : 0);
     const maxSize = q.edns === undefined ? 512 : Math.max(512, Math.min(q.edns, link));
     const reply = buildDnsMessage({
       id: q.id,

@@ -5,6 +5,15 @@ import { decodeUdp } from "../_egress_test_util.ts";
 import { buildDnsMessage, type DnsRecord, DnsRecordType, parseDnsMessage } from "./dns_message.ts";
 import type { DnsAnswerSet } from "./dns_upstream.ts";
 import { EgressPolicy, parseEgressRules } from "../egress_policy.ts";
+import { IpProtocol, parseMacAddress, UdpRepr } from "../../../wire/mod.ts";
+import {
+  decodeV6,
+  ndpFrame,
+  PEER6,
+  STACK6,
+  V6_PEER_MAC,
+  v6Frame,
+} from "../../../stack/_ipv6_test_util.ts";
 
 const A = (name: string, addr: string, ttl = 300): DnsRecord => ({
   name,
@@ -177,6 +186,30 @@ describe("DNS forwarding through the session's responder (issue 13)", () => {
     assert.ok(!edns.m.tc);
     assert.equal(edns.m.answers.length, 60);
     assert.deepEqual(edns.m.additional.map((a) => [a.type, a.class]), [[41, 1472]]);
+  });
+
+  it("answers an IPv6 client from fd00::2 within the MTU less IPv6's 48 bytes of headers (RFC 8200 §3)", async () => {
+    const bed = egressBed();
+    const dstMac = parseMacAddress("02:00:00:00:00:02");
+    // The guest's neighbour solicitation teaches the stack its MAC (RFC 4861 §7.2.3).
+    bed.input(ndpFrame(
+      { type: "neighbor_solicit", target: STACK6, options: { sourceLinkAddr: V6_PEER_MAC } },
+      { dstMac },
+    ));
+    bed.sent.length = 0;
+    const many = Array.from({ length: 100 }, (_, i) => A("many6.test", `198.18.2.${i}`));
+    bed.upstream.answers.set("many6.test", okSet(...many));
+    const q = query(7, "many6.test", 1, 4096);
+    const u = new Uint8Array(8 + q.length);
+    UdpRepr.emit({ srcPort: 5353, dstPort: 53, payload: q }, u, PEER6, STACK6);
+    bed.input(v6Frame(IpProtocol.UDP, u, { dstMac }));
+    await settle();
+    const [f] = bed.sent.splice(0);
+    const d = decodeV6(f);
+    assert.deepEqual([d.ip.src, d.ip.dst], [STACK6, PEER6]);
+    assert.ok(f.length > 1400 && f.length <= 14 + 1500, `frame of ${f.length} bytes`);
+    const m = parseDnsMessage(d.payload.subarray(8));
+    assert.ok(m.ok && m.value.tc && m.value.id === 7);
   });
 
   it("ends resolutions in flight with the session; no timer is left", async () => {
