@@ -58,14 +58,15 @@ export class UdpOperations {
   ): number {
     const host = this.#ctx.host;
     const ours = ownAddress(host);
-    if (to) checkRoute(host, parseIpAddress(to.address));
-    else if (!entry.socket?.endpoint.remote) {
+    const dst = to ? parseIpAddress(to.address) : entry.socket?.endpoint.remote?.address;
+    if (to) checkRoute(host, dst!);
+    else if (dst === undefined) {
       throw new NetError(
         "ENOTCONN",
         `socket ${entry.id} is not connected: name the destination with ?address=&port=`,
       );
     }
-    const max = host.withCore((stack) => stack.udp.maxPayload);
+    const max = host.withCore((stack) => stack.udp.maxPayloadFor(dst!));
     if (data.length > max) {
       throw new NetError(
         "EMSGSIZE",

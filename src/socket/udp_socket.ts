@@ -9,8 +9,7 @@
 
 import { UdpEvent } from "../stack/udp/mod.ts";
 import type { UdpEndpoint, UdpEndpointStats } from "../stack/udp/mod.ts";
-import { formatIpv4Address, type Ipv4Address, parseIpv4Address } from "../wire/mod.ts";
-import { formatIpAddress } from "../wire/ip_address.ts";
+import { formatIpAddress, type IpAddress, toIpAddress } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
 import type { CoreAccess } from "./tcp_socket.ts";
 import { Waiters } from "./waiters.ts";
@@ -65,14 +64,14 @@ export interface UdpReceiveOptions {
   timeoutMs?: number;
 }
 
-function toAddress(where: string, address: string | Ipv4Address): Ipv4Address {
-  if (typeof address === "number") return address;
+function toAddress(where: string, address: string | IpAddress): IpAddress {
   try {
-    return parseIpv4Address(address);
+    return toIpAddress(address);
   } catch (err) {
-    throw new TypeError(`${where}: address must be a dotted-quad IPv4 address, got "${address}"`, {
-      cause: err,
-    });
+    throw new TypeError(
+      `${where}: address must be an IPv4 (dotted quad) or IPv6 address, got "${address}"`,
+      { cause: err },
+    );
   }
 }
 
@@ -82,8 +81,10 @@ function toAddress(where: string, address: string | Ipv4Address): Ipv4Address {
  * - Unconnected, it receives from anyone and `send()` needs a destination.
  * - After {@linkcode UdpSocket.connect} it receives only from the peer, and
  *   `send()` without a destination goes there.
- * - Datagrams are never fragmented: a payload over `mtu - 28` bytes throws
- *   RangeError.
+ * - Datagrams are never fragmented: a payload over `mtu - 28` bytes (`mtu -
+ *   48` over IPv6) throws RangeError.
+ * - One port takes both families: an IPv6 peer is reached from the stack's
+ *   IPv6 address.
  *
  * @example
  * ```ts
@@ -101,10 +102,10 @@ export class UdpSocket {
   #localAddress: string;
 
   /** Wraps a bound core endpoint (see {@linkcode UdpSocket.bind}). */
-  constructor(core: CoreAccess, endpoint: UdpEndpoint, localAddress: Ipv4Address) {
+  constructor(core: CoreAccess, endpoint: UdpEndpoint, localAddress: IpAddress) {
     this.#core = core;
     this.endpoint = endpoint;
-    this.#localAddress = formatIpv4Address(localAddress);
+    this.#localAddress = formatIpAddress(localAddress);
     endpoint.owner = this;
   }
 
@@ -152,7 +153,7 @@ export class UdpSocket {
    * @throws {RangeError} for address 0.0.0.0 or a port outside 1..65535.
    * @throws {NetError} ENOTCONN when the socket is closed.
    */
-  connect(address: string | Ipv4Address, port: number): void {
+  connect(address: string | IpAddress, port: number): void {
     const addr = toAddress("UdpSocket.connect", address);
     this.#core.withCore(() => this.endpoint.connect(addr, port));
   }
@@ -173,7 +174,7 @@ export class UdpSocket {
    *   fragmentation), address 0.0.0.0 or a port outside 1..65535.
    * @throws {TypeError} for an address that does not parse.
    */
-  send(data: Uint8Array, to?: { address: string | Ipv4Address; port: number }): boolean {
+  send(data: Uint8Array, to?: { address: string | IpAddress; port: number }): boolean {
     const dst = to
       ? { address: toAddress("UdpSocket.send", to.address), port: to.port }
       : undefined;

@@ -122,7 +122,13 @@ export class Testbed {
     // One segment per packet, so that a dropped packet is one lost segment.
     p("ip", "link", "set", "veth-peer", "gso_max_segs", "1");
     p("ip", "addr", "add", "10.0.2.15/24", "dev", "veth-peer");
-    if (options.ipv6) p("ip", "-6", "addr", "add", "fd00::15/64", "dev", "veth-peer", "nodad");
+    if (options.ipv6) {
+      // Only fd00::15: no SLAAC address from the session's router advertisements, so that
+      // the peer's source address (and what the stack sees) is always the same.
+      p("sysctl", "-q", "-w", "net.ipv6.conf.veth-peer.accept_ra=0");
+      p("sysctl", "-q", "-w", "net.ipv6.conf.veth-peer.autoconf=0");
+      p("ip", "-6", "addr", "add", "fd00::15/64", "dev", "veth-peer", "nodad");
+    }
     p("ip", "link", "set", "veth-peer", "up");
     p("ping", "-c", "1", "-W", "5", "10.0.2.2");
     if (options.ipv6) p("ping", "-6", "-c", "1", "-W", "5", "fd00::2");
