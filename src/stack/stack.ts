@@ -8,7 +8,9 @@
  * 1. `ethernet_layer.ts`: Ethernet II validation, demux by EtherType;
  * 2. `arp_layer.ts` (ARP: answers, learns into `arp_cache.ts`), or
  *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux),
- *    or `ipv6_input.ts` (validation, extension headers, demux);
+ *    or `ipv6_input.ts` (validation, extension headers, `ipv6_reassembler.ts`
+ *    for fragments, demux); both reassemblers are thin glue over
+ *    `fragment_reassembler.ts`;
  * 3. `icmp_layer.ts` (echo, validated errors), `tcp/`, or `udp/` (bound
  *    endpoints, and the services on a port: `dhcp_server.ts`,
  *    `dns_responder.ts`); over IPv6, `icmpv6_layer.ts` (echo, errors, MLD)
