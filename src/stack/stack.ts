@@ -69,6 +69,7 @@ import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stac
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
 import { IPV6_DROP_REASONS } from "./ipv6_input.ts";
+import type { ReassemblyLimits } from "./fragment_reassembler.ts";
 import { IPV6_REASSEMBLY_DROP_REASONS, type Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import type { Ipv6Addressing } from "./ipv6_output.ts";
 import { NDP_DROP_REASONS } from "./ndp_layer.ts";
@@ -111,7 +112,7 @@ export interface StackConfig {
   /** Limits of IPv4 reassembly (memory, datagrams, fragments, time). */
   reassembly?: Partial<Ipv4ReassemblyLimits>;
   /** Limits of IPv6 reassembly (memory, datagrams, fragments, time; 60 s by default). */
-  ipv6Reassembly?: Partial<Ipv4ReassemblyLimits>;
+  ipv6Reassembly?: Partial<ReassemblyLimits>;
   /**
    * The DNS responder on UDP port 53 of the stack's address (it steps aside
    * while a socket is bound there). Enabled by default; `names` add to (or
