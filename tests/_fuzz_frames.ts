@@ -404,8 +404,9 @@ function withDstMac(frame: Uint8Array, stackMac: Uint8Array): Uint8Array {
  * hop-by-hop router alert, UDP and a TCP SYN (closed ports), a packet too
  * big quoting a packet of the stack's, an unknown next header, a fragment,
  * UDP to the DNS responder (AAAA), to port 5000 and a DHCPv6
- * Information-request to ff02::1:2,
- * and chains of extension headers.
+ * Information-request to ff02::1:2, the first and last fragments of a
+ * 64-byte echo request (reassembled when both arrive, RFC 8200 §4.5), and
+ * chains of extension headers.
  */
 export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
   const stackLl = ipv6LinkLocalFromMac(stackMac);
@@ -478,6 +479,20 @@ export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
     ...[0, 6, 0, 4, 0, 23, 0, 24],
     ...[0, 8, 0, 2, 0, 0],
   ]);
+  // An echo request whose checksum covers the whole message, cut in two fragments.
+  const whole = new Uint8Array(64);
+  Icmpv6Repr.emit(
+    { type: "echo_request", ident: 4, seqNo: 2, data: new Uint8Array(56).fill(0x5a) },
+    whole,
+    PEER_IP6,
+    STACK_IP6,
+  );
+  // Protocol 0: no checksum to fill in, the fragment's is already over the whole message.
+  const part = (offset: number, len: number, more: boolean) =>
+    ipv6Frame(0, whole.subarray(offset, offset + len), {
+      ext: chain([58, 0, offset >>> 8, (offset & 0xf8) | (more ? 1 : 0), 0, 0, 0x77, 0x77]),
+      first: Ipv6NextHeader.FRAGMENT,
+    });
   const frames = [
     ipv6Frame(58, echo),
     ipv6Frame(58, echo, { src: PEER_LL6, dst: stackLl }),
@@ -559,6 +574,8 @@ export function ipv6Templates(stackMac: Uint8Array): Uint8Array[] {
     ipv6Frame(58, icmp({ type: "packet_too_big", mtu: 1300, data: quoted })),
     ipv6Frame(253, new Uint8Array(8)),
     ipv6Frame(58, echo, { ext: chain([58, 0, 0, 1, 0, 0, 0, 1]), first: Ipv6NextHeader.FRAGMENT }),
+    part(0, 32, true),
+    part(32, 32, false),
     ipv6Frame(58, echo, {
       ext: chain([60, 0, 1, 4, 0, 0, 0, 0], [43, 0, 0x1e, 2, 0, 0, 1, 0], [
         58,

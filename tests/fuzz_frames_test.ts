@@ -7,7 +7,7 @@
  *    HTTP API that every frame is accounted for (handled, or counted under a
  *    drop reason), and that when the session ends no egress flow, runtime
  *    socket or timer is left;
- * 2. every protocol (Ethernet, ARP, IPv4 with options and fragments, ICMP,
+ * 2. every protocol (Ethernet, ARP, IPv4 and IPv6 with fragments, ICMP,
  *    UDP, DHCP, DNS, TCP with options, egress to outside addresses) into a
  *    bare stack, whose egress events are answered at random;
  * 3. TCP connections steered into every state (SYN_SENT, SYN_RECEIVED,
@@ -266,6 +266,7 @@ describe("fuzz: random and mutated frames", () => {
       dhcp: { enabled: true },
       arp: { maxEntries: 32 },
       reassembly: { maxBytes: 64 * 1024, maxDatagrams: 16 },
+      ipv6Reassembly: { maxBytes: 64 * 1024, maxDatagrams: 16 },
       egress: { enabled: true },
     }, { link, random: (b) => rnd.fill(b) });
     /** Answers the stack's egress events at random, as a gateway could, and frees their copies. */
@@ -294,6 +295,7 @@ describe("fuzz: random and mutated frames", () => {
     let emitted = 0;
     let maxArp = 0;
     let maxReasm = 0;
+    let maxReasm6 = 0;
     let maxNeighbors = 0;
     for (let i = 0; i < STATELESS_FRAMES; i++) {
       // One in eight: a hostile chain of IPv6 extension headers.
@@ -311,6 +313,7 @@ describe("fuzz: random and mutated frames", () => {
         maxArp = Math.max(maxArp, stack.arp.size);
         maxNeighbors = Math.max(maxNeighbors, stack.neighbors!.size);
         maxReasm = Math.max(maxReasm, stack.reassembler.bytesHeld);
+        maxReasm6 = Math.max(maxReasm6, stack.ipv6Reassembler!.bytesHeld);
       }
       if ((i & 4095) === 4095) {
         assertInvariants(stack, `after frame ${i}`);
@@ -328,9 +331,9 @@ describe("fuzz: random and mutated frames", () => {
       `protocols: sent ${STATELESS_FRAMES}, handled ${c.rxHandled}, dropped ${d.total} under ` +
         `${d.n} reasons, emitted ${emitted}; max ARP entries ${maxArp}/32, IPv6 neighbours ` +
         `${maxNeighbors}/${stack.neighbors!.options.maxEntries}, max reassembly ` +
-        `bytes ${maxReasm}/65536, DHCP leases ${
-          stack.dhcp!.leases().length
-        }: ${d.text}; DHCP server ` +
+        `bytes ${maxReasm}/65536, IPv6 ${maxReasm6}/65536 (${
+          stack.ipv6Reassembler!.stats.completed
+        } completed), DHCP leases ${stack.dhcp!.leases().length}: ${d.text}; DHCP server ` +
         `received ${dhcp.rx}, dropped ${dhcpDrops.text}`,
     );
     assert.ok(d.n >= 25, `the mutations reach many different checks (${d.n})`);

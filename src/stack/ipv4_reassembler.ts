@@ -3,7 +3,8 @@
  * memory, the number of datagrams in progress, fragments per datagram and
  * time (RFC 1122 §3.3.2).
  *
- * Policy, chosen to be simple and safe:
+ * The IPv4 glue over the shared `fragment_reassembler.ts` (which holds the
+ * table, the overlap policy, the limits and the quota charges). Policy:
  * - Datagrams are keyed by (source, destination, protocol, identification).
  * - An exact duplicate of a held fragment (same offset, length and bytes) is
  *   dropped as `ipv4_reassembly_duplicate` and the datagram kept. Any other
@@ -31,21 +32,19 @@
  */
 
 import { IpProtocol, type Ipv4Address, type Ipv4Packet } from "../wire/mod.ts";
-import { bufferCost, MemoryQuota } from "./session_quota.ts";
+import {
+  assembleDatagram,
+  FragmentReassembler,
+  MAX_REASSEMBLED,
+  type ReassemblyLimits,
+  type ReassemblyStats,
+} from "./fragment_reassembler.ts";
+import type { MemoryQuota } from "./session_quota.ts";
 
-/** Limits of an {@linkcode Ipv4Reassembler}. */
-export interface Ipv4ReassemblyLimits {
-  /** Payload bytes held over all datagrams in progress; 1 MiB by default. */
-  maxBytes: number;
-  /** Datagrams in progress at once; 64 by default. */
-  maxDatagrams: number;
-  /** Fragments held per datagram; 64 by default (45 carry 65535 bytes at MTU 1500). */
-  maxFragments: number;
-  /** Milliseconds from a datagram's first fragment until it is given up; 30 s by default. */
-  timeoutMs: number;
-}
+/** Limits of an {@linkcode Ipv4Reassembler} (the shared {@linkcode ReassemblyLimits}). */
+export type Ipv4ReassemblyLimits = ReassemblyLimits;
 
-/** Default reassembly limits. */
+/** Default IPv4 reassembly limits: 1 MiB, 64 datagrams, 64 fragments each, 30 s. */
 export const DEFAULT_IPV4_REASSEMBLY_LIMITS: Ipv4ReassemblyLimits = {
   maxBytes: 1 << 20,
   maxDatagrams: 64,
@@ -65,14 +64,7 @@ export const IPV4_REASSEMBLY_DROP_REASONS: readonly string[] = [
 ];
 
 /** What happened to datagrams (not frames) in the reassembler. */
-export interface Ipv4ReassemblyStats {
-  /** Datagrams completed and handed on. */
-  completed: number;
-  /** Datagrams given up after `timeoutMs` (RFC 1122 "reassembly timeout"). */
-  timedOut: number;
-  /** Datagrams discarded because of an overlap or an inconsistent length. */
-  discarded: number;
-}
+export type Ipv4ReassemblyStats = ReassemblyStats;
 
 /** A datagram given up at its deadline. */
 export interface ExpiredDatagram {
@@ -91,34 +83,10 @@ export type ReassemblyResult =
   /** The reassembled datagram: the first fragment's header (fixed up) and the whole payload. */
   | { kind: "complete"; datagram: Uint8Array; linkBroadcast: boolean };
 
-interface Fragment {
-  offset: number;
-  data: Uint8Array;
-}
-
-interface Pending {
-  key: string;
-  src: Ipv4Address;
-  dst: Ipv4Address;
-  deadline: number;
-  /** Sorted by offset, never overlapping. */
-  frags: Fragment[];
-  /** Total payload length, known once the last fragment (MF clear) arrived. */
-  totalLen: number | undefined;
-  /** The header of the offset-0 fragment, options included. */
-  first: Uint8Array | undefined;
-  bytes: number;
-  /** What this datagram's copies cost the session's memory quota. */
-  charged: number;
-  linkBroadcast: boolean;
-}
-
-/** The largest IPv4 datagram. */
-const MAX_DATAGRAM = 65535;
-
 /**
- * Reassembles fragmented IPv4 datagrams. Never reads the time: `now` is
- * passed in; {@linkcode Ipv4Reassembler.poll} expires datagrams.
+ * Reassembles fragmented IPv4 datagrams: the IPv4 glue over the shared
+ * {@linkcode FragmentReassembler}. Never reads the time: `now` is passed
+ * in; {@linkcode Ipv4Reassembler.poll} expires datagrams.
  *
  * @example
  * ```ts
@@ -128,13 +96,7 @@ const MAX_DATAGRAM = 65535;
  * ```
  */
 export class Ipv4Reassembler {
-  /** The limits in force. */
-  readonly limits: Ipv4ReassemblyLimits;
-  /** Datagram outcomes. */
-  readonly stats: Ipv4ReassemblyStats = { completed: 0, timedOut: 0, discarded: 0 };
-  #pending = new Map<string, Pending>();
-  #bytes = 0;
-  #memory: MemoryQuota;
+  #core: FragmentReassembler<Ipv4Address>;
 
   /**
    * Creates a reassembler that charges its copies to `memory` (the session's
@@ -142,24 +104,32 @@ export class Ipv4Reassembler {
    * not a positive integer.
    */
   constructor(limits: Partial<Ipv4ReassemblyLimits> = {}, memory?: MemoryQuota) {
-    this.#memory = memory ?? new MemoryQuota(Number.MAX_SAFE_INTEGER);
-    const l = { ...DEFAULT_IPV4_REASSEMBLY_LIMITS, ...limits };
-    for (const [k, v] of Object.entries(l)) {
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`Ipv4Reassembler: ${k} must be a positive integer, got ${v}`);
-      }
-    }
-    this.limits = l;
+    this.#core = new FragmentReassembler(
+      "Ipv4Reassembler",
+      { ...DEFAULT_IPV4_REASSEMBLY_LIMITS, ...limits },
+      { family: "ipv4", headerExempt: 0 },
+      memory,
+    );
+  }
+
+  /** The limits in force. */
+  get limits(): Ipv4ReassemblyLimits {
+    return this.#core.limits;
+  }
+
+  /** Datagram outcomes. */
+  get stats(): Ipv4ReassemblyStats {
+    return this.#core.stats;
   }
 
   /** Datagrams in progress. */
   get datagrams(): number {
-    return this.#pending.size;
+    return this.#core.datagrams;
   }
 
   /** Payload bytes held. */
   get bytesHeld(): number {
-    return this.#bytes;
+    return this.#core.bytesHeld;
   }
 
   /**
@@ -171,99 +141,28 @@ export class Ipv4Reassembler {
     const offset = pkt.fragmentOffset;
     const data = pkt.payload;
     const more = pkt.moreFragments;
-    const end = offset + data.length;
     if (more && (data.length === 0 || data.length % 8 !== 0)) {
       return { kind: "dropped", reason: "ipv4_fragment_bad_length" };
     }
     if (offset === 8 && pkt.protocol === IpProtocol.TCP) {
       return { kind: "dropped", reason: "ipv4_fragment_tiny" };
     }
-    if (end + pkt.headerLen > MAX_DATAGRAM) {
+    if (offset + data.length + pkt.headerLen > MAX_REASSEMBLED) {
       return { kind: "dropped", reason: "ipv4_reassembly_too_big" };
     }
-    const key = `${pkt.src}/${pkt.dst}/${pkt.protocol}/${pkt.ident}`;
-    let p = this.#pending.get(key);
-    if (p === undefined) {
-      if (this.#pending.size >= this.limits.maxDatagrams) {
-        return { kind: "dropped", reason: "ipv4_reassembly_full" };
-      }
-      p = {
-        key,
-        src: pkt.src,
-        dst: pkt.dst,
-        deadline: now + this.limits.timeoutMs,
-        frags: [],
-        totalLen: undefined,
-        first: undefined,
-        bytes: 0,
-        charged: 0,
-        linkBroadcast: false,
-      };
-    }
-    // The last fragment fixes the length; fragments must stay within it.
-    if (
-      (!more && p.totalLen !== undefined && p.totalLen !== end) ||
-      (p.totalLen !== undefined && end > p.totalLen) ||
-      (!more && p.frags.length > 0 && p.frags[p.frags.length - 1].offset +
-              p.frags[p.frags.length - 1].data.length > end)
-    ) {
-      this.#discard(p);
-      return { kind: "dropped", reason: "ipv4_reassembly_overlap" };
-    }
-    // Find the insertion point and check both neighbours for overlap.
-    const frags = p.frags;
-    let i = 0;
-    while (i < frags.length && frags[i].offset < offset) i++;
-    const prev = i > 0 ? frags[i - 1] : undefined;
-    const next = i < frags.length ? frags[i] : undefined;
-    if (next && next.offset === offset && next.data.length === data.length) {
-      if (bytesEqual(next.data, data)) {
-        return { kind: "dropped", reason: "ipv4_reassembly_duplicate" };
-      }
-    }
-    if (
-      (prev && prev.offset + prev.data.length > offset) || (next && next.offset < end) ||
-      (next && next.offset === offset)
-    ) {
-      this.#discard(p);
-      return { kind: "dropped", reason: "ipv4_reassembly_overlap" };
-    }
-    if (
-      frags.length >= this.limits.maxFragments || this.#bytes + data.length > this.limits.maxBytes
-    ) {
-      return { kind: "dropped", reason: "ipv4_reassembly_full" };
-    }
-    const cost = bufferCost(data.length) + (offset === 0 ? bufferCost(pkt.headerLen) : 0);
-    if (!this.#memory.tryCharge(cost)) return { kind: "dropped", reason: "ipv4_reassembly_quota" };
-    p.charged += cost;
-    if (!this.#pending.has(key)) this.#pending.set(key, p);
-    // Copies: the frame is borrowed.
-    frags.splice(i, 0, { offset, data: data.slice() });
-    p.bytes += data.length;
-    this.#bytes += data.length;
-    if (linkBroadcast) p.linkBroadcast = true;
-    if (offset === 0) p.first = pkt.header.slice();
-    if (!more) p.totalLen = end;
-    // Complete when the fragments cover 0..totalLen without a hole.
-    if (p.totalLen === undefined || p.first === undefined) return { kind: "stored" };
-    let covered = 0;
-    for (const f of frags) {
-      if (f.offset !== covered) return { kind: "stored" };
-      covered += f.data.length;
-    }
-    if (covered !== p.totalLen) return { kind: "stored" };
-    const first = p.first;
-    const hl = first.length;
-    if (hl + p.totalLen > MAX_DATAGRAM) {
-      // Possible when the first fragment carries more options than the last.
-      this.#discard(p);
-      return { kind: "dropped", reason: "ipv4_reassembly_too_big" };
-    }
-    this.#remove(p);
-    this.stats.completed++;
-    const out = new Uint8Array(hl + p.totalLen);
-    out.set(first);
-    for (const f of frags) out.set(f.data, hl + f.offset);
+    const r = this.#core.input({
+      key: `${pkt.src}/${pkt.dst}/${pkt.protocol}/${pkt.ident}`,
+      src: pkt.src,
+      dst: pkt.dst,
+      offset,
+      more,
+      data,
+      header: pkt.header,
+      linkBroadcast,
+    }, now);
+    if (r.kind !== "complete") return r;
+    const out = assembleDatagram(r.datagram, r.datagram.header.length);
+    const hl = r.datagram.header.length;
     const total = out.length;
     out[2] = total >>> 8;
     out[3] = total & 0xff;
@@ -276,51 +175,20 @@ export class Ipv4Reassembler {
     const ck = ~sum & 0xffff;
     out[10] = ck >>> 8;
     out[11] = ck & 0xff;
-    return { kind: "complete", datagram: out, linkBroadcast: p.linkBroadcast };
+    return { kind: "complete", datagram: out, linkBroadcast: r.datagram.linkBroadcast };
   }
 
   /** The earliest deadline of a datagram in progress, or undefined. */
   nextDeadline(): number | undefined {
-    let d: number | undefined;
-    for (const p of this.#pending.values()) if (d === undefined || p.deadline < d) d = p.deadline;
-    return d;
+    return this.#core.nextDeadline();
   }
 
   /** Gives up every datagram whose deadline is at or before `now` and returns them. */
   poll(now: number): ExpiredDatagram[] {
-    const out: ExpiredDatagram[] = [];
-    for (const p of [...this.#pending.values()]) {
-      if (p.deadline > now) continue;
-      this.#remove(p);
-      this.stats.timedOut++;
-      let firstFragment: Uint8Array | undefined;
-      if (p.first) {
-        const data = p.frags[0].data; // offset 0, since the first fragment arrived
-        firstFragment = new Uint8Array(p.first.length + data.length);
-        firstFragment.set(p.first);
-        firstFragment.set(data, p.first.length);
-      }
-      out.push({ src: p.src, dst: p.dst, firstFragment });
-    }
-    return out;
+    return this.#core.poll(now).map((e) => ({
+      src: e.src,
+      dst: e.dst,
+      firstFragment: e.firstFragment,
+    }));
   }
-
-  #discard(p: Pending): void {
-    if (this.#pending.get(p.key) !== p) return;
-    this.#remove(p);
-    this.stats.discarded++;
-  }
-
-  #remove(p: Pending): void {
-    this.#pending.delete(p.key);
-    this.#bytes -= p.bytes;
-    this.#memory.release(p.charged);
-    p.charged = 0;
-  }
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

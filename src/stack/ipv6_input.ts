@@ -4,10 +4,11 @@
  * all-nodes and all-routers groups, all MLDv2 routers, the solicited-node
  * groups of its addresses), refuses martian and off-link sources, walks
  * the extension headers within limits ({@linkcode walkIpv6Headers}), and
- * hands ICMPv6 to its layer. Fragments are dropped and counted (no IPv6
- * reassembly yet); UDP goes to the stack's UDP layer (its closed ports are
- * answered with a port unreachable), TCP finds every port closed until it
- * runs over IPv6 (`ipv6_closed_ports.ts`); any other next header is answered with a
+ * hands ICMPv6 to its layer. Fragments go through reassembly
+ * (`ipv6_reassembler.ts`, RFC 8200 §4.5) and the reassembled packet is
+ * walked again and dispatched like an unfragmented one; UDP goes to the
+ * stack's UDP layer (its closed ports are answered with a port unreachable),
+ * TCP to the stack's TCP layer; any other next header is answered with a
  * parameter problem (RFC 8200 §4, RFC 4443 §3.4).
  *
  * @module
@@ -32,6 +33,7 @@ import {
 import type { Icmpv6Layer } from "./icmpv6_layer.ts";
 import { finishTcpReset, tcpOverIpv6, udpOverIpv6 } from "./ipv6_closed_ports.ts";
 import type { Ipv6Output } from "./ipv6_output.ts";
+import type { Ipv6Reassembler } from "./ipv6_reassembler.ts";
 
 /**
  * Reasons IPv6 input drops received packets (the wire's `ipv6_*`,
@@ -44,9 +46,6 @@ import type { Ipv6Output } from "./ipv6_output.ts";
  *   §2.1.6); from :: other than ICMPv6 (RFC 4861 §4.1, §4.3).
  * - `ipv6_off_link_source`: from a unicast address neither link-local nor
  *   in the session's prefix: nothing could answer it (no route beyond the link).
- * - `ipv6_fragment_unsupported`: a fragment (offset or M set, RFC 8200
- *   §4.5); IPv6 reassembly is not implemented yet. Atomic fragments (RFC
- *   6946) are processed.
  * - `ipv6_no_next_header`: next header 59: nothing to deliver.
  * - `ipv6_unsupported_protocol`: another next header (answered with a
  *   parameter problem, code 1).
@@ -55,7 +54,6 @@ export const IPV6_DROP_REASONS: readonly string[] = [
   "ipv6_not_for_us",
   "ipv6_martian_source",
   "ipv6_off_link_source",
-  "ipv6_fragment_unsupported",
   "ipv6_no_next_header",
   "ipv6_unsupported_protocol",
 ];
@@ -68,6 +66,8 @@ export interface Ipv6InputDeps {
   icmp: Icmpv6Layer;
   /** Limits of the extension-header chain. */
   extLimits?: Ipv6ExtLimits;
+  /** Reassembly of fragments (RFC 8200 §4.5). */
+  reassembler: Ipv6Reassembler;
   /**
    * TCP over IPv6 (the stack's TCP layer): takes the segment and returns a
    * drop reason, or undefined. Without it every TCP port is closed (a RST).
@@ -107,6 +107,7 @@ export class Ipv6Input {
   #out: Ipv6Output;
   #icmp: Icmpv6Layer;
   #limits: Ipv6ExtLimits | undefined;
+  #reassembler: Ipv6Reassembler;
   #tcp: Ipv6InputDeps["tcp"];
   #udp: Ipv6UdpInput | undefined;
   #own: Ipv6Address[];
@@ -117,6 +118,7 @@ export class Ipv6Input {
     this.#out = deps.out;
     this.#icmp = deps.icmp;
     this.#limits = deps.extLimits;
+    this.#reassembler = deps.reassembler;
     this.#tcp = deps.tcp;
     this.#udp = deps.udp;
     const a = deps.out.addressing;
@@ -156,6 +158,24 @@ export class Ipv6Input {
       if (isIpv6MartianSource(src, this.#own)) return "ipv6_martian_source";
       if (!this.#out.isOnLink(src)) return "ipv6_off_link_source";
     }
+    return this.#deliver(pkt, now, linkMulticast, false);
+  }
+
+  /**
+   * Walks a packet that passed the address checks and hands it to its upper
+   * layer; a fragment goes to reassembly, and the reassembled packet comes
+   * back here (`reassembled`: a fragment header in it is refused).
+   */
+  #deliver(
+    pkt: Ipv6Packet,
+    now: number,
+    linkMulticast: boolean,
+    reassembled: boolean,
+  ): string | undefined {
+    const src = pkt.src;
+    const dst = pkt.dst;
+    const multicast = isIpv6Multicast(dst);
+    const unspecified = src === IPV6_UNSPECIFIED;
     const walked = walkIpv6Headers(pkt, this.#limits);
     if (!walked.ok) {
       const pp = walked.paramProblem;
@@ -171,8 +191,29 @@ export class Ipv6Input {
       return walked.reason;
     }
     const chain = walked.value;
-    if (chain.fragment) return "ipv6_fragment_unsupported";
-    if (unspecified && chain.protocol !== Ipv6NextHeader.ICMPV6) return "ipv6_martian_source";
+    if (unspecified && (chain.fragment || chain.protocol !== Ipv6NextHeader.ICMPV6)) {
+      return "ipv6_martian_source";
+    }
+    if (chain.fragment) {
+      if (reassembled) return "ipv6_fragment_nested";
+      const r = this.#reassembler.input(pkt, chain, linkMulticast, now);
+      if (r.kind === "stored") return undefined;
+      if (r.kind === "dropped") {
+        const pp = r.paramProblem;
+        if (pp) {
+          this.#icmp.sendError(
+            pkt.bytes,
+            { type: "param_problem", code: pp.code, pointer: pp.pointer },
+            now,
+            linkMulticast,
+          );
+        }
+        return r.reason;
+      }
+      const whole = Ipv6Packet.parse(r.packet);
+      if (!whole.ok) return whole.reason;
+      return this.#deliver(whole.value, now, r.linkMulticast, true);
+    }
     switch (chain.protocol) {
       case Ipv6NextHeader.ICMPV6:
         return this.#icmp.input({ src, dst, hopLimit: pkt.hopLimit }, chain.payload, now);

@@ -114,13 +114,15 @@ describe("IPv6 input (RFC 8200, RFC 4291)", () => {
     assert.ok(h.balanced);
   });
 
-  it("drops fragments (ipv6_fragment_unsupported) but answers an atomic fragment (RFC 6946)", () => {
+  it("sends fragments to reassembly (ipv6_reassembler_test.ts) and answers an atomic fragment (RFC 6946)", () => {
     const h = ipv6Harness();
     learnPeer(h);
+    // 10 bytes with M set: not a multiple of 8 (parameter problem); the last fragment is held.
     h.input(icmpv6Frame(ECHO, { ext: fromHex("3a00 0001 00000001"), firstHeader: 44 }));
     h.input(icmpv6Frame(ECHO, { ext: fromHex("3a00 0008 00000001"), firstHeader: 44 }));
-    assert.equal(h.drops.ipv6_fragment_unsupported, 2);
-    assert.equal(h.drain().length, 0);
+    assert.equal(h.drops.ipv6_fragment_bad_length, 1);
+    assert.equal(h.stack.ipv6Reassembler!.datagrams, 1);
+    assert.equal(decodeIcmpv6(h.drain()[0]).icmp.type, "param_problem");
     h.input(icmpv6Frame(ECHO, { ext: fromHex("3a00 0000 00000001"), firstHeader: 44 }));
     assert.equal(decodeIcmpv6(h.drain()[0]).icmp.type, "echo_reply");
   });

@@ -8,7 +8,9 @@
  * 1. `ethernet_layer.ts`: Ethernet II validation, demux by EtherType;
  * 2. `arp_layer.ts` (ARP: answers, learns into `arp_cache.ts`), or
  *    `ipv4_input.ts` (validation, `ipv4_reassembler.ts` for fragments, demux),
- *    or `ipv6_input.ts` (validation, extension headers, demux);
+ *    or `ipv6_input.ts` (validation, extension headers, `ipv6_reassembler.ts`
+ *    for fragments, demux); both reassemblers are thin glue over
+ *    `fragment_reassembler.ts`;
  * 3. `icmp_layer.ts` (echo, validated errors), `tcp/`, or `udp/` (bound
  *    endpoints, and the services on a port: `dhcp_server.ts`,
  *    `dns_responder.ts`, `dhcpv6_server.ts`; UDP runs over both families);
@@ -68,6 +70,8 @@ import { EGRESS_DROP_REASONS, StackEgress, type StackEgressLimits } from "./stac
 import { Ipv4Output, type Ipv4SendOptions } from "./ipv4_output.ts";
 import { ICMP_DROP_REASONS, IcmpLayer } from "./icmp_layer.ts";
 import { IPV6_DROP_REASONS } from "./ipv6_input.ts";
+import type { ReassemblyLimits } from "./fragment_reassembler.ts";
+import { IPV6_REASSEMBLY_DROP_REASONS, type Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import type { Ipv6Addressing } from "./ipv6_output.ts";
 import { NDP_DROP_REASONS } from "./ndp_layer.ts";
 import { ICMPV6_DROP_REASONS } from "./icmpv6_layer.ts";
@@ -114,6 +118,8 @@ export interface StackConfig {
   dhcp?: DhcpServerConfig;
   /** Limits of IPv4 reassembly (memory, datagrams, fragments, time). */
   reassembly?: Partial<Ipv4ReassemblyLimits>;
+  /** Limits of IPv6 reassembly (memory, datagrams, fragments, time; 60 s by default). */
+  ipv6Reassembly?: Partial<ReassemblyLimits>;
   /**
    * The DNS responder on UDP port 53 of the stack's addresses, over IPv4
    * and IPv6 (it steps aside while a socket is bound there). Enabled by
@@ -176,6 +182,7 @@ export const STACK_DROP_REASONS: readonly string[] = [
   ...ICMP_DROP_REASONS,
   ...EGRESS_DROP_REASONS,
   ...IPV6_DROP_REASONS,
+  ...IPV6_REASSEMBLY_DROP_REASONS,
   ...ICMPV6_DROP_REASONS,
   ...NDP_DROP_REASONS,
 ];
@@ -227,6 +234,8 @@ export class Stack {
   readonly neighbors: NeighborCache | undefined;
   /** Path MTUs learned from ICMPv6 packet too big (RFC 8201); undefined without IPv6. */
   readonly pathMtu: PathMtuCache | undefined;
+  /** IPv6 reassembly of received fragments (RFC 8200 §4.5); undefined without IPv6. */
+  readonly ipv6Reassembler: Ipv6Reassembler | undefined;
   /** The router advertisement schedule and its counts; undefined without IPv6. */
   readonly routerAdvertiser: RouterAdvertiser | undefined;
   #eth: EthernetLayer;
@@ -395,6 +404,8 @@ export class Stack {
         ndp: config.ndp,
         routerAdvert: config.routerAdvert,
         extLimits: config.ipv6ExtLimits,
+        reassembly: config.ipv6Reassembly,
+        memory: this.quota.memory,
         tcp: (src, dst, bytes, now) => this.tcp.input(src, dst, bytes, now),
         tcpTooBig: (local, remote, localPort, remotePort, seq, mtu, now) => {
           this.tcp.fragmentationNeeded(remote, remotePort, localPort, seq, mtu, now, local);
@@ -406,6 +417,7 @@ export class Stack {
       this.ipv6 = ip6.addressing;
       this.neighbors = ip6.neighbors;
       this.pathMtu = ip6.pathMtu;
+      this.ipv6Reassembler = ip6.reassembler;
       this.routerAdvertiser = ip6.routerAdvertiser;
     }
   }

@@ -2,7 +2,8 @@
  * The IPv6 side of one stack, built beside IPv4 by {@linkcode Stack}: the
  * addressing it checks, and the layers it wires together (`ipv6_output.ts`,
  * `ndp_layer.ts` with `neighbor_cache.ts` and `router_advertiser.ts`,
- * `icmpv6_layer.ts` with `path_mtu_cache.ts`, `ipv6_input.ts`), with one
+ * `icmpv6_layer.ts` with `path_mtu_cache.ts`, `ipv6_input.ts` with
+ * `ipv6_reassembler.ts`), with one
  * entry for received packets, the timers, and the invariants.
  *
  * @module
@@ -25,7 +26,9 @@ import {
 import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
 import { Icmpv6Layer, type Icmpv6LayerDeps } from "./icmpv6_layer.ts";
+import type { ReassemblyLimits } from "./fragment_reassembler.ts";
 import { Ipv6Input } from "./ipv6_input.ts";
+import { Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
 import { NdpLayer } from "./ndp_layer.ts";
 import { NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
@@ -33,6 +36,7 @@ import { PathMtuCache } from "./path_mtu_cache.ts";
 import { RouterAdvertiser, type RouterAdvertOptions } from "./router_advertiser.ts";
 import type { UdpLayer } from "./udp/mod.ts";
 import { DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS } from "../wire/mod.ts";
+import type { MemoryQuota } from "./session_quota.ts";
 
 /** The IPv6 addressing a stack gets by default: `fd00::/64`, the stack at `fd00::2`. */
 export const DEFAULT_IPV6: { prefix: Ipv6Address; address: Ipv6Address } = Object.freeze({
@@ -101,6 +105,10 @@ export interface StackIpv6Deps {
   routerAdvert?: Partial<RouterAdvertOptions>;
   /** Limits of the extension-header chain. */
   extLimits?: Ipv6ExtLimits;
+  /** Limits of reassembly (memory, datagrams, fragments, time; 60 s by default). */
+  reassembly?: Partial<ReassemblyLimits>;
+  /** The session's memory quota, charged for held fragments. */
+  memory?: MemoryQuota;
   /** TCP, told of packet too big messages about its segments (see `Icmpv6LayerDeps.tcpTooBig`). */
   tcpTooBig?: Icmpv6LayerDeps["tcpTooBig"];
   /** TCP over IPv6 (see `Ipv6InputDeps.tcp`). */
@@ -145,6 +153,8 @@ export class StackIpv6 {
   readonly routerAdvertiser: RouterAdvertiser;
   /** IPv6 output: what the transports send through. */
   readonly out: Ipv6Output;
+  /** Reassembly of received fragments (RFC 8200 §4.5). */
+  readonly reassembler: Ipv6Reassembler;
   #ndp: NdpLayer;
   #icmp: Icmpv6Layer;
   #input: Ipv6Input;
@@ -181,10 +191,12 @@ export class StackIpv6 {
       tcpTooBig: deps.tcpTooBig,
       udp: deps.udp,
     });
+    this.reassembler = new Ipv6Reassembler(deps.reassembly, deps.memory, deps.extLimits);
     this.#input = new Ipv6Input({
       out,
       icmp: this.#icmp,
       extLimits: deps.extLimits,
+      reassembler: this.reassembler,
       tcp: deps.tcp,
       udp: deps.udp,
       groups: deps.dhcpv6 ? [DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS] : [],
@@ -206,14 +218,31 @@ export class StackIpv6 {
     return this.#input.input(payload, now, multicast);
   }
 
-  /** Runs the timers: neighbour resolution and probes, router advertisements. */
+  /**
+   * Runs the timers: neighbour resolution and probes, router
+   * advertisements, reassembly time-outs.
+   */
   poll(now: number): void {
     this.#ndp.poll(now);
+    for (const e of this.reassembler.poll(now)) {
+      // RFC 8200 §4.5: time exceeded code 1, only when the offset-0 fragment
+      // arrived; never about a multicast packet (sendError checks, RFC 4443 §2.4).
+      if (e.firstFragment) {
+        this.#icmp.sendError(
+          e.firstFragment,
+          { type: "time_exceeded", code: 1 },
+          now,
+          e.linkBroadcast,
+        );
+      }
+    }
   }
 
   /** The earliest time {@linkcode StackIpv6.poll} has work, or undefined. */
   nextDeadline(): number | undefined {
-    return this.#ndp.nextDeadline();
+    const a = this.#ndp.nextDeadline();
+    const b = this.reassembler.nextDeadline();
+    return a === undefined ? b : b === undefined ? a : Math.min(a, b);
   }
 
   /**
@@ -239,6 +268,12 @@ export class StackIpv6 {
       ) {
         bad.push(`neighbour cache holds ${formatIpv6Address(e.ip)}, not an on-link neighbour`);
       }
+    }
+    const r = this.reassembler;
+    if (r.bytesHeld > r.limits.maxBytes || r.datagrams > r.limits.maxDatagrams) {
+      bad.push(
+        `IPv6 reassembly holds ${r.bytesHeld} bytes in ${r.datagrams} datagrams, over its limits`,
+      );
     }
     const pm = this.pathMtu;
     if (pm.size > pm.options.maxEntries || pm.entries().some((e) => e.mtu < IPV6_MIN_MTU)) {

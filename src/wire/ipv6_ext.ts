@@ -182,7 +182,7 @@ function reject(reason: string, problem?: Ipv6ParamProblem): Ipv6ChainResult {
  * ```ts
  * const r = walkIpv6Headers(pkt);
  * if (!r.ok) drops[r.reason]++;
- * else if (r.value.fragment) drops.ipv6_fragment_unsupported++;
+ * else if (r.value.fragment) reassemble(pkt, r.value);
  * else if (r.value.protocol === Ipv6NextHeader.ICMPV6) icmp(r.value.payload);
  * ```
  */
