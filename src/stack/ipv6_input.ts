@@ -20,14 +20,17 @@ import {
   IPV6_ALL_MLDV2_ROUTERS,
   IPV6_ALL_NODES,
   IPV6_ALL_ROUTERS,
+  IPV6_HEADER_LEN,
   IPV6_UNSPECIFIED,
   type Ipv6Address,
+  ipv6BytesEqual,
   type Ipv6ExtLimits,
   Ipv6NextHeader,
   Ipv6Packet,
   ipv6SolicitedNode,
   isIpv6MartianSource,
   isIpv6Multicast,
+  readIpv6Unchecked,
   walkIpv6Headers,
 } from "../wire/mod.ts";
 import type { Icmpv6Layer } from "./icmpv6_layer.ts";
@@ -111,6 +114,8 @@ export class Ipv6Input {
   #tcp: Ipv6InputDeps["tcp"];
   #udp: Ipv6UdpInput | undefined;
   #own: Ipv6Address[];
+  /** The source of the last packet (see `input`). */
+  #lastSrc: Ipv6Address = IPV6_UNSPECIFIED;
   #groups: Set<Ipv6Address>;
 
   /** Creates the layer. */
@@ -147,8 +152,14 @@ export class Ipv6Input {
     const parsed = Ipv6Packet.parse(bytes);
     if (!parsed.ok) return parsed.reason;
     const pkt = parsed.value;
-    const src = pkt.src;
-    const dst = pkt.dst;
+    // The addresses as strings, reusing the last source's and the stack's own: no new
+    // strings per packet of a flow.
+    const bytes6 = pkt.bytes;
+    const src = ipv6BytesEqual(bytes6, 8, this.#lastSrc)
+      ? this.#lastSrc
+      : (this.#lastSrc = readIpv6Unchecked(bytes6, 8));
+    const own = this.#own[0];
+    const dst = ipv6BytesEqual(bytes6, 24, own) ? own : readIpv6Unchecked(bytes6, 24);
     const multicast = isIpv6Multicast(dst);
     if (multicast ? !this.#groups.has(dst) : dst !== this.#own[0] && dst !== this.#own[1]) {
       return "ipv6_not_for_us";
@@ -157,8 +168,12 @@ export class Ipv6Input {
     if (!unspecified) {
       if (isIpv6MartianSource(src, this.#own)) return "ipv6_martian_source";
       if (!this.#out.isOnLink(src)) return "ipv6_off_link_source";
+      // The hot path: TCP right behind the fixed header, to one of the stack's addresses.
+      if (!multicast && pkt.bytes[6] === Ipv6NextHeader.TCP && this.#tcp !== undefined) {
+        return this.#tcp(src, dst, pkt.bytes.subarray(IPV6_HEADER_LEN), now);
+      }
     }
-    return this.#deliver(pkt, now, linkMulticast, false);
+    return this.#deliver(pkt, src, dst, now, linkMulticast, false);
   }
 
   /**
@@ -168,12 +183,12 @@ export class Ipv6Input {
    */
   #deliver(
     pkt: Ipv6Packet,
+    src: Ipv6Address,
+    dst: Ipv6Address,
     now: number,
     linkMulticast: boolean,
     reassembled: boolean,
   ): string | undefined {
-    const src = pkt.src;
-    const dst = pkt.dst;
     const multicast = isIpv6Multicast(dst);
     const unspecified = src === IPV6_UNSPECIFIED;
     const walked = walkIpv6Headers(pkt, this.#limits);
@@ -212,7 +227,7 @@ export class Ipv6Input {
       }
       const whole = Ipv6Packet.parse(r.packet);
       if (!whole.ok) return whole.reason;
-      return this.#deliver(whole.value, now, r.linkMulticast, true);
+      return this.#deliver(whole.value, src, dst, now, r.linkMulticast, true);
     }
     switch (chain.protocol) {
       case Ipv6NextHeader.ICMPV6:

@@ -95,6 +95,23 @@ export function readIpv6Unchecked(buf: Uint8Array, o: number): Ipv6Address {
 }
 
 /**
+ * Whether the 16 bytes at `buf[o..]` (in bounds: unchecked) are `addr`:
+ * lets a hot path reuse an address string it already holds instead of
+ * making a new one per packet.
+ *
+ * @example
+ * ```ts
+ * const src = ipv6BytesEqual(packet, 8, last) ? last : readIpv6Unchecked(packet, 8);
+ * ```
+ */
+export function ipv6BytesEqual(buf: Uint8Array, o: number, addr: Ipv6Address): boolean {
+  for (let i = 0; i < 8; i++) {
+    if (((buf[o + 2 * i] << 8) | buf[o + 2 * i + 1]) !== addr.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
  * Reads the 16 bytes at `offset` as an address.
  *
  * @throws {RangeError} when `offset..offset+16` is outside `buf`.
