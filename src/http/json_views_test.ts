@@ -62,7 +62,8 @@ describe("the API's JSON views, byte for byte", () => {
       '{"id":"SID","mac":"02:00:00:00:00:02","ipv4":{"address":"10.0.2.2","prefixLength":24},' +
         '"ipv6":{"address":"fd00::2","prefix":"fd00::/64","linkLocal":"fe80::ff:fe00:2",' +
         '"neighbors":[],"pathMtu":[],"routerAdvertisements":{"sent":0,"solicited":0,' +
-        '"coalesced":0}},"mtu":1500,"ageMs":0,"idleMs":0,"tunnel":{"attached":true,"kind":"test",' +
+        '"coalesced":0},"reassembly":{"completed":0,"timedOut":0,"discarded":0},' +
+        '"dhcpv6":{"replies":0,"dropped":0}},"mtu":1500,"ageMs":0,"idleMs":0,"tunnel":{"attached":true,"kind":"test",' +
         '"attachedForMs":0,"attaches":1,"rejectedMessages":0,"backpressureDrops":0},' +
         '"counters":{"rxFrames":4,"rxBytes":214,"rxHandled":4,"txFrames":2,"txBytes":118,' +
         '"drops":"<core>","txDrops":{"no_tunnel":0}},"arp":[{"address":"10.0.2.15",' +

@@ -259,6 +259,13 @@ export function renderMetrics(sources: MetricsSources): string {
   ).sample(totals.reassembly.completed, { outcome: "completed" })
     .sample(totals.reassembly.timedOut, { outcome: "timed_out" })
     .sample(totals.reassembly.discarded, { outcome: "discarded" });
+  w.family(
+    "netisle_ipv6_reassembly_total",
+    "counter",
+    "Fragmented IPv6 packets summed over sessions, by outcome (as netisle_ipv4_reassembly_total).",
+  ).sample(totals.reassembly6.completed, { outcome: "completed" })
+    .sample(totals.reassembly6.timedOut, { outcome: "timed_out" })
+    .sample(totals.reassembly6.discarded, { outcome: "discarded" });
 
   const tcp = w.family(
     "netisle_tcp_pcbs",

@@ -8,7 +8,9 @@ import {
   EthernetRepr,
   EtherType,
   Ipv4Repr,
+  Ipv6Repr,
   parseIpv4Address,
+  parseIpv6Address,
   parseMacAddress,
 } from "../wire/mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
@@ -168,6 +170,38 @@ describe("GET /metrics", () => {
       headers: { authorization: `Bearer ${created.token}` },
     })).json();
     assert.deepEqual(view.reassembly, { completed: 1, timedOut: 1, discarded: 0 });
+
+    // IPv6 (RFC 8200 §4.5): one packet in two fragments completes (a UDP datagram to a closed
+    // port, answered with a port unreachable once whole).
+    const fragment6 = (offset: number, more: boolean, data: Uint8Array) => {
+      const f = new Uint8Array(ETHERNET_HEADER_LEN + 40 + 8 + data.length);
+      EthernetRepr.emit({
+        dst: parseMacAddress(created.mac),
+        src: parseMacAddress("52:54:00:12:34:56"),
+        etherType: EtherType.IPV6,
+      }, f);
+      Ipv6Repr.emit({
+        src: parseIpv6Address("fd00::15"),
+        dst: parseIpv6Address("fd00::2"),
+        nextHeader: 44,
+        payloadLen: 8 + data.length,
+        hopLimit: 64,
+      }, f.subarray(ETHERNET_HEADER_LEN));
+      const o = ETHERNET_HEADER_LEN + 40;
+      f.set([17, 0, (offset * 8) >>> 8, ((offset * 8) & 0xf8) | (more ? 1 : 0), 0, 0, 0, 7], o);
+      f.set(data, o + 8);
+      return f;
+    };
+    const udp = new Uint8Array(16);
+    udp.set([0x30, 0x39, 0x30, 0x39, 0, 16, 0, 0]);
+    session.input([fragment6(0, true, udp.subarray(0, 8)), fragment6(1, false, udp.subarray(8))]);
+    const after = await metrics(app);
+    assert.equal(after.samples.get('netisle_ipv6_reassembly_total{outcome="completed"}'), 1);
+    assert.equal(after.samples.get('netisle_ipv6_reassembly_total{outcome="timed_out"}'), 0);
+    const view6 = await (await app.request(`/v1/sessions/${created.id}`, {
+      headers: { authorization: `Bearer ${created.token}` },
+    })).json();
+    assert.deepEqual(view6.ipv6.reassembly, { completed: 1, timedOut: 0, discarded: 0 });
   });
 
   it("reports the API's sockets by protocol and the bound UDP endpoints", async () => {

@@ -76,6 +76,8 @@ export const SessionViewSchema = z.looseObject({
     })),
     pathMtu: z.array(z.object({ address: z.string(), mtu: z.int(), expiresInMs: z.number() })),
     routerAdvertisements: z.object({ sent: z.int(), solicited: z.int(), coalesced: z.int() }),
+    reassembly: z.object({ completed: z.int(), timedOut: z.int(), discarded: z.int() }),
+    dhcpv6: z.object({ replies: z.int(), dropped: z.int() }).nullable(),
   }).nullable().describe("IPv6 on the link; null when the session has none."),
   mtu: z.int(),
   ageMs: z.number(),

@@ -55,6 +55,10 @@ export interface Ipv6View {
   pathMtu: Array<{ address: string; mtu: number; expiresInMs: number }>;
   /** Router advertisements sent, solicitations received, and those one advertisement answered. */
   routerAdvertisements: { sent: number; solicited: number; coalesced: number };
+  /** Fragmented IPv6 packets by outcome (RFC 8200 §4.5). */
+  reassembly: { completed: number; timedOut: number; discarded: number };
+  /** The stateless DHCPv6 server's replies and the messages it dropped; null when it is off. */
+  dhcpv6: { replies: number; dropped: number } | null;
 }
 
 /** The JSON shape of a session in the HTTP API. */
@@ -136,6 +140,8 @@ export function sessionView(session: Session): SessionView {
           expiresInMs: Math.round(e.expires - now),
         })),
         routerAdvertisements: { ...stack.routerAdvertiser!.stats },
+        reassembly: { ...stack.ipv6Reassembler!.stats },
+        dhcpv6: stack.dhcpv6 ? { ...stack.dhcpv6.stats } : null,
       }
       : null,
     mtu: stack.config.mtu,

@@ -40,6 +40,8 @@ export interface SessionTotals {
   captureDropped: number;
   /** Fragmented IPv4 datagrams by outcome (RFC 791 §3.2 reassembly). */
   reassembly: { completed: number; timedOut: number; discarded: number };
+  /** Fragmented IPv6 packets by outcome (RFC 8200 §4.5 reassembly). */
+  reassembly6: { completed: number; timedOut: number; discarded: number };
 }
 
 /**
@@ -68,6 +70,7 @@ export function emptySessionTotals(): SessionTotals {
     captureFrames: 0,
     captureDropped: 0,
     reassembly: { completed: 0, timedOut: 0, discarded: 0 },
+    reassembly6: { completed: 0, timedOut: 0, discarded: 0 },
   };
 }
 
@@ -110,6 +113,12 @@ export function addSessionTotals(into: SessionTotals, session: Session): Session
   into.reassembly.completed += r.completed;
   into.reassembly.timedOut += r.timedOut;
   into.reassembly.discarded += r.discarded;
+  const r6 = session.stack.ipv6Reassembler?.stats;
+  if (r6) {
+    into.reassembly6.completed += r6.completed;
+    into.reassembly6.timedOut += r6.timedOut;
+    into.reassembly6.discarded += r6.discarded;
+  }
   return into;
 }
 
@@ -127,5 +136,6 @@ export function copySessionTotals(totals: SessionTotals): SessionTotals {
     rxDrops: { ...totals.rxDrops },
     txDrops: { ...totals.txDrops },
     reassembly: { ...totals.reassembly },
+    reassembly6: { ...totals.reassembly6 },
   };
 }
