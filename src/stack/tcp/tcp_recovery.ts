@@ -4,7 +4,8 @@
  * (D-SACK, RFC 2883 §4), NewReno partial ACKs (RFC 6582), SACK-based
  * recovery with a pipe estimate (RFC 6675), detection of lost
  * retransmissions in the spirit of RACK (RFC 8985 §6.2) and tail loss probes
- * (RFC 8985 §7). The retransmission timeout itself is the sender's.
+ * (RFC 8985 §7) whose SACKed probe starts recovery for the tail it reveals
+ * lost (§7.4). The retransmission timeout itself is the sender's.
  *
  * @module
  */
@@ -118,9 +119,42 @@ export class TcpRecovery {
         if (!this.#tcb.sackEnabled) this.#highRxt = ack;
         this.#retransmitHole(now);
       }
+    } else if (this.#probeRevealsLoss()) {
+      this.#enterRecovery(now);
     } else if (dataAcked > 0) {
       cc.onAck(dataAcked, now, rttSample, inFlightBefore);
     }
+  }
+
+  /**
+   * RFC 8985 §7.4 with §6.2: a tail loss probe is out and the receiver
+   * SACKed data above SND.UNA. The probe went out a PTO (at least two
+   * smoothed RTTs) after the segments below it, so whatever the SACK leaves
+   * unacknowledged below the highest SACKed byte had far longer than RACK's
+   * reordering window to arrive: it is lost, and recovery starts now rather
+   * than at the RTO.
+   */
+  #probeRevealsLoss(): boolean {
+    if (!this.tlpOutstanding || !this.#tcb.sackEnabled) return false;
+    const high = this.scoreboard.highestSacked;
+    return high !== undefined && seqLt(this.#tcb.sndUna, high) &&
+      !seqLt(this.#tcb.sndUna, this.#recoveryPoint);
+  }
+
+  /** Fast retransmit: a recovery episode up to SND.MAX (RFC 5681 §3.2, RFC 6675 §5 step 4). */
+  #enterRecovery(now: number): void {
+    const tcb = this.#tcb;
+    this.inRecovery = true;
+    this.tlpOutstanding = false;
+    tcb.timers.stop(TcpTimer.TLP);
+    this.#recoveryPoint = tcb.sndMax;
+    this.#highRxt = tcb.sndUna;
+    this.#sender.cc.onCongestionEvent(
+      now,
+      Math.min(this.#sender.flightSize(), this.#sender.cc.cwnd),
+    );
+    tcb.stats.fastRetransmits++;
+    this.#retransmitHole(now);
   }
 
   /** A duplicate ACK (RFC 5681 §2): the threshold (or enough SACKed bytes) starts fast retransmit. */
@@ -132,18 +166,24 @@ export class TcpRecovery {
     if (seqLt(tcb.sndUna, this.#recoveryPoint)) return;
     const sackTrigger = tcb.sackEnabled &&
       this.scoreboard.sackedBytes >= this.reordering * tcb.sendMss;
-    if (this.#dupAcks >= this.reordering || sackTrigger) {
-      // Fast retransmit (RFC 5681 §3.2 steps 2-3; RFC 6675 §5 step 4).
-      this.inRecovery = true;
-      tcb.timers.stop(TcpTimer.TLP);
-      this.#recoveryPoint = tcb.sndMax;
-      this.#highRxt = tcb.sndUna;
-      this.#sender.cc.onCongestionEvent(
-        now,
-        Math.min(this.#sender.flightSize(), this.#sender.cc.cwnd),
-      );
-      tcb.stats.fastRetransmits++;
-      this.#retransmitHole(now);
+    if (this.#dupAcks >= this.reordering || sackTrigger || this.#probeRevealsLoss()) {
+      // Fast retransmit (RFC 5681 §3.2 steps 2-3; RFC 6675 §5 step 4; RFC 8985 §7.4).
+      this.#enterRecovery(now);
+    }
+  }
+
+  /**
+   * An ACK at SND.UNA with SACK blocks that is no duplicate ACK (it changed
+   * the window or carried data): enough SACKed bytes (RFC 6675 §4 IsLost)
+   * or a SACKed tail loss probe (RFC 8985 §7.4) start recovery all the same.
+   */
+  onSackInformation(now: number): void {
+    const tcb = this.#tcb;
+    if (this.inRecovery || seqLt(tcb.sndUna, this.#recoveryPoint)) return;
+    if (
+      this.scoreboard.sackedBytes >= this.reordering * tcb.sendMss || this.#probeRevealsLoss()
+    ) {
+      this.#enterRecovery(now);
     }
   }
 
@@ -207,6 +247,7 @@ export class TcpRecovery {
     if (this.inRecovery && tcb.sackEnabled) {
       if (this.#rxtLog.length >= 512) this.#rxtLog.shift();
       this.#rxtLog.push({ seq, end: seqAdd(seq, sent), at: now });
+      if (!tcb.timers.running(TcpTimer.TLP)) this.#armLostRetransmitTimer(now);
     }
     // RFC 6675 §6 (as Linux and BSD): re-arm the timer on each recovery retransmission, so a
     // recovery longer than one RTO does not end in a spurious timeout.
@@ -227,7 +268,7 @@ export class TcpRecovery {
     const log = this.#rxtLog;
     while (log.length > 0 && seqLe(log[0].end, tcb.sndUna)) log.shift();
     if (log.length === 0) return false;
-    const wait = (sender.rtt.srtt ?? sender.rtt.rto) * 1.5 + 5;
+    const wait = this.#lostRetransmitWait();
     let sent = false;
     for (const e of log) {
       if (this.pipe() >= sender.cc.cwnd) break;
@@ -243,6 +284,36 @@ export class TcpRecovery {
       }
     }
     return sent;
+  }
+
+  /** How long a retransmitted hole may stay open before it counts as lost again. */
+  #lostRetransmitWait(): number {
+    const rtt = this.#sender.rtt;
+    return (rtt.srtt ?? rtt.rto) * 1.5 + 5;
+  }
+
+  /**
+   * In recovery, the TLP timer serves as RACK's reordering timer (RFC 8985
+   * §6.3): it fires when the oldest retransmission still open has waited
+   * 1.5 smoothed RTTs and 5 ms, so that a lost retransmission
+   * is sent again even when no ACK comes to trigger it (everything else
+   * SACKed, nothing new to send), instead of waiting for the RTO.
+   */
+  #armLostRetransmitTimer(now: number): void {
+    const tcb = this.#tcb;
+    const timers = tcb.timers;
+    const log = this.#rxtLog;
+    while (log.length > 0 && seqLe(log[0].end, tcb.sndUna)) log.shift();
+    if (log.length === 0) {
+      timers.stop(TcpTimer.TLP);
+      return;
+    }
+    let first = log[0].at;
+    for (const e of log) if (e.at < first) first = e.at;
+    const at = Math.max(first + this.#lostRetransmitWait(), now + 1);
+    const rtoAt = timers.deadline(TcpTimer.RTO);
+    if (rtoAt !== undefined && at >= rtoAt) timers.stop(TcpTimer.TLP);
+    else timers.start(TcpTimer.TLP, at);
   }
 
   /**
@@ -280,6 +351,10 @@ export class TcpRecovery {
     const tcb = this.#tcb;
     const timers = tcb.timers;
     const srtt = this.#sender.rtt.srtt;
+    if (this.inRecovery && tcb.sackEnabled) {
+      this.#armLostRetransmitTimer(now);
+      return;
+    }
     if (srtt === undefined || this.inRecovery || this.tlpOutstanding || !tcb.sackEnabled) {
       timers.stop(TcpTimer.TLP);
       return;
@@ -300,7 +375,13 @@ export class TcpRecovery {
   onTlpTimer(now: number): void {
     const tcb = this.#tcb;
     const sender = this.#sender;
-    if (this.inRecovery || tcb.sndUna === tcb.sndMax || !tcb.synchronized()) return;
+    if (this.inRecovery) {
+      // The reordering timer's role (see #armLostRetransmitTimer).
+      if (this.#resendLostRetransmissions(now)) sender.restartRto(now);
+      this.#armLostRetransmitTimer(now);
+      return;
+    }
+    if (tcb.sndUna === tcb.sndMax || !tcb.synchronized()) return;
     if (sender.finSeqNo !== undefined) return; // the FIN is out: leave the tail to the RTO
     const dataEnd = sender.dataEnd();
     const wndRight = seqAdd(tcb.sndUna, tcb.sndWnd);

@@ -363,6 +363,58 @@ describe("TcpConnection congestion window after a retransmission timeout (RFC 56
   });
 });
 
+describe("TcpConnection tail loss probes and lost retransmissions (RFC 8985)", () => {
+  it("a probe the receiver SACKs while the tail below it is missing starts recovery at once (§7.4, §6.2)", () => {
+    const { h, peer, conn, sent } = inFlight(10, {}, true);
+    h.advance(100);
+    peer.ackTo(sent[5].seqNumber); // 0..4 arrived; 5..9, the tail, were lost
+    assert.deepEqual(peer.drain(), []);
+    // The probe timer fires (2 SRTT, before the RTO): the last segment goes out again.
+    h.fireNextTimer();
+    const probe = dataSegs(peer.drain());
+    assert.deepEqual(seqs(probe), [sent[9].seqNumber], "the probe repeats the last segment");
+    assert.equal(conn.info().timeouts, 0);
+    // Its ACK SACKs it; the window changed too, so it is no duplicate ACK (RFC 5681 §2).
+    peer.ackTo(sent[5].seqNumber, { sackBlocks: [block(sent, 9)], windowLen: 60000 });
+    const rxt = dataSegs(peer.drain());
+    assert.deepEqual(seqs(rxt), [5, 6, 7, 8].map((i) => sent[i].seqNumber));
+    assert.equal(conn.info().fastRetransmits, 1);
+    assert.equal(conn.info().timeouts, 0);
+  });
+
+  it("a probe whose ACK SACKs nothing starts no recovery", () => {
+    const { h, peer, conn, sent } = inFlight(10, {}, true);
+    h.advance(100);
+    peer.ackTo(sent[5].seqNumber);
+    h.fireNextTimer();
+    peer.drain();
+    peer.dupAck(); // an ACK without SACK blocks: nothing is known lost
+    assert.deepEqual(peer.drain(), []);
+    assert.equal(conn.info().fastRetransmits, 0);
+  });
+
+  it("resends a lost retransmission when no ACK comes to show it, well before the RTO (§6.3)", () => {
+    const { h, peer, conn, sent } = inFlight(10, {}, true);
+    h.advance(100);
+    // Segment 0 was lost; everything else arrives and is SACKed.
+    peer.dupAck([block(sent, 1, 9)]);
+    const first = dataSegs(peer.drain());
+    assert.deepEqual(seqs(first), [sent[0].seqNumber], "fast retransmit");
+    const at = h.now;
+    // The retransmission is lost too, and nothing else is in flight to draw an ACK.
+    const rto = h.stack.tcp.active.values().next().value!.nextDeadline()!;
+    h.fireNextTimer();
+    const again = dataSegs(peer.drain());
+    assert.deepEqual(seqs(again), [sent[0].seqNumber], "sent again");
+    assert.ok(h.now - at < 300, `after ${h.now - at} ms, before the RTO (300 ms)`);
+    assert.ok(h.now < rto || conn.info().timeouts === 0);
+    assert.equal(conn.info().timeouts, 0);
+    // Its ACK ends the recovery.
+    peer.ackTo((sent[9].seqNumber + MSS) >>> 0);
+    assert.equal(conn.info().bytesInFlight, 0);
+  });
+});
+
 /**
  * A path with a fixed RTT and unlimited bandwidth: segments reach a model
  * receiver after RTT/2, which ACKs each one (with SACK blocks) after RTT/2

@@ -176,6 +176,10 @@ export class TcpSender {
       !windowChanged && tcb.sndMax !== tcb.sndUna
     ) {
       this.recovery.onDuplicateAck(now);
+    } else if (ack === tcb.sndUna && tcb.sackEnabled && seg.sackBlocks?.length) {
+      // Not a duplicate ACK by RFC 5681 §2 (it updates the window or carries data), but its
+      // SACK blocks still tell what is lost (RFC 6675 §5, RFC 8985).
+      this.recovery.onSackInformation(now);
     }
 
     // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal and SND.WL2 =< SEG.ACK).
