@@ -7,8 +7,13 @@
  *    tests/e2e/fixtures/qemu/build_initramfs.sh) boots under TCG with
  *    `-netdev stream` pointed at the CLI, gets 10.0.2.15 from the session's
  *    DHCP server, pings the stack 10 times, and serves TCP echo on port 7,
- *    which the test reaches through the HTTP socket API. The guest powers off;
- *    the CLI keeps listening and the tunnel stays attached.
+ *    which the test reaches through the HTTP socket API. Its kernel also
+ *    configures IPv6 from the stack's router advertisement alone (SLAAC:
+ *    fd00::/64 and the modified EUI-64 of its MAC, on-link, no default
+ *    route); the socket API reaches the same echo at that address over IPv6
+ *    (the stack resolving it by neighbour discovery), and the guest pings
+ *    fd00::2 5 times. The guest powers off; the CLI keeps listening and the
+ *    tunnel stays attached.
  * 2. A second QEMU (`-machine none`, a hub joining `-netdev stream` to a TAP
  *    device) connects to the same listening CLI, and Linux pings the stack
  *    through QEMU's stream netdev.
@@ -66,6 +71,24 @@ function exited(p: Proc, ms: number): Promise<void> {
 /** RTTs (ms) in ping output: iputils' "time=1.23 ms" and busybox's alike. */
 function rtts(out: string): number[] {
   return [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+/**
+ * The 32 hex digits of the SLAAC address a host with `mac` forms in the
+ * session's default prefix fd00::/64, as /proc/net/if_inet6 prints it: the
+ * prefix, then the modified EUI-64 interface identifier (RFC 4291 §2.5.1 and
+ * appendix A: ff:fe in the middle, the universal/local bit flipped).
+ */
+function slaacHex(mac: string): string {
+  const m = mac.split(":").map((b) => parseInt(b, 16));
+  const iid = [m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]];
+  return "fd00000000000000" + iid.map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** 32 hex digits as an IPv6 address in its canonical text (RFC 5952, as URL hosts are). */
+function hexToIpv6(hex: string): string {
+  const groups = hex.match(/.{4}/g)!.join(":");
+  return new URL(`http://[${groups}]/`).hostname.slice(1, -1);
 }
 
 class Bed {
@@ -201,7 +224,7 @@ describe("e2e: QEMU -netdev stream and dgram through the tunnel CLI", { skip }, 
   after(async () => await bed.stop());
 
   it(
-    "a Linux guest on -netdev stream gets 10.0.2.15 by DHCP, pings the stack and serves TCP echo to the socket API",
+    "a Linux guest on -netdev stream gets 10.0.2.15 by DHCP and fd00::/64 by SLAAC, pings the stack and serves TCP echo to the socket API over IPv4 and IPv6",
     {
       skip: skipGuest,
     },
@@ -263,6 +286,65 @@ describe("e2e: QEMU -netdev stream and dgram through the tunnel CLI", { skip }, 
       assert.equal(echo, msg);
       assert.equal(bed.curl("DELETE", `${base}/${id}`, auth).status, 204);
 
+      // IPv6: the guest's kernel configured itself from the stack's router advertisement alone
+      // (SLAAC, RFC 4862): fd00::/64 and the modified EUI-64 of its MAC, past duplicate-address
+      // detection (RFC 4862 §5.4).
+      assert.deepEqual([view.ipv6.address, view.ipv6.prefix], ["fd00::2", "fd00::/64"]);
+      let mark6 = vm.mark();
+      vm.send("ipv6");
+      const v6 = await vm.waitFor(
+        /NETISLE-GUEST ipv6-(?:addr (\S+) at ([\d.]+) s|none.*)/,
+        30_000,
+        mark6,
+      );
+      await vm.waitFor(/NETISLE-GUEST ipv6-end/, 10_000, mark6);
+      const v6Out = vm.output.slice(mark6);
+      assert.ok(v6[1], `the guest has no global IPv6 address:\n${v6Out}`);
+      assert.equal(v6[1], `${slaacHex(mac)}/64`, v6Out);
+      // The prefix is on-link; router lifetime 0 gave no default route (RFC 4861 §6.3.4).
+      assert.match(v6Out, /^fd00::\/64 dev eth0/m, v6Out);
+      assert.doesNotMatch(v6Out, /^default/m, v6Out);
+      const guest6 = hexToIpv6(v6[1].split("/")[0]);
+
+      // TCP over IPv6 through the socket API to the same `nc` echo: the stack resolves the
+      // guest's address by neighbour solicitation (RFC 4861 §7.2) and connects.
+      const id6 = bed.json("POST", base, { ...auth, json: { protocol: "tcp" } }, 201).id;
+      const c6 = bed.json("POST", `${base}/${id6}/connect`, {
+        ...auth,
+        json: { address: guest6, port: 7, timeoutMs: 20_000 },
+      });
+      assert.deepEqual(c6.remote, { address: guest6, port: 7 });
+      assert.deepEqual(c6.local.address, "fd00::2");
+      const msg6 = `hello over IPv6 from the socket API to [${guest6}]:7\n`;
+      assert.deepEqual(bed.json("POST", `${base}/${id6}/send`, { ...auth, data: msg6 }), {
+        bytes: msg6.length,
+      });
+      let echo6 = "";
+      for (let i = 0; i < 20 && echo6.length < msg6.length; i++) {
+        echo6 += bed.curl("POST", `${base}/${id6}/recv?timeoutMs=5000`, auth).body;
+      }
+      assert.equal(echo6, msg6);
+      assert.equal(bed.curl("DELETE", `${base}/${id6}`, auth).status, 204);
+      const view6 = bed.json("GET", `/v1/sessions/${session.id}`, { token: session.token });
+      assert.ok(
+        view6.ipv6.neighbors.some((e: { address: string; mac: string | null }) =>
+          e.address === guest6 && e.mac === mac
+        ),
+        `the stack's neighbour cache has no ${guest6} at ${mac}: ${
+          JSON.stringify(view6.ipv6.neighbors)
+        }`,
+      );
+
+      // The guest pings the stack over IPv6 (busybox ping -6).
+      mark6 = vm.mark();
+      vm.send("ping6 5");
+      const done6 = await vm.waitFor(/NETISLE-GUEST ping6-done (\d+)/, 60_000, mark6);
+      const ping6Out = vm.output.slice(mark6);
+      assert.equal(done6[1], "0", `guest ping -6 failed:\n${ping6Out}`);
+      assert.match(ping6Out, /5 packets transmitted, 5 packets received/);
+      const guestRtts6 = rtts(ping6Out);
+      assert.equal(guestRtts6.length, 5, ping6Out);
+
       // The guest goes away; the CLI keeps listening and the tunnel stays attached.
       const cliMark = cli.mark();
       vm.send("poweroff");
@@ -279,7 +361,11 @@ describe("e2e: QEMU -netdev stream and dgram through the tunnel CLI", { skip }, 
         `QEMU guest (${kernel}, e1000, busybox initramfs, TCG): ` +
           `booted to DHCP lease and echo server in ${(bootMs / 1000).toFixed(1)} s of wall time ` +
           `(guest uptime: init at ${initAt} s, lease at ${dhcpAt} s); ` +
-          `guest ping through -netdev stream: 10/10, median rtt ${median(guestRtts).toFixed(3)} ms`,
+          `guest ping through -netdev stream: 10/10, median rtt ${
+            median(guestRtts).toFixed(3)
+          } ms; SLAAC address ${guest6} (up by guest uptime ${v6[2]} s); ping -6: 5/5, median rtt ${
+            median(guestRtts6).toFixed(3)
+          } ms`,
       );
     },
   );

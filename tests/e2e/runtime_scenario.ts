@@ -21,6 +21,12 @@
  *    carries 1 MiB of random bytes to the echo and back, byte-exact.
  * 5. UDP both ways: a datagram to a Linux echo and back (connected socket),
  *    and a datagram from Linux to a bound socket, with its sender.
+ * 6. IPv6 (the session's fd00::/64; Linux has fd00::15 on tap0, static and
+ *    without duplicate-address detection, with router advertisements and
+ *    SLAAC off so that it is the only global address): Linux pings fd00::2;
+ *    steps 2 and 3 again over IPv6 (the stack connects to a socat
+ *    `TCP6-LISTEN`; socat connects to a socket the API bound to `::`), and a
+ *    UDP datagram each way, all byte-exact.
  *
  * Used by tests/e2e/runtimes_test.ts (Deno, Bun) and by the workerd test.
  *
@@ -89,6 +95,9 @@ export class RuntimeBed {
   /** The stack's and Linux's addresses on tap0. */
   stack = "";
   linux = "";
+  /** The stack's and Linux's global IPv6 addresses on tap0 ("" when the session has no IPv6). */
+  stack6 = "";
+  linux6 = "";
   /** A scratch directory, deleted by {@linkcode RuntimeBed.stop}. */
   readonly dir: string = mkdtempSync(`${tmpdir()}/netisle-rt-`);
   /** The server process. */
@@ -125,6 +134,13 @@ export class RuntimeBed {
     octets[3] = octets[3] === "15" ? "16" : "15";
     this.linux = octets.join(".");
 
+    // Interfaces created from now on in this namespace take no router advertisements and form
+    // no SLAAC address (the CLI brings tap0 up itself, and Linux solicits a router at once).
+    this.ns.exec("sysctl", [
+      "-qw",
+      "net.ipv6.conf.default.accept_ra=0",
+      "net.ipv6.conf.default.autoconf=0",
+    ]);
     const tunnel = this.spawn(DENO, [
       "run",
       "-A",
@@ -140,6 +156,15 @@ export class RuntimeBed {
     ]);
     await tunnel.waitFor(/tunnel open/, 30_000);
     this.ns.exec("ip", ["addr", "add", `${this.linux}/${s.ipv4.prefixLength}`, "dev", "tap0"]);
+    if (s.ipv6) {
+      // Linux's IPv6 address is `::15` in the session's /64, static and usable at once
+      // (nodad); tap0 took no router advertisement (see above), so it is the only global
+      // address Linux has there and the one it sends from.
+      this.stack6 = s.ipv6.address;
+      this.linux6 = `${String(s.ipv6.prefix).replace(/::\/64$/, "")}::15`;
+      assert.match(this.linux6, /^[0-9a-f:]+::15$/, `session prefix ${s.ipv6.prefix}`);
+      this.ns.exec("ip", ["-6", "addr", "add", `${this.linux6}/64`, "dev", "tap0", "nodad"]);
+    }
     this.ns.exec("ip", ["link", "set", "tap0", "up"]);
   }
 
@@ -283,10 +308,11 @@ export async function runRuntimeScenario(
     await bed.start();
     pass(`session ${bed.sid} (stack ${bed.stack}) attached to tap0 through the tunnel`);
     pingStep(bed, pass);
-    await tcpOutboundStep(bed, options.tcpBytes ?? 200_000, pass);
-    await tcpInboundStep(bed, options.tcpBytes ?? 200_000, pass);
+    pass(await tcpOutboundStep(bed, ipv4(bed), options.tcpBytes ?? 200_000));
+    pass(await tcpInboundStep(bed, ipv4(bed), options.tcpBytes ?? 200_000));
     await streamStep(bed, pass);
-    await udpStep(bed, pass);
+    pass(await udpStep(bed, ipv4(bed)));
+    await ipv6Step(bed, options.tcpBytes ?? 200_000, pass);
     return {
       name: options.name,
       session: { id: bed.sid, stack: bed.stack, linux: bed.linux },
@@ -301,6 +327,43 @@ export async function runRuntimeScenario(
   }
 }
 
+/** The addresses and socat address types of one IP family in the scenario. */
+interface Family {
+  /** `""` for IPv4, `"6"` for IPv6 (socat's TCP6-LISTEN, UDP6-SENDTO, …). */
+  v: "" | "6";
+  /** The stack's and Linux's addresses. */
+  stack: string;
+  linux: string;
+  /** What the stack's listening and bound sockets bind to (undefined: the default, IPv4). */
+  bindAny?: string;
+  /** Ports of this family's steps (distinct per family: no TIME_WAIT in the way). */
+  ports: { out: number; in: number; udpEcho: number; udpIn: number };
+}
+
+/** An address as socat takes it in `ADDR:PORT` and `bind=ADDR`. */
+function socatHost(f: Family, a: string): string {
+  return f.v === "6" ? `[${a}]` : a;
+}
+
+function ipv4(bed: RuntimeBed): Family {
+  return {
+    v: "",
+    stack: bed.stack,
+    linux: bed.linux,
+    ports: { out: 7100, in: 8080, udpEcho: 9998, udpIn: 5000 },
+  };
+}
+
+function ipv6(bed: RuntimeBed): Family {
+  return {
+    v: "6",
+    stack: bed.stack6,
+    linux: bed.linux6,
+    bindAny: "::",
+    ports: { out: 7110, in: 8086, udpEcho: 9996, udpIn: 5006 },
+  };
+}
+
 function pingStep(bed: RuntimeBed, pass: (l: string) => void): void {
   const out = bed.ns.exec("ping", ["-c", "3", "-i", "0.2", "-W", "5", bed.stack]);
   const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
@@ -310,24 +373,29 @@ function pingStep(bed: RuntimeBed, pass: (l: string) => void): void {
 }
 
 /** The stack connects to Linux, sends A, reads Linux's B to the end. */
-async function tcpOutboundStep(bed: RuntimeBed, n: number, pass: (l: string) => void) {
+async function tcpOutboundStep(
+  bed: RuntimeBed,
+  f: Family,
+  n: number,
+): Promise<string> {
   const a = randomBytes(n);
   const b = randomBytes(n + 17);
-  const aFile = bed.file("out-a.bin", a);
-  const bFile = bed.file("out-b.bin", b);
-  const gotA = bed.file("out-a.got");
-  const port = 7100;
+  const aFile = bed.file(`out${f.v}-a.bin`, a);
+  const bFile = bed.file(`out${f.v}-b.bin`, b);
+  const gotA = bed.file(`out${f.v}-a.got`);
+  const port = f.ports.out;
   // Reads exactly A's length, stores it, answers B, exits: its close is our end of stream.
   const srv = bed.spawn("socat", [
-    `TCP-LISTEN:${port},bind=${bed.linux},reuseaddr`,
+    `TCP${f.v}-LISTEN:${port},bind=${socatHost(f, f.linux)},reuseaddr`,
     `SYSTEM:head -c ${n} > ${gotA}; cat ${bFile}`,
   ]);
   await waitListening(bed, port);
   const id = bed.socket("tcp");
   const c = bed.json("POST", `sockets/${id}/connect`, {
-    json: { address: bed.linux, port, timeoutMs: 10_000 },
+    json: { address: f.linux, port, timeoutMs: 10_000 },
   });
-  assert.deepEqual(c.remote, { address: bed.linux, port });
+  assert.deepEqual(c.remote, { address: f.linux, port });
+  assert.equal(c.local.address, f.stack);
   const sent = bed.json("POST", `sockets/${id}/send?timeoutMs=30000`, { dataFile: aFile });
   assert.deepEqual(sent, { bytes: n });
   const back = bed.readToEnd(id, b.length);
@@ -338,29 +406,37 @@ async function tcpOutboundStep(bed: RuntimeBed, n: number, pass: (l: string) => 
   await waitExit(srv, 20_000);
   assert.ok(readFileSync(gotA).equals(a), "socat did not receive the stack's bytes exactly");
   assert.equal(bed.curl("DELETE", `sockets/${id}`).status, 204);
-  pass(`tcp stack→linux: sent ${n} bytes, read ${b.length} bytes to EOF, both byte-exact`);
+  return `tcp stack→linux: sent ${n} bytes, read ${b.length} bytes to EOF, both byte-exact`;
 }
 
 /** Linux connects to a listening stack socket, sends C; the stack answers D and shuts down. */
-async function tcpInboundStep(bed: RuntimeBed, n: number, pass: (l: string) => void) {
+async function tcpInboundStep(
+  bed: RuntimeBed,
+  f: Family,
+  n: number,
+): Promise<string> {
   const cBytes = randomBytes(n + 3);
   const d = randomBytes(n + 29);
-  const cFile = bed.file("in-c.bin", cBytes);
-  const dFile = bed.file("in-d.bin", d);
-  const gotD = bed.file("in-d.got");
-  const port = 8080;
+  const cFile = bed.file(`in${f.v}-c.bin`, cBytes);
+  const dFile = bed.file(`in${f.v}-d.bin`, d);
+  const gotD = bed.file(`in${f.v}-d.got`);
+  const port = f.ports.in;
   const l = bed.socket("tcp");
-  bed.json("POST", `sockets/${l}/bind`, { json: { port } });
+  bed.json("POST", `sockets/${l}/bind`, {
+    json: f.bindAny === undefined ? { port } : { address: f.bindAny, port },
+  });
   assert.deepEqual(bed.json("POST", `sockets/${l}/listen`, { json: {} }).local, {
-    address: bed.stack,
+    address: f.stack,
     port,
   });
   const client = bed.spawn("sh", [
     "-c",
-    `socat -t 30 - TCP:${bed.stack}:${port} < ${cFile} > ${gotD}; echo SOCAT-EXIT $?`,
+    `socat -t 30 - TCP${f.v}:${socatHost(f, f.stack)}:${port} < ${cFile} > ${gotD}; ` +
+    "echo SOCAT-EXIT $?",
   ]);
   const acc = bed.json("POST", `sockets/${l}/accept`, { json: { timeoutMs: 10_000 } });
-  assert.equal(acc.remote.address, bed.linux);
+  assert.equal(acc.remote.address, f.linux);
+  assert.equal(acc.local.address, f.stack);
   const got = bed.readToEnd(acc.id, cBytes.length);
   assert.ok(
     Buffer.from(got).equals(cBytes),
@@ -377,10 +453,8 @@ async function tcpInboundStep(bed: RuntimeBed, n: number, pass: (l: string) => v
   assert.ok(readFileSync(gotD).equals(d), "Linux did not receive the stack's answer exactly");
   assert.equal(bed.curl("DELETE", `sockets/${acc.id}`).status, 204);
   assert.equal(bed.curl("DELETE", `sockets/${l}`).status, 204);
-  pass(
-    `tcp linux→stack: accepted, read ${cBytes.length} bytes to EOF, answered ${d.length}, ` +
-      "both byte-exact",
-  );
+  return `tcp linux→stack: accepted, read ${cBytes.length} bytes to EOF, answered ${d.length}, ` +
+    "both byte-exact";
 }
 
 /** A TCP socket's WebSocket stream to a Linux echo; the client's close is a FIN. */
@@ -470,33 +544,70 @@ ws.onclose = (ev) => { console.log("CLOSE " + ev.code); Deno.exit(0); };
 ws.onerror = () => console.log("ERROR");
 `;
 
-async function udpStep(bed: RuntimeBed, pass: (l: string) => void) {
-  const port = 9998;
-  const echo = bed.spawn("socat", [`UDP-LISTEN:${port},bind=${bed.linux}`, "EXEC:cat"]);
+async function udpStep(bed: RuntimeBed, f: Family): Promise<string> {
+  const port = f.ports.udpEcho;
+  const echo = bed.spawn("socat", [
+    `UDP${f.v}-LISTEN:${port},bind=${socatHost(f, f.linux)}`,
+    "EXEC:cat",
+  ]);
   await waitListening(bed, port, true);
   const c = bed.socket("udp");
-  bed.json("POST", `sockets/${c}/connect`, { json: { address: bed.linux, port } });
+  bed.json("POST", `sockets/${c}/connect`, { json: { address: f.linux, port } });
   const dgram = randomBytes(1000);
-  bed.json("POST", `sockets/${c}/send`, { dataFile: bed.file("udp-out.bin", dgram) });
-  const outFile = bed.file("udp-out.got");
+  bed.json("POST", `sockets/${c}/send`, { dataFile: bed.file(`udp${f.v}-out.bin`, dgram) });
+  const outFile = bed.file(`udp${f.v}-out.got`);
   const back = bed.curl("POST", `sockets/${c}/recv?timeoutMs=5000`, { outFile });
   assert.equal(back.status, 200, "no UDP echo from Linux");
+  assert.equal(back.headers["netisle-peer-address"], f.linux);
   assert.equal(back.headers["netisle-peer-port"], String(port));
   assert.ok(readFileSync(outFile).equals(dgram), "the UDP echo differs from what was sent");
   await echo.stop();
 
   const u = bed.socket("udp");
-  bed.json("POST", `sockets/${u}/bind`, { json: { port: 5000 } });
+  const inPort = f.ports.udpIn;
+  bed.json("POST", `sockets/${u}/bind`, {
+    json: f.bindAny === undefined ? { port: inPort } : { address: f.bindAny, port: inPort },
+  });
   const inbound = randomBytes(700);
-  const inFile = bed.file("udp-in.bin", inbound);
-  bed.ns.exec("sh", ["-c", `socat -u - UDP-SENDTO:${bed.stack}:5000,sourceport=4444 < ${inFile}`]);
-  const inGot = bed.file("udp-in.got");
+  const inFile = bed.file(`udp${f.v}-in.bin`, inbound);
+  bed.ns.exec("sh", [
+    "-c",
+    `socat -u - UDP${f.v}-SENDTO:${socatHost(f, f.stack)}:${inPort},sourceport=4444 < ${inFile}`,
+  ]);
+  const inGot = bed.file(`udp${f.v}-in.got`);
   const r = bed.curl("POST", `sockets/${u}/recv?timeoutMs=5000`, { outFile: inGot });
   assert.equal(r.status, 200, "the stack received no datagram from Linux");
-  assert.equal(r.headers["netisle-peer-address"], bed.linux);
+  assert.equal(r.headers["netisle-peer-address"], f.linux);
   assert.equal(r.headers["netisle-peer-port"], "4444");
   assert.ok(readFileSync(inGot).equals(inbound), "the datagram from Linux differs");
-  pass("udp: 1000-byte datagram echoed by Linux, 700-byte datagram from Linux, byte-exact");
+  return "udp: 1000-byte datagram echoed by Linux, 700-byte datagram from Linux, byte-exact";
+}
+
+/**
+ * IPv6: Linux pings the stack at its global address, then TCP both ways and
+ * UDP both ways as over IPv4 (steps 2, 3 and 5), on fd00::/64.
+ */
+async function ipv6Step(bed: RuntimeBed, n: number, pass: (l: string) => void): Promise<void> {
+  assert.ok(bed.stack6 && bed.linux6, `the session has no IPv6 (stack6 "${bed.stack6}")`);
+  const out = bed.ns.exec("ping", ["-6", "-c", "3", "-i", "0.2", "-W", "5", bed.stack6]);
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  assert.ok(m, `ping -6 output: ${out}`);
+  assert.equal(m[2], "3", `ping -6 ${bed.stack6}: ${out}`);
+  // Linux's only global address on tap0 is the static one: no SLAAC address from the stack's
+  // router advertisements, so every packet below is from fd00::15.
+  const globals = bed.ns.exec("ip", ["-6", "-o", "addr", "show", "dev", "tap0", "scope", "global"]);
+  assert.deepEqual(
+    [...globals.matchAll(/inet6 (\S+)/g)].map((g) => g[1]),
+    [`${bed.linux6}/64`],
+    globals,
+  );
+  const f = ipv6(bed);
+  const tcpOut = await tcpOutboundStep(bed, f, n);
+  const tcpIn = await tcpInboundStep(bed, f, n);
+  const udp = await udpStep(bed, f);
+  pass(
+    `ipv6 (${bed.linux6} ↔ ${bed.stack6}): ping -6 3/3; ${tcpOut}; ${tcpIn}; ${udp}`,
+  );
 }
 
 /** Waits until `proc` exits. */

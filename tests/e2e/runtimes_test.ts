@@ -1,7 +1,8 @@
 /**
  * End to end: the same scenario (tests/e2e/runtime_scenario.ts: ping, TCP
  * both ways, a WebSocket socket stream and UDP between Linux and a session's
- * stack through a TAP tunnel) against the server on every local runtime:
+ * stack through a TAP tunnel, then ping, TCP both ways and UDP both ways
+ * over IPv6) against the server on every local runtime:
  * Deno (`examples/deno/server.ts`), the Deno Deploy entry (`examples/deno/deploy.ts`) and
  * Bun (`examples/bun/server.ts`).
  */
@@ -40,9 +41,9 @@ const RUNTIMES: Array<{ name: string; serverCommand: string[]; url?: string }> =
 
 describe("e2e: one scenario against the server on every runtime", { skip }, () => {
   for (const rt of RUNTIMES) {
-    it(`${rt.name}: ping, TCP both ways, a socket stream and UDP through a TAP tunnel`, async () => {
+    it(`${rt.name}: ping, TCP both ways, a socket stream, UDP, then ping, TCP and UDP over IPv6 through a TAP tunnel`, async () => {
       const report = await runRuntimeScenario({ ...rt, log: (l) => console.log(l) });
-      assert.equal(report.steps.length, 6, report.steps.join("\n"));
+      assert.equal(report.steps.length, 7, report.steps.join("\n"));
     });
   }
 });

@@ -4,7 +4,8 @@
  * network namespace, with the Linux kernel as the peer through a TAP tunnel.
  *
  * 1. The runtime scenario of tests/e2e/runtime_scenario.ts (ping, TCP both
- *    ways byte-exact, a WebSocket socket stream, UDP both ways).
+ *    ways byte-exact, a WebSocket socket stream, UDP both ways; then ping,
+ *    TCP both ways and UDP both ways over IPv6, fd00::15 to fd00::2).
  * 2. TCP timing inside a Durable Object: workerd only advances `Date.now()`
  *    and `performance.now()` across I/O. The session reads the clock when a
  *    frame arrives (a WebSocket message is I/O) and when a timer fires, so RTT
@@ -49,7 +50,7 @@ function withStorage<T>(fn: (env: Record<string, string>) => Promise<T>): Promis
 }
 
 describe("e2e: the Cloudflare Worker in workerd", { skip }, () => {
-  it("workerd: ping, TCP both ways, a socket stream and UDP through a TAP tunnel", async () => {
+  it("workerd: ping, TCP both ways, a socket stream, UDP, then ping, TCP and UDP over IPv6 through a TAP tunnel", async () => {
     const report = await withStorage((env) =>
       runRuntimeScenario({
         name: "workerd",
@@ -59,7 +60,7 @@ describe("e2e: the Cloudflare Worker in workerd", { skip }, () => {
         log: (l) => console.log(l),
       })
     );
-    assert.equal(report.steps.length, 6, report.steps.join("\n"));
+    assert.equal(report.steps.length, 7, report.steps.join("\n"));
   });
 
   it("workerd: TCP measures RTT and keeps the RFC 6298 RTO bounds inside a Durable Object", async () => {
