@@ -27,7 +27,7 @@ import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
 import { Icmpv6Layer, type Icmpv6LayerDeps } from "./icmpv6_layer.ts";
 import type { ReassemblyLimits } from "./fragment_reassembler.ts";
-import { Ipv6Input } from "./ipv6_input.ts";
+import { Ipv6Input, type Ipv6InputDeps } from "./ipv6_input.ts";
 import { Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
 import { NdpLayer } from "./ndp_layer.ts";
@@ -112,12 +112,7 @@ export interface StackIpv6Deps {
   /** TCP, told of packet too big messages about its segments (see `Icmpv6LayerDeps.tcpTooBig`). */
   tcpTooBig?: Icmpv6LayerDeps["tcpTooBig"];
   /** TCP over IPv6 (see `Ipv6InputDeps.tcp`). */
-  tcp?: (
-    src: Ipv6Address,
-    dst: Ipv6Address,
-    segment: Uint8Array,
-    now: number,
-  ) => string | undefined;
+  tcp?: Ipv6InputDeps["tcp"];
   /**
    * The stack's UDP layer: it sends over IPv6 through this side's output,
    * gets UDP from IPv6 input and ICMPv6 errors about its datagrams.

@@ -20,6 +20,7 @@
 
 import { EphemeralPorts } from "../ephemeral_ports.ts";
 import { MemoryQuota } from "../session_quota.ts";
+import type { Ipv6Output } from "../ipv6_output.ts";
 import { NetError } from "../../errors/net_error.ts";
 import {
   IpProtocol,
@@ -75,26 +76,10 @@ export interface UdpLayerDeps {
 }
 
 /**
- * What the UDP layer needs of IPv6 to send (the stack's `Ipv6Output`
- * implements it).
+ * What the UDP layer needs of IPv6 to send: a part of the stack's `Ipv6Output`
+ * (tests pass a fake).
  */
-export interface UdpIpv6Output {
-  /** The stack's IPv6 addresses: datagrams to these (or a joined group) are ours. */
-  readonly addressing: { readonly address: Ipv6Address; readonly linkLocal: Ipv6Address };
-  /** Whether a packet to `dst` can be sent (on-link unicast or multicast). */
-  hasRoute(dst: Ipv6Address): boolean;
-  /** The source address for a packet to `dst` (RFC 6724 §5 rule 2). */
-  sourceFor(dst: Ipv6Address): Ipv6Address;
-  /** Sends an IPv6 packet whose `payloadLen` bytes `fill` writes in place; false when dropped. */
-  send(
-    src: Ipv6Address,
-    dst: Ipv6Address,
-    nextHeader: number,
-    payloadLen: number,
-    fill: (payload: Uint8Array) => void,
-    now: number,
-  ): boolean;
-}
+export type UdpIpv6Output = Pick<Ipv6Output, "addressing" | "hasRoute" | "sourceFor" | "send">;
 
 /**
  * Where the UDP layer hands datagrams to addresses outside the session when
