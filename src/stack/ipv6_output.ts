@@ -78,6 +78,7 @@ export class Ipv6Output implements PacketOutput<Ipv6Address> {
   readonly addressing: Ipv6Addressing;
   readonly #tx = new TxPacket();
   #txDst: Ipv6Address | undefined;
+  #lastOnLink: Ipv6Address | undefined;
   #mtu: number;
   #eth: EthernetLayer;
   #counters: StackCounters;
@@ -100,8 +101,12 @@ export class Ipv6Output implements PacketOutput<Ipv6Address> {
 
   /** Whether `dst` is on the link: in the session's prefix or link-local, unicast. */
   isOnLink(dst: Ipv6Address): boolean {
-    return isIpv6Unicast(dst) &&
+    // One flow's packets ask about the same address: remember the last one found on the link.
+    if (dst === this.#lastOnLink) return true;
+    const on = isIpv6Unicast(dst) &&
       (isIpv6LinkLocal(dst) || ipv6InPrefix(dst, this.addressing.prefix, IPV6_PREFIX_LENGTH));
+    if (on) this.#lastOnLink = dst;
+    return on;
   }
 
   /** Whether a packet to `dst` can be sent: on-link unicast or multicast. */
