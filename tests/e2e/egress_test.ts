@@ -40,9 +40,15 @@ describe("e2e: egress through a session (Deno server)", { skip }, () => {
       g.exec("getent", ["hosts", "www.egress.test"]),
       new RegExp(`^${WEB}\\s+www\\.egress\\.test`),
     );
+    // The guest is dual-stack (the session's router advertisement gives it a default route now
+    // that egress carries IPv6): ask for each family, as `getent hosts` prefers fd00::2.
     assert.match(
-      g.exec("getent", ["hosts", "netisle.internal"]),
-      /^10\.0\.2\.2\s+netisle\.internal/,
+      g.exec("getent", ["ahostsv4", "netisle.internal"]),
+      /^10\.0\.2\.2\s+STREAM netisle\.internal/,
+    );
+    assert.match(
+      g.exec("getent", ["ahostsv6", "netisle.internal"]),
+      /^fd00::2\s+STREAM netisle\.internal/,
     );
     const ns = (type: string, name: string) =>
       g.exec("busybox", ["nslookup", `-type=${type}`, name, "10.0.2.2"]);
