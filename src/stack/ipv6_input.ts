@@ -61,6 +61,9 @@ import type { Ipv6Reassembler } from "./ipv6_reassembler.ts";
  * - `ipv6_hop_limit_exceeded`: with egress, a packet to an outside address
  *   whose hop limit would reach 0 here (answered with a time exceeded,
  *   code 0, RFC 4443 §3.3).
+ * - `ipv6_source_beyond_scope`: with egress, a packet from a link-local
+ *   source to an outside address, which a router never forwards (RFC 4291
+ *   §2.5.6; answered with a destination unreachable, code 2, RFC 4443 §3.1).
  */
 export const IPV6_DROP_REASONS: readonly string[] = [
   "ipv6_not_for_us",
@@ -69,6 +72,7 @@ export const IPV6_DROP_REASONS: readonly string[] = [
   "ipv6_no_next_header",
   "ipv6_unsupported_protocol",
   "ipv6_hop_limit_exceeded",
+  "ipv6_source_beyond_scope",
 ];
 
 /** A transport's entry for packets to addresses outside the session (egress). */
@@ -203,6 +207,15 @@ export class Ipv6Input {
       if (!this.#out.isOnLink(src)) return "ipv6_off_link_source";
     } else if (outside) {
       return "ipv6_martian_source"; // RFC 4291 §2.5.2: never forwarded
+    }
+    if (outside && isIpv6LinkLocal(src)) {
+      this.#icmp.sendError(
+        pkt.bytes,
+        { type: "dest_unreachable", code: Icmpv6DestUnreachableCode.BEYOND_SCOPE },
+        now,
+        linkMulticast,
+      );
+      return "ipv6_source_beyond_scope";
     }
     if (outside && pkt.hopLimit <= 1) {
       // RFC 8200 §3: a router that decrements the hop limit to zero discards the

@@ -6,6 +6,12 @@
  * (datagrams and ICMP errors from outside addresses, deferred DNS answers).
  * The core never calls a runtime and never waits for one.
  *
+ * Both families take the same path: an outside address is an IPv4 address
+ * outside the subnet, or (when the stack has IPv6) an IPv6 unicast address
+ * off the link (`ipv6_input.ts`); events and entries carry `IpAddress`, and
+ * the errors the gateway asks for go out as ICMP or ICMPv6 by the guest's
+ * family ({@linkcode icmpv6CodeFor}).
+ *
  * What becomes an event:
  * - a SYN to an outside address, held unanswered by the TCP layer
  *   ({@linkcode TcpEgressHook}) until the gateway accepts it

@@ -375,6 +375,26 @@ describe("IPv6 egress: what the router takes and what it leaves (RFC 8200 §3, R
     assert.deepEqual(egress.take(), []);
   });
 
+  it("answers a link-local source talking outside with destination unreachable, beyond scope (code 2, RFC 4291 §2.5.6)", () => {
+    const { h, egress } = bed();
+    const ll = v6("fe80::5054:ff:fe12:3456");
+    h.input(ndpFrame(
+      {
+        type: "neighbor_solicit",
+        target: h.stack.ipv6!.linkLocal,
+        options: { sourceLinkAddr: V6_PEER_MAC },
+      },
+      { src: ll, dst: h.stack.ipv6!.linkLocal },
+    ));
+    h.drain();
+    h.input(udp6(OUT6, 53, enc("x"), { src: ll }));
+    assert.equal(h.drops.ipv6_source_beyond_scope, 1);
+    assert.deepEqual(egress.take(), []);
+    const [err] = drainNoRa(h).map(decodeIcmpv6);
+    assert.deepEqual([err.ip.src, err.ip.dst], [h.stack.ipv6!.linkLocal, ll]);
+    assert.equal(err.icmp.type === "dest_unreachable" && err.icmp.code, 2);
+  });
+
   it("does not relay ICMPv6 echo (egress_unsupported_protocol), answering nothing", () => {
     const { h, egress } = bed();
     h.input(
