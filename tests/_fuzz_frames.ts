@@ -248,8 +248,9 @@ export const FUZZ_OUTSIDE: number = parseIpv4Address("198.18.0.10");
  * Valid frames of a session with egress, to mutate: a TCP SYN (every
  * option), an ACK with data and a FIN to outside addresses (ports 80 and 81,
  * and a second host), UDP to outside ports 7 and 53, a DNS query for a name
- * the session does not own (deferred to the upstream), and an ICMP echo to
- * an outside address.
+ * the session does not own (deferred to the upstream), an ICMP echo to
+ * an outside address; over IPv6 a SYN, data and a FIN to 2001:db8::10:80,
+ * a SYN to a denied ULA, UDP to 2001:db8::10:7 (also with hop limit 1).
  */
 export function egressTemplates(stackMac: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -331,8 +332,39 @@ export function egressTemplates(stackMac: Uint8Array): Uint8Array[] {
   const echo = new Uint8Array(Icmpv4Repr.bufferLen(echoRepr));
   Icmpv4Repr.emit(echoRepr, echo);
   out.push(eth(stackMac, EtherType.IPV4, ipv4(IpProtocol.ICMP, echo, PEER_IP, FUZZ_OUTSIDE)));
+  // Over IPv6 (issue 17): TCP and UDP to an off-link address, a denied ULA, hop limit 1.
+  const tcp6 = (dst: Ipv6Address, flags: number, data: number, hopLimit = 64) => {
+    const r: TcpRepr = {
+      srcPort: 43000,
+      dstPort: 80,
+      seqNumber: 5000,
+      ackNumber: flags & TcpFlags.ACK ? 9000 : 0,
+      flags,
+      windowLen: 64240,
+      payload: new Uint8Array(data),
+      ...(flags & TcpFlags.SYN ? { mss: 1440, sackPermitted: true, windowScale: 7 } : {}),
+    };
+    const b = new Uint8Array(TcpRepr.bufferLen(r));
+    TcpRepr.emit(r, b, PEER_IP6, dst);
+    return ipv6Frame(IpProtocol.TCP, b, { dst, dstMac: stackMac, hopLimit });
+  };
+  const udp6 = (dst: Ipv6Address, dstPort: number, hopLimit = 64) => {
+    const r: UdpRepr = { srcPort: 44000, dstPort, payload: new Uint8Array(24) };
+    const b = new Uint8Array(UdpRepr.bufferLen(r));
+    UdpRepr.emit(r, b, PEER_IP6, dst);
+    return ipv6Frame(IpProtocol.UDP, b, { dst, dstMac: stackMac, hopLimit });
+  };
+  out.push(tcp6(FUZZ_OUTSIDE6, TcpFlags.SYN, 0));
+  out.push(tcp6(FUZZ_OUTSIDE6, TcpFlags.ACK | TcpFlags.PSH, 100));
+  out.push(tcp6(FUZZ_OUTSIDE6, TcpFlags.FIN | TcpFlags.ACK, 0));
+  out.push(tcp6(parseIpv6Address("fd12::1"), TcpFlags.SYN, 0));
+  out.push(udp6(FUZZ_OUTSIDE6, 7));
+  out.push(udp6(FUZZ_OUTSIDE6, 7, 1));
   return out;
 }
+
+/** The IPv6 outside address of the egress templates. */
+export const FUZZ_OUTSIDE6: Ipv6Address = parseIpv6Address("2001:db8::10");
 
 /** The fuzzing peer's SLAAC address in the session's fd00::/64. */
 export const PEER_IP6: Ipv6Address = parseIpv6Address("fd00::5054:ff:fe12:3456");

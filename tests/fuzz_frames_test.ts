@@ -35,7 +35,7 @@ import { ChannelLink } from "../src/stack/channel_link.ts";
 import { Stack } from "../src/stack/stack.ts";
 import { ETHERNET_HEADER_LEN, type SeededRandom, seededRandom } from "../src/wire/mod.ts";
 import { EgressPolicy, EgressService, parseEgressRules } from "../src/apps/egress/mod.ts";
-import { FakeDialer } from "../src/apps/egress/fake_dialer.ts";
+import { FakeDialer, type FakeServerConn } from "../src/apps/egress/fake_dialer.ts";
 import { ScriptedUpstream, settle } from "../src/apps/egress/_egress_test_util.ts";
 import { egressMetricsCollector } from "../src/http/mod.ts";
 import {
@@ -149,7 +149,7 @@ describe("fuzz: random and mutated frames", () => {
     // never answers, UDP echo on :7 and :53, a DNS upstream that knows one name.
     const dialer = new FakeDialer();
     dialer.pipeCapacity = 32 * 1024;
-    dialer.serve("198.18.0.10", 80, (c) => {
+    const echoServer = (c: FakeServerConn) => {
       void (async () => {
         try {
           for (;;) {
@@ -162,10 +162,13 @@ describe("fuzz: random and mutated frames", () => {
           // Reset: the fuzzer's guest gave up.
         }
       })();
-    });
+    };
+    dialer.serve("198.18.0.10", 80, echoServer);
+    dialer.serve("2001:db8::10", 80, echoServer); // the IPv6 templates' outside host
     dialer.refuse("198.18.0.10", 81);
     dialer.silent("198.18.0.11");
     for (const port of [7, 53]) dialer.udp("198.18.0.10", port, (d, reply) => reply(d));
+    dialer.udp("2001:db8::10", 7, (d, reply) => reply(d));
     const upstream = new ScriptedUpstream();
     upstream.answers.set("www.example.test", {
       rcode: 0,

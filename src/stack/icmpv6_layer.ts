@@ -218,7 +218,10 @@ export class Icmpv6Layer {
    * an option (`allowMulticast`, §2.4 (e.3)); never to a source that names
    * no single node; quoting as much of the packet as keeps the error within
    * 1280 bytes (§2.4 (c)); at most `errorsPerSecond` (§2.4 (f)). The caller
-   * never asks about an ICMPv6 error message (§2.4 (e.1)).
+   * never asks about an ICMPv6 error message (§2.4 (e.1)). The source is
+   * `from` when given (the egress gateway reports a port unreachable from
+   * the outside host it is about), else the packet's destination when it
+   * is the stack's, else the stack's address for its source.
    */
   sendError(
     invoking: Uint8Array,
@@ -226,6 +229,7 @@ export class Icmpv6Layer {
     now: number,
     linkMulticast: boolean,
     allowMulticast = false,
+    from?: Ipv6Address,
   ): void {
     const p = Ipv6Packet.parseTruncated(invoking);
     if (!p.ok) return;
@@ -244,7 +248,7 @@ export class Icmpv6Layer {
     const maxQuote = ICMPV6_ERROR_MAX_LEN - IPV6_HEADER_LEN - ICMPV6_HEADER_LEN;
     const data = invoking.length > maxQuote ? invoking.subarray(0, maxQuote) : invoking;
     const repr: Icmpv6Repr = { ...error, data } as Icmpv6Repr;
-    const src = this.#isOurs(origDst) ? origDst : this.#out.sourceFor(origSrc);
+    const src = from ?? (this.#isOurs(origDst) ? origDst : this.#out.sourceFor(origSrc));
     if (
       this.#out.send(
         src,

@@ -11,6 +11,12 @@
  * TCP to the stack's TCP layer; any other next header is answered with a
  * parameter problem (RFC 8200 §4, RFC 4443 §3.4).
  *
+ * With egress, the stack is the link's router: a packet from an on-link
+ * source to an off-link unicast address (not in the session's prefix, not
+ * link-local) goes, as a router forwards it, to the transports' egress
+ * entries ({@linkcode Ipv6Outside}) once its hop limit was decremented and
+ * found above zero (RFC 8200 §3; else a time exceeded, RFC 4443 §3.3).
+ *
  * @module
  */
 
@@ -28,8 +34,10 @@ import {
   Ipv6NextHeader,
   Ipv6Packet,
   ipv6SolicitedNode,
+  isIpv6LinkLocal,
   isIpv6MartianSource,
   isIpv6Multicast,
+  isIpv6Unicast,
   readIpv6Unchecked,
   walkIpv6Headers,
 } from "../wire/mod.ts";
@@ -43,7 +51,8 @@ import type { Ipv6Reassembler } from "./ipv6_reassembler.ts";
  * `ipv6_ext_*` and the transports' closed-port reasons come on top).
  *
  * - `ipv6_not_for_us`: to another unicast address, or a group the stack
- *   has not joined.
+ *   has not joined (with egress: to an on-link or non-unicast address that
+ *   is not the stack's, or in a link-layer multicast frame).
  * - `ipv6_martian_source`: from a multicast, loopback, IPv4-mapped or
  *   IPv4-compatible address or one of the stack's own (RFC 4291, RFC 4942
  *   §2.1.6); from :: other than ICMPv6 (RFC 4861 §4.1, §4.3).
@@ -52,6 +61,12 @@ import type { Ipv6Reassembler } from "./ipv6_reassembler.ts";
  * - `ipv6_no_next_header`: next header 59: nothing to deliver.
  * - `ipv6_unsupported_protocol`: another next header (answered with a
  *   parameter problem, code 1).
+ * - `ipv6_hop_limit_exceeded`: with egress, a packet to an outside address
+ *   whose hop limit would reach 0 here (answered with a time exceeded,
+ *   code 0, RFC 4443 §3.3).
+ * - `ipv6_source_beyond_scope`: with egress, a packet from a link-local
+ *   source to an outside address, which a router never forwards (RFC 4291
+ *   §2.5.6; answered with a destination unreachable, code 2, RFC 4443 §3.1).
  */
 export const IPV6_DROP_REASONS: readonly string[] = [
   "ipv6_not_for_us",
@@ -59,7 +74,31 @@ export const IPV6_DROP_REASONS: readonly string[] = [
   "ipv6_off_link_source",
   "ipv6_no_next_header",
   "ipv6_unsupported_protocol",
+  "ipv6_hop_limit_exceeded",
+  "ipv6_source_beyond_scope",
 ];
+
+/** A transport's entry for packets to addresses outside the session (egress). */
+export type Ipv6OutsideInput = (
+  src: Ipv6Address,
+  dst: Ipv6Address,
+  bytes: Uint8Array,
+  now: number,
+) => string | undefined;
+
+/**
+ * Where IPv6 packets to addresses outside the session go when the session
+ * has egress: the transports' outside entries (as IPv4's `Ipv4Outside`). A
+ * transport without one drops them (`egress_tcp_unsupported`); other next
+ * headers (ICMPv6 included: echo is not relayed) are
+ * `egress_unsupported_protocol`.
+ */
+export interface Ipv6Outside {
+  /** TCP segments to outside addresses. */
+  tcp?: Ipv6OutsideInput;
+  /** UDP datagrams to outside addresses. */
+  udp: Ipv6OutsideInput;
+}
 
 /** What IPv6 input needs. */
 export interface Ipv6InputDeps {
@@ -89,6 +128,11 @@ export interface Ipv6InputDeps {
   udp?: Ipv6UdpInput;
   /** Groups the stack joins beyond its own (ff02::1:2 while the DHCPv6 server runs). */
   groups?: readonly Ipv6Address[];
+  /**
+   * Egress: where unicast packets to off-link addresses go instead of being
+   * dropped as `ipv6_not_for_us`. Absent when the session has no egress.
+   */
+  outside?: Ipv6Outside;
 }
 
 /** Where IPv6 input hands UDP (the stack's `UdpLayer` implements it). */
@@ -117,6 +161,7 @@ export class Ipv6Input {
   /** The source of the last packet (see `input`). */
   #lastSrc: Ipv6Address = IPV6_UNSPECIFIED;
   #groups: Set<Ipv6Address>;
+  #outside: Ipv6Outside | undefined;
 
   /** Creates the layer. */
   constructor(deps: Ipv6InputDeps) {
@@ -126,6 +171,7 @@ export class Ipv6Input {
     this.#reassembler = deps.reassembler;
     this.#tcp = deps.tcp;
     this.#udp = deps.udp;
+    this.#outside = deps.outside;
     const a = deps.out.addressing;
     this.#own = [a.address, a.linkLocal];
     this.#groups = new Set([
@@ -161,19 +207,52 @@ export class Ipv6Input {
     const own = this.#own[0];
     const dst = ipv6BytesEqual(bytes6, 24, own) ? own : readIpv6Unchecked(bytes6, 24);
     const multicast = isIpv6Multicast(dst);
+    let outside = false;
     if (multicast ? !this.#groups.has(dst) : dst !== this.#own[0] && dst !== this.#own[1]) {
-      return "ipv6_not_for_us";
+      if (!this.#isOutside(dst, linkMulticast)) return "ipv6_not_for_us";
+      outside = true;
     }
     const unspecified = src === IPV6_UNSPECIFIED;
     if (!unspecified) {
       if (isIpv6MartianSource(src, this.#own)) return "ipv6_martian_source";
       if (!this.#out.isOnLink(src)) return "ipv6_off_link_source";
       // The hot path: TCP right behind the fixed header, to one of the stack's addresses.
-      if (!multicast && pkt.bytes[6] === Ipv6NextHeader.TCP && this.#tcp !== undefined) {
+      if (
+        !outside && !multicast && pkt.bytes[6] === Ipv6NextHeader.TCP && this.#tcp !== undefined
+      ) {
         return this.#tcp(src, dst, pkt.bytes.subarray(IPV6_HEADER_LEN), now);
       }
+    } else if (outside) {
+      return "ipv6_martian_source"; // RFC 4291 §2.5.2: never forwarded
     }
-    return this.#deliver(pkt, src, dst, now, linkMulticast, false);
+    if (outside && isIpv6LinkLocal(src)) {
+      this.#icmp.sendError(
+        pkt.bytes,
+        { type: "dest_unreachable", code: Icmpv6DestUnreachableCode.BEYOND_SCOPE },
+        now,
+        linkMulticast,
+      );
+      return "ipv6_source_beyond_scope";
+    }
+    if (outside && pkt.hopLimit <= 1) {
+      // RFC 8200 §3: a router that decrements the hop limit to zero discards the
+      // packet and sends a time exceeded, code 0 (RFC 4443 §3.3), quoting it.
+      this.#icmp.sendError(pkt.bytes, { type: "time_exceeded", code: 0 }, now, linkMulticast);
+      return "ipv6_hop_limit_exceeded";
+    }
+    return this.#deliver(pkt, src, dst, now, linkMulticast, false, outside);
+  }
+
+  /**
+   * Whether `dst` is an address outside the session that egress may take:
+   * only with egress on, in a unicast frame, a unicast address (not ::,
+   * loopback, IPv4-mapped or -compatible, multicast) that is off the link
+   * (neither in the session's prefix nor link-local, RFC 4291 §2.5.6: a
+   * router never forwards link-local destinations).
+   */
+  #isOutside(dst: Ipv6Address, linkMulticast: boolean): boolean {
+    if (this.#outside === undefined || linkMulticast) return false;
+    return isIpv6Unicast(dst) && !isIpv6LinkLocal(dst) && !this.#out.isOnLink(dst);
   }
 
   /**
@@ -188,6 +267,7 @@ export class Ipv6Input {
     now: number,
     linkMulticast: boolean,
     reassembled: boolean,
+    outside = false,
   ): string | undefined {
     const multicast = isIpv6Multicast(dst);
     const unspecified = src === IPV6_UNSPECIFIED;
@@ -227,7 +307,20 @@ export class Ipv6Input {
       }
       const whole = Ipv6Packet.parse(r.packet);
       if (!whole.ok) return whole.reason;
-      return this.#deliver(whole.value, src, dst, now, r.linkMulticast, true);
+      return this.#deliver(whole.value, src, dst, now, r.linkMulticast, true, outside);
+    }
+    if (outside) {
+      const o = this.#outside!;
+      switch (chain.protocol) {
+        case Ipv6NextHeader.UDP:
+          return o.udp(src, dst, chain.payload, now);
+        case Ipv6NextHeader.TCP:
+          return o.tcp ? o.tcp(src, dst, chain.payload, now) : "egress_tcp_unsupported";
+        case Ipv6NextHeader.NO_NEXT_HEADER:
+          return "ipv6_no_next_header";
+        default:
+          return "egress_unsupported_protocol";
+      }
     }
     switch (chain.protocol) {
       case Ipv6NextHeader.ICMPV6:

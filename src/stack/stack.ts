@@ -136,10 +136,13 @@ export interface StackConfig {
    */
   dhcpv6?: Dhcpv6ServerConfig;
   /**
-   * Egress: datagrams to addresses outside the subnet, and DNS queries for
-   * names the responder does not own, become events for a gateway
-   * ({@linkcode StackEgress}) instead of being dropped or refused. Off by
-   * default.
+   * Egress: datagrams to addresses outside the subnet (IPv4) or off the
+   * link (IPv6, when the stack has it), and DNS queries for names the
+   * responder does not own, become events for a gateway
+   * ({@linkcode StackEgress}) instead of being dropped or refused; with
+   * IPv6 the router advertisements then announce a default route (router
+   * lifetime 1800 s unless `routerAdvert.routerLifetime` says otherwise).
+   * Off by default.
    */
   egress?: { enabled: boolean; limits?: Partial<StackEgressLimits> };
   /**
@@ -336,6 +339,10 @@ export class Stack {
         limits: config.egress.limits,
         sendIcmpError: (quote, to, code, from, now) =>
           this.#icmp.sendError(quote, to, code, now, "dest_unreachable", from),
+        sendIcmpv6Error: v6
+          ? (quote, code, from, now) =>
+            this.#v6!.sendError(quote, { type: "dest_unreachable", code }, now, from)
+          : undefined,
       })
       : undefined;
     this.udp.setEgress(this.egress);
@@ -412,6 +419,10 @@ export class Stack {
         },
         udp: this.udp,
         dhcpv6: this.dhcpv6 !== undefined,
+        outside: this.egress && {
+          udp: (src, dst, bytes, now) => this.udp.inputOutside(src, dst, bytes, now),
+          tcp: (src, dst, bytes, now) => this.tcp.inputOutside(src, dst, bytes, now),
+        },
       });
       this.tcp.setIpv6(ip6.out);
       this.ipv6 = ip6.addressing;

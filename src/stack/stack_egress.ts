@@ -6,6 +6,12 @@
  * (datagrams and ICMP errors from outside addresses, deferred DNS answers).
  * The core never calls a runtime and never waits for one.
  *
+ * Both families take the same path: an outside address is an IPv4 address
+ * outside the subnet, or (when the stack has IPv6) an IPv6 unicast address
+ * off the link (`ipv6_input.ts`); events and entries carry `IpAddress`, and
+ * the errors the gateway asks for go out as ICMP or ICMPv6 by the guest's
+ * family ({@linkcode icmpv6CodeFor}).
+ *
  * What becomes an event:
  * - a SYN to an outside address, held unanswered by the TCP layer
  *   ({@linkcode TcpEgressHook}) until the gateway accepts it
@@ -28,10 +34,14 @@
 
 import {
   Icmpv4DestUnreachableCode,
+  Icmpv6DestUnreachableCode,
   IpProtocol,
   IPV4_HEADER_LEN,
   type Ipv4Address,
   Ipv4Repr,
+  IPV6_HEADER_LEN,
+  type Ipv6Address,
+  Ipv6Repr,
 } from "../wire/mod.ts";
 import type { IpAddress } from "../wire/ip_address.ts";
 import { bufferCost, type MemoryQuota } from "./session_quota.ts";
@@ -42,15 +52,15 @@ import type { TcpLayer } from "./tcp/tcp_layer.ts";
 import type { TcpConnection } from "./tcp/tcp_connection.ts";
 import type { TcpConfig } from "./tcp/tcp_config.ts";
 
-/** A UDP datagram from the session's machine to an outside address. */
+/** A UDP datagram from the session's machine to an outside address (IPv4 or IPv6). */
 export interface EgressUdpEvent {
   readonly kind: "udp";
-  /** The guest's address. */
-  readonly src: Ipv4Address;
+  /** The guest's address (of the destination's family). */
+  readonly src: IpAddress;
   /** The guest's port. */
   readonly srcPort: number;
   /** The outside destination's address. */
-  readonly dst: Ipv4Address;
+  readonly dst: IpAddress;
   /** The outside destination's port. */
   readonly dstPort: number;
   /** The payload: a copy the event owns. */
@@ -78,11 +88,11 @@ export interface EgressTcpEvent {
   readonly kind: "tcp_syn" | "tcp_cancel";
   /** The held SYN's key: what {@linkcode StackEgress.acceptTcp} and the others take. */
   readonly key: string;
-  /** The guest's address and port. */
-  readonly src: Ipv4Address;
+  /** The guest's address and port (IPv4 or IPv6, of the destination's family). */
+  readonly src: IpAddress;
   readonly srcPort: number;
   /** The outside destination. */
-  readonly dst: Ipv4Address;
+  readonly dst: IpAddress;
   readonly dstPort: number;
   /** Nothing is charged for a TCP event (0). */
   readonly charge: number;
@@ -128,7 +138,7 @@ export const EGRESS_DROP_REASONS: readonly string[] = [
 
 /** What {@linkcode StackEgress} needs from the stack. */
 export interface StackEgressDeps {
-  /** The stack's address: the source of deferred DNS answers and of router errors. */
+  /** The stack's IPv4 address: the source of router errors over IPv4. */
   localAddr: Ipv4Address;
   /** The session's memory quota, charged for queued copies. */
   memory: MemoryQuota;
@@ -145,6 +155,18 @@ export interface StackEgressDeps {
     to: Ipv4Address,
     code: number,
     from: Ipv4Address,
+    now: number,
+  ): void;
+  /**
+   * Sends an ICMPv6 destination unreachable with `code` quoting the IPv6
+   * packet `quote` to its source, from `from` or else the stack's address
+   * for it (rate-limited with the stack's other ICMPv6 errors). Absent
+   * without IPv6.
+   */
+  sendIcmpv6Error?(
+    quote: Uint8Array,
+    code: number,
+    from: Ipv6Address | undefined,
     now: number,
   ): void;
   /** Queue limits. */
@@ -241,9 +263,9 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
    */
   datagram(
     d: {
-      src: Ipv4Address;
+      src: IpAddress;
       srcPort: number;
-      dst: Ipv4Address;
+      dst: IpAddress;
       dstPort: number;
       payload: Uint8Array;
     },
@@ -334,33 +356,97 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
    * out, or the platform prohibits it): an ICMP destination unreachable with
    * `code` from the stack, the router (RFC 792, RFC 1812 §5.2.7.1), quoting
    * the SYN's IP header and first 8 bytes (ports and sequence number, which
-   * the guest's TCP checks, RFC 5927 §4.1). Returns whether it was held.
+   * the guest's TCP checks, RFC 5927 §4.1). `code` is ICMPv4's; for an IPv6
+   * flow it becomes the ICMPv6 code RFC 7915 §4.2 translates it to
+   * ({@linkcode icmpv6CodeFor}: administratively prohibited stays so, host
+   * unreachable is "no route to destination", RFC 4443 §3.1). Returns
+   * whether it was held.
    */
   tcpUnreachable(key: string, code: number, now: number): boolean {
     const h = this.#deps.tcp.dropHeld(key);
     if (h === undefined) return false;
-    const quote = new Uint8Array(IPV4_HEADER_LEN + 8);
-    Ipv4Repr.emit({
-      src: h.guest,
-      dst: h.outside,
-      protocol: IpProtocol.TCP,
-      payloadLen: 20,
-      ttl: 64,
-      dontFragment: true,
-    }, quote);
-    const t = IPV4_HEADER_LEN;
-    quote[t] = h.guestPort >>> 8;
-    quote[t + 1] = h.guestPort & 0xff;
-    quote[t + 2] = h.outsidePort >>> 8;
-    quote[t + 3] = h.outsidePort & 0xff;
     const seq = h.syn.seqNumber;
-    quote[t + 4] = seq >>> 24;
-    quote[t + 5] = (seq >>> 16) & 0xff;
-    quote[t + 6] = (seq >>> 8) & 0xff;
-    quote[t + 7] = seq & 0xff;
-    this.#deps.sendIcmpError(quote, h.guest, code, this.#deps.localAddr, now);
-    this.stats.icmpErrors++;
+    const quote = this.#quote(
+      h.guest,
+      h.outside,
+      IpProtocol.TCP,
+      20,
+      (q, t) => {
+        q[t + 4] = seq >>> 24;
+        q[t + 5] = (seq >>> 16) & 0xff;
+        q[t + 6] = (seq >>> 8) & 0xff;
+        q[t + 7] = seq & 0xff;
+      },
+      h.guestPort,
+      h.outsidePort,
+    );
+    this.#unreachable(quote, h.guest, code, undefined, now);
     return true;
+  }
+
+  /**
+   * An IP header like the one the guest sent from `guest` to `outside` and
+   * the first 8 bytes of its transport header (ports, then what `fill`
+   * writes), the quote of an ICMP error (RFC 792; RFC 4443 §2.4 (c)).
+   */
+  #quote(
+    guest: IpAddress,
+    outside: IpAddress,
+    protocol: number,
+    transportLen: number,
+    fill: (q: Uint8Array, at: number) => void,
+    guestPort: number,
+    outsidePort: number,
+  ): Uint8Array {
+    const v6 = typeof guest === "string";
+    const t = v6 ? IPV6_HEADER_LEN : IPV4_HEADER_LEN;
+    const q = new Uint8Array(t + 8);
+    if (v6) {
+      Ipv6Repr.emit({
+        src: guest,
+        dst: outside as Ipv6Address,
+        nextHeader: protocol,
+        payloadLen: transportLen,
+        hopLimit: 64,
+      }, q);
+    } else {
+      Ipv4Repr.emit({
+        src: guest,
+        dst: outside as Ipv4Address,
+        protocol,
+        payloadLen: transportLen,
+        ttl: 64,
+        dontFragment: protocol === IpProtocol.TCP,
+      }, q);
+    }
+    q[t] = guestPort >>> 8;
+    q[t + 1] = guestPort & 0xff;
+    q[t + 2] = outsidePort >>> 8;
+    q[t + 3] = outsidePort & 0xff;
+    fill(q, t);
+    return q;
+  }
+
+  /** Sends the ICMP (or ICMPv6) destination unreachable for `quote` to `guest`. */
+  #unreachable(
+    quote: Uint8Array,
+    guest: IpAddress,
+    code: number,
+    from: IpAddress | undefined,
+    now: number,
+  ): void {
+    if (typeof guest === "string") {
+      this.#deps.sendIcmpv6Error?.(quote, icmpv6CodeFor(code), from as Ipv6Address, now);
+    } else {
+      this.#deps.sendIcmpError(
+        quote,
+        guest,
+        code,
+        (from as Ipv4Address | undefined) ?? this.#deps.localAddr,
+        now,
+      );
+    }
+    this.stats.icmpErrors++;
   }
 
   /**
@@ -379,9 +465,9 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
    * (a reply the gateway relays). False when the IP layer dropped it.
    */
   sendUdp(
-    from: Ipv4Address,
+    from: IpAddress,
     fromPort: number,
-    to: Ipv4Address,
+    to: IpAddress,
     toPort: number,
     payload: Uint8Array,
     now: number,
@@ -399,36 +485,34 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
   /**
    * Tells the session's machine that a datagram it sent from
    * `guest`:`guestPort` to `outside`:`outsidePort` could not be delivered
-   * (RFC 792, RFC 1122 §3.2.2.1): an ICMP destination unreachable with `code`
-   * quoting an IP and UDP header like its datagram's. A port unreachable
-   * comes from the outside address (as the destination host sends it),
-   * anything else from the stack (the router that could not deliver it).
+   * (RFC 792, RFC 1122 §3.2.2.1; RFC 4443 §3.1 over IPv6): an ICMP
+   * destination unreachable with `code` (ICMPv4's, translated for IPv6 as
+   * {@linkcode icmpv6CodeFor} says) quoting an IP and UDP header like its
+   * datagram's. A port unreachable comes from the outside address (as the
+   * destination host sends it), anything else from the stack (the router
+   * that could not deliver it).
    */
   udpUnreachable(
-    guest: Ipv4Address,
+    guest: IpAddress,
     guestPort: number,
-    outside: Ipv4Address,
+    outside: IpAddress,
     outsidePort: number,
     code: number,
     now: number,
   ): void {
-    const quote = new Uint8Array(IPV4_HEADER_LEN + 8);
-    Ipv4Repr.emit({
-      src: guest,
-      dst: outside,
-      protocol: IpProtocol.UDP,
-      payloadLen: 8,
-      ttl: 64,
-    }, quote);
-    const udp = IPV4_HEADER_LEN;
-    quote[udp] = guestPort >>> 8;
-    quote[udp + 1] = guestPort & 0xff;
-    quote[udp + 2] = outsidePort >>> 8;
-    quote[udp + 3] = outsidePort & 0xff;
-    quote[udp + 5] = 8;
-    const from = code === Icmpv4DestUnreachableCode.PORT ? outside : this.#deps.localAddr;
-    this.#deps.sendIcmpError(quote, guest, code, from, now);
-    this.stats.icmpErrors++;
+    const quote = this.#quote(
+      guest,
+      outside,
+      IpProtocol.UDP,
+      8,
+      (q, t) => {
+        q[t + 5] = 8;
+      },
+      guestPort,
+      outsidePort,
+    );
+    const from = code === Icmpv4DestUnreachableCode.PORT ? outside : undefined;
+    this.#unreachable(quote, guest, code, from, now);
   }
 
   /**
@@ -489,5 +573,31 @@ export class StackEgress implements UdpEgressHook, DnsForwarder, TcpEgressHook {
       : 0;
     this.events |= EGRESS_EVENTS_PENDING;
     this.#dirty = true;
+  }
+}
+
+/**
+ * The ICMPv6 destination unreachable code for an ICMPv4 one, as RFC 7915
+ * §4.2 translates them: port unreachable (3) is port unreachable (4);
+ * network, host, host and communication administratively prohibited (9,
+ * 10, 13) and precedence cutoff (15) are administratively prohibited (1);
+ * everything else is no route to destination (0).
+ *
+ * @example
+ * ```ts
+ * icmpv6CodeFor(Icmpv4DestUnreachableCode.COMM_PROHIBITED); // 1 (ADMIN_PROHIBITED)
+ * ```
+ */
+export function icmpv6CodeFor(icmpv4Code: number): number {
+  switch (icmpv4Code) {
+    case Icmpv4DestUnreachableCode.PORT:
+      return Icmpv6DestUnreachableCode.PORT;
+    case Icmpv4DestUnreachableCode.NET_PROHIBITED:
+    case Icmpv4DestUnreachableCode.HOST_PROHIBITED:
+    case Icmpv4DestUnreachableCode.COMM_PROHIBITED:
+    case Icmpv4DestUnreachableCode.PRECEDENCE_CUTOFF:
+      return Icmpv6DestUnreachableCode.ADMIN_PROHIBITED;
+    default:
+      return Icmpv6DestUnreachableCode.NO_ROUTE;
   }
 }

@@ -25,15 +25,19 @@ import {
 } from "../wire/mod.ts";
 import type { StackCounters } from "./counters.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
-import { Icmpv6Layer, type Icmpv6LayerDeps } from "./icmpv6_layer.ts";
+import { type Icmpv6ErrorRepr, Icmpv6Layer, type Icmpv6LayerDeps } from "./icmpv6_layer.ts";
 import type { ReassemblyLimits } from "./fragment_reassembler.ts";
-import { Ipv6Input, type Ipv6InputDeps } from "./ipv6_input.ts";
+import { Ipv6Input, type Ipv6InputDeps, type Ipv6Outside } from "./ipv6_input.ts";
 import { Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import { IPV6_PREFIX_LENGTH, type Ipv6Addressing, Ipv6Output } from "./ipv6_output.ts";
 import { NdpLayer } from "./ndp_layer.ts";
 import { NeighborCache, type NeighborCacheOptions } from "./neighbor_cache.ts";
 import { PathMtuCache } from "./path_mtu_cache.ts";
-import { RouterAdvertiser, type RouterAdvertOptions } from "./router_advertiser.ts";
+import {
+  DEFAULT_ROUTER_ADVERT_OPTIONS,
+  RouterAdvertiser,
+  type RouterAdvertOptions,
+} from "./router_advertiser.ts";
 import type { UdpLayer } from "./udp/mod.ts";
 import { DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS } from "../wire/mod.ts";
 import type { MemoryQuota } from "./session_quota.ts";
@@ -125,6 +129,27 @@ export interface StackIpv6Deps {
    * advertisements (RFC 4861 §4.2).
    */
   dhcpv6?: boolean;
+  /**
+   * Egress over IPv6: where packets to off-link unicast addresses go (see
+   * `Ipv6InputDeps.outside`). With it the router advertisements announce
+   * a default route: router lifetime {@linkcode EGRESS_ROUTER_LIFETIME}
+   * unless `routerAdvert.routerLifetime` says otherwise.
+   */
+  outside?: Ipv6Outside;
+}
+
+/**
+ * The router lifetime, in s, the stack advertises when it has IPv6 egress:
+ * RFC 4861 §6.2.1's default AdvDefaultLifetime, 3 × MaxRtrAdvInterval
+ * (600 s by default), at most 9000.
+ *
+ * @example
+ * ```ts
+ * egressRouterLifetime(600_000); // 1800
+ * ```
+ */
+export function egressRouterLifetime(maxIntervalMs: number): number {
+  return Math.min(9000, Math.ceil((3 * maxIntervalMs) / 1000));
 }
 
 /**
@@ -162,8 +187,19 @@ export class StackIpv6 {
     const allocFrame = (len: number) => eth.allocFrame(len);
     const out = this.out = new Ipv6Output({ addressing, mtu, eth, counters, allocFrame });
     this.neighbors = new NeighborCache(deps.ndp);
+    const ra = deps.routerAdvert;
     this.routerAdvertiser = new RouterAdvertiser(
-      { ...deps.routerAdvert, otherConfig: deps.routerAdvert?.otherConfig ?? deps.dhcpv6 ?? false },
+      {
+        ...ra,
+        otherConfig: ra?.otherConfig ?? deps.dhcpv6 ?? false,
+        // RFC 4861 §6.2.1: a default router only when packets can leave the link (egress).
+        routerLifetime: ra?.routerLifetime ??
+          (deps.outside
+            ? egressRouterLifetime(
+              ra?.maxIntervalMs ?? DEFAULT_ROUTER_ADVERT_OPTIONS.maxIntervalMs,
+            )
+            : 0),
+      },
       deps.random,
     );
     deps.udp?.setIpv6(out);
@@ -195,8 +231,19 @@ export class StackIpv6 {
       tcp: deps.tcp,
       udp: deps.udp,
       groups: deps.dhcpv6 ? [DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS] : [],
+      outside: deps.outside,
     });
     eth.multicastMacs = this.#input.groups.map(ipv6MulticastMac);
+  }
+
+  /**
+   * Sends an ICMPv6 error about `invoking` (an IPv6 packet, or its first
+   * bytes) to its source, from `from` or the stack's address for it, under
+   * the rules and rate limit of the stack's other errors (RFC 4443 §2.4):
+   * the egress gateway's answers about flows to outside addresses.
+   */
+  sendError(invoking: Uint8Array, error: Icmpv6ErrorRepr, now: number, from?: Ipv6Address): void {
+    this.#icmp.sendError(invoking, error, now, false, false, from);
   }
 
   /** ICMPv6 errors sent, and those the rate limit suppressed. */

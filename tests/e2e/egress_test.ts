@@ -17,8 +17,10 @@ import {
   HTTP_PORT,
   PRIVATE,
   SERVER_OUT,
+  SERVER_OUT6,
   UDP_PORT,
   WEB,
+  WEB6,
 } from "./egress_testbed.ts";
 import { rate, sha256File } from "./testbed.ts";
 
@@ -38,9 +40,16 @@ describe("e2e: egress through a session (Deno server)", { skip }, () => {
       g.exec("getent", ["hosts", "www.egress.test"]),
       new RegExp(`^${WEB}\\s+www\\.egress\\.test`),
     );
-    // The session's own name has both families (A 10.0.2.2, AAAA fd00::2).
-    assert.match(g.exec("getent", ["ahostsv4", "netisle.internal"]), /^10\.0\.2\.2\s/);
-    assert.match(g.exec("getent", ["ahostsv6", "netisle.internal"]), /^fd00::2\s/);
+    // The guest is dual-stack (the session's router advertisement gives it a default route now
+    // that egress carries IPv6): ask for each family, as `getent hosts` prefers fd00::2.
+    assert.match(
+      g.exec("getent", ["ahostsv4", "netisle.internal"]),
+      /^10\.0\.2\.2\s+STREAM netisle\.internal/,
+    );
+    assert.match(
+      g.exec("getent", ["ahostsv6", "netisle.internal"]),
+      /^fd00::2\s+STREAM netisle\.internal/,
+    );
     const ns = (type: string, name: string) =>
       g.exec("busybox", ["nslookup", `-type=${type}`, name, "10.0.2.2"]);
     assert.match(ns("aaaa", "v6.egress.test"), /2001:db8::10/);
@@ -167,6 +176,97 @@ describe("e2e: egress through a session (Deno server)", { skip }, () => {
 });
 
 const MiB = 1024 * 1024;
+
+describe("e2e: egress over IPv6 (Deno server, issue 17)", { skip }, () => {
+  const bed = new EgressTestbed();
+  const MIB16 = 16 * MiB;
+  let file = "";
+  let sha = "";
+  before(async () => {
+    await bed.start("eg6", {
+      ipv6: true,
+      env: { NETISLE_EGRESS_ALLOW: "198.18.0.0/15,2001:db8:1::/64" },
+    });
+    file = bed.makeFile("v6", 16);
+    sha = await sha256File(file);
+  });
+  after(async () => await bed.stop());
+
+  it("configures the guest from the router advertisement alone: SLAAC address, default route via the stack", () => {
+    const route = bed.guest.exec("ip", ["-6", "route", "show", "default"]);
+    assert.match(route, /default via fe80::\S+ dev gv1 proto ra/);
+    const v = bed.view();
+    assert.ok(v.ipv6.routerAdvertisements.sent >= 1, JSON.stringify(v.ipv6));
+  });
+
+  it("downloads and uploads 16 MiB byte-exact with curl -g from [2001:db8:1::10]:8080", async () => {
+    const out = `${bed.dir}/down-v6`;
+    const t0 = performance.now();
+    bed.guest.exec("curl", ["-sS", "--fail", "-g", "-o", out, `http://[${WEB6}]:${HTTP_PORT}/v6`]);
+    const ms = performance.now() - t0;
+    assert.equal(await sha256File(out), sha, "the download is byte-exact");
+    rmSync(out);
+    console.log(`egress over IPv6, download: ${rate(MIB16, ms)}`);
+    const up = bed.guest.exec("curl", [
+      "-sS",
+      "--fail",
+      "-g",
+      "-T",
+      file,
+      `http://[${WEB6}]:${HTTP_PORT}/upload`,
+    ]);
+    assert.equal(up.trim(), `${MIB16} ${sha}`, "the upload is byte-exact");
+    const v = bed.view();
+    assert.ok(v.egress.counters.tcp.bytesIn >= MIB16);
+    assert.ok(v.egress.counters.tcp.bytesOut >= MIB16);
+  });
+
+  it("carries UDP both ways to an echo server at 2001:db8:1::10", () => {
+    const out = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "udp",
+      WEB6,
+      String(UDP_PORT),
+      "hello over v6",
+    ]);
+    assert.equal(out.trim(), "REPLY echo:hello over v6");
+    const flows = bed.view().egress.flows.filter((f: { protocol: string }) => f.protocol === "udp");
+    assert.ok(
+      flows.some((f: { destination: string }) => f.destination === `[${WEB6}]:${UDP_PORT}`),
+      JSON.stringify(flows),
+    );
+  });
+
+  it("answers the server's own IPv6 address at once: RST for TCP, ICMPv6 prohibited for UDP", () => {
+    const v0 = bed.view().egress.denied;
+    const tcp = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "connect",
+      SERVER_OUT6,
+      "8787",
+    ]).trim();
+    const m = /^ERROR ECONNREFUSED (\d+)$/.exec(tcp);
+    assert.ok(m, tcp);
+    assert.ok(Number(m[1]) < 1000, `answered at once (${m[1]} ms)`);
+    const udp = bed.guest.exec("python3", [
+      "tests/e2e/fixtures/egress_guest.py",
+      "udp",
+      SERVER_OUT6,
+      "7",
+      "x",
+    ]);
+    // Linux reports ICMPv6 administratively prohibited on a connected socket as EACCES.
+    assert.equal(udp.trim(), "ERROR EACCES");
+    const v1 = bed.view().egress.denied;
+    assert.equal(v1.server_address - v0.server_address, 2);
+  });
+
+  it("answers hop limit 1 with an ICMPv6 time exceeded from the stack (RFC 8200 §3)", () => {
+    // ping exits 1 without a reply: its output is what counts.
+    const out = bed.guest.exec("sh", ["-c", `ping -6 -c 1 -t 1 -W 2 ${WEB6} 2>&1; true`], 10_000);
+    assert.match(out, /Time exceeded: Hop limit/i);
+  });
+});
 
 describe("e2e: TCP egress through a session (Deno server)", { skip }, () => {
   const bed = new EgressTestbed();

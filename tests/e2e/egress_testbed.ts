@@ -18,6 +18,13 @@
  *   session. The guest sends large GSO packets (the tunnel CLI's offload
  *   cuts them), except while losses are injected. Its resolv.conf (/etc/netns/NAME/resolv.conf) names 10.0.2.2.
  *
+ * With `ipv6` (issue 17): "internet" also has 2001:db8:1::10/64 on its
+ * veth (an HTTP server on [2001:db8:1::10]:8080, TCP and UDP echo as on
+ * 198.18.0.10), the server 2001:db8:1::1
+ * (on-link: its route to the internet's /64), and the first guest takes
+ * its address and default route from the session's router advertisement
+ * alone (SLAAC on gv1; IPv6 off on the bridge, its ports and the TAP).
+ *
  * Further guests (each its own namespace, session and tunnel) can be added
  * with {@linkcode EgressTestbed.addGuest}.
  *
@@ -37,10 +44,23 @@ export const SERVER_OUT = "198.18.0.1";
 export const SERVER_IN = "192.168.100.1";
 /** A private address on the internet side, routed but not opened by the allow rule. */
 export const PRIVATE = "192.168.77.10";
+/** The internet's IPv6 HTTP host (with `ipv6`). */
+export const WEB6 = "2001:db8:1::10";
+/** The server's IPv6 address towards the internet (its own address: always denied). */
+export const SERVER_OUT6 = "2001:db8:1::1";
 /** Ports of the internet's services. */
 export const HTTP_PORT = 8080;
 export const ECHO_PORT = 9000;
 export const UDP_PORT = 7;
+
+/** Polls `cond` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** One guest: its namespace, tunnel CLI and session. */
 export class EgressGuest {
@@ -103,6 +123,8 @@ export interface EgressTestbedOptions {
   denoFlags?: string[];
   /** Files for the HTTP server to serve (name → bytes), written to a temporary directory. */
   files?: Record<string, Uint8Array>;
+  /** IPv6 between the server and the internet, and SLAAC for the first guest (see the module). */
+  ipv6?: boolean;
 }
 
 /** The three namespaces and everything running in them. */
@@ -133,6 +155,17 @@ export class EgressTestbed {
     srv("ip", "route", "add", "192.168.77.0/24", "via", "198.18.0.2");
     for (const a of ["198.18.0.2/24", `${WEB}/24`, `${DNS}/24`, `${PRIVATE}/24`]) {
       net("ip", "addr", "add", a, "dev", "net-sv");
+    }
+    if (options.ipv6) {
+      for (const ns of [this.server, this.internet]) {
+        for (const conf of ["all", "default"]) {
+          ns.exec("sysctl", ["-q", "-w", `net.ipv6.conf.${conf}.disable_ipv6=0`]);
+        }
+      }
+      for (const [ns, dev, a] of [[srv, "sv-net", SERVER_OUT6], [net, "net-sv", WEB6]] as const) {
+        ns("sysctl", "-q", "-w", `net.ipv6.conf.${dev}.disable_ipv6=0`);
+        ns("ip", "-6", "addr", "add", `${a}/64`, "dev", dev, "nodad");
+      }
     }
     net("ip", "link", "set", "net-sv", "up");
 
@@ -171,6 +204,25 @@ export class EgressTestbed {
       `--host-record=private.egress.test,${PRIVATE}`,
     ]);
     this.procs.push(http, echo, dnsmasq);
+    if (options.ipv6) {
+      const http6 = this.internet.spawn("python3", [
+        "tests/e2e/fixtures/egress_peer.py",
+        "http",
+        WEB6,
+        String(HTTP_PORT),
+        this.dir,
+      ]);
+      const echo6 = this.internet.spawn("python3", [
+        "tests/e2e/fixtures/egress_peer.py",
+        "echo",
+        WEB6,
+        String(ECHO_PORT),
+        String(UDP_PORT),
+      ]);
+      this.procs.push(http6, echo6);
+      await http6.waitFor(/READY/);
+      await echo6.waitFor(/READY/);
+    }
     await http.waitFor(/READY/);
     await echo.waitFor(/READY/);
     await this.internet.waitListening(53, true);
@@ -209,18 +261,22 @@ export class EgressTestbed {
       [],
       options.bridge ?? true,
       options.cliRuntime,
+      options.ipv6,
     );
   }
 
   /**
    * Adds a guest: its namespace, a veth to the server, the tunnel CLI with a
-   * new session, the bridge and 10.0.2.15 behind it.
+   * new session, the bridge and 10.0.2.15 behind it; with `ipv6` (bridge
+   * only), gv1 also configures itself from the session's router
+   * advertisement (SLAAC address and default route), waited for.
    */
   async addGuest(
     prefix: string,
     cliArgs: string[] = [],
     bridge = true,
     cliRuntime: "deno" | "bun" = "deno",
+    ipv6 = false,
   ): Promise<EgressGuest> {
     const g = new EgressGuest(prefix);
     this.guests.push(g);
@@ -266,12 +322,31 @@ export class EgressTestbed {
     gx("ip", "link", "add", "gv0", "type", "veth", "peer", "name", "gv1");
     gx("ip", "link", "set", "tap0", "master", "br0");
     gx("ip", "link", "set", "gv0", "master", "br0");
+    if (ipv6) {
+      // Only gv1 speaks IPv6 (the bridge and its ports carry it): SLAAC from the session's RA.
+      for (const d of ["br0", "gv0", "tap0"]) {
+        gx("sysctl", "-q", "-w", `net.ipv6.conf.${d}.disable_ipv6=1`);
+      }
+      gx("sysctl", "-q", "-w", "net.ipv6.conf.gv1.disable_ipv6=0");
+      gx("sysctl", "-q", "-w", "net.ipv6.conf.gv1.accept_ra=2");
+      gx("sysctl", "-q", "-w", "net.ipv6.conf.gv1.autoconf=1");
+    }
     for (const d of ["br0", "gv0", "tap0"]) gx("ip", "link", "set", d, "up");
     gx("ip", "addr", "add", "10.0.2.15/24", "dev", "gv1");
     gx("ip", "link", "set", "gv1", "up");
     gx("ip", "route", "add", "default", "via", "10.0.2.2", "dev", "gv1");
     gx("ping", "-c", "1", "-W", "5", "10.0.2.2");
     g.writeResolvConf();
+    if (ipv6) {
+      await waitFor(
+        "a SLAAC address in fd00::/64 and a default route from the RA on gv1",
+        () =>
+          /inet6 fd00::[0-9a-f:]+\/64 .*dynamic/.test(
+            gx("ip", "-6", "-o", "addr", "show", "dev", "gv1", "scope", "global"),
+          ) && !/tentative/.test(gx("ip", "-6", "-o", "addr", "show", "dev", "gv1")) &&
+          /default via fe80::/.test(gx("ip", "-6", "route", "show", "default")),
+      );
+    }
     return g;
   }
 

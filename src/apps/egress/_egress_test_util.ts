@@ -8,14 +8,24 @@
 
 import { ManualClock, Session, type TunnelEndpoint } from "../../session/mod.ts";
 import {
+  type IpAddress,
   IpProtocol,
+  type Ipv6Address,
+  parseIpAddress,
   parseIpv4Address,
   parseMacAddress,
   TcpFlags,
   TcpPacket,
   TcpRepr,
 } from "../../wire/mod.ts";
-import { decodeIp, ipFrame, PEER_IP as GUEST } from "../../stack/_stack_test_util.ts";
+import {
+  decodeIp,
+  ipFrame,
+  PEER_IP as GUEST,
+  PEER_MAC,
+  STACK_MAC,
+} from "../../stack/_stack_test_util.ts";
+import { decodeV6, ndpFrame, PEER6, STACK6, v6Frame } from "../../stack/_ipv6_test_util.ts";
 import { arpRequest } from "../../session/_session_test_util.ts";
 import { FakeDialer } from "./fake_dialer.ts";
 import { EgressPolicy, parseEgressRules } from "./egress_policy.ts";
@@ -36,6 +46,36 @@ export {
 export const OUTSIDE = "198.18.0.10";
 /** {@linkcode OUTSIDE} as a u32. */
 export const OUTSIDE_IP: number = parseIpv4Address(OUTSIDE);
+
+/** The guest's IPv6 address (SLAAC in fd00::/64): what IPv6 frames come from. */
+export const GUEST6: Ipv6Address = PEER6;
+
+/** An IPv6 frame from the guest (fd00::5054:ff:fe12:3456) to `dst`, to the session's MAC. */
+export function guest6Frame(
+  nextHeader: number,
+  payload: Uint8Array,
+  dst: Ipv6Address,
+  hopLimit = 64,
+): Uint8Array {
+  return v6Frame(nextHeader, payload, { dst, dstMac: STACK_MAC, hopLimit });
+}
+
+/**
+ * Teaches a bed's stack the guest's IPv6 address and MAC (a neighbour
+ * solicitation for fd00::2, RFC 4861 §7.2.3), then forgets what it sent.
+ */
+export function learnGuest6(bed: EgressBed): void {
+  bed.input(ndpFrame(
+    { type: "neighbor_solicit", target: STACK6, options: { sourceLinkAddr: PEER_MAC } },
+    { src: GUEST6, dst: STACK6, dstMac: STACK_MAC },
+  ));
+  bed.sent.length = 0;
+}
+
+/** Whether `frame` is IPv6. */
+export function isIpv6Frame(frame: Uint8Array): boolean {
+  return frame[12] === 0x86 && frame[13] === 0xdd;
+}
 
 /** A DNS upstream the test scripts: answers by name, or holds until released. */
 export class ScriptedUpstream implements DnsUpstream {
@@ -124,14 +164,15 @@ export function egressBed(
 
 /**
  * A scripted guest TCP (the session's machine) talking to an outside
- * address through a bed: it sends its segments as frames into the session
+ * address through a bed, over IPv4 from 10.0.2.15 or (for an IPv6
+ * destination) over IPv6 from {@linkcode GUEST6}: it sends its segments as frames into the session
  * and takes the session's segments for its 4-tuple out of `bed.sent`,
  * acknowledging data as it arrives (unless `hold` is set: a guest whose
  * application does not read, window 0).
  */
 export class GuestTcp {
   readonly bed: EgressBed;
-  readonly dst: number;
+  readonly dst: IpAddress;
   readonly dstPort: number;
   readonly srcPort: number;
   /** Our next sequence number. */
@@ -161,7 +202,7 @@ export class GuestTcp {
 
   constructor(bed: EgressBed, dst: string, dstPort: number, srcPort = 40000, isn = 1000) {
     this.bed = bed;
-    this.dst = parseIpv4Address(dst);
+    this.dst = parseIpAddress(dst);
     this.dstPort = dstPort;
     this.srcPort = srcPort;
     this.seq = isn;
@@ -193,6 +234,10 @@ export class GuestTcp {
       ...extra,
     };
     const tcp = new Uint8Array(TcpRepr.bufferLen(repr));
+    if (typeof this.dst === "string") {
+      TcpRepr.emit(repr, tcp, GUEST6, this.dst);
+      return guest6Frame(IpProtocol.TCP, tcp, this.dst);
+    }
     TcpRepr.emit(repr, tcp, GUEST, this.dst);
     return ipFrame(IpProtocol.TCP, tcp, { dst: this.dst });
   }
@@ -256,8 +301,14 @@ export class GuestTcp {
     const mine: TcpRepr[] = [];
     const rest: Uint8Array[] = [];
     for (const f of this.bed.sent) {
-      const d = decodeIp(f);
-      if (d.ip.protocol !== IpProtocol.TCP || d.ip.src !== this.dst) {
+      const v6 = isIpv6Frame(f);
+      if (v6 !== (typeof this.dst === "string")) {
+        rest.push(f);
+        continue;
+      }
+      const d = v6 ? decodeV6(f) : decodeIp(f);
+      const proto = "nextHeader" in d.ip ? d.ip.nextHeader : d.ip.protocol;
+      if (proto !== IpProtocol.TCP || d.ip.src !== this.dst) {
         rest.push(f);
         continue;
       }

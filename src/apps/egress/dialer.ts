@@ -131,17 +131,19 @@ export interface EgressDialer {
   readonly name: string;
   /**
    * Opens a TCP connection to `address` (an IPv4 or IPv6 literal, never a
-   * name) and `port`. Rejects with a {@linkcode DialError} (or an error
+   * name; IPv6 without brackets, e.g. `2001:db8::10`) and `port`. Rejects with a {@linkcode DialError} (or an error
    * {@linkcode classifyDialError} understands); on abort, with the signal's
    * reason, leaving nothing open.
    */
   connectTcp(address: string, port: number, options?: DialOptions): Promise<DialedTcp>;
   /**
-   * Opens an unconnected UDP socket on an ephemeral port; undefined when the
-   * runtime has no outbound UDP (Cloudflare Workers), and the gateway then
-   * answers UDP to outside addresses with ICMP administratively prohibited.
+   * Opens an unconnected UDP socket on an ephemeral port, bound for
+   * `family` (4 by default; 6 for a flow to an IPv6 destination); undefined
+   * when the runtime has no outbound UDP (Cloudflare Workers), and the
+   * gateway then answers UDP to outside addresses with ICMP
+   * administratively prohibited.
    */
-  openUdp?: (handlers: UdpHandlers) => Promise<DialedUdp>;
+  openUdp?: (handlers: UdpHandlers, family?: 4 | 6) => Promise<DialedUdp>;
 }
 
 /**
@@ -173,7 +175,7 @@ export class LimitedDialer implements EgressDialer {
     this.#inner = inner;
     this.name = inner.name;
     this.maxOpen = maxOpen;
-    if (inner.openUdp) this.openUdp = (h) => inner.openUdp!(h);
+    if (inner.openUdp) this.openUdp = (h, family) => inner.openUdp!(h, family);
   }
 
   /** Connections open now (dials in progress included). */

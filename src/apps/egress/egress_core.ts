@@ -8,7 +8,7 @@
  * @module
  */
 
-import { IPV4_HEADER_LEN, UDP_HEADER_LEN } from "../../wire/mod.ts";
+import { type IpAddress, ipHeaderLen, IPV4_HEADER_LEN, UDP_HEADER_LEN } from "../../wire/mod.ts";
 import type { Stack } from "../../stack/stack.ts";
 import type { StackEgress } from "../../stack/stack_egress.ts";
 import type { CoreAccess } from "../../socket/tcp_socket.ts";
@@ -55,6 +55,11 @@ export class EgressCore {
   enter<T>(fn: (egress: StackEgress, now: number, stack: Stack) => T): T | undefined {
     if (this.#closed) return undefined;
     return this.host.withCore((stack, now) => fn(stack.egress!, now, stack));
+  }
+
+  /** The largest UDP payload the session's link carries to or from `addr`'s family (MTU − 28, or − 48 over IPv6). */
+  maxUdpPayloadFor(addr: IpAddress): number {
+    return this.host.stack.config.mtu - ipHeaderLen(addr) - UDP_HEADER_LEN;
   }
 
   /** Gives back a quota charge an event handed over. */

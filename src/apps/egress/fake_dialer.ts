@@ -165,7 +165,12 @@ export class FakeDialer implements EgressDialer {
   openUdpSockets = 0;
   /** Every UDP socket opened, in order: `inject` delivers a datagram as if from outside. */
   readonly udpSockets: Array<
-    { closed: boolean; inject(data: Uint8Array, address: string, port: number): void }
+    {
+      closed: boolean;
+      /** The family the socket was opened for. */
+      family: 4 | 6;
+      inject(data: Uint8Array, address: string, port: number): void;
+    }
   > = [];
   /** Server ends of every connection made, in order. */
   readonly connections: FakeServerConn[] = [];
@@ -181,7 +186,9 @@ export class FakeDialer implements EgressDialer {
 
   /** Creates a world where every dial is refused until scripted otherwise. */
   constructor(options: { udp?: boolean } = {}) {
-    if (options.udp ?? true) this.openUdp = (h) => Promise.resolve(this.#openUdp(h));
+    if (options.udp ?? true) {
+      this.openUdp = (h, family = 4) => Promise.resolve(this.#openUdp(h, family));
+    }
   }
 
   /** A TCP server at `address`:`port` (port 0: every port). */
@@ -324,13 +331,14 @@ export class FakeDialer implements EgressDialer {
     };
   }
 
-  #openUdp(h: UdpHandlers): DialedUdp {
+  #openUdp(h: UdpHandlers, family: 4 | 6): DialedUdp {
     let closed = false;
     this.openUdpSockets++;
     const record = {
       get closed() {
         return closed;
       },
+      family,
       inject: (data: Uint8Array, address: string, port: number) => {
         if (!closed) h.message(data.slice(), address, port);
       },

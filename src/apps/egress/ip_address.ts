@@ -7,12 +7,20 @@
  * also holds for the IPv6 spellings of its addresses.
  *
  * An address is four 32-bit words in network order: an IPv4 address `a` is
- * `[0, 0, 0xffff, a]` (its IPv4-mapped form) with `family` 4.
+ * `[0, 0, 0xffff, a]` (its IPv4-mapped form) with `family` 4. The core's
+ * addresses (src/wire's `IpAddress`: a number, or 8 code units) become
+ * this form at the gateway's boundary, in one place: {@linkcode ipFromWire}
+ * and {@linkcode ipToWire}.
  *
  * @module
  */
 
-import { formatIpv4Address, type Ipv4Address } from "../../wire/mod.ts";
+import {
+  formatIpv4Address,
+  type IpAddress as WireIpAddress,
+  type Ipv4Address,
+  ipv6FromGroups,
+} from "../../wire/mod.ts";
 
 /** An IPv4 or IPv6 address. */
 export interface IpAddress {
@@ -32,6 +40,55 @@ export interface IpAddress {
  */
 export function ipFromV4(v4: Ipv4Address): IpAddress {
   return { family: 4, words: [0, 0, 0xffff, v4 >>> 0] };
+}
+
+/**
+ * The policy's form of a core address (src/wire's `IpAddress`: an IPv4
+ * number or an IPv6 value of 8 code units), as the events of the stack's
+ * egress carry them.
+ *
+ * @example
+ * ```ts
+ * ipFromWire(parseIpv6Address("2001:db8::10")).family; // 6
+ * ipFromWire(0x7f000001).words; // [0, 0, 0xffff, 0x7f000001]
+ * ```
+ */
+export function ipFromWire(addr: WireIpAddress): IpAddress {
+  if (typeof addr === "number") return ipFromV4(addr);
+  const g = (i: number) => addr.charCodeAt(i);
+  const w = (i: number) => ((g(2 * i) << 16) | g(2 * i + 1)) >>> 0;
+  return { family: 6, words: [w(0), w(1), w(2), w(3)] };
+}
+
+/**
+ * The core's form of an address (the inverse of {@linkcode ipFromWire}):
+ * an IPv4 number, or an IPv6 value of 8 code units.
+ *
+ * @example
+ * ```ts
+ * ipToWire(parseIpAddress("198.18.0.10")!); // 0xc612000a
+ * ```
+ */
+export function ipToWire(ip: IpAddress): WireIpAddress {
+  if (ip.family === 4) return ip.words[3] >>> 0;
+  const g: number[] = [];
+  for (const w of ip.words) g.push(w >>> 16, w & 0xffff);
+  return ipv6FromGroups(g);
+}
+
+/**
+ * `address:port` for a core address, an IPv6 address in brackets
+ * (`[2001:db8::10]:80`, RFC 3986 §3.2.2), as the session view lists flows.
+ *
+ * @example
+ * ```ts
+ * formatEndpoint(0xc612000a, 80); // "198.18.0.10:80"
+ * ```
+ */
+export function formatEndpoint(addr: WireIpAddress, port: number): string {
+  return typeof addr === "number"
+    ? `${formatIpv4Address(addr)}:${port}`
+    : `[${formatIpAddress(ipFromWire(addr))}]:${port}`;
 }
 
 const V4_PART = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;

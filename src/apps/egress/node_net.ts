@@ -20,15 +20,16 @@ import type { SystemDnsLookup } from "./dns/system_upstream.ts";
 import type { SystemDnsRecord } from "./dns/dns_message.ts";
 
 /**
- * Opens an outbound UDP socket on an ephemeral port (IPv4).
+ * Opens an outbound UDP socket on an ephemeral port of `family` (`udp4`,
+ * or `udp6` for IPv6 destinations).
  *
  * @example
  * ```ts
  * const dialer = { ...denoTcp, openUdp: nodeDgramUdp };
  * ```
  */
-export function nodeDgramUdp(handlers: UdpHandlers): Promise<DialedUdp> {
-  const sock = dgram.createSocket({ type: "udp4" });
+export function nodeDgramUdp(handlers: UdpHandlers, family: 4 | 6 = 4): Promise<DialedUdp> {
+  const sock = dgram.createSocket({ type: family === 6 ? "udp6" : "udp4" });
   let closed = false;
   let connected: string | undefined;
   let connecting: Promise<void> | undefined;

@@ -146,4 +146,45 @@ describe(`${isBun ? "Bun" : "Deno"} dialer on loopback`, () => {
     echo.close();
     echo2.close();
   });
+
+  it("dials an IPv6 literal (::1, no brackets) both ways", async () => {
+    const d = await dialer();
+    const srv = await new Promise<{ port: number; close(): void }>((resolve) => {
+      const s = net.createServer({ allowHalfOpen: true }, (c) => {
+        c.on("data", (b) => c.end(`v6 ${c.remoteAddress} ${b.toString()}`));
+      });
+      s.listen(0, "::1", () => {
+        resolve({ port: (s.address() as net.AddressInfo).port, close: () => s.close() });
+      });
+    });
+    try {
+      const conn = await d.connectTcp("::1", srv.port);
+      await conn.write(new TextEncoder().encode("hi"));
+      const back = new TextDecoder().decode(new Uint8Array(await readAll(conn)));
+      assert.equal(back, "v6 ::1 hi");
+      conn.close();
+    } finally {
+      srv.close();
+    }
+  });
+
+  it("opens a UDP socket for IPv6 (family 6) and hears the echo from ::1", async () => {
+    const d = await dialer();
+    const echo = dgram.createSocket("udp6");
+    const port = await new Promise<number>((r) =>
+      echo.bind(0, "::1", () => r(echo.address().port))
+    );
+    echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+    let got!: (v: string) => void;
+    const heard = new Promise<string>((r) => got = r);
+    const sock = await d.openUdp!({
+      message: (data, address, p) =>
+        got(`${address}:${p === port}:${new TextDecoder().decode(data)}`),
+      error: () => {},
+    }, 6);
+    await sock.send(new TextEncoder().encode("six"), "::1", port);
+    assert.equal(await heard, "::1:true:six");
+    sock.close();
+    echo.close();
+  });
 });

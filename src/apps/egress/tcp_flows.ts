@@ -6,6 +6,8 @@
  * refused or the policy or a limit denies it, and an ICMP destination
  * unreachable when there is no route or the dial timed out (host
  * unreachable) or the platform forbids it (administratively prohibited).
+ * The same holds over IPv6 (the core sends the ICMPv6 counterparts), under
+ * the same policy and the same per-session limits.
  *
  * Then bytes flow both ways through two pumps with no side buffers: the
  * guest's bytes are read out of the core connection one chunk at a time and
@@ -21,7 +23,7 @@
  * @module
  */
 
-import { formatIpv4Address, Icmpv4DestUnreachableCode, type Ipv4Address } from "../../wire/mod.ts";
+import { formatIpAddress, Icmpv4DestUnreachableCode, type IpAddress } from "../../wire/mod.ts";
 import { bufferCost } from "../../stack/session_quota.ts";
 import type { EgressTcpEvent } from "../../stack/stack_egress.ts";
 import { TokenBucket } from "../../stack/token_bucket.ts";
@@ -36,7 +38,7 @@ import {
 } from "./dialer.ts";
 import type { EgressPolicy } from "./egress_policy.ts";
 import type { EgressCounters, EgressDenial, EgressLimits } from "./egress_limits.ts";
-import { ipFromV4 } from "./ip_address.ts";
+import { formatEndpoint, ipFromWire } from "./ip_address.ts";
 import type { EgressCore } from "./egress_core.ts";
 
 /** Largest chunk a pump moves at once (the core's receive chunk). */
@@ -77,9 +79,9 @@ class TcpFlow {
   bytesIn = 0;
   constructor(
     readonly key: string,
-    readonly guest: Ipv4Address,
+    readonly guest: IpAddress,
     readonly guestPort: number,
-    readonly dst: Ipv4Address,
+    readonly dst: IpAddress,
     readonly dstPort: number,
     readonly createdAt: number,
     public lastActive: number,
@@ -148,7 +150,7 @@ export class TcpFlowTable {
       d.deny(reason);
       d.core.enter((egress, now) => egress.refuseTcp(e.key, now));
     };
-    const reason = d.policy.check("tcp", ipFromV4(e.dst), e.dstPort);
+    const reason = d.policy.check("tcp", ipFromWire(e.dst), e.dstPort);
     if (reason) return refuse(reason);
     const old = this.#flows.get(e.key);
     if (old) {
@@ -182,7 +184,7 @@ export class TcpFlowTable {
     let dialed: DialedTcp | undefined;
     let failure: DialFailure | "cancelled" | undefined;
     try {
-      dialed = await d.dialer.connectTcp(formatIpv4Address(flow.dst), flow.dstPort, {
+      dialed = await d.dialer.connectTcp(formatIpAddress(flow.dst), flow.dstPort, {
         signal: flow.dial.signal,
       });
     } catch (err) {
@@ -397,8 +399,8 @@ export class TcpFlowTable {
   view(now: number): TcpFlowView[] {
     return [...this.#flows.values()].map((f) => ({
       protocol: "tcp",
-      guest: `${formatIpv4Address(f.guest)}:${f.guestPort}`,
-      destination: `${formatIpv4Address(f.dst)}:${f.dstPort}`,
+      guest: formatEndpoint(f.guest, f.guestPort),
+      destination: formatEndpoint(f.dst, f.dstPort),
       state: f.state === "connecting"
         ? "connecting"
         : f.upDone || f.downDone

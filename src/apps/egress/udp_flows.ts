@@ -15,13 +15,13 @@
  * @module
  */
 
-import { formatIpv4Address, Icmpv4DestUnreachableCode, type Ipv4Address } from "../../wire/mod.ts";
+import { formatIpAddress, Icmpv4DestUnreachableCode, type IpAddress } from "../../wire/mod.ts";
 import type { EgressUdpEvent } from "../../stack/stack_egress.ts";
 import type { TimerClock } from "../../socket/poll_deadline.ts";
 import type { DialedUdp, EgressDialer } from "./dialer.ts";
 import type { EgressPolicy } from "./egress_policy.ts";
 import type { EgressCounters, EgressDenial, EgressLimits } from "./egress_limits.ts";
-import { ipFromV4, parseIpAddress } from "./ip_address.ts";
+import { formatEndpoint, ipFromWire, ipToWire, parseIpAddress } from "./ip_address.ts";
 import type { EgressCore } from "./egress_core.ts";
 
 /** Peers (address and port) a flow remembers for filtering. */
@@ -45,7 +45,7 @@ export interface UdpFlowView {
 }
 
 interface Pending {
-  dst: Ipv4Address;
+  dst: IpAddress;
   dstPort: number;
   payload: Uint8Array;
   charge: number;
@@ -56,7 +56,7 @@ class UdpFlow {
   socket: DialedUdp | undefined;
   queue: Pending[] = [];
   peers = new Map<string, true>();
-  lastDst = 0;
+  lastDst: IpAddress;
   lastDstPort = 0;
   bytesOut = 0;
   bytesIn = 0;
@@ -64,11 +64,18 @@ class UdpFlow {
   datagramsIn = 0;
   constructor(
     readonly key: string,
-    readonly guest: Ipv4Address,
+    readonly guest: IpAddress,
     readonly guestPort: number,
     readonly createdAt: number,
     public lastActive: number,
-  ) {}
+  ) {
+    this.lastDst = guest;
+  }
+
+  /** The flow's family: its runtime socket is bound for it. */
+  get family(): 4 | 6 {
+    return typeof this.guest === "string" ? 6 : 4;
+  }
 }
 
 /** What a flow table needs. */
@@ -113,7 +120,8 @@ export class UdpFlowTable {
   handle(e: EgressUdpEvent): void {
     const d = this.#d;
     if (this.#closed) return d.core.release(e.charge);
-    const key = `${e.src}:${e.srcPort}`;
+    // An IPv6 key starts with "[": no IPv4 flow's key does.
+    const key = typeof e.src === "string" ? `[${e.src}]${e.srcPort}` : `${e.src}:${e.srcPort}`;
     let flow = this.#flows.get(key);
     const refuse = (reason: EgressDenial) => {
       d.deny(reason);
@@ -130,7 +138,7 @@ export class UdpFlowTable {
       );
     };
     if (!d.dialer.openUdp) return refuse("udp_unsupported");
-    const reason = d.policy.check("udp", ipFromV4(e.dst), e.dstPort);
+    const reason = d.policy.check("udp", ipFromWire(e.dst), e.dstPort);
     if (reason) return refuse(reason);
     const now = d.clock.now();
     if (!flow) {
@@ -173,8 +181,8 @@ export class UdpFlowTable {
   view(now: number): UdpFlowView[] {
     return [...this.#flows.values()].map((f) => ({
       protocol: "udp",
-      guest: `${formatIpv4Address(f.guest)}:${f.guestPort}`,
-      destination: `${formatIpv4Address(f.lastDst)}:${f.lastDstPort}`,
+      guest: formatEndpoint(f.guest, f.guestPort),
+      destination: formatEndpoint(f.lastDst, f.lastDstPort),
       state: f.state,
       bytesOut: f.bytesOut,
       bytesIn: f.bytesIn,
@@ -203,7 +211,7 @@ export class UdpFlowTable {
           )
         );
       },
-    }).then((socket) => {
+    }, flow.family).then((socket) => {
       if (flow.state === "closed") {
         socket.close();
         return;
@@ -226,7 +234,7 @@ export class UdpFlowTable {
     flow.bytesOut += p.payload.length;
     d.counters.udp.datagramsOut++;
     d.counters.udp.bytesOut += p.payload.length;
-    flow.socket!.send(p.payload, formatIpv4Address(p.dst), p.dstPort).catch(() => {
+    flow.socket!.send(p.payload, formatIpAddress(p.dst), p.dstPort).catch(() => {
       d.counters.udp.dropped++;
     }).finally(() => d.core.release(p.charge));
   }
@@ -234,10 +242,11 @@ export class UdpFlowTable {
   #received(flow: UdpFlow, data: Uint8Array, address: string, port: number): void {
     const d = this.#d;
     if (flow.state !== "open") return;
-    const ip = parseIpAddress(address);
-    const src = ip?.family === 4 ? ip.words[3] : undefined;
+    const ip = parseIpAddress(address.replace(/%.*$/, ""));
+    const src = ip === undefined ? undefined : ipToWire(ip);
     if (
-      src === undefined || !flow.peers.has(`${src}:${port}`) || data.length > d.core.maxUdpPayload
+      src === undefined || typeof src !== typeof flow.guest || !flow.peers.has(`${src}:${port}`) ||
+      data.length > d.core.maxUdpPayloadFor(src)
     ) {
       d.counters.udp.dropped++;
       return;

@@ -15,17 +15,17 @@
  * @module
  */
 
-import type { Ipv4Address, TcpRepr } from "../../wire/mod.ts";
+import type { IpAddress, TcpRepr } from "../../wire/mod.ts";
 
 /** A SYN held for the gateway. */
 export interface HeldSyn {
   /** The demux key of the connection it would open. */
   readonly key: string;
-  /** The guest's address and port (the connection's remote end). */
-  readonly guest: Ipv4Address;
+  /** The guest's address and port (the connection's remote end); both addresses of one family. */
+  readonly guest: IpAddress;
   readonly guestPort: number;
   /** The outside destination (the connection's local end). */
-  readonly outside: Ipv4Address;
+  readonly outside: IpAddress;
   readonly outsidePort: number;
   /** The SYN: its sequence number and options (text, if any, is not kept). */
   readonly syn: TcpRepr;
@@ -54,20 +54,27 @@ export const TCP_EGRESS_DROP_REASONS: readonly string[] = [
 /**
  * The demux key of an egress connection: the guest's 2-tuple and the
  * outside address and port (a guest may use one port towards several
- * destinations).
+ * destinations). An IPv4 key starts with a digit (the guest's address as a
+ * number) and holds an `@`; an IPv6 key starts with `[` and is the form
+ * `tupleKey` gives IPv6 connections (both addresses, 8 code units each,
+ * then the ports), which already names the local address: the outside
+ * address is never one of the stack's, so it cannot meet a connection of
+ * the stack's own, and no IPv6 key equals an IPv4 one.
  *
  * @example
  * ```ts
- * egressKey(guest, 40000, outside, 80); // "…:40000:80@…"
+ * egressKey(guest, 40000, outside, 80); // "…:40000:80@…" (IPv4), "[……:40000:80" (IPv6)
  * ```
  */
 export function egressKey(
-  guest: Ipv4Address,
+  guest: IpAddress,
   guestPort: number,
-  outside: Ipv4Address,
+  outside: IpAddress,
   outsidePort: number,
 ): string {
-  return `${guest}:${guestPort}:${outsidePort}@${outside}`;
+  return typeof guest === "string"
+    ? `[${guest}${outside}:${guestPort}:${outsidePort}`
+    : `${guest}:${guestPort}:${outsidePort}@${outside}`;
 }
 
 /**

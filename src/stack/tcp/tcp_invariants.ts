@@ -52,7 +52,7 @@ export function checkTcpInvariants(
       const own = layer.ownsAddress(c.localAddr);
       const tuple = own
         ? tupleKey(c.remoteAddr, c.remotePort, c.localPort, c.localAddr)
-        : egressKey(c.remoteAddr as number, c.remotePort, c.localAddr as number, c.localPort);
+        : egressKey(c.remoteAddr, c.remotePort, c.localAddr, c.localPort);
       if (key !== c.key || key !== tuple) {
         bad.push(`${where}: demux key does not match the connection's 4-tuple ${c.key}`);
       }

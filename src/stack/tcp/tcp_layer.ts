@@ -550,7 +550,8 @@ export class TcpLayer implements TcpHost {
 
   /**
    * Processes a TCP segment from `src` (on the link) to `dst`, an address
-   * outside the session (egress; the IP layer checked both). A segment of an
+   * outside the session (egress; the IP layer checked both; IPv4 or IPv6,
+   * both of one family). A segment of an
    * egress connection goes to it; a new SYN is held and reported to the
    * egress hook (see tcp_egress.ts), unanswered until the gateway accepts,
    * refuses or drops it; a SYN again for a held one is taken silently, a RST
@@ -558,8 +559,8 @@ export class TcpLayer implements TcpHost {
    * (RFC 9293 §3.10.7.1). Without a hook every SYN is refused with a RST.
    */
   inputOutside(
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     bytes: Uint8Array,
     now: number,
     offload = 0,
@@ -591,8 +592,8 @@ export class TcpLayer implements TcpHost {
 
   #inputOutsideNew(
     key: string,
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     seg: TcpRepr,
     syn: boolean,
     now: number,

@@ -90,9 +90,9 @@ export interface UdpEgressHook {
   /** Takes a verified datagram to an outside address; returns a drop reason or undefined. */
   datagram(
     d: {
-      src: Ipv4Address;
+      src: IpAddress;
       srcPort: number;
-      dst: Ipv4Address;
+      dst: IpAddress;
       dstPort: number;
       payload: Uint8Array;
     },
@@ -362,18 +362,20 @@ export class UdpLayer implements UdpHost {
 
   /**
    * Processes a UDP datagram from `src` (on the link) to `dst`, an address
-   * outside the session: verifies length and checksum (RFC 768) and hands it
+   * outside the session (IPv4 or IPv6, both of one family): verifies length
+   * and checksum (RFC 768; mandatory over IPv6, RFC 8200 §8.1) and hands it
    * to the egress hook. Without one (egress off) it is `udp_port_closed`.
    * Endpoints and services never see these: their ports are the stack's.
    */
   inputOutside(
-    src: Ipv4Address,
-    dst: Ipv4Address,
+    src: IpAddress,
+    dst: IpAddress,
     bytes: Uint8Array,
     now: number,
   ): string | undefined {
     const pkt = UdpPacket.parse(bytes);
     if (!pkt.ok) return pkt.reason;
+    if (isIpv6(src) && pkt.value.checksum === 0) return "udp6_zero_checksum";
     const parsed = UdpRepr.parse(pkt.value, src, dst);
     if (!parsed.ok) return parsed.reason;
     const d = parsed.value;
