@@ -162,7 +162,11 @@ export async function runEgressBenchmarks(r: Reporter): Promise<void> {
     { runtime: "deno", cli: "bun", label: "server on Deno, CLI on Bun" },
     { runtime: "bun", cli: "bun", label: "server and CLI on Bun" },
   ] as const;
+  // NETISLE_BENCH_EGRESS_ONLY=deno/bun (server/CLI runtimes) runs that configuration and the
+  // first (which measures slirp4netns too).
+  const only = process.env.NETISLE_BENCH_EGRESS_ONLY;
   for (const [i, c] of configs.entries()) {
+    if (only && only !== `${c.runtime}/${c.cli}` && i > 0) continue;
     const bed = new EgressTestbed();
     try {
       // The guest on the TAP device itself, as slirp4netns's namespace is on its TAP.

@@ -164,6 +164,39 @@ describe("ServerWebSocket (RFC 6455, bounded)", () => {
     assert.deepEqual(pong?.payload, new Uint8Array([7]), "the ping is answered with its payload");
   });
 
+  it("sends a message in place: the header goes into the caller's headroom, the bytes are not copied (§5.2)", async () => {
+    const { conn, ws } = open();
+    const joined = () => {
+      const out = new Uint8Array(conn.written.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of conn.written) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    };
+    for (const len of [100, 70_000]) {
+      const buffer = new ArrayBuffer(32 + len);
+      const payload = new Uint8Array(buffer, 32, len);
+      for (let i = 0; i < len; i++) payload[i] = (i * 7) & 0xff;
+      const expected = encodeFrame(0x2, payload);
+      ws.sendInPlace(payload, 32);
+      await until(() => joined().length >= expected.length, `the ${len}-byte message`);
+      assert.deepEqual(joined(), expected, `${len} bytes: the same bytes as a copied send`);
+      // The header sits right before the payload in the caller's buffer.
+      const hdr = len < 126 ? 2 : 10;
+      assert.deepEqual(new Uint8Array(buffer, 32 - hdr, hdr), expected.subarray(0, hdr));
+      conn.written.length = 0;
+    }
+    // Too little headroom: copied, the caller's bytes before the payload untouched.
+    const buffer = new ArrayBuffer(4 + 300);
+    const payload = new Uint8Array(buffer, 4, 300).fill(9);
+    ws.sendInPlace(payload, 3);
+    await until(() => joined().length >= 304, "the copied message");
+    assert.deepEqual(joined(), encodeFrame(0x2, payload));
+    assert.deepEqual(new Uint8Array(buffer, 0, 4), new Uint8Array(4));
+  });
+
   it("a text message arrives as a string; bad UTF-8 closes with 1007 (§8.1)", async () => {
     const a = open();
     a.conn.feed(clientFrame(0x1, new TextEncoder().encode("héllo")));

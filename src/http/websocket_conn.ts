@@ -93,6 +93,8 @@ const READ_BYTES = 64 * 1024;
 const DRAIN_BYTES = 1024 * 1024;
 /** Queued frames are coalesced into writes of up to this many bytes. */
 const WRITE_BYTES = 256 * 1024;
+/** A queued frame at least this long is written alone, never copied to join others. */
+const LARGE_WRITE_BYTES = 32 * 1024;
 /** A payload with at least this much left to arrive is read straight into its buffer. */
 const DIRECT_READ_BYTES = 16 * 1024;
 
@@ -145,20 +147,29 @@ export function encodeFrame(opcode: number, payload: Uint8Array): Uint8Array {
   const len = payload.length;
   const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
   const out = new Uint8Array(hdr + len);
+  writeFrameHeader(out, opcode, len, hdr);
+  out.set(payload, hdr);
+  return out;
+}
+
+/** Writes an unmasked, final frame header of `hdr` bytes for a `len`-byte payload at `out[0..]`. */
+function writeFrameHeader(out: Uint8Array, opcode: number, len: number, hdr: number): void {
   out[0] = 0x80 | opcode;
-  if (len < 126) {
+  if (hdr === 2) {
     out[1] = len;
-  } else if (len < 65536) {
+  } else if (hdr === 4) {
     out[1] = 126;
     out[2] = len >>> 8;
     out[3] = len & 0xff;
   } else {
     out[1] = 127;
-    new DataView(out.buffer).setUint32(6, len);
+    out[2] = out[3] = out[4] = 0;
     out[5] = Math.floor(len / 2 ** 32) & 0xff; // payloads here are < 2^32
+    out[6] = len >>> 24;
+    out[7] = (len >>> 16) & 0xff;
+    out[8] = (len >>> 8) & 0xff;
+    out[9] = len & 0xff;
   }
-  out.set(payload, hdr);
-  return out;
 }
 
 /**
@@ -274,6 +285,29 @@ export class ServerWebSocket implements TunnelSocket {
   }
 
   /**
+   * Sends `payload` as one binary message without copying it: the frame
+   * header (RFC 6455 §5.2, at most 10 bytes) is written into the
+   * `headroom` bytes before `payload` in its buffer, which the caller owns
+   * and hands over with the payload (it must not touch either until the
+   * write is done). With less than 10 bytes of headroom it copies, as
+   * {@linkcode ServerWebSocket.send} does. Throws when not open.
+   */
+  sendInPlace(payload: Uint8Array, headroom: number): void {
+    if (this.#state !== OPEN) {
+      throw new Error(`WebSocket is not open (readyState ${this.#state})`);
+    }
+    const len = payload.length;
+    const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    if (headroom < hdr || payload.byteOffset < hdr) {
+      this.#enqueue(encodeFrame(OP_BINARY, payload));
+      return;
+    }
+    const out = new Uint8Array(payload.buffer, payload.byteOffset - hdr, hdr + len);
+    writeFrameHeader(out, OP_BINARY, len, hdr);
+    this.#enqueue(out);
+  }
+
+  /**
    * Starts the closing handshake (RFC 6455 §7.1.2) with `code` and `reason`
    * (at most 123 bytes of UTF-8). Before the socket opened, it closes as
    * soon as it would open.
@@ -327,10 +361,14 @@ export class ServerWebSocket implements TunnelSocket {
       while (this.#queue.length > 0) {
         let chunk = this.#queue[0];
         let taken = 1;
-        if (chunk.length < WRITE_BYTES && this.#queue.length > 1) {
-          // Coalesce queued frames into one write (one system call instead of one per message).
+        if (chunk.length < LARGE_WRITE_BYTES && this.#queue.length > 1) {
+          // Coalesce queued small frames into one write (one system call instead of one per
+          // message); a large one is written as it is (it may be a view sent in place).
           let total = chunk.length;
-          while (taken < this.#queue.length && total + this.#queue[taken].length <= WRITE_BYTES) {
+          while (
+            taken < this.#queue.length && this.#queue[taken].length < LARGE_WRITE_BYTES &&
+            total + this.#queue[taken].length <= WRITE_BYTES
+          ) {
             total += this.#queue[taken].length;
             taken++;
           }

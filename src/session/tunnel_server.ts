@@ -25,6 +25,7 @@ import {
 } from "../wire/tunnel_protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../wire/stream_framing.ts";
 import { FrameOffload, LinkOffload } from "../stack/frame_offload.ts";
+import { largeFrameHeadroom } from "../stack/frame_arena.ts";
 import {
   completeChecksum,
   tcpv4HeaderOffset,
@@ -46,6 +47,12 @@ export interface TunnelSocket {
   readonly readyState: number;
   readonly bufferedAmount: number;
   send(data: Uint8Array | ArrayBuffer): void;
+  /**
+   * Sends `data` as one binary message without copying it, writing the
+   * socket's own frame header into the `headroom` bytes before it (which
+   * the caller hands over). Optional: our HTTP engine's sockets have it.
+   */
+  sendInPlace?(data: Uint8Array, headroom: number): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: "open" | "close" | "error", listener: () => void): void;
   addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
@@ -146,6 +153,23 @@ export function attachWebSocketTunnel(
       }
       if (vnet) {
         for (let i = 0; i < frames.length;) {
+          // A large frame (a segmentation-offload packet) goes out in place: its record
+          // header and the socket's frame header are written into the frame's headroom.
+          const room = socket.sendInPlace ? largeFrameHeadroom(frames[i]) : 0;
+          if (room >= VNET_RECORD_HEADER_LEN + 10) {
+            const record = vnetRecordInPlace(frames[i], offload === undefined ? 0 : offload[i]);
+            if (socket.bufferedAmount > maxBuffered) {
+              session.tunnelStats.backpressureDrops++;
+            } else {
+              try {
+                socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN);
+              } catch {
+                session.tunnelStats.framesWithoutTunnel++;
+              }
+            }
+            i++;
+            continue;
+          }
           const end = vnetBatchEnd(frames, i, maxBatch);
           sendOne(encodeVnetRecords(frames, offload, i, end), end - i);
           i = end;
@@ -288,11 +312,55 @@ function vnetBatchEnd(frames: readonly Uint8Array[], start: number, maxBytes: nu
   return end;
 }
 
+/** A vnet record's header: the big-endian length, then the virtio-net header. */
+const VNET_RECORD_HEADER_LEN = 4 + VNET_HDR_LEN;
+
 /**
- * Encodes `frames[start..end)` as vnet records: a big-endian length, the
- * virtio-net header their `FrameOffload` metadata says (partial checksum,
- * TCPv4 GSO with its segment size), the frame.
+ * Writes the record header of `frame` (its length, and the virtio-net header
+ * its `FrameOffload` metadata `o` says: partial checksum, TCPv4 GSO with its
+ * segment size) at `out[at..at + 16]`.
  */
+function writeVnetRecordHeader(out: Uint8Array, at: number, frame: Uint8Array, o: number): void {
+  const len = VNET_HDR_LEN + frame.length;
+  out[at] = len >>> 24;
+  out[at + 1] = (len >>> 16) & 0xff;
+  out[at + 2] = (len >>> 8) & 0xff;
+  out[at + 3] = len & 0xff;
+  if (o === 0) {
+    out.fill(0, at + 4, at + VNET_RECORD_HEADER_LEN);
+    return;
+  }
+  const tcp = tcpv4HeaderOffset(frame);
+  const gso = (o & FrameOffload.GSO_TCPV4) !== 0 && tcp >= 0;
+  const partial = (o & FrameOffload.CSUM_PARTIAL) !== 0 && tcp >= 0;
+  writeVnetHeader(
+    out,
+    at + 4,
+    partial ? VNET_F_NEEDS_CSUM : 0,
+    gso ? VNET_GSO_TCPV4 : VNET_GSO_NONE,
+    gso ? tcp + (frame[tcp + 12] >> 4) * 4 : 0,
+    gso ? o & FrameOffload.GSO_SIZE : 0,
+    partial ? tcp : 0,
+    partial ? 16 : 0,
+  );
+}
+
+/**
+ * `frame` as one vnet record in place: its header written into the
+ * {@linkcode VNET_RECORD_HEADER_LEN} bytes before it (the frame's headroom,
+ * see `largeFrameHeadroom`), returned as a view over header and frame.
+ */
+function vnetRecordInPlace(frame: Uint8Array, o: number): Uint8Array {
+  const record = new Uint8Array(
+    frame.buffer,
+    frame.byteOffset - VNET_RECORD_HEADER_LEN,
+    VNET_RECORD_HEADER_LEN + frame.length,
+  );
+  writeVnetRecordHeader(record, 0, frame, o);
+  return record;
+}
+
+/** Encodes `frames[start..end)` as vnet records, copied into one buffer. */
 function encodeVnetRecords(
   frames: readonly Uint8Array[],
   offload: readonly number[] | undefined,
@@ -300,34 +368,14 @@ function encodeVnetRecords(
   end: number,
 ): Uint8Array {
   let total = 0;
-  for (let i = start; i < end; i++) total += 4 + VNET_HDR_LEN + frames[i].length;
+  for (let i = start; i < end; i++) total += VNET_RECORD_HEADER_LEN + frames[i].length;
   const out = new Uint8Array(total);
   let at = 0;
   for (let i = start; i < end; i++) {
     const f = frames[i];
-    const len = VNET_HDR_LEN + f.length;
-    out[at] = len >>> 24;
-    out[at + 1] = (len >>> 16) & 0xff;
-    out[at + 2] = (len >>> 8) & 0xff;
-    out[at + 3] = len & 0xff;
-    const o = offload === undefined ? 0 : offload[i];
-    if (o !== 0) {
-      const tcp = tcpv4HeaderOffset(f);
-      const gso = (o & FrameOffload.GSO_TCPV4) !== 0 && tcp >= 0;
-      const partial = (o & FrameOffload.CSUM_PARTIAL) !== 0 && tcp >= 0;
-      writeVnetHeader(
-        out,
-        at + 4,
-        partial ? VNET_F_NEEDS_CSUM : 0,
-        gso ? VNET_GSO_TCPV4 : VNET_GSO_NONE,
-        gso ? tcp + (f[tcp + 12] >> 4) * 4 : 0,
-        gso ? o & FrameOffload.GSO_SIZE : 0,
-        partial ? tcp : 0,
-        partial ? 16 : 0,
-      );
-    }
-    out.set(f, at + 4 + VNET_HDR_LEN);
-    at += 4 + len;
+    writeVnetRecordHeader(out, at, f, offload === undefined ? 0 : offload[i]);
+    out.set(f, at + VNET_RECORD_HEADER_LEN);
+    at += VNET_RECORD_HEADER_LEN + f.length;
   }
   return out;
 }

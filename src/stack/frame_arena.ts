@@ -26,6 +26,35 @@ export const FRAME_ARENA_CHUNK_BYTES = 64 * 1024;
 const OWN_BUFFER_BYTES = 16 * 1024;
 
 /**
+ * Bytes a frame with a buffer of its own always has free before it (more
+ * when the arena's headroom is larger): room for a tunnel's record header
+ * and a WebSocket frame header, so that a segmentation-offload packet goes
+ * out without being copied (see {@linkcode largeFrameHeadroom}).
+ */
+export const LARGE_FRAME_HEADROOM = 32;
+
+/**
+ * The bytes before `frame` in its buffer that belong to it: at least
+ * {@linkcode LARGE_FRAME_HEADROOM} for a frame over 16 KiB that a
+ * {@linkcode FrameArena} allocated (it has a buffer of its own that ends
+ * where the frame ends); 0 for any other, whose preceding bytes may belong
+ * to another frame. Whoever holds the frame may write its own headers there.
+ *
+ * @example
+ * ```ts
+ * const f = new FrameArena().alloc(60_000);
+ * largeFrameHeadroom(f) >= 32; // true
+ * ```
+ */
+export function largeFrameHeadroom(frame: Uint8Array): number {
+  const at = frame.byteOffset;
+  return frame.length > OWN_BUFFER_BYTES && at >= LARGE_FRAME_HEADROOM && at <= 128 &&
+      at + frame.length === frame.buffer.byteLength
+    ? at
+    : 0;
+}
+
+/**
  * Chunked storage for emitted frames.
  *
  * @example
@@ -77,8 +106,9 @@ export class FrameArena {
   alloc(len: number): Uint8Array {
     const head = this.#headroom;
     if (len > OWN_BUFFER_BYTES) {
-      // A large frame (jumbo MTU, a segmentation-offload packet): its own buffer.
-      const start = alignedStart(head);
+      // A large frame (jumbo MTU, a segmentation-offload packet): its own buffer, with room
+      // before it for the headers a tunnel puts in front (largeFrameHeadroom).
+      const start = alignedStart(Math.max(head, LARGE_FRAME_HEADROOM));
       return new Uint8Array(new ArrayBuffer(start + len), start, len);
     }
     let start = alignedStart(this.#at + head);

@@ -1,6 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { FRAME_ARENA_CHUNK_BYTES, FrameArena } from "./frame_arena.ts";
+import {
+  FRAME_ARENA_CHUNK_BYTES,
+  FrameArena,
+  LARGE_FRAME_HEADROOM,
+  largeFrameHeadroom,
+} from "./frame_arena.ts";
 
 describe("FrameArena", () => {
   it("hands out zero-filled frames at 2 mod 4, so that IP and TCP headers are aligned", () => {
@@ -40,6 +45,18 @@ describe("FrameArena", () => {
     assert.notEqual(big.buffer, small.buffer);
     assert.equal(big.length, 65549);
     assert.equal(arena.alloc(100).buffer, small.buffer);
+  });
+
+  it("leaves a large frame at least 32 bytes of its own before it, and says so (largeFrameHeadroom)", () => {
+    const arena = new FrameArena();
+    const big = arena.alloc(65549);
+    assert.ok(big.byteOffset >= LARGE_FRAME_HEADROOM);
+    assert.equal(big.byteOffset % 4, 2);
+    assert.equal(largeFrameHeadroom(big), big.byteOffset);
+    assert.equal(largeFrameHeadroom(arena.alloc(1514)), 0, "a chunk's frame shares its buffer");
+    assert.equal(largeFrameHeadroom(new Uint8Array(65549)), 0, "not the arena's: no headroom");
+    const tail = new Uint8Array(new ArrayBuffer(70_000), 40, 60_000);
+    assert.equal(largeFrameHeadroom(tail), 0, "bytes after it: another's buffer");
   });
 
   it("reserves the headroom before every frame", () => {

@@ -42,7 +42,7 @@ import { formatEndpoint, ipFromWire } from "./ip_address.ts";
 import type { EgressCore } from "./egress_core.ts";
 
 /** Largest chunk a pump moves at once (the core's receive chunk). */
-const CHUNK = 64 * 1024;
+const CHUNK = 256 * 1024;
 /** The smallest read from the runtime (also when the memory quota is tight). */
 const MIN_READ = 2 * 1024;
 /** The first read from the runtime; later ones follow what arrives. */
