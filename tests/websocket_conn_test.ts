@@ -197,6 +197,25 @@ describe("ServerWebSocket (RFC 6455, bounded)", () => {
     assert.deepEqual(new Uint8Array(buffer, 0, 4), new Uint8Array(4));
   });
 
+  it("sends a message of one leading byte and a payload as one frame (a stream's DATA)", async () => {
+    const { conn, ws } = open();
+    for (const len of [0, 124, 125, 65534, 65535, 70_000]) {
+      conn.written.length = 0;
+      const rest = new Uint8Array(len).map((_, i) => i & 0xff);
+      ws.sendWithFirstByte(0x07, rest);
+      const want = new Uint8Array(1 + len);
+      want[0] = 0x07;
+      want.set(rest, 1);
+      const expected = encodeFrame(0x2, want);
+      await until(
+        () => conn.written.reduce((n, c) => n + c.length, 0) >= expected.length,
+        `${len} bytes`,
+      );
+      assert.deepEqual(conn.written.length, 1, "one write");
+      assert.deepEqual(conn.written[0], expected, `${len} bytes`);
+    }
+  });
+
   it("a text message arrives as a string; bad UTF-8 closes with 1007 (§8.1)", async () => {
     const a = open();
     a.conn.feed(clientFrame(0x1, new TextEncoder().encode("héllo")));

@@ -45,6 +45,7 @@ import {
   encodeStreamFin,
   encodeStreamOpen,
   STREAM_WINDOW_BYTES,
+  StreamMessageType,
 } from "./socket_stream_protocol.ts";
 
 /** WebSocket close code: the client broke the v1 protocol (the reason says how). */
@@ -203,7 +204,10 @@ class TcpStreamV1 {
           return;
         }
         this.#credit -= chunk.length;
-        this.#send(encodeStreamData(chunk));
+        const ws = this.#ws;
+        // One copy into the WebSocket frame where the socket can build it with the type byte.
+        if (ws.sendWithFirstByte) ws.sendWithFirstByte(StreamMessageType.DATA, chunk);
+        else this.#send(encodeStreamData(chunk));
       }
     } catch (err) {
       if (signal.aborted) return;

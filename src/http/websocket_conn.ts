@@ -285,6 +285,24 @@ export class ServerWebSocket implements TunnelSocket {
   }
 
   /**
+   * Sends one binary message made of the byte `first` and then `rest`,
+   * copying `rest` once (into the frame), not twice as building the message
+   * first would. Throws when not open.
+   */
+  sendWithFirstByte(first: number, rest: Uint8Array): void {
+    if (this.#state !== OPEN) {
+      throw new Error(`WebSocket is not open (readyState ${this.#state})`);
+    }
+    const len = 1 + rest.length;
+    const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    const out = new Uint8Array(hdr + len);
+    writeFrameHeader(out, OP_BINARY, len, hdr);
+    out[hdr] = first;
+    out.set(rest, hdr + 1);
+    this.#enqueue(out);
+  }
+
+  /**
    * Sends `payload` as one binary message without copying it: the frame
    * header (RFC 6455 §5.2, at most 10 bytes) is written into the
    * `headroom` bytes before `payload` in its buffer, which the caller owns

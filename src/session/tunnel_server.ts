@@ -53,6 +53,11 @@ export interface TunnelSocket {
    * the caller hands over). Optional: our HTTP engine's sockets have it.
    */
   sendInPlace?(data: Uint8Array, headroom: number): void;
+  /**
+   * Sends one binary message of the byte `first` and then `rest`, copying
+   * `rest` once. Optional: our HTTP engine's sockets have it.
+   */
+  sendWithFirstByte?(first: number, rest: Uint8Array): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: "open" | "close" | "error", listener: () => void): void;
   addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
