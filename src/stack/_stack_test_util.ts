@@ -63,6 +63,8 @@ export interface PeerFrameOptions {
   moreFragments?: boolean;
   /** Fragment offset in bytes; 0 by default. */
   fragmentOffset?: number;
+  /** Time to live; 64 by default. */
+  ttl?: number;
 }
 
 /** An Ethernet frame around `payload`, from the peer's MAC to the stack's by default. */
@@ -86,7 +88,7 @@ export function ipFrame(protocol: number, payload: Uint8Array, o: PeerFrameOptio
     dst: o.dst ?? STACK_IP,
     protocol,
     payloadLen: payload.length,
-    ttl: 64,
+    ttl: o.ttl ?? 64,
     ident: o.ident ?? 0x1234,
     dontFragment: o.dontFragment ?? !fragment,
     moreFragments: o.moreFragments ?? false,

@@ -16,6 +16,7 @@ import {
   DHCP_CLIENT_PORT,
   DHCP_SERVER_PORT,
   Icmpv4DestUnreachableCode,
+  Icmpv4TimeExceededCode,
   IpProtocol,
   IPV4_BROADCAST,
   IPV4_HEADER_LEN,
@@ -46,12 +47,15 @@ import type { Ipv4Reassembler } from "./ipv4_reassembler.ts";
  *   stack has no route but the link, so nothing could answer it: the strict
  *   reverse-path check of RFC 3704 §2.2.
  * - `ipv4_unsupported_protocol`: a transport other than ICMP, TCP and UDP.
+ * - `ipv4_ttl_exceeded`: to an outside address (egress) with a TTL of 1 or
+ *   less: answered with a time exceeded from the stack (RFC 1812 §5.3.1).
  */
 export const IPV4_DROP_REASONS: readonly string[] = [
   "ipv4_not_for_us",
   "ipv4_martian_source",
   "ipv4_off_link_source",
   "ipv4_unsupported_protocol",
+  "ipv4_ttl_exceeded",
 ];
 
 /** What {@linkcode Ipv4Input}'s data path answers for a packet it leaves to the general path. */
@@ -170,6 +174,18 @@ export class Ipv4Input {
       if (outside || !isDhcpClientWithoutAddress(pkt.value)) return "ipv4_martian_source";
     } else if (!ipv4InSubnet(ip.src, ours, this.#prefixLength)) {
       return "ipv4_off_link_source";
+    }
+    if (outside && ip.ttl <= 1) {
+      // RFC 1812 §5.3.1: a router that would forward a datagram whose TTL reaches 0 drops it
+      // and sends a time exceeded (RFC 792), from its own address: traceroute's first hop.
+      this.#icmp.sendError(
+        pkt.value.bytes,
+        ip.src,
+        Icmpv4TimeExceededCode.TTL_EXCEEDED,
+        now,
+        "time_exceeded",
+      );
+      return "ipv4_ttl_exceeded";
     }
     if (pkt.value.isFragment) {
       const r = this.#reassembler.input(pkt.value, linkBroadcast, now);

@@ -35,7 +35,7 @@ function egressStack(options: StackHarnessOptions = {}) {
   return { h, stack: h.stack, egress: h.stack.egress!, quota };
 }
 
-function tcpSyn(dst: number, dstPort: number): Uint8Array {
+function tcpSyn(dst: number, dstPort: number, ttl = 64): Uint8Array {
   const repr: TcpRepr = {
     srcPort: 40000,
     dstPort,
@@ -47,7 +47,7 @@ function tcpSyn(dst: number, dstPort: number): Uint8Array {
   };
   const tcp = new Uint8Array(TcpRepr.bufferLen(repr));
   TcpRepr.emit(repr, tcp, PEER_IP, dst);
-  return ipFrame(IpProtocol.TCP, tcp, { dst });
+  return ipFrame(IpProtocol.TCP, tcp, { dst, ttl });
 }
 
 /** Wire form of a DNS query (RD set) for `name`, type A. */
@@ -187,6 +187,33 @@ describe("StackEgress: UDP to outside addresses becomes an event (issue 13)", ()
     assert.deepEqual(h.drain(), []);
     assert.deepEqual(egress.take().map((e) => e.kind), ["tcp_syn"]);
     assert.equal(h.stack.tcp.heldSyns.size, 1);
+  });
+
+  it("answers a datagram whose TTL runs out here with a time exceeded from the stack (RFC 1812 §5.3.1)", () => {
+    const { h, egress } = egressStack();
+    const syn = tcpSyn(OUTSIDE, 80, 1); // TTL 1: the gateway is the last hop it may reach
+    h.input(syn);
+    const out = h.drain();
+    assert.equal(out.length, 1);
+    const d = decodeIcmp(out[0]);
+    assert.equal(d.ip.src, STACK_IP);
+    assert.equal(d.ip.dst, PEER_IP);
+    assert.ok(d.icmp.type === "time_exceeded" && d.icmp.code === 0, JSON.stringify(d.icmp.type));
+    // RFC 792: the quote is the datagram's header and its first 8 bytes, as received.
+    assert.deepEqual(
+      d.icmp.type === "time_exceeded" ? d.icmp.data.subarray(0, 28) : undefined,
+      syn.subarray(14, 42),
+    );
+    assert.equal(h.drops.ipv4_ttl_exceeded, 1);
+    assert.equal(h.stack.tcp.heldSyns.size, 0, "no SYN is held for the gateway");
+    assert.equal(egress.queued, 0);
+    // UDP too; TTL 2 still goes through.
+    const udp = { dst: OUTSIDE, srcPort: 41000, dstPort: 7, payload: payload("hi") };
+    h.input(udpFrame({ ...udp, ttl: 1 }));
+    assert.equal(h.drops.ipv4_ttl_exceeded, 2);
+    assert.equal(decodeIcmp(h.drain()[0]).icmp.type, "time_exceeded");
+    h.input(udpFrame({ ...udp, ttl: 2 }));
+    assert.equal(egress.queued, 1);
   });
 
   it("drops beyond the queue's event limit (egress_queue_full)", () => {

@@ -261,6 +261,12 @@ describe("e2e: egress over IPv6 (Deno server, issue 17)", { skip }, () => {
     assert.equal(v1.server_address - v0.server_address, 2);
   });
 
+  it("answers TTL 1 with an ICMP time exceeded from 10.0.2.2 (RFC 1812 §5.3.1): traceroute's first hop", () => {
+    // ping exits 1 without a reply: its output is what counts.
+    const out = bed.guest.exec("sh", ["-c", `ping -c 1 -t 1 -W 2 ${WEB} 2>&1; true`], 10_000);
+    assert.match(out, /From 10\.0\.2\.2 .*Time to live exceeded/i);
+  });
+
   it("answers hop limit 1 with an ICMPv6 time exceeded from the stack (RFC 8200 §3)", () => {
     // ping exits 1 without a reply: its output is what counts.
     const out = bed.guest.exec("sh", ["-c", `ping -6 -c 1 -t 1 -W 2 ${WEB6} 2>&1; true`], 10_000);
