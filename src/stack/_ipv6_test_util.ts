@@ -19,6 +19,7 @@ import {
   ipv6MulticastMac,
   Ipv6Packet,
   Ipv6Repr,
+  isIpv6LinkLocal,
   isIpv6Multicast,
   NdpRepr,
   parseIpv6Address,
@@ -149,6 +150,23 @@ export function decodeNdp(frame: Uint8Array): DecodedV6 & { ndp: NdpRepr } {
   const pkt = must(Icmpv6Packet.parse(d.payload), "ICMPv6");
   if (!pkt.verifyChecksum(d.ip.src, d.ip.dst)) throw new Error("bad ICMPv6 checksum");
   return { ...d, ndp: must(NdpRepr.parse(pkt), "NDP") };
+}
+
+/**
+ * Teaches the stack the peer's MAC: a neighbour solicitation from `src`
+ * (the peer's SLAAC address by default) for the stack's address of the same
+ * scope (its link-local address for a link-local `src`), then clears the
+ * link.
+ */
+export function learnPeer(h: StackHarness, src: Ipv6Address = PEER6): void {
+  const target = isIpv6LinkLocal(src) ? STACK_LL : STACK6;
+  h.input(
+    ndpFrame(
+      { type: "neighbor_solicit", target, options: { sourceLinkAddr: V6_PEER_MAC } },
+      { src, dst: target },
+    ),
+  );
+  h.drain();
 }
 
 /**

@@ -22,28 +22,14 @@ import {
   GOLDEN_PTB,
   icmpv6Frame,
   ipv6Harness,
-  ndpFrame,
+  learnPeer,
   PEER6,
   PEER_LL,
   STACK6,
   v6,
-  V6_PEER_MAC,
   v6Frame,
   type V6FrameOptions,
 } from "./_ipv6_test_util.ts";
-
-type Harness = ReturnType<typeof ipv6Harness>;
-
-/** Teaches the stack the peer's MAC (a solicitation with its address), then clears the link. */
-function learnPeer(h: Harness, src: Ipv6Address = PEER6): void {
-  h.input(
-    ndpFrame(
-      { type: "neighbor_solicit", target: STACK6, options: { sourceLinkAddr: V6_PEER_MAC } },
-      { src },
-    ),
-  );
-  h.drain();
-}
 
 /** A UDP datagram over IPv6 from the peer with a valid (or `zero`) checksum. */
 function udp6(

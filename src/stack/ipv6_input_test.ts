@@ -20,6 +20,7 @@ import {
   GOLDEN_RS,
   icmpv6Frame,
   ipv6Harness,
+  learnPeer,
   ndpFrame,
   PEER6,
   STACK6,
@@ -32,18 +33,6 @@ import { ChannelLink } from "./channel_link.ts";
 import { DEFAULT_IPV6, Stack } from "./stack.ts";
 
 const ECHO: Icmpv6Repr = { type: "echo_request", ident: 9, seqNo: 1, data: fromHex("0102") };
-
-/** Teaches the stack the peer's MAC for fd00::5054:ff:fe12:3456. */
-function learnPeer(h: ReturnType<typeof ipv6Harness>): void {
-  h.input(
-    ndpFrame({
-      type: "neighbor_solicit",
-      target: STACK6,
-      options: { sourceLinkAddr: V6_PEER_MAC },
-    }),
-  );
-  h.drain();
-}
 
 describe("Ethernet demux of IPv6 (RFC 2464 §7)", () => {
   it("listens to the MACs of the groups the stack joined, for IPv6 only", () => {

@@ -20,7 +20,7 @@ import {
 } from "../wire/mod.ts";
 import {
   ipv6Harness,
-  ndpFrame,
+  learnPeer,
   PEER6,
   STACK6,
   V6_PEER_MAC,
@@ -33,18 +33,6 @@ import { Ipv6Reassembler } from "./ipv6_reassembler.ts";
 import { bufferCost, createSessionQuota } from "./session_quota.ts";
 
 type Harness = ReturnType<typeof ipv6Harness>;
-
-/** Teaches the stack the peer's MAC, then clears the link. */
-function learnPeer(h: Harness): void {
-  h.input(
-    ndpFrame({
-      type: "neighbor_solicit",
-      target: STACK6,
-      options: { sourceLinkAddr: V6_PEER_MAC },
-    }),
-  );
-  h.drain();
-}
 
 /** A harness that knows the peer, with IPv6 reassembly `limits` and an optional quota. */
 function harness(

@@ -24,6 +24,7 @@ import {
   decodeV6,
   icmpv6Frame,
   ipv6Harness,
+  learnPeer,
   ndpFrame,
   PEER6,
   PEER_LL,
@@ -37,21 +38,6 @@ import {
 import { PEER_IP } from "./_stack_test_util.ts";
 
 type Harness = ReturnType<typeof ipv6Harness>;
-
-/** Teaches the stack the peer's MAC (a solicitation from `src`), then clears the link. */
-function learnPeer(h: Harness, src: Ipv6Address = PEER6): void {
-  h.input(
-    ndpFrame(
-      {
-        type: "neighbor_solicit",
-        target: src === PEER_LL ? STACK_LL : STACK6,
-        options: { sourceLinkAddr: V6_PEER_MAC },
-      },
-      { src, dst: src === PEER_LL ? STACK_LL : STACK6 },
-    ),
-  );
-  h.drain();
-}
 
 /** A TCP segment from the peer over IPv6, checksum over the IPv6 pseudo-header. */
 function tcp6(repr: Partial<TcpRepr>, o: V6FrameOptions = {}): Uint8Array {

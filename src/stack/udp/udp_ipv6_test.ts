@@ -24,7 +24,7 @@ import {
   decodeV6,
   drainNoRa,
   ipv6Harness,
-  ndpFrame,
+  learnPeer,
   PEER6,
   PEER_LL,
   STACK6,
@@ -37,17 +37,6 @@ import {
 } from "../_ipv6_test_util.ts";
 
 type Harness = ReturnType<typeof ipv6Harness>;
-
-/** Teaches the stack the peer's MAC for `src` (a solicitation with its address), then clears the link. */
-function learnPeer(h: Harness, src: Ipv6Address = PEER6, target: Ipv6Address = STACK6): void {
-  h.input(
-    ndpFrame(
-      { type: "neighbor_solicit", target, options: { sourceLinkAddr: V6_PEER_MAC } },
-      { src, dst: target },
-    ),
-  );
-  h.drain();
-}
 
 /** The IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer packet of `len` bytes, built by hand. */
 function pseudo(src: Ipv6Address, dst: Ipv6Address, len: number): Uint8Array {
@@ -131,7 +120,7 @@ describe("UDP over IPv6 (RFC 768, RFC 8200 §8.1)", () => {
 
   it("answers a datagram to its link-local address from that address (RFC 6724 §5 rule 2)", () => {
     const h = ipv6Harness();
-    learnPeer(h, PEER_LL, STACK_LL);
+    learnPeer(h, PEER_LL);
     const ep = h.stack.udp.bind(7);
     h.input(udp6(7, text("ll"), { src: PEER_LL, dst: STACK_LL }));
     const d = ep.receive()!;
@@ -406,7 +395,7 @@ describe("the DNS responder over IPv6", () => {
 
   it("answers a query to its link-local address from the link-local address", () => {
     const h = ipv6Harness();
-    learnPeer(h, PEER_LL, STACK_LL);
+    learnPeer(h, PEER_LL);
     const r = ask(h, q("0005", "001c"), { src: PEER_LL, dst: STACK_LL })!;
     assert.deepEqual([r.src, r.dst, r.ports], [STACK_LL, PEER_LL, [53, 5353]]);
   });
