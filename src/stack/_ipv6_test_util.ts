@@ -19,6 +19,7 @@ import {
   ipv6MulticastMac,
   Ipv6Packet,
   Ipv6Repr,
+  ipv6ToBytes,
   isIpv6LinkLocal,
   isIpv6Multicast,
   NdpRepr,
@@ -32,7 +33,7 @@ import {
   V6_STACK_LINK_LOCAL,
   V6_STACK_MAC,
 } from "../wire/_ipv6_test_util.ts";
-import { StackHarness, type StackHarnessOptions } from "./_stack_test_util.ts";
+import { internetChecksum, StackHarness, type StackHarnessOptions } from "./_stack_test_util.ts";
 
 export {
   GOLDEN_ECHO,
@@ -150,6 +151,47 @@ export function decodeNdp(frame: Uint8Array): DecodedV6 & { ndp: NdpRepr } {
   const pkt = must(Icmpv6Packet.parse(d.payload), "ICMPv6");
   if (!pkt.verifyChecksum(d.ip.src, d.ip.dst)) throw new Error("bad ICMPv6 checksum");
   return { ...d, ndp: must(NdpRepr.parse(pkt), "NDP") };
+}
+
+/**
+ * The IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer packet of `len`
+ * bytes of `nextHeader`, built by hand (independently of src/wire).
+ */
+export function pseudoHeader6(
+  src: Ipv6Address,
+  dst: Ipv6Address,
+  len: number,
+  nextHeader: number = IpProtocol.UDP,
+): Uint8Array {
+  const p = new Uint8Array(40);
+  p.set(ipv6ToBytes(src), 0);
+  p.set(ipv6ToBytes(dst), 16);
+  p[34] = len >>> 8;
+  p[35] = len & 0xff;
+  p[39] = nextHeader;
+  return p;
+}
+
+/**
+ * A UDP datagram (header and payload) from `src`:`srcPort` to
+ * `dst`:`dstPort`, its checksum computed by hand over the IPv6 pseudo-header
+ * (a computed 0 sent as 0xffff), or `checksum` as given.
+ */
+export function udp6Bytes(
+  src: Ipv6Address,
+  dst: Ipv6Address,
+  srcPort: number,
+  dstPort: number,
+  payload: Uint8Array,
+  checksum?: number,
+): Uint8Array {
+  const u = new Uint8Array(8 + payload.length);
+  u.set([srcPort >>> 8, srcPort & 0xff, dstPort >>> 8, dstPort & 0xff, u.length >>> 8, u.length]);
+  u.set(payload, 8);
+  const c = checksum ?? (internetChecksum(pseudoHeader6(src, dst, u.length), u) || 0xffff);
+  u[6] = c >>> 8;
+  u[7] = c & 0xff;
+  return u;
 }
 
 /**

@@ -5,22 +5,20 @@ import {
   Dhcpv6Packet,
   Dhcpv6Repr,
   IpProtocol,
-  type Ipv6Address,
-  ipv6ToBytes,
 } from "../wire/mod.ts";
 import { INFO_REPLY_HEX, INFO_REQUEST_HEX } from "../wire/_dhcpv6_test_util.ts";
-import { decodeIcmp, fromHex, hex, internetChecksum, udpFrame } from "./_stack_test_util.ts";
+import { decodeIcmp, fromHex, hex, udpFrame } from "./_stack_test_util.ts";
 import {
   decodeNdp,
   decodeV6,
   drainNoRa,
   GOLDEN_RS,
   ipv6Harness,
-  ndpFrame,
+  learnPeer,
   PEER_LL,
   STACK6,
   STACK_LL,
-  V6_PEER_MAC,
+  udp6Bytes,
   V6_STACK_MAC,
   v6Frame,
   type V6FrameOptions,
@@ -32,37 +30,15 @@ type Harness = ReturnType<typeof ipv6Harness>;
 /** A stack with the DHCPv6 server on, knowing the peer's link-local address. */
 function harness(options: Parameters<typeof ipv6Harness>[0] = { dhcpv6: { enabled: true } }) {
   const h = ipv6Harness(options);
-  h.input(
-    ndpFrame(
-      { type: "neighbor_solicit", target: STACK_LL, options: { sourceLinkAddr: V6_PEER_MAC } },
-      { src: PEER_LL, dst: STACK_LL },
-    ),
-  );
-  h.drain();
+  learnPeer(h, PEER_LL);
   return h;
-}
-
-function pseudoUdp(src: Ipv6Address, dst: Ipv6Address, len: number): Uint8Array {
-  const p = new Uint8Array(40);
-  p.set(ipv6ToBytes(src), 0);
-  p.set(ipv6ToBytes(dst), 16);
-  p[34] = len >>> 8;
-  p[35] = len & 0xff;
-  p[39] = IpProtocol.UDP;
-  return p;
 }
 
 /** A DHCPv6 client message from fe80::5054:ff:fe12:3456 port 546 to ff02::1:2 port 547 (unless `o` says otherwise). */
 function clientFrame(msgHex: string, o: V6FrameOptions = {}): Uint8Array {
   const src = o.src ?? PEER_LL;
   const dst = o.dst ?? DHCPV6_ALL_RELAY_AGENTS_AND_SERVERS;
-  const msg = fromHex(msgHex);
-  const u = new Uint8Array(8 + msg.length);
-  u.set([0x02, 0x22, 0x02, 0x23, u.length >>> 8, u.length & 0xff]);
-  u.set(msg, 8);
-  const c = internetChecksum(pseudoUdp(src, dst, u.length), u) || 0xffff;
-  u[6] = c >>> 8;
-  u[7] = c & 0xff;
+  const u = udp6Bytes(src, dst, 546, 547, fromHex(msgHex));
   return v6Frame(IpProtocol.UDP, u, { ...o, src, dst });
 }
 

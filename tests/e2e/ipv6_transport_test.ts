@@ -113,6 +113,23 @@ describe(
       return { status: out.status, body: parsed };
     };
 
+    /** `nmap -6` from the peer against fd00::2: `scan` (-sS, -sU) of `ports`; prints and returns the report. */
+    const nmap6 = (scan: string, ports: string, retries: number): string => {
+      const out = bed.peer.exec("nmap", [
+        "-6",
+        "-n",
+        "-Pn",
+        scan,
+        "-p",
+        ports,
+        "--max-retries",
+        String(retries),
+        "fd00::2",
+      ], { timeoutMs: 120_000 });
+      console.log(out.trim());
+      return out;
+    };
+
     before(async () => {
       await bed.start("tcp6", { ipv6: true });
       bed.peer.exec("sh", ["-c", `head -c ${BYTES} /dev/urandom > ${input}`], {
@@ -221,18 +238,7 @@ describe(
     it("nmap -6 SYN scan: the stack's services open, other ports closed (RST), none filtered", {
       skip: commandExists("nmap") ? undefined : "nmap is not installed (apt-get install nmap)",
     }, () => {
-      const out = bed.peer.exec("nmap", [
-        "-6",
-        "-n",
-        "-Pn",
-        "-sS",
-        "-p",
-        "7,22,8080,9000,9001,5201,9999",
-        "--max-retries",
-        "1",
-        "fd00::2",
-      ], { timeoutMs: 120_000 });
-      console.log(out.trim());
+      const out = nmap6("-sS", "7,22,8080,9000,9001,5201,9999", 1);
       for (const p of [7, 8080, 9000, 9001, 5201]) {
         assert.match(out, new RegExp(`^${p}/tcp\\s+open`, "m"), `port ${p} open`);
       }
@@ -291,18 +297,7 @@ describe(
     it("nmap -6 UDP scan: echo and DNS open, other ports closed (ICMPv6 port unreachable)", {
       skip: commandExists("nmap") ? undefined : "nmap is not installed (apt-get install nmap)",
     }, () => {
-      const out = bed.peer.exec("nmap", [
-        "-6",
-        "-n",
-        "-Pn",
-        "-sU",
-        "-p",
-        "7,9,53,9999",
-        "--max-retries",
-        "2",
-        "fd00::2",
-      ], { timeoutMs: 120_000 });
-      console.log(out.trim());
+      const out = nmap6("-sU", "7,9,53,9999", 2);
       assert.match(out, /^53\/udp\s+open\s/m, "DNS answers nmap's probe");
       assert.match(out, /^7\/udp\s+open/m, "echo answers nmap's probe");
       for (const p of [9, 9999]) {

@@ -27,8 +27,10 @@ import {
   learnPeer,
   PEER6,
   PEER_LL,
+  pseudoHeader6,
   STACK6,
   STACK_LL,
+  udp6Bytes,
   v6,
   V6_PEER_MAC,
   V6_STACK_MAC,
@@ -37,35 +39,6 @@ import {
 } from "../_ipv6_test_util.ts";
 
 type Harness = ReturnType<typeof ipv6Harness>;
-
-/** The IPv6 pseudo-header (RFC 8200 §8.1) for an upper-layer packet of `len` bytes, built by hand. */
-function pseudo(src: Ipv6Address, dst: Ipv6Address, len: number): Uint8Array {
-  const p = new Uint8Array(40);
-  p.set(ipv6ToBytes(src), 0);
-  p.set(ipv6ToBytes(dst), 16);
-  p[34] = len >>> 8;
-  p[35] = len & 0xff;
-  p[39] = IpProtocol.UDP;
-  return p;
-}
-
-/** A UDP datagram (header and payload) with its checksum computed independently of src/wire. */
-function udpBytes(
-  src: Ipv6Address,
-  dst: Ipv6Address,
-  srcPort: number,
-  dstPort: number,
-  payload: Uint8Array,
-  checksum?: number,
-): Uint8Array {
-  const u = new Uint8Array(8 + payload.length);
-  u.set([srcPort >>> 8, srcPort & 0xff, dstPort >>> 8, dstPort & 0xff, u.length >>> 8, u.length]);
-  u.set(payload, 8);
-  const c = checksum ?? (internetChecksum(pseudo(src, dst, u.length), u) || 0xffff);
-  u[6] = c >>> 8;
-  u[7] = c & 0xff;
-  return u;
-}
 
 /** A UDP-over-IPv6 frame from the peer (PEER6:40000 to fd00::2 unless `o` says otherwise). */
 function udp6(
@@ -77,7 +50,7 @@ function udp6(
   const dst = o.dst ?? STACK6;
   return v6Frame(
     IpProtocol.UDP,
-    udpBytes(src, dst, o.srcPort ?? 40000, dstPort, payload, o.checksum),
+    udp6Bytes(src, dst, o.srcPort ?? 40000, dstPort, payload, o.checksum),
     o,
   );
 }
@@ -90,7 +63,7 @@ function expectedFrame(
   dstPort: number,
   payload: Uint8Array,
 ): string {
-  const u = udpBytes(src, dst, srcPort, dstPort, payload);
+  const u = udp6Bytes(src, dst, srcPort, dstPort, payload);
   return hex(V6_PEER_MAC) + hex(V6_STACK_MAC) + "86dd" + "60000000" +
     u.length.toString(16).padStart(4, "0") + "11" + "40" + hex(ipv6ToBytes(src)) +
     hex(ipv6ToBytes(dst)) + hex(u);
@@ -149,7 +122,7 @@ describe("UDP over IPv6 (RFC 768, RFC 8200 §8.1)", () => {
     const udp = decodeV6(frame).payload;
     assert.equal(hex(udp.subarray(6, 8)), "ffff");
     // Still valid: 0xffff is the other zero of one's complement.
-    assert.equal(internetChecksum(pseudo(STACK6, PEER6, udp.length), udp), 0);
+    assert.equal(internetChecksum(pseudoHeader6(STACK6, PEER6, udp.length), udp), 0);
     assert.ok(UdpPacket.parse(udp).ok);
   });
 
@@ -250,11 +223,7 @@ describe("UDP over IPv6 (RFC 768, RFC 8200 §8.1)", () => {
     icmp[1] = 4;
     icmp.set(quoted, 8);
     const sum = internetChecksum(
-      (() => {
-        const p = pseudo(PEER6, STACK6, icmp.length);
-        p[39] = IpProtocol.ICMPV6;
-        return p;
-      })(),
+      pseudoHeader6(PEER6, STACK6, icmp.length, IpProtocol.ICMPV6),
       icmp,
     );
     icmp[2] = sum >>> 8;
@@ -274,9 +243,10 @@ describe("UDP over IPv6 (RFC 768, RFC 8200 §8.1)", () => {
     icmp2[0] = 1;
     icmp2[1] = 4;
     icmp2.set(other, 8);
-    const p2 = pseudo(PEER6, STACK6, icmp2.length);
-    p2[39] = IpProtocol.ICMPV6;
-    const s2 = internetChecksum(p2, icmp2);
+    const s2 = internetChecksum(
+      pseudoHeader6(PEER6, STACK6, icmp2.length, IpProtocol.ICMPV6),
+      icmp2,
+    );
     icmp2[2] = s2 >>> 8;
     icmp2[3] = s2 & 0xff;
     h.input(v6Frame(IpProtocol.ICMPV6, icmp2));
