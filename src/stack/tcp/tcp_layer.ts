@@ -21,7 +21,6 @@ import {
   type Ipv4Address,
   ipv4Netmask,
   ipv4SubnetBroadcast,
-  type Ipv6Address,
   isIpv4MartianSource,
   isIpv4Unicast,
   isIpv6Unicast,
@@ -31,6 +30,7 @@ import {
 } from "../../wire/mod.ts";
 import type { SessionQuota } from "../session_quota.ts";
 import type { PacketOutput, TxPacket } from "../tx_packet.ts";
+import type { Ipv6Output } from "../ipv6_output.ts";
 import { FrameOffload } from "../frame_offload.ts";
 import { AckRateLimiter } from "./ack_rate_limiter.ts";
 import { IsnGenerator, SynCookieCodec } from "./isn.ts";
@@ -73,18 +73,14 @@ export interface TcpLayerDeps {
 }
 
 /**
- * The IPv6 side of the stack as TCP uses it (the stack's `Ipv6Output`):
- * packets begun in place, the stack's addresses, the link's prefix, and
- * source selection (RFC 6724).
+ * The IPv6 side of the stack as TCP uses it: a part of the stack's
+ * `Ipv6Output` (packets begun in place, the stack's addresses, the link's
+ * prefix, source selection per RFC 6724).
  */
-export interface TcpIpv6Output extends PacketOutput<Ipv6Address> {
-  /** The stack's IPv6 address in the session's prefix, and its link-local address. */
-  readonly addressing: { readonly address: Ipv6Address; readonly linkLocal: Ipv6Address };
-  /** Whether `dst` is an on-link unicast address (in the prefix, or link-local). */
-  isOnLink(dst: Ipv6Address): boolean;
-  /** The stack's address to send to `dst` from. */
-  sourceFor(dst: Ipv6Address): Ipv6Address;
-}
+export type TcpIpv6Output = Pick<
+  Ipv6Output,
+  "begin" | "commit" | "addressing" | "isOnLink" | "sourceFor"
+>;
 
 /** Limits of one TCP layer. */
 export interface TcpLayerLimits {
