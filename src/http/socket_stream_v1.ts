@@ -29,6 +29,7 @@ import type { SocketTable } from "../socket/socket_table.ts";
 import { sleepOn } from "../socket/poll_deadline.ts";
 import { UnackedCharges } from "./unacked_charges.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
+import { receivedHeadroom } from "../stack/tcp/receive_queue.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import {
   type PendingSocketStream,
@@ -205,9 +206,17 @@ class TcpStreamV1 {
         }
         this.#credit -= chunk.length;
         const ws = this.#ws;
-        // One copy into the WebSocket frame where the socket can build it with the type byte.
-        if (ws.sendWithFirstByte) ws.sendWithFirstByte(StreamMessageType.DATA, chunk);
-        else this.#send(encodeStreamData(chunk));
+        const room = ws.sendInPlace ? receivedHeadroom(chunk) : 0;
+        if (room > 0) {
+          // A segment's own chunk, handed over by the receive queue with room before it: the
+          // type byte and the WebSocket frame header go there, and the bytes go out uncopied.
+          const message = new Uint8Array(chunk.buffer, chunk.byteOffset - 1, chunk.length + 1);
+          message[0] = StreamMessageType.DATA;
+          ws.sendInPlace!(message, room - 1);
+        } else if (ws.sendWithFirstByte) {
+          // One copy into the WebSocket frame where the socket can build it with the type byte.
+          ws.sendWithFirstByte(StreamMessageType.DATA, chunk);
+        } else this.#send(encodeStreamData(chunk));
       }
     } catch (err) {
       if (signal.aborted) return;

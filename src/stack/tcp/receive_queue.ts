@@ -23,9 +23,39 @@ export const RECEIVE_CHUNK_BYTES = 64 * 1024;
 export const RECEIVE_MIN_CHUNK_BYTES = 1024;
 /** Segments of at least this many bytes get a chunk of exactly their size. */
 export const RECEIVE_OWN_CHUNK_BYTES = 8 * 1024;
+/**
+ * Bytes free before the data of a chunk of its own, in the same buffer:
+ * room for the headers of whoever carries the chunk on (a WebSocket frame
+ * header and a message type byte), so that a chunk handed over whole goes
+ * out without a copy (see {@linkcode receivedHeadroom}).
+ */
+export const RECEIVE_HEADROOM_BYTES = 16;
+
+/**
+ * The bytes before `data` in its buffer that belong to it:
+ * {@linkcode RECEIVE_HEADROOM_BYTES} for a chunk a {@linkcode ReceiveQueue}
+ * handed over whole (a large segment's own chunk, which fills its buffer
+ * after the headroom), 0 for any other array. Whoever holds `data` may
+ * write its own headers there.
+ *
+ * @example
+ * ```ts
+ * const q = new ReceiveQueue();
+ * q.append(new Uint8Array(9000));
+ * receivedHeadroom(q.read(65536)!); // 16
+ * receivedHeadroom(new Uint8Array(9000)); // 0
+ * ```
+ */
+export function receivedHeadroom(data: Uint8Array): number {
+  return data.byteOffset === RECEIVE_HEADROOM_BYTES &&
+      data.length >= RECEIVE_OWN_CHUNK_BYTES &&
+      data.byteOffset + data.length === data.buffer.byteLength
+    ? RECEIVE_HEADROOM_BYTES
+    : 0;
+}
 
 interface Chunk {
-  /** Storage owned by the queue; its byteLength is what the quota was charged for. */
+  /** Storage owned by the queue; its buffer's byteLength is what the quota was charged for. */
   buf: Uint8Array;
   /** Bytes written. */
   end: number;
@@ -106,7 +136,7 @@ export class ReceiveQueue {
     // A large segment gets a chunk of its own; a small one fills the room left first.
     const own = n >= RECEIVE_OWN_CHUNK_BYTES;
     const rest = own ? n : n - room;
-    const size = own ? n : this.#nextChunkSize(rest);
+    const size = own ? RECEIVE_HEADROOM_BYTES + n : this.#nextChunkSize(rest);
     const cost = bufferCost(size);
     if (!this.#quota.tryCharge(cost)) {
       if (!force) return false;
@@ -120,7 +150,8 @@ export class ReceiveQueue {
     }
     let buf: Uint8Array;
     if (own) {
-      buf = new Uint8Array(data); // one pass: a copy with no zero-fill first
+      buf = new Uint8Array(new ArrayBuffer(size), RECEIVE_HEADROOM_BYTES, n);
+      buf.set(data);
     } else {
       this.#lastChunkSize = size;
       buf = new Uint8Array(size);
@@ -135,7 +166,9 @@ export class ReceiveQueue {
   costToAppend(n: number): number {
     const room = this.tailRoom;
     if (n <= room) return 0;
-    return bufferCost(n >= RECEIVE_OWN_CHUNK_BYTES ? n : this.#nextChunkSize(n - room));
+    return bufferCost(
+      n >= RECEIVE_OWN_CHUNK_BYTES ? RECEIVE_HEADROOM_BYTES + n : this.#nextChunkSize(n - room),
+    );
   }
 
   /**
@@ -198,7 +231,7 @@ export class ReceiveQueue {
         return;
       }
       n -= left;
-      this.#releaseCharge(bufferCost(c.buf.length));
+      this.#releaseCharge(bufferCost(c.buf.buffer.byteLength));
       this.#head++;
       this.#headOffset = 0;
     }

@@ -1,7 +1,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { bufferCost, MemoryQuota } from "../session_quota.ts";
-import { RECEIVE_CHUNK_BYTES, ReceiveQueue } from "./receive_queue.ts";
+import {
+  RECEIVE_CHUNK_BYTES,
+  RECEIVE_HEADROOM_BYTES,
+  receivedHeadroom,
+  ReceiveQueue,
+} from "./receive_queue.ts";
 
 /** `n` bytes of a pattern starting at `start`. */
 function pattern(n: number, start = 0): Uint8Array {
@@ -47,16 +52,25 @@ describe("ReceiveQueue", () => {
     assert.equal(q.chargedBytes, bufferCost(16384));
   });
 
-  it("gives a large segment a chunk of its own size", () => {
+  it("gives a large segment a chunk of its own size, with headroom before it", () => {
     const q = new ReceiveQueue();
     q.append(pattern(10));
     q.append(pattern(60_000, 10));
-    assert.equal(q.chargedBytes, bufferCost(1024) + bufferCost(60_000));
+    assert.equal(
+      q.chargedBytes,
+      bufferCost(1024) + bufferCost(RECEIVE_HEADROOM_BYTES + 60_000),
+      "the headroom is storage too",
+    );
     assert.equal(q.tailRoom, 0);
-    assert.deepEqual(q.read(1 << 20), pattern(10), "the small chunk, then the large one whole");
+    const small = q.read(1 << 20)!;
+    assert.deepEqual(small, pattern(10), "the small chunk, then the large one whole");
+    assert.equal(receivedHeadroom(small), 0, "a small chunk's buffer is shared: no headroom");
     const big = q.read(1 << 20)!;
-    assert.equal(big.buffer.byteLength, 60_000);
+    assert.equal(big.buffer.byteLength, RECEIVE_HEADROOM_BYTES + 60_000);
+    assert.equal(receivedHeadroom(big), RECEIVE_HEADROOM_BYTES);
     assert.deepEqual(big, pattern(60_000, 10));
+    assert.equal(receivedHeadroom(new Uint8Array(60_000)), 0, "not the queue's: no headroom");
+    assert.equal(q.chargedBytes, 0);
   });
 
   it("reads up to max bytes across chunks, as one new array the caller owns", () => {
@@ -78,11 +92,11 @@ describe("ReceiveQueue", () => {
     q.append(pattern(100, RECEIVE_CHUNK_BYTES));
     const out = q.read(1 << 20)!;
     assert.equal(out.length, RECEIVE_CHUNK_BYTES);
-    assert.equal(out.byteOffset, 0);
+    assert.equal(out.byteOffset, RECEIVE_HEADROOM_BYTES);
     assert.equal(
       out.buffer.byteLength,
-      RECEIVE_CHUNK_BYTES,
-      "the whole storage: nothing else in it",
+      RECEIVE_HEADROOM_BYTES + RECEIVE_CHUNK_BYTES,
+      "the whole storage: nothing else in it but the headroom",
     );
     assert.deepEqual(out, pattern(RECEIVE_CHUNK_BYTES));
     assert.equal(quota.used, bufferCost(1024), "its charge went with it");
