@@ -11,9 +11,9 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import WsWebSocket from "ws";
 import { NetisleClient, NetisleError, type NetisleSession } from "../src/client/mod.ts";
 import type { WebSocketConstructor } from "../src/client/mod.ts";
+import { TunnelWebSocket } from "./ws_client.ts";
 
 /** The server when nothing names one. */
 export const DEFAULT_SERVER = "http://127.0.0.1:8787";
@@ -216,7 +216,8 @@ export function writeSessionFile(path: string, s: SessionFile): void {
 }
 
 /**
- * An SDK client for `server` with the `ws` WebSocket (TCP_NODELAY; Deno's own stalls on Nagle).
+ * An SDK client for `server` with the CLI's own WebSocket client (ws_client.ts: TCP_NODELAY,
+ * where Deno's built-in one stalls on Nagle; masking 32 bits at a time; on Deno, Deno's sockets).
  *
  * @example
  * ```ts
@@ -228,7 +229,7 @@ export function clientFor(server: string, adminToken?: string): NetisleClient {
     return new NetisleClient({
       server,
       adminToken,
-      WebSocket: WsWebSocket as unknown as WebSocketConstructor,
+      WebSocket: TunnelWebSocket as unknown as WebSocketConstructor,
     });
   } catch (err) {
     throw new CliError(`--server: ${(err as Error).message}`);

@@ -1,8 +1,9 @@
 /**
- * A small WebSocket client (RFC 6455) for the tunnel CLI, over `node:net`
- * (or `node:tls` for `wss:`), which Deno and Bun both provide. It is what
- * the tunnel needs and no more: binary messages both ways, subprotocol
- * negotiation, ping and pong (for the keepalive), the closing handshake.
+ * A small WebSocket client (RFC 6455) for the CLI (the tunnel, and the SDK
+ * under `connect` and `forward`), over Deno's sockets on Deno and `node:net`
+ * (or `node:tls` for `wss:`) elsewhere (ws_transport.ts). It is what the CLI
+ * needs and no more: binary messages both ways, subprotocol negotiation,
+ * ping and pong (for the keepalive), the closing handshake.
  *
  * Why not the `ws` package: a client must mask every frame it sends
  * (RFC 6455 §5.3) and `ws` does it a byte at a time in JavaScript unless a
@@ -13,16 +14,16 @@
  * DESIGN.md).
  *
  * It has the shape of the standard `WebSocket` that {@linkcode TunnelClient}
- * uses (`onopen`, `onmessage` with an `ArrayBuffer`, `onclose` with a code,
- * `protocol`, `bufferedAmount`, `readyState`), plus `ping()`, `on`/`off`
- * for `"pong"` and `terminate()`.
+ * and the SDK's streams use (`onopen`, `onmessage` with an `ArrayBuffer`,
+ * `onclose` with a code, `addEventListener` for the four, `protocol`,
+ * `bufferedAmount`, `readyState`), plus `ping()`, `on`/`off` for `"pong"`,
+ * `sendWithFirstByte()` (a stream's DATA message in one copy) and
+ * `terminate()`.
  *
  * @module
  */
 
 import { createHash, randomBytes } from "node:crypto";
-import net from "node:net";
-import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import {
   CLOSED,
@@ -38,10 +39,14 @@ import {
   unmask,
 } from "../src/http/websocket_conn.ts";
 import { WEBSOCKET_GUID as WS_GUID } from "../src/http/websocket_handshake.ts";
+import { connectNodeTransport, type WsTransport, type WsTransportEvents } from "./ws_transport.ts";
+import { connectDenoTransport, hasDenoConnect } from "./ws_transport_deno.ts";
 /** The largest message accepted from the server (the tunnel's own limit is 1 MiB). */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** The largest response head read before the handshake fails. */
 const MAX_HEAD_BYTES = 16 * 1024;
+/** A payload with at least this much still to come is read straight into its buffer (when the transport can). */
+const DIRECT_READ_BYTES = 16 * 1024;
 /** How long the closing handshake may take before the socket is dropped. */
 const CLOSE_TIMEOUT_MS = 3000;
 
@@ -55,6 +60,14 @@ export interface WsCloseEvent {
   code: number;
   reason: string;
   wasClean: boolean;
+}
+
+/** The events of a {@linkcode TunnelWebSocket}, by type. */
+export interface WsEvents {
+  open: Record<string, never>;
+  message: WsMessageEvent;
+  close: WsCloseEvent;
+  error: { message: string };
 }
 
 /**
@@ -84,11 +97,17 @@ export class TunnelWebSocket {
   /** Called when the connection failed (before `onclose`). */
   onerror: ((ev: { message: string }) => void) | null = null;
   #state = CONNECTING;
-  #socket: net.Socket;
+  #socket: WsTransport;
   #key: string;
   #offered: string[];
   #head: Buffer | undefined = Buffer.alloc(0);
   #pongListeners: Array<() => void> = [];
+  #listeners: { [K in keyof WsEvents]: Array<(ev: WsEvents[K]) => void> } = {
+    open: [],
+    message: [],
+    close: [],
+    error: [],
+  };
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closeSent = false;
   #closeCode = 1006;
@@ -105,8 +124,12 @@ export class TunnelWebSocket {
   #fragmentBytes = 0;
   #fragmentOpcode = -1;
 
-  /** Connects to `url` (`ws:` or `wss:`), offering `protocols`. */
-  constructor(url: string, protocols?: string | string[]) {
+  /**
+   * Connects to `url` (`ws:` or `wss:`), offering `protocols`, over Deno's
+   * sockets where they exist and `node:net` elsewhere (`transport` picks
+   * one).
+   */
+  constructor(url: string, protocols?: string | string[], transport?: "deno" | "node") {
     const u = new URL(url);
     if (u.protocol !== "ws:" && u.protocol !== "wss:") {
       throw new SyntaxError(`TunnelWebSocket: the URL scheme must be ws: or wss:, got ${url}`);
@@ -129,17 +152,27 @@ export class TunnelWebSocket {
       "",
       "",
     ].join("\r\n");
-    const socket = secure
-      ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host })
-      : net.connect({ host, port });
-    this.#socket = socket;
-    socket.setNoDelay(true);
-    socket.once(secure ? "secureConnect" : "connect", () => socket.write(request));
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("error", (err: Error) => {
-      this.onerror?.({ message: err.message });
-    });
-    socket.on("close", () => this.#ended());
+    const events: WsTransportEvents = {
+      onConnect: () => this.#socket.write(new TextEncoder().encode(request)),
+      onData: (chunk) => this.#onData(chunk),
+      onError: (message) => this.#emit("error", { message }),
+      onClose: () => this.#ended(),
+      directBuffer: () => {
+        const p = this.#payload;
+        return p !== undefined && p.length - this.#payloadFilled >= DIRECT_READ_BYTES
+          ? p.subarray(this.#payloadFilled)
+          : undefined;
+      },
+      onDirect: (n) => {
+        this.#payloadFilled += n;
+        if (this.#payloadFilled === this.#payload!.length) this.#endFrame();
+      },
+    };
+    const target = { host, port, secure };
+    // On Deno its own sockets (ws_transport_deno.ts); node:net on Bun and Node.
+    this.#socket = transport === "deno" || (transport === undefined && hasDenoConnect())
+      ? connectDenoTransport(target, events)
+      : connectNodeTransport(target, events);
   }
 
   /** CONNECTING, OPEN, CLOSING or CLOSED (0..3). */
@@ -163,6 +196,43 @@ export class TunnelWebSocket {
     }
     if (typeof data === "string") this.#write(OP_TEXT, new TextEncoder().encode(data));
     else this.#write(OP_BINARY, data instanceof Uint8Array ? data : new Uint8Array(data));
+  }
+
+  /**
+   * Sends one binary message of the byte `first` and then `rest`, copying
+   * `rest` once (into the masked frame), not twice as building the message
+   * first would. Throws when the socket is not open.
+   */
+  sendWithFirstByte(first: number, rest: Uint8Array): void {
+    if (this.#state !== OPEN) {
+      throw new Error(`WebSocket is not open (readyState ${this.#state})`);
+    }
+    this.#write(OP_BINARY, rest, first);
+  }
+
+  /**
+   * Adds a listener of `open`, `message`, `close` or `error`, called after
+   * the matching `on…` property (the standard `WebSocket`'s EventTarget
+   * shape, which the client SDK's streams use).
+   */
+  addEventListener<K extends keyof WsEvents>(type: K, listener: (ev: WsEvents[K]) => void): void {
+    (this.#listeners[type] as Array<(ev: WsEvents[K]) => void>).push(listener);
+  }
+
+  /** Removes a listener added with {@linkcode TunnelWebSocket.addEventListener}. */
+  removeEventListener<K extends keyof WsEvents>(
+    type: K,
+    listener: (ev: WsEvents[K]) => void,
+  ): void {
+    const list = this.#listeners[type] as Array<(ev: WsEvents[K]) => void>;
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  #emit<K extends keyof WsEvents>(type: K, ev: WsEvents[K]): void {
+    (this[`on${type}`] as ((ev: WsEvents[K]) => void) | null)?.(ev);
+    const list = this.#listeners[type] as Array<(ev: WsEvents[K]) => void>;
+    if (list.length > 0) { for (const l of [...list]) l(ev); }
   }
 
   /** Sends a ping; the pong is reported to the `"pong"` listeners. */
@@ -218,9 +288,13 @@ export class TunnelWebSocket {
     this.#write(OP_CLOSE, payload);
   }
 
-  /** One masked frame (RFC 6455 §5.2, §5.3), FIN set, written in one call. */
-  #write(opcode: number, payload: Uint8Array): void {
-    const len = payload.length;
+  /**
+   * One masked frame (RFC 6455 §5.2, §5.3), FIN set, written in one call;
+   * with `first`, the payload is that byte and then `payload`.
+   */
+  #write(opcode: number, payload: Uint8Array, first?: number): void {
+    const extra = first === undefined ? 0 : 1;
+    const len = payload.length + extra;
     const hdr = len < 126 ? 6 : len < 65536 ? 8 : 14;
     const out = Buffer.allocUnsafe(hdr + len);
     out[0] = 0x80 | opcode;
@@ -237,12 +311,13 @@ export class TunnelWebSocket {
     }
     const key = randomMask();
     out.set(key, hdr - 4);
-    out.set(payload, hdr);
+    if (first !== undefined) out[hdr] = first;
+    out.set(payload, hdr + extra);
     unmask(out.subarray(hdr), key, 0); // masking is the same XOR
     this.#socket.write(out);
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Uint8Array): void {
     if (this.#state === CONNECTING) {
       const rest = this.#handshake(chunk);
       if (rest === undefined || rest.length === 0) return;
@@ -252,7 +327,7 @@ export class TunnelWebSocket {
   }
 
   /** Reads the response head; returns the bytes after it once the handshake is done. */
-  #handshake(chunk: Buffer): Buffer | undefined {
+  #handshake(chunk: Uint8Array): Uint8Array | undefined {
     const head = Buffer.concat([this.#head!, chunk]);
     const end = head.indexOf("\r\n\r\n");
     if (end < 0) {
@@ -281,7 +356,7 @@ export class TunnelWebSocket {
     } else {
       this.protocol = chosen;
       this.#state = OPEN;
-      this.onopen?.({});
+      this.#emit("open", {});
       return head.subarray(end + 4);
     }
     return undefined;
@@ -395,12 +470,12 @@ export class TunnelWebSocket {
     const opcode = this.#fragmentOpcode;
     this.#fragmentOpcode = -1;
     const data = opcode === OP_TEXT ? new TextDecoder().decode(message) : message.buffer;
-    this.onmessage?.({ data: data as ArrayBuffer | string });
+    this.#emit("message", { data: data as ArrayBuffer | string });
   }
 
   /** A protocol error: close 1002 (or drop a connection that never opened). */
   #fail(why: string): false {
-    this.onerror?.({ message: why });
+    this.#emit("error", { message: why });
     if (this.#state === OPEN) {
       this.#state = CLOSING;
       this.#closeCode = 1002;
@@ -419,7 +494,7 @@ export class TunnelWebSocket {
     this.#state = CLOSED;
     if (this.#closeEmitted) return;
     this.#closeEmitted = true;
-    this.onclose?.({
+    this.#emit("close", {
       code: clean ? this.#closeCode : 1006,
       reason: clean ? this.#closeReason : "",
       wasClean: clean,

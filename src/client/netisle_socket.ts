@@ -10,7 +10,7 @@
  * @module
  */
 
-import { encodeStreamData, type StreamEndpoint } from "../http/socket_stream_protocol.ts";
+import type { StreamEndpoint } from "../http/socket_stream_protocol.ts";
 import type { ApiTransport } from "./api_transport.ts";
 import { NetisleError } from "./netisle_error.ts";
 import { CLOSE_ABORT, StreamChannel } from "./stream_channel.ts";
@@ -323,7 +323,7 @@ export class NetisleSocket {
         if (this.#finSent) {
           throw new NetisleError("EPIPE", "the peer ended the connection (allowHalfOpen is false)");
         }
-        ch.send(encodeStreamData(bytes.subarray(off, off + n)));
+        ch.sendData(bytes.subarray(off, off + n));
         off += n;
       }
     });
