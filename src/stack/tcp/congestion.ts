@@ -96,7 +96,9 @@ export interface CongestionControl {
   /**
    * The full ACK ended recovery (RFC 6582 §3.2 step 3): cwnd =
    * min(ssthresh, max(flightSize, SMSS) + SMSS), which deflates any
-   * inflation without a burst. Ignored outside recovery.
+   * inflation without a burst. After SACK recovery, where cwnd was never
+   * inflated, pass `Infinity`: cwnd = ssthresh (RFC 6675, RFC 6937 §3).
+   * Ignored outside recovery.
    */
   onRecoveryExit(now: number, flightSize: number): void;
   /**
@@ -208,6 +210,10 @@ export abstract class CongestionControlBase {
   #hsCssBaseline = Infinity;
   /** HyStart++: rounds completed in conservative slow start. */
   #hsCssRounds = 0;
+  /** HyStart's ACK train: when the current round began (ms). */
+  #hsRoundStart = 0;
+  /** HyStart's ACK train: the smallest RTT seen in slow start (ms). */
+  #hsDelayMin = Infinity;
 
   /**
    * Starts with cwnd = IW (RFC 6928) and ssthresh = Infinity (RFC 5681 §3.1).
@@ -267,17 +273,28 @@ export abstract class CongestionControlBase {
    * max(4 ms, min(RTT/8, 16 ms)) — a queue is building — slow start turns
    * conservative (a quarter of the growth); if the RTT falls back, slow
    * start resumes; after 5 conservative rounds, congestion avoidance
-   * begins (ssthresh = cwnd). Called with every ACK of new data in slow
+   * begins (ssthresh = cwnd). Besides, as Linux's HyStart, the ACK train:
+   * a round whose ACKs still arrive a minimum RTT after it began carried
+   * more than the path holds, and congestion avoidance begins at once; this
+   * acts within the first flight, which the comparison of rounds cannot (an
+   * initial window into a NIC of 10 frames). A round begins with the first
+   * ACK past the previous flight. Called with every ACK of new data in slow
    * start, before the window grows. `inFlight` is what was outstanding
    * before this ACK.
    */
-  protected hystart(bytesAcked: number, rttMs: number | undefined, inFlight: number): void {
+  protected hystart(
+    bytesAcked: number,
+    now: number,
+    rttMs: number | undefined,
+    inFlight: number,
+  ): void {
     if (this.ssthreshBytes !== Infinity) return;
     this.#hsRoundLeft -= bytesAcked;
-    if (this.#hsRoundLeft <= 0) {
+    if (this.#hsRoundLeft < 0) {
       // A new round: one flight from now on.
       const left = inFlight - bytesAcked;
-      this.#hsRoundLeft = left > 1 ? left : 1;
+      this.#hsRoundLeft = left > 0 ? left : 0;
+      this.#hsRoundStart = now;
       if (this.#hsCssBaseline !== Infinity && ++this.#hsCssRounds >= HYSTART_CSS_ROUNDS) {
         this.ssthreshBytes = Math.floor(this.cwndBytes); // congestion avoidance from here
         this.#hsCssBaseline = Infinity;
@@ -286,6 +303,19 @@ export abstract class CongestionControlBase {
       this.#hsLastMin = this.#hsMin;
       this.#hsMin = Infinity;
       this.#hsSamples = 0;
+    }
+    if (rttMs !== undefined && rttMs > 0 && rttMs < this.#hsDelayMin) this.#hsDelayMin = rttMs;
+    // The ACK train (Linux HyStart's first test): the ACKs of one flight still arrive a minimum
+    // RTT after the round began, so the flight is more than the path holds. Samples are whole
+    // ms (RFC 7323 timestamps), hence >=. From the initial window on: Linux waits for 16
+    // segments, which into a NIC that holds 10 is already an overflow.
+    if (
+      now - this.#hsRoundStart >= this.#hsDelayMin && this.cwndLimited(inFlight) &&
+      this.cwndBytes >= initialWindow(this.smss, this.iwSegments)
+    ) {
+      this.ssthreshBytes = Math.floor(this.cwndBytes);
+      this.#hsCssBaseline = Infinity;
+      return;
     }
     if (rttMs === undefined || !(rttMs >= 0)) return;
     if (rttMs < this.#hsMin) this.#hsMin = rttMs;
@@ -420,13 +450,15 @@ export class NewReno extends CongestionControlBase implements CongestionControl 
 
   onAck(
     bytesAcked: number,
-    _now: number,
+    now: number,
     rttMs: number | undefined,
     inFlightBeforeAck: number,
   ): void {
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
-    if (this.cwndBytes < this.ssthreshBytes) this.hystart(bytesAcked, rttMs, inFlightBeforeAck);
+    if (this.cwndBytes < this.ssthreshBytes) {
+      this.hystart(bytesAcked, now, rttMs, inFlightBeforeAck);
+    }
     if (!this.cwndLimited(inFlightBeforeAck)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
       this.slowStart(bytesAcked);
@@ -582,7 +614,9 @@ export class Cubic extends CongestionControlBase implements CongestionControl {
     }
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
-    if (this.cwndBytes < this.ssthreshBytes) this.hystart(bytesAcked, rttMs, inFlightBeforeAck);
+    if (this.cwndBytes < this.ssthreshBytes) {
+      this.hystart(bytesAcked, now, rttMs, inFlightBeforeAck);
+    }
     const sinceLast = now - this.#lastAck;
     this.#lastAck = now;
     if (!this.cwndLimited(inFlightBeforeAck)) {
