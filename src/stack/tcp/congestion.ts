@@ -132,6 +132,16 @@ export interface CongestionOptions {
   initialWindowSegments?: number;
   /** CUBIC only: fast convergence (RFC 9438 §4.7), default `true` like Linux. */
   fastConvergence?: boolean;
+  /**
+   * Ends slow start on HyStart's ACK train (see `hystart`), as a paced
+   * sender does (default `false`). Paced senders are the ones meant for
+   * receivers with small queues, where a flight overflows within the first
+   * round. Unpaced, it cost the kernel peer of `deno task bench -- e2e`
+   * about a fifth of its throughput: a pipeline still warming up drains a
+   * flight slower than its minimum RTT, slow start ends far below the
+   * window the path needs, and CUBIC climbs back slowly.
+   */
+  ackTrain?: boolean;
 }
 
 /**
@@ -163,6 +173,21 @@ const HYSTART_CSS_GROWTH_DIVISOR = 4;
 /** HyStart++: rounds of conservative slow start before congestion avoidance. */
 const HYSTART_CSS_ROUNDS = 5;
 
+/**
+ * HyStart++'s margin for an RTT `rttMs` (RFC 9406 §4.2): RTT/8, at least 4
+ * ms and at most 16 ms. A rise of the RTT by this much means a queue is
+ * building, and an ACK train longer than the RTT by this much means a
+ * flight is more than the path holds; less is within the clock's
+ * granularity (whole ms) and the jitter of a busy event loop.
+ */
+function hystartEta(rttMs: number): number {
+  const d = rttMs / HYSTART_MIN_RTT_DIVISOR;
+  return Math.max(
+    HYSTART_MIN_RTT_THRESH_MS,
+    d < HYSTART_MAX_RTT_THRESH_MS ? d : HYSTART_MAX_RTT_THRESH_MS,
+  );
+}
+
 function checkMss(mss: number, who: string): void {
   if (!(Number.isInteger(mss) && mss > 0)) {
     throw new RangeError(`${who}: mss must be a positive integer, got ${mss}`);
@@ -188,6 +213,8 @@ export abstract class CongestionControlBase {
   protected smss: number;
   /** Initial window in segments (RFC 6928). */
   protected readonly iwSegments: number;
+  /** Whether HyStart's ACK train may end slow start ({@linkcode CongestionOptions.ackTrain}). */
+  readonly #ackTrain: boolean;
   /** cwnd in bytes; may be fractional (CUBIC), the getter floors it. */
   protected cwndBytes: number;
   /** ssthresh in bytes. */
@@ -228,6 +255,7 @@ export abstract class CongestionControlBase {
     }
     this.smss = options.mss;
     this.iwSegments = n;
+    this.#ackTrain = options.ackTrain ?? false;
     this.cwndBytes = initialWindow(this.smss, n);
   }
 
@@ -273,8 +301,8 @@ export abstract class CongestionControlBase {
    * max(4 ms, min(RTT/8, 16 ms)) — a queue is building — slow start turns
    * conservative (a quarter of the growth); if the RTT falls back, slow
    * start resumes; after 5 conservative rounds, congestion avoidance
-   * begins (ssthresh = cwnd). Besides, as Linux's HyStart, the ACK train:
-   * a round whose ACKs still arrive a minimum RTT after it began carried
+   * begins (ssthresh = cwnd). Besides, with `ackTrain` (paced senders), as
+   * Linux's HyStart, the ACK train: a round whose ACKs still arrive a minimum RTT after it began carried
    * more than the path holds, and congestion avoidance begins at once; this
    * acts within the first flight, which the comparison of rounds cannot (an
    * initial window into a NIC of 10 frames). A round begins with the first
@@ -310,8 +338,8 @@ export abstract class CongestionControlBase {
     // ms (RFC 7323 timestamps), hence >=. From the initial window on: Linux waits for 16
     // segments, which into a NIC that holds 10 is already an overflow.
     if (
-      now - this.#hsRoundStart >= this.#hsDelayMin && this.cwndLimited(inFlight) &&
-      this.cwndBytes >= initialWindow(this.smss, this.iwSegments)
+      this.#ackTrain && now - this.#hsRoundStart >= this.#hsDelayMin &&
+      this.cwndLimited(inFlight) && this.cwndBytes >= initialWindow(this.smss, this.iwSegments)
     ) {
       this.ssthreshBytes = Math.floor(this.cwndBytes);
       this.#hsCssBaseline = Infinity;
@@ -322,12 +350,7 @@ export abstract class CongestionControlBase {
     if (++this.#hsSamples < HYSTART_N_RTT_SAMPLE) return;
     if (this.#hsCssBaseline === Infinity) {
       if (this.#hsLastMin === Infinity || this.#hsMin === Infinity) return;
-      const d = this.#hsLastMin / HYSTART_MIN_RTT_DIVISOR;
-      const thresh = Math.max(
-        HYSTART_MIN_RTT_THRESH_MS,
-        d < HYSTART_MAX_RTT_THRESH_MS ? d : HYSTART_MAX_RTT_THRESH_MS,
-      );
-      if (this.#hsMin >= this.#hsLastMin + thresh) {
+      if (this.#hsMin >= this.#hsLastMin + hystartEta(this.#hsLastMin)) {
         this.#hsCssBaseline = this.#hsMin;
         this.#hsCssRounds = 0;
       }

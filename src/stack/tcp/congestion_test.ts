@@ -475,7 +475,7 @@ describe("HyStart++ (RFC 9406) in the initial slow start", () => {
 
   for (const name of ["newreno", "cubic"] as const) {
     it(`${name}: ACKs of one flight still arriving a minimum RTT after the round began end slow start (the ACK train)`, () => {
-      const cc = createCongestionControl(name, { mss: MSS });
+      const cc = createCongestionControl(name, { mss: MSS, ackTrain: true });
       // The initial window's ACKs come one every 3 ms (a slow bottleneck); the minimum RTT is 8.
       let flight = cc.cwnd;
       for (let i = 0, t = 10; i < 3; i++, t += 3) {
@@ -490,8 +490,21 @@ describe("HyStart++ (RFC 9406) in the initial slow start", () => {
     });
   }
 
+  it("an unpaced sender (ackTrain off, the default) keeps slow start through the same ACK train", () => {
+    const cc = createCongestionControl("cubic", { mss: MSS });
+    let flight = cc.cwnd;
+    for (let i = 0, t = 10; i < 3; i++, t += 3) {
+      cc.onAck(MSS, t, 8 + 3 * i, flight);
+      flight += MSS;
+    }
+    const cwnd = cc.cwnd;
+    cc.onAck(MSS, 19, 17, flight);
+    assert.equal(cc.ssthresh, Infinity);
+    assert.equal(cc.cwnd, cwnd + MSS, "slow start: one MSS per MSS acknowledged");
+  });
+
   it("the ACK train does not count the RTT between two flights (rounds end past the flight)", () => {
-    const cc = new Cubic({ mss: MSS });
+    const cc = new Cubic({ mss: MSS, ackTrain: true });
     const n = cc.cwnd / MSS;
     // The whole initial window is acknowledged at 100 ms, the next flight (sent then, two
     // segments per ACK) at 200 ms.

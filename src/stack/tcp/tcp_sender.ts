@@ -90,7 +90,10 @@ export class TcpSender {
       minRtoMs: c.minRtoMs,
       maxRtoMs: c.maxRtoMs,
     });
-    this.cc = createCongestionControl(c.congestionControl, { mss: tcb.sendMss });
+    this.cc = createCongestionControl(c.congestionControl, {
+      mss: tcb.sendMss,
+      ackTrain: c.pacing,
+    });
     this.recovery = new TcpRecovery(tcb, this);
   }
 
