@@ -473,6 +473,49 @@ describe("HyStart++ (RFC 9406) in the initial slow start", () => {
     });
   }
 
+  for (const name of ["newreno", "cubic"] as const) {
+    it(`${name}: ACKs of one flight still arriving a minimum RTT after the round began end slow start (the ACK train)`, () => {
+      const cc = createCongestionControl(name, { mss: MSS, ackTrain: true });
+      // The initial window's ACKs come one every 3 ms (a slow bottleneck); the minimum RTT is 8.
+      let flight = cc.cwnd;
+      for (let i = 0, t = 10; i < 3; i++, t += 3) {
+        cc.onAck(MSS, t, 8 + 3 * i, flight);
+        flight += MSS; // 2 sent, 1 acknowledged
+        assert.equal(cc.ssthresh, Infinity, `still slow start at ${t} ms`);
+      }
+      const cwnd = cc.cwnd;
+      cc.onAck(MSS, 19, 17, flight); // 9 ms into the round: more than the 8 ms minimum RTT
+      assert.equal(cc.ssthresh, cwnd, "congestion avoidance from the window reached");
+      assert.ok(cc.cwnd >= cwnd && cc.cwnd < cwnd + MSS, `cwnd ${cc.cwnd}: no more slow start`);
+    });
+  }
+
+  it("an unpaced sender (ackTrain off, the default) keeps slow start through the same ACK train", () => {
+    const cc = createCongestionControl("cubic", { mss: MSS });
+    let flight = cc.cwnd;
+    for (let i = 0, t = 10; i < 3; i++, t += 3) {
+      cc.onAck(MSS, t, 8 + 3 * i, flight);
+      flight += MSS;
+    }
+    const cwnd = cc.cwnd;
+    cc.onAck(MSS, 19, 17, flight);
+    assert.equal(cc.ssthresh, Infinity);
+    assert.equal(cc.cwnd, cwnd + MSS, "slow start: one MSS per MSS acknowledged");
+  });
+
+  it("the ACK train does not count the RTT between two flights (rounds end past the flight)", () => {
+    const cc = new Cubic({ mss: MSS, ackTrain: true });
+    const n = cc.cwnd / MSS;
+    // The whole initial window is acknowledged at 100 ms, the next flight (sent then, two
+    // segments per ACK) at 200 ms.
+    let flight = cc.cwnd;
+    for (let i = 0; i < n; i++, flight += MSS) cc.onAck(MSS, 100, 100, flight);
+    assert.equal(cc.cwnd, 2 * n * MSS);
+    for (let i = 0; i < 2 * n; i++, flight += MSS) cc.onAck(MSS, 200, 100, flight);
+    assert.equal(cc.ssthresh, Infinity);
+    assert.equal(cc.cwnd, 4 * n * MSS, "doubled twice");
+  });
+
   it("needs 8 samples in a round, and is off after the first loss", () => {
     const cc = new Cubic({ mss: MSS, initialWindowSegments: 4 });
     round(cc, 10); // 4 samples

@@ -34,10 +34,12 @@ export interface TcpConfig {
   /**
    * Paces new data at twice cwnd per smoothed RTT in slow start and 1.2
    * times in congestion avoidance (as Linux), in small batches per timer
-   * tick, instead of sending each window in one burst (tcp_pacer.ts). Off
-   * by default: it keeps a receiver with a small queue (v86's NE2000, 16
-   * KiB) from overflowing, but costs a kernel peer with deep queues about a
-   * quarter of the throughput (`deno task bench -- e2e`, part `pacing`).
+   * tick, instead of sending each window in one burst (tcp_pacer.ts), and
+   * ends slow start on HyStart's ACK train (congestion.ts), so that a
+   * receiver with a small queue (v86's NE2000, 16 KiB) is not overrun even
+   * by the first flights. Off by default: it costs a kernel peer with deep
+   * queues about a fifth of the throughput (`deno task bench -- e2e`, part
+   * `pacing`; the early end of slow start, not the pacing itself).
    */
   pacing: boolean;
   /** Longest delay of an ACK for in-order data (RFC 9293 §3.8.6.3 allows up to 500 ms; we use 40). */

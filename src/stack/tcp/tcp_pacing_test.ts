@@ -132,19 +132,25 @@ function ne2000Transfer(
 describe("TcpConnection pacing (tcp_pacer.ts) into a small NIC buffer (v86's NE2000)", () => {
   const MiB4 = 4 * 1024 * 1024;
 
-  it("a 4 MiB transfer into 16 KiB drained at 1 MB/s keeps the NIC busy and retransmits < 2.5 %", () => {
+  // The ACK train ends slow start within the first flight (1 drop instead of 12). What is left
+  // with ACKs delivered at once is CUBIC's own sawtooth: the NIC holds 10 frames and the path
+  // about 12, so the Reno-friendly growth (RFC 9438 §4.3, 0.53 segments per RTT) overflows it
+  // once every ~90 segments, about 1.1 % whatever the sender does short of a delay-based law.
+  it("a 4 MiB transfer into 16 KiB drained at 1 MB/s keeps the NIC busy and retransmits < 1.2 %", () => {
     const r = ne2000Transfer({ pacing: true });
     assert.equal(r.received, MiB4);
-    assert.ok(r.ms < 4700, `took ${r.ms} ms (1 MB/s is 4194 ms)`);
+    assert.ok(r.ms < 4500, `took ${r.ms} ms (1 MB/s is 4194 ms)`);
     assert.equal(r.timeouts, 0);
-    assert.ok(r.retransmittedBytes <= 0.025 * MiB4, `${r.retransmits} segments retransmitted`);
+    assert.ok(r.retransmittedBytes <= 0.012 * MiB4, `${r.retransmits} segments retransmitted`);
   });
 
-  it("with ACKs taken in 8 ms batches, pacing keeps retransmissions <= 1.2 % (bursts: far more)", () => {
+  it("with ACKs taken in 8 ms batches, pacing keeps retransmissions <= 1 % (bursts: far more)", () => {
     const paced = ne2000Transfer({ pacing: true }, { ackBatchMs: 8 });
     const burst = ne2000Transfer({ pacing: false }, { ackBatchMs: 8 });
     assert.equal(paced.received, MiB4);
-    assert.ok(paced.retransmittedBytes <= 0.012 * MiB4, `${paced.retransmits} retransmitted`);
+    assert.ok(paced.ms < 4500, `took ${paced.ms} ms (1 MB/s is 4194 ms)`);
+    assert.equal(paced.timeouts, 0);
+    assert.ok(paced.retransmittedBytes <= 0.01 * MiB4, `${paced.retransmits} retransmitted`);
     assert.ok(
       paced.retransmits < 0.7 * burst.retransmits,
       `paced ${paced.retransmits} vs unpaced ${burst.retransmits} segments retransmitted`,

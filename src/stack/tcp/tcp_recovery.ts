@@ -113,7 +113,10 @@ export class TcpRecovery {
       if (seqGe(ack, this.#recoveryPoint)) {
         this.inRecovery = false;
         this.#rxtLog.length = 0;
-        cc.onRecoveryExit(now, seqSpan(ack, this.#tcb.sndMax));
+        // RFC 6675 never inflated cwnd: it leaves recovery at ssthresh (as RFC 6937 §3 and
+        // Linux); RFC 6582's deflation to FlightSize + SMSS is for NewReno's inflated window.
+        const flight = seqSpan(ack, this.#tcb.sndMax);
+        cc.onRecoveryExit(now, this.#tcb.sackEnabled ? Infinity : flight);
       } else {
         // Without SACK the next hole starts at the new SND.UNA.
         if (!this.#tcb.sackEnabled) this.#highRxt = ack;
@@ -221,6 +224,8 @@ export class TcpRecovery {
       if (!tcb.sackEnabled) break; // NewReno retransmits one hole per partial ACK only
       const highSacked = this.scoreboard.highestSacked;
       if (highSacked === undefined || !seqLt(this.#highRxt, highSacked)) break;
+      // Retransmissions are paced as new data is (as Linux's tcp_xmit_retransmit_queue).
+      if (this.#sender.heldByPacing(now)) break;
       if (!this.#retransmitHole(now)) break;
       sent = true;
     }
@@ -273,6 +278,7 @@ export class TcpRecovery {
     for (const e of log) {
       if (this.pipe() >= sender.cc.cwnd) break;
       if (now - e.at < wait) continue;
+      if (sender.heldByPacing(now)) break;
       let seq = seqMax(e.seq, tcb.sndUna);
       const sackedEnd = this.scoreboard.sackedRangeEnd(seq);
       if (sackedEnd !== undefined) seq = sackedEnd;

@@ -90,7 +90,10 @@ export class TcpSender {
       minRtoMs: c.minRtoMs,
       maxRtoMs: c.maxRtoMs,
     });
-    this.cc = createCongestionControl(c.congestionControl, { mss: tcb.sendMss });
+    this.cc = createCongestionControl(c.congestionControl, {
+      mss: tcb.sendMss,
+      ackTrain: c.pacing,
+    });
     this.recovery = new TcpRecovery(tcb, this);
   }
 
@@ -318,16 +321,9 @@ export class TcpSender {
         const nagleOk = tcb.config.noDelay || nothingInFlight || this.finQueued;
         if (!(full || retransmitting || halfWindow || (allQueued && nagleOk))) len = 0;
       }
-      if (len > 0 && tcb.config.pacing) {
-        const pacer = this.pacer;
-        const srtt = this.rtt.srtt;
-        const rtt = srtt !== undefined && this.lastRtt > srtt ? this.lastRtt : srtt;
-        pacer.setRate(this.cc.cwnd, this.cc.ssthresh, rtt, tcb.sendMss);
-        if (!pacer.allows(now)) {
-          tcb.timers.start(TcpTimer.PACE, pacer.nextSendAt(now));
-          paced = true;
-          break;
-        }
+      if (len > 0 && this.heldByPacing(now)) {
+        paced = true;
+        break;
       }
       if (len > 0) {
         const seq = tcb.sndNxt;
@@ -364,6 +360,23 @@ export class TcpSender {
       tcb.timers.stop(TcpTimer.RTO);
     }
     if (this.#receiver.ackNow && !sentAny) this.sendAck(now);
+  }
+
+  /**
+   * With pacing on: whether the pacer holds the next segment back at `now`
+   * (the rate follows cwnd and the RTT); if so the pacing timer is armed for
+   * when it may leave.
+   */
+  heldByPacing(now: number): boolean {
+    const tcb = this.#tcb;
+    if (!tcb.config.pacing) return false;
+    const pacer = this.pacer;
+    const srtt = this.rtt.srtt;
+    const rtt = srtt !== undefined && this.lastRtt > srtt ? this.lastRtt : srtt;
+    pacer.setRate(this.cc.cwnd, this.cc.ssthresh, rtt, tcb.sendMss);
+    if (pacer.allows(now)) return false;
+    tcb.timers.start(TcpTimer.PACE, pacer.nextSendAt(now));
+    return true;
   }
 
   /**
