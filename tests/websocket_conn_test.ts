@@ -44,10 +44,14 @@ class MemoryConn implements ByteConn {
     return n;
   }
 
-  write(p: Uint8Array): Promise<number> {
-    if (this.closed) return Promise.reject(new Error("closed"));
+  /** While set, writes complete only once it resolves (a slow socket). */
+  gate: Promise<void> | undefined;
+
+  async write(p: Uint8Array): Promise<number> {
+    if (this.closed) throw new Error("closed");
     this.written.push(p.slice());
-    return Promise.resolve(p.length);
+    if (this.gate) await this.gate;
+    return p.length;
   }
 
   close(): void {
@@ -195,6 +199,25 @@ describe("ServerWebSocket (RFC 6455, bounded)", () => {
     await until(() => joined().length >= 304, "the copied message");
     assert.deepEqual(joined(), encodeFrame(0x2, payload));
     assert.deepEqual(new Uint8Array(buffer, 0, 4), new Uint8Array(4));
+  });
+
+  it("says when it is done with an in-place message's buffer: once written, or at once when copied", async () => {
+    const { conn, ws } = open();
+    let open_ = () => {};
+    conn.gate = new Promise<void>((r) => (open_ = r));
+    const done: Uint8Array[] = [];
+    const payload = new Uint8Array(new ArrayBuffer(32 + 70_000), 32, 70_000).fill(5);
+    ws.sendInPlace(payload, 32, (p) => done.push(p));
+    await until(() => conn.written.length === 1, "the write under way");
+    await new Promise((r) => setTimeout(r, 0));
+    assert.equal(done.length, 0, "not while the socket still writes it");
+    open_();
+    await until(() => done.length === 1, "the buffer given back");
+    assert.equal(done[0], payload);
+    conn.gate = undefined;
+    const small = new Uint8Array(new ArrayBuffer(3 + 300), 3, 300); // a 4-byte header
+    ws.sendInPlace(small, 3, (p) => done.push(p));
+    assert.equal(done[1], small, "too little headroom: copied, so given back at once");
   });
 
   it("sends a message of one leading byte and a payload as one frame (a stream's DATA)", async () => {

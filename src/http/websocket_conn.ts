@@ -196,6 +196,8 @@ export class ServerWebSocket implements TunnelSocket {
   #onEnd: (() => void) | undefined;
   #listeners = new Map<string, Listener[]>();
   #queue: Uint8Array[] = [];
+  /** For each entry of #queue, what to call once it is written (sendInPlace's `written`). */
+  #afterWrite: ((() => void) | undefined)[] = [];
   #queued = 0;
   #writing = false;
   #pendingClose: { code?: number; reason?: string } | undefined;
@@ -308,9 +310,16 @@ export class ServerWebSocket implements TunnelSocket {
    * `headroom` bytes before `payload` in its buffer, which the caller owns
    * and hands over with the payload (it must not touch either until the
    * write is done). With less than 10 bytes of headroom it copies, as
-   * {@linkcode ServerWebSocket.send} does. Throws when not open.
+   * {@linkcode ServerWebSocket.send} does. `written`, when given, is called
+   * with `payload` once the socket is done with its buffer (the write
+   * completed, or the payload was copied), so that the caller may reuse it;
+   * never when the connection failed first. Throws when not open.
    */
-  sendInPlace(payload: Uint8Array, headroom: number): void {
+  sendInPlace(
+    payload: Uint8Array,
+    headroom: number,
+    written?: (payload: Uint8Array) => void,
+  ): void {
     if (this.#state !== OPEN) {
       throw new Error(`WebSocket is not open (readyState ${this.#state})`);
     }
@@ -318,11 +327,12 @@ export class ServerWebSocket implements TunnelSocket {
     const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
     if (headroom < hdr || payload.byteOffset < hdr) {
       this.#enqueue(encodeFrame(OP_BINARY, payload));
+      written?.(payload);
       return;
     }
     const out = new Uint8Array(payload.buffer, payload.byteOffset - hdr, hdr + len);
     writeFrameHeader(out, OP_BINARY, len, hdr);
-    this.#enqueue(out);
+    this.#enqueue(out, written === undefined ? undefined : () => written(payload));
   }
 
   /**
@@ -365,8 +375,9 @@ export class ServerWebSocket implements TunnelSocket {
     this.#enqueue(encodeFrame(OP_CLOSE, payload));
   }
 
-  #enqueue(frame: Uint8Array): void {
+  #enqueue(frame: Uint8Array, afterWrite?: () => void): void {
     this.#queue.push(frame);
+    this.#afterWrite.push(afterWrite);
     this.#queued += frame.length;
     if (!this.#writing) void this.#writeLoop();
   }
@@ -404,9 +415,11 @@ export class ServerWebSocket implements TunnelSocket {
         while (off < chunk.length) off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
         this.#queue.splice(0, taken);
         this.#queued -= chunk.length;
+        for (const after of this.#afterWrite.splice(0, taken)) after?.();
       }
     } catch {
       this.#queue = [];
+      this.#afterWrite = [];
       this.#queued = 0;
       this.#teardown();
     } finally {

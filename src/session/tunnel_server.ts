@@ -25,7 +25,7 @@ import {
 } from "../wire/tunnel_protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../wire/stream_framing.ts";
 import { FrameOffload, LinkOffload } from "../stack/frame_offload.ts";
-import { largeFrameHeadroom } from "../stack/frame_arena.ts";
+import { largeFrameHeadroom, recycleLargeFrame } from "../stack/frame_arena.ts";
 import {
   completeChecksum,
   tcpv4HeaderOffset,
@@ -50,9 +50,11 @@ export interface TunnelSocket {
   /**
    * Sends `data` as one binary message without copying it, writing the
    * socket's own frame header into the `headroom` bytes before it (which
-   * the caller hands over). Optional: our HTTP engine's sockets have it.
+   * the caller hands over); calls `written` once done with the buffer, so
+   * that a large frame's buffer goes back to the stack's pool. Optional:
+   * our HTTP engine's sockets have it.
    */
-  sendInPlace?(data: Uint8Array, headroom: number): void;
+  sendInPlace?(data: Uint8Array, headroom: number, written?: (data: Uint8Array) => void): void;
   /**
    * Sends one binary message of the byte `first` and then `rest`, copying
    * `rest` once. Optional: our HTTP engine's sockets have it.
@@ -167,7 +169,7 @@ export function attachWebSocketTunnel(
               session.tunnelStats.backpressureDrops++;
             } else {
               try {
-                socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN);
+                socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN, recycleLargeFrame);
               } catch {
                 session.tunnelStats.framesWithoutTunnel++;
               }

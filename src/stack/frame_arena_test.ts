@@ -4,7 +4,9 @@ import {
   FRAME_ARENA_CHUNK_BYTES,
   FrameArena,
   LARGE_FRAME_HEADROOM,
+  LARGE_FRAME_POOL_BUFFERS,
   largeFrameHeadroom,
+  recycleLargeFrame,
 } from "./frame_arena.ts";
 
 describe("FrameArena", () => {
@@ -57,6 +59,36 @@ describe("FrameArena", () => {
     assert.equal(largeFrameHeadroom(new Uint8Array(65549)), 0, "not the arena's: no headroom");
     const tail = new Uint8Array(new ArrayBuffer(70_000), 40, 60_000);
     assert.equal(largeFrameHeadroom(tail), 0, "bytes after it: another's buffer");
+  });
+
+  it("hands a large frame's buffer out again once it is given back, zeroed, and only once", () => {
+    const arena = new FrameArena();
+    const a = arena.alloc(60_000).fill(0xee);
+    recycleLargeFrame(a);
+    assert.equal(largeFrameHeadroom(a), 0, "given back: no longer the holder's");
+    recycleLargeFrame(a); // a second time: ignored, or two frames would share it
+    const b = arena.alloc(65_549);
+    assert.equal(b.buffer, a.buffer, "the same storage");
+    assert.equal(b.byteOffset % 4, 2);
+    assert.ok(b.every((x) => x === 0), "zeroed again: nothing of the last frame");
+    assert.equal(largeFrameHeadroom(b), b.byteOffset);
+    const c = arena.alloc(60_000);
+    assert.notEqual(c.buffer, b.buffer, "the second give-back was ignored");
+    // Arrays an arena did not make, or that share a chunk, are not taken.
+    recycleLargeFrame(new Uint8Array(new ArrayBuffer(65_792), 40, 60_000));
+    recycleLargeFrame(arena.alloc(1514));
+    assert.notEqual(arena.alloc(60_000).buffer, b.buffer);
+  });
+
+  it("keeps at most LARGE_FRAME_POOL_BUFFERS buffers for reuse", () => {
+    const arena = new FrameArena();
+    const frames = Array.from({ length: LARGE_FRAME_POOL_BUFFERS + 5 }, () => arena.alloc(60_000));
+    for (const f of frames) recycleLargeFrame(f);
+    const again = new Set(
+      Array.from({ length: LARGE_FRAME_POOL_BUFFERS + 5 }, () => arena.alloc(60_000).buffer),
+    );
+    const reused = frames.filter((f) => again.has(f.buffer as ArrayBuffer)).length;
+    assert.equal(reused, LARGE_FRAME_POOL_BUFFERS);
   });
 
   it("reserves the headroom before every frame", () => {
