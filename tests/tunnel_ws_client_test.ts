@@ -75,7 +75,10 @@ for (const transport of ["deno", "node"] as const) {
         });
         // Sizes around the 7- and 16-bit length forms, the direct-read threshold, a 64 KiB
         // segment and 1 MiB; several queued at once so that reads hold more than one.
+        // Then a run of large ones, more than the client's pool of frame buffers holds: each
+        // must go out whole before its buffer carries the next.
         const sizes = [0, 125, 126, 65535, 65536, 16 * 1024 + 1, 70_000, 1 << 20, 3];
+        for (let k = 0; k < 12; k++) sizes.push(200_000 + k);
         const sent = sizes.map((n, k) => {
           const m = new Uint8Array(n);
           for (let i = 0; i < n; i++) m[i] = (i * 7 + k) & 0xff;

@@ -47,6 +47,12 @@ const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 /** A payload with at least this much still to come is read straight into its buffer (when the transport can). */
 const DIRECT_READ_BYTES = 16 * 1024;
+/** Frames of this size and up are built in a buffer of the client's pool. */
+const POOL_MIN_BYTES = 16 * 1024;
+/** The pool's buffers: a batch of the tunnel's (256 KiB) with its headers. */
+const POOL_BUFFER_BYTES = 256 * 1024 + 1024;
+/** The most buffers the pool keeps (1 MiB). */
+const POOL_BUFFERS = 4;
 /** How long the closing handshake may take before the socket is dropped. */
 const CLOSE_TIMEOUT_MS = 3000;
 
@@ -102,6 +108,8 @@ export class TunnelWebSocket {
   #offered: string[];
   #head: Buffer | undefined = Buffer.alloc(0);
   #pongListeners: Array<() => void> = [];
+  /** Buffers of POOL_BUFFER_BYTES for large frames, written and given back. */
+  #pool: ArrayBuffer[] = [];
   #listeners: { [K in keyof WsEvents]: Array<(ev: WsEvents[K]) => void> } = {
     open: [],
     message: [],
@@ -296,7 +304,12 @@ export class TunnelWebSocket {
     const extra = first === undefined ? 0 : 1;
     const len = payload.length + extra;
     const hdr = len < 126 ? 6 : len < 65536 ? 8 : 14;
-    const out = Buffer.allocUnsafe(hdr + len);
+    // A large frame is built in a buffer of the pool, which the transport gives back once the
+    // bytes are written; a fresh 256 KiB buffer per message was the most of what sending cost.
+    const pooled = hdr + len >= POOL_MIN_BYTES && hdr + len <= POOL_BUFFER_BYTES;
+    const out = pooled
+      ? Buffer.from(this.#pool.pop() ?? new ArrayBuffer(POOL_BUFFER_BYTES), 0, hdr + len)
+      : Buffer.allocUnsafe(hdr + len);
     out[0] = 0x80 | opcode;
     if (len < 126) {
       out[1] = 0x80 | len;
@@ -314,8 +327,13 @@ export class TunnelWebSocket {
     if (first !== undefined) out[hdr] = first;
     out.set(payload, hdr + extra);
     unmask(out.subarray(hdr), key, 0); // masking is the same XOR
-    this.#socket.write(out);
+    this.#socket.write(out, pooled ? this.#giveBack : undefined);
   }
+
+  /** Takes a pooled frame's buffer back once the transport wrote it (at most POOL_BUFFERS kept). */
+  readonly #giveBack = (bytes: Uint8Array): void => {
+    if (this.#pool.length < POOL_BUFFERS) this.#pool.push(bytes.buffer as ArrayBuffer);
+  };
 
   #onData(chunk: Uint8Array): void {
     if (this.#state === CONNECTING) {

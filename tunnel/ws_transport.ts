@@ -38,8 +38,12 @@ export interface WsTransportEvents {
 
 /** A connection's writing side, as the WebSocket client uses it. */
 export interface WsTransport {
-  /** Queues `bytes` to be written after what is queued; the transport owns them from now on. */
-  write(bytes: Uint8Array): void;
+  /**
+   * Queues `bytes` to be written after what is queued; the transport owns
+   * them from now on, and gives them back through `written` once they are
+   * written (never when the connection failed first).
+   */
+  write(bytes: Uint8Array, written?: (bytes: Uint8Array) => void): void;
   /** Bytes queued and not yet written. */
   readonly writableLength: number;
   /** Closes the writing side once the queue is written (the peer sees the end). */
@@ -84,7 +88,10 @@ export function connectNodeTransport(
   socket.on("error", (err: Error) => events.onError(err.message));
   socket.on("close", () => events.onClose());
   return {
-    write: (bytes) => void socket.write(bytes),
+    write: (bytes, written) =>
+      void (written === undefined ? socket.write(bytes) : socket.write(bytes, (err) => {
+        if (!err) written(bytes);
+      })),
     get writableLength() {
       return socket.writableLength;
     },

@@ -43,6 +43,7 @@ class DenoTransport implements WsTransport {
   readonly #events: WsTransportEvents;
   #conn: Deno.Conn | undefined;
   #queue: Uint8Array[] = [];
+  #written: (((bytes: Uint8Array) => void) | undefined)[] = [];
   #queued = 0;
   #writing = false;
   #ending = false;
@@ -58,9 +59,10 @@ class DenoTransport implements WsTransport {
     return this.#queued;
   }
 
-  write(bytes: Uint8Array): void {
+  write(bytes: Uint8Array, written?: (bytes: Uint8Array) => void): void {
     if (this.#destroyed || this.#ending) return;
     this.#queue.push(bytes);
+    this.#written.push(written);
     this.#queued += bytes.length;
     if (this.#conn !== undefined && !this.#writing) void this.#writeLoop();
   }
@@ -75,6 +77,7 @@ class DenoTransport implements WsTransport {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#queue = [];
+    this.#written = [];
     this.#queued = 0;
     try {
       this.#conn?.close();
@@ -143,6 +146,7 @@ class DenoTransport implements WsTransport {
         while (off < chunk.length) off += await conn.write(off === 0 ? chunk : chunk.subarray(off));
         this.#queue.shift();
         this.#queued -= chunk.length;
+        this.#written.shift()?.(chunk);
       }
       if (this.#ending && !this.#destroyed) await conn.closeWrite();
     } catch (error) {
