@@ -167,11 +167,13 @@ export function attachWebSocketTunnel(
             const record = vnetRecordInPlace(frames[i], offload === undefined ? 0 : offload[i]);
             if (socket.bufferedAmount > maxBuffered) {
               session.tunnelStats.backpressureDrops++;
+              recycleLargeFrame(frames[i]);
             } else {
               try {
                 socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN, recycleLargeFrame);
               } catch {
                 session.tunnelStats.framesWithoutTunnel++;
+                recycleLargeFrame(frames[i]);
               }
             }
             i++;
@@ -179,12 +181,15 @@ export function attachWebSocketTunnel(
           }
           const end = vnetBatchEnd(frames, i, maxBatch);
           sendOne(encodeVnetRecords(frames, offload, i, end), end - i);
-          i = end;
+          // Copied into the message: a large frame's buffer can serve the next one (a socket
+          // without an in-place send, such as Bun's).
+          for (; i < end; i++) recycleLargeFrame(frames[i]);
         }
         return;
       }
       for (const group of batchFrames(frames, maxBatch)) {
         sendOne(encodeStreamFrames(group), group.length);
+        for (const f of group) recycleLargeFrame(f); // copied into the message
       }
     },
     close(code, reason) {

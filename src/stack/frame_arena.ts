@@ -64,6 +64,7 @@ const freeLargeBuffers: ArrayBuffer[] = [];
  * ```
  */
 export function recycleLargeFrame(frame: Uint8Array): void {
+  if (frame.length <= OWN_BUFFER_BYTES) return; // a chunk's frame: never its own buffer
   const buffer = frame.buffer as ArrayBuffer;
   if (!largeBuffers.has(buffer)) return;
   largeBuffers.delete(buffer); // given back once: a second call for it is ignored
