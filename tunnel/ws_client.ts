@@ -76,6 +76,14 @@ export interface WsEvents {
   error: { message: string };
 }
 
+/** The `on…` property of each event type (no name built per message). */
+const ON_PROPERTY = {
+  open: "onopen",
+  message: "onmessage",
+  close: "onclose",
+  error: "onerror",
+} as const;
+
 /**
  * A WebSocket client connection (see the module documentation).
  *
@@ -238,7 +246,7 @@ export class TunnelWebSocket {
   }
 
   #emit<K extends keyof WsEvents>(type: K, ev: WsEvents[K]): void {
-    (this[`on${type}`] as ((ev: WsEvents[K]) => void) | null)?.(ev);
+    (this[ON_PROPERTY[type]] as ((ev: WsEvents[K]) => void) | null)?.(ev);
     const list = this.#listeners[type] as Array<(ev: WsEvents[K]) => void>;
     if (list.length > 0) { for (const l of [...list]) l(ev); }
   }

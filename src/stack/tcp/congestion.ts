@@ -175,10 +175,8 @@ const HYSTART_CSS_ROUNDS = 5;
 
 /**
  * HyStart++'s margin for an RTT `rttMs` (RFC 9406 §4.2): RTT/8, at least 4
- * ms and at most 16 ms. A rise of the RTT by this much means a queue is
- * building, and an ACK train longer than the RTT by this much means a
- * flight is more than the path holds; less is within the clock's
- * granularity (whole ms) and the jitter of a busy event loop.
+ * ms and at most 16 ms: a rise of a round's minimum RTT by this much means
+ * a queue is building.
  */
 function hystartEta(rttMs: number): number {
   const d = rttMs / HYSTART_MIN_RTT_DIVISOR;
