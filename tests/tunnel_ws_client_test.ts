@@ -97,10 +97,25 @@ for (const transport of ["deno", "node"] as const) {
         assert.equal(heard[0][0], 0x42);
         assert.deepEqual(heard[0].subarray(1), sent[6]);
         assert.deepEqual(got[got.length - 1], heard[0], "the on… property heard it too");
+        // A message its caller writes into the frame (the tunnel's batches), small and large:
+        // the parts may be reused once fill returned.
+        for (const len of [5, 100_000]) {
+          const part = sent[7].subarray(0, len);
+          ws.sendFilled(len + 2, (out) => {
+            assert.equal(out.length, len + 2);
+            out[0] = 0xa1;
+            out.set(part, 1);
+            out[len + 1] = 0xa2;
+          });
+          assert.ok(await eventually(() => heard.length === (len === 5 ? 2 : 3), 10_000));
+          const m = heard[heard.length - 1];
+          assert.deepEqual([m[0], m[len + 1], m.length], [0xa1, 0xa2, len + 2]);
+          assert.deepEqual(m.subarray(1, len + 1), part);
+        }
         ws.removeEventListener("message", listener);
         ws.send(sent[1]);
-        assert.ok(await eventually(() => got.length === sent.length + 2));
-        assert.equal(heard.length, 1, "a removed listener hears no more");
+        assert.ok(await eventually(() => got.length === sent.length + 4));
+        assert.equal(heard.length, 3, "a removed listener hears no more");
         const closed = new Promise<number>((r) => (ws.onclose = (ev) => r(ev.code)));
         ws.close(1000);
         assert.equal(await closed, 1000);

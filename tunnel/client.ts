@@ -31,8 +31,18 @@ import {
   tunnelUrl,
   VNET_STREAM_SUBPROTOCOL,
 } from "../src/wire/tunnel_protocol.ts";
-import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
+import {
+  encodeStreamFrames,
+  StreamDeframer,
+  streamFramesLength,
+  writeStreamFrames,
+} from "../src/wire/stream_framing.ts";
 import { VNET_HDR_LEN } from "../src/wire/vnet_header.ts";
+
+/** A WebSocket that builds a message in its own frame buffer (this CLI's `TunnelWebSocket`). */
+interface FilledSender {
+  sendFilled(length: number, fill: (payload: Uint8Array) => void): void;
+}
 
 /** The states a client goes through. */
 export type TunnelClientState = "connecting" | "open" | "waiting" | "closed";
@@ -172,6 +182,8 @@ export class TunnelClient {
     const maxBatch = this.#options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     const maxVnetBatch = this.#options.maxBatchBytes ?? DEFAULT_MAX_VNET_BATCH_BYTES;
     const stream = this.framing !== "frame";
+    // The port may lend its read buffer: every frame is copied into a message before the sink
+    // returns (our WebSocket client copies on send; another socket gets a copy of its own).
     this.#options.port.start((frames) => {
       const ws = this.#ws;
       if (!ws || ws.readyState !== 1) {
@@ -182,18 +194,26 @@ export class TunnelClient {
       const groups = stream
         ? batchFrames(frames, this.#vnet ? maxVnetBatch : maxBatch)
         : frames.map((f) => [f]);
+      const filled = (ws as Partial<FilledSender>).sendFilled;
       for (const group of groups) {
         if (ws.bufferedAmount > maxBuffered) {
           this.stats.framesDropped += group.length;
           continue;
         }
-        ws.send(stream ? encodeStreamFrames(group) : group[0]);
+        if (filled !== undefined) {
+          // One copy, straight into the masked frame.
+          if (stream) {
+            filled.call(ws, streamFramesLength(group), (o) => writeStreamFrames(o, group));
+          } else filled.call(ws, group[0].length, (o) => o.set(group[0]));
+        } else {
+          ws.send(stream ? encodeStreamFrames(group) : group[0].slice());
+        }
         this.stats.messagesUp++;
         this.stats.framesUp += group.length;
         const header = this.#vnet ? VNET_HDR_LEN : 0;
         for (const f of group) this.stats.bytesUp += f.length - header;
       }
-    });
+    }, { borrowed: true });
     this.#connect();
   }
 

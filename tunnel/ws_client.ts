@@ -51,8 +51,23 @@ const DIRECT_READ_BYTES = 16 * 1024;
 const POOL_MIN_BYTES = 16 * 1024;
 /** The pool's buffers: a batch of the tunnel's (256 KiB) with its headers. */
 const POOL_BUFFER_BYTES = 256 * 1024 + 1024;
-/** The most buffers the pool keeps (1 MiB). */
-const POOL_BUFFERS = 4;
+/**
+ * The most buffers the pool keeps (4.1 MiB), one pool per process whatever
+ * the number of sockets: enough for the tunnel's 4 MiB of unsent messages.
+ */
+const POOL_BUFFERS = 16;
+/** Free buffers of POOL_BUFFER_BYTES for large frames, shared by the process's sockets. */
+const framePool: ArrayBuffer[] = [];
+
+/** Whether a frame of `bytes` is built in a buffer of the pool. */
+function pooledSize(bytes: number): boolean {
+  return bytes >= POOL_MIN_BYTES && bytes <= POOL_BUFFER_BYTES;
+}
+
+/** Takes a pooled frame's buffer back once the transport wrote it (at most POOL_BUFFERS kept). */
+function giveBack(bytes: Uint8Array): void {
+  if (framePool.length < POOL_BUFFERS) framePool.push(bytes.buffer as ArrayBuffer);
+}
 /** How long the closing handshake may take before the socket is dropped. */
 const CLOSE_TIMEOUT_MS = 3000;
 
@@ -116,8 +131,6 @@ export class TunnelWebSocket {
   #offered: string[];
   #head: Buffer | undefined = Buffer.alloc(0);
   #pongListeners: Array<() => void> = [];
-  /** Buffers of POOL_BUFFER_BYTES for large frames, written and given back. */
-  #pool: ArrayBuffer[] = [];
   #listeners: { [K in keyof WsEvents]: Array<(ev: WsEvents[K]) => void> } = {
     open: [],
     message: [],
@@ -227,6 +240,23 @@ export class TunnelWebSocket {
   }
 
   /**
+   * Sends one binary message of `length` bytes that `fill` writes: it gets
+   * the frame's payload (exactly `length` bytes, masked once it returns), so
+   * a message made of parts (a batch of stream-framed records) costs one
+   * copy. The parts may be reused once `fill` returned. Throws when the
+   * socket is not open.
+   */
+  sendFilled(length: number, fill: (payload: Uint8Array) => void): void {
+    if (this.#state !== OPEN) {
+      throw new Error(`WebSocket is not open (readyState ${this.#state})`);
+    }
+    const out = this.#begin(OP_BINARY, length);
+    const hdr = out.length - length;
+    fill(out.subarray(hdr));
+    this.#finish(out, hdr);
+  }
+
+  /**
    * Adds a listener of `open`, `message`, `close` or `error`, called after
    * the matching `on…` property (the standard `WebSocket`'s EventTarget
    * shape, which the client SDK's streams use).
@@ -310,13 +340,24 @@ export class TunnelWebSocket {
    */
   #write(opcode: number, payload: Uint8Array, first?: number): void {
     const extra = first === undefined ? 0 : 1;
-    const len = payload.length + extra;
+    const out = this.#begin(opcode, payload.length + extra);
+    const hdr = out.length - payload.length - extra;
+    if (first !== undefined) out[hdr] = first;
+    out.set(payload, hdr + extra);
+    this.#finish(out, hdr);
+  }
+
+  /**
+   * A frame of a `len`-byte payload with its header written, the masking
+   * key last; the caller fills the payload, then calls `#finish`. A large
+   * frame is built in a buffer of the process's pool, which the transport
+   * gives back once the bytes are written (a fresh 256 KiB buffer per
+   * message was the most of what sending cost).
+   */
+  #begin(opcode: number, len: number): Buffer {
     const hdr = len < 126 ? 6 : len < 65536 ? 8 : 14;
-    // A large frame is built in a buffer of the pool, which the transport gives back once the
-    // bytes are written; a fresh 256 KiB buffer per message was the most of what sending cost.
-    const pooled = hdr + len >= POOL_MIN_BYTES && hdr + len <= POOL_BUFFER_BYTES;
-    const out = pooled
-      ? Buffer.from(this.#pool.pop() ?? new ArrayBuffer(POOL_BUFFER_BYTES), 0, hdr + len)
+    const out = pooledSize(hdr + len)
+      ? Buffer.from(framePool.pop() ?? new ArrayBuffer(POOL_BUFFER_BYTES), 0, hdr + len)
       : Buffer.allocUnsafe(hdr + len);
     out[0] = 0x80 | opcode;
     if (len < 126) {
@@ -330,18 +371,16 @@ export class TunnelWebSocket {
       out.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
       out.writeUInt32BE(len >>> 0, 6);
     }
-    const key = randomMask();
-    out.set(key, hdr - 4);
-    if (first !== undefined) out[hdr] = first;
-    out.set(payload, hdr + extra);
-    unmask(out.subarray(hdr), key, 0); // masking is the same XOR
-    this.#socket.write(out, pooled ? this.#giveBack : undefined);
+    return out;
   }
 
-  /** Takes a pooled frame's buffer back once the transport wrote it (at most POOL_BUFFERS kept). */
-  readonly #giveBack = (bytes: Uint8Array): void => {
-    if (this.#pool.length < POOL_BUFFERS) this.#pool.push(bytes.buffer as ArrayBuffer);
-  };
+  /** Masks the payload behind `hdr` with a fresh key and writes the frame. */
+  #finish(out: Buffer, hdr: number): void {
+    const key = randomMask();
+    out.set(key, hdr - 4);
+    unmask(out.subarray(hdr), key, 0); // masking is the same XOR
+    this.#socket.write(out, pooledSize(out.length) ? giveBack : undefined);
+  }
 
   #onData(chunk: Uint8Array): void {
     if (this.#state === CONNECTING) {

@@ -24,17 +24,50 @@ export const STREAM_LENGTH_PREFIX = 4;
  * ```
  */
 export function encodeStreamFrames(frames: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(streamFramesLength(frames));
+  writeStreamFrames(out, frames);
+  return out;
+}
+
+/**
+ * The bytes {@linkcode encodeStreamFrames} makes of `frames`: each frame
+ * and its length prefix.
+ *
+ * @example
+ * ```ts
+ * streamFramesLength([new Uint8Array(60), new Uint8Array(70)]); // 138
+ * ```
+ */
+export function streamFramesLength(frames: readonly Uint8Array[]): number {
   let total = 0;
   for (const f of frames) total += STREAM_LENGTH_PREFIX + f.length;
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
+  return total;
+}
+
+/**
+ * Writes the stream framing of `frames` at the start of `out` (which must
+ * hold {@linkcode streamFramesLength} bytes), for a caller that builds the
+ * message in a buffer of its own; returns the bytes written.
+ *
+ * @example
+ * ```ts
+ * const frames = [new Uint8Array(60)];
+ * const out = new Uint8Array(streamFramesLength(frames));
+ * writeStreamFrames(out, frames); // 64
+ * ```
+ */
+export function writeStreamFrames(out: Uint8Array, frames: readonly Uint8Array[]): number {
   let at = 0;
   for (const f of frames) {
-    view.setUint32(at, f.length);
+    const len = f.length;
+    out[at] = len >>> 24;
+    out[at + 1] = (len >>> 16) & 0xff;
+    out[at + 2] = (len >>> 8) & 0xff;
+    out[at + 3] = len & 0xff;
     out.set(f, at + STREAM_LENGTH_PREFIX);
-    at += STREAM_LENGTH_PREFIX + f.length;
+    at += STREAM_LENGTH_PREFIX + len;
   }
-  return out;
+  return at;
 }
 
 /** Why a {@linkcode StreamDeframer} gave up on its stream. */

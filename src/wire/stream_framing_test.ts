@@ -1,6 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { encodeStreamFrames, StreamDeframer } from "./stream_framing.ts";
+import {
+  encodeStreamFrames,
+  StreamDeframer,
+  streamFramesLength,
+  writeStreamFrames,
+} from "./stream_framing.ts";
 import { seededRandom } from "./mod.ts";
 
 function frame(len: number, fill: number): Uint8Array {
@@ -13,6 +18,16 @@ describe("QEMU stream framing", () => {
     assert.deepEqual([...out.subarray(0, 7)], [0, 0, 0, 3, 1, 1, 1]);
     assert.deepEqual([...out.subarray(7, 11)], [0, 0, 1, 2]);
     assert.equal(out.length, 7 + 4 + 0x0102);
+  });
+
+  it("writes the same framing into a caller's buffer, at its start", () => {
+    const frames = [frame(3, 1), frame(0x010203, 2), frame(0, 3)];
+    assert.equal(streamFramesLength(frames), 4 + 3 + 4 + 0x010203 + 4);
+    const out = new Uint8Array(streamFramesLength(frames) + 5).fill(0xee);
+    assert.equal(writeStreamFrames(out, frames), streamFramesLength(frames));
+    assert.deepEqual(out.subarray(0, streamFramesLength(frames)), encodeStreamFrames(frames));
+    assert.deepEqual([...out.subarray(7, 11)], [0, 1, 2, 3]);
+    assert.deepEqual([...out.subarray(-5)], [0xee, 0xee, 0xee, 0xee, 0xee], "nothing past the end");
   });
 
   it("decodes frames split at every possible boundary", () => {

@@ -8,8 +8,24 @@
  * @module
  */
 
-/** Receives every batch of frames a port reads; the frames are owned by the receiver. */
+/**
+ * Receives every batch of frames a port reads. The frames are the receiver's
+ * to keep, unless it started the port with `borrowed` (see
+ * {@linkcode FrameSinkOptions}).
+ */
 export type FrameSink = (frames: Uint8Array[]) => void;
+
+/** How a {@linkcode FrameSink} takes its frames. */
+export interface FrameSinkOptions {
+  /**
+   * The sink is done with a batch's frames when it returns (it copies what
+   * it keeps), so the port may hand out views of its own read buffer and
+   * overwrite them with the next batch: a TAP then reads each record
+   * straight where the sink will find it, without a buffer of its own per
+   * large frame. Ports that own nothing to reuse ignore it. Default false.
+   */
+  borrowed?: boolean;
+}
 
 /** The local end of a tunnel: a device or socket that carries Ethernet frames. */
 export interface FramePort {
@@ -21,7 +37,7 @@ export interface FramePort {
    * Starts reading; `sink` is called with every batch of frames read. Frames
    * read together (one poll wakeup) arrive in one batch.
    */
-  start(sink: FrameSink): void;
+  start(sink: FrameSink, options?: FrameSinkOptions): void;
   /**
    * Writes one frame to the port. Never throws for a frame the device refuses; counts it.
    * The port may keep `frame` until the current turn of the event loop ends (ports batch

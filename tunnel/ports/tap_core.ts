@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { FramePort, FrameSink } from "./frame_port.ts";
+import type { FramePort, FrameSink, FrameSinkOptions } from "./frame_port.ts";
 import {
   AF_INET,
   cString,
@@ -97,6 +97,11 @@ const CHUNK_LEN = 65536;
 const MAX_CHUNKED_FRAME = 16384;
 /** A batch ends after this many bytes read (TSO packets are up to 64 KiB each). */
 const MAX_BATCH_READ_BYTES = 1024 * 1024;
+/**
+ * With a borrowing sink, records are read one after the other into one
+ * buffer of this size: a batch's bytes and room for one more read.
+ */
+const BORROWED_BATCH_LEN = MAX_BATCH_READ_BYTES + READ_BUFFER_LEN;
 
 /** How long one wait may last; a close wakes the loop through the eventfd much sooner. */
 const WAIT_TIMEOUT_MS = 200;
@@ -209,6 +214,9 @@ class TapPortImpl implements TapPort {
   #writeBuf: Uint8Array | undefined;
   #chunk = new Uint8Array(0);
   #chunkOff = CHUNK_LEN;
+  /** The sink copies what it keeps (FrameSinkOptions.borrowed): frames may be views of #batchBuf. */
+  #borrowed = false;
+  #batchBuf: Uint8Array | undefined;
   #closing = false;
   #started = false;
   #loop: Promise<void> | undefined;
@@ -239,11 +247,12 @@ class TapPortImpl implements TapPort {
     return this.#passthrough;
   }
 
-  start(sink: FrameSink): void {
+  start(sink: FrameSink, options?: FrameSinkOptions): void {
     if (typeof sink !== "function") throw new TypeError("start: sink must be a function");
     if (this.#closing) throw new Error(`${this.name}: start after close`);
     if (this.#started) throw new Error(`${this.name}: already started`);
     this.#started = true;
+    this.#borrowed = options?.borrowed === true;
     this.#loop = this.#run(sink);
   }
 
@@ -371,12 +380,19 @@ class TapPortImpl implements TapPort {
   #drain(): { batch: Uint8Array[]; fatal: number } {
     const sys = this.#sys;
     const fd = this.#fd;
-    const buf = this.#readBuf;
+    // A borrowing sink gets views of one batch buffer, each record read straight to its place
+    // (no copy, no buffer per large frame). Records the port must cut up (GSO without
+    // passthrough) take the read buffer and the copying path.
+    const inPlace = this.#borrowed && (this.#passthrough || !this.#offload);
+    const buf = inPlace ? (this.#batchBuf ??= new Uint8Array(BORROWED_BATCH_LEN)) : this.#readBuf;
     const batch: Uint8Array[] = [];
     let bytes = 0;
     while (batch.length < MAX_BATCH && bytes < MAX_BATCH_READ_BYTES) {
-      const n = sys.read(fd, buf, buf.byteLength);
+      const n = inPlace
+        ? sys.read(fd, buf.subarray(bytes), READ_BUFFER_LEN)
+        : sys.read(fd, buf, buf.byteLength);
       if (n > 0) {
+        const at = bytes;
         bytes += n;
         if (this.#passthrough) {
           // The record as the device wrote it: the server takes TSO packets and partial checksums.
@@ -384,9 +400,16 @@ class TapPortImpl implements TapPort {
             this.stats.rxErrors++;
             continue;
           }
-          batch.push(this.#copyOut(0, n));
+          batch.push(inPlace ? buf.subarray(at, bytes) : this.#copyOut(0, n));
           this.stats.rxFrames++;
           this.stats.rxBytes += n - VNET_HDR_LEN;
+          continue;
+        }
+        if (inPlace) {
+          // Plain frames (no offload): each read is one frame.
+          batch.push(buf.subarray(at, bytes));
+          this.stats.rxBytes += n;
+          this.stats.rxFrames++;
           continue;
         }
         if (this.#offload) {
