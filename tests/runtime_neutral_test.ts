@@ -21,6 +21,8 @@ const ADAPTERS = new Set([
   "tunnel/ports/tap_bun.ts",
   // The CLI WebSocket client's byte stream on Deno (tunnel/ws_transport.ts is the interface).
   "tunnel/ws_transport_deno.ts",
+  // Standard input on Deno for `netisle connect` (tunnel/stdin_chunks.ts chooses it).
+  "tunnel/stdin_deno.ts",
   // Egress dialers (src/apps/egress/dialer.ts is the interface they implement).
   "src/apps/egress/dial_deno.ts",
   "src/apps/egress/dial_bun.ts",

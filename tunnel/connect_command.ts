@@ -31,6 +31,7 @@ import {
   SESSION_HELP,
   SESSION_OPTIONS,
 } from "./cli_common.ts";
+import { stdinChunks } from "./stdin_chunks.ts";
 
 /** The help of `netisle connect`. */
 export const CONNECT_HELP =
@@ -158,7 +159,8 @@ async function tcpFlow(session: NetisleSession, where: string, timeoutMs: number
   const up = (async () => {
     const writer = socket.writable.getWriter();
     try {
-      for await (const chunk of process.stdin) await writer.write(chunk as Uint8Array);
+      // A chunk is written (copied into its WebSocket message) before the next is read.
+      for await (const chunk of stdinChunks()) await writer.write(chunk);
       await writer.close();
     } catch (err) {
       if (!(err instanceof NetisleError && err.code === "EPIPE")) stop(err);
