@@ -13,6 +13,9 @@ import {
   LENT_MESSAGE_MIN_BYTES,
   lentMessagePool,
 } from "../src/http/message_buffer_pool.ts";
+import { attachWebSocketTunnel } from "../src/session/tunnel_server.ts";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
+import { arpRequest, makeSession } from "../src/session/_session_test_util.ts";
 
 /** A ByteConn fed by the test; records what the socket writes. */
 class MemoryConn implements ByteConn {
@@ -604,5 +607,36 @@ describe("ServerWebSocket (RFC 6455, bounded)", () => {
     await until(() => b.seen.length === 1, "the next connection's message");
     assertSameBytes(b.seen[0].bytes, payload, "intact: not received into the stalled buffer");
     assert.notEqual((b.seen[0].data as Uint8Array).buffer, x);
+  });
+
+  it("the tunnel opts in: large upload messages are lent and their frames reach the stack", async () => {
+    const session = makeSession();
+    const conn = new MemoryConn();
+    const ws = new ServerWebSocket({ maxMessageBytes: 1 << 20, idleTimeoutMs: 0 });
+    attachWebSocketTunnel(session, ws, { framing: "qemu-stream" });
+    const lent: ArrayBufferLike[] = [];
+    ws.addEventListener("message", (ev) => {
+      if (ev.data instanceof Uint8Array) lent.push(ev.data.buffer);
+    });
+    ws.start(conn, new Uint8Array(0));
+    // 120 ARP requests of 46 bytes a message (5,520 bytes), and a frame cut across two.
+    const stream = encodeStreamFrames(Array.from({ length: 240 }, () => arpRequest()));
+    const cut = stream.length / 2 + 20;
+    conn.feed(clientFrame(0x2, stream.subarray(0, cut)));
+    conn.feed(clientFrame(0x2, stream.subarray(cut)));
+    await until(() => session.stack.counters.rxFrames === 240, "240 frames into the stack");
+    assert.equal(session.stack.counters.rxHandled, 240, "every frame intact");
+    assert.equal(lent.length, 2, "both messages lent");
+    assert.equal(lent[0], lent[1], "in one reused buffer");
+    const replies = () => {
+      let n = 0;
+      const deframer = new StreamDeframer(1514, (f) => {
+        if (f[12] === 0x08 && f[13] === 0x06 && f[21] === 2) n++;
+      });
+      for (const f of conn.frames()) deframer.push(f.payload);
+      return n;
+    };
+    await until(() => replies() >= 240, "the replies");
+    assert.equal(replies(), 240, "an ARP reply to each");
   });
 });
