@@ -8,6 +8,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ByteConn, encodeFrame, ServerWebSocket, unmask } from "../src/http/websocket_conn.ts";
+import {
+  LENT_MESSAGE_MAX_BYTES,
+  LENT_MESSAGE_MIN_BYTES,
+  lentMessagePool,
+} from "../src/http/message_buffer_pool.ts";
+import { attachWebSocketTunnel } from "../src/session/tunnel_server.ts";
+import { encodeStreamFrames, StreamDeframer } from "../src/wire/stream_framing.ts";
+import { arpRequest, makeSession } from "../src/session/_session_test_util.ts";
 
 /** A ByteConn fed by the test; records what the socket writes. */
 class MemoryConn implements ByteConn {
@@ -137,6 +145,93 @@ function open(maxMessageBytes = 1024) {
   ws.addEventListener("close", (ev) => closeEvent = ev);
   ws.start(conn, new Uint8Array(0));
   return { conn, ws, messages, closed: () => closeEvent };
+}
+
+/** `len` bytes that differ from one message (`seed`) to the next and along the message. */
+function pattern(len: number, seed: number): Uint8Array {
+  const out = new Uint8Array(len);
+  for (let i = 0; i < len; i++) out[i] = (i * 7 + (i >>> 9) + seed * 29 + 1) & 0xff;
+  return out;
+}
+
+/**
+ * Asserts that `actual` holds exactly the bytes `expected` (reports the first
+ * difference: a diff of two large arrays would take the assertion forever).
+ */
+function assertSameBytes(actual: unknown, expected: Uint8Array, what: string): void {
+  assert.ok(actual instanceof Uint8Array, `${what}: bytes`);
+  assert.equal(actual.length, expected.length, `${what}: the length`);
+  const at = actual.findIndex((b, i) => b !== expected[i]);
+  assert.equal(at, -1, `${what}: differs from byte ${at} on`);
+}
+
+/** What a listener saw of one message: a copy of its bytes, and the data itself. */
+interface Seen {
+  data: unknown;
+  bytes: Uint8Array | string;
+}
+
+/** A started socket whose listener copies each message at once (as a lending consumer must). */
+function openRecording(lend: boolean, maxMessageBytes = 2 * 1024 * 1024) {
+  const conn = new MemoryConn();
+  const ws = new ServerWebSocket({ maxMessageBytes, idleTimeoutMs: 0 });
+  if (lend) ws.lendBinaryMessages();
+  const seen: Seen[] = [];
+  ws.addEventListener("message", (ev) => {
+    const d = ev.data;
+    const bytes = typeof d === "string"
+      ? d
+      : d instanceof ArrayBuffer
+      ? new Uint8Array(d).slice()
+      : (d as Uint8Array).slice();
+    seen.push({ data: d, bytes });
+  });
+  ws.start(conn, new Uint8Array(0));
+  return { conn, ws, seen };
+}
+
+/** Feeds `bytes` to `conn` in chunks of `chunk` bytes (0: as one chunk). */
+function feedChunked(conn: MemoryConn, bytes: Uint8Array, chunk: number): void {
+  if (chunk === 0) conn.feed(bytes);
+  else for (let at = 0; at < bytes.length; at += chunk) conn.feed(bytes.subarray(at, at + chunk));
+}
+
+/**
+ * A ByteConn whose read stalls once the fed bytes ran out, until the test
+ * settles it; closing it does not settle the read (a runtime may still be
+ * writing into the buffer it was given).
+ */
+class StallingConn implements ByteConn {
+  #chunks: Uint8Array[];
+  stalled: { into: Uint8Array; resolve: (n: number) => void } | undefined;
+  closed = false;
+  constructor(chunks: Uint8Array[]) {
+    this.#chunks = chunks;
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    const c = this.#chunks[0];
+    if (c === undefined) {
+      return new Promise((resolve) => this.stalled = { into: p, resolve });
+    }
+    const n = Math.min(c.length, p.length);
+    p.set(c.subarray(0, n));
+    if (n === c.length) this.#chunks.shift();
+    else this.#chunks[0] = c.subarray(n);
+    return Promise.resolve(n);
+  }
+  /** The stalled read completes at last, having filled its whole buffer with `fill`. */
+  settle(fill: number): void {
+    const s = this.stalled!;
+    this.stalled = undefined;
+    s.into.fill(fill);
+    s.resolve(s.into.length);
+  }
+  write(p: Uint8Array): Promise<number> {
+    return Promise.resolve(p.length);
+  }
+  close(): void {
+    this.closed = true;
+  }
 }
 
 describe("ServerWebSocket (RFC 6455, bounded)", () => {
@@ -356,5 +451,192 @@ describe("ServerWebSocket (RFC 6455, bounded)", () => {
     b.conn.feed(clientFrame(0x8, new Uint8Array([0x0f, 0xa1])));
     await until(() => b.closed() !== undefined, "the close");
     assert.equal(b.closed()!.code, 4001);
+  });
+
+  it("lends whole binary messages of 4 KiB to 257 KiB in one reused buffer; others get their own", async () => {
+    const lentSizes = [
+      LENT_MESSAGE_MIN_BYTES,
+      20 * 1024,
+      100 * 1024,
+      256 * 1024,
+      LENT_MESSAGE_MAX_BYTES,
+    ];
+    // [payload length, fragments (1: a whole message)] in the order sent.
+    const plan: [number, number][] = [
+      [1, 1],
+      [LENT_MESSAGE_MIN_BYTES - 1, 1],
+      [lentSizes[0], 1],
+      [lentSizes[2], 1],
+      [100 * 1024, 2], // fragmented: never lent
+      [lentSizes[3], 1],
+      [lentSizes[4], 1],
+      [LENT_MESSAGE_MAX_BYTES + 1, 1],
+      [300 * 1024, 1],
+      [lentSizes[1], 1],
+      [lentSizes[0], 1],
+    ];
+    // Whole frames per feed (a large remainder read straight into the message), then
+    // everything cut into odd chunks that split headers and payloads alike.
+    for (const chunk of [0, 7001]) {
+      const { conn, seen } = openRecording(true);
+      const wire: Uint8Array[] = [];
+      const sent: Uint8Array[] = [];
+      plan.forEach(([len, parts], k) => {
+        const payload = pattern(len, k + chunk);
+        sent.push(payload);
+        if (parts === 1) wire.push(clientFrame(0x2, payload));
+        else {
+          const half = len >> 1;
+          wire.push(clientFrame(0x2, payload.subarray(0, half), { fin: false }));
+          wire.push(clientFrame(0x9, new Uint8Array([1]))); // a ping between the fragments
+          wire.push(clientFrame(0x0, payload.subarray(half)));
+        }
+        if (k === 3) wire.push(clientFrame(0x1, new TextEncoder().encode("text")));
+      });
+      if (chunk === 0) { for (const w of wire) conn.feed(w); }
+      else feedChunked(conn, concat(wire), chunk);
+      await until(() => seen.length === plan.length + 1, `chunks of ${chunk}: every message`);
+      const binary = seen.filter((m) => typeof m.data !== "string");
+      assert.equal(seen[4].bytes, "text", "the text message, in its place");
+      const lentBuffers = new Set<ArrayBufferLike>();
+      binary.forEach((m, k) => {
+        const [len, parts] = plan[k];
+        const what = `chunks of ${chunk}: message ${k} (${len} bytes, ${parts} part(s))`;
+        assertSameBytes(m.bytes, sent[k], `${what}: the bytes sent`);
+        const lent = parts === 1 && len >= LENT_MESSAGE_MIN_BYTES && len <= LENT_MESSAGE_MAX_BYTES;
+        if (lent) {
+          assert.ok(m.data instanceof Uint8Array, `${what}: lent as a view`);
+          assert.equal(m.data.length, len, `${what}: a view of exactly its length`);
+          assert.equal(m.data.byteOffset, 0);
+          assert.equal(
+            m.data.buffer.byteLength,
+            LENT_MESSAGE_MAX_BYTES,
+            `${what}: a pooled buffer`,
+          );
+          lentBuffers.add(m.data.buffer);
+        } else {
+          assert.ok(m.data instanceof ArrayBuffer, `${what}: an ArrayBuffer of its own`);
+          assert.equal(m.data.byteLength, len);
+        }
+      });
+      assert.equal(lentBuffers.size, 1, "one connection's lent messages reuse one buffer");
+      // Reused: a lent view now shows what the last lent message wrote over it.
+      const first = binary[2].data as Uint8Array;
+      assert.ok(
+        first.some((b, i) => b !== sent[2][i]),
+        "the first lent message's buffer was overwritten",
+      );
+    }
+  });
+
+  it("a socket that did not opt in gets ArrayBuffers that stay intact after later messages", async () => {
+    const plain = openRecording(false);
+    const lending = openRecording(true);
+    const sizes = [100 * 1024, 5000, 100 * 1024];
+    const sent = sizes.map((len, k) => pattern(len, 50 + k));
+    for (const [k, payload] of sent.entries()) {
+      plain.conn.feed(clientFrame(0x2, payload));
+      // Meanwhile a lending socket receives messages of the same sizes into pooled buffers.
+      lending.conn.feed(clientFrame(0x2, pattern(sizes[k], 90 + k)));
+      await until(() => plain.seen.length === k + 1 && lending.seen.length === k + 1, `#${k}`);
+    }
+    const buffers = plain.seen.map((m) => m.data);
+    for (const [k, b] of buffers.entries()) {
+      assert.ok(b instanceof ArrayBuffer, `message ${k} is an ArrayBuffer`);
+      assertSameBytes(new Uint8Array(b), sent[k], `message ${k} intact after later messages`);
+    }
+    assert.equal(new Set(buffers).size, 3, "three buffers of their own");
+    assert.ok(lending.seen.every((m) => m.data instanceof Uint8Array), "the other socket lent");
+  });
+
+  it("a connection that ends mid-message gives its lent buffer back; the next connection's messages are intact", async () => {
+    const cases: [string, (a: ReturnType<typeof openRecording>) => void, number][] = [
+      // 180 KiB still to come: the socket waits in a read straight into the lent buffer.
+      ["terminated during a read into the message", (a) => a.ws.terminate(), 20 * 1024],
+      // 1 KiB still to come: the socket waits in a read into its own buffer.
+      ["the client's stream ended", (a) => a.conn.end(), 200 * 1024 - 1024],
+    ];
+    for (const [what, end, fed] of cases) {
+      const a = openRecording(true);
+      a.conn.feed(clientFrame(0x2, pattern(100 * 1024, 1)));
+      await until(() => a.seen.length === 1, `${what}: the first message`);
+      const x = (a.seen[0].data as Uint8Array).buffer;
+      const free = lentMessagePool.free;
+      assert.ok(free >= 1, "its buffer is back in the pool");
+      const partial = clientFrame(0x2, pattern(200 * 1024, 2)); // a 14-byte header
+      const target = a.conn.delivered + 14 + fed;
+      a.conn.feed(partial.subarray(0, 14 + fed));
+      await until(() => a.conn.delivered === target, `${what}: the partial message read`);
+      assert.equal(lentMessagePool.free, free - 1, `${what}: the partial message holds a buffer`);
+      end(a);
+      await until(() => lentMessagePool.free === free, `${what}: the buffer given back`);
+      assert.equal(a.seen.length, 1, `${what}: the partial message is not delivered`);
+      const b = openRecording(true);
+      const payload = pattern(150 * 1024, 3);
+      b.conn.feed(clientFrame(0x2, payload));
+      await until(() => b.seen.length === 1, `${what}: the next connection's message`);
+      assertSameBytes(b.seen[0].bytes, payload, `${what}: the next connection's bytes`);
+      assert.equal((b.seen[0].data as Uint8Array).buffer, x, `${what}: in the buffer given back`);
+    }
+  });
+
+  it("a lent buffer goes back only once a read into it settled, even when the connection closed first", async () => {
+    const first = pattern(100 * 1024, 4);
+    const second = clientFrame(0x2, pattern(200 * 1024, 5));
+    // The first message whole, then the second's header and 20 KiB: the socket then waits
+    // in a read straight into the second's lent buffer, which stalls.
+    const conn = new StallingConn([clientFrame(0x2, first), second.subarray(0, 14 + 20 * 1024)]);
+    const a = new ServerWebSocket({ maxMessageBytes: 1 << 20, idleTimeoutMs: 0 });
+    a.lendBinaryMessages();
+    let x: ArrayBufferLike | undefined;
+    a.addEventListener("message", (ev) => x ??= (ev.data as Uint8Array).buffer);
+    a.start(conn, new Uint8Array(0));
+    await until(() => conn.stalled !== undefined, "the stalled read into the second message");
+    assert.equal(conn.stalled!.into.buffer, x, "the read goes into the pooled buffer");
+    a.terminate();
+    assert.ok(conn.closed);
+    // Another connection receives a message almost whole while the read is still in flight.
+    const b = openRecording(true);
+    const payload = pattern(150 * 1024, 6);
+    const frame = clientFrame(0x2, payload);
+    b.conn.feed(frame.subarray(0, frame.length - 1000));
+    await until(() => b.conn.delivered === frame.length - 1000, "most of the next message");
+    // The stalled read completes late, scribbling over the whole buffer it was given.
+    conn.settle(0xee);
+    b.conn.feed(frame.subarray(frame.length - 1000));
+    await until(() => b.seen.length === 1, "the next connection's message");
+    assertSameBytes(b.seen[0].bytes, payload, "intact: not received into the stalled buffer");
+    assert.notEqual((b.seen[0].data as Uint8Array).buffer, x);
+  });
+
+  it("the tunnel opts in: large upload messages are lent and their frames reach the stack", async () => {
+    const session = makeSession();
+    const conn = new MemoryConn();
+    const ws = new ServerWebSocket({ maxMessageBytes: 1 << 20, idleTimeoutMs: 0 });
+    attachWebSocketTunnel(session, ws, { framing: "qemu-stream" });
+    const lent: ArrayBufferLike[] = [];
+    ws.addEventListener("message", (ev) => {
+      if (ev.data instanceof Uint8Array) lent.push(ev.data.buffer);
+    });
+    ws.start(conn, new Uint8Array(0));
+    // 120 ARP requests of 46 bytes a message (5,520 bytes), and a frame cut across two.
+    const stream = encodeStreamFrames(Array.from({ length: 240 }, () => arpRequest()));
+    const cut = stream.length / 2 + 20;
+    conn.feed(clientFrame(0x2, stream.subarray(0, cut)));
+    conn.feed(clientFrame(0x2, stream.subarray(cut)));
+    await until(() => session.stack.counters.rxFrames === 240, "240 frames into the stack");
+    assert.equal(session.stack.counters.rxHandled, 240, "every frame intact");
+    assert.equal(lent.length, 2, "both messages lent");
+    assert.equal(lent[0], lent[1], "in one reused buffer");
+    const replies = () => {
+      let n = 0;
+      const deframer = new StreamDeframer(1514, (f) => {
+        if (f[12] === 0x08 && f[13] === 0x06 && f[21] === 2) n++;
+      });
+      for (const f of conn.frames()) deframer.push(f.payload);
+      return n;
+    };
+    await until(() => replies() >= 240, "the replies");
+    assert.equal(replies(), 240, "an ARP reply to each");
   });
 });

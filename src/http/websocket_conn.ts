@@ -14,7 +14,10 @@
  * - Reading: one reused 64 KiB buffer; payload bytes are copied once into the
  *   message's own buffer (allocated by the frame's declared length, never
  *   more than the limit; a large remainder is read straight into it) and
- *   unmasked there 32 bits at a time.
+ *   unmasked there 32 bits at a time. A consumer that is done with a message
+ *   when its listener returns may have large binary messages lent instead:
+ *   received into a reused buffer of a per-process pool
+ *   ({@linkcode ServerWebSocket.lendBinaryMessages}).
  * - Writing: `send` copies the payload behind its frame header at once (the
  *   caller may reuse its buffer, as with the standard WebSocket); one write
  *   loop drains the queue, queued frames coalesced into writes of up to 256 KiB.
@@ -28,6 +31,11 @@
  */
 
 import type { TunnelSocket } from "../session/tunnel_server.ts";
+import {
+  LENT_MESSAGE_MAX_BYTES,
+  LENT_MESSAGE_MIN_BYTES,
+  lentMessagePool,
+} from "./message_buffer_pool.ts";
 
 /** A byte connection: what a WebSocket runs over (`Deno.Conn` fits). */
 export interface ByteConn {
@@ -223,6 +231,12 @@ export class ServerWebSocket implements TunnelSocket {
   #fragmentBytes = 0;
   #fragmentOpcode = -1;
   #decoder = new TextDecoder("utf-8", { fatal: true });
+  /** Whether large binary messages are lent (see lendBinaryMessages). */
+  #lending = false;
+  /** The pooled buffer #payload lives in, while a lent message is received. */
+  #lent: ArrayBuffer | undefined;
+  /** A read straight into #payload is in flight (its buffer must not go back to the pool yet). */
+  #directRead = false;
 
   /** A socket that has not started yet (state CONNECTING). */
   constructor(options: ServerWebSocketOptions) {
@@ -245,6 +259,37 @@ export class ServerWebSocket implements TunnelSocket {
     const list = this.#listeners.get(type) ?? [];
     list.push(listener);
     this.#listeners.set(type, list);
+  }
+
+  /**
+   * Lends binary messages from now on, to save a fresh (zero-filled)
+   * buffer per large message. The caller promises, for every `message`
+   * listener of this socket, that a listener is done with a binary
+   * message's bytes when it returns: it copies what it keeps, keeps no view
+   * of them, and never transfers or detaches their buffer.
+   *
+   * A whole (unfragmented) binary message of
+   * {@linkcode LENT_MESSAGE_MIN_BYTES} to {@linkcode LENT_MESSAGE_MAX_BYTES}
+   * bytes is then received into a buffer of one per-process pool (at most
+   * 16 free buffers, 4 MiB, whatever the number of connections) and
+   * delivered as a `Uint8Array` of exactly its length, whatever
+   * `binaryType` says. Once every listener returned, the buffer goes back
+   * to the pool, and a later message, of any connection, overwrites it.
+   * Bytes of `data.buffer` outside the view are what earlier messages left
+   * there: a listener reads the view only. Other messages (shorter, longer,
+   * fragmented, text, control) are delivered as before, in buffers of
+   * their own.
+   *
+   * @example
+   * ```ts
+   * ws.lendBinaryMessages();
+   * ws.addEventListener("message", (ev) => {
+   *   if (ev.data instanceof Uint8Array) deframer.push(ev.data); // copies what it keeps
+   * });
+   * ```
+   */
+  lendBinaryMessages(): void {
+    this.#lending = true;
   }
 
   /**
@@ -437,10 +482,20 @@ export class ServerWebSocket implements TunnelSocket {
         const p = this.#payload;
         if (p !== undefined && p.length - this.#payloadFilled >= DIRECT_READ_BYTES) {
           const into = p.subarray(this.#payloadFilled);
-          const got = await conn.read(into);
+          let got: number | null;
+          // While the read is in flight the runtime may write into a lent buffer: it goes
+          // back to the pool only once the read settled (see #giveBackLent).
+          this.#directRead = true;
+          try {
+            got = await conn.read(into);
+          } finally {
+            this.#directRead = false;
+          }
+          // Failed or closed meanwhile: a lent buffer was left to us to give back.
+          if (this.#payload !== p) this.#giveBackLent();
           if (got === null) break;
           this.#heard = true;
-          if (this.#payload !== p) continue; // failed or closed meanwhile
+          if (this.#payload !== p) continue;
           unmask(into.subarray(0, got), this.#mask, this.#payloadFilled);
           this.#payloadFilled += got;
           if (this.#payloadFilled === p.length) this.#endFrame();
@@ -552,7 +607,22 @@ export class ServerWebSocket implements TunnelSocket {
     }
     this.#fin = fin;
     this.#opcode = opcode;
-    this.#payload = new Uint8Array(len);
+    if (
+      this.#lending && opcode === OP_BINARY && fin && len >= LENT_MESSAGE_MIN_BYTES &&
+      len <= LENT_MESSAGE_MAX_BYTES && this.#state === OPEN
+    ) {
+      // A whole binary message, lent (see lendBinaryMessages). No bytes pass from one
+      // message (or connection) to the next: the view is exactly `len` long and the message
+      // is delivered only once #payloadFilled reached `len`, i.e. once each of its bytes was
+      // written by this frame's payload (copied in #consume, or read in place by conn.read,
+      // which writes the `got` bytes it reports). What lies beyond the view stays stale and
+      // is never part of a message, so the buffer needs no zeroing.
+      const buffer = lentMessagePool.take();
+      this.#lent = buffer;
+      this.#payload = new Uint8Array(buffer, 0, len);
+    } else {
+      this.#payload = new Uint8Array(len);
+    }
     this.#payloadFilled = 0;
     this.#hdrLen = 0;
     return true;
@@ -562,6 +632,19 @@ export class ServerWebSocket implements TunnelSocket {
     const payload = this.#payload!;
     this.#payload = undefined;
     this.#hdrLen = 0;
+    const lent = this.#lent;
+    if (lent !== undefined) {
+      // A lent message (a whole binary one): the listeners are done with it when they
+      // return, so its buffer goes back to the pool then (also when one throws).
+      this.#lent = undefined;
+      try {
+        // Data after our close frame is discarded (§7.1.2).
+        if (this.#state === OPEN) this.#emit("message", payload);
+      } finally {
+        lentMessagePool.give(lent);
+      }
+      return;
+    }
     const opcode = this.#opcode;
     if (opcode === OP_PING) {
       if (this.#state === OPEN) this.#enqueue(encodeFrame(OP_PONG, payload));
@@ -646,6 +729,7 @@ export class ServerWebSocket implements TunnelSocket {
     }
     this.#state = CLOSED;
     this.#payload = undefined;
+    this.#giveBackLent();
     this.#fragments = [];
     this.#fragmentBytes = 0;
     // Linger: a client still sending (the rest of a refused message) would make an
@@ -681,6 +765,7 @@ export class ServerWebSocket implements TunnelSocket {
     this.#idleTimer = undefined;
     this.#closeTimer = undefined;
     this.#payload = undefined;
+    this.#giveBackLent();
     this.#fragments = [];
     if (this.#conn) {
       try {
@@ -694,6 +779,18 @@ export class ServerWebSocket implements TunnelSocket {
       end?.();
     }
     this.#emitClose();
+  }
+
+  /**
+   * Gives the lent buffer of a message that will not be completed back to
+   * the pool, unless a read into it is still in flight: the read loop calls
+   * this again once that read settled.
+   */
+  #giveBackLent(): void {
+    const lent = this.#lent;
+    if (lent === undefined || this.#directRead) return;
+    this.#lent = undefined;
+    lentMessagePool.give(lent);
   }
 
   #emitClose(): void {

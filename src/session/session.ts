@@ -208,17 +208,24 @@ export class Session {
    * queue for the current holder to pick up when it releases the lock.
    * `offload[i]`, when given, is what the tunnel says of `frames[i]`
    * (`FrameOffload`: a large TCP segment, a checksum it vouched for).
+   * `borrowed`: the frames are valid during this call only (a lent
+   * WebSocket message, whose buffer is reused once the call returns), so
+   * those that must wait in the queue are copied; otherwise the queue keeps
+   * the caller's frames as they are.
    */
-  input(frames: Uint8Array[], offload?: readonly number[]): void {
+  input(frames: Uint8Array[], offload?: readonly number[], borrowed = false): void {
     if (this.#closed) return;
     this.capture.offer(frames, "rx");
     const now = this.#clock.now();
+    // A free lock processes the queue before this call returns; a held one leaves it to
+    // the holder, after we returned.
+    const copy = borrowed && this.lock.held;
     for (let i = 0; i < frames.length; i++) {
       if (this.#input.length >= this.limits.inputQueueFrames) {
         this.tunnelStats.inputQueueDrops++;
         continue;
       }
-      this.#input.push(frames[i]);
+      this.#input.push(copy ? frames[i].slice() : frames[i]);
       this.#inputAt.push(now);
       this.#inputOffload.push(offload === undefined ? 0 : offload[i]);
     }

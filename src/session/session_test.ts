@@ -149,6 +149,20 @@ describe("Session", () => {
     assert.equal(session.frameCounters().drops.input_queue_full, 2);
     assert.equal(session.frameCounters().rxFrames, 4);
   });
+
+  it("copies borrowed frames that must wait for the lock: the caller reuses them after input returns", () => {
+    const session = makeSession();
+    const tunnel = new RecordingTunnel();
+    session.attachTunnel(tunnel);
+    tunnel.sent = [];
+    const frames = [arpRequest(), arpRequest()];
+    session.withCore(() => {
+      session.input(frames, undefined, true);
+      for (const f of frames) f.fill(0xee); // the caller's buffer, reused
+    });
+    assert.equal(session.stack.counters.rxHandled, 2, "both intact when the core got to them");
+    assert.equal(tunnel.sent.length, 2, "two ARP replies");
+  });
 });
 
 describe("SessionRegistry", () => {

@@ -60,6 +60,14 @@ export interface TunnelSocket {
    * `rest` once. Optional: our HTTP engine's sockets have it.
    */
   sendWithFirstByte?(first: number, rest: Uint8Array): void;
+  /**
+   * Lends binary messages from now on: the caller promises that every
+   * `message` listener is done with a binary message's bytes when it
+   * returns, and the socket may then deliver a large one as a `Uint8Array`
+   * in a buffer it reuses for later messages. Optional: our HTTP engine's
+   * sockets have it.
+   */
+  lendBinaryMessages?(): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: "open" | "close" | "error", listener: () => void): void;
   addEventListener(type: "message", listener: (ev: { data: unknown }) => void): void;
@@ -134,6 +142,12 @@ export function attachWebSocketTunnel(
   const maxFrame = session.stack.maxFrameLen;
   const maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   socket.binaryType = "arraybuffer";
+  // Every message is consumed before the listener returns: the deframers copy the partial
+  // frame they keep, the core copies what it keeps of a frame, and the session copies frames
+  // that must wait for the core lock (input's `borrowed`). So a socket that can may lend its
+  // buffers (a large upload message then costs no fresh buffer).
+  const lending = socket.lendBinaryMessages !== undefined;
+  socket.lendBinaryMessages?.();
   let attached = false;
   const sendOne = (data: Uint8Array, frames: number): void => {
     if (socket.bufferedAmount > maxBuffered) {
@@ -255,7 +269,7 @@ export function attachWebSocketTunnel(
       const offload = vnet ? batchOffload : undefined;
       if (vnet) batchOffload = [];
       // Frames before the bad prefix were whole and valid: deliver them.
-      if (frames.length > 0) session.input(frames, offload);
+      if (frames.length > 0) session.input(frames, offload, lending);
       if (err) {
         failed = true;
         session.tunnelStats.rejectedMessages++;
@@ -270,7 +284,7 @@ export function attachWebSocketTunnel(
       session.tunnelStats.rejectedMessages++;
       return;
     }
-    session.input([bytes]);
+    session.input([bytes], undefined, lending);
   });
   const detach = () => session.detachTunnel(endpoint);
   socket.addEventListener("close", detach);
