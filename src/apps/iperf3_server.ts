@@ -7,6 +7,7 @@
  */
 
 import type { CoreAccess } from "../socket/tcp_socket.ts";
+import { recycleLargeBuffer } from "../stack/large_buffer_pool.ts";
 import { TcpServer } from "../socket/tcp_socket.ts";
 import {
   decodeIperf3Params,
@@ -175,6 +176,7 @@ class Test {
       const c = await s.conn.receive(256 * 1024);
       if (c === null || s.stopped) return;
       s.bytes += c.length;
+      recycleLargeBuffer(c); // counted and dropped: a large segment's buffer serves the next
     }
   }
 

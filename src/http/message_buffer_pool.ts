@@ -5,7 +5,7 @@
  * zero-filled `ArrayBuffer` per message of up to 256 KiB, 1,500+ per
  * second on a tunnel's upload path, costs CPU in the garbage collector,
  * the zero fill and page faults; the send side measured half of the
- * server's CPU for the same habit (see `recycleLargeFrame` in
+ * server's CPU for the same habit (see `recycleLargeBuffer` in
  * src/stack/frame_arena.ts).
  *
  * A connection holds a buffer only while one message is received into it

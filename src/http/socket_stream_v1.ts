@@ -30,6 +30,7 @@ import { sleepOn } from "../socket/poll_deadline.ts";
 import { UnackedCharges } from "./unacked_charges.ts";
 import type { TcpSocket } from "../socket/tcp_socket.ts";
 import { receivedHeadroom } from "../stack/tcp/receive_queue.ts";
+import { recycleLargeBuffer } from "../stack/large_buffer_pool.ts";
 import type { TunnelSocket } from "../session/tunnel_server.ts";
 import {
   type PendingSocketStream,
@@ -210,13 +211,17 @@ class TcpStreamV1 {
         if (room > 0) {
           // A segment's own chunk, handed over by the receive queue with room before it: the
           // type byte and the WebSocket frame header go there, and the bytes go out uncopied.
+          // Its buffer goes back to the pool once written (a large segment's, see receive_queue.ts).
           const message = new Uint8Array(chunk.buffer, chunk.byteOffset - 1, chunk.length + 1);
           message[0] = StreamMessageType.DATA;
-          ws.sendInPlace!(message, room - 1);
-        } else if (ws.sendWithFirstByte) {
-          // One copy into the WebSocket frame where the socket can build it with the type byte.
-          ws.sendWithFirstByte(StreamMessageType.DATA, chunk);
-        } else this.#send(encodeStreamData(chunk));
+          ws.sendInPlace!(message, room - 1, recycleLargeBuffer);
+        } else {
+          if (ws.sendWithFirstByte) {
+            // One copy into the WebSocket frame where the socket can build it with the type byte.
+            ws.sendWithFirstByte(StreamMessageType.DATA, chunk);
+          } else this.#send(encodeStreamData(chunk));
+          recycleLargeBuffer(chunk); // copied
+        }
       }
     } catch (err) {
       if (signal.aborted) return;

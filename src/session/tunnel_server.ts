@@ -25,7 +25,8 @@ import {
 } from "../wire/tunnel_protocol.ts";
 import { encodeStreamFrames, StreamDeframer } from "../wire/stream_framing.ts";
 import { FrameOffload, LinkOffload } from "../stack/frame_offload.ts";
-import { largeFrameHeadroom, recycleLargeFrame } from "../stack/frame_arena.ts";
+import { largeFrameHeadroom } from "../stack/frame_arena.ts";
+import { recycleLargeBuffer } from "../stack/large_buffer_pool.ts";
 import {
   completeChecksum,
   tcpv4HeaderOffset,
@@ -181,13 +182,13 @@ export function attachWebSocketTunnel(
             const record = vnetRecordInPlace(frames[i], offload === undefined ? 0 : offload[i]);
             if (socket.bufferedAmount > maxBuffered) {
               session.tunnelStats.backpressureDrops++;
-              recycleLargeFrame(frames[i]);
+              recycleLargeBuffer(frames[i]);
             } else {
               try {
-                socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN, recycleLargeFrame);
+                socket.sendInPlace!(record, room - VNET_RECORD_HEADER_LEN, recycleLargeBuffer);
               } catch {
                 session.tunnelStats.framesWithoutTunnel++;
-                recycleLargeFrame(frames[i]);
+                recycleLargeBuffer(frames[i]);
               }
             }
             i++;
@@ -197,13 +198,13 @@ export function attachWebSocketTunnel(
           sendOne(encodeVnetRecords(frames, offload, i, end), end - i);
           // Copied into the message: a large frame's buffer can serve the next one (a socket
           // without an in-place send, such as Bun's).
-          for (; i < end; i++) recycleLargeFrame(frames[i]);
+          for (; i < end; i++) recycleLargeBuffer(frames[i]);
         }
         return;
       }
       for (const group of batchFrames(frames, maxBatch)) {
         sendOne(encodeStreamFrames(group), group.length);
-        for (const f of group) recycleLargeFrame(f); // copied into the message
+        for (const f of group) recycleLargeBuffer(f); // copied into the message
       }
     },
     close(code, reason) {

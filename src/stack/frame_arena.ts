@@ -17,59 +17,26 @@
  * them (see {@linkcode FrameArena.headroom}).
  *
  * A large frame (over 16 KiB: a segmentation-offload packet, a jumbo frame)
- * gets a buffer of its own. Whoever takes one and is done with it may give
- * the buffer back with {@linkcode recycleLargeFrame} (the tunnel does, once
- * the socket wrote it): a fresh 64 KiB `ArrayBuffer` per packet cost the
- * server half of its CPU time when it sends to a kernel peer (`deno task
- * bench -- e2e`: 1.7–1.8 s/GB without reuse, 0.8–1.0 with it). The buffers
- * given back wait in one free list per process of at most
- * {@linkcode LARGE_FRAME_POOL_BUFFERS} buffers (4.2 MiB whatever the number
- * of sessions), and are zeroed again before they are handed out, so no
- * bytes pass from one session to another.
+ * gets a buffer of its own from the process's pool of large buffers
+ * (large_buffer_pool.ts). Whoever takes one and is done with it may give the
+ * buffer back with `recycleLargeBuffer` (the tunnel does, once the
+ * socket wrote it).
  *
  * @module
  */
+
+import {
+  holdLargeBuffer,
+  isLargeBuffer,
+  LARGE_BUFFER_BYTES,
+  takeLargeBuffer,
+} from "./large_buffer_pool.ts";
 
 /** Default size of an arena chunk. */
 export const FRAME_ARENA_CHUNK_BYTES = 64 * 1024;
 
 /** Frames longer than this get a buffer of their own (a chunk would hold too few). */
 const OWN_BUFFER_BYTES = 16 * 1024;
-
-/** The size of a buffer made for one large frame: an IP packet of 64 KiB behind an Ethernet header, with headroom. */
-const LARGE_BUFFER_BYTES = 65_536 + 256;
-
-/** The most large-frame buffers kept for reuse, for all arenas of the process together. */
-export const LARGE_FRAME_POOL_BUFFERS = 64;
-
-/** Every buffer an arena made for one large frame and has not seen given back. */
-const largeBuffers = new WeakSet<ArrayBuffer>();
-
-/** Large-frame buffers given back, waiting to be handed out again (zeroed first). */
-const freeLargeBuffers: ArrayBuffer[] = [];
-
-/**
- * Gives the buffer of a large frame that a {@linkcode FrameArena} allocated
- * back for reuse, once its holder is done with it: the caller must not touch
- * the frame, or any view of its buffer, again. Any other array (a small
- * frame that shares a chunk, a buffer no arena made, one already given
- * back) is ignored, as is a buffer when the free list already holds
- * {@linkcode LARGE_FRAME_POOL_BUFFERS}.
- *
- * @example
- * ```ts
- * const f = new FrameArena().alloc(60_000);
- * // ... written to a socket, the write completed:
- * recycleLargeFrame(f);
- * ```
- */
-export function recycleLargeFrame(frame: Uint8Array): void {
-  if (frame.length <= OWN_BUFFER_BYTES) return; // a chunk's frame: never its own buffer
-  const buffer = frame.buffer as ArrayBuffer;
-  if (!largeBuffers.has(buffer)) return;
-  largeBuffers.delete(buffer); // given back once: a second call for it is ignored
-  if (freeLargeBuffers.length < LARGE_FRAME_POOL_BUFFERS) freeLargeBuffers.push(buffer);
-}
 
 /**
  * Bytes a frame with a buffer of its own always has free before it (more
@@ -84,7 +51,7 @@ export const LARGE_FRAME_HEADROOM = 32;
  * {@linkcode LARGE_FRAME_HEADROOM} for a frame over 16 KiB that a
  * {@linkcode FrameArena} allocated (it has a buffer of its own); 0 for any
  * other, whose preceding bytes may belong to another frame, and for one
- * already given back with {@linkcode recycleLargeFrame}. Whoever holds the
+ * already given back with `recycleLargeBuffer`. Whoever holds the
  * frame may write its own headers there.
  *
  * @example
@@ -94,9 +61,7 @@ export const LARGE_FRAME_HEADROOM = 32;
  * ```
  */
 export function largeFrameHeadroom(frame: Uint8Array): number {
-  return frame.length > OWN_BUFFER_BYTES && largeBuffers.has(frame.buffer as ArrayBuffer)
-    ? frame.byteOffset
-    : 0;
+  return frame.length > OWN_BUFFER_BYTES && isLargeBuffer(frame.buffer) ? frame.byteOffset : 0;
 }
 
 /**
@@ -156,15 +121,10 @@ export class FrameArena {
       const start = alignedStart(Math.max(head, LARGE_FRAME_HEADROOM));
       if (start + len > LARGE_BUFFER_BYTES) {
         const own = new ArrayBuffer(start + len);
-        largeBuffers.add(own);
+        holdLargeBuffer(own);
         return new Uint8Array(own, start, len);
       }
-      const reused = freeLargeBuffers.pop();
-      const buffer = reused ?? new ArrayBuffer(LARGE_BUFFER_BYTES);
-      largeBuffers.add(buffer);
-      const frame = new Uint8Array(buffer, start, len);
-      if (reused !== undefined) frame.fill(0);
-      return frame;
+      return new Uint8Array(takeLargeBuffer(), start, len);
     }
     let start = alignedStart(this.#at + head);
     if (start + len > this.#buffer.byteLength) {

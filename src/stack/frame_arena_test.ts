@@ -4,10 +4,9 @@ import {
   FRAME_ARENA_CHUNK_BYTES,
   FrameArena,
   LARGE_FRAME_HEADROOM,
-  LARGE_FRAME_POOL_BUFFERS,
   largeFrameHeadroom,
-  recycleLargeFrame,
 } from "./frame_arena.ts";
+import { LARGE_BUFFER_POOL_BUFFERS, recycleLargeBuffer } from "./large_buffer_pool.ts";
 
 describe("FrameArena", () => {
   it("hands out zero-filled frames at 2 mod 4, so that IP and TCP headers are aligned", () => {
@@ -64,9 +63,9 @@ describe("FrameArena", () => {
   it("hands a large frame's buffer out again once it is given back, zeroed, and only once", () => {
     const arena = new FrameArena();
     const a = arena.alloc(60_000).fill(0xee);
-    recycleLargeFrame(a);
+    recycleLargeBuffer(a);
     assert.equal(largeFrameHeadroom(a), 0, "given back: no longer the holder's");
-    recycleLargeFrame(a); // a second time: ignored, or two frames would share it
+    recycleLargeBuffer(a); // a second time: ignored, or two frames would share it
     const b = arena.alloc(65_549);
     assert.equal(b.buffer, a.buffer, "the same storage");
     assert.equal(b.byteOffset % 4, 2);
@@ -75,20 +74,20 @@ describe("FrameArena", () => {
     const c = arena.alloc(60_000);
     assert.notEqual(c.buffer, b.buffer, "the second give-back was ignored");
     // Arrays an arena did not make, or that share a chunk, are not taken.
-    recycleLargeFrame(new Uint8Array(new ArrayBuffer(65_792), 40, 60_000));
-    recycleLargeFrame(arena.alloc(1514));
+    recycleLargeBuffer(new Uint8Array(new ArrayBuffer(65_792), 40, 60_000));
+    recycleLargeBuffer(arena.alloc(1514));
     assert.notEqual(arena.alloc(60_000).buffer, b.buffer);
   });
 
-  it("keeps at most LARGE_FRAME_POOL_BUFFERS buffers for reuse", () => {
+  it("keeps at most LARGE_BUFFER_POOL_BUFFERS buffers for reuse", () => {
     const arena = new FrameArena();
-    const frames = Array.from({ length: LARGE_FRAME_POOL_BUFFERS + 5 }, () => arena.alloc(60_000));
-    for (const f of frames) recycleLargeFrame(f);
+    const frames = Array.from({ length: LARGE_BUFFER_POOL_BUFFERS + 5 }, () => arena.alloc(60_000));
+    for (const f of frames) recycleLargeBuffer(f);
     const again = new Set(
-      Array.from({ length: LARGE_FRAME_POOL_BUFFERS + 5 }, () => arena.alloc(60_000).buffer),
+      Array.from({ length: LARGE_BUFFER_POOL_BUFFERS + 5 }, () => arena.alloc(60_000).buffer),
     );
     const reused = frames.filter((f) => again.has(f.buffer as ArrayBuffer)).length;
-    assert.equal(reused, LARGE_FRAME_POOL_BUFFERS);
+    assert.equal(reused, LARGE_BUFFER_POOL_BUFFERS);
   });
 
   it("reserves the headroom before every frame", () => {

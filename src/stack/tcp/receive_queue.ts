@@ -12,6 +12,12 @@
  */
 
 import { bufferCost, MemoryQuota } from "../session_quota.ts";
+import {
+  isLargeBuffer,
+  LARGE_BUFFER_BYTES,
+  recycleLargeBuffer,
+  takeLargeBuffer,
+} from "../large_buffer_pool.ts";
 
 /**
  * The largest chunk, and the size of every chunk after the first few of a
@@ -30,6 +36,15 @@ export const RECEIVE_OWN_CHUNK_BYTES = 8 * 1024;
  * out without a copy (see {@linkcode receivedHeadroom}).
  */
 export const RECEIVE_HEADROOM_BYTES = 16;
+/**
+ * Segments of at least this many bytes (a large segment from a peer's
+ * segmentation offload or GRO) take their chunk's buffer from the process's
+ * pool of large buffers (large_buffer_pool.ts), charged at the buffer's full
+ * size; whoever reads the chunk whole may give it back with
+ * `recycleLargeBuffer` once done (a socket stream does, once the WebSocket
+ * wrote it), and the queue gives back those it copied out or dropped.
+ */
+export const RECEIVE_POOLED_CHUNK_BYTES = 48 * 1024;
 
 /**
  * The bytes before `data` in its buffer that belong to it:
@@ -49,7 +64,7 @@ export const RECEIVE_HEADROOM_BYTES = 16;
 export function receivedHeadroom(data: Uint8Array): number {
   return data.byteOffset === RECEIVE_HEADROOM_BYTES &&
       data.length >= RECEIVE_OWN_CHUNK_BYTES &&
-      data.byteOffset + data.length === data.buffer.byteLength
+      (data.byteOffset + data.length === data.buffer.byteLength || isLargeBuffer(data.buffer))
     ? RECEIVE_HEADROOM_BYTES
     : 0;
 }
@@ -135,8 +150,14 @@ export class ReceiveQueue {
     }
     // A large segment gets a chunk of its own; a small one fills the room left first.
     const own = n >= RECEIVE_OWN_CHUNK_BYTES;
+    const pooled = own && n >= RECEIVE_POOLED_CHUNK_BYTES &&
+      RECEIVE_HEADROOM_BYTES + n <= LARGE_BUFFER_BYTES;
     const rest = own ? n : n - room;
-    const size = own ? RECEIVE_HEADROOM_BYTES + n : this.#nextChunkSize(rest);
+    const size = pooled
+      ? LARGE_BUFFER_BYTES
+      : own
+      ? RECEIVE_HEADROOM_BYTES + n
+      : this.#nextChunkSize(rest);
     const cost = bufferCost(size);
     if (!this.#quota.tryCharge(cost)) {
       if (!force) return false;
@@ -150,7 +171,8 @@ export class ReceiveQueue {
     }
     let buf: Uint8Array;
     if (own) {
-      buf = new Uint8Array(new ArrayBuffer(size), RECEIVE_HEADROOM_BYTES, n);
+      const storage = pooled ? takeLargeBuffer() : new ArrayBuffer(size);
+      buf = new Uint8Array(storage, RECEIVE_HEADROOM_BYTES, n);
       buf.set(data);
     } else {
       this.#lastChunkSize = size;
@@ -166,6 +188,9 @@ export class ReceiveQueue {
   costToAppend(n: number): number {
     const room = this.tailRoom;
     if (n <= room) return 0;
+    if (n >= RECEIVE_POOLED_CHUNK_BYTES && RECEIVE_HEADROOM_BYTES + n <= LARGE_BUFFER_BYTES) {
+      return bufferCost(LARGE_BUFFER_BYTES);
+    }
     return bufferCost(
       n >= RECEIVE_OWN_CHUNK_BYTES ? RECEIVE_HEADROOM_BYTES + n : this.#nextChunkSize(n - room),
     );
@@ -185,7 +210,7 @@ export class ReceiveQueue {
     const chunks = this.#chunks;
     const first = chunks[this.#head];
     if (this.#headOffset === 0 && first.end === first.buf.length && first.end <= max) {
-      this.#consume(first.end);
+      this.#consume(first.end, true);
       return first.buf;
     }
     const limit = Math.min(max, this.#length);
@@ -212,6 +237,7 @@ export class ReceiveQueue {
 
   /** Drops every byte and frees every chunk. */
   clear(): void {
+    for (let i = this.#head; i < this.#chunks.length; i++) recycleLargeBuffer(this.#chunks[i].buf);
     this.#chunks = [];
     this.#head = 0;
     this.#headOffset = 0;
@@ -219,8 +245,12 @@ export class ReceiveQueue {
     this.#releaseCharge(this.#charged);
   }
 
-  /** Removes `n` bytes from the front, freeing the chunks emptied. */
-  #consume(n: number): void {
+  /**
+   * Removes `n` bytes from the front, freeing the chunks emptied; a pooled
+   * chunk's buffer goes back to the pool, unless `handedOver` (the reader
+   * took the first chunk whole).
+   */
+  #consume(n: number, handedOver = false): void {
     this.#length -= n;
     const chunks = this.#chunks;
     while (n > 0) {
@@ -232,6 +262,7 @@ export class ReceiveQueue {
       }
       n -= left;
       this.#releaseCharge(bufferCost(c.buf.buffer.byteLength));
+      if (!handedOver) recycleLargeBuffer(c.buf); // copied out: ours to give back
       this.#head++;
       this.#headOffset = 0;
     }

@@ -4,13 +4,22 @@ import { bufferCost, MemoryQuota } from "../session_quota.ts";
 import {
   RECEIVE_CHUNK_BYTES,
   RECEIVE_HEADROOM_BYTES,
+  RECEIVE_POOLED_CHUNK_BYTES,
   receivedHeadroom,
   ReceiveQueue,
 } from "./receive_queue.ts";
+import { isLargeBuffer, LARGE_BUFFER_BYTES, recycleLargeBuffer } from "../large_buffer_pool.ts";
 
 /** `n` bytes of a pattern starting at `start`. */
 function pattern(n: number, start = 0): Uint8Array {
   return new Uint8Array(n).map((_, i) => (start + i) * 7 & 0xff);
+}
+
+/** Reads everything queued, `max` bytes at a time, concatenated. */
+function drainSmall(q: ReceiveQueue, max: number): Uint8Array {
+  const parts: number[] = [];
+  for (let out = q.read(max); out; out = q.read(max)) parts.push(...out);
+  return new Uint8Array(parts);
 }
 
 /** Reads everything queued, concatenated. */
@@ -55,10 +64,10 @@ describe("ReceiveQueue", () => {
   it("gives a large segment a chunk of its own size, with headroom before it", () => {
     const q = new ReceiveQueue();
     q.append(pattern(10));
-    q.append(pattern(60_000, 10));
+    q.append(pattern(30_000, 10));
     assert.equal(
       q.chargedBytes,
-      bufferCost(1024) + bufferCost(RECEIVE_HEADROOM_BYTES + 60_000),
+      bufferCost(1024) + bufferCost(RECEIVE_HEADROOM_BYTES + 30_000),
       "the headroom is storage too",
     );
     assert.equal(q.tailRoom, 0);
@@ -66,11 +75,67 @@ describe("ReceiveQueue", () => {
     assert.deepEqual(small, pattern(10), "the small chunk, then the large one whole");
     assert.equal(receivedHeadroom(small), 0, "a small chunk's buffer is shared: no headroom");
     const big = q.read(1 << 20)!;
-    assert.equal(big.buffer.byteLength, RECEIVE_HEADROOM_BYTES + 60_000);
+    assert.equal(big.buffer.byteLength, RECEIVE_HEADROOM_BYTES + 30_000);
     assert.equal(receivedHeadroom(big), RECEIVE_HEADROOM_BYTES);
-    assert.deepEqual(big, pattern(60_000, 10));
-    assert.equal(receivedHeadroom(new Uint8Array(60_000)), 0, "not the queue's: no headroom");
+    assert.deepEqual(big, pattern(30_000, 10));
+    assert.equal(receivedHeadroom(new Uint8Array(30_000)), 0, "not the queue's: no headroom");
     assert.equal(q.chargedBytes, 0);
+  });
+
+  it("keeps a segment of 48 KiB and more in a pooled buffer, charged whole, handed over with its headroom", () => {
+    const q = new ReceiveQueue();
+    q.append(pattern(60_000, 10));
+    assert.equal(q.chargedBytes, bufferCost(LARGE_BUFFER_BYTES), "the buffer's full size");
+    const big = q.read(1 << 20)!;
+    assert.equal(big.buffer.byteLength, LARGE_BUFFER_BYTES);
+    assert.equal(big.byteOffset, RECEIVE_HEADROOM_BYTES);
+    assert.equal(receivedHeadroom(big), RECEIVE_HEADROOM_BYTES);
+    assert.ok(isLargeBuffer(big.buffer), "the reader holds it now");
+    assert.deepEqual(big, pattern(60_000, 10));
+    assert.ok(
+      new Uint8Array(big.buffer, RECEIVE_HEADROOM_BYTES + 60_000).every((b) => b === 0),
+      "nothing but zeros after it",
+    );
+    assert.equal(q.chargedBytes, 0);
+    // Given back by its reader, the buffer carries the next large segment, zeroed first.
+    recycleLargeBuffer(big);
+    assert.equal(receivedHeadroom(big), 0, "given back: no longer the reader's");
+    q.append(pattern(RECEIVE_POOLED_CHUNK_BYTES, 3));
+    const next = q.read(1 << 20)!;
+    assert.equal(next.buffer, big.buffer, "the same storage");
+    assert.deepEqual(next, pattern(RECEIVE_POOLED_CHUNK_BYTES, 3));
+    assert.ok(
+      new Uint8Array(next.buffer, RECEIVE_HEADROOM_BYTES + RECEIVE_POOLED_CHUNK_BYTES)
+        .every((b) => b === 0),
+      "zeroed: nothing of the last segment",
+    );
+  });
+
+  it("gives a pooled buffer back itself once it copied the chunk out, or dropped it", () => {
+    const q = new ReceiveQueue();
+    // The pool hands out the buffer given back last: follow one buffer through.
+    q.append(pattern(60_000));
+    const a = q.read(1 << 20)!;
+    recycleLargeBuffer(a);
+    q.append(pattern(60_000, 1)); // in a's buffer, then copied out in small reads
+    assert.deepEqual(drainSmall(q, 10_000), pattern(60_000, 1));
+    q.append(pattern(60_000, 2));
+    const c = q.read(1 << 20)!;
+    assert.equal(c.buffer, a.buffer, "copied out: the queue gave the buffer back");
+    assert.deepEqual(c, pattern(60_000, 2));
+    q.append(pattern(60_000, 3));
+    const d = q.read(1 << 20)!;
+    assert.notEqual(d.buffer, c.buffer, "a chunk handed over is the reader's to give back");
+    recycleLargeBuffer(d);
+    q.append(pattern(60_000, 4)); // in d's buffer, then dropped
+    q.clear();
+    assert.equal(q.chargedBytes, 0);
+    q.append(pattern(60_000, 5));
+    const f = q.read(1 << 20)!;
+    assert.equal(f.buffer, d.buffer, "cleared: the queue gave the buffer back");
+    assert.deepEqual(f, pattern(60_000, 5));
+    recycleLargeBuffer(c);
+    recycleLargeBuffer(f);
   });
 
   it("reads up to max bytes across chunks, as one new array the caller owns", () => {
@@ -93,11 +158,7 @@ describe("ReceiveQueue", () => {
     const out = q.read(1 << 20)!;
     assert.equal(out.length, RECEIVE_CHUNK_BYTES);
     assert.equal(out.byteOffset, RECEIVE_HEADROOM_BYTES);
-    assert.equal(
-      out.buffer.byteLength,
-      RECEIVE_HEADROOM_BYTES + RECEIVE_CHUNK_BYTES,
-      "the whole storage: nothing else in it but the headroom",
-    );
+    assert.equal(out.buffer.byteLength, LARGE_BUFFER_BYTES, "a pooled buffer, nothing else in it");
     assert.deepEqual(out, pattern(RECEIVE_CHUNK_BYTES));
     assert.equal(quota.used, bufferCost(1024), "its charge went with it");
     assert.deepEqual(q.read(1 << 20), pattern(100, RECEIVE_CHUNK_BYTES));
