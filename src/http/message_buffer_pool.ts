@@ -5,8 +5,8 @@
  * zero-filled `ArrayBuffer` per message of up to 256 KiB, 1,500+ per
  * second on a tunnel's upload path, costs CPU in the garbage collector,
  * the zero fill and page faults; the send side measured half of the
- * server's CPU for the same habit (see `recycleLargeBuffer` in
- * src/stack/frame_arena.ts).
+ * server's CPU for the same habit (see src/stack/large_buffer_pool.ts; both are a
+ * {@linkcode BufferPool}).
  *
  * A connection holds a buffer only while one message is received into it
  * (across reads) and while that message is dispatched; then the buffer
@@ -20,6 +20,7 @@
  * @module
  */
 
+import { BufferPool } from "../stack/buffer_pool.ts";
 import { DEFAULT_MAX_VNET_BATCH_BYTES } from "../wire/tunnel_protocol.ts";
 
 /** A binary message shorter than this is not worth lending: it gets a fresh buffer. */
@@ -36,71 +37,11 @@ export const LENT_MESSAGE_MAX_BYTES = DEFAULT_MAX_VNET_BATCH_BYTES + 1024;
 export const LENT_MESSAGE_POOL_BUFFERS = 16;
 
 /**
- * A bounded free list of equally sized `ArrayBuffer`s that knows which
- * buffers it handed out: giving back a buffer it did not hand out, or one
- * already given back, is ignored, so a buffer can never sit in the list
- * twice (and be lent to two messages at once). A buffer that was detached
- * meanwhile (transferred: its `byteLength` is 0) is dropped.
- *
- * @example
- * ```ts
- * const pool = new MessageBufferPool(64 * 1024, 4);
- * const buffer = pool.take();
- * const message = new Uint8Array(buffer, 0, 5000); // filled, then used
- * pool.give(buffer); // once done with `message`
- * ```
- */
-export class MessageBufferPool {
-  /** Bytes per buffer. */
-  readonly size: number;
-  /** Free buffers kept at most. */
-  readonly maxFree: number;
-  #free: ArrayBuffer[] = [];
-  /** Buffers taken and not given back yet. */
-  #out = new WeakSet<ArrayBuffer>();
-
-  /** A pool of `size`-byte buffers that keeps at most `maxFree` free ones. */
-  constructor(size: number, maxFree: number) {
-    if (!Number.isInteger(size) || size < 1) {
-      throw new RangeError(`MessageBufferPool: size must be an integer >= 1, got ${size}`);
-    }
-    if (!Number.isInteger(maxFree) || maxFree < 0) {
-      throw new RangeError(`MessageBufferPool: maxFree must be an integer >= 0, got ${maxFree}`);
-    }
-    this.size = size;
-    this.maxFree = maxFree;
-  }
-
-  /** Free buffers held now. */
-  get free(): number {
-    return this.#free.length;
-  }
-
-  /** A buffer of `size` bytes; its contents are what an earlier holder left in it. */
-  take(): ArrayBuffer {
-    const buffer = this.#free.pop() ?? new ArrayBuffer(this.size);
-    this.#out.add(buffer);
-    return buffer;
-  }
-
-  /**
-   * Gives back a buffer from {@linkcode MessageBufferPool.take}; the caller
-   * must not touch it, or any view of it, again. Kept unless `maxFree` are
-   * free already.
-   */
-  give(buffer: ArrayBuffer): void {
-    if (!this.#out.delete(buffer)) return; // not ours, or given back already
-    if (buffer.byteLength !== this.size) return; // detached by a transfer
-    if (this.#free.length < this.maxFree) this.#free.push(buffer);
-  }
-}
-
-/**
  * The process-wide pool of the buffers lending WebSockets receive messages
  * into: at most {@linkcode LENT_MESSAGE_POOL_BUFFERS} free buffers of
  * {@linkcode LENT_MESSAGE_MAX_BYTES}.
  */
-export const lentMessagePool: MessageBufferPool = new MessageBufferPool(
+export const lentMessagePool: BufferPool = new BufferPool(
   LENT_MESSAGE_MAX_BYTES,
   LENT_MESSAGE_POOL_BUFFERS,
 );

@@ -18,17 +18,16 @@
  * @module
  */
 
+import { BufferPool } from "./buffer_pool.ts";
+
 /** The size of a pooled buffer: an IP packet of 64 KiB behind an Ethernet header, with headroom. */
 export const LARGE_BUFFER_BYTES = 65_536 + 256;
 
 /** The most buffers kept for reuse, for the whole process. */
 export const LARGE_BUFFER_POOL_BUFFERS = 64;
 
-/** Every buffer taken from the pool (or marked as a large frame's) and not given back. */
-const held = new WeakSet<ArrayBuffer>();
-
-/** Buffers given back, waiting to be handed out again (zeroed first). */
-const free: ArrayBuffer[] = [];
+/** The process's pool of large buffers, zeroed before reuse. */
+const pool = new BufferPool(LARGE_BUFFER_BYTES, LARGE_BUFFER_POOL_BUFFERS, { zeroOnReuse: true });
 
 /**
  * A zero-filled buffer of {@linkcode LARGE_BUFFER_BYTES}, reused when one
@@ -42,11 +41,7 @@ const free: ArrayBuffer[] = [];
  * ```
  */
 export function takeLargeBuffer(): ArrayBuffer {
-  const reused = free.pop();
-  const buffer = reused ?? new ArrayBuffer(LARGE_BUFFER_BYTES);
-  if (reused !== undefined) new Uint8Array(reused).fill(0);
-  held.add(buffer);
-  return buffer;
+  return pool.take();
 }
 
 /**
@@ -55,7 +50,7 @@ export function takeLargeBuffer(): ArrayBuffer {
  * so that {@linkcode isLargeBuffer} knows it; giving it back drops it.
  */
 export function holdLargeBuffer(buffer: ArrayBuffer): void {
-  held.add(buffer);
+  pool.hold(buffer);
 }
 
 /**
@@ -70,7 +65,7 @@ export function holdLargeBuffer(buffer: ArrayBuffer): void {
  * ```
  */
 export function isLargeBuffer(buffer: ArrayBufferLike): boolean {
-  return held.has(buffer as ArrayBuffer);
+  return pool.holds(buffer);
 }
 
 /**
@@ -88,10 +83,5 @@ export function isLargeBuffer(buffer: ArrayBufferLike): boolean {
  * ```
  */
 export function recycleLargeBuffer(bytes: Uint8Array): void {
-  const buffer = bytes.buffer as ArrayBuffer;
-  if (!held.has(buffer)) return;
-  held.delete(buffer); // given back once: a second call for it is ignored
-  if (buffer.byteLength === LARGE_BUFFER_BYTES && free.length < LARGE_BUFFER_POOL_BUFFERS) {
-    free.push(buffer);
-  }
+  pool.give(bytes.buffer as ArrayBuffer);
 }
