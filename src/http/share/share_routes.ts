@@ -357,6 +357,31 @@ export function shareLinkMiddleware(
 }
 
 /**
+ * Whether a request may be for a host-based share link under `domain`: its
+ * host (the `Host` field, else the URL's) ends with `.<domain host>`. What
+ * the share middleware answers is a subset of these; code that answers API
+ * requests before the middleware runs (the lean socket path) leaves them to
+ * it. Without a domain, no host names a link (path-based links live under
+ * `/share/`).
+ *
+ * @example
+ * ```ts
+ * const mayBeShare = shareHostMatcher("share.example.com");
+ * mayBeShare(new Request("http://k1.share.example.com/")); // true
+ * ```
+ */
+export function shareHostMatcher(domain: string | undefined): (req: Request) => boolean {
+  const parsed = domain ? parseShareDomain(domain) : undefined;
+  if (typeof parsed === "string") throw new TypeError(`share domain: ${parsed}`);
+  if (!parsed) return () => false;
+  const suffix = `.${parsed.host}`;
+  return (req) => {
+    const host = (req.headers.get("host") ?? new URL(req.url).host).toLowerCase();
+    return host.replace(/:\d+$/, "").endsWith(suffix);
+  };
+}
+
+/**
  * The address the request came from: what the adapter's guard noted, else
  * what the runtime put in Hono's env (Deno's `remoteAddr`, Bun's `requestIP`).
  */
