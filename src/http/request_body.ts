@@ -34,6 +34,7 @@ import type { Clock } from "../session/mod.ts";
 import { bufferCost, type MemoryQuota } from "../stack/session_quota.ts";
 import type { AppEnv, BodyCharge } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
+import { incomingBufferedBody, requestHeader } from "./incoming_request.ts";
 
 /** Default time a request body may take to arrive: 30 s (at least 35 KB/s for a 1 MiB send). */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
@@ -109,7 +110,7 @@ function overQuota(quota: MemoryQuota, bytes: number): HttpProblem {
 
 /** The declared body length, or undefined for a chunked body (or a header we cannot read). */
 function declaredLength(req: Request): number | undefined {
-  const v = req.headers.get("content-length");
+  const v = requestHeader(req, "content-length");
   if (v === null || !/^\d{1,15}$/.test(v.trim())) return undefined;
   return Number(v.trim());
 }
@@ -239,7 +240,7 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   // An exact-body engine's request with neither a length nor chunks has no body: known
   // without touching `body` (which makes the engine build a web stream).
   const exact = exactBodies.has(req);
-  if (exact && declared === undefined && !req.headers.has("transfer-encoding")) {
+  if (exact && declared === undefined && requestHeader(req, "transfer-encoding") === null) {
     return held(new BodyStore(undefined, 0));
   }
   if (!exact && !req.body) return held(new BodyStore(undefined, 0));
@@ -249,6 +250,14 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   // store's would be.
   const whole = declared !== undefined && declared <= WHOLE_BODY_BYTES && exact;
   const store = new BodyStore(quota, declared ?? 0, !whole);
+  if (whole) {
+    // All of it arrived with the head (the common small body): taken now, nothing to wait for.
+    const ready = incomingBufferedBody(req);
+    if (ready !== undefined) {
+      store.adopt(ready);
+      return held(store);
+    }
+  }
   let timer: number | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = clock.setTimer(clock.now() + options.timeoutMs, () => {

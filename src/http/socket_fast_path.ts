@@ -40,6 +40,7 @@ import type { Clock, Session, SessionRegistry } from "../session/mod.ts";
 import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
 import { bearerToken, constantTimeEqual } from "./auth.ts";
 import { problemOfError } from "./problem.ts";
+import { requestHeader } from "./incoming_request.ts";
 import { readRequestBody } from "./request_body.ts";
 import type { RequestRecorder } from "./request_log.ts";
 import { SESSION_ID_PATTERN } from "./schemas.ts";
@@ -181,7 +182,7 @@ export function socketFastPath(
     if (target === undefined) return undefined;
     const session = registry.get(target.sid);
     if (session === undefined) return undefined;
-    const given = bearerToken(req.headers.get("authorization"));
+    const given = bearerToken(requestHeader(req, "authorization"));
     if (given === undefined || !constantTimeEqual(given, session.token)) return undefined;
     if (mayBeShare(req)) return undefined;
     return answer(req, session, target, start);

@@ -12,6 +12,7 @@ import type { Session } from "../session/mod.ts";
 import type { SocketEntry } from "../socket/socket_entry.ts";
 import type { BodyCharge } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
+import { fixedResponse } from "./fixed_response.ts";
 import { DEFAULT_RECV_BYTES } from "./socket_schemas.ts";
 
 /** Largest body of `POST .../send` (1 MiB). */
@@ -103,7 +104,7 @@ const JSON_HEADERS = { "content-type": "application/json" } as const;
  * ```
  */
 export function sentResponse(n: number): Response {
-  return new Response(JSON.stringify({ bytes: n }), { status: 200, headers: JSON_HEADERS });
+  return fixedResponse(JSON.stringify({ bytes: n }), { status: 200, headers: JSON_HEADERS });
 }
 
 /**
@@ -138,5 +139,5 @@ export async function recvFromSocket(
     headers[PEER_PORT_HEADER] = String(r.from.port);
   }
   if (r.truncated) headers[TRUNCATED_HEADER] = "1";
-  return new Response(r.data as Uint8Array<ArrayBuffer>, { status: 200, headers });
+  return fixedResponse(r.data, { status: 200, headers });
 }

@@ -26,6 +26,7 @@ import {
 } from "../../wire/mod.ts";
 import { apiRoute, headerDocs, jsonContent, type RouteContext } from "../api_route.ts";
 import { requestPeer } from "../request_peer.ts";
+import { requestHeader } from "../incoming_request.ts";
 import type { AppEnv, WebSocketUpgrader } from "../app_env.ts";
 import { HttpProblem } from "../problem.ts";
 import { IpAddressSchema, SessionIdSchema } from "../schemas.ts";
@@ -376,7 +377,7 @@ export function shareHostMatcher(domain: string | undefined): (req: Request) => 
   if (!parsed) return () => false;
   const suffix = `.${parsed.host}`;
   return (req) => {
-    const host = (req.headers.get("host") ?? new URL(req.url).host).toLowerCase();
+    const host = (requestHeader(req, "host") ?? new URL(req.url).host).toLowerCase();
     return host.replace(/:\d+$/, "").endsWith(suffix);
   };
 }
