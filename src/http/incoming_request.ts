@@ -36,6 +36,7 @@ const BODY_USED = Symbol("netisle.bodyUsed");
 const BUFFERED = Symbol("netisle.buffered");
 const HEADER = Symbol("netisle.header");
 const HAS_BODY = Symbol("netisle.hasBody");
+const NOTES = Symbol("netisle.notes");
 
 /**
  * A request body the engine makes on demand: a stream, or the whole of it
@@ -85,6 +86,9 @@ export class IncomingRequest {
   #real: Request | undefined;
   /** Materialized after the body was read: the real request has none, the body stays here. */
   #detached = false;
+  /** What the engine and the guard noted ({@linkcode noteIncoming}). */
+  #exact = false;
+  #peer: string | undefined;
 
   /**
    * A request of `method` for `url` with header `fields` (flat: name, value,
@@ -189,6 +193,16 @@ export class IncomingRequest {
   /** @internal Marks the body as read: the engine calls it at the first pull. */
   [BODY_USED](): void {
     this.#used = true;
+  }
+
+  /** @internal Notes a fact (`exact`: true, `peer`: the address), or reads it (`value` undefined). */
+  [NOTES](key: "exact" | "peer", value?: string | true): string | boolean | undefined {
+    if (key === "exact") {
+      if (value !== undefined) this.#exact = true;
+      return this.#exact;
+    }
+    if (value !== undefined) this.#peer = value as string;
+    return this.#peer;
   }
 
   /** @internal Whether there is a body, without making its stream. */
@@ -372,6 +386,44 @@ export function incomingAbort(req: Request | IncomingRequest): void {
  */
 export function incomingBodyUsed(req: Request | IncomingRequest): void {
   if (req instanceof IncomingRequest) req[BODY_USED]();
+}
+
+/**
+ * Notes a fact about `req` when it is an {@linkcode IncomingRequest}, as a
+ * field of its own (what a `WeakMap` keyed by the request would hold,
+ * without the cost of one per request): `exact`, its body is exactly its
+ * declared length (`markExactBody`); `peer`, the address it came from
+ * (`noteRequestPeer`). Returns false, noting nothing, for any other request.
+ *
+ * @example
+ * ```ts
+ * if (!noteIncoming(req, "peer", "192.0.2.7")) peers.set(req, "192.0.2.7");
+ * ```
+ */
+export function noteIncoming(
+  req: Request | IncomingRequest,
+  key: "exact" | "peer",
+  value: string | true,
+): boolean {
+  if (!(req instanceof IncomingRequest)) return false;
+  req[NOTES](key, value);
+  return true;
+}
+
+/**
+ * What {@linkcode noteIncoming} noted of `req` (`exact`: a boolean; `peer`:
+ * the address or undefined), or undefined for any other request.
+ *
+ * @example
+ * ```ts
+ * const peer = incomingNote(req, "peer") ?? peers.get(req);
+ * ```
+ */
+export function incomingNote(
+  req: Request | IncomingRequest,
+  key: "exact" | "peer",
+): string | boolean | undefined {
+  return req instanceof IncomingRequest ? req[NOTES](key) : undefined;
 }
 
 /**

@@ -13,11 +13,15 @@ import {
   type IncomingBody,
   incomingBodyUsed,
   incomingBufferedBody,
+  incomingNote,
   IncomingRequest,
   lazyRequestsWork,
+  noteIncoming,
   requestHasBody,
   requestHeader,
 } from "./incoming_request.ts";
+import { noteRequestPeer, requestPeer } from "./request_peer.ts";
+import { markExactBody } from "./request_body.ts";
 
 const enc = new TextEncoder();
 
@@ -196,6 +200,22 @@ describe("IncomingRequest", () => {
       incomingBufferedBody(new Request("http://h/", { method: "POST", body: "x" })),
       undefined,
     );
+  });
+
+  it("keeps the engine's and the guard's notes (exact body, peer) as fields; other requests in maps", () => {
+    const lazy = make("POST", "x");
+    const real = new Request("http://h/", { method: "POST", body: "x" });
+    assert.equal(incomingNote(lazy, "peer"), undefined);
+    assert.equal(incomingNote(lazy, "exact"), false);
+    assert.equal(incomingNote(real, "exact"), undefined, "not an IncomingRequest: not noted here");
+    noteRequestPeer(lazy, "192.0.2.7");
+    noteRequestPeer(real, "192.0.2.8");
+    assert.equal(requestPeer(lazy), "192.0.2.7");
+    assert.equal(incomingNote(lazy, "peer"), "192.0.2.7");
+    assert.equal(requestPeer(real), "192.0.2.8");
+    assert.equal(noteIncoming(real, "peer", "x"), false);
+    markExactBody(lazy);
+    assert.equal(incomingNote(lazy, "exact"), true);
   });
 
   it("headersOf appends flat fields, repeated names joined", () => {

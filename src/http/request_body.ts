@@ -34,7 +34,12 @@ import type { Clock } from "../session/mod.ts";
 import { bufferCost, type MemoryQuota } from "../stack/session_quota.ts";
 import type { AppEnv, BodyCharge } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
-import { incomingBufferedBody, requestHeader } from "./incoming_request.ts";
+import {
+  incomingBufferedBody,
+  incomingNote,
+  noteIncoming,
+  requestHeader,
+} from "./incoming_request.ts";
 
 /** Default time a request body may take to arrive: 30 s (at least 35 KB/s for a 1 MiB send). */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
@@ -89,7 +94,7 @@ const exactBodies = new WeakSet<Request>();
  * ```
  */
 export function markExactBody(req: Request): Request {
-  exactBodies.add(req);
+  if (!noteIncoming(req, "exact", true)) exactBodies.add(req);
   return req;
 }
 
@@ -239,7 +244,7 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   if (declared === 0) return held(new BodyStore(undefined, 0));
   // An exact-body engine's request with neither a length nor chunks has no body: known
   // without touching `body` (which makes the engine build a web stream).
-  const exact = exactBodies.has(req);
+  const exact = (incomingNote(req, "exact") as boolean | undefined) ?? exactBodies.has(req);
   if (exact && declared === undefined && requestHeader(req, "transfer-encoding") === null) {
     return held(new BodyStore(undefined, 0));
   }

@@ -114,9 +114,12 @@ export class RequestRecorder {
     this.#metrics = options.metrics;
   }
 
-  /** The clock's time now: pass it to {@linkcode RequestRecorder.record} as the start. */
+  /**
+   * The clock's time now: pass it to {@linkcode RequestRecorder.record} as
+   * the start (0 without a logger: only log entries have a duration).
+   */
   now(): number {
-    return this.#now();
+    return this.#log === undefined ? 0 : this.#now();
   }
 
   /** Counts one answered request and writes its entry (a failing logger is ignored). */
