@@ -73,6 +73,8 @@ export interface HeldBody extends BodyCharge {
 }
 
 const CLOSE = { connection: "close" } as const;
+/** The media types Hono's JSON validator parses (its own test, on the type before any `;`). */
+const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 
 /** A declared body up to this size is read whole (`arrayBuffer()`), not chunk by chunk. */
 const WHOLE_BODY_BYTES = 64 * 1024;
@@ -395,10 +397,18 @@ export function jsonBody(maxBytes: number, limits: BodyLimits): MiddlewareHandle
           );
         }
       }
-      const headers = new Headers(c.req.raw.headers);
-      headers.set("content-type", "application/json");
-      headers.delete("content-length");
-      c.req.raw = new Request(c.req.raw, { body: text === "" ? "{}" : text, headers });
+      const json = text === "" ? "{}" : text;
+      const type = requestHeader(c.req.raw, "content-type");
+      if (type !== null && JSON_TYPE.test(type.split(";")[0].trim())) {
+        // Declared JSON: the validator reads the text from Hono's body cache (no copy of the
+        // request). The cache holds the promises of the body's readers (its type says strings).
+        (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(json);
+      } else {
+        const headers = new Headers(c.req.raw.headers);
+        headers.set("content-type", "application/json");
+        headers.delete("content-length");
+        c.req.raw = new Request(c.req.raw, { body: json, headers });
+      }
       await next();
     } finally {
       body.release();
