@@ -34,6 +34,8 @@ import { validationHook } from "../validation.ts";
 import { proxyShare, type ShareProxyOptions } from "./share_proxy.ts";
 import { MAX_SHARE_TTL_SECONDS, ShareRegistry } from "./share_registry.ts";
 
+const NEWLINE_OR_TAB = /[\t\n\r]/;
+
 /** Label of path-based link requests in the request log and metrics. */
 export const SHARE_PATH_ROUTE = "/share/:key/*";
 /** Label of host-based link requests in the request log and metrics. */
@@ -314,12 +316,16 @@ export function shareLinkMiddleware(
   if (typeof domain === "string") throw new TypeError(`share domain: ${domain}`);
   const suffix = domain ? `.${domain.host}` : undefined;
   return async (c, next) => {
-    const url = new URL(c.req.url);
+    const raw = c.req.url;
+    // Without a share domain only a path under /share/ names a link: a URL that cannot parse
+    // to one (no "share" in it, no tab or line break the URL parser would drop) is not one.
+    if (!suffix && !raw.includes("share") && !NEWLINE_OR_TAB.test(raw)) return await next();
+    const url = new URL(raw);
     let key: string | undefined;
     let target = "";
     let prefix: string | undefined;
     let label = SHARE_PATH_ROUTE;
-    const host = (c.req.header("host") ?? url.host).toLowerCase();
+    const host = (requestHeader(c.req.raw, "host") ?? url.host).toLowerCase();
     const hostname = host.replace(/:\d+$/, "");
     if (suffix && hostname.endsWith(suffix) && !hostname.slice(0, -suffix.length).includes(".")) {
       key = hostname.slice(0, -suffix.length);
