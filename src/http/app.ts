@@ -18,15 +18,22 @@ import { HttpMetrics, type MetricsCollector } from "./metrics.ts";
 import { openApiDocument, registerOpenApiComponents } from "./openapi.ts";
 import { problemNotFound, problemOnError } from "./problem.ts";
 import { DEFAULT_BODY_TIMEOUT_MS } from "./request_body.ts";
-import { consoleRequestLogger, type RequestLogger, requestObserver } from "./request_log.ts";
+import {
+  consoleRequestLogger,
+  type RequestLogger,
+  requestObserver,
+  RequestRecorder,
+} from "./request_log.ts";
 import { corsMiddleware } from "./cors.ts";
 import { serviceRoutes, sessionRoutes } from "./session_routes.ts";
 import { socketRoutes } from "./socket_routes.ts";
+import { socketFastPath } from "./socket_fast_path.ts";
 import type { SocketStreamOptions } from "./socket_stream.ts";
 import { validationHook } from "./validation.ts";
 import { wispRoutes } from "./wisp/wisp_routes.ts";
 import type { WispOptions } from "./wisp/wisp_link.ts";
 import {
+  shareHostMatcher,
   shareLinkMiddleware,
   type ShareOptions,
   ShareRegistry,
@@ -69,6 +76,13 @@ export interface AppOptions {
   wisp?: WispOptions;
   /** Share links: the share domain (host-based links) and limits. */
   shares?: ShareOptions;
+  /**
+   * Whether the common requests of `send` and `recv` take the lean path
+   * (`socket_fast_path.ts`; default true). It answers exactly as the routes
+   * do; `false` sends every request through Hono (tests compare the two).
+   * Off anyway with CORS origins.
+   */
+  socketFastPath?: boolean;
 }
 
 /**
@@ -91,9 +105,11 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
   };
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   const httpMetrics = options.httpMetrics ?? new HttpMetrics();
-  app.use(
-    requestObserver({ log: options.requestLog ?? consoleRequestLogger, metrics: httpMetrics }),
-  );
+  const recorder = new RequestRecorder({
+    log: options.requestLog ?? consoleRequestLogger,
+    metrics: httpMetrics,
+  });
+  app.use(requestObserver(recorder));
   app.onError(problemOnError("request"));
   app.notFound(problemNotFound);
   registerOpenApiComponents(app);
@@ -129,5 +145,17 @@ export function createApp(options: AppOptions): OpenAPIHono<AppEnv> {
       document: () => openApiDocument(app),
     }),
   );
+  if (options.socketFastPath !== false && !options.corsOrigins?.length) {
+    // The hot socket routes' common requests, answered before Hono's dispatch (as Hono would).
+    const fast = socketFastPath({
+      registry: ctx.registry,
+      bodyTimeoutMs: ctx.bodyTimeoutMs,
+      clock: ctx.clock,
+      recorder,
+      mayBeShare: shareHostMatcher(options.shares?.domain),
+    });
+    const hono = app.fetch;
+    app.fetch = (req, env, executionCtx) => fast(req) ?? hono(req, env, executionCtx);
+  }
   return app;
 }

@@ -4,11 +4,10 @@
  * @module
  */
 
-const encoder = new TextEncoder();
-
 /**
  * Compares two secrets in time that depends only on the length of `expected`,
- * never on where the first difference is.
+ * never on where the first difference is. Compares UTF-16 code units (no
+ * encoding per call: every session request compares its token).
  *
  * @example
  * ```ts
@@ -16,10 +15,11 @@ const encoder = new TextEncoder();
  * ```
  */
 export function constantTimeEqual(given: string, expected: string): boolean {
-  const a = encoder.encode(given);
-  const b = encoder.encode(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i % (a.length || 1)] ?? 0) ^ b[i];
+  const n = given.length;
+  let diff = n ^ expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    diff |= (n === 0 ? 0 : given.charCodeAt(i % n)) ^ expected.charCodeAt(i);
+  }
   return diff === 0;
 }
 

@@ -10,6 +10,10 @@ describe("auth", () => {
     }
     assert.equal(constantTimeEqual("", ""), true);
     assert.equal(constantTimeEqual("é", "é"), true);
+    assert.equal(constantTimeEqual("abcabc", "abc"), false, "a repeat of the secret");
+    assert.equal(constantTimeEqual("abc", "abcabc"), false, "a prefix that repeats");
+    // Lone surrogates are not one character: they differ (an encoder would make both U+FFFD).
+    assert.equal(constantTimeEqual("\ud800", "\udfff"), false);
   });
 
   it("bearerToken reads RFC 6750 §2.1 headers only", () => {

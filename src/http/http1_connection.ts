@@ -20,8 +20,9 @@
  *   `json()` goes into one buffer of its size without one. A framing error
  *   answers 400 in place of the app's response.
  * - **Responses** (`http1_response.ts`). A body that is all there at once
- *   (Hono's `c.json`, `c.text`) is written with its `Content-Length` in the
- *   same write as the head, built in a pooled buffer; any other body is
+ *   (Hono's `c.json`, `c.text`; a `fixedResponse`'s bytes, without reading
+ *   its stream) is written with its `Content-Length` in the same write as
+ *   the head, built in a pooled buffer; any other body is
  *   streamed with backpressure: `chunked`, the app's `Content-Length` when it
  *   set one, or until the close for HTTP/1.0. HEAD, 204, 304 and 1xx carry
  *   no body (RFC 9112 §6.3).
@@ -61,6 +62,7 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { refusalResponse, statusLine, writeLatin1 } from "./http1_response_head.ts";
 import { ReadBuffer } from "./read_buffer.ts";
 import { markExactBody } from "./request_body.ts";
+import { fixedBody } from "./fixed_response.ts";
 import { type BodyHost, RequestBody } from "./http1_request_body.ts";
 import {
   cancelBody,
@@ -409,6 +411,9 @@ export class Http1Connection {
       cancelBody(res);
       return await this.#finish(text, close, head, undefined);
     }
+    // Bytes known when the response was made: written after the head, no stream read.
+    const fixed = fixedBody(res);
+    if (fixed !== undefined) return await this.#finish(h.text, close, head, fixed);
     const body = res.body;
     if (body === null) return await this.#finish(h.text, close, head, EMPTY);
     // A body that is all there at once (a Response made from a string or bytes) goes out

@@ -12,6 +12,8 @@ import assert from "node:assert/strict";
 import { latin1, MemConn, settle, testEngine, until } from "./_http1_test_kit.ts";
 import { encodeFrame } from "./websocket_conn.ts";
 import { readRequestBody } from "./request_body.ts";
+import { fixedResponse } from "./fixed_response.ts";
+import { bufferCost, MemoryQuota } from "../stack/session_quota.ts";
 
 const OPTS = { headersTimeoutMs: 1000, keepAliveTimeoutMs: 2000, requestTimeoutMs: 3000 };
 const GET = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -242,6 +244,74 @@ describe("Http1Engine", () => {
       ["", 0, false],
       ["xyz", 3, true],
     ]);
+    t.engine.close();
+  });
+
+  it("a small body that came with its head is taken at once: charged first, no deadline, the next request left in place", async () => {
+    const seen: [string, number, number, number][] = [];
+    const quota = new MemoryQuota(1 << 20);
+    let timers = 0;
+    const clock = {
+      now: () => 0,
+      setTimer: () => ++timers,
+      clearTimer: () => {},
+    };
+    const t = testEngine(async (req) => {
+      if (req.method === "GET") return hi();
+      const before = timers;
+      const held = await readRequestBody(req, { maxBytes: 1024, timeoutMs: 1000, clock, quota });
+      seen.push([
+        new TextDecoder().decode(held.bytes),
+        held.bytes.buffer.byteLength,
+        quota.used,
+        timers - before,
+      ]);
+      held.release();
+      return new Response("ok");
+    }, OPTS);
+    const c = t.connect();
+    c.push("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nabcde" + GET);
+    await until(() => c.writes.length === 2, "both responses");
+    c.push("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab");
+    await settle();
+    c.push("cde");
+    await until(() => c.writes.length === 3, "the split one");
+    assert.deepEqual(seen, [
+      ["abcde", 5, bufferCost(5), 0],
+      ["abcde", 5, bufferCost(5), 1],
+    ]);
+    assert.equal(quota.used, 0);
+    assert.match(c.output, /\r\n\r\nok.*\r\n\r\nhi.*\r\n\r\nok$/s);
+    t.engine.close();
+  });
+
+  it("a fixed response's bytes go out after its head, its stream never made; any other body is read", async () => {
+    let touched = 0;
+    const t = testEngine((req) => {
+      const res = new URL(req.url).pathname === "/fixed"
+        ? fixedResponse('{"bytes":64}', { headers: { "content-type": "application/json" } })
+        : new Response("plain");
+      const getter = Object.getOwnPropertyDescriptor(Response.prototype, "body")!.get!;
+      Object.defineProperty(res, "body", {
+        get() {
+          touched++;
+          return getter.call(res);
+        },
+      });
+      return res;
+    }, OPTS);
+    const c = t.connect();
+    c.push("GET /fixed HTTP/1.1\r\nHost: h\r\n\r\n");
+    await until(() => c.writes.length === 1, "the fixed response");
+    assert.equal(touched, 0, "no stream");
+    c.push("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n");
+    await until(() => c.writes.length === 2, "the plain one");
+    assert.equal(touched, 1);
+    assert.match(
+      c.output,
+      /^HTTP\/1\.1 200 OK\r\ncontent-type: application\/json\r\ndate: DATE\r\ncontent-length: 12\r\n\r\n\{"bytes":64\}HTTP/,
+    );
+    assert.match(c.output, /content-length: 5\r\n\r\nplain$/);
     t.engine.close();
   });
 

@@ -118,6 +118,28 @@ export class RequestBody implements IncomingBody {
     return this.#readWhole(new Uint8Array(this.#left));
   }
 
+  /**
+   * The whole body in a new buffer of exactly its size when all of it is in
+   * the read buffer already (no read, no `100 Continue` needed), else
+   * undefined and nothing read; only before the body was handed out.
+   */
+  buffered(): Uint8Array | undefined {
+    if (this.#taken || this.#chunked !== undefined || !this.open) return undefined;
+    const input = this.#host.input;
+    const left = this.#left;
+    if (left > WHOLE_BODY_BYTES || input.reading || input.end - input.start < left) {
+      return undefined;
+    }
+    this.#taken = true;
+    this.#expectContinue = false;
+    this.#host.pulled();
+    const out = input.buf.slice(input.start, input.start + left);
+    input.start += left;
+    this.#left = 0;
+    this.#done();
+    return out;
+  }
+
   async #readWhole(out: Uint8Array): Promise<Uint8Array> {
     const host = this.#host;
     const input = host.input;

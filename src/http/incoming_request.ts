@@ -33,6 +33,10 @@
 const MATERIALIZE = Symbol("netisle.materialize");
 const ABORT = Symbol("netisle.abort");
 const BODY_USED = Symbol("netisle.bodyUsed");
+const BUFFERED = Symbol("netisle.buffered");
+const HEADER = Symbol("netisle.header");
+const HAS_BODY = Symbol("netisle.hasBody");
+const NOTES = Symbol("netisle.notes");
 
 /**
  * A request body the engine makes on demand: a stream, or the whole of it
@@ -47,6 +51,12 @@ export interface IncomingBody {
    * before `stream`.
    */
   whole(): Promise<Uint8Array> | undefined;
+  /**
+   * The whole body in a new buffer of exactly its size when all of it has
+   * arrived already (nothing to wait for), else undefined and nothing read;
+   * called at most once, before `stream` and `whole`.
+   */
+  buffered?(): Uint8Array | undefined;
 }
 
 const decoder = new TextDecoder();
@@ -76,6 +86,9 @@ export class IncomingRequest {
   #real: Request | undefined;
   /** Materialized after the body was read: the real request has none, the body stays here. */
   #detached = false;
+  /** What the engine and the guard noted ({@linkcode noteIncoming}). */
+  #exact = false;
+  #peer: string | undefined;
 
   /**
    * A request of `method` for `url` with header `fields` (flat: name, value,
@@ -180,6 +193,44 @@ export class IncomingRequest {
   /** @internal Marks the body as read: the engine calls it at the first pull. */
   [BODY_USED](): void {
     this.#used = true;
+  }
+
+  /** @internal Notes a fact (`exact`: true, `peer`: the address), or reads it (`value` undefined). */
+  [NOTES](key: "exact" | "peer", value?: string | true): string | boolean | undefined {
+    if (key === "exact") {
+      if (value !== undefined) this.#exact = true;
+      return this.#exact;
+    }
+    if (value !== undefined) this.#peer = value as string;
+    return this.#peer;
+  }
+
+  /** @internal Whether there is a body, without making its stream. */
+  [HAS_BODY](): boolean {
+    if (this.#real !== undefined && !this.#detached) return this.#real.body !== null;
+    return this.#source !== undefined || this.#body !== null;
+  }
+
+  /** @internal One header field's value (`name` in lower case), without making `headers`. */
+  [HEADER](name: string): string | null {
+    const fields = this.#fields;
+    if (fields === undefined) return this.headers.get(name);
+    let value: string | null = null;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const f = fields[i];
+      if (f.length !== name.length || f.toLowerCase() !== name) continue;
+      value = value === null ? fields[i + 1] : `${value}, ${fields[i + 1]}`;
+    }
+    return value;
+  }
+
+  /** @internal The whole body if it has all arrived, read at once; else undefined. */
+  [BUFFERED](): Uint8Array | undefined {
+    const source = this.#source;
+    if (source === undefined || this.#used || this.#real !== undefined) return undefined;
+    const bytes = source.buffered?.();
+    if (bytes !== undefined) this.#used = true;
+    return bytes;
   }
 
   /** @internal Aborts `signal` (the client went away). */
@@ -335,6 +386,88 @@ export function incomingAbort(req: Request | IncomingRequest): void {
  */
 export function incomingBodyUsed(req: Request | IncomingRequest): void {
   if (req instanceof IncomingRequest) req[BODY_USED]();
+}
+
+/**
+ * Notes a fact about `req` when it is an {@linkcode IncomingRequest}, as a
+ * field of its own (what a `WeakMap` keyed by the request would hold,
+ * without the cost of one per request): `exact`, its body is exactly its
+ * declared length (`markExactBody`); `peer`, the address it came from
+ * (`noteRequestPeer`). Returns false, noting nothing, for any other request.
+ *
+ * @example
+ * ```ts
+ * if (!noteIncoming(req, "peer", "192.0.2.7")) peers.set(req, "192.0.2.7");
+ * ```
+ */
+export function noteIncoming(
+  req: Request | IncomingRequest,
+  key: "exact" | "peer",
+  value: string | true,
+): boolean {
+  if (!(req instanceof IncomingRequest)) return false;
+  req[NOTES](key, value);
+  return true;
+}
+
+/**
+ * What {@linkcode noteIncoming} noted of `req` (`exact`: a boolean; `peer`:
+ * the address or undefined), or undefined for any other request.
+ *
+ * @example
+ * ```ts
+ * const peer = incomingNote(req, "peer") ?? peers.get(req);
+ * ```
+ */
+export function incomingNote(
+  req: Request | IncomingRequest,
+  key: "exact" | "peer",
+): string | boolean | undefined {
+  return req instanceof IncomingRequest ? req[NOTES](key) : undefined;
+}
+
+/**
+ * `req.body !== null`, without making the stream of an
+ * {@linkcode IncomingRequest}'s body (which would rule out reading a small
+ * one whole).
+ *
+ * @example
+ * ```ts
+ * if (requestHasBody(req)) reserve(req);
+ * ```
+ */
+export function requestHasBody(req: Request | IncomingRequest): boolean {
+  return req instanceof IncomingRequest ? req[HAS_BODY]() : req.body !== null;
+}
+
+/**
+ * `req.headers.get(name)` for a `name` in lower case; for an
+ * {@linkcode IncomingRequest} whose `headers` nobody asked for yet, read
+ * from its fields without making them (the same value: fields of one name
+ * joined by `, `).
+ *
+ * @example
+ * ```ts
+ * requestHeader(req, "authorization"); // "Bearer ..." or null
+ * ```
+ */
+export function requestHeader(req: Request | IncomingRequest, name: string): string | null {
+  return req instanceof IncomingRequest ? req[HEADER](name) : req.headers.get(name);
+}
+
+/**
+ * The whole body of `req` when it is an {@linkcode IncomingRequest} whose
+ * body has all arrived already (read now, into a buffer of its size; the
+ * body counts as used), else undefined and nothing read: a small body
+ * without a stream, a promise or a deadline.
+ *
+ * @example
+ * ```ts
+ * const bytes = incomingBufferedBody(req) ?? new Uint8Array(await req.arrayBuffer());
+ * ```
+ */
+export function incomingBufferedBody(req: Request | IncomingRequest): Uint8Array | undefined {
+  return req instanceof IncomingRequest ? req[BUFFERED]() : undefined;
 }
 
 /**

@@ -12,9 +12,16 @@ import {
   incomingAbort,
   type IncomingBody,
   incomingBodyUsed,
+  incomingBufferedBody,
+  incomingNote,
   IncomingRequest,
   lazyRequestsWork,
+  noteIncoming,
+  requestHasBody,
+  requestHeader,
 } from "./incoming_request.ts";
+import { noteRequestPeer, requestPeer } from "./request_peer.ts";
+import { markExactBody } from "./request_body.ts";
 
 const enc = new TextEncoder();
 
@@ -151,6 +158,64 @@ describe("IncomingRequest", () => {
     const m = source("passed on", true);
     assert.equal(await new Request(m.req).text(), "passed on", "materialized with its stream");
     assert.deepEqual(m.calls, { stream: 1, whole: 0 });
+  });
+
+  it("requestHeader reads a field as headers.get does, before and after the headers were made", () => {
+    const fields = ["Host", "h", "X-A", "1", "Content-Length", "3", "x-a", "2, 3", "X-Ab", "no"];
+    const names = ["host", "x-a", "content-length", "x-ab", "x-b", "x"];
+    const real = headersOf(fields);
+    const lazy = new IncomingRequest("POST", "http://h/", [...fields], null) as unknown as Request;
+    for (const n of names) assert.equal(requestHeader(lazy, n), real.get(n), n);
+    assert.equal(requestHeader(lazy, "x-a"), "1, 2, 3");
+    assert.equal(lazy.headers.get("x-a"), "1, 2, 3", "made after");
+    for (const n of names) assert.equal(requestHeader(lazy, n), real.get(n), `${n} after`);
+    const plain = new Request("http://h/", { headers: { "X-A": "1" } });
+    assert.equal(requestHeader(plain, "x-a"), "1");
+  });
+
+  it("requestHasBody tells a body from none without making the stream; a buffered body is taken once", async () => {
+    const a = source("abc", true);
+    assert.equal(requestHasBody(a.req), true);
+    assert.equal(requestHasBody(make("POST")), false);
+    assert.equal(requestHasBody(make("POST", "x")), true);
+    assert.deepEqual(a.calls, { stream: 0, whole: 0 }, "no stream made");
+    assert.equal(requestHasBody(new Request("http://h/", { method: "POST", body: "x" })), true);
+    assert.equal(requestHasBody(new Request("http://h/", { method: "POST" })), false);
+    // A source that has it all: taken at once, then the body is used; one that has not: nothing read.
+    let offered = enc.encode("ready") as Uint8Array | undefined;
+    const ready = new IncomingRequest("POST", "http://h/", [], {
+      stream: () => new ReadableStream(),
+      whole: () => undefined,
+      buffered: () => offered,
+    }) as unknown as Request;
+    assert.deepEqual(incomingBufferedBody(ready), enc.encode("ready"));
+    assert.equal(ready.bodyUsed, true);
+    offered = enc.encode("again");
+    assert.equal(incomingBufferedBody(ready), undefined, "taken once");
+    offered = undefined;
+    const waiting = source("later", true);
+    assert.equal(incomingBufferedBody(waiting.req), undefined, "no buffered() offered");
+    assert.equal(await waiting.req.text(), "later");
+    assert.equal(
+      incomingBufferedBody(new Request("http://h/", { method: "POST", body: "x" })),
+      undefined,
+    );
+  });
+
+  it("keeps the engine's and the guard's notes (exact body, peer) as fields; other requests in maps", () => {
+    const lazy = make("POST", "x");
+    const real = new Request("http://h/", { method: "POST", body: "x" });
+    assert.equal(incomingNote(lazy, "peer"), undefined);
+    assert.equal(incomingNote(lazy, "exact"), false);
+    assert.equal(incomingNote(real, "exact"), undefined, "not an IncomingRequest: not noted here");
+    noteRequestPeer(lazy, "192.0.2.7");
+    noteRequestPeer(real, "192.0.2.8");
+    assert.equal(requestPeer(lazy), "192.0.2.7");
+    assert.equal(incomingNote(lazy, "peer"), "192.0.2.7");
+    assert.equal(requestPeer(real), "192.0.2.8");
+    assert.equal(noteIncoming(real, "peer", "x"), false);
+    markExactBody(lazy);
+    assert.equal(incomingNote(lazy, "exact"), true);
   });
 
   it("headersOf appends flat fields, repeated names joined", () => {

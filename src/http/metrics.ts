@@ -100,6 +100,14 @@ export class MetricFamilyWriter {
   }
 }
 
+/** One series of {@linkcode HttpMetrics}. */
+interface HttpSeries {
+  method: string;
+  route: string;
+  status: number;
+  n: number;
+}
+
 /** Methods counted under their own name; anything else is counted as `OTHER`. */
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
@@ -115,20 +123,31 @@ const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", 
  * ```
  */
 export class HttpMetrics {
-  #counts = new Map<string, { method: string; route: string; status: number; n: number }>();
+  /** Series by route, then by method and status (no key string made per request). */
+  #byRoute = new Map<string, Map<string, Map<number, HttpSeries>>>();
+  /** Every series, in first-seen order. */
+  #series: HttpSeries[] = [];
 
   /** Counts one request. Unknown methods count as `OTHER`. */
   record(method: string, route: string, status: number): void {
     const m = KNOWN_METHODS.has(method) ? method : "OTHER";
-    const key = `${m} ${status} ${route}`;
-    const e = this.#counts.get(key);
-    if (e) e.n++;
-    else this.#counts.set(key, { method: m, route, status, n: 1 });
+    let byMethod = this.#byRoute.get(route);
+    if (byMethod === undefined) this.#byRoute.set(route, byMethod = new Map());
+    let byStatus = byMethod.get(m);
+    if (byStatus === undefined) byMethod.set(m, byStatus = new Map());
+    const e = byStatus.get(status);
+    if (e !== undefined) {
+      e.n++;
+      return;
+    }
+    const created = { method: m, route, status, n: 1 };
+    byStatus.set(status, created);
+    this.#series.push(created);
   }
 
   /** Every series and its count, in first-seen order. */
   entries(): Array<{ method: string; route: string; status: number; count: number }> {
-    return [...this.#counts.values()].map((e) => ({
+    return this.#series.map((e) => ({
       method: e.method,
       route: e.route,
       status: e.status,

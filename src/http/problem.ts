@@ -153,18 +153,29 @@ function codeOfHttpException(status: number): HttpErrorCode | undefined {
  * ```
  */
 export function problemOnError(where: string): ErrorHandler {
-  return (err) => {
-    if (err instanceof HttpProblem) {
-      return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
-    }
-    if (err instanceof NetError) return problemResponse(err.code, err.message);
-    if (err instanceof HTTPException) {
-      const code = codeOfHttpException(err.status);
-      if (code) return problemResponse(code, err.message);
-    }
-    console.error(`netisle: unhandled error in ${where}:`, err);
-    return problemResponse("EINTERNAL", "internal error; see the server log");
-  };
+  return (err) => problemOfError(err, where);
+}
+
+/**
+ * The response {@linkcode problemOnError} answers `err` with (for code that
+ * answers outside Hono's `onError`, such as the lean socket path).
+ *
+ * @example
+ * ```ts
+ * problemOfError(new NetError("ENOTCONN", "socket k_x is closed"), "request").status; // 409
+ * ```
+ */
+export function problemOfError(err: unknown, where: string): Response {
+  if (err instanceof HttpProblem) {
+    return problemResponse(err.code, err.message, { issues: err.issues, headers: err.headers });
+  }
+  if (err instanceof NetError) return problemResponse(err.code, err.message);
+  if (err instanceof HTTPException) {
+    const code = codeOfHttpException(err.status);
+    if (code) return problemResponse(code, err.message);
+  }
+  console.error(`netisle: unhandled error in ${where}:`, err);
+  return problemResponse("EINTERNAL", "internal error; see the server log");
 }
 
 /**

@@ -34,6 +34,12 @@ import type { Clock } from "../session/mod.ts";
 import { bufferCost, type MemoryQuota } from "../stack/session_quota.ts";
 import type { AppEnv, BodyCharge } from "./app_env.ts";
 import { HttpProblem } from "./problem.ts";
+import {
+  incomingBufferedBody,
+  incomingNote,
+  noteIncoming,
+  requestHeader,
+} from "./incoming_request.ts";
 
 /** Default time a request body may take to arrive: 30 s (at least 35 KB/s for a 1 MiB send). */
 export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
@@ -67,6 +73,8 @@ export interface HeldBody extends BodyCharge {
 }
 
 const CLOSE = { connection: "close" } as const;
+/** The media types Hono's JSON validator parses (its own test, on the type before any `;`). */
+const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 
 /** A declared body up to this size is read whole (`arrayBuffer()`), not chunk by chunk. */
 const WHOLE_BODY_BYTES = 64 * 1024;
@@ -88,7 +96,7 @@ const exactBodies = new WeakSet<Request>();
  * ```
  */
 export function markExactBody(req: Request): Request {
-  exactBodies.add(req);
+  if (!noteIncoming(req, "exact", true)) exactBodies.add(req);
   return req;
 }
 
@@ -109,7 +117,7 @@ function overQuota(quota: MemoryQuota, bytes: number): HttpProblem {
 
 /** The declared body length, or undefined for a chunked body (or a header we cannot read). */
 function declaredLength(req: Request): number | undefined {
-  const v = req.headers.get("content-length");
+  const v = requestHeader(req, "content-length");
   if (v === null || !/^\d{1,15}$/.test(v.trim())) return undefined;
   return Number(v.trim());
 }
@@ -238,8 +246,8 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   if (declared === 0) return held(new BodyStore(undefined, 0));
   // An exact-body engine's request with neither a length nor chunks has no body: known
   // without touching `body` (which makes the engine build a web stream).
-  const exact = exactBodies.has(req);
-  if (exact && declared === undefined && !req.headers.has("transfer-encoding")) {
+  const exact = (incomingNote(req, "exact") as boolean | undefined) ?? exactBodies.has(req);
+  if (exact && declared === undefined && requestHeader(req, "transfer-encoding") === null) {
     return held(new BodyStore(undefined, 0));
   }
   if (!exact && !req.body) return held(new BodyStore(undefined, 0));
@@ -249,6 +257,14 @@ export async function readRequestBody(req: Request, options: BodyReadOptions): P
   // store's would be.
   const whole = declared !== undefined && declared <= WHOLE_BODY_BYTES && exact;
   const store = new BodyStore(quota, declared ?? 0, !whole);
+  if (whole) {
+    // All of it arrived with the head (the common small body): taken now, nothing to wait for.
+    const ready = incomingBufferedBody(req);
+    if (ready !== undefined) {
+      store.adopt(ready);
+      return held(store);
+    }
+  }
   let timer: number | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = clock.setTimer(clock.now() + options.timeoutMs, () => {
@@ -381,10 +397,18 @@ export function jsonBody(maxBytes: number, limits: BodyLimits): MiddlewareHandle
           );
         }
       }
-      const headers = new Headers(c.req.raw.headers);
-      headers.set("content-type", "application/json");
-      headers.delete("content-length");
-      c.req.raw = new Request(c.req.raw, { body: text === "" ? "{}" : text, headers });
+      const json = text === "" ? "{}" : text;
+      const type = requestHeader(c.req.raw, "content-type");
+      if (type !== null && JSON_TYPE.test(type.split(";")[0].trim())) {
+        // Declared JSON: the validator reads the text from Hono's body cache (no copy of the
+        // request). The cache holds the promises of the body's readers (its type says strings).
+        (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(json);
+      } else {
+        const headers = new Headers(c.req.raw.headers);
+        headers.set("content-type", "application/json");
+        headers.delete("content-length");
+        c.req.raw = new Request(c.req.raw, { body: json, headers });
+      }
       await next();
     } finally {
       body.release();

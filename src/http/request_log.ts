@@ -79,7 +79,7 @@ export function routePattern(c: Context): string {
   return p === "" || p === "*" || p === "/*" ? UNMATCHED_ROUTE : p;
 }
 
-/** Options of {@linkcode requestObserver}. */
+/** Options of {@linkcode requestObserver} and {@linkcode RequestRecorder}. */
 export interface RequestObserverOptions {
   /** Where lines go; `false` or omitted writes none. */
   log?: RequestLogger | false;
@@ -87,6 +87,54 @@ export interface RequestObserverOptions {
   metrics?: HttpMetrics;
   /** Milliseconds clock; default `performance.now`. */
   now?: () => number;
+}
+
+/**
+ * Counts and logs answered requests: what {@linkcode requestObserver} does
+ * for Hono's routes, also for code that answers without Hono (the lean
+ * socket path), so that both write the same entries.
+ *
+ * @example
+ * ```ts
+ * const recorder = new RequestRecorder({ log: consoleRequestLogger, metrics: new HttpMetrics() });
+ * const start = recorder.now();
+ * // ... answer the request ...
+ * recorder.record("POST", "/v1/sessions/:sid/sockets/:id/send", 200, start, session.id);
+ * ```
+ */
+export class RequestRecorder {
+  readonly #now: () => number;
+  readonly #log: RequestLogger | undefined;
+  readonly #metrics: HttpMetrics | undefined;
+
+  /** A recorder writing to `options.log` and counting in `options.metrics`. */
+  constructor(options: RequestObserverOptions) {
+    this.#now = options.now ?? (() => performance.now());
+    this.#log = options.log || undefined;
+    this.#metrics = options.metrics;
+  }
+
+  /**
+   * The clock's time now: pass it to {@linkcode RequestRecorder.record} as
+   * the start (0 without a logger: only log entries have a duration).
+   */
+  now(): number {
+    return this.#log === undefined ? 0 : this.#now();
+  }
+
+  /** Counts one answered request and writes its entry (a failing logger is ignored). */
+  record(method: string, route: string, status: number, start: number, sessionId?: string): void {
+    this.#metrics?.record(method, route, status);
+    const log = this.#log;
+    if (!log) return;
+    const entry: RequestLogEntry = { method, route, status, durationMs: this.#now() - start };
+    if (sessionId !== undefined) entry.sessionId = sessionId;
+    try {
+      log(entry);
+    } catch {
+      // A failing logger must not fail the request.
+    }
+  }
 }
 
 /**
@@ -100,33 +148,23 @@ export interface RequestObserverOptions {
  * app.use(requestObserver({ log: consoleRequestLogger, metrics }));
  * ```
  */
-export function requestObserver(options: RequestObserverOptions): MiddlewareHandler {
-  const now = options.now ?? (() => performance.now());
-  const log = options.log || undefined;
-  const metrics = options.metrics;
+export function requestObserver(
+  options: RequestObserverOptions | RequestRecorder,
+): MiddlewareHandler {
+  const recorder = options instanceof RequestRecorder ? options : new RequestRecorder(options);
   return async (c, next) => {
-    const start = now();
+    const start = recorder.now();
     try {
       await next();
     } finally {
-      const route = routePattern(c);
-      const status = c.res.status;
-      metrics?.record(c.req.method, route, status);
-      if (log) {
-        const session = c.get("session") as { id?: unknown } | undefined;
-        const entry: RequestLogEntry = {
-          method: c.req.method,
-          route,
-          status,
-          durationMs: now() - start,
-        };
-        if (typeof session?.id === "string") entry.sessionId = session.id;
-        try {
-          log(entry);
-        } catch {
-          // A failing logger must not fail the request.
-        }
-      }
+      const session = c.get("session") as { id?: unknown } | undefined;
+      recorder.record(
+        c.req.method,
+        routePattern(c),
+        c.res.status,
+        start,
+        typeof session?.id === "string" ? session.id : undefined,
+      );
     }
   };
 }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { incomingNote, noteIncoming } from "./incoming_request.ts";
+
 const peers = new WeakMap<Request, string>();
 
 /**
@@ -19,10 +21,11 @@ const peers = new WeakMap<Request, string>();
  * ```
  */
 export function noteRequestPeer(req: Request, address: string): void {
-  if (address) peers.set(req, address);
+  // The engine's own requests keep it in a field: no WeakMap entry per request.
+  if (address && !noteIncoming(req, "peer", address)) peers.set(req, address);
 }
 
 /** The address `req` arrived from, when an adapter noted one. */
 export function requestPeer(req: Request): string | undefined {
-  return peers.get(req);
+  return (incomingNote(req, "peer") as string | undefined) ?? peers.get(req);
 }

@@ -20,8 +20,11 @@ import {
   parseMacAddress,
 } from "../wire/mod.ts";
 
+/** What a session id looks like: `s_` and 22 base64url characters (16 random bytes). */
+export const SESSION_ID_PATTERN = /^s_[A-Za-z0-9_-]{22}$/;
+
 /** A session id as the registry makes them: `s_` and 22 base64url characters. */
-export const SessionIdSchema = z.string().regex(/^s_[A-Za-z0-9_-]{22}$/, {
+export const SessionIdSchema = z.string().regex(SESSION_ID_PATTERN, {
   message: 'a session id is "s_" followed by 22 base64url characters',
 });
 

@@ -23,6 +23,7 @@ import { clientAddress, SessionRateLimit } from "./session_rate_limit.ts";
 import { noteRequestPeer } from "./request_peer.ts";
 import { addressGroup } from "./connection_gate.ts";
 import { problemResponse } from "./problem.ts";
+import { requestHasBody, requestHeader } from "./incoming_request.ts";
 
 /** Options of {@linkcode guardHandler}. */
 export interface ServeGuardOptions {
@@ -92,13 +93,14 @@ export function guardHandler(
         if (refusal) return refusal;
       }
     }
-    if (budget > 0 && req.body !== null && req.method !== "GET" && req.method !== "HEAD") {
-      const length = req.headers.get("content-length");
+    if (budget > 0 && req.method !== "GET" && req.method !== "HEAD" && requestHasBody(req)) {
+      const length = requestHeader(req, "content-length");
       const reserve = length === null
         ? CHUNKED_RESERVE
         : Math.min(Math.max(0, Number(length) || 0), CHUNKED_RESERVE);
       if (reserve > 0) {
-        const who = addressGroup(clientAddress(req.headers, peer, hops));
+        // The headers are read only behind a trusted proxy (most requests never need them made).
+        const who = addressGroup(hops > 0 ? clientAddress(req.headers, peer, hops) : peer);
         const mine = byAddress.get(who) ?? 0;
         if (inFlight + reserve > budget || mine + reserve > perAddressBudget) {
           const res = problemResponse(

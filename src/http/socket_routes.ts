@@ -9,7 +9,6 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { Session } from "../session/mod.ts";
 import type { SocketEntry } from "../socket/socket_entry.ts";
 import {
   apiRoute,
@@ -34,7 +33,6 @@ import {
   ConnectResultSchema,
   CreatedSocketSchema,
   CreateSocketBodySchema,
-  DEFAULT_RECV_BYTES,
   DeleteSocketQuerySchema,
   ListenBodySchema,
   ListenResultSchema,
@@ -50,18 +48,25 @@ import {
   StreamQuerySchema,
 } from "./socket_schemas.ts";
 import { validationHook } from "./validation.ts";
+import {
+  EOF_HEADER,
+  MAX_SEND_BODY_BYTES,
+  PEER_ADDRESS_HEADER,
+  PEER_PORT_HEADER,
+  recvFromSocket,
+  sendToSocket,
+  socketOf as socketOfSession,
+  TRUNCATED_HEADER,
+} from "./socket_transfer.ts";
 
-/** Largest body of `POST .../send` (1 MiB). */
-export const MAX_SEND_BODY_BYTES = 1024 * 1024;
-
-/** Response header of a recv at the end of the stream. */
-export const EOF_HEADER = "Netisle-Eof";
-/** Response header of a UDP recv: the sender's address. */
-export const PEER_ADDRESS_HEADER = "Netisle-Peer-Address";
-/** Response header of a UDP recv: the sender's port. */
-export const PEER_PORT_HEADER = "Netisle-Peer-Port";
-/** Response header of a UDP recv whose datagram was longer than `maxBytes`. */
-export const TRUNCATED_HEADER = "Netisle-Truncated";
+// The data routes' constants live with their shared logic (`socket_transfer.ts`).
+export {
+  EOF_HEADER,
+  MAX_SEND_BODY_BYTES,
+  PEER_ADDRESS_HEADER,
+  PEER_PORT_HEADER,
+  TRUNCATED_HEADER,
+} from "./socket_transfer.ts";
 
 /** Options of {@linkcode socketRoutes}. */
 export interface SocketRouteOptions {
@@ -76,12 +81,7 @@ const SOCKET = `${SOCKETS}/{id}`;
 const TAGS = ["sockets"];
 
 function socketOf(c: Context<AppEnv>, id: string): SocketEntry {
-  const session: Session = c.get("session");
-  const entry = session.sockets.get(id);
-  if (!entry) {
-    throw new HttpProblem("ENOTFOUND", `no socket with id "${id}" in session "${session.id}"`);
-  }
-  return entry;
+  return socketOfSession(c.get("session"), id);
 }
 
 /**
@@ -310,19 +310,14 @@ export function socketRoutes(
       ],
     }),
     async (c) => {
-      const params = c.req.valid("param");
-      const query = c.req.valid("query");
-      const bytes = c.get("bytes");
-      const entry = socketOf(c, params.id);
-      const n = await c.get("session").sockets.send(entry, bytes, {
-        to: query.address !== undefined && query.port !== undefined
-          ? { address: query.address, port: query.port }
-          : undefined,
-        timeoutMs: query.timeoutMs,
-        signal: c.req.raw.signal,
-        // A TCP send may wait for buffer space: the socket keeps the body's charge.
-        charged: entry.protocol === "tcp" ? c.get("body").handOver() : undefined,
-      });
+      const n = await sendToSocket(
+        c.get("session"),
+        c.req.valid("param").id,
+        c.get("bytes"),
+        c.req.valid("query"),
+        c.req.raw.signal,
+        c.get("body"),
+      );
       return c.json({ bytes: n }, 200);
     },
   );
@@ -354,25 +349,13 @@ export function socketRoutes(
       },
       errors: ["ENOTCONN", "EBUSY", "ECONNRESET", "ETIMEDOUT"],
     }),
-    async (c) => {
-      const params = c.req.valid("param");
-      const query = c.req.valid("query");
-      const entry = socketOf(c, params.id);
-      const r = await c.get("session").sockets.receive(entry, {
-        maxBytes: query.maxBytes ?? DEFAULT_RECV_BYTES,
-        timeoutMs: query.timeoutMs,
-        signal: c.req.raw.signal,
-      });
-      if (!r) return c.body(null, 204);
-      const headers: Record<string, string> = { "content-type": "application/octet-stream" };
-      if (r.eof) headers[EOF_HEADER] = "1";
-      if (r.from) {
-        headers[PEER_ADDRESS_HEADER] = r.from.address;
-        headers[PEER_PORT_HEADER] = String(r.from.port);
-      }
-      if (r.truncated) headers[TRUNCATED_HEADER] = "1";
-      return new Response(r.data as Uint8Array<ArrayBuffer>, { status: 200, headers });
-    },
+    (c) =>
+      recvFromSocket(
+        c.get("session"),
+        c.req.valid("param").id,
+        c.req.valid("query"),
+        c.req.raw.signal,
+      ),
   );
   app.openapi(
     apiRoute(ctx, {

@@ -530,6 +530,37 @@ describe("HTTP API: socket input validation (400 names the field)", () => {
     });
   }
 
+  it("reads a JSON body whatever type it is declared as (curl -d says form-urlencoded); empty is {}", async () => {
+    const api = socketApi();
+    const types = [
+      "application/json",
+      "application/json; charset=utf-8",
+      "application/vnd.netisle+json",
+      "application/x-www-form-urlencoded",
+      "text/plain;charset=UTF-8",
+    ];
+    for (const type of types) {
+      const res = await api.call("POST", "/sockets", {
+        body: '{"protocol":"udp"}',
+        headers: { "content-type": type },
+      });
+      assert.equal(res.status, 201, type);
+      assert.equal((await res.json()).protocol, "udp", type);
+    }
+    const res = await api.call("POST", "/sockets", { body: " ", headers: {} });
+    await assertProblem(res, 400, "EINVAL", "protocol");
+    // An empty body is {} either way: the first listen answers, the second reaches the
+    // handler too (409 EALREADY, not a 400 about its body).
+    const id = await api.create("tcp");
+    for (const type of ["application/json", "application/x-www-form-urlencoded"]) {
+      const bound = await api.call("POST", `/sockets/${id}/listen`, {
+        body: "",
+        headers: { "content-type": type },
+      });
+      assert.equal(bound.status, type === "application/json" ? 200 : 409, type);
+    }
+  });
+
   it("POST /sockets refuses a missing, unknown or misspelt protocol", async () => {
     const api = socketApi();
     for (const json of [{}, { protocol: "sctp" }, { protocol: "TCP" }]) {

@@ -9,8 +9,11 @@ import { z } from "zod";
 import { MAX_POLL_TIMEOUT_MS } from "../socket/poll_deadline.ts";
 import { IpAddressSchema, SessionIdSchema } from "./schemas.ts";
 
+/** What a socket id looks like: `k_` and 16 base64url characters (12 random bytes). */
+export const SOCKET_ID_PATTERN = /^k_[A-Za-z0-9_-]{16}$/;
+
 /** A socket id as the socket table makes them: `k_` and 16 base64url characters. */
-export const SocketIdSchema = z.string().regex(/^k_[A-Za-z0-9_-]{16}$/, {
+export const SocketIdSchema = z.string().regex(SOCKET_ID_PATTERN, {
   message: 'a socket id is "k_" followed by 16 base64url characters',
 });
 

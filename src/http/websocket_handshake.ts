@@ -10,13 +10,14 @@
  */
 
 import { HttpProblem, problemResponse } from "./problem.ts";
+import { requestHeader } from "./incoming_request.ts";
 
 /** The GUID of RFC 6455 §1.3, appended to the key before hashing. */
 export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** Whether `req` asks for a WebSocket (`Upgrade: websocket`, any case, among other tokens). */
 export function wantsWebSocket(req: Request): boolean {
-  const upgrade = req.headers.get("upgrade");
+  const upgrade = requestHeader(req, "upgrade");
   return upgrade !== null && /(^|,)\s*websocket\s*(,|$)/i.test(upgrade);
 }
 

@@ -61,9 +61,10 @@ export class CoreLock {
   /**
    * Runs `section` under the lock and returns its result (or rethrows what it
    * threw, after releasing). Throws an Error without running `section` when
-   * called from inside a critical section.
+   * called from inside a critical section. `section` gets the lock's clock
+   * time at entry (read once: the session passes it on as the core's `now`).
    */
-  run<T>(section: () => T): T {
+  run<T>(section: (start: number) => T): T {
     if (this.#held) {
       this.stats.reentries++;
       throw new Error(
@@ -74,7 +75,7 @@ export class CoreLock {
     this.#held = true;
     const start = this.#now();
     try {
-      return section();
+      return section(start);
     } finally {
       const held = this.#now() - start;
       this.stats.acquisitions++;

@@ -59,4 +59,17 @@ describe("CoreLock", () => {
     assert.equal(lock.stats.heldMs, 7);
     assert.equal(lock.stats.maxHeldMs, 5);
   });
+
+  it("hands the section the clock's time at entry, read once", () => {
+    let t = 100;
+    let reads = 0;
+    const lock = new CoreLock(() => (reads++, t));
+    const seen = lock.run((start) => {
+      t += 3;
+      return start;
+    });
+    assert.equal(seen, 100);
+    assert.equal(reads, 2, "entry and exit only");
+    assert.equal(lock.stats.heldMs, 3);
+  });
 });

@@ -238,8 +238,8 @@ export class Session {
    * Throws when called from inside the core (see {@linkcode CoreLock}).
    */
   withCore<T>(fn: (stack: Stack, now: number) => T): T {
-    return this.lock.run(() => {
-      const now = this.#clock.now();
+    // The lock reads the session's clock at entry: that is the core's `now`.
+    return this.lock.run((now) => {
       this.lastActivity = now;
       return fn(this.stack, now);
     });

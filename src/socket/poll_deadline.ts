@@ -78,8 +78,7 @@ export class PollDeadline {
   /** Whether the timeout (not a signal) ended the wait. */
   timedOut = false;
   #ac = new AbortController();
-  #clock: TimerClock;
-  #timer: number | undefined;
+  #deadline: Deadline | undefined;
   #sources: Array<[AbortSignal, () => void]> = [];
 
   /** Starts the deadline now. */
@@ -88,7 +87,6 @@ export class PollDeadline {
     signals: ReadonlyArray<AbortSignal | undefined>,
     timeoutMs: number | undefined,
   ) {
-    this.#clock = clock;
     this.signal = this.#ac.signal;
     this.timeoutMs = timeoutMs;
     for (const s of signals) {
@@ -106,8 +104,8 @@ export class PollDeadline {
       this.#expire();
       return;
     }
-    this.#timer = clock.setTimer(clock.now() + timeoutMs, () => {
-      this.#timer = undefined;
+    this.#deadline = deadlinesOf(clock).add(clock.now() + timeoutMs, () => {
+      this.#deadline = undefined;
       this.#expire();
     });
   }
@@ -119,8 +117,8 @@ export class PollDeadline {
 
   /** Removes the timer and the listeners on the caller's signals. Idempotent. */
   dispose(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
+    if (this.#deadline !== undefined) this.#deadline.list.remove(this.#deadline);
+    this.#deadline = undefined;
     for (const [s, on] of this.#sources) s.removeEventListener("abort", on);
     this.#sources = [];
   }
@@ -130,6 +128,95 @@ export class PollDeadline {
     this.timedOut = true;
     this.#ac.abort(new DOMException("the wait timed out", "TimeoutError"));
   }
+}
+
+/** One wait's deadline in its clock's {@linkcode DeadlineList}. */
+interface Deadline {
+  readonly list: DeadlineList;
+  readonly at: number;
+  readonly expire: () => void;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+}
+
+/**
+ * The deadlines of every wait on one clock, in order, behind one timer of
+ * the clock: most waits end long before their timeout (a recv that data
+ * answers), so setting and clearing a runtime timer per wait would cost more
+ * than the wait. The timer is set for the earliest deadline when it is
+ * earlier than the one set; a wait that ends leaves it (it fires early once
+ * and is set again for the deadline then first), except the last, which
+ * clears it: no timer stays behind when no wait is left.
+ */
+class DeadlineList {
+  #clock: TimerClock;
+  #first: Deadline | undefined;
+  #last: Deadline | undefined;
+  #timer: number | undefined;
+  #timerAt = Infinity;
+
+  constructor(clock: TimerClock) {
+    this.#clock = clock;
+  }
+
+  /** Calls `expire` once the clock reaches `at`, unless removed first. */
+  add(at: number, expire: () => void): Deadline {
+    const d: Deadline = { list: this, at, expire, prev: undefined, next: undefined };
+    // Waits of one timeout come in deadline order: the place is found from the end.
+    let after = this.#last;
+    while (after !== undefined && after.at > at) after = after.prev;
+    d.prev = after;
+    d.next = after === undefined ? this.#first : after.next;
+    if (d.next !== undefined) d.next.prev = d;
+    else this.#last = d;
+    if (after !== undefined) after.next = d;
+    else this.#first = d;
+    if (at < this.#timerAt) this.#arm(at);
+    return d;
+  }
+
+  /** Takes `d` out (it will not expire); the last one out clears the timer. */
+  remove(d: Deadline): void {
+    if (d.prev !== undefined) d.prev.next = d.next;
+    else if (this.#first === d) this.#first = d.next;
+    else return; // removed already
+    if (d.next !== undefined) d.next.prev = d.prev;
+    else this.#last = d.prev;
+    d.prev = d.next = undefined;
+    if (this.#first === undefined && this.#timer !== undefined) {
+      this.#clock.clearTimer(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timerAt = at;
+    this.#timer = this.#clock.setTimer(at, () => this.#fire());
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#clock.now();
+    const due: Deadline[] = [];
+    for (let d = this.#first; d !== undefined && d.at <= now; d = this.#first) {
+      this.remove(d);
+      due.push(d);
+    }
+    // Set for what is left before the expired waits run (and perhaps start new ones).
+    if (this.#first !== undefined) this.#arm(this.#first.at);
+    for (const d of due) d.expire();
+  }
+}
+
+const lists = new WeakMap<TimerClock, DeadlineList>();
+
+function deadlinesOf(clock: TimerClock): DeadlineList {
+  let list = lists.get(clock);
+  if (list === undefined) lists.set(clock, list = new DeadlineList(clock));
+  return list;
 }
 
 /**

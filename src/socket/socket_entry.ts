@@ -58,7 +58,9 @@ export abstract class BaseEntry {
   pendingBytes = 0;
   /** The WebSocket stream attached, if any; HTTP send and recv refuse with EBUSY meanwhile. */
   attachment: SocketAttachment | undefined;
-  #removed = new AbortController();
+  #removed = false;
+  /** Made when someone asks for {@linkcode BaseEntry.removedSignal} (a long-poll, a stream). */
+  #removal: AbortController | undefined;
 
   /** Made by the table. */
   constructor(id: string) {
@@ -67,17 +69,29 @@ export abstract class BaseEntry {
 
   /** Aborts when the entry leaves the table, ending its long-polls. */
   get removedSignal(): AbortSignal {
-    return this.#removed.signal;
+    if (this.#removal === undefined) {
+      this.#removal = new AbortController();
+      if (this.#removed) this.#removal.abort(this.#closedError());
+    }
+    return this.#removal.signal;
   }
 
   /** Whether the entry left the table. */
   get removed(): boolean {
-    return this.#removed.signal.aborted;
+    return this.#removed;
   }
 
   /** Marks the entry removed; called by the table. */
   markRemoved(): void {
-    this.#removed.abort(new NetError("ENOTCONN", `socket ${this.id} was closed`));
+    if (this.#removed) return;
+    this.#removed = true;
+    // The signal (and its reason) exist only if someone asked for them: most sockets are
+    // closed with no long-poll or stream waiting on them.
+    this.#removal?.abort(this.#closedError());
+  }
+
+  #closedError(): NetError {
+    return new NetError("ENOTCONN", `socket ${this.id} was closed`);
   }
 
   /** Bytes queued in the core for this socket: to send (TCP: not yet acknowledged) and received unread. */

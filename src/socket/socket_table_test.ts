@@ -244,6 +244,22 @@ describe("SocketTable: data and long-polls", () => {
     assert.equal(listener.server?.waiterCount, 0);
   });
 
+  it("an entry's removal signal aborts with ENOTCONN whether asked for before or after the delete", async () => {
+    const { table, conn, listener } = await acceptedPair();
+    const before = conn.removedSignal;
+    assert.equal(before.aborted, false);
+    assert.equal(listener.removed, false);
+    table.delete(conn.id);
+    table.delete(listener.id);
+    assert.ok(isNetError("ENOTCONN")(before.reason));
+    assert.equal(listener.removed, true);
+    const after = listener.removedSignal;
+    assert.equal(after.aborted, true);
+    assert.ok(isNetError("ENOTCONN")(after.reason));
+    assert.match((after.reason as Error).message, new RegExp(`socket ${listener.id} was closed`));
+    await assert.rejects(table.receive(conn, { maxBytes: 1 }), isNetError("ENOTCONN"));
+  });
+
   it("a reset connection fails receive with ECONNRESET", async () => {
     const { table, conn, peer } = await acceptedPair();
     const r = table.receive(conn, { maxBytes: 10 });

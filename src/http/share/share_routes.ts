@@ -26,12 +26,15 @@ import {
 } from "../../wire/mod.ts";
 import { apiRoute, headerDocs, jsonContent, type RouteContext } from "../api_route.ts";
 import { requestPeer } from "../request_peer.ts";
+import { requestHeader } from "../incoming_request.ts";
 import type { AppEnv, WebSocketUpgrader } from "../app_env.ts";
 import { HttpProblem } from "../problem.ts";
 import { IpAddressSchema, SessionIdSchema } from "../schemas.ts";
 import { validationHook } from "../validation.ts";
 import { proxyShare, type ShareProxyOptions } from "./share_proxy.ts";
 import { MAX_SHARE_TTL_SECONDS, ShareRegistry } from "./share_registry.ts";
+
+const NEWLINE_OR_TAB = /[\t\n\r]/;
 
 /** Label of path-based link requests in the request log and metrics. */
 export const SHARE_PATH_ROUTE = "/share/:key/*";
@@ -313,12 +316,16 @@ export function shareLinkMiddleware(
   if (typeof domain === "string") throw new TypeError(`share domain: ${domain}`);
   const suffix = domain ? `.${domain.host}` : undefined;
   return async (c, next) => {
-    const url = new URL(c.req.url);
+    const raw = c.req.url;
+    // Without a share domain only a path under /share/ names a link: a URL that cannot parse
+    // to one (no "share" in it, no tab or line break the URL parser would drop) is not one.
+    if (!suffix && !raw.includes("share") && !NEWLINE_OR_TAB.test(raw)) return await next();
+    const url = new URL(raw);
     let key: string | undefined;
     let target = "";
     let prefix: string | undefined;
     let label = SHARE_PATH_ROUTE;
-    const host = (c.req.header("host") ?? url.host).toLowerCase();
+    const host = (requestHeader(c.req.raw, "host") ?? url.host).toLowerCase();
     const hostname = host.replace(/:\d+$/, "");
     if (suffix && hostname.endsWith(suffix) && !hostname.slice(0, -suffix.length).includes(".")) {
       key = hostname.slice(0, -suffix.length);
@@ -353,6 +360,31 @@ export function shareLinkMiddleware(
       upgradeWebSocket: options.upgradeWebSocket,
       options: options.proxy,
     });
+  };
+}
+
+/**
+ * Whether a request may be for a host-based share link under `domain`: its
+ * host (the `Host` field, else the URL's) ends with `.<domain host>`. What
+ * the share middleware answers is a subset of these; code that answers API
+ * requests before the middleware runs (the lean socket path) leaves them to
+ * it. Without a domain, no host names a link (path-based links live under
+ * `/share/`).
+ *
+ * @example
+ * ```ts
+ * const mayBeShare = shareHostMatcher("share.example.com");
+ * mayBeShare(new Request("http://k1.share.example.com/")); // true
+ * ```
+ */
+export function shareHostMatcher(domain: string | undefined): (req: Request) => boolean {
+  const parsed = domain ? parseShareDomain(domain) : undefined;
+  if (typeof parsed === "string") throw new TypeError(`share domain: ${parsed}`);
+  if (!parsed) return () => false;
+  const suffix = `.${parsed.host}`;
+  return (req) => {
+    const host = (requestHeader(req, "host") ?? new URL(req.url).host).toLowerCase();
+    return host.replace(/:\d+$/, "").endsWith(suffix);
   };
 }
 

@@ -70,10 +70,18 @@ export function receivedHeadroom(data: Uint8Array): number {
 }
 
 interface Chunk {
-  /** Storage owned by the queue; its buffer's byteLength is what the quota was charged for. */
+  /**
+   * Storage owned by the queue: `capacity` bytes, or, for the first chunk
+   * of a burst until a second segment joins it, only the first segment's
+   * (see {@linkcode ReceiveQueue}).
+   */
   buf: Uint8Array;
   /** Bytes written. */
   end: number;
+  /** The chunk's size: what the quota was charged for (`cost`), and what it may hold. */
+  capacity: number;
+  /** `bufferCost` of the chunk's buffer at its full size: what the quota was charged. */
+  cost: number;
 }
 
 /**
@@ -87,6 +95,15 @@ interface Chunk {
  * Every chunk costs
  * `bufferCost(byteLength)` of the memory quota from its allocation until it
  * is read out or the queue is cleared.
+ *
+ * The first chunk of a burst (a small segment into an empty queue) is
+ * charged at its size as any other, but its storage is made at the size of
+ * the segment first, and grown to the chunk's size only when a second
+ * segment joins it: a request or an answer that is read whole before more
+ * arrives costs one allocation of its size (on V8, a 64-byte one is made on
+ * the heap, where a 1 KiB one is not), and the read takes that storage
+ * instead of copying it out. The charge, the window and what a read returns
+ * are those of the full-size chunk.
  *
  * @example
  * ```ts
@@ -128,7 +145,7 @@ export class ReceiveQueue {
   get tailRoom(): number {
     if (this.#head === this.#chunks.length) return 0;
     const tail = this.#chunks[this.#chunks.length - 1];
-    return tail.buf.length - tail.end;
+    return tail.capacity - tail.end;
   }
 
   /**
@@ -143,6 +160,7 @@ export class ReceiveQueue {
     const room = this.tailRoom;
     if (n <= room) {
       const tail = this.#chunks[this.#chunks.length - 1];
+      if (tail.buf.length < tail.end + n) this.#grow(tail);
       tail.buf.set(data, tail.end);
       tail.end += n;
       this.#length += n;
@@ -166,6 +184,7 @@ export class ReceiveQueue {
     this.#charged += cost;
     if (!own && room > 0) {
       const tail = this.#chunks[this.#chunks.length - 1];
+      if (tail.buf.length < tail.capacity) this.#grow(tail);
       tail.buf.set(data.subarray(0, room), tail.end);
       tail.end += room;
     }
@@ -176,10 +195,15 @@ export class ReceiveQueue {
       buf.set(data);
     } else {
       this.#lastChunkSize = size;
-      buf = new Uint8Array(size);
-      buf.set(room === 0 ? data : data.subarray(room));
+      if (this.#length === 0) {
+        // The first chunk of a burst: storage of the segment's size until another joins it.
+        buf = data.slice();
+      } else {
+        buf = new Uint8Array(size);
+        buf.set(room === 0 ? data : data.subarray(room));
+      }
     }
-    this.#chunks.push({ buf, end: rest });
+    this.#chunks.push({ buf, end: rest, capacity: own ? n : size, cost });
     this.#length += n;
     return true;
   }
@@ -209,7 +233,13 @@ export class ReceiveQueue {
     if (this.#length === 0 || max <= 0) return undefined;
     const chunks = this.#chunks;
     const first = chunks[this.#head];
-    if (this.#headOffset === 0 && first.end === first.buf.length && first.end <= max) {
+    if (
+      this.#headOffset === 0 && first.end <= max &&
+      // A full chunk; or a first chunk of a burst that holds all there is, in storage of its
+      // size: what the copy below would make, made already.
+      (first.end === first.capacity ||
+        (first.end === first.buf.length && first.end === this.#length))
+    ) {
       this.#consume(first.end, true);
       return first.buf;
     }
@@ -217,7 +247,7 @@ export class ReceiveQueue {
     let n = first.end - this.#headOffset;
     for (let i = this.#head + 1; n < limit; i++) {
       const c = chunks[i];
-      if (c.end === c.buf.length && c.end <= max) break; // the next read takes it whole
+      if (c.end === c.capacity && c.end <= max) break; // the next read takes it whole
       n += c.end;
     }
     if (n > limit) n = limit;
@@ -261,7 +291,7 @@ export class ReceiveQueue {
         return;
       }
       n -= left;
-      this.#releaseCharge(bufferCost(c.buf.buffer.byteLength));
+      this.#releaseCharge(c.cost);
       if (!handedOver) recycleLargeBuffer(c.buf); // copied out: ours to give back
       this.#head++;
       this.#headOffset = 0;
@@ -273,6 +303,13 @@ export class ReceiveQueue {
       chunks.splice(0, this.#head);
       this.#head = 0;
     }
+  }
+
+  /** Gives a first chunk of a burst its full storage (it was charged for it when made). */
+  #grow(c: Chunk): void {
+    const buf = new Uint8Array(c.capacity);
+    buf.set(c.buf.subarray(0, c.end));
+    c.buf = buf;
   }
 
   #releaseCharge(bytes: number): void {

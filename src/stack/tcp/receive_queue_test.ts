@@ -61,6 +61,30 @@ describe("ReceiveQueue", () => {
     assert.equal(q.chargedBytes, bufferCost(16384));
   });
 
+  it("makes the first chunk of a burst at the segment's size, charged as 1 KiB, grown when another joins", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const q = new ReceiveQueue(quota);
+    q.append(pattern(64));
+    assert.equal(q.chargedBytes, bufferCost(1024), "charged as the 1 KiB chunk it may become");
+    assert.equal(q.tailRoom, 1024 - 64, "and takes as much more");
+    const alone = q.read(1000)!;
+    assert.deepEqual(alone, pattern(64));
+    assert.equal(alone.buffer.byteLength, 64, "read as made: storage of its size, no copy");
+    assert.equal(quota.used, 0);
+    // A second segment joins the first: the chunk gets its 1 KiB, the bytes stay in order.
+    q.append(pattern(100));
+    q.append(pattern(200, 100));
+    assert.equal(q.chargedBytes, bufferCost(1024));
+    assert.deepEqual(q.read(50), pattern(50));
+    assert.deepEqual(q.read(1000), pattern(250, 50));
+    // Read in part before the next one joins it.
+    q.append(pattern(30));
+    assert.deepEqual(q.read(10), pattern(10));
+    q.append(pattern(5, 30));
+    assert.deepEqual(drain(q), pattern(25, 10));
+    assert.equal(quota.used, 0);
+  });
+
   it("gives a large segment a chunk of its own size, with headroom before it", () => {
     const q = new ReceiveQueue();
     q.append(pattern(10));
