@@ -525,6 +525,10 @@ export class TcpConnection {
   /** State changes driven by our FIN being acknowledged (RFC 9293 §3.10.7.4 fifth). */
   #afterOurFinAcked(now: number): void {
     if (!this.#sender.finAcked) return;
+    // Every byte we sent is acknowledged and no more can be written: the send buffer's storage
+    // (up to its autotuned size) goes back to the quota now, not when TIME_WAIT ends.
+    const buffer = this.#sender.buffer;
+    if (buffer.chargedBytes > 0) buffer.clear();
     switch (this.#tcb.state) {
       case "FIN_WAIT_1":
         this.#tcb.setState("FIN_WAIT_2", now);

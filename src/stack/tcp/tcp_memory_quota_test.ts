@@ -83,6 +83,29 @@ describe("received bytes are copied into owned, charged storage (DESIGN.md: fram
     assert.equal(quota.memory.used, 0);
   });
 
+  it("frees the send buffer's storage once our FIN is acknowledged, not when TIME_WAIT ends", () => {
+    const { h, peer, conn, quota } = withQuota(1 << 20);
+    conn.send(bytes(6000), h.now);
+    assert.equal(quota.memory.used, bufferCost(8192));
+    conn.shutdownWrite(h.now);
+    // The data and the FIN, acknowledged as they come (the window opens over a few rounds).
+    for (let i = 0; i < 10 && conn.state !== "FIN_WAIT_2"; i++) peer.drainAndAck();
+    assert.equal(conn.state, "FIN_WAIT_2");
+    assert.equal(quota.memory.used, 0, "nothing left to send or to resend");
+    peer.send(new Uint8Array(0), { flags: ACK | TcpFlags.FIN });
+    assert.equal(conn.state, "TIME_WAIT");
+    assert.equal(quota.memory.used, 0);
+  });
+
+  it("keeps the send buffer's storage while our FIN is unacknowledged (it may carry retransmissions)", () => {
+    const { h, peer, conn, quota } = withQuota(1 << 20);
+    conn.send(bytes(3000), h.now);
+    conn.shutdownWrite(h.now);
+    peer.drain(); // the data and the FIN sent, not acknowledged
+    assert.equal(conn.state, "FIN_WAIT_1");
+    assert.equal(quota.memory.used, bufferCost(4096));
+  });
+
   it("takes only what fits when the quota refuses the send buffer's growth (the caller sees 0 with room left: ENOBUFS)", () => {
     const { h, conn, quota } = withQuota(1 << 20);
     assert.ok(quota.memory.tryCharge(quota.memory.available - 100));
