@@ -30,6 +30,7 @@ import { serveDeno } from "../src/http/serve_deno.ts";
 import { createApp } from "../src/http/app.ts";
 import { parseIpv4Address } from "../src/wire/mod.ts";
 import { median, quantile, type Reporter } from "./report.ts";
+import { clockTicks, cpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "api";
 const ECHO_PORT = 7;
@@ -222,7 +223,7 @@ export function sessionClient(
 async function startServer(
   pairs: number,
   engine: "netisle" | "deno-serve" = "netisle",
-): Promise<{ info: ServerInfo; stop: () => void }> {
+): Promise<{ info: ServerInfo; pid: number | undefined; stop: () => void }> {
   const child = spawn(
     process.execPath,
     ["run", "--allow-all", new URL(import.meta.url).pathname, "--serve", String(pairs), engine],
@@ -235,6 +236,7 @@ async function startServer(
   });
   return {
     info,
+    pid: child.pid,
     stop: () => {
       lines.close();
       child.kill("SIGTERM");
@@ -281,7 +283,15 @@ async function inProcess(r: Reporter): Promise<void> {
 /** Runs the api section. */
 export async function runApiBenchmarks(r: Reporter): Promise<void> {
   await inProcess(r);
-  const { info, stop } = await startServer(1 + CONCURRENCY.length);
+  const { info, pid, stop } = await startServer(1 + CONCURRENCY.length);
+  // The server's own CPU per request: what the server controls, whatever this process (the
+  // clients, which at 64 clients run near a full core themselves) can drive.
+  const tick = clockTicks();
+  const serverCpu = async <T extends { ops: number }>(run: () => Promise<T>) => {
+    const before = cpuSeconds(pid, tick);
+    const result = await run();
+    return { ...result, cpuUs: (cpuSeconds(pid, tick) - before) * 1e6 };
+  };
   const denoServe = await startServer(1, "deno-serve");
   try {
     const echo = sessionClient(info.url, info.sessions[0]);
@@ -300,11 +310,18 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { note: `the same app and guard on Deno.serve, same run; ${reference.latency}` },
       );
-      const base = await healthz(info.url);
+      const base = await serverCpu(() => healthz(info.url));
       const baseline = r.report(SECTION, `GET /healthz, ${c} client(s)`, base.perSec, "req/s", {
         baseline: denoServeRow,
         note: `${note}; ${base.latency}`,
       });
+      const baseCpu = r.report(
+        SECTION,
+        `  server CPU per request, GET /healthz, ${c} client(s)`,
+        base.cpuUs / base.ops,
+        "µs/req",
+        { note: "user + system time of the server process (/proc)" },
+      );
 
       const ids = await Promise.all(Array.from({ length: c }, async () => {
         const id = await echo.create();
@@ -312,11 +329,13 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         return id;
       }));
       const payload = new Uint8Array(64).fill(0x78);
-      const rt = await measure(c, async (i) => {
-        await echo.send(ids[i], payload);
-        let got = 0;
-        while (got < payload.length) got += await echo.recv(ids[i], payload.length - got);
-      });
+      const rt = await serverCpu(() =>
+        measure(c, async (i) => {
+          await echo.send(ids[i], payload);
+          let got = 0;
+          while (got < payload.length) got += await echo.recv(ids[i], payload.length - got);
+        })
+      );
       await Promise.all(ids.map((id) => echo.close(id)));
       r.report(
         SECTION,
@@ -331,6 +350,16 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         rt.perSec * 2,
         "req/s",
         { baseline },
+      );
+      r.report(
+        SECTION,
+        `  server CPU per request in those round trips, ${c} client(s)`,
+        rt.cpuUs / (rt.ops * 2),
+        "µs/req",
+        {
+          baseline: baseCpu,
+          note: "its inverse is the request rate the server alone could reach beside /healthz",
+        },
       );
       const deno = sessionClient(denoServe.info.url, denoServe.info.sessions[0]);
       const denoIds = await Promise.all(Array.from({ length: c }, async () => {

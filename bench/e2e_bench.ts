@@ -28,10 +28,11 @@
  * @module
  */
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import process from "node:process";
-import { BUN, commandExists, DENO, Netns, type Proc, sh } from "../tests/e2e/harness.ts";
+import { BUN, commandExists, DENO, Netns, type Proc } from "../tests/e2e/harness.ts";
 import { type BenchRow, median, quantile, type Reporter } from "./report.ts";
+import { clockTicks, cpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "e2e";
 const SECONDS = Number(process.env.NETISLE_BENCH_E2E_SECONDS ?? 5);
@@ -62,13 +63,6 @@ function iperf(ns: Netns, host: string, extra: string[] = []): Run {
   return { gbps: json.end.sum_received.bits_per_second / 1e9, bytes: json.end.sum_received.bytes };
 }
 
-/** CPU seconds (user + system) a process used so far, from /proc (Linux). */
-function cpuSeconds(pid: number | undefined, tick: number): number {
-  if (pid === undefined) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / tick;
-}
-
 /**
  * Runs `fn` `runs` times: the median rate, and the CPU seconds per GB the
  * processes `pids` spent over all runs (a figure less sensitive to a loaded machine).
@@ -78,7 +72,7 @@ async function measure(
   fn: () => Run | Promise<Run>,
   pids: (number | undefined)[] = [],
 ): Promise<{ gbps: number; cpuPerGb: number[] }> {
-  const tick = Number(sh("getconf", ["CLK_TCK"]).trim()) || 100;
+  const tick = clockTicks();
   const rates: number[] = [];
   let bytes = 0;
   const before = pids.map((p) => cpuSeconds(p, tick));

@@ -24,11 +24,12 @@
  * @module
  */
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import process from "node:process";
-import { commandExists, Netns, type Proc, sh } from "../tests/e2e/harness.ts";
+import { commandExists, Netns, type Proc } from "../tests/e2e/harness.ts";
 import { EgressTestbed, WEB } from "../tests/e2e/egress_testbed.ts";
 import { type BenchRow, median, type Reporter } from "./report.ts";
+import { clockTicks, cpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "egress";
 const SECONDS = Number(process.env.NETISLE_BENCH_E2E_SECONDS ?? 5);
@@ -50,18 +51,12 @@ function iperf(ns: Netns, extra: string[] = []): Run {
   return { gbps: json.end.sum_received.bits_per_second / 1e9, bytes: json.end.sum_received.bytes };
 }
 
-function cpuSeconds(pid: number | undefined, tick: number): number {
-  if (pid === undefined) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / tick;
-}
-
 /** The median rate of `RUNS` runs and the CPU seconds per GB each of `pids` spent. */
 function measure(
   fn: () => Run,
   pids: (number | undefined)[],
 ): { gbps: number; cpuPerGb: number[] } {
-  const tick = Number(sh("getconf", ["CLK_TCK"]).trim()) || 100;
+  const tick = clockTicks();
   const before = pids.map((p) => cpuSeconds(p, tick));
   const rates: number[] = [];
   let bytes = 0;

@@ -17,10 +17,11 @@
  * @module
  */
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import process from "node:process";
-import { BUN, commandExists, DENO, Netns, type Proc, sh } from "../tests/e2e/harness.ts";
+import { BUN, commandExists, DENO, Netns, type Proc } from "../tests/e2e/harness.ts";
 import { type BenchRow, median, type Reporter } from "./report.ts";
+import { clockTicks, cpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "stream";
 const MIB = Number(process.env.NETISLE_BENCH_STREAM_MIB ?? 512);
@@ -75,13 +76,6 @@ while n > 0:
 out.flush()
 `;
 
-/** CPU seconds (user + system) a process used so far, from /proc (Linux). */
-function cpuSeconds(pid: number | undefined, tick: number): number {
-  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / tick;
-}
-
 async function stopAll(procs: Proc[]): Promise<void> {
   for (const p of procs.reverse()) await p.stop().catch(() => {});
 }
@@ -97,7 +91,7 @@ export async function runStreamBenchmarks(r: Reporter): Promise<void> {
   for (const tool of ["ip", "iperf3", "python3"]) {
     if (!commandExists(tool)) return r.skip(SECTION, `needs ${tool}`);
   }
-  const tick = Number(sh("getconf", ["CLK_TCK"]).trim()) || 100;
+  const tick = clockTicks();
   const ns = new Netns("bench-stream");
   const procs: Proc[] = [];
   try {
