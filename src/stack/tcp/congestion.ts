@@ -133,15 +133,24 @@ export interface CongestionOptions {
   /** CUBIC only: fast convergence (RFC 9438 §4.7), default `true` like Linux. */
   fastConvergence?: boolean;
   /**
-   * Ends slow start on HyStart's ACK train (see `hystart`), as a paced
-   * sender does (default `false`). Paced senders are the ones meant for
-   * receivers with small queues, where a flight overflows within the first
-   * round. Unpaced, it cost the kernel peer of `deno task bench -- e2e`
-   * about a fifth of its throughput: a pipeline still warming up drains a
-   * flight slower than its minimum RTT, slow start ends far below the
-   * window the path needs, and CUBIC climbs back slowly.
+   * Ends slow start on HyStart's ACK train (see `hystart`) while cwnd is at
+   * most {@linkcode HYSTART_ACK_TRAIN_MAX_BYTES}, as a paced sender does
+   * (default `false`): for receivers with small queues, where a flight
+   * overflows within the first round.
    */
   ackTrain?: boolean;
+  /**
+   * Congestion avoidance holds cwnd while the flow's own queue is long: an
+   * ACK whose RTT exceeds the minimum RTT of the last 10 s by HyStart++'s
+   * margin (RFC 9406 §4.2: max(4 ms, min(RTT/8, 16 ms))) does not grow the
+   * window, as if the sender were application-limited (default `false`;
+   * paced senders set it). Loss-based growth alone refills a queue of a few
+   * frames (v86's NE2000) until it overflows, one drop every few dozen
+   * segments; bounded by delay the queue stays below the margin. The
+   * reduction on loss is unchanged, so a path whose RTT rose for good holds
+   * its window at most 10 s before the new RTT becomes the minimum.
+   */
+  delayBound?: boolean;
 }
 
 /**
@@ -172,6 +181,19 @@ const HYSTART_N_RTT_SAMPLE = 8;
 const HYSTART_CSS_GROWTH_DIVISOR = 4;
 /** HyStart++: rounds of conservative slow start before congestion avoidance. */
 const HYSTART_CSS_ROUNDS = 5;
+/**
+ * HyStart's ACK train acts only while cwnd is at most this many bytes: it
+ * is there for receivers whose queue is smaller than a few flights (an
+ * emulated NIC's ring: v86's NE2000 holds 16 KiB). Above it, a flight that
+ * takes longer than the minimum RTT to be acknowledged is mostly a sender
+ * bound by its own CPU (a queue that waits, not one that drops), and ending
+ * slow start there left a kernel peer at 0.79× of its unpaced throughput;
+ * HyStart++'s RTT test and loss govern larger windows.
+ */
+export const HYSTART_ACK_TRAIN_MAX_BYTES = 64 * 1024;
+
+/** The window over which the minimum RTT of {@linkcode CongestionOptions.delayBound} is kept, ms. */
+export const MIN_RTT_WINDOW_MS = 10_000;
 
 /**
  * HyStart++'s margin for an RTT `rttMs` (RFC 9406 §4.2): RTT/8, at least 4
@@ -213,6 +235,14 @@ export abstract class CongestionControlBase {
   protected readonly iwSegments: number;
   /** Whether HyStart's ACK train may end slow start ({@linkcode CongestionOptions.ackTrain}). */
   readonly #ackTrain: boolean;
+  /** Whether a long queue holds growth in congestion avoidance ({@linkcode CongestionOptions.delayBound}). */
+  readonly #delayBound: boolean;
+  /** The minimum RTT sample (ms) of the window that began at `#minRttAt`. */
+  #minRtt = Infinity;
+  /** When the current minimum RTT was taken (ms). */
+  #minRttAt = 0;
+  /** The latest RTT sample exceeded the minimum by HyStart++'s margin. */
+  #queueLong = false;
   /** cwnd in bytes; may be fractional (CUBIC), the getter floors it. */
   protected cwndBytes: number;
   /** ssthresh in bytes. */
@@ -254,6 +284,7 @@ export abstract class CongestionControlBase {
     this.smss = options.mss;
     this.iwSegments = n;
     this.#ackTrain = options.ackTrain ?? false;
+    this.#delayBound = options.delayBound ?? false;
     this.cwndBytes = initialWindow(this.smss, n);
   }
 
@@ -285,6 +316,23 @@ export abstract class CongestionControlBase {
   protected cwndLimited(inFlight: number): boolean {
     if (this.cwndBytes < this.ssthreshBytes) return 2 * inFlight >= this.cwndBytes;
     return inFlight + this.smss > this.cwndBytes;
+  }
+
+  /**
+   * With {@linkcode CongestionOptions.delayBound}: whether the flow's queue
+   * is long enough that congestion avoidance holds the window. Takes every
+   * RTT sample (undefined: none with this ACK, the last verdict stands).
+   */
+  protected queueHolds(now: number, rttMs: number | undefined): boolean {
+    if (!this.#delayBound) return false;
+    if (rttMs !== undefined && rttMs >= 0 && rttMs !== Infinity) {
+      if (rttMs <= this.#minRtt || now - this.#minRttAt > MIN_RTT_WINDOW_MS) {
+        this.#minRtt = rttMs;
+        this.#minRttAt = now;
+      }
+      this.#queueLong = rttMs >= this.#minRtt + hystartEta(this.#minRtt);
+    }
+    return this.#queueLong;
   }
 
   /** Whether HyStart++ has the initial slow start in its conservative phase (RFC 9406 §4.2). */
@@ -333,11 +381,13 @@ export abstract class CongestionControlBase {
     if (rttMs !== undefined && rttMs > 0 && rttMs < this.#hsDelayMin) this.#hsDelayMin = rttMs;
     // The ACK train (Linux HyStart's first test): the ACKs of one flight still arrive a minimum
     // RTT after the round began, so the flight is more than the path holds. Samples are whole
-    // ms (RFC 7323 timestamps), hence >=. From the initial window on: Linux waits for 16
-    // segments, which into a NIC that holds 10 is already an overflow.
+    // ms (RFC 7323 timestamps), hence >=. From the initial window on (Linux waits for 16
+    // segments, which into a NIC that holds 10 is already an overflow), and only for windows
+    // a small queue cannot hold (HYSTART_ACK_TRAIN_MAX_BYTES).
     if (
       this.#ackTrain && now - this.#hsRoundStart >= this.#hsDelayMin &&
-      this.cwndLimited(inFlight) && this.cwndBytes >= initialWindow(this.smss, this.iwSegments)
+      this.cwndBytes <= HYSTART_ACK_TRAIN_MAX_BYTES && this.cwndLimited(inFlight) &&
+      this.cwndBytes >= initialWindow(this.smss, this.iwSegments)
     ) {
       this.ssthreshBytes = Math.floor(this.cwndBytes);
       this.#hsCssBaseline = Infinity;
@@ -475,6 +525,7 @@ export class NewReno extends CongestionControlBase implements CongestionControl 
     rttMs: number | undefined,
     inFlightBeforeAck: number,
   ): void {
+    const held = this.queueHolds(now, rttMs);
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
     if (this.cwndBytes < this.ssthreshBytes) {
@@ -485,6 +536,7 @@ export class NewReno extends CongestionControlBase implements CongestionControl 
       this.slowStart(bytesAcked);
       return;
     }
+    if (held) return;
     // RFC 3465 §2.1: count bytes; one SMSS per cwnd's worth acknowledged.
     this.#bytesAcked += bytesAcked;
     if (this.#bytesAcked >= this.cwndBytes) {
@@ -633,15 +685,16 @@ export class Cubic extends CongestionControlBase implements CongestionControl {
     if (rttMs !== undefined && rttMs >= 0 && rttMs !== Infinity) {
       this.#srtt = this.#srtt === this.#srtt ? this.#srtt + (rttMs - this.#srtt) / 8 : rttMs;
     }
+    const held = this.queueHolds(now, rttMs);
     if (!(bytesAcked > 0) || this.recovering) return;
     this.afterRto = false;
-    if (this.cwndBytes < this.ssthreshBytes) {
-      this.hystart(bytesAcked, now, rttMs, inFlightBeforeAck);
-    }
+    const slowStart = this.cwndBytes < this.ssthreshBytes;
+    if (slowStart) this.hystart(bytesAcked, now, rttMs, inFlightBeforeAck);
     const sinceLast = now - this.#lastAck;
     this.#lastAck = now;
-    if (!this.cwndLimited(inFlightBeforeAck)) {
-      // RFC 9438 §4.2/§5.8: t must not include application-limited periods.
+    if (!this.cwndLimited(inFlightBeforeAck) || (held && !slowStart)) {
+      // RFC 9438 §4.2/§5.8: t must not include application-limited periods (nor, bounded by
+      // delay, those the queue held the window).
       if (this.#epochStart === this.#epochStart && sinceLast > 0) this.#epochStart += sinceLast;
       return;
     }

@@ -7,7 +7,9 @@ import {
   CUBIC_ALPHA,
   CUBIC_BETA,
   CUBIC_C,
+  HYSTART_ACK_TRAIN_MAX_BYTES,
   initialWindow,
+  MIN_RTT_WINDOW_MS,
   NewReno,
 } from "./congestion.ts";
 
@@ -490,6 +492,18 @@ describe("HyStart++ (RFC 9406) in the initial slow start", () => {
     });
   }
 
+  it("the ACK train leaves windows above HYSTART_ACK_TRAIN_MAX_BYTES to the RTT test and loss", () => {
+    const cc = new Cubic({ mss: MSS, ackTrain: true });
+    growTo(cc, Math.ceil(HYSTART_ACK_TRAIN_MAX_BYTES / MSS) + 1);
+    // A whole flight of ACKs, one every 0.1 ms, the last 20 ms into the round (minimum RTT 8):
+    // a sender bound by its own CPU, not a small queue.
+    const n = Math.floor(cc.cwnd / MSS);
+    let flight = cc.cwnd;
+    for (let i = 0; i <= n; i++, flight += MSS) cc.onAck(MSS, 1000 + (20 * i) / n, 8, flight);
+    assert.equal(cc.ssthresh, Infinity, "still slow start");
+    assert.ok(cc.cwnd >= 2 * n * MSS, `cwnd ${cc.cwnd}: doubled in the round`);
+  });
+
   it("an unpaced sender (ackTrain off, the default) keeps slow start through the same ACK train", () => {
     const cc = createCongestionControl("cubic", { mss: MSS });
     let flight = cc.cwnd;
@@ -527,5 +541,56 @@ describe("HyStart++ (RFC 9406) in the initial slow start", () => {
     cc.onCongestionEvent(0, cc.cwnd);
     cc.onRecoveryExit(0, cc.ssthresh);
     assert.equal(cc.conservativeSlowStart, false);
+  });
+});
+
+describe("delay-bounded growth (CongestionOptions.delayBound, paced senders)", () => {
+  /** A window in congestion avoidance after a loss at `segments`, RTT samples of 10 ms. */
+  function avoiding(name: "newreno" | "cubic", segments: number): CongestionControl {
+    const cc = createCongestionControl(name, { mss: MSS, delayBound: true });
+    lossAt(cc, segments, 0); // slow start's ACKs sampled 10 ms
+    return cc;
+  }
+
+  for (const name of ["newreno", "cubic"] as const) {
+    it(`${name}: ACKs whose RTT exceeds the minimum by max(4 ms, RTT/8) do not grow cwnd`, () => {
+      const cc = avoiding(name, 20);
+      const held = cc.cwnd;
+      // Minimum 10 ms: the margin is 4 ms. Two seconds of ACKs at 14 ms hold the window.
+      let now = ackClock(cc, 100, 2100, 14);
+      assert.equal(cc.cwnd, held, "held while the queue is 4 ms long");
+      // A queue of 3 ms: growth as without the bound (about a segment per RTT or more).
+      now = ackClock(cc, now, now + 200, 13);
+      assert.ok(cc.cwnd >= held + 5 * MSS, `cwnd ${cc.cwnd} grew from ${held}`);
+    });
+
+    it(`${name}: without delayBound (the default) the same ACKs grow cwnd`, () => {
+      const cc = createCongestionControl(name, { mss: MSS });
+      growTo(cc, 20);
+      lossAt(cc, 20, 0);
+      const before = cc.cwnd;
+      ackClock(cc, 100, 2100, 14);
+      assert.ok(cc.cwnd > before + 50 * MSS, `cwnd ${cc.cwnd}`);
+    });
+  }
+
+  it("does not hold slow start (HyStart++ governs it) nor the reduction on loss", () => {
+    const cc = createCongestionControl("cubic", { mss: MSS, delayBound: true });
+    cc.onAck(MSS, 0, 10, cc.cwnd);
+    const iw = cc.cwnd;
+    cc.onAck(MSS, 1, 30, cc.cwnd);
+    assert.equal(cc.cwnd, iw + MSS, "slow start grew on an ACK 20 ms above the minimum");
+    lossAt(cc, cc.cwnd / MSS, 2);
+    assert.equal(cc.cwnd, Math.floor(0.7 * (iw + MSS)));
+  });
+
+  it("takes a new minimum RTT once the old one is MIN_RTT_WINDOW_MS old", () => {
+    const cc = avoiding("newreno", 20);
+    const held = cc.cwnd;
+    // The path's RTT rose for good, from 10 to 40 ms: held until the 10 ms minimum expires.
+    let now = ackClock(cc, 100, MIN_RTT_WINDOW_MS - 100, 40);
+    assert.equal(cc.cwnd, held);
+    now = ackClock(cc, now, MIN_RTT_WINDOW_MS + 2000, 40);
+    assert.ok(cc.cwnd > held, "grows again against the new minimum of 40 ms");
   });
 });

@@ -93,6 +93,7 @@ export class TcpSender {
     this.cc = createCongestionControl(c.congestionControl, {
       mss: tcb.sendMss,
       ackTrain: c.pacing,
+      delayBound: c.pacing,
     });
     this.recovery = new TcpRecovery(tcb, this);
   }
