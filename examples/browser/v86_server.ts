@@ -71,7 +71,8 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const guestDir = Deno.env.get("NETISLE_V86_DIR") || "/var/cache/netisle-v86";
-  // v86's NE2000 drops what overflows its 16 KiB receive buffer: pace what the stack sends.
+  // v86's NE2000 drops what overflows its 16 KiB receive buffer: pace what the stack sends
+  // (the default; said here because this server depends on it).
   const registry = new SessionRegistry({ clock: new SystemClock(), tcp: { pacing: true } });
   registry.startSweeping();
   const server = serveDenoFetch(

@@ -34,12 +34,14 @@ export interface TcpConfig {
   /**
    * Paces new data at twice cwnd per smoothed RTT in slow start and 1.2
    * times in congestion avoidance (as Linux), in small batches per timer
-   * tick, instead of sending each window in one burst (tcp_pacer.ts), and
-   * ends slow start on HyStart's ACK train (congestion.ts), so that a
-   * receiver with a small queue (v86's NE2000, 16 KiB) is not overrun even
-   * by the first flights. Off by default: it costs a kernel peer with deep
-   * queues about a fifth of the throughput (`deno task bench -- e2e`, part
-   * `pacing`; the early end of slow start, not the pacing itself).
+   * tick, instead of sending each window in one burst (tcp_pacer.ts); ends
+   * slow start on HyStart's ACK train while the window is small, and holds
+   * the window's growth in congestion avoidance while the flow's own queue
+   * adds HyStart++'s margin (4 ms or more) to the RTT (congestion.ts,
+   * `delayBound`), so that a receiver with a small queue (v86's NE2000,
+   * 16 KiB) is overrun neither by the first flights nor by CUBIC's probing
+   * later. On by default: against a kernel peer with deep queues it costs
+   * nothing measurable (`deno task bench -- e2e`, part `pacing`).
    */
   pacing: boolean;
   /** Longest delay of an ACK for in-order data (RFC 9293 §3.8.6.3 allows up to 500 ms; we use 40). */
@@ -80,7 +82,7 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
   recvBufferMaxBytes: 4 * 1024 * 1024,
   congestionControl: "cubic",
   noDelay: false,
-  pacing: false,
+  pacing: true,
   delayedAckMs: 40,
   windowScaling: true,
   timestamps: true,
