@@ -12,6 +12,9 @@ import { bufferCost, MemoryQuota } from "../session_quota.ts";
 /** Bytes of one page unless told otherwise. */
 export const DEFAULT_PAGE_BYTES = 4096;
 
+/** The page table of a ring that holds nothing (shared: never written). */
+const NO_PAGES: ReadonlyArray<Uint8Array | undefined> = Object.freeze([]);
+
 /**
  * A ring of `size` bytes addressed by index, stored in pages of `pageBytes`
  * allocated on demand. Every page costs `bufferCost(pageBytes)` of the
@@ -31,7 +34,14 @@ export class PagedRing {
   readonly size: number;
   readonly #pageBytes: number;
   readonly #shift: number;
-  readonly #pages: Array<Uint8Array | undefined>;
+  /** Pages in the ring. */
+  readonly #count: number;
+  /**
+   * The page table, made when the first page is allocated and dropped when
+   * the last is freed: an idle connection's ring (4 MiB in 4 KiB pages)
+   * would otherwise hold a 1,024-slot table, 8 KiB of heap, for nothing.
+   */
+  #pages: Array<Uint8Array | undefined> | ReadonlyArray<Uint8Array | undefined> = NO_PAGES;
   readonly #quota: MemoryQuota;
   #allocated = 0;
 
@@ -52,7 +62,7 @@ export class PagedRing {
     this.size = count * pageBytes;
     this.#pageBytes = pageBytes;
     this.#shift = Math.log2(pageBytes);
-    this.#pages = new Array(count).fill(undefined);
+    this.#count = count;
     this.#quota = quota;
   }
 
@@ -84,9 +94,12 @@ export class PagedRing {
     });
     if (missing === 0) return true;
     if (!this.#quota.tryCharge(missing * bufferCost(this.#pageBytes))) return false;
+    const pages = this.#pages === NO_PAGES
+      ? (this.#pages = new Array<Uint8Array | undefined>(this.#count).fill(undefined))
+      : this.#pages as Array<Uint8Array | undefined>;
     this.#forPages(idx, len, (p) => {
-      if (this.#pages[p] === undefined) {
-        this.#pages[p] = new Uint8Array(this.#pageBytes);
+      if (pages[p] === undefined) {
+        pages[p] = new Uint8Array(this.#pageBytes);
         this.#allocated++;
       }
     });
@@ -134,9 +147,10 @@ export class PagedRing {
     const a = keepA < 0 ? -1 : keepA >>> this.#shift;
     const b = keepB < 0 ? -1 : keepB >>> this.#shift;
     let freed = 0;
+    const pages = this.#pages as Array<Uint8Array | undefined>;
     this.#forPages(idx, len, (p) => {
-      if (p !== a && p !== b && this.#pages[p] !== undefined) {
-        this.#pages[p] = undefined;
+      if (p !== a && p !== b && pages[p] !== undefined) {
+        pages[p] = undefined;
         freed++;
       }
     });
@@ -146,7 +160,6 @@ export class PagedRing {
   /** Frees every page. */
   clear(): void {
     if (this.#allocated === 0) return;
-    this.#pages.fill(undefined);
     this.#release(this.#allocated);
   }
 
@@ -154,12 +167,13 @@ export class PagedRing {
     if (pages === 0) return;
     this.#allocated -= pages;
     this.#quota.release(pages * bufferCost(this.#pageBytes));
+    if (this.#allocated === 0) this.#pages = NO_PAGES;
   }
 
   /** Calls `f` for each page under ring `[idx, idx + len)`, wrapping, each once. */
   #forPages(idx: number, len: number, f: (page: number) => void): void {
     if (len <= 0) return;
-    const count = this.#pages.length;
+    const count = this.#count;
     const first = idx >>> this.#shift;
     const last = ((idx + len - 1) % this.size) >>> this.#shift;
     let n = last - first + 1;

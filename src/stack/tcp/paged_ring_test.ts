@@ -47,6 +47,28 @@ describe("PagedRing", () => {
     assert.equal(quota.used, 0);
   });
 
+  it("serves again after its last page was freed (the page table is made anew)", () => {
+    const quota = new MemoryQuota(1 << 20);
+    const ring = new PagedRing(1024, 256, quota);
+    for (let round = 0; round < 3; round++) {
+      const at = 300 * round + 900; // wraps in the first round
+      assert.equal(ring.reserve(at % 1024, 200), true);
+      const data = new Uint8Array(200).map((_, i) => i + round);
+      ring.write(at % 1024, data);
+      const got: number[] = [];
+      ring.read(at % 1024, 200, (v) => got.push(...v));
+      assert.deepEqual(new Uint8Array(got), data);
+      ring.releaseSpan(at % 1024, 200, -1, -1);
+      assert.equal(ring.pageCount, 0);
+      assert.equal(quota.used, 0);
+    }
+    ring.reserve(0, 256);
+    ring.clear();
+    assert.equal(ring.pageCount, 0);
+    assert.equal(ring.reserve(512, 10), true, "after clear, too");
+    assert.equal(ring.pageCount, 1);
+  });
+
   it("refuses a page size that is not a power of two", () => {
     assert.throws(
       () => new PagedRing(1024, 1000, new MemoryQuota(1)),

@@ -186,9 +186,12 @@ export class Reassembler {
       options.quota ?? new MemoryQuota(Number.MAX_SAFE_INTEGER),
     );
     // One spare slot: a range starting at RCV.NXT is admitted beyond the limit.
-    this.#starts = new Uint32Array(maxRanges + 1);
-    this.#ends = new Uint32Array(maxRanges + 1);
-    this.#stamps = new Float64Array(maxRanges + 1);
+    // The three tables in one buffer (one allocation per connection, not three).
+    const slots = maxRanges + 1;
+    const table = new ArrayBuffer(slots * 16);
+    this.#stamps = new Float64Array(table, 0, slots);
+    this.#starts = new Uint32Array(table, slots * 8, slots);
+    this.#ends = new Uint32Array(table, slots * 12, slots);
   }
 
   /** Bytes the reassembler can hold from RCV.NXT onwards. */
