@@ -7,6 +7,7 @@ import {
   CUBIC_ALPHA,
   CUBIC_BETA,
   CUBIC_C,
+  DELAY_BOUND_MAX_BYTES,
   HYSTART_ACK_TRAIN_MAX_BYTES,
   initialWindow,
   MIN_RTT_WINDOW_MS,
@@ -582,6 +583,14 @@ describe("delay-bounded growth (CongestionOptions.delayBound, paced senders)", (
     assert.equal(cc.cwnd, iw + MSS, "slow start grew on an ACK 20 ms above the minimum");
     lossAt(cc, cc.cwnd / MSS, 2);
     assert.equal(cc.cwnd, Math.floor(0.7 * (iw + MSS)));
+  });
+
+  it("holds no window above DELAY_BOUND_MAX_BYTES (RTTs that rise with batching, not the window)", () => {
+    const cc = avoiding("cubic", Math.ceil(DELAY_BOUND_MAX_BYTES / 0.7 / MSS) + 20);
+    const before = cc.cwnd;
+    assert.ok(before > DELAY_BOUND_MAX_BYTES);
+    ackClock(cc, 100, 2100, 14);
+    assert.ok(cc.cwnd > before + 10 * MSS, `cwnd ${cc.cwnd} grew from ${before}`);
   });
 
   it("takes a new minimum RTT once the old one is MIN_RTT_WINDOW_MS old", () => {
