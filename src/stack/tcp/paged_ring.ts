@@ -12,6 +12,25 @@ import { bufferCost, MemoryQuota } from "../session_quota.ts";
 /** Bytes of one page unless told otherwise. */
 export const DEFAULT_PAGE_BYTES = 4096;
 
+/**
+ * Bytes one slot of a page table is counted at (a pointer): the table of a
+ * ring of n pages costs `bufferCost(n * PAGE_TABLE_SLOT_BYTES)`.
+ */
+export const PAGE_TABLE_SLOT_BYTES = 8;
+
+/**
+ * What the page table of a ring of `pages` pages is charged while it
+ * exists: a slot per page.
+ *
+ * @example
+ * ```ts
+ * pageTableCost(1024); // bufferCost(8192): a 4 MiB ring in 4 KiB pages
+ * ```
+ */
+export function pageTableCost(pages: number): number {
+  return bufferCost(pages * PAGE_TABLE_SLOT_BYTES);
+}
+
 /** The page table of a ring that holds nothing (shared: never written). */
 const NO_PAGES: ReadonlyArray<Uint8Array | undefined> = Object.freeze([]);
 
@@ -24,7 +43,7 @@ const NO_PAGES: ReadonlyArray<Uint8Array | undefined> = Object.freeze([]);
  * ```ts
  * const ring = new PagedRing(65536, 4096, new MemoryQuota(1 << 20));
  * if (ring.reserve(100, 3)) ring.write(100, new Uint8Array([1, 2, 3]));
- * ring.chargedBytes; // bufferCost(4096): one page holds them
+ * ring.chargedBytes; // bufferCost(4096) + pageTableCost(16): one page holds them
  * ring.read(100, 3, (view) => console.log(view)); // Uint8Array [1, 2, 3]
  * ring.releaseSpan(100, 3, -1, -1); // the bytes left: the page is freed and released
  * ```
@@ -38,8 +57,9 @@ export class PagedRing {
   readonly #count: number;
   /**
    * The page table, made when the first page is allocated and dropped when
-   * the last is freed: an idle connection's ring (4 MiB in 4 KiB pages)
-   * would otherwise hold a 1,024-slot table, 8 KiB of heap, for nothing.
+   * the last is freed (charged meanwhile, as the pages are): an idle
+   * connection's ring (4 MiB in 4 KiB pages) would otherwise hold a
+   * 1,024-slot table, 8 KiB of heap, for nothing.
    */
   #pages: Array<Uint8Array | undefined> | ReadonlyArray<Uint8Array | undefined> = NO_PAGES;
   readonly #quota: MemoryQuota;
@@ -71,9 +91,10 @@ export class PagedRing {
     return this.#pageBytes;
   }
 
-  /** Bytes of storage charged now: the cost of every allocated page. */
+  /** Bytes of storage charged now: the cost of every allocated page and of the page table. */
   get chargedBytes(): number {
-    return this.#allocated * bufferCost(this.#pageBytes);
+    if (this.#allocated === 0) return 0;
+    return this.#allocated * bufferCost(this.#pageBytes) + this.#tableCost();
   }
 
   /** Pages allocated now. */
@@ -93,7 +114,8 @@ export class PagedRing {
       if (this.#pages[p] === undefined) missing++;
     });
     if (missing === 0) return true;
-    if (!this.#quota.tryCharge(missing * bufferCost(this.#pageBytes))) return false;
+    const table = this.#pages === NO_PAGES ? this.#tableCost() : 0;
+    if (!this.#quota.tryCharge(missing * bufferCost(this.#pageBytes) + table)) return false;
     const pages = this.#pages === NO_PAGES
       ? (this.#pages = new Array<Uint8Array | undefined>(this.#count).fill(undefined))
       : this.#pages as Array<Uint8Array | undefined>;
@@ -166,8 +188,17 @@ export class PagedRing {
   #release(pages: number): void {
     if (pages === 0) return;
     this.#allocated -= pages;
-    this.#quota.release(pages * bufferCost(this.#pageBytes));
-    if (this.#allocated === 0) this.#pages = NO_PAGES;
+    let bytes = pages * bufferCost(this.#pageBytes);
+    if (this.#allocated === 0) {
+      bytes += this.#tableCost();
+      this.#pages = NO_PAGES;
+    }
+    this.#quota.release(bytes);
+  }
+
+  /** What the page table costs while it exists. */
+  #tableCost(): number {
+    return pageTableCost(this.#count);
   }
 
   /** Calls `f` for each page under ring `[idx, idx + len)`, wrapping, each once. */

@@ -1,7 +1,10 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { bufferCost, MemoryQuota } from "../session_quota.ts";
-import { PagedRing } from "./paged_ring.ts";
+import { PagedRing, pageTableCost } from "./paged_ring.ts";
+
+/** The table of the 4-page rings below. */
+const TABLE = pageTableCost(4);
 
 describe("PagedRing", () => {
   it("rounds its size up to whole pages and allocates nothing until reserved", () => {
@@ -17,7 +20,7 @@ describe("PagedRing", () => {
     assert.equal(ring.reserve(1000, 100), true); // pages 3 and 0
     assert.equal(ring.pageCount, 2);
     assert.equal(ring.reserve(1010, 20), true, "already there: nothing new");
-    assert.equal(quota.used, 2 * bufferCost(256));
+    assert.equal(quota.used, 2 * bufferCost(256) + TABLE, "two pages and the table");
     const data = new Uint8Array(100).map((_, i) => i);
     ring.write(1000, data);
     const views: Uint8Array[] = [];
@@ -27,7 +30,7 @@ describe("PagedRing", () => {
   });
 
   it("allocates nothing when the quota refuses any page of a span", () => {
-    const quota = new MemoryQuota(bufferCost(256));
+    const quota = new MemoryQuota(bufferCost(256) + TABLE);
     const ring = new PagedRing(1024, 256, quota);
     assert.equal(ring.reserve(200, 100), false, "two pages needed, one affordable");
     assert.equal(ring.pageCount, 0);
@@ -41,7 +44,7 @@ describe("PagedRing", () => {
     ring.reserve(0, 1024);
     ring.releaseSpan(0, 600, 10, 590); // pages 0, 1, 2: keep 0 and 2
     assert.equal(ring.pageCount, 3);
-    assert.equal(quota.used, 3 * bufferCost(256));
+    assert.equal(quota.used, 3 * bufferCost(256) + TABLE);
     ring.clear();
     assert.equal(ring.pageCount, 0);
     assert.equal(quota.used, 0);

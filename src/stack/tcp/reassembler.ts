@@ -214,9 +214,14 @@ export class Reassembler {
     return this.#count;
   }
 
-  /** Bytes of storage charged to the quota now (pages times their cost). */
+  /** Bytes of storage charged to the quota now (the pages and, while any is held, their table). */
   get chargedBytes(): number {
     return this.#ring.chargedBytes;
+  }
+
+  /** Pages of storage held now. */
+  get pageCount(): number {
+    return this.#ring.pageCount;
   }
 
   /**

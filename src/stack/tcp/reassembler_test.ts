@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { seededRandom, type TcpSackBlock } from "../../wire/mod.ts";
 import { Reassembler } from "./reassembler.ts";
+import { pageTableCost } from "./paged_ring.ts";
 import { bufferCost, MemoryQuota } from "../session_quota.ts";
 
 /** Byte `i` of the test stream (not periodic in 256, to catch misplaced bytes). */
@@ -323,6 +324,8 @@ for (const isn of [1000, 0xffffff00]) {
 describe("Reassembler storage: owned pages charged to the memory quota", () => {
   const PAGE = 4096;
   const COST = bufferCost(PAGE);
+  /** The page table of the 64 KiB reassemblers below (16 pages), charged while a page is held. */
+  const TABLE = pageTableCost(16);
 
   it("holds no storage until bytes arrive, and coalesces adjacent bytes into one page", () => {
     const quota = new MemoryQuota(1 << 20);
@@ -331,8 +334,8 @@ describe("Reassembler storage: owned pages charged to the memory quota", () => {
     for (let i = 0; i < 1000; i++) r.add(1000 + i, stream(i, 1), 0); // 1,000 one-byte segments
     assert.equal(r.bufferedBytes, 1000);
     assert.equal(r.rangeCount, 1);
-    assert.equal(r.chargedBytes, COST, "one page holds them all");
-    assert.equal(quota.used, COST);
+    assert.equal(r.chargedBytes, COST + TABLE, "one page holds them all");
+    assert.equal(quota.used, COST + TABLE);
   });
 
   it("copies: the segment's array may be reused at once", () => {
@@ -351,21 +354,21 @@ describe("Reassembler storage: owned pages charged to the memory quota", () => {
     const r = new Reassembler({ capacity: 64 * 1024, quota });
     r.add(100, stream(100, 10), 0); // page 0
     r.add(5 * PAGE, stream(5 * PAGE, 2 * PAGE), 0); // pages 5 and 6
-    assert.equal(quota.used, 3 * COST);
+    assert.equal(quota.used, 3 * COST + TABLE);
     r.add(0, stream(0, 100), 0);
     assert.equal(r.pop(0, () => {}), 110);
-    assert.equal(quota.used, 2 * COST, "page 0 held only the popped bytes: freed");
+    assert.equal(quota.used, 2 * COST + TABLE, "page 0 held only the popped bytes: freed");
     // The caller delivered up to the middle of page 6 itself: page 5 is discarded.
     r.add(7 * PAGE, stream(7 * PAGE, 1), 6 * PAGE + 10);
     assert.equal(r.bufferedBytes, PAGE - 10 + 1);
-    assert.equal(quota.used, 2 * COST, "page 5 freed, page 7 charged");
+    assert.equal(quota.used, 2 * COST + TABLE, "page 5 freed, page 7 charged");
     r.clear();
     assert.equal(quota.used, 0);
     assert.equal(r.chargedBytes, 0);
   });
 
   it("drops a segment whose new page the quota refuses, counts it, and keeps what it holds", () => {
-    const quota = new MemoryQuota(COST);
+    const quota = new MemoryQuota(COST + TABLE);
     const r = new Reassembler({ capacity: 64 * 1024, quota });
     assert.deepEqual(r.add(100, stream(100, 10), 0), { accepted: 10, dropped: 0 });
     assert.deepEqual(r.add(200, stream(200, 10), 0), { accepted: 10, dropped: 0 }, "same page");
@@ -386,7 +389,7 @@ describe("Reassembler storage: owned pages charged to the memory quota", () => {
     assert.equal(r.contiguousBytes(0), 3 * PAGE);
     const out: Uint8Array[] = [];
     assert.equal(r.pop(0, (c) => out.push(c.slice()), PAGE + 10), PAGE + 10);
-    assert.equal(quota.used, 2 * COST, "the first page is freed");
+    assert.equal(quota.used, 2 * COST + TABLE, "the first page is freed");
     assert.equal(r.contiguousBytes(PAGE + 10), 2 * PAGE - 10);
     assert.equal(r.pop(PAGE + 10, (c) => out.push(c.slice())), 2 * PAGE - 10);
     assert.deepEqual(new Uint8Array(out.flatMap((c) => [...c])), stream(0, 3 * PAGE));
@@ -532,9 +535,12 @@ function randomized(
     const blocks = r.sackBlocks(Infinity).map((b) => [b.left, b.right]);
     blocks.sort((x, y) => ((x[0] - seq(rcv)) >>> 0) - ((y[0] - seq(rcv)) >>> 0));
     assert.deepEqual(blocks, runs.map(([a, b]) => [seq(a), seq(b)]));
-    // Storage: enough pages for the bytes held, none beyond the pages the runs touch.
+    // Storage: enough pages for the bytes held, none beyond the pages the runs touch; their
+    // cost and, while any is held, the page table's.
+    const pages = r.pageCount;
+    const table = pageTableCost(Math.ceil(capacity / pageBytes));
+    assert.equal(r.chargedBytes, pages === 0 ? 0 : pages * pageCost + table);
     assert.equal(quota.used, r.chargedBytes);
-    const pages = r.chargedBytes / pageCost;
     assert.ok(pages >= Math.ceil(r.bufferedBytes / pageBytes), `seed ${seed}: too few pages`);
     const most = runs.reduce((n, [a, b]) => n + Math.ceil((b - a) / pageBytes) + 1, 0);
     assert.ok(pages <= most, `seed ${seed}: ${pages} pages for runs that touch at most ${most}`);
