@@ -219,19 +219,26 @@ export function sessionClient(
   };
 }
 
-/** Starts the child server; resolves with its info and a stop function. */
-async function startServer(
-  pairs: number,
-  engine: "netisle" | "deno-serve" = "netisle",
-): Promise<{ info: ServerInfo; pid: number | undefined; stop: () => void }> {
+/** A child process that prints one JSON line once it listens: its info, its pid, a stop function. */
+interface Child<T> {
+  info: T;
+  pid: number | undefined;
+  stop: () => void;
+}
+
+/** Runs `module` with `args` in a child Deno and resolves once it printed its info line. */
+async function startChild<T>(module: URL, args: string[]): Promise<Child<T>> {
   const child = spawn(
     process.execPath,
-    ["run", "--allow-all", new URL(import.meta.url).pathname, "--serve", String(pairs), engine],
+    ["run", "--allow-all", module.pathname, ...args],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const lines = createInterface({ input: child.stdout! });
-  const info = await new Promise<ServerInfo>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`api bench: server exited with ${code}`)));
+  const info = await new Promise<T>((resolve, reject) => {
+    child.once(
+      "exit",
+      (code) => reject(new Error(`api bench: ${module.pathname} exited with ${code}`)),
+    );
     lines.once("line", (l) => resolve(JSON.parse(l)));
   });
   return {
@@ -242,6 +249,14 @@ async function startServer(
       child.kill("SIGTERM");
     },
   };
+}
+
+/** Starts the child server (see the module). */
+function startServer(
+  pairs: number,
+  engine: "netisle" | "deno-serve" = "netisle",
+): Promise<Child<ServerInfo>> {
+  return startChild(new URL(import.meta.url), ["--serve", String(pairs), engine]);
 }
 
 /** The echo round trip of one client through `app.request`, in this process: no HTTP transport. */
@@ -280,22 +295,46 @@ async function inProcess(r: Reporter): Promise<void> {
   registry.close();
 }
 
+/** Echo round trips of `payload` on sockets `ids` of `client`, one loop per client. */
+function echoLoop(
+  client: ReturnType<typeof sessionClient>,
+  ids: string[],
+  payload: Uint8Array<ArrayBuffer>,
+): (i: number) => Promise<void> {
+  return async (i) => {
+    await client.send(ids[i], payload);
+    let got = 0;
+    while (got < payload.length) got += await client.recv(ids[i], payload.length - got);
+  };
+}
+
 /** Runs the api section. */
 export async function runApiBenchmarks(r: Reporter): Promise<void> {
   await inProcess(r);
   const { info, pid, stop } = await startServer(1 + CONCURRENCY.length);
-  // The server's own CPU per request: what the server controls, whatever this process (the
-  // clients, which at 64 clients run near a full core themselves) can drive.
+  // CPU per request of the server (what it controls) and of this process (the clients, which
+  // at 64 clients run near a full core themselves: then they, not the server, set the rate).
   const tick = clockTicks();
-  const serverCpu = async <T extends { ops: number }>(run: () => Promise<T>) => {
+  const withCpu = async <T extends { ops: number }>(run: () => Promise<T>) => {
     const before = cpuSeconds(pid, tick);
+    const client = process.cpuUsage();
     const result = await run();
-    return { ...result, cpuUs: (cpuSeconds(pid, tick) - before) * 1e6 };
+    const used = process.cpuUsage(client);
+    return {
+      ...result,
+      cpuUs: (cpuSeconds(pid, tick) - before) * 1e6,
+      clientUs: used.user + used.system,
+    };
   };
   const denoServe = await startServer(1, "deno-serve");
+  const canned = await startChild<{ url: string }>(
+    new URL("./canned_http_server.ts", import.meta.url),
+    [],
+  );
   try {
     const echo = sessionClient(info.url, info.sessions[0]);
     const note = `${RUN_SECONDS} s, fetch keep-alive, server in a child process`;
+    const payload = new Uint8Array(64).fill(0x78);
     for (const c of CONCURRENCY) {
       const healthz = (url: string) =>
         measure(c, async () => {
@@ -310,7 +349,7 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { note: `the same app and guard on Deno.serve, same run; ${reference.latency}` },
       );
-      const base = await serverCpu(() => healthz(info.url));
+      const base = await withCpu(() => healthz(info.url));
       const baseline = r.report(SECTION, `GET /healthz, ${c} client(s)`, base.perSec, "req/s", {
         baseline: denoServeRow,
         note: `${note}; ${base.latency}`,
@@ -322,20 +361,20 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "µs/req",
         { note: "user + system time of the server process (/proc)" },
       );
+      const baseClientCpu = r.report(
+        SECTION,
+        `  client CPU per request, GET /healthz, ${c} client(s)`,
+        base.clientUs / base.ops,
+        "µs/req",
+        { note: "user + system time of this process, the clients" },
+      );
 
       const ids = await Promise.all(Array.from({ length: c }, async () => {
         const id = await echo.create();
         await echo.connect(id);
         return id;
       }));
-      const payload = new Uint8Array(64).fill(0x78);
-      const rt = await serverCpu(() =>
-        measure(c, async (i) => {
-          await echo.send(ids[i], payload);
-          let got = 0;
-          while (got < payload.length) got += await echo.recv(ids[i], payload.length - got);
-        })
-      );
+      const rt = await withCpu(() => measure(c, echoLoop(echo, ids, payload)));
       await Promise.all(ids.map((id) => echo.close(id)));
       r.report(
         SECTION,
@@ -361,17 +400,44 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
           note: "its inverse is the request rate the server alone could reach beside /healthz",
         },
       );
+      r.report(
+        SECTION,
+        `  client CPU per request in those round trips, ${c} client(s)`,
+        rt.clientUs / (rt.ops * 2),
+        "µs/req",
+        { baseline: baseClientCpu },
+      );
+
+      // The ceiling: the same clients against a server that only writes the same answers.
+      const cannedBase = await healthz(canned.info.url);
+      const cannedRow = r.report(
+        SECTION,
+        `GET /healthz, ${c} client(s), canned answers`,
+        cannedBase.perSec,
+        "req/s",
+        {
+          note: "bench/canned_http_server.ts: the same bytes, no work behind them",
+        },
+      );
+      const cannedClient = sessionClient(canned.info.url, info.sessions[0]);
+      const cannedRt = await measure(c, echoLoop(cannedClient, ids, payload));
+      r.report(
+        SECTION,
+        `  HTTP requests/s of send + recv, ${c} client(s), canned answers`,
+        cannedRt.perSec * 2,
+        "req/s",
+        {
+          baseline: cannedRow,
+          note: "the most this client lets any server show against /healthz in this run",
+        },
+      );
       const deno = sessionClient(denoServe.info.url, denoServe.info.sessions[0]);
       const denoIds = await Promise.all(Array.from({ length: c }, async () => {
         const id = await deno.create();
         await deno.connect(id);
         return id;
       }));
-      const drt = await measure(c, async (i) => {
-        await deno.send(denoIds[i], payload);
-        let got = 0;
-        while (got < payload.length) got += await deno.recv(denoIds[i], payload.length - got);
-      });
+      const drt = await measure(c, echoLoop(deno, denoIds, payload));
       await Promise.all(denoIds.map((id) => deno.close(id)));
       r.report(
         SECTION,
@@ -398,6 +464,7 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
   } finally {
     stop();
     denoServe.stop();
+    canned.stop();
   }
 }
 

@@ -35,3 +35,24 @@ export function cpuSeconds(pid: number | undefined, tick: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return (Number(fields[11]) + Number(fields[12])) / tick;
 }
+
+/**
+ * Busy CPU seconds of the whole machine so far, all CPUs together: user, nice,
+ * system, irq and softirq time from /proc/stat (not idle, iowait or steal);
+ * 0 where there is no /proc/stat. The difference across a transfer is what
+ * every process and the kernel spent on it (and on anything else running).
+ *
+ * @example
+ * ```ts ignore
+ * const tick = clockTicks();
+ * const before = machineCpuSeconds(tick);
+ * // ... the transfer ...
+ * const perGB = (machineCpuSeconds(tick) - before) / gigabytes;
+ * ```
+ */
+export function machineCpuSeconds(tick: number): number {
+  if (!existsSync("/proc/stat")) return 0;
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq) / tick;
+}

@@ -21,7 +21,7 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { BUN, commandExists, DENO, Netns, type Proc } from "../tests/e2e/harness.ts";
 import { type BenchRow, median, type Reporter } from "./report.ts";
-import { clockTicks, cpuSeconds } from "./process_cpu.ts";
+import { clockTicks, cpuSeconds, machineCpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "stream";
 const MIB = Number(process.env.NETISLE_BENCH_STREAM_MIB ?? 512);
@@ -34,7 +34,7 @@ import socket, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.0.2.15", port)); s.listen(1); print("READY", flush=True)
-c, _ = s.accept(); buf = bytes(1 << 20)
+c, _ = s.accept(); print("ACCEPTED", flush=True); buf = bytes(1 << 20)
 while n > 0:
     k = min(n, len(buf)); c.sendall(buf if k == len(buf) else buf[:k]); n -= k
 c.shutdown(socket.SHUT_WR); c.recv(1); c.close()
@@ -45,7 +45,7 @@ const SINK = `
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.0.2.15", int(sys.argv[1]))); s.listen(1); print("READY", flush=True)
-c, _ = s.accept()
+c, _ = s.accept(); print("ACCEPTED", flush=True)
 n = 0; t0 = None; buf = bytearray(1 << 20)
 while True:
     k = c.recv_into(buf)
@@ -81,7 +81,7 @@ async function stopAll(procs: Proc[]): Promise<void> {
 }
 
 interface IperfJson {
-  end: { sum_received: { bits_per_second: number } };
+  end: { sum_received: { bits_per_second: number; bytes: number } };
 }
 
 /** Runs the section; skips (with the reason) when not root or a tool is missing. */
@@ -127,37 +127,58 @@ export async function runStreamBenchmarks(r: Reporter): Promise<void> {
     };
 
     // The baseline: the real iperf3 through the TAP and the tunnel to the stack's own server.
+    // Each row also says what the whole machine spent per GB (every process and the kernel):
+    // with both CPUs busy, a path's rate is about 2 CPUs over that figure.
     const iperf = (reverse: boolean) => {
       const rates: number[] = [];
+      let cpu = 0;
+      let gb = 0;
       for (let i = 0; i < RUNS; i++) {
+        const before = machineCpuSeconds(tick);
         const out = ns.exec(
           "iperf3",
           ["-c", "10.0.2.2", "-t", String(SECONDS), "-J", ...(reverse ? ["-R"] : [])],
           { timeoutMs: (SECONDS + 30) * 1000 },
         );
-        rates.push((JSON.parse(out) as IperfJson).end.sum_received.bits_per_second / 1e9);
+        cpu += machineCpuSeconds(tick) - before;
+        const received = (JSON.parse(out) as IperfJson).end.sum_received;
+        rates.push(received.bits_per_second / 1e9);
+        gb += received.bytes / 1e9;
       }
-      return median(rates);
+      return { gbps: median(rates), cpuPerGb: cpu / gb };
     };
     const note = `iperf3 -t ${SECONDS}, median of ${RUNS}`;
+    const machineRow = (cpuPerGb: number, baseline?: BenchRow) =>
+      r.report(
+        SECTION,
+        "  machine CPU seconds per GB (all processes and the kernel)",
+        cpuPerGb,
+        "s/GB",
+        {
+          baseline,
+          note: "/proc/stat user+system+irq+softirq over the transfer",
+        },
+      );
+    const tapIn = iperf(false);
     const into = r.report(
       SECTION,
       "TAP: Linux iperf3 -c → stack (baseline)",
-      iperf(false),
+      tapIn.gbps,
       "Gbit/s",
       {
         note,
       },
     );
+    const intoCpu = machineRow(tapIn.cpuPerGb);
+    const tapOut = iperf(true);
     const outOf = r.report(
       SECTION,
       "TAP: Linux iperf3 -c -R ← stack (baseline)",
-      iperf(true),
+      tapOut.gbps,
       "Gbit/s",
-      {
-        note,
-      },
+      { note },
     );
+    const outOfCpu = machineRow(tapOut.cpuPerGb);
 
     const bytes = MIB * 1024 * 1024;
     let port = 6000;
@@ -183,22 +204,33 @@ export async function runStreamBenchmarks(r: Reporter): Promise<void> {
       const before = pids.map((x) => cpuSeconds(x, tick));
       const run = ns.spawn("sh", ["-c", pipeline], env);
       procs.push(run);
+      // The machine's CPU from the connection (after the CLI started) to the end of the stream.
+      await linux.waitFor(/ACCEPTED/, 60_000);
+      const machineBefore = machineCpuSeconds(tick);
       const m = await (direction === "down" ? run : linux).waitFor(/METER (\d+) ([\d.]+)/, 600_000);
+      const machine = machineCpuSeconds(tick) - machineBefore;
       const c = await run.waitFor(/CLICPU ([\d.]+) ([\d.]+)/, 60_000);
       const cpu = [
         ...pids.map((x, i) => cpuSeconds(x, tick) - before[i]),
         Number(c[1]) + Number(c[2]),
       ];
       if (Number(m[1]) !== bytes) throw new Error(`moved ${m[1]} of ${bytes} bytes`);
-      return { gbps: bytes * 8 / Number(m[2]) / 1e9, cpu };
+      return { gbps: bytes * 8 / Number(m[2]) / 1e9, cpu, machine };
     };
-    const row = async (direction: "down" | "up", runtime: "deno" | "bun", baseline: BenchRow) => {
+    const row = async (
+      direction: "down" | "up",
+      runtime: "deno" | "bun",
+      baseline: BenchRow,
+      baselineCpu: BenchRow,
+    ) => {
       const rates: number[] = [];
       let cpu = [0, 0, 0];
+      let machine = 0;
       for (let i = 0; i < RUNS; i++) {
         const x = await once(direction, runtime);
         rates.push(x.gbps);
         cpu = cpu.map((v, j) => v + x.cpu[j]);
+        machine += x.machine;
       }
       const gb = bytes * RUNS / 1e9;
       const name = direction === "down"
@@ -219,12 +251,13 @@ export async function runStreamBenchmarks(r: Reporter): Promise<void> {
           }`,
         },
       );
+      machineRow(machine / gb, baselineCpu);
     };
-    await row("down", "deno", into);
-    await row("up", "deno", outOf);
+    await row("down", "deno", into, intoCpu);
+    await row("up", "deno", outOf, outOfCpu);
     if (existsSync(BUN)) {
-      await row("down", "bun", into);
-      await row("up", "bun", outOf);
+      await row("down", "bun", into, intoCpu);
+      await row("up", "bun", outOf, outOfCpu);
     }
   } finally {
     await stopAll(procs);
