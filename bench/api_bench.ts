@@ -29,7 +29,7 @@ import { type Session, SessionRegistry, SystemClock } from "../src/session/mod.t
 import { serveDeno } from "../src/http/serve_deno.ts";
 import { createApp } from "../src/http/app.ts";
 import { parseIpv4Address } from "../src/wire/mod.ts";
-import { median, quantile, type Reporter } from "./report.ts";
+import { type BenchRow, median, quantile, type Reporter } from "./report.ts";
 import { clockTicks, cpuSeconds } from "./process_cpu.ts";
 
 const SECTION = "api";
@@ -326,6 +326,24 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
       clientUs: used.user + used.system,
     };
   };
+  /** Reports the server's and the clients' CPU per request of `run` (`requests` requests). */
+  const cpuRows = (
+    what: string,
+    run: { cpuUs: number; clientUs: number },
+    requests: number,
+    baselines?: BenchRow[],
+  ): BenchRow[] => [
+    r.report(SECTION, `  server CPU per request${what}`, run.cpuUs / requests, "µs/req", {
+      baseline: baselines?.[0],
+      note: baselines
+        ? "its inverse is the request rate the server alone could reach beside /healthz"
+        : "user + system time of the server process (/proc)",
+    }),
+    r.report(SECTION, `  client CPU per request${what}`, run.clientUs / requests, "µs/req", {
+      baseline: baselines?.[1],
+      note: baselines ? undefined : "user + system time of this process, the clients",
+    }),
+  ];
   const denoServe = await startServer(1, "deno-serve");
   const canned = await startChild<{ url: string }>(
     new URL("./canned_http_server.ts", import.meta.url),
@@ -354,20 +372,7 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         baseline: denoServeRow,
         note: `${note}; ${base.latency}`,
       });
-      const baseCpu = r.report(
-        SECTION,
-        `  server CPU per request, GET /healthz, ${c} client(s)`,
-        base.cpuUs / base.ops,
-        "µs/req",
-        { note: "user + system time of the server process (/proc)" },
-      );
-      const baseClientCpu = r.report(
-        SECTION,
-        `  client CPU per request, GET /healthz, ${c} client(s)`,
-        base.clientUs / base.ops,
-        "µs/req",
-        { note: "user + system time of this process, the clients" },
-      );
+      const baseCpu = cpuRows(`, GET /healthz, ${c} client(s)`, base, base.ops);
 
       const ids = await Promise.all(Array.from({ length: c }, async () => {
         const id = await echo.create();
@@ -390,23 +395,7 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { baseline },
       );
-      r.report(
-        SECTION,
-        `  server CPU per request in those round trips, ${c} client(s)`,
-        rt.cpuUs / (rt.ops * 2),
-        "µs/req",
-        {
-          baseline: baseCpu,
-          note: "its inverse is the request rate the server alone could reach beside /healthz",
-        },
-      );
-      r.report(
-        SECTION,
-        `  client CPU per request in those round trips, ${c} client(s)`,
-        rt.clientUs / (rt.ops * 2),
-        "µs/req",
-        { baseline: baseClientCpu },
-      );
+      cpuRows(` in those round trips, ${c} client(s)`, rt, rt.ops * 2, baseCpu);
 
       // The ceiling: the same clients against a server that only writes the same answers.
       const cannedBase = await healthz(canned.info.url);
