@@ -17,7 +17,11 @@
  * - round trips per second of `POST .../send` (64 bytes) then `POST .../recv`
  *   until the 64 bytes are back, on one connected socket per client;
  * - connect-then-close per second: `POST .../sockets`, `POST .../connect`,
- *   `DELETE .../sockets/:id` (a graceful close).
+ *   `DELETE .../sockets/:id` (a graceful close);
+ * - the CPU per request of the server and of this process (the clients);
+ * - the ceiling: `/healthz` and the round trips against
+ *   `canned_http_server.ts`, which writes the same answers and does nothing
+ *   else, so their ratio is what the clients alone let any server show.
  *
  * @module
  */

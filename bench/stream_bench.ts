@@ -9,7 +9,10 @@
  * The Linux ends are small Python programs on 10.0.2.15 that send or take N
  * bytes; the rate is timed from the first byte to the end of the stream by
  * the reading end (so the CLI's start-up does not count). Each row comes with
- * the CPU seconds per GB of the server, the tunnel CLI and `netisle connect`.
+ * the CPU seconds per GB of the server, the tunnel CLI and `netisle connect`,
+ * and every row (the baseline's too) with the whole machine's CPU seconds per
+ * GB: with both CPUs busy, the ratio of two paths' rates is about the inverse
+ * of the ratio of those figures.
  *
  * NETISLE_BENCH_STREAM_MIB (default 512) sizes each transfer; NETISLE_BENCH_E2E_SECONDS
  * (default 5) and NETISLE_BENCH_E2E_RUNS (default 3, the median) size the runs.
