@@ -41,6 +41,8 @@ const ECHO_PORT = 7;
 const PEER_IP = "10.0.2.3";
 /** Seconds each measurement runs. */
 const RUN_SECONDS = Number(process.env.NETISLE_BENCH_API_SECONDS ?? 3);
+/** Seconds each measurement first runs unmeasured. */
+const WARMUP_SECONDS = Number(process.env.NETISLE_BENCH_API_WARMUP_SECONDS ?? 1);
 const CONCURRENCY = [1, 64];
 /** Connect-then-close stops here: each close leaves a TIME-WAIT entry on the client stack. */
 const MAX_CONNECTS_PER_RUN = 3000;
@@ -136,30 +138,53 @@ function serve(pairs: number, engine: "netisle" | "deno-serve"): void {
 
 // ------------------------------------------------------------------ clients
 
-/** Runs `clients` loops of `op` for RUN_SECONDS (or until `maxOps`); returns ops per second. */
-export async function measure(
+/** What {@linkcode measure} takes besides the clients and their operation. */
+export interface MeasureOptions<T> {
+  /** Stop after this many operations (default: no limit). */
+  maxOps?: number;
+  /** Seconds of the same loops before the measured ones, not counted (default WARMUP_SECONDS). */
+  warmupSeconds?: number;
+  /** Called as the measured loops start; what it returns is called as they end. */
+  sample?: () => () => T;
+}
+
+/**
+ * Runs `clients` loops of `op` for WARMUP_SECONDS unmeasured (so the JIT has compiled the paths
+ * both ends take: the first seconds of a new kind of request cost a server several times more),
+ * then for RUN_SECONDS (or until `maxOps`); returns ops per second.
+ */
+export async function measure<T = undefined>(
   clients: number,
   op: (client: number) => Promise<void>,
-  maxOps = Infinity,
-): Promise<{ perSec: number; ops: number; latency: string }> {
-  let ops = 0;
-  const lat: number[] = [];
-  const end = performance.now() + RUN_SECONDS * 1000;
+  options: MeasureOptions<T> = {},
+): Promise<{ perSec: number; ops: number; latency: string; sampled: T | undefined }> {
+  const loops = async (seconds: number, maxOps: number) => {
+    let ops = 0;
+    const lat: number[] = [];
+    const end = performance.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: clients }, async (_, i) => {
+        while (performance.now() < end && ops < maxOps) {
+          const s = performance.now();
+          await op(i);
+          lat.push(performance.now() - s);
+          ops++;
+        }
+      }),
+    );
+    return { ops, lat };
+  };
+  const warmup = options.warmupSeconds ?? WARMUP_SECONDS;
+  if (warmup > 0) await loops(warmup, Infinity);
+  const done = options.sample?.();
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: clients }, async (_, i) => {
-      while (performance.now() < end && ops < maxOps) {
-        const s = performance.now();
-        await op(i);
-        lat.push(performance.now() - s);
-        ops++;
-      }
-    }),
-  );
+  const { ops, lat } = await loops(RUN_SECONDS, options.maxOps ?? Infinity);
+  const elapsed = (performance.now() - t0) / 1000;
+  const sampled = done?.();
   const latency = `latency median ${median(lat).toFixed(2)} ms, p99 ${
     quantile(lat, 0.99).toFixed(2)
   } ms`;
-  return { perSec: ops / ((performance.now() - t0) / 1000), ops, latency };
+  return { perSec: ops / elapsed, ops, latency, sampled };
 }
 
 async function expectOk(res: Response, what: string): Promise<Response> {
@@ -319,15 +344,12 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
   // CPU per request of the server (what it controls) and of this process (the clients, which
   // at 64 clients run near a full core themselves: then they, not the server, set the rate).
   const tick = clockTicks();
-  const withCpu = async <T extends { ops: number }>(run: () => Promise<T>) => {
+  const cpu = () => {
     const before = cpuSeconds(pid, tick);
     const client = process.cpuUsage();
-    const result = await run();
-    const used = process.cpuUsage(client);
-    return {
-      ...result,
-      cpuUs: (cpuSeconds(pid, tick) - before) * 1e6,
-      clientUs: used.user + used.system,
+    return () => {
+      const used = process.cpuUsage(client);
+      return { cpuUs: (cpuSeconds(pid, tick) - before) * 1e6, clientUs: used.user + used.system };
     };
   };
   /** Reports the server's and the clients' CPU per request of `run` (`requests` requests). */
@@ -358,11 +380,11 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
     const note = `${RUN_SECONDS} s, fetch keep-alive, server in a child process`;
     const payload = new Uint8Array(64).fill(0x78);
     for (const c of CONCURRENCY) {
-      const healthz = (url: string) =>
+      const healthz = <T>(url: string, sample?: () => () => T) =>
         measure(c, async () => {
           const res = await fetch(`${url}/healthz`);
           await (await expectOk(res, "healthz")).body?.cancel();
-        });
+        }, { sample });
       const reference = await healthz(denoServe.info.url);
       const denoServeRow = r.report(
         SECTION,
@@ -371,19 +393,19 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { note: `the same app and guard on Deno.serve, same run; ${reference.latency}` },
       );
-      const base = await withCpu(() => healthz(info.url));
+      const base = await healthz(info.url, cpu);
       const baseline = r.report(SECTION, `GET /healthz, ${c} client(s)`, base.perSec, "req/s", {
         baseline: denoServeRow,
         note: `${note}; ${base.latency}`,
       });
-      const baseCpu = cpuRows(`, GET /healthz, ${c} client(s)`, base, base.ops);
+      const baseCpu = cpuRows(`, GET /healthz, ${c} client(s)`, base.sampled!, base.ops);
 
       const ids = await Promise.all(Array.from({ length: c }, async () => {
         const id = await echo.create();
         await echo.connect(id);
         return id;
       }));
-      const rt = await withCpu(() => measure(c, echoLoop(echo, ids, payload)));
+      const rt = await measure(c, echoLoop(echo, ids, payload), { sample: cpu });
       await Promise.all(ids.map((id) => echo.close(id)));
       r.report(
         SECTION,
@@ -399,7 +421,7 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
         "req/s",
         { baseline },
       );
-      cpuRows(` in those round trips, ${c} client(s)`, rt, rt.ops * 2, baseCpu);
+      cpuRows(` in those round trips, ${c} client(s)`, rt.sampled!, rt.ops * 2, baseCpu);
 
       // The ceiling: the same clients against a server that only writes the same answers.
       const cannedBase = await healthz(canned.info.url);
@@ -441,11 +463,12 @@ export async function runApiBenchmarks(r: Reporter): Promise<void> {
       );
 
       const cc = sessionClient(info.url, info.sessions[1 + CONCURRENCY.indexOf(c)]);
+      // No warm-up: each close leaves a TIME-WAIT entry on the client stack.
       const conn = await measure(c, async () => {
         const id = await cc.create();
         await cc.connect(id);
         await cc.close(id);
-      }, MAX_CONNECTS_PER_RUN);
+      }, { maxOps: MAX_CONNECTS_PER_RUN, warmupSeconds: 0 });
       r.report(
         SECTION,
         `create + connect + close a socket, ${c} client(s)`,
