@@ -12,10 +12,15 @@
  * @module
  */
 
-import { completeChecksum, segmentTcpGso, tcpv4HeaderOffset } from "../wire/mod.ts";
+import {
+  completeChecksum,
+  segmentTcpGso,
+  tcpv4HeaderOffset,
+  tcpv6HeaderOffset,
+} from "../wire/mod.ts";
 
 /**
- * Offload metadata of a frame, one number: a TCPv4 GSO packet's segment size
+ * Offload metadata of a frame, one number: a TCP GSO packet's segment size
  * in the low 16 bits, and flags. What virtio-net's header says
  * (`vnet_header.ts`), in the form the core passes around; 0 means none (a
  * finished frame).
@@ -31,6 +36,8 @@ export const FrameOffload = {
   GSO_SIZE: 0xffff,
   /** A TCP/IPv4 segment of up to 64 KiB standing for segments of `GSO_SIZE` payload bytes. */
   GSO_TCPV4: 0x10000,
+  /** A TCP/IPv6 segment (no extension headers) of up to 64 KiB, as `GSO_TCPV4`. */
+  GSO_TCPV6: 0x80000,
   /** Emitted: the TCP checksum field holds the pseudo-header sum; the link finishes it. */
   CSUM_PARTIAL: 0x20000,
   /** Received: the TCP checksum needs no verification (the link vouched for the frame). */
@@ -38,8 +45,9 @@ export const FrameOffload = {
 } as const;
 
 /**
- * What a link takes (`Stack.setLinkOffload`), as bits: TCPv4 GSO packets
- * (`TSO`, with `CSUM`: TSO implies partial checksums) and partial checksums.
+ * What a link takes (`Stack.setLinkOffload`), as bits: TCP GSO packets over
+ * IPv4 and IPv6 (`TSO`, with `CSUM`: TSO implies partial checksums) and
+ * partial checksums.
  *
  * @example
  * ```ts
@@ -47,7 +55,7 @@ export const FrameOffload = {
  * ```
  */
 export const LinkOffload = {
-  /** The link takes TCPv4 GSO packets of up to 64 KiB and cuts them (TCP segmentation offload). */
+  /** The link takes TCP GSO packets of up to 64 KiB and cuts them (TCP segmentation offload). */
   TSO: 1,
   /** The link takes TCP segments with partial checksums and finishes them. */
   CSUM: 2,
@@ -64,11 +72,11 @@ export const LinkOffload = {
  * ```
  */
 export function finishOffloadedFrame(frame: Uint8Array, offload: number): Uint8Array[] {
-  if ((offload & FrameOffload.GSO_TCPV4) !== 0) {
+  if ((offload & (FrameOffload.GSO_TCPV4 | FrameOffload.GSO_TCPV6)) !== 0) {
     return segmentTcpGso(frame, offload & FrameOffload.GSO_SIZE) ?? [frame];
   }
   if ((offload & FrameOffload.CSUM_PARTIAL) !== 0) {
-    const tcp = tcpv4HeaderOffset(frame);
+    const tcp = tcpHeaderOffset(frame);
     if (tcp >= 0) completeChecksum(frame, tcp, 16);
   }
   return [frame];
@@ -93,4 +101,18 @@ export function finishOffloadedFrames(frames: Uint8Array[], offload: number[]): 
     else for (const f of finishOffloadedFrame(frames[i], o)) out.push(f);
   }
   return out;
+}
+
+/**
+ * The offset of the TCP header of a TCP segment over IPv4 or IPv6 (without
+ * extension headers) in an Ethernet frame, or -1 for any other frame.
+ *
+ * @example
+ * ```ts
+ * const tcp = tcpHeaderOffset(frame); // 34 over IPv4, 54 over IPv6
+ * ```
+ */
+export function tcpHeaderOffset(frame: Uint8Array): number {
+  const v4 = tcpv4HeaderOffset(frame);
+  return v4 >= 0 ? v4 : tcpv6HeaderOffset(frame);
 }

@@ -45,7 +45,7 @@ export const IPV6_PREFIX_LENGTH = 64;
 /** Resolves on-link unicast next hops: the NDP layer. */
 export interface Ipv6NextHopResolver {
   /** Sends `frame` (Ethernet header blank) to `dst` now or once resolved; false when dropped. */
-  transmitIpv6(dst: Ipv6Address, frame: Uint8Array, now: number): boolean;
+  transmitIpv6(dst: Ipv6Address, frame: Uint8Array, now: number, offload?: number): boolean;
 }
 
 /** What IPv6 output needs. */
@@ -133,8 +133,9 @@ export class Ipv6Output implements PacketOutput<Ipv6Address> {
    * picks): allocates its frame and writes the IPv6 header in place. Returns
    * the reused {@linkcode TxPacket} to write the transport's bytes into, then
    * {@linkcode Ipv6Output.commit}; undefined (counted in `txDrops`) when the
-   * packet exceeds the MTU (IPv6 never fragments what TCP sends, and there
-   * is no segmentation offload for IPv6 yet) or `dst` is not on the link.
+   * packet exceeds the MTU (IPv6 never fragments what TCP sends; with `gso`,
+   * a large TCP segment for a link with segmentation offload, the payload
+   * may take up to 65535 bytes) or `dst` is not on the link.
    * Nothing else may be sent between the two calls.
    */
   begin(
@@ -144,10 +145,10 @@ export class Ipv6Output implements PacketOutput<Ipv6Address> {
     _dontFragment: boolean,
     hopLimit = 64,
     src: Ipv6Address = this.sourceFor(dst),
-    _gso = false,
+    gso = false,
   ): TxPacket | undefined {
     const ipLen = IPV6_HEADER_LEN + payloadLen;
-    if (ipLen > this.#mtu) {
+    if (gso ? payloadLen > 0xffff : ipLen > this.#mtu) {
       this.#counters.txDrop("ipv6_exceeds_mtu");
       return undefined;
     }
@@ -185,7 +186,7 @@ export class Ipv6Output implements PacketOutput<Ipv6Address> {
     const dst = this.#txDst;
     this.#txDst = undefined;
     if (dst === undefined) return false;
-    return this.#resolver!.transmitIpv6(dst, this.#tx.frame, now);
+    return this.#resolver!.transmitIpv6(dst, this.#tx.frame, now, this.#tx.offload);
   }
 
   /**

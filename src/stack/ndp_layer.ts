@@ -37,6 +37,7 @@ import {
 import type { StackCounters } from "./counters.ts";
 import { earlier } from "./deadline.ts";
 import type { EthernetLayer } from "./ethernet_layer.ts";
+import { finishOffloadedFrame } from "./frame_offload.ts";
 import { IPV6_PREFIX_LENGTH, type Ipv6NextHopResolver, type Ipv6Output } from "./ipv6_output.ts";
 import type { NeighborCache, NeighborRelease } from "./neighbor_cache.ts";
 import type { RouterAdvertiser } from "./router_advertiser.ts";
@@ -186,14 +187,23 @@ export class NdpLayer implements Ipv6NextHopResolver {
   /**
    * Sends an IPv6 frame (its Ethernet header blank) to the on-link
    * neighbour `dst`: now when its address is known, else once a
-   * solicitation is answered (RFC 4861 §7.2.2). False when dropped
+   * solicitation is answered (RFC 4861 §7.2.2; the frame waits finished in
+   * software if it carried `offload` metadata). False when dropped
    * (`ndp_queue_full`).
    */
-  transmitIpv6(dst: Ipv6Address, frame: Uint8Array, now: number): boolean {
+  transmitIpv6(dst: Ipv6Address, frame: Uint8Array, now: number, offload = 0): boolean {
     const mac = this.#cache.resolve(dst, now);
     if (mac) {
       this.#eth.writeHeader(frame, mac, EtherType.IPV6);
-      return this.#eth.transmit(frame);
+      return this.#eth.transmit(frame, offload);
+    }
+    if (offload !== 0) {
+      // Frames that wait for NDP are queued finished: the link's offload may be gone by then.
+      let ok = true;
+      for (const f of finishOffloadedFrame(frame, offload)) {
+        if (!this.transmitIpv6(dst, f, now)) ok = false;
+      }
+      return ok;
     }
     switch (this.#cache.enqueue(dst, frame, now)) {
       case "solicit":

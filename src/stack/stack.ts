@@ -467,7 +467,8 @@ export class Stack {
    * What the link takes ({@linkcode LinkOffload} bits; 0, the default, for
    * finished frames only). With `TSO` the TCP layer sends segments of up to
    * 64 KiB to its peers, each with the peer's MSS as the segment size to cut
-   * it into (`FrameOffload.GSO_TCPV4`); with `CSUM` it leaves TCP checksums
+   * it into (`FrameOffload.GSO_TCPV4`, or `GSO_TCPV6` over IPv6); with
+   * `CSUM` it leaves TCP checksums
    * partial for the link to finish. Set by the session when a tunnel with
    * segmentation offload attaches, cleared when it goes.
    */

@@ -19,6 +19,7 @@ import {
   TcpRepr,
 } from "../wire/mod.ts";
 import { NetError } from "../errors/net_error.ts";
+import { finishOffloadedFrames, FrameOffload, LinkOffload } from "./frame_offload.ts";
 import {
   decodeNdp,
   decodeV6,
@@ -334,5 +335,90 @@ describe("TCP over IPv6 (RFC 9293, RFC 8200 §8)", () => {
     h.input(icmpv6Frame({ type: "packet_too_big", mtu: 1280, data: forged }));
     assert.equal(conn.info().sendMss, 1440);
     assert.deepEqual(tcpOut(h), []);
+  });
+});
+
+describe("TCP over IPv6 with segmentation offload (a link that cuts large segments itself)", () => {
+  /** An established connection from the peer (window 1 MiB) on a stack whose link takes `offload`. */
+  function bulk6(offload: number, mss = 1440) {
+    const h = ipv6Harness({ tcp: { pacing: false } });
+    learnPeer(h);
+    h.stack.setLinkOffload(offload);
+    const l = h.stack.tcp.listen(8080, 8);
+    h.input(tcp6({ dstPort: 8080, mss, windowScale: 7 }));
+    const [synAck] = tcpOut(h);
+    const iss = decodeTcp6(synAck).tcp.seqNumber;
+    h.input(tcp6({
+      dstPort: 8080,
+      seqNumber: 1001,
+      ackNumber: (iss + 1) >>> 0,
+      flags: TcpFlags.ACK,
+      windowLen: 8192, // × 128: 1 MiB
+    }));
+    const conn = l.accept()!;
+    h.drain();
+    return { h, conn };
+  }
+  const data = new Uint8Array(100_000).map((_, i) => i * 13);
+  /** What a receiver sees of a segment: everything but the checksum. */
+  const view = (s: { ip: Ipv6Repr; tcp: TcpRepr }) => ({
+    ip: s.ip,
+    tcp: { ...s.tcp, payload: Array.from(s.tcp.payload) },
+  });
+
+  it("sends one segment of 10 MSS pieces with GSO_TCPV6, the MSS as segment size and a partial checksum", () => {
+    const { h, conn } = bulk6(LinkOffload.TSO | LinkOffload.CSUM);
+    conn.send(data, h.now);
+    const { frames, offload } = h.link.drainWithOffload();
+    const mss = 1440;
+    assert.equal(frames.length, 1, "the initial window in one segment");
+    assert.equal(offload![0], FrameOffload.GSO_TCPV6 | FrameOffload.CSUM_PARTIAL | mss);
+    assert.equal(frames[0].length, 14 + 40 + 20 + 10 * mss);
+    assert.throws(() => decodeTcp6(frames[0]), /bad TCP/, "the checksum is partial");
+    // Cut in software, it is exactly what the stack sends without offload.
+    const cut = finishOffloadedFrames(frames, offload!).map(decodeTcp6);
+    const plain = bulk6(0);
+    plain.conn.send(data, plain.h.now);
+    const want = tcpOut(plain.h).map(decodeTcp6);
+    assert.equal(cut.length, 10);
+    assert.deepEqual(cut.map(view), want.map(view));
+  });
+
+  it("keeps a large segment's IPv6 payload within 65535 − 40 − 60 bytes, so its frame is never longer than an IPv4 one", () => {
+    // 65395 / 1309 = 49.96: 49 pieces (an IPv4 packet's limit, 65455, would take 50).
+    const { h, conn } = bulk6(LinkOffload.TSO | LinkOffload.CSUM, 1309);
+    conn.send(new Uint8Array(1 << 20), h.now);
+    h.link.drainWithOffload();
+    // ACK everything sent, again and again: slow start grows cwnd by 2 MSS an ACK past 64 KiB.
+    let largest = 0;
+    let largestOffload = 0;
+    for (let k = 0; k < 60; k++) {
+      h.now += 1;
+      conn.send(new Uint8Array(1 << 18), h.now); // keep the send buffer full
+      h.input(tcp6({
+        dstPort: 8080,
+        seqNumber: 1001,
+        ackNumber: conn.debugSeq().sndNxt,
+        flags: TcpFlags.ACK,
+        windowLen: 8192,
+      }));
+      const { frames, offload } = h.link.drainWithOffload();
+      frames.forEach((f, i) => {
+        if (f.length <= largest) return;
+        largest = f.length;
+        largestOffload = offload![i];
+      });
+    }
+    assert.equal(largest, 14 + 40 + 20 + 49 * 1309, "49 pieces of 1309 bytes");
+    assert.equal(largestOffload, FrameOffload.GSO_TCPV6 | FrameOffload.CSUM_PARTIAL | 1309);
+  });
+
+  it("leaves only the checksum to a link with checksum offload alone", () => {
+    const { h, conn } = bulk6(LinkOffload.CSUM);
+    conn.send(data.subarray(0, 3 * 1440), h.now);
+    const { frames, offload } = h.link.drainWithOffload();
+    assert.deepEqual(offload, [1, 2, 3].map(() => FrameOffload.CSUM_PARTIAL));
+    const done = finishOffloadedFrames(frames, offload!).map(decodeTcp6);
+    assert.deepEqual(done.map((s) => s.tcp.payload.length), [1440, 1440, 1440]);
   });
 });

@@ -9,19 +9,20 @@
  *   partial: the field at `csumStart + csumOffset` holds the pseudo-header
  *   sum, the rest is to be summed from `csumStart`), {@linkcode VNET_F_DATA_VALID}
  *   (the checksum was verified).
- * - `gsoType`: {@linkcode VNET_GSO_NONE} or {@linkcode VNET_GSO_TCPV4} (a TCP
- *   segment of up to 64 KiB standing for segments of `gsoSize` payload bytes
- *   each, as TSO cuts it), possibly with {@linkcode VNET_GSO_ECN}.
+ * - `gsoType`: {@linkcode VNET_GSO_NONE}, {@linkcode VNET_GSO_TCPV4} or
+ *   {@linkcode VNET_GSO_TCPV6} (a TCP segment of up to 64 KiB standing for
+ *   segments of `gsoSize` payload bytes each, as TSO cuts it), possibly with
+ *   {@linkcode VNET_GSO_ECN}.
  * - `hdrLen`: bytes of headers (Ethernet, IP, TCP) of a GSO packet.
  *
  * Also the software fallbacks, for a frame with such metadata that must go
- * where no offload is: {@linkcode segmentTcpGso} cuts a TCPv4 GSO packet
- * into its segments, {@linkcode completeChecksum} finishes a partial one.
+ * where no offload is: {@linkcode segmentTcpGso} cuts a TCP GSO packet
+ * (IPv4 or IPv6) into its segments, {@linkcode completeChecksum} finishes a partial one.
  *
  * @module
  */
 
-import { checksumAdd, checksumFinish, ipv4PseudoHeaderSum } from "./checksum.ts";
+import { checksumAdd, checksumFinish } from "./checksum.ts";
 
 /** Bytes of `struct virtio_net_hdr` (without `num_buffers`). */
 export const VNET_HDR_LEN = 10;
@@ -33,6 +34,8 @@ export const VNET_F_DATA_VALID = 2;
 export const VNET_GSO_NONE = 0;
 /** `gso_type`: TCP over IPv4 segmentation. */
 export const VNET_GSO_TCPV4 = 1;
+/** `gso_type`: TCP over IPv6 segmentation (virtio 1.x §5.1.6, `VIRTIO_NET_HDR_GSO_TCPV6`). */
+export const VNET_GSO_TCPV6 = 4;
 /** `gso_type` bit: the segments carry ECN (CWR on the first only). */
 export const VNET_GSO_ECN = 0x80;
 
@@ -98,6 +101,8 @@ export function readVnetHeader(buf: Uint8Array, at: number): VnetHeader {
 }
 
 const ETH = 14;
+/** The fixed IPv6 header (RFC 8200 §3). */
+const IPV6_HEADER_BYTES = 40;
 const TCP_PSH = 0x08;
 const TCP_FIN = 0x01;
 const TCP_CWR = 0x80;
@@ -163,13 +168,33 @@ export function writePartialTcpChecksum(
 }
 
 /**
- * Cuts a TCPv4 GSO packet (one large segment, checksum partial or not) into
- * the segments it stands for, `gsoSize` payload bytes each, as TSO would put
- * them on the wire: each a whole frame with its own sequence number, IPv4
- * identification (consecutive), lengths and full checksums; PSH and FIN on
- * the last segment only, CWR on the first only. The segments share one new
- * buffer. Returns undefined for a frame that is not TCP over IPv4 or a
- * `gsoSize` of 0.
+ * Whether `frame` is a TCP segment over IPv6 in an Ethernet II frame, TCP
+ * right after the fixed header (no extension headers, as GSO packets are),
+ * with its TCP header inside the frame: the offset of the TCP header, or -1.
+ *
+ * @example
+ * ```ts
+ * tcpv6HeaderOffset(frame); // 54 for TCP over IPv6
+ * ```
+ */
+export function tcpv6HeaderOffset(frame: Uint8Array): number {
+  const tcp = ETH + IPV6_HEADER_BYTES;
+  if (frame.length < tcp + 20 || frame[12] !== 0x86 || frame[13] !== 0xdd) return -1;
+  if ((frame[ETH] >> 4) !== 6 || frame[ETH + 6] !== 6) return -1;
+  const thl = (frame[tcp + 12] >> 4) * 4;
+  if (thl < 20 || frame.length < tcp + thl) return -1;
+  return tcp;
+}
+
+/**
+ * Cuts a TCP GSO packet over IPv4 or IPv6 (one large segment, checksum
+ * partial or not) into the segments it stands for, `gsoSize` payload bytes
+ * each, as TSO would put them on the wire: each a whole frame with its own
+ * sequence number, lengths and full checksums (and for IPv4 a consecutive
+ * identification and the header checksum); PSH and FIN on the last segment
+ * only, CWR on the first only. The segments share one new buffer. Returns
+ * undefined for a frame that is not TCP over IPv4 or IPv6 (without
+ * extension headers) or a `gsoSize` of 0.
  *
  * @example
  * ```ts
@@ -177,11 +202,15 @@ export function writePartialTcpChecksum(
  * ```
  */
 export function segmentTcpGso(f: Uint8Array, gsoSize: number): Uint8Array[] | undefined {
-  const tcp = tcpv4HeaderOffset(f);
+  const v6 = f.length > 13 && f[12] === 0x86 && f[13] === 0xdd;
+  const tcp = v6 ? tcpv6HeaderOffset(f) : tcpv4HeaderOffset(f);
   if (tcp < 0 || gsoSize <= 0) return undefined;
   const ihl = tcp - ETH;
   const hdrLen = tcp + (f[tcp + 12] >> 4) * 4;
-  const total = ((f[ETH + 2] << 8) | f[ETH + 3]) + ETH;
+  // The packet's end by its IP length (so Ethernet padding is ignored).
+  const total = v6
+    ? ((f[ETH + 4] << 8) | f[ETH + 5]) + tcp
+    : ((f[ETH + 2] << 8) | f[ETH + 3]) + ETH;
   const end = total >= hdrLen && total <= f.length ? total : f.length;
   const payload = end - hdrLen;
   const count = Math.max(1, Math.ceil(payload / gsoSize));
@@ -190,10 +219,8 @@ export function segmentTcpGso(f: Uint8Array, gsoSize: number): Uint8Array[] | un
   const seq0 = ((f[tcp + 4] << 24) | (f[tcp + 5] << 16) | (f[tcp + 6] << 8) | f[tcp + 7]) >>> 0;
   const id0 = (f[ETH + 4] << 8) | f[ETH + 5];
   const flags = f[tcp + 13];
-  const src = ((f[ETH + 12] << 24) | (f[ETH + 13] << 16) | (f[ETH + 14] << 8) | f[ETH + 15]) >>>
-    0;
-  const dst = ((f[ETH + 16] << 24) | (f[ETH + 17] << 16) | (f[ETH + 18] << 8) | f[ETH + 19]) >>>
-    0;
+  // The pseudo-header's addresses (RFC 9293 §3.1, RFC 8200 §8.1), summed once.
+  const addresses = v6 ? checksumAdd(0, f, ETH + 8, tcp) : checksumAdd(0, f, ETH + 12, ETH + 20);
   let at = 0;
   for (let i = 0; i < count; i++) {
     const off = i * gsoSize;
@@ -202,17 +229,23 @@ export function segmentTcpGso(f: Uint8Array, gsoSize: number): Uint8Array[] | un
     at += hdrLen + len;
     seg.set(f.subarray(0, hdrLen));
     seg.set(f.subarray(hdrLen + off, hdrLen + off + len), hdrLen);
-    const ipLen = hdrLen - ETH + len;
-    seg[ETH + 2] = ipLen >> 8;
-    seg[ETH + 3] = ipLen & 0xff;
-    const id = (id0 + i) & 0xffff;
-    seg[ETH + 4] = id >> 8;
-    seg[ETH + 5] = id & 0xff;
-    seg[ETH + 10] = 0;
-    seg[ETH + 11] = 0;
-    const ipSum = checksumFinish(checksumAdd(0, seg, ETH, ETH + ihl));
-    seg[ETH + 10] = ipSum >> 8;
-    seg[ETH + 11] = ipSum & 0xff;
+    const tcpLen = hdrLen - tcp + len;
+    if (v6) {
+      seg[ETH + 4] = tcpLen >> 8;
+      seg[ETH + 5] = tcpLen & 0xff;
+    } else {
+      const ipLen = ihl + tcpLen;
+      seg[ETH + 2] = ipLen >> 8;
+      seg[ETH + 3] = ipLen & 0xff;
+      const id = (id0 + i) & 0xffff;
+      seg[ETH + 4] = id >> 8;
+      seg[ETH + 5] = id & 0xff;
+      seg[ETH + 10] = 0;
+      seg[ETH + 11] = 0;
+      const ipSum = checksumFinish(checksumAdd(0, seg, ETH, ETH + ihl));
+      seg[ETH + 10] = ipSum >> 8;
+      seg[ETH + 11] = ipSum & 0xff;
+    }
     const seq = (seq0 + off) >>> 0;
     seg[tcp + 4] = seq >>> 24;
     seg[tcp + 5] = (seq >>> 16) & 0xff;
@@ -224,8 +257,7 @@ export function segmentTcpGso(f: Uint8Array, gsoSize: number): Uint8Array[] | un
     seg[tcp + 13] = fl;
     seg[tcp + 16] = 0;
     seg[tcp + 17] = 0;
-    const tcpLen = ipLen - ihl;
-    const sum = checksumFinish(checksumAdd(ipv4PseudoHeaderSum(src, dst, 6, tcpLen), seg, tcp));
+    const sum = checksumFinish(checksumAdd(addresses + 6 + tcpLen, seg, tcp));
     seg[tcp + 16] = sum >> 8;
     seg[tcp + 17] = sum & 0xff;
     frames.push(seg);

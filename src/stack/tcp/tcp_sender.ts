@@ -35,6 +35,12 @@ import { TcpTimer } from "./tcp_timers.ts";
 const MAX_PERSIST_MS = 60_000;
 /** Most payload of a segmentation-offload segment: a 64 KiB IPv4 packet less the headers. */
 const MAX_GSO_PAYLOAD = 0xffff - 20 - 60;
+/**
+ * The same over IPv6: its 40-byte header counted in the 64 KiB too, so that a
+ * large frame is never longer than an IPv4 one (what the tunnel and a TAP
+ * take: an Ethernet header and 65535 bytes).
+ */
+const MAX_GSO_PAYLOAD_V6 = 0xffff - 40 - 60;
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -294,8 +300,9 @@ export class TcpSender {
     let paced = false;
     const mss = tcb.sendMss;
     // With TCP segmentation offload, one segment carries up to 64 KiB of whole MSS-sized pieces.
-    const tso = !tcb.ipv6 && (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
-    const gsoMax = tso ? Math.max(mss, Math.floor(MAX_GSO_PAYLOAD / mss) * mss) : mss;
+    const tso = (tcb.host.linkOffload & LinkOffload.TSO) !== 0;
+    const gsoLimit = tcb.ipv6 ? MAX_GSO_PAYLOAD_V6 : MAX_GSO_PAYLOAD;
+    const gsoMax = tso ? Math.max(mss, Math.floor(gsoLimit / mss) * mss) : mss;
     if (recovery.inRecovery) sentAny = recovery.output(now);
     for (;;) {
       const dataEnd = this.dataEnd();
@@ -507,11 +514,12 @@ export class TcpSender {
       }
       if (sackBlocks !== undefined) o += writeTcpSackBlocks(f, o, sackBlocks);
       if (dataLen > 0) this.buffer.copyOut(dataOffset, dataLen, f, o);
-      if (gso || (!tcb.ipv6 && (host.linkOffload & LinkOffload.CSUM) !== 0)) {
+      if (gso || (host.linkOffload & LinkOffload.CSUM) !== 0) {
         // The link finishes the checksum (and cuts a large segment into MSS-sized ones).
         writePartialTcpChecksum(f, at, tx.pseudoSum);
         tx.offload = gso
-          ? FrameOffload.GSO_TCPV4 | FrameOffload.CSUM_PARTIAL | mss
+          ? (tcb.ipv6 ? FrameOffload.GSO_TCPV6 : FrameOffload.GSO_TCPV4) |
+            FrameOffload.CSUM_PARTIAL | mss
           : FrameOffload.CSUM_PARTIAL;
       } else {
         writeTcpChecksum(f, at, len, tx.pseudoSum);
