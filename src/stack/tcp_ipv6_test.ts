@@ -413,6 +413,41 @@ describe("TCP over IPv6 with segmentation offload (a link that cuts large segmen
     assert.equal(largestOffload, FrameOffload.GSO_TCPV6 | FrameOffload.CSUM_PARTIAL | 1309);
   });
 
+  it("finishes offloaded frames that must wait for neighbour discovery (RFC 4861 §7.2.2)", () => {
+    const { h, conn } = bulk6(LinkOffload.TSO | LinkOffload.CSUM);
+    // Idle past the reachable and then the stale time (RFC 4861 §7.3.2): the entry is collected.
+    const end = h.now + 1_400_000;
+    while (h.now < end) {
+      h.now = Math.min(end, Math.max(h.now + 1, h.stack.nextDeadline() ?? end));
+      h.stack.poll(h.now);
+    }
+    h.drain();
+    conn.send(data.subarray(0, 5 * 1440), h.now);
+    const asked = h.link.drainWithOffload();
+    assert.deepEqual(asked.frames.map((f) => decodeNdp(f).ndp.type), ["neighbor_solicit"]);
+    assert.equal(asked.offload, undefined, "the segment waits");
+    h.input(ndpFrame(
+      {
+        type: "neighbor_advert",
+        router: false,
+        solicited: true,
+        override: true,
+        target: PEER6,
+        options: { targetLinkAddr: V6_PEER_MAC },
+      },
+      { src: PEER6, dst: STACK6 },
+    ));
+    const { frames, offload } = h.link.drainWithOffload();
+    assert.equal(offload, undefined, "the waiting GSO packet was cut and its checksums finished");
+    assert.deepEqual(frames.map((f) => decodeTcp6(f).tcp.payload.length), [
+      1440,
+      1440,
+      1440,
+      1440,
+      1440,
+    ]);
+  });
+
   it("leaves only the checksum to a link with checksum offload alone", () => {
     const { h, conn } = bulk6(LinkOffload.CSUM);
     conn.send(data.subarray(0, 3 * 1440), h.now);
