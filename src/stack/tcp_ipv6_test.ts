@@ -87,6 +87,21 @@ function expectedFrame(tcp: TcpRepr, src: Ipv6Address, dst: Ipv6Address): Uint8A
   return f;
 }
 
+/** The peer's solicited neighbour advertisement of its MAC (RFC 4861 §7.2.4). */
+function peerAdvert(): Uint8Array {
+  return ndpFrame(
+    {
+      type: "neighbor_advert",
+      router: false,
+      solicited: true,
+      override: true,
+      target: PEER6,
+      options: { targetLinkAddr: V6_PEER_MAC },
+    },
+    { src: PEER6, dst: STACK6, hopLimit: 255 },
+  );
+}
+
 /** Frames out that are TCP (router advertisements and NDP left aside). */
 function tcpOut(h: Harness): Uint8Array[] {
   return h.drain().filter((f) => f.length > 54 && f[12] === 0x86 && f[20] === IpProtocol.TCP);
@@ -208,19 +223,7 @@ describe("TCP over IPv6 (RFC 9293, RFC 8200 §8)", () => {
     const first = h.drain().filter((f) => decodeV6(f).ip.nextHeader === IpProtocol.ICMPV6);
     assert.equal(first.length, 1, "one neighbour solicitation goes out");
     assert.equal(decodeNdp(first[0]).ndp.type, "neighbor_solicit");
-    h.input(
-      ndpFrame(
-        {
-          type: "neighbor_advert",
-          router: false,
-          solicited: true,
-          override: true,
-          target: PEER6,
-          options: { targetLinkAddr: V6_PEER_MAC },
-        },
-        { src: PEER6, dst: STACK6, hopLimit: 255 },
-      ),
-    );
+    h.input(peerAdvert());
     const out = tcpOut(h).map(decodeTcp6);
     assert.equal(out.length, 1);
     assert.equal(out[0].tcp.flags, TcpFlags.SYN);
@@ -426,17 +429,7 @@ describe("TCP over IPv6 with segmentation offload (a link that cuts large segmen
     const asked = h.link.drainWithOffload();
     assert.deepEqual(asked.frames.map((f) => decodeNdp(f).ndp.type), ["neighbor_solicit"]);
     assert.equal(asked.offload, undefined, "the segment waits");
-    h.input(ndpFrame(
-      {
-        type: "neighbor_advert",
-        router: false,
-        solicited: true,
-        override: true,
-        target: PEER6,
-        options: { targetLinkAddr: V6_PEER_MAC },
-      },
-      { src: PEER6, dst: STACK6 },
-    ));
+    h.input(peerAdvert());
     const { frames, offload } = h.link.drainWithOffload();
     assert.equal(offload, undefined, "the waiting GSO packet was cut and its checksums finished");
     assert.deepEqual(frames.map((f) => decodeTcp6(f).tcp.payload.length), [
