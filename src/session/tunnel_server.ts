@@ -360,7 +360,7 @@ function writeVnetRecordHeader(out: Uint8Array, at: number, frame: Uint8Array, o
     return;
   }
   const tcp = tcpHeaderOffset(frame);
-  const gso = (o & (FrameOffload.GSO_TCPV4 | FrameOffload.GSO_TCPV6)) !== 0 && tcp >= 0;
+  const gso = (o & FrameOffload.GSO_TCP_ANY) !== 0 && tcp >= 0;
   const partial = (o & FrameOffload.CSUM_PARTIAL) !== 0 && tcp >= 0;
   writeVnetHeader(
     out,

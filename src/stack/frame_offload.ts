@@ -38,6 +38,8 @@ export const FrameOffload = {
   GSO_TCPV4: 0x10000,
   /** A TCP/IPv6 segment (no extension headers) of up to 64 KiB, as `GSO_TCPV4`. */
   GSO_TCPV6: 0x80000,
+  /** Mask of both GSO flags: a large segment, over either family. */
+  GSO_TCP_ANY: 0x90000,
   /** Emitted: the TCP checksum field holds the pseudo-header sum; the link finishes it. */
   CSUM_PARTIAL: 0x20000,
   /** Received: the TCP checksum needs no verification (the link vouched for the frame). */
@@ -72,7 +74,7 @@ export const LinkOffload = {
  * ```
  */
 export function finishOffloadedFrame(frame: Uint8Array, offload: number): Uint8Array[] {
-  if ((offload & (FrameOffload.GSO_TCPV4 | FrameOffload.GSO_TCPV6)) !== 0) {
+  if ((offload & FrameOffload.GSO_TCP_ANY) !== 0) {
     return segmentTcpGso(frame, offload & FrameOffload.GSO_SIZE) ?? [frame];
   }
   if ((offload & FrameOffload.CSUM_PARTIAL) !== 0) {

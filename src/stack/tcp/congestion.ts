@@ -208,6 +208,11 @@ export const MIN_RTT_WINDOW_MS = 10_000;
  */
 export const DELAY_BOUND_MAX_BYTES = 256 * 1024;
 
+/** Whether an ACK brought a usable RTT sample (ms): present, finite and not negative. */
+function isRttSample(rttMs: number | undefined): rttMs is number {
+  return rttMs !== undefined && rttMs >= 0 && rttMs !== Infinity;
+}
+
 /**
  * HyStart++'s margin for an RTT `rttMs` (RFC 9406 §4.2): RTT/8, at least 4
  * ms and at most 16 ms: a rise of a round's minimum RTT by this much means
@@ -338,7 +343,7 @@ export abstract class CongestionControlBase {
    */
   protected queueHolds(now: number, rttMs: number | undefined): boolean {
     if (!this.#delayBound) return false;
-    if (rttMs !== undefined && rttMs >= 0 && rttMs !== Infinity) {
+    if (isRttSample(rttMs)) {
       if (rttMs <= this.#minRtt || now - this.#minRttAt > MIN_RTT_WINDOW_MS) {
         this.#minRtt = rttMs;
         this.#minRttAt = now;
@@ -695,7 +700,7 @@ export class Cubic extends CongestionControlBase implements CongestionControl {
     rttMs: number | undefined,
     inFlightBeforeAck: number,
   ): void {
-    if (rttMs !== undefined && rttMs >= 0 && rttMs !== Infinity) {
+    if (isRttSample(rttMs)) {
       this.#srtt = this.#srtt === this.#srtt ? this.#srtt + (rttMs - this.#srtt) / 8 : rttMs;
     }
     const held = this.queueHolds(now, rttMs);
